@@ -1,0 +1,1 @@
+"""The taskq HTTP API service."""

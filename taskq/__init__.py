@@ -1,0 +1,60 @@
+"""taskq: a durable task queue for Python web services, backed by Redis Streams."""
+
+from __future__ import annotations
+
+import logging
+
+from taskq.codec import Message
+from taskq.context import TaskContext, current_context
+from taskq.errors import (
+    BacklogFull,
+    ConfigError,
+    DecodeError,
+    LeaseLost,
+    PayloadTooLarge,
+    ResultTimeout,
+    Retry,
+    TaskFailed,
+    TaskNotFound,
+    TaskNotRegistered,
+    TaskqError,
+    TaskValidationError,
+)
+from taskq.handle import TaskHandle
+from taskq.queue import TaskQueue
+from taskq.records import TERMINAL_STATUSES, TaskRecord, TaskStatus
+from taskq.retry import RetryPolicy
+from taskq.task import Task, TaskOptions
+from taskq.worker import Worker, WorkerConfig
+
+__all__ = [
+    "TERMINAL_STATUSES",
+    "BacklogFull",
+    "ConfigError",
+    "DecodeError",
+    "LeaseLost",
+    "Message",
+    "PayloadTooLarge",
+    "ResultTimeout",
+    "Retry",
+    "RetryPolicy",
+    "Task",
+    "TaskContext",
+    "TaskFailed",
+    "TaskHandle",
+    "TaskNotFound",
+    "TaskNotRegistered",
+    "TaskOptions",
+    "TaskQueue",
+    "TaskRecord",
+    "TaskStatus",
+    "TaskValidationError",
+    "TaskqError",
+    "Worker",
+    "WorkerConfig",
+    "current_context",
+]
+
+__version__ = "0.1.0"
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())

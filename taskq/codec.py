@@ -1,0 +1,111 @@
+"""The message envelope and its msgpack encoding.
+
+A stream entry has one field, ``m``: a msgpack map with short keys (version 1)::
+
+    v  envelope version (1)
+    t  task name
+    a  positional arguments (JSON-compatible values, as validated at enqueue)
+    k  keyword arguments
+    n  attempts already made before this delivery (0 on the first)
+    e  enqueue time, ms since the epoch (the producer's clock; informational)
+    i  task id, present only when it differs from "<queue>:<entry id>" (delayed, retried,
+       replayed or handed-back tasks keep the id they were given first)
+
+Decoding never executes or imports anything named in the payload. Failures raise
+:class:`~taskq.errors.DecodeError`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import msgpack
+
+from taskq.errors import DecodeError
+
+VERSION = 1
+FIELD = b"m"
+_MAX_DEPTH_ERRORS = (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError)
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One task invocation: what is enqueued, and what a worker runs."""
+
+    task: str
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    attempts: int = 0
+    enqueued_ms: int = 0
+    task_id: str | None = None
+    queue: str | None = None
+
+    def with_attempts(self, attempts: int, task_id: str) -> Message:
+        return replace(self, attempts=attempts, task_id=task_id)
+
+
+def encode(message: Message) -> bytes:
+    """Encode a message; raises :class:`DecodeError` for values msgpack cannot hold."""
+    body: dict[str, Any] = {
+        "v": VERSION,
+        "t": message.task,
+        "a": list(message.args),
+        "k": message.kwargs,
+        "n": message.attempts,
+        "e": message.enqueued_ms,
+    }
+    if message.task_id is not None:
+        body["i"] = message.task_id
+    try:
+        return msgpack.packb(body, use_bin_type=True)  # type: ignore[no-any-return]
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise DecodeError(f"cannot encode arguments of task {message.task!r}: {exc}") from exc
+
+
+def decode(data: bytes, max_bytes: int | None = None) -> Message:
+    """Decode an envelope, checking its shape; never trusts its content."""
+    if max_bytes is not None and len(data) > max_bytes:
+        raise DecodeError(f"payload of {len(data)} bytes exceeds {max_bytes}")
+    try:
+        body = msgpack.unpackb(data, raw=False, strict_map_key=True)
+    except _MAX_DEPTH_ERRORS as exc:
+        raise DecodeError(f"not valid msgpack: {exc}") from exc
+    except Exception as exc:  # msgpack may raise others on hostile input
+        raise DecodeError(f"not valid msgpack: {type(exc).__name__}: {exc}") from exc
+    if not isinstance(body, dict):
+        raise DecodeError(f"envelope is a {type(body).__name__}, not a map")
+    version = body.get("v")
+    if version != VERSION:
+        raise DecodeError(f"unsupported envelope version {version!r}")
+    task = body.get("t")
+    args = body.get("a", [])
+    kwargs = body.get("k", {})
+    attempts = body.get("n", 0)
+    enqueued = body.get("e", 0)
+    task_id = body.get("i")
+    if not isinstance(task, str) or not task:
+        raise DecodeError("envelope has no task name")
+    if not isinstance(args, list):
+        raise DecodeError("envelope arguments are not a list")
+    if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
+        raise DecodeError("envelope keyword arguments are not a map of names")
+    if not isinstance(attempts, int) or attempts < 0:
+        raise DecodeError("envelope attempt count is not a non-negative integer")
+    if not isinstance(enqueued, int):
+        raise DecodeError("envelope enqueue time is not an integer")
+    if task_id is not None and not isinstance(task_id, str):
+        raise DecodeError("envelope task id is not a string")
+    return Message(task, tuple(args), kwargs, attempts, enqueued, task_id)
+
+
+def pack(value: Any) -> bytes:
+    """msgpack for records and results (plain data only)."""
+    return msgpack.packb(value, use_bin_type=True)  # type: ignore[no-any-return]
+
+
+def unpack(data: bytes) -> Any:
+    try:
+        return msgpack.unpackb(data, raw=False, strict_map_key=False)
+    except Exception as exc:
+        raise DecodeError(f"not valid msgpack: {type(exc).__name__}: {exc}") from exc

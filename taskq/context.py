@@ -1,0 +1,53 @@
+"""The context a running task can ask for: who it is, and a way to report progress.
+
+A task gets it by declaring a parameter annotated :class:`TaskContext` (it is injected and is
+not part of the task's arguments), or by calling :func:`current_context` while it runs.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+ProgressSink = Callable[[str, str, float, str], Awaitable[None]]
+
+
+@dataclass(slots=True)
+class TaskContext:
+    """Facts about the running attempt, and progress reporting."""
+
+    task_id: str
+    task: str
+    queue: str
+    attempt: int
+    max_attempts: int
+    worker_id: str
+    _sink: ProgressSink | None = field(default=None, repr=False)
+    _cancelled: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    @property
+    def cancelled(self) -> bool:
+        """True once cancellation was asked for (sync tasks poll this to stop early)."""
+        return self._cancelled.is_set()
+
+    async def progress(self, fraction: float, message: str = "") -> None:
+        """Report progress (0..1) with a short message; published to watchers (SSE, CLI)."""
+        if self._sink is not None:
+            await self._sink(self.queue, self.task_id, max(0.0, min(1.0, fraction)), message)
+
+
+_current: contextvars.ContextVar[TaskContext] = contextvars.ContextVar("taskq_context")
+
+
+def current_context() -> TaskContext:
+    """The context of the task running in this asyncio task or thread."""
+    try:
+        return _current.get()
+    except LookupError:
+        raise RuntimeError("current_context() called outside a running task") from None
+
+
+def set_context(ctx: TaskContext) -> contextvars.Token[TaskContext]:
+    return _current.set(ctx)

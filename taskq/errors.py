@@ -1,0 +1,110 @@
+"""Every error taskq raises derives from :class:`TaskqError`.
+
+The tree::
+
+    TaskqError
+    ├── ConfigError              bad settings or a Redis server taskq refuses to run on
+    ├── TaskNotRegistered        a task name that is not registered (never imported from a payload)
+    ├── TaskValidationError      arguments that do not match the task's signature
+    ├── PayloadTooLarge          an encoded message over the configured size limit
+    ├── DecodeError              bytes that are not a valid taskq message
+    ├── BacklogFull              the queue's backlog limit is reached; enqueue refused
+    ├── TaskNotFound             no record, entry or delayed task with that id
+    ├── TaskFailed               awaiting a result of a task that ended dead or cancelled
+    ├── ResultTimeout            awaiting a result took longer than asked
+    └── LeaseLost                a worker no longer owns the entry it tries to finish
+
+:class:`Retry` is not an error: a task raises it to ask for another attempt.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class TaskqError(Exception):
+    """Base of every error taskq raises."""
+
+
+class ConfigError(TaskqError):
+    """Settings that cannot work, or a Redis server configured to lose queue data."""
+
+
+class TaskNotRegistered(TaskqError):
+    """A task name that is not registered with this TaskQueue."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"task {name!r} is not registered")
+        self.name = name
+
+
+class TaskValidationError(TaskqError):
+    """Arguments that do not match the task's signature."""
+
+    def __init__(self, task: str, errors: list[dict[str, Any]]) -> None:
+        fields = ", ".join(
+            ".".join(str(p) for p in e.get("loc", ())) + ": " + str(e.get("msg", ""))
+            for e in errors
+        )
+        super().__init__(f"invalid arguments for task {task!r}: {fields}")
+        self.task = task
+        self.errors = errors
+
+
+class PayloadTooLarge(TaskqError):
+    """An encoded message larger than the configured limit."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"payload of {size} bytes exceeds the limit of {limit} bytes")
+        self.size = size
+        self.limit = limit
+
+
+class DecodeError(TaskqError):
+    """Bytes that are not a valid taskq message."""
+
+
+class BacklogFull(TaskqError):
+    """The queue holds as many waiting tasks as its backlog limit allows."""
+
+    def __init__(self, queue: str, backlog: int, limit: int) -> None:
+        super().__init__(
+            f"queue {queue!r} is full: {backlog} waiting tasks, limit {limit}; retry later"
+        )
+        self.queue = queue
+        self.backlog = backlog
+        self.limit = limit
+
+
+class TaskNotFound(TaskqError):
+    """No task with that id (never enqueued, or its record expired)."""
+
+    def __init__(self, task_id: str) -> None:
+        super().__init__(f"no task with id {task_id!r}")
+        self.task_id = task_id
+
+
+class TaskFailed(TaskqError):
+    """The task ended without a result (dead-lettered or cancelled)."""
+
+    def __init__(self, task_id: str, status: str, error: str | None) -> None:
+        super().__init__(f"task {task_id} ended {status}: {error or 'no error recorded'}")
+        self.task_id = task_id
+        self.status = status
+        self.error = error
+
+
+class ResultTimeout(TaskqError):
+    """Waiting for a result took longer than the timeout."""
+
+
+class LeaseLost(TaskqError):
+    """The worker no longer owns the entry (another consumer reclaimed it)."""
+
+
+class Retry(Exception):
+    """Raised by a task to ask for another attempt, optionally after ``delay`` seconds."""
+
+    def __init__(self, delay: float | None = None, reason: str = "") -> None:
+        super().__init__(reason or "retry requested")
+        self.delay = delay

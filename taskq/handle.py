@@ -1,0 +1,52 @@
+"""A handle on one enqueued task: its id, status, result and cancellation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
+
+from taskq import ids
+from taskq.errors import TaskFailed
+from taskq.records import TaskRecord, TaskStatus
+
+if TYPE_CHECKING:
+    from taskq.queue import TaskQueue
+    from taskq.task import Task
+
+R = TypeVar("R")
+
+
+@dataclass(frozen=True, slots=True)
+class TaskHandle(Generic[R]):
+    """Returned by ``enqueue``; ``id`` is stable across retries, delays and replays."""
+
+    id: str
+    app: TaskQueue
+    task: Task[Any, R] | None = None
+    run_at_ms: int | None = None
+
+    @property
+    def queue(self) -> str:
+        return ids.split(self.id)[0]
+
+    async def status(self) -> TaskRecord:
+        return await self.app.status(self.id)
+
+    async def wait(self, timeout: float | None = None) -> TaskRecord:
+        """Wait (without polling) until the task ends; returns its final record."""
+        return await self.app.wait(self.id, timeout)
+
+    async def result(self, timeout: float | None = None) -> R:
+        """The task's return value; raises TaskFailed if it ended dead or cancelled and
+        ResultTimeout if it has not ended within ``timeout`` seconds."""
+        record = await self.wait(timeout)
+        if record.status is not TaskStatus.SUCCEEDED:
+            raise TaskFailed(self.id, str(record.status), record.error)
+        adapter = self.task.signature.return_adapter if self.task is not None else None
+        if adapter is not None:
+            return cast(R, adapter.validate_python(record.result))
+        return cast(R, record.result)
+
+    async def cancel(self) -> str:
+        """Cancel it: 'delayed' or 'queued' (removed), 'running' (asked to stop) or 'unknown'."""
+        return await self.app.cancel(self.id)

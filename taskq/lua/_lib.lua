@@ -1,0 +1,26 @@
+-- Shared prelude, prepended to every script by taskq/scripts.py.
+
+-- The caller owns entry `id` when it is pending for `consumer` with the delivery count the
+-- caller was given (the fencing token). A missing group counts as not owned.
+local function owns(stream, group, consumer, id, deliveries)
+  local ok, p = pcall(redis.call, 'XPENDING', stream, group, id, id, 1)
+  if not ok or not p[1] then return false end
+  local e = p[1]
+  if e[2] ~= consumer then return false end
+  if deliveries ~= '' and tonumber(e[4]) ~= tonumber(deliveries) then return false end
+  return true
+end
+
+-- Redis server time in ms.
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- Store a task record in its bucket hash and keep the bucket alive at least `ttl` ms.
+local function put_record(bucket, task_id, record, ttl)
+  redis.call('HSET', bucket, task_id, record)
+  if redis.call('PTTL', bucket) < tonumber(ttl) then
+    redis.call('PEXPIRE', bucket, ttl)
+  end
+end

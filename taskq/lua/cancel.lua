@@ -1,0 +1,40 @@
+-- Cancel a task wherever it is: delayed (removed), queued (its entry deleted before any
+-- delivery), or running (a cancel request the owning worker acts on).
+-- KEYS[1]  stream
+-- KEYS[2]  delayed (sorted set)
+-- KEYS[3]  payloads (hash)
+-- KEYS[4]  entries (hash)
+-- KEYS[5]  cancels (hash)
+-- KEYS[6]  record bucket of the task
+-- ARGV[1]  group
+-- ARGV[2]  task id
+-- ARGV[3]  entry id implied by the task id ('' if none)
+-- ARGV[4]  record (status "cancelled")
+-- ARGV[5]  record ttl ms
+-- ARGV[6]  events channel
+-- returns  'delayed' | 'queued' | 'running' | 'unknown'
+local id = ARGV[2]
+local function finish()
+  put_record(KEYS[6], id, ARGV[4], ARGV[5])
+  if ARGV[6] ~= '' then redis.call('PUBLISH', ARGV[6], cjson.encode({{id, 'cancelled'}})) end
+end
+if redis.call('ZSCORE', KEYS[2], id) then
+  redis.call('ZREM', KEYS[2], id)
+  redis.call('HDEL', KEYS[3], id)
+  finish()
+  return 'delayed'
+end
+local entry = redis.call('HGET', KEYS[4], id) or ARGV[3]
+if entry == '' then return 'unknown' end
+local ok, p = pcall(redis.call, 'XPENDING', KEYS[1], ARGV[1], entry, entry, 1)
+if ok and p[1] then
+  redis.call('HSET', KEYS[5], id, now_ms())
+  return 'running'
+end
+if #redis.call('XRANGE', KEYS[1], entry, entry) > 0 then
+  redis.call('XDEL', KEYS[1], entry)
+  redis.call('HDEL', KEYS[4], id)
+  finish()
+  return 'queued'
+end
+return 'unknown'

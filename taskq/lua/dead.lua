@@ -1,0 +1,38 @@
+-- Finish an owned entry by moving it to the dead letters with its reason.
+-- KEYS[1]  stream
+-- KEYS[2]  dead-letter stream
+-- KEYS[3]  entries (hash)
+-- KEYS[4]  record bucket of the task
+-- KEYS[5]  stats hash
+-- KEYS[6]  cancels (hash)
+-- ARGV[1]  group
+-- ARGV[2]  consumer
+-- ARGV[3]  entry id
+-- ARGV[4]  delivery count the caller was given ('' = owner check only)
+-- ARGV[5]  task id
+-- ARGV[6]  record (status "dead")
+-- ARGV[7]  record ttl ms
+-- ARGV[8]  events channel
+-- ARGV[9]  dead-letter stream length cap (0 = none; only dead letters are ever trimmed)
+-- ARGV[10..] field/value pairs of the dead letter
+-- returns  0 when the caller no longer owns the entry (nothing done), else the dead letter id
+if not owns(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]) then return 0 end
+redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
+redis.call('XDEL', KEYS[1], ARGV[3])
+local fields = {}
+for i = 10, #ARGV do fields[#fields + 1] = ARGV[i] end
+local cap = tonumber(ARGV[9])
+local dead
+if cap > 0 then
+  dead = redis.call('XADD', KEYS[2], 'MAXLEN', '~', cap, '*', unpack(fields))
+else
+  dead = redis.call('XADD', KEYS[2], '*', unpack(fields))
+end
+redis.call('HDEL', KEYS[3], ARGV[5])
+redis.call('HDEL', KEYS[6], ARGV[5])
+put_record(KEYS[4], ARGV[5], ARGV[6], ARGV[7])
+redis.call('HINCRBY', KEYS[5], 'dead', 1)
+if ARGV[8] ~= '' then
+  redis.call('PUBLISH', ARGV[8], cjson.encode({{ARGV[5], 'dead'}}))
+end
+return dead

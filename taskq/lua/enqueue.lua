@@ -1,0 +1,16 @@
+-- Add ready messages to a queue's stream unless its backlog limit would be passed.
+-- KEYS[1]  stream
+-- ARGV[1]  backlog limit (0 = none)
+-- ARGV[2..] encoded messages
+-- returns  {1, entry id, ...} when every message was added; {0, stream length} when refused
+--          (then nothing was added)
+local limit = tonumber(ARGV[1])
+if limit > 0 then
+  local len = redis.call('XLEN', KEYS[1])
+  if len + #ARGV - 1 > limit then return {0, len} end
+end
+local out = {1}
+for i = 2, #ARGV do
+  out[i] = redis.call('XADD', KEYS[1], '*', 'm', ARGV[i])
+end
+return out

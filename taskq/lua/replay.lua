@@ -1,0 +1,13 @@
+-- Put a dead letter back on its queue with its attempts reset, atomically.
+-- KEYS[1]  dead-letter stream
+-- KEYS[2]  stream
+-- KEYS[3]  entries (hash)
+-- ARGV[1]  dead letter id
+-- ARGV[2]  message to enqueue (attempts reset, task id kept)
+-- ARGV[3]  task id
+-- returns  the new entry id, or false when the dead letter is gone
+if #redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1]) == 0 then return false end
+local entry = redis.call('XADD', KEYS[2], '*', 'm', ARGV[2])
+redis.call('HSET', KEYS[3], ARGV[3], entry)
+redis.call('XDEL', KEYS[1], ARGV[1])
+return entry

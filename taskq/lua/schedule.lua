@@ -1,0 +1,21 @@
+-- Hold messages until a due time on the Redis clock (delayed tasks).
+-- KEYS[1]  delayed (sorted set: task id -> due ms)
+-- KEYS[2]  payloads (hash: task id -> message)
+-- ARGV[1]  backlog limit for the delayed set (0 = none)
+-- ARGV[2..] triples: task id, message, delay ms
+-- returns  {1, due ms, ...} when all were scheduled; {0, delayed count} when refused
+local limit = tonumber(ARGV[1])
+local n = (#ARGV - 1) / 3
+if limit > 0 then
+  local len = redis.call('ZCARD', KEYS[1])
+  if len + n > limit then return {0, len} end
+end
+local now = now_ms()
+local out = {1}
+for i = 2, #ARGV, 3 do
+  local due = now + tonumber(ARGV[i + 2])
+  redis.call('ZADD', KEYS[1], due, ARGV[i])
+  redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+  out[#out + 1] = due
+end
+return out

@@ -1,0 +1,481 @@
+"""TaskQueue: the task registry and every producer-side operation (enqueue, status, cancel)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import os
+import time
+from collections.abc import Callable, Coroutine, Iterable, Sequence
+from typing import Any, ParamSpec, Protocol, TypeVar, overload
+
+from redis import Redis as SyncRedis
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from taskq import codec, ids
+from taskq.codec import Message
+from taskq.connection import connect
+from taskq.errors import BacklogFull, PayloadTooLarge, ResultTimeout, TaskNotFound
+from taskq.handle import TaskHandle
+from taskq.keys import GROUP, QueueKeys, queues_key
+from taskq.records import (
+    TaskRecord,
+    TaskStatus,
+    bucket_key,
+    decode_record,
+    encode_record,
+)
+from taskq.results import EventHub
+from taskq.retry import RetryPolicy
+from taskq.scripts import Scripts, SyncScripts
+from taskq.task import Seconds, Task, TaskOptions, seconds
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+DEFAULT_URL = "redis://localhost:6379/0"
+CHUNK = 500
+
+
+class TaskDecorator(Protocol):
+    @overload
+    def __call__(self, fn: Callable[P, Coroutine[Any, Any, R]]) -> Task[P, R]: ...
+    @overload
+    def __call__(self, fn: Callable[P, R]) -> Task[P, R]: ...
+
+
+class TaskQueue:
+    """The registry of tasks and the producer's connection to Redis.
+
+    ``url`` defaults to ``$TASKQ_REDIS_URL``, else ``redis://localhost:6379/0``. ``prefix``
+    namespaces every key. Limits: ``max_payload_bytes`` per encoded message (refused at
+    enqueue), ``max_backlog`` waiting entries per queue stream (and per delayed set), records
+    kept ``result_ttl`` after a task's last change, dead letters capped at ``dead_letter_cap``
+    per queue (only dead letters are ever trimmed).
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        prefix: str = "taskq",
+        default_queue: str = "default",
+        max_payload_bytes: int = 1_048_576,
+        max_backlog: int = 1_000_000,
+        result_ttl: Seconds = 86_400,
+        dead_letter_cap: int = 100_000,
+        socket_timeout: Seconds = 5.0,
+    ) -> None:
+        self.url = url or os.environ.get("TASKQ_REDIS_URL") or DEFAULT_URL
+        self.prefix = prefix
+        self.default_queue = default_queue
+        self.max_payload_bytes = max_payload_bytes
+        self.max_backlog = max_backlog
+        self.result_ttl_ms = int((seconds(result_ttl) or 0) * 1000)
+        self.dead_letter_cap = dead_letter_cap
+        self.socket_timeout_s = seconds(socket_timeout) or 5.0
+        self.registry: dict[str, Task[Any, Any]] = {}
+        self._client: Redis | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._scripts: Scripts | None = None
+        self._events: EventHub | None = None
+        self._sync: tuple[SyncRedis, SyncScripts] | None = None
+        self._known_queues: set[str] = set()
+
+    # -- registry -----------------------------------------------------------------------
+
+    @overload
+    def task(self, fn: Callable[P, Coroutine[Any, Any, R]], /) -> Task[P, R]: ...
+    @overload
+    def task(self, fn: Callable[P, R], /) -> Task[P, R]: ...
+    @overload
+    def task(
+        self,
+        *,
+        name: str | None = None,
+        queue: str | None = None,
+        max_attempts: int = 3,
+        timeout: Seconds | None = None,
+        cpu_bound: bool = False,
+        retry: RetryPolicy | None = None,
+        retry_on: Sequence[type[BaseException]] | None = None,
+        never_retry_on: Sequence[type[BaseException]] | None = None,
+        backoff: Seconds | None = None,
+        max_backoff: Seconds | None = None,
+        result_ttl: Seconds | None = None,
+    ) -> TaskDecorator: ...
+
+    def task(  # type: ignore[misc]
+        self,
+        fn: Callable[..., Any] | None = None,
+        /,
+        *,
+        name: str | None = None,
+        queue: str | None = None,
+        max_attempts: int = 3,
+        timeout: Seconds | None = None,
+        cpu_bound: bool = False,
+        retry: RetryPolicy | None = None,
+        retry_on: Sequence[type[BaseException]] | None = None,
+        never_retry_on: Sequence[type[BaseException]] | None = None,
+        backoff: Seconds | None = None,
+        max_backoff: Seconds | None = None,
+        result_ttl: Seconds | None = None,
+    ) -> Any:
+        """Register a task. ``max_attempts`` counts every run (first one included);
+        ``timeout`` is per attempt; ``retry_on``/``never_retry_on`` pick the exceptions that
+        retry; ``backoff``/``max_backoff`` set the exponential backoff's base and cap."""
+        policy = retry or RetryPolicy()
+        if retry_on is not None:
+            policy = RetryPolicy(policy.base_s, policy.cap_s, policy.jitter,
+                                 tuple(retry_on), policy.never_on)
+        if never_retry_on is not None:
+            policy = RetryPolicy(policy.base_s, policy.cap_s, policy.jitter,
+                                 policy.retry_on, tuple(never_retry_on))
+        if backoff is not None or max_backoff is not None:
+            policy = RetryPolicy(
+                seconds(backoff) or 0.0 if backoff is not None else policy.base_s,
+                seconds(max_backoff) or 0.0 if max_backoff is not None else policy.cap_s,
+                policy.jitter, policy.retry_on, policy.never_on,
+            )
+        options = TaskOptions(
+            queue=queue or self.default_queue,
+            max_attempts=max_attempts,
+            timeout_s=seconds(timeout),
+            cpu_bound=cpu_bound,
+            retry=policy,
+            result_ttl_s=seconds(result_ttl),
+        )
+
+        def register(f: Callable[..., Any]) -> Task[Any, Any]:
+            task_name = name or f"{f.__module__}.{f.__qualname__}"
+            if task_name in self.registry:
+                raise ValueError(f"a task named {task_name!r} is already registered")
+            if cpu_bound and "<locals>" in f.__qualname__:
+                raise ValueError("a cpu_bound task must be a module-level function")
+            t: Task[Any, Any] = Task(self, f, task_name, options)
+            self.registry[task_name] = t
+            return t
+
+        if fn is not None:
+            return register(fn)
+        return register
+
+    def get_task(self, name: str) -> Task[Any, Any] | None:
+        return self.registry.get(name)
+
+    @property
+    def queues(self) -> list[str]:
+        """Queues that registered tasks use."""
+        return sorted({t.options.queue for t in self.registry.values()})
+
+    def keys(self, queue: str) -> QueueKeys:
+        return QueueKeys(self.prefix, queue)
+
+    # -- connections ----------------------------------------------------------------------
+
+    @property
+    def redis(self) -> Redis:
+        """The asyncio client of the running event loop (made on first use)."""
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._loop is not loop:
+            self._client = connect(self.url, socket_timeout_s=self.socket_timeout_s)
+            self._loop = loop
+            self._scripts = None
+            self._events = None
+        return self._client
+
+    @property
+    def scripts(self) -> Scripts:
+        client = self.redis
+        if self._scripts is None:
+            self._scripts = Scripts(client)
+        return self._scripts
+
+    @property
+    def events(self) -> EventHub:
+        client = self.redis
+        if self._events is None:
+            self._events = EventHub(client)
+        return self._events
+
+    def _sync_client(self) -> tuple[SyncRedis, SyncScripts]:
+        if self._sync is None:
+            client = SyncRedis.from_url(
+                self.url,
+                socket_timeout=self.socket_timeout_s,
+                socket_connect_timeout=min(self.socket_timeout_s, 3.0),
+                socket_keepalive=True,
+                health_check_interval=10,
+            )
+            self._sync = (client, SyncScripts(client))
+        return self._sync
+
+    async def aclose(self) -> None:
+        if self._events is not None:
+            await self._events.close()
+            self._events = None
+        if self._client is not None:
+            with contextlib.suppress(Exception):
+                await self._client.aclose()
+            self._client = None
+            self._scripts = None
+        self.close_sync()
+
+    def close_sync(self) -> None:
+        if self._sync is not None:
+            self._sync[0].close()
+            self._sync = None
+
+    async def __aenter__(self) -> TaskQueue:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def ready(self) -> None:
+        """Raise unless Redis answers and every script is loaded."""
+        await self.redis.ping()
+        await self.scripts.load()
+
+    # -- enqueue --------------------------------------------------------------------------
+
+    def _encode(self, messages: Iterable[Message]) -> list[tuple[str, bytes, Message]]:
+        out = []
+        for msg in messages:
+            queue = msg.queue or self._queue_of(msg.task)
+            payload = codec.encode(msg)
+            if len(payload) > self.max_payload_bytes:
+                raise PayloadTooLarge(len(payload), self.max_payload_bytes)
+            out.append((queue, payload, msg))
+        return out
+
+    def _queue_of(self, task: str) -> str:
+        t = self.registry.get(task)
+        return t.options.queue if t is not None else self.default_queue
+
+    def _handle(self, task_id: str, msg: Message, run_at_ms: int | None = None) -> TaskHandle[Any]:
+        return TaskHandle(task_id, self, self.registry.get(msg.task), run_at_ms)
+
+    async def enqueue_many(
+        self, messages: Iterable[Message], *, delay: Seconds | None = None
+    ) -> list[TaskHandle[Any]]:
+        """Enqueue messages (from ``task.message(...)``) in one round trip per call.
+
+        Raises PayloadTooLarge before anything is sent, and BacklogFull when a queue is at its
+        limit (nothing of that queue's batch is added then).
+        """
+        encoded = self._encode(messages)
+        if not encoded:
+            return []
+        delay_s = seconds(delay)
+        new_queues = {q for q, _, _ in encoded} - self._known_queues
+        if new_queues:
+            await self.redis.sadd(queues_key(self.prefix), *new_queues)  # type: ignore[misc]
+            self._known_queues |= new_queues
+        if delay_s is not None and delay_s > 0:
+            return await self._schedule(encoded, int(delay_s * 1000))
+        by_queue: dict[str, list[tuple[bytes, Message]]] = {}
+        for q, payload, msg in encoded:
+            by_queue.setdefault(q, []).append((payload, msg))
+        scripts = self.scripts
+        handles: list[TaskHandle[Any]] = []
+        calls = []
+        for q, items in by_queue.items():
+            for i in range(0, len(items), CHUNK):
+                chunk = items[i : i + CHUNK]
+                calls.append((q, chunk, scripts.enqueue(self.keys(q), [p for p, _ in chunk],
+                                                         self.max_backlog)))
+        results = await asyncio.gather(*(c[2] for c in calls))
+        for (q, chunk, _), r in zip(calls, results, strict=True):
+            if isinstance(r, int):
+                raise BacklogFull(q, r, self.max_backlog)
+            for entry, (_, msg) in zip(r, chunk, strict=True):
+                handles.append(self._handle(ids.task_id(q, entry), msg))
+        return handles
+
+    async def _schedule(
+        self, encoded: list[tuple[str, bytes, Message]], delay_ms: int
+    ) -> list[TaskHandle[Any]]:
+        handles: list[TaskHandle[Any]] = []
+        by_queue: dict[str, list[tuple[str, bytes, Message]]] = {}
+        for q, _, msg in encoded:
+            task_id = ids.new_scheduled_id(q)
+            payload = codec.encode(msg.with_attempts(msg.attempts, task_id))
+            by_queue.setdefault(q, []).append((task_id, payload, msg))
+        for q, items in by_queue.items():
+            r = await self.scripts.schedule(
+                self.keys(q), [(t, p, delay_ms) for t, p, _ in items], self.max_backlog
+            )
+            if isinstance(r, int):
+                raise BacklogFull(q, r, self.max_backlog)
+            handles += [self._handle(t, m, due) for (t, _, m), due in zip(items, r, strict=True)]
+        return handles
+
+    def enqueue_many_sync(
+        self, messages: Iterable[Message], *, delay: Seconds | None = None
+    ) -> list[TaskHandle[Any]]:
+        """:meth:`enqueue_many` for synchronous code (its own blocking connection)."""
+        encoded = self._encode(messages)
+        client, scripts = self._sync_client()
+        new_queues = {q for q, _, _ in encoded} - self._known_queues
+        if new_queues:
+            client.sadd(queues_key(self.prefix), *new_queues)
+            self._known_queues |= new_queues
+        handles: list[TaskHandle[Any]] = []
+        delay_s = seconds(delay)
+        for q, payload, msg in encoded:
+            if delay_s is not None and delay_s > 0:
+                task_id = ids.new_scheduled_id(q)
+                p = codec.encode(msg.with_attempts(msg.attempts, task_id))
+                r = scripts.schedule(self.keys(q), [(task_id, p, int(delay_s * 1000))],
+                                     self.max_backlog)
+                if isinstance(r, int):
+                    raise BacklogFull(q, r, self.max_backlog)
+                handles.append(self._handle(task_id, msg, r[0]))
+            else:
+                e = scripts.enqueue(self.keys(q), [payload], self.max_backlog)
+                if isinstance(e, int):
+                    raise BacklogFull(q, e, self.max_backlog)
+                handles.append(self._handle(ids.task_id(q, e[0]), msg))
+        return handles
+
+    def handle(self, task_id: str) -> TaskHandle[Any]:
+        """A handle on a task id from elsewhere (an HTTP client, a log line)."""
+        ids.split(task_id)
+        return TaskHandle(task_id, self)
+
+    # -- status, wait, cancel ---------------------------------------------------------------
+
+    async def status(self, task_id: str) -> TaskRecord:
+        """Where the task is now. Raises TaskNotFound for unknown or expired ids."""
+        try:
+            queue, _ = ids.split(task_id)
+        except ValueError:
+            raise TaskNotFound(task_id) from None
+        keys = self.keys(queue)
+        bucket = bucket_key(keys, task_id)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hmget(bucket, [task_id, task_id + ":p"])
+        pipe.hget(keys.entries, task_id)
+        pipe.zscore(keys.delayed, task_id)
+        pipe.hget(keys.payloads, task_id)
+        (raw, progress), entry_raw, due, delayed_payload = await pipe.execute()
+        record = decode_record(task_id, queue, raw) if raw else None
+        prog = codec.unpack(progress) if progress else None
+        if record is not None and record.terminal:
+            return record
+        if due is not None:
+            status = TaskStatus.FAILED if record is not None else TaskStatus.QUEUED
+            return _with_message(
+                record or TaskRecord(task_id, queue, status), status, delayed_payload,
+                run_at_ms=int(due),
+            )
+        entry = entry_raw.decode() if entry_raw else ids.implied_entry(task_id)
+        if entry is not None:
+            found = await self._entry_state(keys, entry)
+            if found is not None:
+                status, body, deliveries, consumer = found
+                base = record or TaskRecord(task_id, queue, status)
+                rec = _with_message(base, status, body, entry_id=entry, deliveries=deliveries,
+                                    worker=consumer)
+                if prog and status is TaskStatus.RUNNING:
+                    rec = _replace(rec, progress=prog.get("p"), progress_message=prog.get("m"))
+                return rec
+        # The task may have ended between the two reads: read its record again.
+        raw = await self.redis.hget(bucket, task_id)  # type: ignore[misc]
+        if raw:
+            return decode_record(task_id, queue, raw)
+        if record is not None:
+            return record
+        raise TaskNotFound(task_id)
+
+    async def _entry_state(
+        self, keys: QueueKeys, entry: str
+    ) -> tuple[TaskStatus, bytes | None, int | None, str | None] | None:
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.xpending_range(keys.stream, GROUP, min=entry, max=entry, count=1)
+        pipe.xrange(keys.stream, min=entry, max=entry, count=1)
+        pending, rows = await pipe.execute(raise_on_error=False)
+        body = rows[0][1].get(b"m") if isinstance(rows, list) and rows else None
+        if isinstance(pending, list) and pending:
+            p = pending[0]
+            consumer = p["consumer"]
+            return (TaskStatus.RUNNING, body, int(p["times_delivered"]),
+                    consumer.decode() if isinstance(consumer, bytes) else str(consumer))
+        if isinstance(rows, list) and rows:
+            return TaskStatus.QUEUED, body, None, None
+        return None
+
+    async def wait(self, task_id: str, timeout: float | None = None) -> TaskRecord:
+        """Wait until the task ends (succeeded, dead or cancelled) and return its record."""
+        queue, _ = ids.split(task_id)
+        channel = self.keys(queue).events
+        ended = asyncio.Event()
+
+        def listener(event_id: str, event: list[Any]) -> None:
+            if event_id == task_id and len(event) > 1 and event[1] in TERMINAL_NAMES:
+                ended.set()
+
+        hub = self.events
+        await hub.subscribe(channel, listener)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            while True:
+                record = await self.status(task_id)
+                if record.terminal:
+                    return record
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise ResultTimeout(f"task {task_id} has not ended after {timeout} s")
+                # The event wakes us at once; the bounded wait re-checks in case the
+                # subscription dropped an event while reconnecting.
+                step = 5.0 if remaining is None else min(5.0, remaining)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(ended.wait(), step)
+        finally:
+            hub.unsubscribe(channel, listener)
+
+    async def cancel(self, task_id: str) -> str:
+        """Cancel a task: 'delayed' or 'queued' (removed before it ran), 'running' (the worker
+        cancels it; a sync task's result is discarded), or 'unknown' (ended or never was)."""
+        queue, _ = ids.split(task_id)
+        keys = self.keys(queue)
+        now = int(time.time() * 1000)
+        record = encode_record(TaskStatus.CANCELLED, finished_ms=now,
+                               error="cancelled before it ran")
+        return await self.scripts.cancel(
+            keys, task_id, ids.implied_entry(task_id) or "", bucket_key(keys, task_id), record,
+            self.result_ttl_ms, keys.events,
+        )
+
+    async def ensure_groups(self, queues: Iterable[str]) -> None:
+        """Create the consumer group of each queue at id 0 (entries already there count)."""
+        for q in queues:
+            with contextlib.suppress(ResponseError):  # BUSYGROUP: it exists
+                await self.redis.xgroup_create(self.keys(q).stream, GROUP, id="0", mkstream=True)
+
+
+TERMINAL_NAMES = frozenset(str(s) for s in (TaskStatus.SUCCEEDED, TaskStatus.DEAD,
+                                            TaskStatus.CANCELLED))
+
+
+def _replace(rec: TaskRecord, **changes: Any) -> TaskRecord:
+    return dataclasses.replace(rec, **changes)
+
+
+def _with_message(
+    rec: TaskRecord, status: TaskStatus, payload: bytes | None, **changes: Any
+) -> TaskRecord:
+    if payload:
+        try:
+            msg = codec.decode(payload)
+        except Exception:
+            msg = None
+        if msg is not None:
+            changes.update(task=msg.task, args=list(msg.args), kwargs=msg.kwargs,
+                           enqueued_ms=msg.enqueued_ms or None,
+                           attempts=max(rec.attempts, msg.attempts))
+    return _replace(rec, status=status, **changes)

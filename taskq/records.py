@@ -1,0 +1,136 @@
+"""Task status and records.
+
+Records live in bucket hashes: ``{prefix:queue}:rec:<n>`` holds the records of every task whose
+id time falls in bucket ``n`` (``BUCKET_MS`` wide), one field per task. A batch of completions
+then costs one HSET per bucket instead of one key per task; each write extends the bucket's TTL
+to at least the record TTL, so a record lives at least that long after its last change.
+
+A record is written when a task leaves the happy path or ends: failed (will retry), succeeded,
+dead, cancelled. ``queued`` and ``running`` are read from the stream itself (an entry not yet
+delivered, or pending in the group), so the hot path writes nothing extra.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from taskq import ids
+from taskq.codec import pack, unpack
+from taskq.errors import DecodeError
+from taskq.keys import QueueKeys
+
+BUCKET_MS = 10_000
+TRACEBACK_LIMIT = 4_000
+
+
+class TaskStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    DEAD = "dead"
+    CANCELLED = "cancelled"
+
+
+TERMINAL_STATUSES = frozenset({TaskStatus.SUCCEEDED, TaskStatus.DEAD, TaskStatus.CANCELLED})
+
+
+def bucket_key(keys: QueueKeys, task_id: str) -> str:
+    return keys.records(ids.time_ms(task_id) // BUCKET_MS)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRecord:
+    """What is known of one task. ``to_dict`` is the stable JSON shape of the CLI and the API."""
+
+    id: str
+    queue: str
+    status: TaskStatus
+    task: str | None = None
+    args: list[Any] = field(default_factory=list)
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    attempts: int = 0
+    enqueued_ms: int | None = None
+    started_ms: int | None = None
+    finished_ms: int | None = None
+    run_at_ms: int | None = None
+    result: Any = None
+    error_type: str | None = None
+    error: str | None = None
+    traceback: str | None = None
+    progress: float | None = None
+    progress_message: str | None = None
+    worker: str | None = None
+    entry_id: str | None = None
+    deliveries: int | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["status"] = str(self.status)
+        return d
+
+
+def encode_record(
+    status: TaskStatus,
+    *,
+    task: str | None = None,
+    args: list[Any] | tuple[Any, ...] = (),
+    kwargs: dict[str, Any] | None = None,
+    attempts: int = 0,
+    enqueued_ms: int | None = None,
+    started_ms: int | None = None,
+    finished_ms: int | None = None,
+    run_at_ms: int | None = None,
+    result: Any = None,
+    error_type: str | None = None,
+    error: str | None = None,
+    traceback: str | None = None,
+    worker: str | None = None,
+) -> bytes:
+    body: dict[str, Any] = {"s": str(status), "n": attempts}
+    optional = {
+        "t": task,
+        "a": list(args) if args else None,
+        "k": kwargs or None,
+        "e": enqueued_ms,
+        "st": started_ms,
+        "f": finished_ms,
+        "ra": run_at_ms,
+        "r": result,
+        "et": error_type,
+        "em": error,
+        "tb": traceback[-TRACEBACK_LIMIT:] if traceback else None,
+        "w": worker,
+    }
+    body.update({k: v for k, v in optional.items() if v is not None})
+    return pack(body)
+
+
+def decode_record(task_id: str, queue: str, data: bytes) -> TaskRecord:
+    body = unpack(data)
+    if not isinstance(body, dict) or "s" not in body:
+        raise DecodeError(f"record of {task_id} is not a record")
+    return TaskRecord(
+        id=task_id,
+        queue=queue,
+        status=TaskStatus(body["s"]),
+        task=body.get("t"),
+        args=list(body.get("a") or []),
+        kwargs=dict(body.get("k") or {}),
+        attempts=int(body.get("n", 0)),
+        enqueued_ms=body.get("e"),
+        started_ms=body.get("st"),
+        finished_ms=body.get("f"),
+        run_at_ms=body.get("ra"),
+        result=body.get("r"),
+        error_type=body.get("et"),
+        error=body.get("em"),
+        traceback=body.get("tb"),
+        worker=body.get("w"),
+    )

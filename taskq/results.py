@@ -1,0 +1,92 @@
+"""Waiting for task ends without polling: one pub/sub subscription per TaskQueue.
+
+Workers publish ``[[task id, status, ...], ...]`` (JSON) on a queue's events channel when tasks
+end (in the same script that stores their records) and when they report progress. Waiters
+subscribe before they read the task's status, so an end between the two is never missed; a
+slow re-check covers a dropped subscription.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+
+log = logging.getLogger(__name__)
+
+Listener = Callable[[str, list[Any]], None]
+
+
+class EventHub:
+    """Fans queue events out to in-process listeners."""
+
+    def __init__(self, client: Redis) -> None:
+        self._client = client
+        self._pubsub: PubSub | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._channels: set[str] = set()
+        self._listeners: dict[str, set[Listener]] = defaultdict(set)
+        self._lock = asyncio.Lock()
+
+    async def subscribe(self, channel: str, listener: Listener) -> None:
+        async with self._lock:
+            self._listeners[channel].add(listener)
+            if self._pubsub is None:
+                self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+            if channel not in self._channels:
+                await self._pubsub.subscribe(channel)
+                self._channels.add(channel)
+            if self._reader is None or self._reader.done():
+                self._reader = asyncio.create_task(self._read(), name="taskq-events")
+
+    def unsubscribe(self, channel: str, listener: Listener) -> None:
+        self._listeners[channel].discard(listener)
+
+    async def _read(self) -> None:
+        while True:
+            pubsub = self._pubsub
+            if pubsub is None:
+                return
+            try:
+                msg = await pubsub.get_message(timeout=5.0)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # connection lost: resubscribe and go on
+                log.warning("event subscription lost (%s); resubscribing", type(exc).__name__)
+                await asyncio.sleep(0.5)
+                with contextlib.suppress(Exception):
+                    await pubsub.reset()
+                    if self._channels:
+                        await pubsub.subscribe(*self._channels)
+                continue
+            if msg is None or msg.get("type") != "message":
+                continue
+            channel = msg["channel"]
+            channel = channel.decode() if isinstance(channel, bytes) else channel
+            try:
+                events = json.loads(msg["data"])
+            except ValueError:
+                continue
+            for listener in list(self._listeners.get(channel, ())):
+                for event in events:
+                    if isinstance(event, list) and event:
+                        listener(str(event[0]), event)
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reader
+            self._reader = None
+        if self._pubsub is not None:
+            with contextlib.suppress(Exception):
+                await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+            self._pubsub = None
+        self._channels.clear()

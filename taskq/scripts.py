@@ -1,0 +1,269 @@
+"""The Lua scripts (one file per atomic operation in ``taskq/lua``) and their typed wrappers.
+
+Scripts are registered with ``register_script``: each is called by SHA and reloads itself after
+a ``NOSCRIPT`` (a restarted or flushed Redis). ``lua/_lib.lua`` is prepended to every script.
+Every key a script touches is passed in KEYS; all of them belong to one queue's hash tag.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from redis import Redis as SyncRedis
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript, Script
+
+from taskq.keys import GROUP, QueueKeys
+
+NAMES = (
+    "cancel",
+    "complete",
+    "dead",
+    "enqueue",
+    "forget_consumer",
+    "promote",
+    "reclaim",
+    "release",
+    "renew",
+    "replay",
+    "retry",
+    "schedule",
+)
+
+
+@cache
+def source(name: str) -> str:
+    """The full text of script ``name`` (prelude included)."""
+    lua = resources.files("taskq") / "lua"
+    return (lua / "_lib.lua").read_text() + "\n" + (lua / f"{name}.lua").read_text()
+
+
+def _s(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """One owned entry to finish in a batch."""
+
+    entry_id: str
+    deliveries: int
+    bucket_key: str
+    task_id: str
+    status: str
+    record: bytes
+    flags: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Reclaimed:
+    entry_id: str
+    payload: bytes
+    deliveries: int
+
+
+def _id_key(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+class Scripts:
+    """Typed wrappers over the scripts, bound to one asyncio client."""
+
+    def __init__(self, client: Redis) -> None:
+        self.client = client
+        self._s: dict[str, AsyncScript] = {n: client.register_script(source(n)) for n in NAMES}
+
+    async def load(self) -> None:
+        """Load every script now (readiness checks; later calls then never miss)."""
+        for name, script in self._s.items():
+            sha = await self.client.script_load(source(name))
+            script.sha = sha
+
+    async def _call(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        return await self._s[name](keys=list(keys), args=list(args))
+
+    async def enqueue(
+        self, keys: QueueKeys, payloads: Sequence[bytes], limit: int
+    ) -> list[str] | int:
+        """Entry ids of the added messages, or the backlog when refused."""
+        r = await self._call("enqueue", [keys.stream], [limit, *payloads])
+        if int(r[0]) == 0:
+            return int(r[1])
+        return [_s(x) for x in r[1:]]
+
+    async def schedule(
+        self, keys: QueueKeys, items: Sequence[tuple[str, bytes, int]], limit: int
+    ) -> list[int] | int:
+        """Due times (ms, Redis clock) of delayed messages, or the delayed count when refused."""
+        args: list[Any] = [limit]
+        for task_id, payload, delay_ms in items:
+            args += [task_id, payload, delay_ms]
+        r = await self._call("schedule", [keys.delayed, keys.payloads], args)
+        if int(r[0]) == 0:
+            return int(r[1])
+        return [int(x) for x in r[1:]]
+
+    async def promote(self, keys: QueueKeys, count: int) -> tuple[int, int]:
+        r = await self._call(
+            "promote",
+            [keys.delayed, keys.payloads, keys.entries, keys.stream, keys.stats],
+            [count],
+        )
+        return int(r[0]), int(r[1])
+
+    async def complete(
+        self,
+        keys: QueueKeys,
+        consumer: str,
+        items: Sequence[Completion],
+        minute_key: str,
+        ttl_ms: int,
+        channel: str,
+        scan: int,
+    ) -> list[str]:
+        """Finish owned entries; returns the entry ids whose lease was lost."""
+        buckets: dict[str, int] = {}
+        args: list[Any] = []
+        for c in items:
+            index = buckets.setdefault(c.bucket_key, len(buckets) + 1)
+            args += [c.entry_id, c.deliveries, index, c.task_id, c.status, c.record, c.flags]
+        ordered = sorted((c.entry_id for c in items), key=_id_key)
+        head = [GROUP, consumer, ttl_ms, channel, ordered[0], ordered[-1], scan]
+        key_list = [keys.stream, keys.stats, minute_key, keys.entries, keys.cancels, *buckets]
+        r = await self._call("complete", key_list, head + args)
+        return [_s(x) for x in r]
+
+    async def retry(
+        self,
+        keys: QueueKeys,
+        consumer: str,
+        entry_id: str,
+        deliveries: int,
+        task_id: str,
+        payload: bytes,
+        delay_ms: int,
+        bucket_key: str,
+        record: bytes,
+        ttl_ms: int,
+        channel: str,
+    ) -> int:
+        """Due time (ms) of the next attempt, or 0 when the lease was lost."""
+        r = await self._call(
+            "retry",
+            [keys.stream, keys.delayed, keys.payloads, keys.entries, bucket_key, keys.stats],
+            [GROUP, consumer, entry_id, deliveries, task_id, payload, delay_ms, record, ttl_ms,
+             channel],
+        )
+        return int(r)
+
+    async def dead(
+        self,
+        keys: QueueKeys,
+        consumer: str,
+        entry_id: str,
+        deliveries: int | None,
+        task_id: str,
+        bucket_key: str,
+        record: bytes,
+        ttl_ms: int,
+        channel: str,
+        dead_cap: int,
+        fields: dict[str, str | bytes | int],
+    ) -> str | None:
+        """The dead letter's id, or None when the lease was lost."""
+        flat: list[Any] = []
+        for k, v in fields.items():
+            flat += [k, v]
+        r = await self._call(
+            "dead",
+            [keys.stream, keys.dead, keys.entries, bucket_key, keys.stats, keys.cancels],
+            [GROUP, consumer, entry_id, "" if deliveries is None else deliveries, task_id, record,
+             ttl_ms, channel, dead_cap, *flat],
+        )
+        return None if r == 0 else _s(r)
+
+    async def release(
+        self, keys: QueueKeys, consumer: str, entry_id: str, deliveries: int, task_id: str,
+        payload: bytes,
+    ) -> str | None:
+        r = await self._call(
+            "release",
+            [keys.stream, keys.entries],
+            [GROUP, consumer, entry_id, deliveries, task_id, payload],
+        )
+        return None if r == 0 else _s(r)
+
+    async def renew(self, keys: QueueKeys, consumer: str, entry_ids: Sequence[str]) -> list[str]:
+        """Renew leases; returns the held entry ids no longer owned."""
+        r = await self._call(
+            "renew", [keys.stream], [GROUP, consumer, len(entry_ids) + 64, *entry_ids]
+        )
+        return [_s(x) for x in r]
+
+    async def reclaim(
+        self, keys: QueueKeys, consumer: str, min_idle_ms: int, cursor: str, count: int,
+        rounds: int, dead_cap: int,
+    ) -> tuple[str, list[Reclaimed], int]:
+        r = await self._call(
+            "reclaim",
+            [keys.stream, keys.dead, keys.stats],
+            [GROUP, consumer, min_idle_ms, cursor, count, rounds, keys.queue, dead_cap],
+        )
+        flat = r[1]
+        got = [
+            Reclaimed(_s(flat[i]), bytes(flat[i + 1]) if flat[i + 1] else b"", int(flat[i + 2]))
+            for i in range(0, len(flat), 3)
+        ]
+        return _s(r[0]), got, int(r[2])
+
+    async def cancel(
+        self, keys: QueueKeys, task_id: str, entry_id: str, bucket_key: str, record: bytes,
+        ttl_ms: int, channel: str,
+    ) -> str:
+        r = await self._call(
+            "cancel",
+            [keys.stream, keys.delayed, keys.payloads, keys.entries, keys.cancels, bucket_key],
+            [GROUP, task_id, entry_id, record, ttl_ms, channel],
+        )
+        return _s(r)
+
+    async def replay(
+        self, keys: QueueKeys, dead_id: str, payload: bytes, task_id: str
+    ) -> str | None:
+        r = await self._call(
+            "replay", [keys.dead, keys.stream, keys.entries], [dead_id, payload, task_id]
+        )
+        return _s(r) if r else None
+
+    async def forget_consumer(self, keys: QueueKeys, consumer: str) -> bool:
+        return bool(await self._call("forget_consumer", [keys.stream], [GROUP, consumer]))
+
+
+class SyncScripts:
+    """The producer-side scripts for synchronous code (``enqueue_sync``)."""
+
+    def __init__(self, client: SyncRedis) -> None:
+        self._enqueue: Script = client.register_script(source("enqueue"))
+        self._schedule: Script = client.register_script(source("schedule"))
+
+    def enqueue(self, keys: QueueKeys, payloads: Sequence[bytes], limit: int) -> list[str] | int:
+        r = self._enqueue(keys=[keys.stream], args=[limit, *payloads])
+        if int(r[0]) == 0:
+            return int(r[1])
+        return [_s(x) for x in r[1:]]
+
+    def schedule(
+        self, keys: QueueKeys, items: Sequence[tuple[str, bytes, int]], limit: int
+    ) -> list[int] | int:
+        args: list[Any] = [limit]
+        for task_id, payload, delay_ms in items:
+            args += [task_id, payload, delay_ms]
+        r = self._schedule(keys=[keys.delayed, keys.payloads], args=args)
+        if int(r[0]) == 0:
+            return int(r[1])
+        return [int(x) for x in r[1:]]

@@ -1,0 +1,237 @@
+"""Registered tasks: options, argument validation against the signature, typed enqueue."""
+
+from __future__ import annotations
+
+import inspect
+import time
+import typing
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+
+import pydantic
+from pydantic import ConfigDict, TypeAdapter
+from typing_extensions import TypedDict
+
+from taskq.codec import Message
+from taskq.context import TaskContext
+from taskq.errors import TaskValidationError
+from taskq.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from taskq.handle import TaskHandle
+    from taskq.queue import TaskQueue
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+Seconds = float | int | timedelta
+
+
+def seconds(value: Seconds | None) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    return float(value)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskOptions:
+    """How a task runs. Set per task in ``@tq.task(...)``."""
+
+    queue: str = "default"
+    max_attempts: int = 3
+    timeout_s: float | None = None
+    cpu_bound: bool = False
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    result_ttl_s: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        if self.timeout_s is not None and self.timeout_s <= 0:
+            raise ValueError("timeout must be positive")
+
+
+_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.VAR_POSITIONAL)
+
+
+class Signature:
+    """The argument schema of a task function, validated with pydantic."""
+
+    def __init__(self, name: str, fn: Callable[..., Any]) -> None:
+        self.name = name
+        self.sig = inspect.signature(fn)
+        hints = typing.get_type_hints(fn, include_extras=True)
+        self.context_param: str | None = None
+        fields: dict[str, Any] = {}
+        for p in self.sig.parameters.values():
+            hint = hints.get(p.name, Any)
+            if hint is TaskContext:
+                self.context_param = p.name
+                continue
+            if p.kind is inspect.Parameter.VAR_POSITIONAL:
+                hint = tuple[hint, ...]  # type: ignore[valid-type]
+            elif p.kind is inspect.Parameter.VAR_KEYWORD:
+                hint = dict[str, hint]  # type: ignore[valid-type]
+            fields[p.name] = hint
+        td = TypedDict(f"{name}_arguments", fields)  # type: ignore[misc]
+        td.__pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[attr-defined]
+        self.adapter: TypeAdapter[Any] = TypeAdapter(td)
+        self.fields = fields
+        ret = hints.get("return", Any)
+        if inspect.iscoroutinefunction(fn) and typing.get_origin(ret) is Coroutine:
+            ret = typing.get_args(ret)[-1]
+        self.return_adapter: TypeAdapter[Any] | None = (
+            None if ret in (Any, None, type(None)) else TypeAdapter(ret)
+        )
+
+    def _bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        bind_kwargs = dict(kwargs)
+        if self.context_param is not None:
+            bind_kwargs.setdefault(self.context_param, None)
+        try:
+            bound = self.sig.bind(*args, **bind_kwargs)
+        except TypeError as exc:
+            raise TaskValidationError(self.name, [{"loc": (), "msg": str(exc)}]) from None
+        bound.apply_defaults()
+        data = dict(bound.arguments)
+        if self.context_param is not None:
+            data.pop(self.context_param, None)
+        return data
+
+    def _validate(self, data: dict[str, Any]) -> dict[str, Any]:
+        try:
+            result: dict[str, Any] = self.adapter.validate_python(data)
+            return result
+        except pydantic.ValidationError as exc:
+            errors = [
+                {"loc": e["loc"], "msg": e["msg"], "type": e["type"]} for e in exc.errors()
+            ]
+            raise TaskValidationError(self.name, errors) from None
+
+    def _split(self, values: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        args: list[Any] = []
+        kwargs: dict[str, Any] = {}
+        for p in self.sig.parameters.values():
+            if p.name not in values:
+                continue
+            v = values[p.name]
+            if p.kind is inspect.Parameter.POSITIONAL_ONLY:
+                args.append(v)
+            elif p.kind is inspect.Parameter.VAR_POSITIONAL:
+                args.extend(v)
+            elif p.kind is inspect.Parameter.VAR_KEYWORD:
+                kwargs.update(v)
+            else:
+                kwargs[p.name] = v
+        return tuple(args), kwargs
+
+    def serialize(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """Validate arguments and return them as plain data for the envelope."""
+        values = self._validate(self._bind(args, kwargs))
+        plain = self.adapter.dump_python(values, mode="json")
+        return self._split(plain)
+
+    def for_call(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """Validate plain data from an envelope into the Python values the function takes."""
+        return self._split(self._validate(self._bind(args, kwargs)))
+
+    def json_schema(self) -> dict[str, Any]:
+        return self.adapter.json_schema()
+
+
+class Task(Generic[P, R]):
+    """A registered task. Call ``enqueue`` to run it in a worker; call it directly to run here."""
+
+    def __init__(
+        self, app: TaskQueue, fn: Callable[..., Any], name: str, options: TaskOptions
+    ) -> None:
+        self.app = app
+        self.fn = fn
+        self.name = name
+        self.options = options
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self.signature = Signature(name, fn)
+        self.__doc__ = fn.__doc__
+        self.__wrapped__ = fn
+
+    def __repr__(self) -> str:
+        return f"<Task {self.name} queue={self.options.queue}>"
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Any:
+        return self.fn(*args, **kwargs)
+
+    def _pop_delay(self, kwargs: dict[str, Any]) -> float | None:
+        if "delay" in kwargs and "delay" not in self.signature.fields:
+            return seconds(kwargs.pop("delay"))
+        return None
+
+    def message(self, *args: P.args, **kwargs: P.kwargs) -> Message:
+        """A validated message for :meth:`TaskQueue.enqueue_many`."""
+        return self.build(args, dict(kwargs))
+
+    def build(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], queue: str | None = None
+    ) -> Message:
+        plain_args, plain_kwargs = self.signature.serialize(args, kwargs)
+        return Message(
+            task=self.name,
+            args=plain_args,
+            kwargs=plain_kwargs,
+            enqueued_ms=int(time.time() * 1000),
+            queue=queue or self.options.queue,
+        )
+
+    async def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> TaskHandle[R]:
+        """Validate and enqueue. ``delay=`` (seconds or timedelta) is accepted at run time when
+        the task has no parameter of that name; the typed way is ``task.with_options(delay=...)``.
+        """
+        kw = dict(kwargs)
+        delay = self._pop_delay(kw)
+        msg = self.build(args, kw)
+        (handle,) = await self.app.enqueue_many([msg], delay=delay)
+        return handle
+
+    def enqueue_sync(self, *args: P.args, **kwargs: P.kwargs) -> TaskHandle[R]:
+        """:meth:`enqueue` for synchronous code (a plain ``def`` route, a script)."""
+        kw = dict(kwargs)
+        delay = self._pop_delay(kw)
+        msg = self.build(args, kw)
+        (handle,) = self.app.enqueue_many_sync([msg], delay=delay)
+        return handle
+
+    def with_options(
+        self, *, delay: Seconds | None = None, queue: str | None = None
+    ) -> BoundTask[P, R]:
+        return BoundTask(self, seconds(delay), queue)
+
+
+@dataclass(frozen=True, slots=True)
+class BoundTask(Generic[P, R]):
+    """A task with enqueue options fixed, fully typed:
+    ``task.with_options(delay=5).enqueue(...)``."""
+
+    task: Task[P, R]
+    delay_s: float | None
+    queue: str | None
+
+    async def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> TaskHandle[R]:
+        msg = self.task.build(args, dict(kwargs), self.queue)
+        (handle,) = await self.task.app.enqueue_many([msg], delay=self.delay_s)
+        return handle
+
+    def enqueue_sync(self, *args: P.args, **kwargs: P.kwargs) -> TaskHandle[R]:
+        msg = self.task.build(args, dict(kwargs), self.queue)
+        (handle,) = self.task.app.enqueue_many_sync([msg], delay=self.delay_s)
+        return handle
+
+
+def with_queue(message: Message, queue: str) -> Message:
+    return replace(message, queue=queue)

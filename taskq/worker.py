@@ -1,0 +1,548 @@
+"""The consume loop of one worker process.
+
+Flow: a reader takes batches from the queue streams through the consumer group (bounded by
+``concurrency + prefetch`` entries held at once); each entry becomes an asyncio task that waits
+for a run slot, checks the entry (size, decoding, registered task, delivery count, arguments),
+runs it and hands its outcome to one of three owner-checked scripts: completions are batched
+(group commit) by the completer, retries and dead letters go one by one. Maintenance
+(:mod:`taskq.maintenance`) renews leases, reclaims dead consumers' entries, promotes due delayed
+tasks, heartbeats and refreshes pause and cancel flags.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import secrets
+import socket
+import time
+import traceback
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.exceptions import ResponseError
+
+from taskq import codec, ids, maintenance
+from taskq.codec import Message
+from taskq.connection import REDIS_ERRORS
+from taskq.context import TaskContext
+from taskq.errors import DecodeError, Retry, TaskValidationError
+from taskq.execution import Executors, encode_result, invoke
+from taskq.keys import GROUP, QueueKeys
+from taskq.queue import TaskQueue
+from taskq.records import TaskStatus, bucket_key, encode_record
+from taskq.scripts import Completion
+from taskq.task import Task
+
+log = logging.getLogger(__name__)
+
+CRASH_AT = os.environ.get("TASKQ_TEST_CRASH_AT", "")
+
+
+def crashpoint(name: str) -> None:
+    """Test-only: the fault suite sets TASKQ_TEST_CRASH_AT to die at one transition."""
+    if name == CRASH_AT:
+        os._exit(86)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerConfig:
+    """How a worker consumes. Times in ms unless named ``_s``."""
+
+    queues: tuple[str, ...] = ("default",)
+    concurrency: int = 100
+    prefetch: int | None = None  # entries held beyond those running; default concurrency // 4
+    batch: int = 200
+    block_ms: int = 1_000
+    lease_ms: int = 6_000
+    renew_every_ms: int = 2_000
+    reclaim_every_ms: int = 1_000
+    promote_every_ms: int = 100
+    heartbeat_every_ms: int = 2_000
+    flags_every_ms: int = 500
+    grace_s: float = 25.0
+    threads: int | None = None
+    processes: int | None = None
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.queues:
+            raise ValueError("a worker needs at least one queue")
+        if self.concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        if self.renew_every_ms * 2 >= self.lease_ms:
+            raise ValueError("leases must be renewed at least twice per lease period")
+
+    @property
+    def capacity(self) -> int:
+        prefetch = self.prefetch if self.prefetch is not None else max(1, self.concurrency // 4)
+        return self.concurrency + prefetch
+
+
+@dataclass(slots=True)
+class Delivery:
+    """One entry this worker holds (prefetched, running, or waiting for its ack)."""
+
+    queue: str
+    entry_id: str
+    deliveries: int
+    payload: bytes | None
+    task_id: str = ""
+    started: bool = False
+    lost: bool = False
+    cancel: bool = False
+    ctx: TaskContext | None = None
+    runner: asyncio.Task[None] | None = field(default=None, repr=False)
+
+
+@dataclass(slots=True)
+class Counters:
+    processed: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    retried: int = 0
+    dead: int = 0
+    lost_leases: int = 0
+    reclaimed: int = 0
+
+
+class Worker:
+    """Consumes ``config.queues`` of ``app`` until :meth:`stop` (graceful) is called."""
+
+    def __init__(self, app: TaskQueue, config: WorkerConfig | None = None) -> None:
+        self.app = app
+        self.config = config or WorkerConfig(queues=tuple(app.queues) or ("default",))
+        host = socket.gethostname()
+        self.id = self.config.name or f"{host}:{os.getpid()}:{secrets.token_hex(3)}"
+        self.host = host
+        self.keys = {q: app.keys(q) for q in self.config.queues}
+        self.held: dict[tuple[str, str], Delivery] = {}
+        self.counters = Counters()
+        self.paused: set[str] = set()
+        self.cancels: set[str] = set()
+        self.started_at = time.time()
+        self.clock_offset_ms = 0
+        self.forgot_consumers_at = time.monotonic()
+        self._stopping = asyncio.Event()
+        self._room = asyncio.Event()
+        self._slots = asyncio.Semaphore(self.config.concurrency)
+        self._done: list[tuple[Completion, QueueKeys, int, asyncio.Future[bool]]] = []
+        self._done_ready = asyncio.Event()
+        cpu = os.cpu_count() or 2
+        self.executors = Executors(
+            self.config.threads or min(64, self.config.concurrency),
+            self.config.processes or cpu,
+        )
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
+
+    def stop(self) -> None:
+        """Stop reading; running tasks get ``grace_s`` to finish; the rest is handed back."""
+        self._stopping.set()
+        self._room.set()
+
+    async def run(self) -> None:
+        await self._connect()
+        loops = [
+            asyncio.create_task(self._completer(), name="taskq-completer"),
+            *(asyncio.create_task(c, name=n) for n, c in maintenance.loops(self)),
+        ]
+        reader = asyncio.create_task(self._reader(), name="taskq-reader")
+        log.info("worker %s consuming %s (concurrency %d)", self.id,
+                 ",".join(self.config.queues), self.config.concurrency)
+        try:
+            await self._stopping.wait()
+            await reader
+            await self._drain()
+        finally:
+            reader.cancel()
+            for t in loops:
+                t.cancel()
+            await asyncio.gather(reader, *loops, return_exceptions=True)
+            with contextlib.suppress(*REDIS_ERRORS):
+                await maintenance.unregister(self)
+            self.executors.shutdown()
+            log.info("worker %s stopped: %d processed", self.id, self.counters.processed)
+
+    async def _connect(self) -> None:
+        delay = 0.1
+        while not self.stopping:
+            try:
+                await self.app.ensure_groups(self.config.queues)
+                await self.app.scripts.load()
+                await self.sync_clock()
+                return
+            except REDIS_ERRORS as exc:
+                log.warning("Redis unreachable (%s); retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    async def sync_clock(self) -> None:
+        sec, usec = await self.app.redis.time()
+        self.clock_offset_ms = int(sec) * 1000 + int(usec) // 1000 - int(time.time() * 1000)
+
+    def redis_now_ms(self) -> int:
+        return int(time.time() * 1000) + self.clock_offset_ms
+
+    async def _drain(self) -> None:
+        """Hand back what never started; give running tasks the grace period; hand back the rest."""
+        waiting = [d for d in self.held.values() if not d.started]
+        for d in waiting:
+            if d.runner is not None:
+                d.runner.cancel()
+        await self._release_all(waiting)
+        running = [d.runner for d in self.held.values() if d.runner is not None]
+        if running:
+            log.info("waiting up to %.0f s for %d running tasks", self.config.grace_s, len(running))
+            _, pending = await asyncio.wait(running, timeout=self.config.grace_s)
+            if pending:
+                late = [d for d in self.held.values() if d.runner in pending]
+                log.warning("grace period over: handing back %d running tasks", len(late))
+                for d in late:
+                    d.lost = True  # the attempt's outcome is discarded from now on
+                    if d.runner is not None:
+                        d.runner.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)
+                await self._release_all(late)
+        # let the completer flush the last acks
+        for _ in range(100):
+            if not self._done and not any(d.runner and not d.runner.done()
+                                          for d in self.held.values()):
+                break
+            await asyncio.sleep(0.02)
+
+    async def _release_all(self, deliveries: Sequence[Delivery]) -> None:
+        for d in deliveries:
+            payload = d.payload or b""
+            task_id = d.task_id or ids.task_id(d.queue, d.entry_id)
+            with contextlib.suppress(DecodeError):
+                msg = codec.decode(payload)
+                payload = codec.encode(msg.with_attempts(msg.attempts, task_id))
+            try:
+                await self.app.scripts.release(self.keys[d.queue], self.id, d.entry_id,
+                                               d.deliveries, task_id, payload)
+            except REDIS_ERRORS as exc:
+                log.warning("could not hand back %s (%s); it returns after its lease", task_id, exc)
+            self.held.pop((d.queue, d.entry_id), None)
+
+    # -- reading ---------------------------------------------------------------------------
+
+    async def _reader(self) -> None:
+        cap = self.config.capacity
+        delay = 0.05
+        client = self.app.redis
+        while not self.stopping:
+            room = cap - len(self.held)
+            if room <= 0:
+                self._room.clear()
+                await self._room.wait()
+                continue
+            streams: dict[Any, Any] = {
+                k.stream: ">" for q, k in self.keys.items() if q not in self.paused
+            }
+            if not streams:
+                await asyncio.sleep(self.config.flags_every_ms / 1000)
+                continue
+            try:
+                resp = await client.xreadgroup(
+                    GROUP, self.id, streams, count=min(room, self.config.batch),
+                    block=self.config.block_ms,
+                )
+                delay = 0.05
+            except ResponseError as exc:
+                log.warning("read refused (%s); recreating consumer groups", exc)
+                with contextlib.suppress(*REDIS_ERRORS, ResponseError):
+                    await self.app.ensure_groups(self.config.queues)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            except REDIS_ERRORS as exc:
+                log.warning("read failed (%s: %s); retrying in %.2f s",
+                            type(exc).__name__, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            crashpoint("after_read")
+            for stream, entries in resp or ():
+                queue = self._queue_of_stream(stream)
+                for entry_id, fields in entries:
+                    eid = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+                    self.accept(queue, eid, (fields or {}).get(codec.FIELD), 1)
+
+    def _queue_of_stream(self, stream: bytes | str) -> str:
+        name = stream.decode() if isinstance(stream, bytes) else stream
+        for q, k in self.keys.items():
+            if k.stream == name:
+                return q
+        raise LookupError(name)
+
+    def accept(self, queue: str, entry_id: str, payload: bytes | None, deliveries: int) -> None:
+        """Take an entry delivered to (or reclaimed by) this worker."""
+        key = (queue, entry_id)
+        held = self.held.get(key)
+        if held is not None:  # reclaimed our own entry (renewal stalled): new fencing token
+            held.deliveries = deliveries
+            return
+        d = Delivery(queue, entry_id, deliveries, payload)
+        self.held[key] = d
+        d.runner = asyncio.create_task(self._process(d))
+
+    # -- processing -----------------------------------------------------------------------
+
+    async def _process(self, d: Delivery) -> None:
+        try:
+            async with self._slots:
+                if d.lost or self.stopping:
+                    return
+                d.started = True
+                await self._execute(d)
+        except asyncio.CancelledError:
+            if not (self.stopping or d.lost):
+                raise
+        except Exception:  # a bug here must never kill the worker or lose the entry
+            log.exception("internal error on entry %s of %s; it will be retried after its lease",
+                          d.entry_id, d.queue)
+        finally:
+            if not self.stopping or d.started:
+                self.held.pop((d.queue, d.entry_id), None)
+            self._room.set()
+
+    async def _execute(self, d: Delivery) -> None:
+        app = self.app
+        d.task_id = ids.task_id(d.queue, d.entry_id)
+        if d.payload is None:
+            await self._dead(d, None, "decode_error", "DecodeError", "entry has no 'm' field")
+            return
+        if len(d.payload) > app.max_payload_bytes:
+            await self._dead(d, None, "payload_too_large", "PayloadTooLarge",
+                             f"{len(d.payload)} bytes > limit {app.max_payload_bytes}")
+            return
+        try:
+            msg = codec.decode(d.payload)
+        except DecodeError as exc:
+            await self._dead(d, None, "decode_error", "DecodeError", str(exc))
+            return
+        d.task_id = msg.task_id or d.task_id
+        task = app.registry.get(msg.task)
+        if task is None:
+            await self._dead(d, msg, "unknown_task", "TaskNotRegistered",
+                             f"task {msg.task!r} is not registered with this worker")
+            return
+        runs_before = msg.attempts + d.deliveries - 1
+        if runs_before >= task.options.max_attempts:
+            await self._dead(d, msg, "worker_lost", "WorkerLost",
+                             f"its worker was lost during {d.deliveries - 1} deliveries; "
+                             f"{runs_before} of {task.options.max_attempts} attempts used",
+                             attempts=runs_before)
+            return
+        if d.task_id in self.cancels:
+            await self._finish(d, msg, TaskStatus.CANCELLED, None, "c", attempts=runs_before)
+            return
+        try:
+            args, kwargs = task.signature.for_call(msg.args, msg.kwargs)
+        except TaskValidationError as exc:
+            await self._dead(d, msg, "invalid_args", "TaskValidationError", str(exc))
+            return
+        await self._run(d, msg, task, args, kwargs, runs_before + 1)
+
+    async def _run(self, d: Delivery, msg: Message, task: Task[Any, Any], args: tuple[Any, ...],
+                   kwargs: dict[str, Any], attempt: int) -> None:
+        ctx = TaskContext(d.task_id, task.name, d.queue, attempt, task.options.max_attempts,
+                          self.id, self._progress)
+        d.ctx = ctx
+        started = int(time.time() * 1000)
+        self.counters.processed += 1
+        try:
+            value = await invoke(task, args, kwargs, ctx, self.executors)
+            result = encode_result(value)
+        except asyncio.CancelledError:
+            if d.cancel and not self.stopping:
+                await self._finish(d, msg, TaskStatus.CANCELLED, None, "c", attempt, started)
+                return
+            raise
+        except Exception as exc:
+            if d.cancel:
+                await self._finish(d, msg, TaskStatus.CANCELLED, None, "c", attempt, started)
+                return
+            if "BrokenProcessPool" in type(exc).__name__:
+                self.executors.reset_pool()
+            await self._failed(d, msg, task, exc, attempt, started)
+            return
+        if d.cancel:  # a sync task flagged while running: its result is discarded
+            await self._finish(d, msg, TaskStatus.CANCELLED, None, "c", attempt, started)
+            return
+        crashpoint("before_ack")
+        await self._finish(d, msg, TaskStatus.SUCCEEDED, result, "", attempt, started)
+
+    async def _failed(self, d: Delivery, msg: Message, task: Task[Any, Any], exc: Exception,
+                      attempt: int, started: int) -> None:
+        self.counters.failed += 1
+        policy = task.options.retry
+        tb = "".join(traceback.format_exception(exc))
+        if isinstance(exc, TimeoutError) and task.options.timeout_s is not None:
+            error = f"timed out after {task.options.timeout_s:g} s"
+        else:
+            error = str(exc) or type(exc).__name__
+        retryable = isinstance(exc, Retry) or policy.should_retry(exc)
+        if not retryable or attempt >= task.options.max_attempts:
+            reason = "max_attempts" if retryable else "not_retryable"
+            await self._dead(d, msg, reason, type(exc).__name__, error, tb, attempt, started)
+            return
+        if isinstance(exc, Retry) and exc.delay is not None:
+            delay_s = max(0.0, exc.delay)
+        else:
+            delay_s = policy.backoff(attempt)
+        keys = self.keys[d.queue]
+        ttl = self._ttl_ms(task)
+        record = encode_record(
+            TaskStatus.FAILED, task=msg.task, args=msg.args, kwargs=msg.kwargs, attempts=attempt,
+            enqueued_ms=msg.enqueued_ms, started_ms=started, finished_ms=int(time.time() * 1000),
+            error_type=type(exc).__name__, error=error, traceback=tb, worker=self.id,
+        )
+        payload = codec.encode(msg.with_attempts(attempt, d.task_id))
+        crashpoint("before_retry")
+        due = await self._owned_call(d, lambda: self.app.scripts.retry(
+            keys, self.id, d.entry_id, d.deliveries, d.task_id, payload, int(delay_s * 1000),
+            bucket_key(keys, d.task_id), record, ttl, keys.events,
+        ))
+        if due:
+            self.counters.retried += 1
+            log.info("task %s failed (attempt %d/%d: %s); retry in %.2f s", d.task_id, attempt,
+                     task.options.max_attempts, type(exc).__name__, delay_s,
+                     extra={"task_id": d.task_id})
+
+    async def _dead(self, d: Delivery, msg: Message | None, reason: str, error_type: str,
+                    error: str, tb: str = "", attempts: int | None = None,
+                    started: int | None = None) -> None:
+        keys = self.keys[d.queue]
+        now = int(time.time() * 1000)
+        attempts = attempts if attempts is not None else (msg.attempts if msg else 0)
+        task = msg.task if msg else ""
+        record = encode_record(
+            TaskStatus.DEAD, task=task or None, args=msg.args if msg else (),
+            kwargs=msg.kwargs if msg else None, attempts=attempts,
+            enqueued_ms=msg.enqueued_ms if msg else None, started_ms=started, finished_ms=now,
+            error_type=error_type, error=f"{reason}: {error}", traceback=tb or None,
+            worker=self.id,
+        )
+        fields: dict[str, str | bytes | int] = {
+            "id": d.task_id, "entry": d.entry_id, "task": task, "reason": reason,
+            "error_type": error_type, "error": error[:2000], "traceback": tb[-4000:],
+            "attempts": attempts, "enqueued_ms": msg.enqueued_ms if msg else 0,
+            "failed_ms": now, "worker": self.id, "payload": d.payload or b"",
+        }
+        crashpoint("before_dead")
+        dead = await self._owned_call(d, lambda: self.app.scripts.dead(
+            keys, self.id, d.entry_id, d.deliveries, d.task_id, bucket_key(keys, d.task_id),
+            record, self.app.result_ttl_ms, keys.events, self.app.dead_letter_cap, fields,
+        ))
+        if dead:
+            self.counters.dead += 1
+            log.warning("task %s dead-lettered (%s): %s", d.task_id, reason, error[:200],
+                        extra={"task_id": d.task_id})
+
+    async def _owned_call(self, d: Delivery, call: Callable[[], Awaitable[Any]]) -> Any:
+        """Run an owner-checked script, retrying through connection errors (the script is
+        idempotent: once done, the owner check fails); a falsy answer means the lease was
+        lost. Gives up after about a minute: the entry then returns after its lease."""
+        delay = 0.05
+        for _ in range(80):
+            try:
+                r = await call()
+            except REDIS_ERRORS as exc:
+                log.warning("finishing %s failed (%s); retrying", d.task_id, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+                continue
+            if not r:
+                self.counters.lost_leases += 1
+                log.warning("lease lost on %s: another worker owns it now; outcome discarded",
+                            d.task_id, extra={"task_id": d.task_id})
+            return r
+        return None
+
+    def _ttl_ms(self, task: Task[Any, Any] | None) -> int:
+        if task is not None and task.options.result_ttl_s is not None:
+            return int(task.options.result_ttl_s * 1000)
+        return self.app.result_ttl_ms
+
+    async def _finish(self, d: Delivery, msg: Message, status: TaskStatus, result: Any,
+                      flags: str, attempts: int, started: int | None = None) -> None:
+        """Queue an owned entry for the batched complete script and wait for its ack."""
+        task = self.app.registry.get(msg.task)
+        if msg.task_id is not None:
+            flags += "e"
+        record = encode_record(
+            status, task=msg.task, args=msg.args, kwargs=msg.kwargs, attempts=attempts,
+            enqueued_ms=msg.enqueued_ms, started_ms=started, finished_ms=int(time.time() * 1000),
+            result=result, worker=self.id,
+            error="cancelled" if status is TaskStatus.CANCELLED else None,
+        )
+        keys = self.keys[d.queue]
+        item = Completion(d.entry_id, d.deliveries, bucket_key(keys, d.task_id), d.task_id,
+                          str(status), record, flags)
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._done.append((item, keys, self._ttl_ms(task), future))
+        self._done_ready.set()
+        if await asyncio.shield(future) and status is TaskStatus.SUCCEEDED:
+            self.counters.succeeded += 1
+
+    async def _completer(self) -> None:
+        """Group commit: one complete script per queue for everything finished meanwhile."""
+        while True:
+            await self._done_ready.wait()
+            self._done_ready.clear()
+            batch, self._done = self._done, []
+            groups: dict[tuple[str, int], list[tuple[Completion, asyncio.Future[bool]]]] = {}
+            by_key: dict[tuple[str, int], QueueKeys] = {}
+            for item, keys, ttl, fut in batch:
+                groups.setdefault((keys.queue, ttl), []).append((item, fut))
+                by_key[(keys.queue, ttl)] = keys
+            for gk, items in groups.items():
+                await self._complete_group(by_key[gk], gk[1], items)
+
+    async def _complete_group(self, keys: QueueKeys, ttl: int,
+                              items: list[tuple[Completion, asyncio.Future[bool]]]) -> None:
+        minute = self.redis_now_ms() // 60_000
+        delay = 0.05
+        while True:
+            try:
+                lost = await self.app.scripts.complete(
+                    keys, self.id, [c for c, _ in items], keys.done_minute(minute), ttl,
+                    keys.events, len(self.held) + len(items) + 16,
+                )
+                break
+            except REDIS_ERRORS as exc:
+                log.warning("ack of %d tasks failed (%s); retrying", len(items), exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+        lost_set = set(lost)
+        for c, fut in items:
+            if c.entry_id in lost_set:
+                self.counters.lost_leases += 1
+                log.warning("lease lost on %s: another worker owns it now; outcome discarded",
+                            c.task_id, extra={"task_id": c.task_id})
+            if not fut.done():
+                fut.set_result(c.entry_id not in lost_set)
+
+    async def _progress(self, queue: str, task_id: str, fraction: float, message: str) -> None:
+        keys = self.keys.get(queue) or self.app.keys(queue)
+        bucket = bucket_key(keys, task_id)
+        pipe = self.app.redis.pipeline(transaction=False)
+        pipe.hset(bucket, task_id + ":p", codec.pack({"p": fraction, "m": message}))  # type: ignore[arg-type]
+        pipe.pexpire(bucket, self.app.result_ttl_ms, gt=True)
+        pipe.publish(keys.events, _progress_event(task_id, fraction, message))
+        with contextlib.suppress(*REDIS_ERRORS):
+            await pipe.execute()
+
+
+def _progress_event(task_id: str, fraction: float, message: str) -> str:
+    return json.dumps([[task_id, "running", {"progress": fraction, "message": message}]])

@@ -1,0 +1,88 @@
+"""Fixtures: a real Redis (TASKQ_TEST_REDIS_URL or the local one), a key prefix per test so
+tests never see each other's keys, and workers in the test's loop or as real processes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis as redis_sync
+
+from taskq import TaskQueue, Worker, WorkerConfig
+from tests.helpers import WorkerProcess
+
+REDIS_URL = os.environ.get("TASKQ_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    client = redis_sync.Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except redis_sync.exceptions.ConnectionError as exc:
+        pytest.exit(f"tests need a Redis server at {REDIS_URL}: {exc}", returncode=3)
+    finally:
+        client.close()
+    return REDIS_URL
+
+
+@pytest.fixture
+def prefix(redis_url: str) -> Iterator[str]:
+    name = f"t{uuid.uuid4().hex[:10]}"
+    yield name
+    client = redis_sync.Redis.from_url(redis_url)
+    for pattern in (f"{{{name}:*", f"{name}:*"):
+        keys = list(client.scan_iter(match=pattern, count=1000))
+        for i in range(0, len(keys), 500):
+            client.delete(*keys[i : i + 500])
+    client.close()
+
+
+@pytest.fixture
+async def tq(redis_url: str, prefix: str) -> AsyncIterator[TaskQueue]:
+    app = TaskQueue(redis_url, prefix=prefix)
+    yield app
+    await app.aclose()
+
+
+@pytest.fixture
+async def start_worker() -> AsyncIterator[Callable[..., Worker]]:
+    """Start a Worker in the test's event loop; every one is stopped at teardown."""
+    running: list[tuple[Worker, asyncio.Task[None]]] = []
+
+    def start(app: TaskQueue, **config: object) -> Worker:
+        config.setdefault("queues", tuple(app.queues) or ("default",))
+        w = Worker(app, WorkerConfig(**config))  # type: ignore[arg-type]
+        running.append((w, asyncio.create_task(w.run())))
+        return w
+
+    yield start
+    for w, _ in running:
+        w.stop()
+    for _, t in running:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(t, 30)
+
+
+@pytest.fixture
+def worker_process(
+    redis_url: str, prefix: str, tmp_path: Path
+) -> Iterator[Callable[..., WorkerProcess]]:
+    """Start ``python -m worker APP`` subprocesses with TEST_PREFIX set; killed at teardown."""
+    procs: list[WorkerProcess] = []
+
+    def start(app: str, *args: str, env: dict[str, str] | None = None) -> WorkerProcess:
+        full_env = {"TEST_PREFIX": prefix, "TASKQ_REDIS_URL": redis_url, **(env or {})}
+        p = WorkerProcess(app, full_env, *args, log=tmp_path / f"worker{len(procs)}.log")
+        procs.append(p)
+        return p
+
+    yield start
+    for p in procs:
+        with contextlib.suppress(Exception):
+            p.kill()

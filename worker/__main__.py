@@ -1,0 +1,88 @@
+"""``python -m worker APP [options]``: run taskq workers for the TaskQueue at APP."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Annotated
+
+import typer
+
+from taskq import WorkerConfig
+from worker.loader import AppNotFound, load_app
+from worker.process import run_worker
+from worker.settings import WorkerSettings
+from worker.supervisor import Supervisor
+
+cli = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+_S = WorkerSettings()
+
+
+@cli.command(help="Run workers for a TaskQueue.\n\nExample: python -m worker myapp.tasks:tq "
+             "--queues emails,default --concurrency 100 --processes 2")
+def main(
+    app: Annotated[str, typer.Argument(help="module:attribute of the TaskQueue",
+                                       envvar="TASKQ_APP")] = _S.app,
+    queues: Annotated[str, typer.Option(help="comma-separated queues (default: all the app's)",
+                                        envvar="TASKQ_QUEUES")] = _S.queues,
+    concurrency: Annotated[int, typer.Option(min=1, help="tasks run at once per process",
+                                             envvar="TASKQ_CONCURRENCY")] = _S.concurrency,
+    processes: Annotated[int, typer.Option(min=1, help="worker processes (supervised)",
+                                           envvar="TASKQ_PROCESSES")] = _S.processes,
+    prefetch: Annotated[int | None, typer.Option(help="entries held beyond those running",
+                                                 envvar="TASKQ_PREFETCH")] = _S.prefetch,
+    lease_ms: Annotated[int, typer.Option(help="a dead worker's tasks run again after this",
+                                          envvar="TASKQ_LEASE_MS")] = _S.lease_ms,
+    grace_s: Annotated[float, typer.Option(help="on SIGTERM, time for running tasks to finish",
+                                           envvar="TASKQ_GRACE_S")] = _S.grace_s,
+    redis_url: Annotated[str | None, typer.Option(help="Redis URL (else the app's)",
+                                                  envvar="TASKQ_REDIS_URL")] = _S.redis_url,
+    log_level: Annotated[str, typer.Option(envvar="TASKQ_LOG_LEVEL")] = _S.log_level,
+) -> None:
+    logging.basicConfig(
+        level=log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s",
+    )
+    if not app:
+        raise typer.BadParameter("give the TaskQueue as module:attribute (or TASKQ_APP)")
+    if processes > 1:
+        args = [a for a in sys.argv[1:]]
+        args = _strip_processes(args)
+        raise typer.Exit(Supervisor(args, processes, grace_s).run())
+    try:
+        tq = load_app(app)
+    except AppNotFound as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if redis_url:
+        tq.url = redis_url
+    names = tuple(q.strip() for q in queues.split(",") if q.strip()) or tuple(tq.queues)
+    config = WorkerConfig(
+        queues=names or ("default",),
+        concurrency=concurrency,
+        prefetch=prefetch,
+        lease_ms=lease_ms,
+        renew_every_ms=max(100, lease_ms // 3),
+        grace_s=grace_s,
+    )
+    raise typer.Exit(run_worker(tq, config))
+
+
+def _strip_processes(args: list[str]) -> list[str]:
+    out: list[str] = []
+    skip = False
+    for a in args:
+        if skip:
+            skip = False
+            continue
+        if a == "--processes":
+            skip = True
+            continue
+        if a.startswith("--processes="):
+            continue
+        out.append(a)
+    return out
+
+
+if __name__ == "__main__":
+    cli()

@@ -1,0 +1,42 @@
+"""One worker process: signals, logging, and the worker's event loop.
+
+SIGTERM or SIGINT: stop reading, let running tasks finish within the grace period, hand back
+the rest, exit 0. A second signal exits at once (code 1); what it held returns after its lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+
+from taskq import TaskQueue, Worker, WorkerConfig
+
+log = logging.getLogger("worker")
+
+
+def run_worker(app: TaskQueue, config: WorkerConfig) -> int:
+    return asyncio.run(_main(app, config))
+
+
+async def _main(app: TaskQueue, config: WorkerConfig) -> int:
+    worker = Worker(app, config)
+    loop = asyncio.get_running_loop()
+    signals = 0
+
+    def on_signal(signum: int) -> None:
+        nonlocal signals
+        signals += 1
+        if signals == 1:
+            log.info("%s: finishing running tasks (up to %.0f s); signal again to exit now",
+                     signal.Signals(signum).name, config.grace_s)
+            worker.stop()
+        else:
+            log.warning("second signal: exiting now")
+            os._exit(1)
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal, sig)
+    await worker.run()
+    return 0

@@ -1,0 +1,22 @@
+"""Worker settings: command-line options, each also read from a ``TASKQ_`` environment variable."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class WorkerSettings(BaseSettings):
+    """Environment: TASKQ_APP, TASKQ_REDIS_URL, TASKQ_QUEUES, TASKQ_CONCURRENCY, ..."""
+
+    model_config = SettingsConfigDict(env_prefix="TASKQ_", extra="ignore")
+
+    app: str = Field("", description="the TaskQueue to serve, as module:attribute")
+    redis_url: str | None = None
+    queues: str = Field("", description="comma-separated queues (default: the app's queues)")
+    concurrency: int = 100
+    processes: int = 1
+    prefetch: int | None = None
+    lease_ms: int = 6_000
+    grace_s: float = 25.0
+    log_level: str = "INFO"

@@ -1,0 +1,77 @@
+"""Run N worker processes; restart one that dies; forward stop signals.
+
+Children are ``python -m worker`` processes with the same options and ``--processes 1``. A child
+that dies is restarted after a pause that grows while children keep dying quickly (a crash loop
+does not spin). SIGTERM/SIGINT go to every child; the supervisor exits 0 once all have ended
+(a second signal is forwarded too, so the children exit at once).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from types import FrameType
+
+log = logging.getLogger("worker.supervisor")
+
+
+class Supervisor:
+    def __init__(self, child_args: Sequence[str], processes: int, grace_s: float) -> None:
+        self.child_args = list(child_args)
+        self.processes = processes
+        self.grace_s = grace_s
+        self.children: dict[int, subprocess.Popen[bytes]] = {}
+        self.signals = 0
+        self.restarts = 0
+
+    def _spawn(self, slot: int) -> None:
+        cmd = [sys.executable, "-m", "worker", *self.child_args, "--processes", "1"]
+        self.children[slot] = subprocess.Popen(cmd)
+        log.info("started worker process %d (pid %d)", slot, self.children[slot].pid)
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        self.signals += 1
+        for child in self.children.values():
+            if child.poll() is None:
+                child.send_signal(signum)
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        for slot in range(self.processes):
+            self._spawn(slot)
+        backoff: dict[int, float] = dict.fromkeys(range(self.processes), 0.5)
+        started = dict.fromkeys(range(self.processes), time.monotonic())
+        due: dict[int, float] = {}
+        while self.signals == 0:
+            time.sleep(0.2)
+            now = time.monotonic()
+            for slot, child in list(self.children.items()):
+                if slot in due or child.poll() is None:
+                    continue
+                if now - started[slot] > 30:
+                    backoff[slot] = 0.5
+                log.warning("worker process %d (pid %d) exited with %s; restarting in %.1f s",
+                            slot, child.pid, child.returncode, backoff[slot])
+                due[slot] = now + backoff[slot]
+                backoff[slot] = min(backoff[slot] * 2, 30.0)
+            for slot, at in list(due.items()):
+                if now >= at and self.signals == 0:
+                    del due[slot]
+                    self.restarts += 1
+                    self._spawn(slot)
+                    started[slot] = time.monotonic()
+        deadline = time.monotonic() + self.grace_s + 15
+        for child in self.children.values():
+            remaining = max(0.1, deadline - time.monotonic())
+            try:
+                child.wait(remaining)
+            except subprocess.TimeoutExpired:
+                log.error("worker process %d did not stop in time; killing it", child.pid)
+                child.kill()
+                child.wait()
+        return 0
