@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from taskq.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 REDIS_ERRORS: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutError, OSError)
 """Connection-level failures: the command may or may not have run."""
@@ -21,3 +28,32 @@ def connect(url: str, *, socket_timeout_s: float = 5.0) -> Redis:
         retry_on_timeout=False,
     )
     return client
+
+
+async def check_server(client: Redis) -> None:
+    """Refuse a Redis that may evict queue keys; warn about one too old for taskq.
+
+    ``maxmemory-policy`` ``allkeys-*`` lets Redis delete streams of accepted tasks under memory
+    pressure: a ConfigError. ``volatile-*`` can evict only keys with a TTL (task records):
+    a loud warning. A server that refuses CONFIG GET (some managed services) gets a warning.
+    """
+    info = await client.info("server")
+    version = tuple(int(p) for p in str(info.get("redis_version", "0")).split(".")[:2])
+    if version < (6, 2):
+        raise ConfigError(f"Redis {info.get('redis_version')} is too old: taskq needs 6.2+")
+    try:
+        reply = await client.config_get("maxmemory-policy")
+    except ResponseError:
+        log.warning("cannot read maxmemory-policy; make sure it is noeviction, "
+                    "or Redis may delete queued tasks under memory pressure")
+        return
+    policy = reply.get("maxmemory-policy") or reply.get(b"maxmemory-policy") or b""
+    policy = policy.decode() if isinstance(policy, bytes) else str(policy)
+    if policy.startswith("allkeys"):
+        raise ConfigError(
+            f"Redis maxmemory-policy is {policy}: it may delete queued tasks. "
+            "Set maxmemory-policy noeviction (CONFIG SET maxmemory-policy noeviction)"
+        )
+    if policy.startswith("volatile"):
+        log.warning("Redis maxmemory-policy is %s: task records (keys with a TTL) may be "
+                    "evicted under memory pressure; noeviction is recommended", policy)

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 _ERRORS: tuple[type[Exception], ...] = (*REDIS_ERRORS, ResponseError)
 FORGET_CONSUMERS_EVERY_S = 60.0
+CANCEL_REQUEST_TTL_MS = 600_000
 FORGET_IDLE_MS = 600_000
 
 
@@ -139,15 +140,19 @@ async def flags(w: Worker) -> None:
     queues = list(w.keys)
     for q in queues:
         pipe.exists(w.keys[q].paused)
-        pipe.hkeys(w.keys[q].cancels)
+        pipe.hgetall(w.keys[q].cancels)
     replies = await pipe.execute()
     paused = {q for q, n in zip(queues, replies[0::2], strict=True) if n}
     if paused != w.paused:
         log.info("paused queues: %s", ", ".join(sorted(paused)) or "none")
     w.paused = paused
     cancels: set[str] = set()
-    for names in replies[1::2]:
-        cancels.update(n.decode() if isinstance(n, bytes) else n for n in names)
+    stale_before = w.redis_now_ms() - CANCEL_REQUEST_TTL_MS
+    for q, requests in zip(queues, replies[1::2], strict=True):
+        stale = [k for k, at in requests.items() if int(at) < stale_before]
+        if stale:  # asked for tasks that had already ended: nobody will act on them
+            await w.app.redis.hdel(w.keys[q].cancels, *stale)  # type: ignore[misc]
+        cancels.update(k.decode() if isinstance(k, bytes) else k for k in requests)
     w.cancels = cancels
     if cancels:
         for d in list(w.held.values()):

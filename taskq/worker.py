@@ -28,7 +28,7 @@ from redis.exceptions import ResponseError
 
 from taskq import codec, ids, maintenance
 from taskq.codec import Message
-from taskq.connection import REDIS_ERRORS
+from taskq.connection import REDIS_ERRORS, check_server
 from taskq.context import TaskContext
 from taskq.errors import DecodeError, Retry, TaskValidationError
 from taskq.execution import Executors, encode_result, invoke
@@ -176,6 +176,7 @@ class Worker:
         delay = 0.1
         while not self.stopping:
             try:
+                await check_server(self.app.redis)
                 await self.app.ensure_groups(self.config.queues)
                 await self.app.scripts.load()
                 await self.sync_clock()
@@ -365,6 +366,9 @@ class Worker:
             result = encode_result(value)
         except asyncio.CancelledError:
             if d.cancel and not self.stopping:
+                current = asyncio.current_task()
+                if current is not None:
+                    current.uncancel()
                 await self._finish(d, msg, TaskStatus.CANCELLED, None, "c", attempt, started)
                 return
             raise
@@ -380,7 +384,8 @@ class Worker:
             await self._finish(d, msg, TaskStatus.CANCELLED, None, "c", attempt, started)
             return
         crashpoint("before_ack")
-        await self._finish(d, msg, TaskStatus.SUCCEEDED, result, "", attempt, started)
+        flags = "c" if d.task_id in self.cancels else ""  # asked too late: clear the request
+        await self._finish(d, msg, TaskStatus.SUCCEEDED, result, flags, attempt, started)
 
     async def _failed(self, d: Delivery, msg: Message, task: Task[Any, Any], exc: Exception,
                       attempt: int, started: int) -> None:
@@ -513,6 +518,7 @@ class Worker:
                               items: list[tuple[Completion, asyncio.Future[bool]]]) -> None:
         minute = self.redis_now_ms() // 60_000
         delay = 0.05
+        refused = 0
         while True:
             try:
                 lost = await self.app.scripts.complete(
@@ -522,8 +528,14 @@ class Worker:
                 break
             except REDIS_ERRORS as exc:
                 log.warning("ack of %d tasks failed (%s); retrying", len(items), exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 1.0)
+            except Exception:  # a refused script must not stop every later ack
+                refused += 1
+                log.exception("ack of %d tasks refused by Redis", len(items))
+                if refused >= 5:  # give up: the entries return after their lease
+                    lost = [c.entry_id for c, _ in items]
+                    break
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
         lost_set = set(lost)
         for c, fut in items:
             if c.entry_id in lost_set:
