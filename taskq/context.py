@@ -7,7 +7,6 @@ not part of the task's arguments), or by calling :func:`current_context` while i
 from __future__ import annotations
 
 import contextvars
-import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -25,12 +24,16 @@ class TaskContext:
     max_attempts: int
     worker_id: str
     _sink: ProgressSink | None = field(default=None, repr=False)
-    _cancelled: threading.Event = field(default_factory=threading.Event, repr=False)
+    _cancel_requested: bool = field(default=False, repr=False)
 
     @property
     def cancelled(self) -> bool:
         """True once cancellation was asked for (sync tasks poll this to stop early)."""
-        return self._cancelled.is_set()
+        return self._cancel_requested
+
+    def request_cancel(self) -> None:
+        """Set by the worker when the task is cancelled or timed out."""
+        self._cancel_requested = True
 
     async def progress(self, fraction: float, message: str = "") -> None:
         """Report progress (0..1) with a short message; published to watchers (SSE, CLI)."""

@@ -80,6 +80,8 @@ async def invoke(
     fn = task.fn
     if task.is_async:
         set_context(ctx)
+        if timeout is None:
+            return await fn(*args, **kwargs)
         async with asyncio.timeout(timeout):
             return await fn(*args, **kwargs)
     loop = asyncio.get_running_loop()
@@ -92,7 +94,7 @@ async def invoke(
     try:
         return await asyncio.wait_for(future, timeout)
     except (TimeoutError, asyncio.CancelledError):
-        ctx._cancelled.set()  # a sync task may poll ctx.cancelled and stop early
+        ctx.request_cancel()  # a sync task may poll ctx.cancelled and stop early
         raise
 
 

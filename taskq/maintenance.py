@@ -159,7 +159,7 @@ async def flags(w: Worker) -> None:
             if d.task_id in cancels and not d.cancel:
                 d.cancel = True
                 if d.ctx is not None:
-                    d.ctx._cancelled.set()
+                    d.ctx.request_cancel()
                 if d.runner is not None and d.started:
                     task = w.app.registry.get(d.ctx.task) if d.ctx else None
                     if task is not None and task.is_async:

@@ -41,6 +41,11 @@ def bucket_key(keys: QueueKeys, task_id: str) -> str:
     return keys.records(ids.time_ms(task_id) // BUCKET_MS)
 
 
+def bucket_of_entry(keys: QueueKeys, entry_id: str) -> str:
+    """The bucket of a task whose id is "<queue>:<entry_id>" (no parsing of the id)."""
+    return keys.records(int(entry_id.partition("-")[0]) // BUCKET_MS)
+
+
 @dataclass(frozen=True, slots=True)
 class TaskRecord:
     """What is known of one task. ``to_dict`` is the stable JSON shape of the CLI and the API."""

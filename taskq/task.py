@@ -77,6 +77,12 @@ class Signature:
             elif p.kind is inspect.Parameter.VAR_KEYWORD:
                 hint = dict[str, hint]  # type: ignore[valid-type]
             fields[p.name] = hint
+        plain = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        params = [p for p in self.sig.parameters.values() if p.name in fields]
+        self._simple = all(p.kind in plain for p in params)
+        self._names = frozenset(fields)
+        self._required = frozenset(p.name for p in params if p.default is p.empty)
+        self._defaults = {p.name: p.default for p in params if p.default is not p.empty}
         td = TypedDict(f"{name}_arguments", fields)  # type: ignore[misc]
         td.__pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[attr-defined]
         self.adapter: TypeAdapter[Any] = TypeAdapter(td)
@@ -89,6 +95,10 @@ class Signature:
         )
 
     def _bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        if not args and self._simple and kwargs.keys() <= self._names:
+            missing = self._required - kwargs.keys()
+            if not missing:  # the common case: keyword arguments only, nothing to bind
+                return {**self._defaults, **kwargs}
         bind_kwargs = dict(kwargs)
         if self.context_param is not None:
             bind_kwargs.setdefault(self.context_param, None)

@@ -34,7 +34,7 @@ from taskq.errors import DecodeError, Retry, TaskValidationError
 from taskq.execution import Executors, encode_result, invoke
 from taskq.keys import GROUP, QueueKeys
 from taskq.queue import TaskQueue
-from taskq.records import TaskStatus, bucket_key, encode_record
+from taskq.records import TaskStatus, bucket_key, bucket_of_entry, encode_record
 from taskq.scripts import Completion
 from taskq.task import Task
 
@@ -95,6 +95,7 @@ class Delivery:
     started: bool = False
     lost: bool = False
     cancel: bool = False
+    acking: bool = False  # handed to the completer; it drops the delivery once acked
     ctx: TaskContext | None = None
     runner: asyncio.Task[None] | None = field(default=None, repr=False)
 
@@ -130,7 +131,7 @@ class Worker:
         self._stopping = asyncio.Event()
         self._room = asyncio.Event()
         self._slots = asyncio.Semaphore(self.config.concurrency)
-        self._done: list[tuple[Completion, QueueKeys, int, asyncio.Future[bool]]] = []
+        self._done: list[tuple[Completion, QueueKeys, int, Delivery]] = []
         self._done_ready = asyncio.Event()
         cpu = os.cpu_count() or 2
         self.executors = Executors(
@@ -214,9 +215,8 @@ class Worker:
                 await asyncio.gather(*pending, return_exceptions=True)
                 await self._release_all(late)
         # let the completer flush the last acks
-        for _ in range(100):
-            if not self._done and not any(d.runner and not d.runner.done()
-                                          for d in self.held.values()):
+        for _ in range(250):
+            if not self._done and not any(d.acking for d in self.held.values()):
                 break
             await asyncio.sleep(0.02)
 
@@ -240,9 +240,12 @@ class Worker:
         cap = self.config.capacity
         delay = 0.05
         client = self.app.redis
+        # Read again once there is room for a worthwhile batch (or nothing is held, so an idle
+        # worker answers at once): small reads would cost a round trip per task under load.
+        threshold = max(1, min(self.config.batch, cap // 2))
         while not self.stopping:
             room = cap - len(self.held)
-            if room <= 0:
+            if room < threshold and self.held:
                 self._room.clear()
                 await self._room.wait()
                 continue
@@ -312,9 +315,9 @@ class Worker:
             log.exception("internal error on entry %s of %s; it will be retried after its lease",
                           d.entry_id, d.queue)
         finally:
-            if not self.stopping or d.started:
+            if not d.acking and (not self.stopping or d.started):
                 self.held.pop((d.queue, d.entry_id), None)
-            self._room.set()
+                self._room.set()
 
     async def _execute(self, d: Delivery) -> None:
         app = self.app
@@ -481,7 +484,8 @@ class Worker:
 
     async def _finish(self, d: Delivery, msg: Message, status: TaskStatus, result: Any,
                       flags: str, attempts: int, started: int | None = None) -> None:
-        """Queue an owned entry for the batched complete script and wait for its ack."""
+        """Hand an owned entry to the completer (batched complete script). The delivery stays
+        held (its lease renewed) until the completer has acked it."""
         task = self.app.registry.get(msg.task)
         if msg.task_id is not None:
             flags += "e"
@@ -492,30 +496,33 @@ class Worker:
             error="cancelled" if status is TaskStatus.CANCELLED else None,
         )
         keys = self.keys[d.queue]
-        item = Completion(d.entry_id, d.deliveries, bucket_key(keys, d.task_id), d.task_id,
-                          str(status), record, flags)
-        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._done.append((item, keys, self._ttl_ms(task), future))
+        bucket = (bucket_of_entry(keys, d.entry_id) if msg.task_id is None
+                  else bucket_key(keys, d.task_id))
+        item = Completion(d.entry_id, d.deliveries, bucket, d.task_id, status.value, record,
+                          flags)
+        d.acking = True
+        self._done.append((item, keys, self._ttl_ms(task), d))
         self._done_ready.set()
-        if await asyncio.shield(future) and status is TaskStatus.SUCCEEDED:
-            self.counters.succeeded += 1
 
     async def _completer(self) -> None:
         """Group commit: one complete script per queue for everything finished meanwhile."""
         while True:
             await self._done_ready.wait()
+            # Let tasks that are finishing in this same loop turn join the batch.
+            for _ in range(3):
+                await asyncio.sleep(0)
             self._done_ready.clear()
             batch, self._done = self._done, []
-            groups: dict[tuple[str, int], list[tuple[Completion, asyncio.Future[bool]]]] = {}
+            groups: dict[tuple[str, int], list[tuple[Completion, Delivery]]] = {}
             by_key: dict[tuple[str, int], QueueKeys] = {}
-            for item, keys, ttl, fut in batch:
-                groups.setdefault((keys.queue, ttl), []).append((item, fut))
+            for item, keys, ttl, d in batch:
+                groups.setdefault((keys.queue, ttl), []).append((item, d))
                 by_key[(keys.queue, ttl)] = keys
             for gk, items in groups.items():
                 await self._complete_group(by_key[gk], gk[1], items)
 
     async def _complete_group(self, keys: QueueKeys, ttl: int,
-                              items: list[tuple[Completion, asyncio.Future[bool]]]) -> None:
+                              items: list[tuple[Completion, Delivery]]) -> None:
         minute = self.redis_now_ms() // 60_000
         delay = 0.05
         refused = 0
@@ -537,13 +544,15 @@ class Worker:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
         lost_set = set(lost)
-        for c, fut in items:
+        for c, d in items:
             if c.entry_id in lost_set:
                 self.counters.lost_leases += 1
                 log.warning("lease lost on %s: another worker owns it now; outcome discarded",
                             c.task_id, extra={"task_id": c.task_id})
-            if not fut.done():
-                fut.set_result(c.entry_id not in lost_set)
+            elif c.status == "succeeded":
+                self.counters.succeeded += 1
+            self.held.pop((d.queue, d.entry_id), None)
+        self._room.set()
 
     async def _progress(self, queue: str, task_id: str, fraction: float, message: str) -> None:
         keys = self.keys.get(queue) or self.app.keys(queue)

@@ -17,10 +17,17 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
+-- Keep a record bucket alive at least `ttl` ms from now; extended with some slack so that
+-- batches do not each pay for a PEXPIRE.
+local function keep_alive(bucket, ttl)
+  ttl = tonumber(ttl)
+  if redis.call('PTTL', bucket) < ttl then
+    redis.call('PEXPIRE', bucket, ttl + math.min(math.floor(ttl / 10), 60000))
+  end
+end
+
 -- Store a task record in its bucket hash and keep the bucket alive at least `ttl` ms.
 local function put_record(bucket, task_id, record, ttl)
   redis.call('HSET', bucket, task_id, record)
-  if redis.call('PTTL', bucket) < tonumber(ttl) then
-    redis.call('PEXPIRE', bucket, ttl)
-  end
+  keep_alive(bucket, ttl)
 end

@@ -50,7 +50,7 @@ if #acked > 0 then
   for b, rows in pairs(per_bucket) do
     local key = KEYS[5 + b]
     redis.call('HSET', key, unpack(rows))
-    if redis.call('PTTL', key) < tonumber(ttl) then redis.call('PEXPIRE', key, ttl) end
+    keep_alive(key, ttl)
   end
   if done > 0 then
     redis.call('HINCRBY', KEYS[2], 'completed', done)
