@@ -1,0 +1,87 @@
+"""``python -m faults [--full] [--only NAME,...] [--keep]``: run the fault scenarios.
+
+Each scenario prints one result line; the run ends with ``N passed, N failed`` and exits
+non-zero when any scenario failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from faults.harness import FULL, QUICK, Env, Profile
+from faults.scenarios import workers_die
+
+Scenario = Callable[[Env], Awaitable[None]]
+
+SCENARIOS: list[tuple[str, Scenario, float]] = [
+    ("s01-control", workers_die.control, 90),
+    ("s02-kill-workers", workers_die.kill_workers, 180),
+    ("s03-crash-points", workers_die.crash_points, 180),
+]
+
+
+async def run_one(root: Path, name: str, fn: Scenario, limit: float, profile: Profile) -> Env:
+    env = Env(root, name, profile)
+    t0 = time.monotonic()
+    try:
+        await asyncio.wait_for(fn(env), limit * profile.scale)
+    except TimeoutError:
+        env.result.check(False, f"scenario did not finish within {limit * profile.scale:.0f} s")
+    except Exception as exc:
+        env.result.check(False, f"harness error: {type(exc).__name__}: {exc}")
+        traceback.print_exc(file=sys.stderr)
+    finally:
+        try:
+            await asyncio.wait_for(env.close(), 60)
+        except Exception as exc:
+            env.result.notes.append(f"cleanup: {type(exc).__name__}: {exc}")
+    env.result.seconds = time.monotonic() - t0
+    return env
+
+
+async def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m faults", description=__doc__)
+    parser.add_argument("--full", action="store_true", help="the full profile (longer, larger)")
+    parser.add_argument("--only", default="", help="comma-separated scenario name prefixes")
+    parser.add_argument("--keep", action="store_true", help="keep the work folder")
+    parser.add_argument("--list", action="store_true", help="list the scenarios")
+    args = parser.parse_args(argv)
+    if args.list:
+        for name, _, _ in SCENARIOS:
+            print(name)
+        return 0
+    profile = FULL if args.full else QUICK
+    wanted = [w for w in args.only.split(",") if w]
+    root = Path(tempfile.mkdtemp(prefix="taskq-faults-"))
+    print(f"fault suite, {profile.name} profile, work folder {root}", flush=True)
+    passed = failed = 0
+    t0 = time.monotonic()
+    for name, fn, limit in SCENARIOS:
+        if wanted and not any(name.startswith(w) for w in wanted):
+            continue
+        env = await run_one(root, name, fn, limit, profile)
+        print(env.result.line(), flush=True)
+        if env.result.skipped:
+            continue
+        if env.result.passed:
+            passed += 1
+        else:
+            failed += 1
+    print(f"{passed} passed, {failed} failed ({time.monotonic() - t0:.0f} s)", flush=True)
+    if failed or args.keep:
+        print(f"logs kept in {root}", flush=True)
+    else:
+        shutil.rmtree(root, ignore_errors=True)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main(sys.argv[1:])))

@@ -1,0 +1,94 @@
+"""The fault suite's tasks. Workers load ``faults.app:tq``; the harness calls :func:`make_app`.
+
+Settings come from the environment of the worker process: TASKQ_REDIS_URL, FAULTS_PREFIX,
+FAULTS_LOG_DIR (where the task logs go), FAULTS_SOCKET_TIMEOUT, FAULTS_MAX_PAYLOAD and
+FAULTS_MAX_BACKLOG. Every task logs ``start`` when it begins and ``end`` when it is done
+(see :mod:`faults.tasklog`); the harness never trusts anything else to say a task ran.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import os
+from typing import Any
+
+from taskq import TaskContext, TaskQueue
+from faults import tasklog
+
+QUEUE = "q"
+
+
+def make_app(url: str, prefix: str, *, socket_timeout: float = 2.0,
+             max_payload: int = 65_536, max_backlog: int = 1_000_000) -> TaskQueue:
+    tq = TaskQueue(url, prefix=prefix, default_queue=QUEUE, socket_timeout=socket_timeout,
+                   max_payload_bytes=max_payload, max_backlog=max_backlog, result_ttl=3600)
+    _register(tq)
+    return tq
+
+
+def _register(tq: TaskQueue) -> None:
+    @tq.task(name="work", max_attempts=25, backoff=0.05, max_backoff=0.2)
+    async def work(job: int, ms: int, ctx: TaskContext) -> int:
+        tasklog.start(job, ctx.attempt)
+        if ms:
+            await asyncio.sleep(ms / 1000)
+        tasklog.end(job)
+        return job
+
+    @tq.task(name="work_sync", max_attempts=25, backoff=0.05, max_backoff=0.2)
+    def work_sync(job: int, ms: int, ctx: TaskContext) -> int:
+        tasklog.start(job, ctx.attempt)
+        if ms:
+            import time
+            time.sleep(ms / 1000)
+        tasklog.end(job)
+        return job
+
+    @tq.task(name="flaky", max_attempts=6, backoff=0.05, max_backoff=0.2)
+    async def flaky(job: int, fails: int, ctx: TaskContext) -> int:
+        tasklog.start(job, ctx.attempt)
+        if ctx.attempt <= fails:
+            raise RuntimeError(f"flaky failure on attempt {ctx.attempt}")
+        tasklog.end(job)
+        return job
+
+    @tq.task(name="doomed", max_attempts=2, backoff=0.05, max_backoff=0.1)
+    async def doomed(job: int, ctx: TaskContext) -> None:
+        tasklog.start(job, ctx.attempt)
+        raise RuntimeError("always fails")
+
+    @tq.task(name="hang", max_attempts=2, timeout=0.5, backoff=0.05, max_backoff=0.1)
+    async def hang(job: int, ctx: TaskContext) -> None:
+        tasklog.start(job, ctx.attempt)
+        await asyncio.sleep(3600)
+
+    @tq.task(name="exit_now", max_attempts=2, backoff=0.05)
+    def exit_now(job: int, ctx: TaskContext) -> None:
+        tasklog.start(job, ctx.attempt)
+        os._exit(3)
+
+    @tq.task(name="segfault", max_attempts=2, backoff=0.05)
+    def segfault(job: int, ctx: TaskContext) -> None:
+        tasklog.start(job, ctx.attempt)
+        ctypes.string_at(0)
+
+    @tq.task(name="typed", max_attempts=3)
+    async def typed(job: int, count: int, ctx: TaskContext) -> Any:
+        tasklog.start(job, ctx.attempt)
+        tasklog.end(job)
+        return count
+
+
+def _from_env() -> TaskQueue:
+    env = os.environ
+    return make_app(
+        env.get("TASKQ_REDIS_URL", "redis://127.0.0.1:6379/0"),
+        env.get("FAULTS_PREFIX", "faults"),
+        socket_timeout=float(env.get("FAULTS_SOCKET_TIMEOUT", "2.0")),
+        max_payload=int(env.get("FAULTS_MAX_PAYLOAD", "65536")),
+        max_backlog=int(env.get("FAULTS_MAX_BACKLOG", "1000000")),
+    )
+
+
+tq = _from_env()

@@ -1,0 +1,210 @@
+"""The checker: what the producer's ledger, the task logs and Redis say at the end.
+
+lost        accepted (ok), never completed nor dead-lettered
+unexpected  completed, never enqueued (not ok, not unknown)
+duplicated  completed more than once (extra ``end`` lines)
+Redis invariants: no pending entries, nothing undelivered, delayed set empty, consumers
+bounded, every record key with a TTL, the core's own "lost" counter at zero.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import redis
+
+from faults import tasklog
+from faults.ledger import OK, UNKNOWN, Ledger
+from faults.result import Result
+from taskq import codec, ids
+from taskq.keys import GROUP, QueueKeys
+from taskq.records import bucket_key, decode_record
+
+
+@dataclass
+class Verdict:
+    completed: set[int]
+    dead: Counter[int]
+    dead_reasons: dict[int, list[str]]
+    lost: set[int]
+    unexpected: set[int]
+    duplicated: dict[int, int]
+    records: Counter[str]
+    invariants: list[str] = field(default_factory=list)
+    figures: dict[str, Any] = field(default_factory=dict)
+    stats: dict[str, int] = field(default_factory=dict)
+    runs: tasklog.Runs = field(default_factory=tasklog.Runs)
+
+    @property
+    def extra_runs(self) -> int:
+        return sum(self.duplicated.values())
+
+
+def _s(v: Any) -> str:
+    return v.decode(errors="replace") if isinstance(v, bytes) else str(v)
+
+
+def quiet(admin: redis.Redis, keys: QueueKeys) -> bool:
+    """Nothing left to run: stream empty (finished entries are deleted), no delayed task."""
+    return bool(admin.xlen(keys.stream) == 0 and admin.zcard(keys.delayed) == 0)
+
+
+def settle(admin: redis.Redis, keys: QueueKeys, timeout: float) -> float:
+    """Wait (bounded) until the queue is quiet; returns the seconds waited (-1: never)."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        try:
+            if quiet(admin, keys):
+                return time.monotonic() - t0
+        except redis.exceptions.RedisError:
+            pass
+        time.sleep(0.1)
+    return -1.0
+
+
+def dead_letters(admin: redis.Redis, keys: QueueKeys) -> list[dict[str, Any]]:
+    out = []
+    for _, fields in admin.xrange(keys.dead, "-", "+"):
+        d = {_s(k): v for k, v in fields.items()}
+        job = None
+        try:
+            msg = codec.decode(d.get("payload") or b"")
+            job = msg.kwargs.get("job")
+        except Exception:  # a malformed payload: poison the suite put there on purpose
+            pass
+        d["job"] = job if isinstance(job, int) else None
+        out.append({k: (v if k in ("payload", "job") else _s(v)) for k, v in d.items()})
+    return out
+
+
+def check(ledger: Ledger, folder: Path, admin: redis.Redis, keys: QueueKeys, *,
+          max_consumers: int, expect_lost_counter: int = 0,
+          check_records: bool = True) -> Verdict:
+    runs = tasklog.read(folder)
+    letters = dead_letters(admin, keys)
+    by_task_id = {e.task_id: j for j, e in ledger.entries.items() if e.task_id}
+    dead: Counter[int] = Counter()
+    reasons: dict[int, list[str]] = {}
+    for d in letters:
+        job = d["job"] if d["job"] is not None else by_task_id.get(d.get("id", ""))
+        if job is not None:
+            dead[job] += 1
+            reasons.setdefault(job, []).append(d.get("reason", ""))
+    completed = runs.completed()
+    ok = ledger.jobs(OK)
+    maybe = ok | ledger.jobs(UNKNOWN)
+    v = Verdict(
+        completed=completed, dead=dead, dead_reasons=reasons,
+        lost=ok - completed - set(dead), unexpected=completed - maybe,
+        duplicated={j: len(e) - 1 for j, e in runs.ends.items() if len(e) > 1},
+        records=Counter(), runs=runs,
+    )
+    if check_records:
+        _records(v, ledger, admin, keys)
+    _invariants(v, admin, keys, max_consumers, expect_lost_counter)
+    counts = ledger.counts()
+    v.figures = {"enq_ok": counts[OK], "enq_failed": counts["failed"],
+                 "enq_unknown": counts[UNKNOWN], "completed": len(completed & maybe),
+                 "dead": sum(dead.values()), "lost": len(v.lost),
+                 "unexpected": len(v.unexpected), "dup": v.extra_runs}
+    return v
+
+
+def _records(v: Verdict, ledger: Ledger, admin: redis.Redis, keys: QueueKeys) -> None:
+    """Exactly one terminal state per accepted task, as Redis tells it."""
+    pipe = admin.pipeline(transaction=False)
+    jobs = [j for j, e in sorted(ledger.entries.items()) if e.state == OK and e.task_id]
+    for j in jobs:
+        tid = ledger.entries[j].task_id or ""
+        pipe.hget(bucket_key(keys, tid), tid)
+    succeeded = 0
+    for j, raw in zip(jobs, pipe.execute(), strict=True):
+        if not raw:
+            v.records["missing"] += 1
+            continue
+        rec = decode_record(ledger.entries[j].task_id or "", keys.queue, raw)
+        v.records[str(rec.status)] += 1
+        succeeded += str(rec.status) == "succeeded"
+        if str(rec.status) == "succeeded" and j in v.dead:
+            v.invariants.append(f"job {j} has a succeeded record and a dead letter")
+    stats = {_s(k): int(x) for k, x in admin.hgetall(keys.stats).items()}
+    v.stats = stats
+    unknown_done = sum(1 for j in v.completed if ledger.entries.get(j) and
+                       ledger.entries[j].state == UNKNOWN)
+    if stats.get("completed", 0) > succeeded + unknown_done:
+        v.invariants.append(f"Redis counted {stats.get('completed', 0)} completions for "
+                            f"{succeeded} succeeded records (+{unknown_done} unknown enqueues)")
+
+
+def _invariants(v: Verdict, admin: redis.Redis, keys: QueueKeys, max_consumers: int,
+                expect_lost_counter: int) -> None:
+    bad = v.invariants
+    try:
+        summary = admin.xpending(keys.stream, GROUP)
+        groups = admin.xinfo_groups(keys.stream)
+        consumers = admin.xinfo_consumers(keys.stream, GROUP)
+    except redis.exceptions.ResponseError as exc:
+        bad.append(f"stream or group missing at the end: {exc}")
+        return
+    if summary["pending"]:
+        bad.append(f"{summary['pending']} entries still pending")
+    xlen = admin.xlen(keys.stream)
+    if xlen:
+        bad.append(f"{xlen} entries never delivered or never deleted")
+    for g in groups:
+        lag = g.get("lag")
+        if lag not in (None, 0):
+            bad.append(f"group {_s(g['name'])} lag {lag}")
+    if len(consumers) > max_consumers:
+        bad.append(f"{len(consumers)} consumers > bound {max_consumers}")
+    for key, what in ((keys.delayed, "delayed"), (keys.payloads, "delayed payloads"),
+                      (keys.entries, "entry mappings"), (keys.cancels, "cancel requests")):
+        n = admin.zcard(key) if key == keys.delayed else admin.hlen(key)
+        if n:
+            bad.append(f"{n} {what} left")
+    for key in admin.scan_iter(match=f"{keys.tag}:*", count=1000):
+        name = _s(key)
+        if ":rec:" in name or ":done:" in name:
+            if admin.pttl(key) < 0:
+                bad.append(f"{name} has no TTL")
+    lost_counter = int(admin.hget(keys.stats, "lost") or 0)
+    if lost_counter != expect_lost_counter:
+        bad.append(f"core counted {lost_counter} entries deleted before delivery "
+                   f"(expected {expect_lost_counter})")
+
+
+def report(result: Result, v: Verdict, *, max_dup: int = 0, allow_lost: bool = False) -> None:
+    """The common checks every scenario shares, into ``result``."""
+    result.figures.update(v.figures)
+    if not allow_lost:
+        result.check(not v.lost, f"{len(v.lost)} accepted jobs lost: {sorted(v.lost)[:10]}")
+    result.check(not v.unexpected,
+                 f"{len(v.unexpected)} unexpected completions: {sorted(v.unexpected)[:10]}")
+    result.check(v.extra_runs <= max_dup,
+                 f"{v.extra_runs} duplicate completions > bound {max_dup}: "
+                 f"{dict(list(v.duplicated.items())[:10])}")
+    doubles = {j: n for j, n in v.dead.items() if n > 1}
+    result.check(not doubles, f"double dead letters: {doubles}")
+    result.check(v.runs.torn == 0, f"{v.runs.torn} torn task-log lines")
+    for msg in v.invariants:
+        result.check(False, f"invariant: {msg}")
+    if v.records.get("missing") and not allow_lost:
+        result.check(False, f"{v.records['missing']} accepted jobs without a record")
+
+
+def attempts_never_go_back(v: Verdict) -> list[int]:
+    """Jobs whose attempt numbers, in start order, ever decrease."""
+    bad = []
+    for job, starts in v.runs.starts.items():
+        attempts = [a for _, a, _ in starts]
+        if any(b < a for a, b in zip(attempts, attempts[1:], strict=False)):
+            bad.append(job)
+    return bad
+
+
+def task_id_of(queue: str, entry: str) -> str:
+    return ids.task_id(queue, entry)
