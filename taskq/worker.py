@@ -40,6 +40,8 @@ from taskq.task import Task
 
 log = logging.getLogger(__name__)
 
+GROUP_COMMIT_MIN_RUNNING = 16
+GROUP_COMMIT_WAIT_S = 0.002
 CRASH_AT = os.environ.get("TASKQ_TEST_CRASH_AT", "")
 
 
@@ -508,9 +510,13 @@ class Worker:
         """Group commit: one complete script per queue for everything finished meanwhile."""
         while True:
             await self._done_ready.wait()
-            # Let tasks that are finishing in this same loop turn join the batch.
-            for _ in range(3):
-                await asyncio.sleep(0)
+            # Group commit: when many tasks are running, wait a moment so that those about to
+            # finish share the script call; when few are, flush at once (latency first).
+            if len(self.held) - len(self._done) >= GROUP_COMMIT_MIN_RUNNING:
+                await asyncio.sleep(GROUP_COMMIT_WAIT_S)
+            else:
+                for _ in range(3):
+                    await asyncio.sleep(0)
             self._done_ready.clear()
             batch, self._done = self._done, []
             groups: dict[tuple[str, int], list[tuple[Completion, Delivery]]] = {}

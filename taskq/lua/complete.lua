@@ -54,8 +54,7 @@ if #acked > 0 then
   end
   if done > 0 then
     redis.call('HINCRBY', KEYS[2], 'completed', done)
-    redis.call('INCRBY', KEYS[3], done)
-    redis.call('EXPIRE', KEYS[3], 7200)
+    if redis.call('INCRBY', KEYS[3], done) == done then redis.call('EXPIRE', KEYS[3], 7200) end
   end
   if ARGV[4] ~= '' then redis.call('PUBLISH', ARGV[4], cjson.encode(events)) end
 end
