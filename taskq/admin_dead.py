@@ -1,0 +1,175 @@
+"""Dead letters: list, show, replay (attempts reset, same task id) and purge."""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+
+from taskq import codec
+from taskq.admin_redis import PAGE, decode_message, require_queue, text, to_int
+from taskq.admin_values import DeadLetter
+from taskq.keys import QueueKeys
+from taskq.records import bucket_key
+from taskq.scripts import source
+
+if TYPE_CHECKING:
+    from taskq.queue import TaskQueue
+
+MAX_SCAN = 200_000
+_SCRIPTS: weakref.WeakKeyDictionary[Redis, dict[str, AsyncScript]] = weakref.WeakKeyDictionary()
+
+
+def script(client: Redis, name: str) -> AsyncScript:
+    """A script of ``taskq/lua`` owned by the operator modules, registered once per client."""
+    scripts = _SCRIPTS.setdefault(client, {})
+    if name not in scripts:
+        scripts[name] = client.register_script(source(name))
+    return scripts[name]
+
+
+def _letter(queue: str, dead_id: Any, f: dict[bytes, bytes]) -> DeadLetter:
+    payload = f.get(b"payload")
+    msg = decode_message(payload)
+    entry = text(f.get(b"entry"))
+    return DeadLetter(
+        id=text(dead_id), queue=queue, task_id=text(f.get(b"id")), entry=entry,
+        task=text(f.get(b"task")) or (msg.task if msg else ""),
+        reason=text(f.get(b"reason")), error_type=text(f.get(b"error_type")),
+        error=text(f.get(b"error")), traceback=text(f.get(b"traceback")),
+        attempts=to_int(f.get(b"attempts")) or 0,
+        enqueued_ms=to_int(f.get(b"enqueued_ms"), None) or None,
+        failed_ms=to_int(f.get(b"failed_ms"), None),
+        worker=text(f.get(b"worker")),
+        args=list(msg.args) if msg else [], kwargs=dict(msg.kwargs) if msg else {},
+        payload_ok=msg is not None,
+    )
+
+
+async def _scan(
+    tq: TaskQueue, keys: QueueKeys, newest_first: bool
+) -> AsyncIterator[tuple[str, dict[bytes, bytes]]]:
+    """Every dead letter, page by page (bounded to MAX_SCAN)."""
+    cursor: str | None = None
+    seen = 0
+    while seen < MAX_SCAN:
+        if newest_first:
+            rows = await tq.redis.xrevrange(keys.dead, max=f"({cursor}" if cursor else "+",
+                                            min="-", count=PAGE)
+        else:
+            rows = await tq.redis.xrange(keys.dead, min=f"({cursor}" if cursor else "-",
+                                         max="+", count=PAGE)
+        for dead_id, fields in rows:
+            yield text(dead_id), fields
+        if len(rows) < PAGE:
+            return
+        seen += len(rows)
+        cursor = text(rows[-1][0])
+
+
+async def dead_letters(
+    tq: TaskQueue, name: str, limit: int = 50, task: str | None = None
+) -> list[DeadLetter]:
+    """The newest dead letters of a queue (newest first), optionally only those of ``task``."""
+    keys = await require_queue(tq, name)
+    out: list[DeadLetter] = []
+    if limit <= 0:
+        return out
+    async for dead_id, fields in _scan(tq, keys, newest_first=True):
+        if task is None or text(fields.get(b"task")) == task:
+            out.append(_letter(name, dead_id, fields))
+            if len(out) >= limit:
+                break
+    return out
+
+
+async def dead_letter(tq: TaskQueue, name: str, dead_id: str) -> DeadLetter | None:
+    """One dead letter by its id (the dead-letter stream's entry id), or None."""
+    keys = await require_queue(tq, name)
+    try:
+        rows = await tq.redis.xrange(keys.dead, min=dead_id, max=dead_id, count=1)
+    except Exception:  # not a stream id
+        return None
+    return _letter(name, rows[0][0], rows[0][1]) if rows else None
+
+
+async def _select(
+    tq: TaskQueue, keys: QueueKeys, dead_ids: Sequence[str] | None, task: str | None
+) -> list[tuple[str, dict[bytes, bytes]]]:
+    if dead_ids is not None:
+        pipe = tq.redis.pipeline(transaction=False)
+        for d in dead_ids:
+            pipe.xrange(keys.dead, min=d, max=d, count=1)
+        found = []
+        for rows in await pipe.execute(raise_on_error=False):
+            if isinstance(rows, list) and rows:
+                found.append((text(rows[0][0]), rows[0][1]))
+        return [(d, f) for d, f in found if task is None or text(f.get(b"task")) == task]
+    return [
+        (d, f) async for d, f in _scan(tq, keys, newest_first=False)
+        if task is None or text(f.get(b"task")) == task
+    ]
+
+
+def replay_payload(fields: dict[bytes, bytes]) -> bytes | None:
+    """The message to enqueue again: attempts reset to 0, its task id kept; a payload that
+    cannot be decoded goes back raw; None when there is no payload at all."""
+    payload = fields.get(b"payload")
+    if not payload:
+        return None
+    msg = decode_message(payload)
+    if msg is None:
+        return payload
+    task_id = text(fields.get(b"id")) or msg.task_id or ""
+    return codec.encode(msg.with_attempts(0, task_id))
+
+
+async def replay_dead(
+    tq: TaskQueue, name: str, dead_ids: list[str] | None = None, task: str | None = None
+) -> int:
+    """Enqueue dead letters again (all when ``dead_ids`` is None), each atomically moved from the
+    dead letters to the stream with its attempts reset. Dead letters without a payload (lost
+    entries) cannot run and stay. Returns how many were replayed."""
+    keys = await require_queue(tq, name)
+    replay = script(tq.redis, "replay_reset")
+    count = 0
+    for dead_id, fields in await _select(tq, keys, dead_ids, task):
+        payload = replay_payload(fields)
+        task_id = text(fields.get(b"id"))
+        if payload is None or not task_id:
+            continue
+        r = await replay(
+            keys=[keys.dead, keys.stream, keys.entries, _bucket(keys, task_id)],
+            args=[dead_id, payload, task_id],
+        )
+        if r:
+            count += 1
+    return count
+
+
+def _bucket(keys: QueueKeys, task_id: str) -> str:
+    try:
+        return bucket_key(keys, task_id)
+    except ValueError:
+        return keys.records(0)
+
+
+async def purge_dead(
+    tq: TaskQueue, name: str, dead_ids: list[str] | None = None, task: str | None = None
+) -> int:
+    """Delete dead letters (all when ``dead_ids`` is None); returns how many were deleted."""
+    keys = await require_queue(tq, name)
+    if dead_ids is None and task is None:
+        pipe = tq.redis.pipeline(transaction=True)
+        pipe.xlen(keys.dead)
+        pipe.delete(keys.dead)
+        n, _ = await pipe.execute()
+        return int(n)
+    chosen = [d for d, _ in await _select(tq, keys, dead_ids, task)]
+    deleted = 0
+    for i in range(0, len(chosen), PAGE):
+        deleted += int(await tq.redis.xdel(keys.dead, *chosen[i : i + PAGE]))
+    return deleted

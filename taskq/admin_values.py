@@ -1,0 +1,150 @@
+"""The value types of the operator API (:mod:`taskq.admin`); ``to_dict`` is each one's stable
+JSON shape, shared by the CLI (``--json``) and the HTTP API."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from taskq.errors import TaskqError
+
+
+class QueueNotFound(TaskqError):
+    """No queue of that name has ever been used (nor is one registered)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no queue named {name!r}")
+        self.name = name
+
+
+class DeadLetterNotFound(TaskqError):
+    """No dead letter with that id in the queue."""
+
+    def __init__(self, queue: str, dead_id: str) -> None:
+        super().__init__(f"no dead letter {dead_id!r} in queue {queue!r}")
+        self.queue = queue
+        self.dead_id = dead_id
+
+
+@dataclass(frozen=True, slots=True)
+class QueueInfo:
+    """The figures of one queue.
+
+    ``length``: entries in the stream (waiting + in flight); ``in_flight``: delivered, not yet
+    finished (the group's pending list); ``lag``: entries not yet delivered; ``delayed``:
+    scheduled tasks and retries waiting for their time; ``dead``: dead letters;
+    ``completed_last_minute``: completions over the last 60 s (current minute counter plus the
+    previous one pro rata).
+    """
+
+    name: str
+    length: int
+    in_flight: int
+    lag: int
+    delayed: int
+    dead: int
+    consumers: int
+    oldest_waiting_age_s: float | None
+    completed_last_minute: int
+    completed_total: int
+    retried_total: int
+    dead_total: int
+    lost_total: int
+    paused: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerInfo:
+    """One consumer of a queue's group (a worker): entries it holds and how long it is idle."""
+
+    name: str
+    pending: int
+    idle_ms: int
+    alive: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class DelayedTask:
+    """A task waiting for its time (scheduled, or a retry after backoff)."""
+
+    task_id: str
+    task: str | None
+    run_at_ms: int
+    attempts: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A recent failure: a dead letter (``status`` "dead") or a failed attempt awaiting retry
+    (``status`` "failed")."""
+
+    task_id: str
+    task: str | None
+    status: str
+    error_type: str | None
+    error: str | None
+    attempts: int
+    failed_ms: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """One entry of a queue's dead-letter stream; ``args``/``kwargs`` decoded from its payload
+    when possible (``payload_ok`` False otherwise)."""
+
+    id: str
+    queue: str
+    task_id: str
+    entry: str
+    task: str
+    reason: str
+    error_type: str
+    error: str
+    traceback: str
+    attempts: int
+    enqueued_ms: int | None
+    failed_ms: int | None
+    worker: str
+    args: list[Any] = field(default_factory=list)
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    payload_ok: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    """A worker as its last heartbeat described it; ``alive`` while its heartbeat key lives."""
+
+    id: str
+    host: str
+    pid: int | None
+    queues: list[str]
+    concurrency: int
+    in_flight: int
+    processed: int
+    succeeded: int
+    failed: int
+    retried: int
+    dead: int
+    reclaimed: int
+    started_ms: int | None
+    heartbeat_ms: int | None
+    stopping: bool
+    alive: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
