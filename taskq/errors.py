@@ -42,13 +42,16 @@ class TaskValidationError(TaskqError):
     """Arguments that do not match the task's signature."""
 
     def __init__(self, task: str, errors: list[dict[str, Any]]) -> None:
-        fields = ", ".join(
-            ".".join(str(p) for p in e.get("loc", ())) + ": " + str(e.get("msg", ""))
-            for e in errors
-        )
+        fields = "; ".join(_describe(e) for e in errors)
         super().__init__(f"invalid arguments for task {task!r}: {fields}")
         self.task = task
         self.errors = errors
+
+
+def _describe(error: dict[str, Any]) -> str:
+    loc = ".".join(str(p) for p in error.get("loc", ()))
+    msg = str(error.get("msg", ""))
+    return f"{loc}: {msg}" if loc else msg
 
 
 class PayloadTooLarge(TaskqError):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import time
+import types
 import typing
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
@@ -55,7 +56,17 @@ class TaskOptions:
             raise ValueError("timeout must be positive")
 
 
-_POSITIONAL = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.VAR_POSITIONAL)
+_PLAIN = (int, str, float, bool, type(None))
+
+
+def _is_plain(hint: Any) -> bool:
+    """True for types whose validated values are msgpack-ready as they are."""
+    if hint in _PLAIN:
+        return True
+    origin = typing.get_origin(hint)
+    if origin in (list, dict, typing.Union, types.UnionType):
+        return all(a is Ellipsis or _is_plain(a) for a in typing.get_args(hint))
+    return False
 
 
 class Signature:
@@ -83,6 +94,13 @@ class Signature:
         self._names = frozenset(fields)
         self._required = frozenset(p.name for p in params if p.default is p.empty)
         self._defaults = {p.name: p.default for p in params if p.default is not p.empty}
+        self._positional = [
+            p.name for p in params if p.kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+        ]
+        if self.context_param is not None:  # an injected context breaks the order: bind
+            self._simple = False
+        # Arguments of JSON-native types are already plain data once validated: no dump needed.
+        self._plain_types = all(_is_plain(t) for t in fields.values())
         td = TypedDict(f"{name}_arguments", fields)  # type: ignore[misc]
         td.__pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[attr-defined]
         self.adapter: TypeAdapter[Any] = TypeAdapter(td)
@@ -95,10 +113,13 @@ class Signature:
         )
 
     def _bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
-        if not args and self._simple and kwargs.keys() <= self._names:
-            missing = self._required - kwargs.keys()
-            if not missing:  # the common case: keyword arguments only, nothing to bind
-                return {**self._defaults, **kwargs}
+        if self._simple and len(args) <= len(self._positional) and kwargs.keys() <= self._names:
+            # The common case, without inspect's binding: plain parameters, no duplicates.
+            given = self._positional[: len(args)]
+            if not kwargs.keys() & given:
+                data = {**self._defaults, **dict(zip(given, args, strict=True)), **kwargs}
+                if self._required <= data.keys():
+                    return data
         bind_kwargs = dict(kwargs)
         if self.context_param is not None:
             bind_kwargs.setdefault(self.context_param, None)
@@ -144,8 +165,9 @@ class Signature:
     ) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """Validate arguments and return them as plain data for the envelope."""
         values = self._validate(self._bind(args, kwargs))
-        plain = self.adapter.dump_python(values, mode="json")
-        return self._split(plain)
+        if self._plain_types:
+            return self._split(values)
+        return self._split(self.adapter.dump_python(values, mode="json"))
 
     def for_call(
         self, args: tuple[Any, ...], kwargs: dict[str, Any]

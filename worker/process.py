@@ -17,6 +17,14 @@ log = logging.getLogger("worker")
 
 
 def run_worker(app: TaskQueue, config: WorkerConfig) -> int:
+    """Run one worker until it is stopped; uses uvloop when it is installed (faster loop)."""
+    if os.environ.get("TASKQ_UVLOOP", "1") != "0":
+        try:
+            import uvloop  # noqa: PLC0415 - optional speed-up
+
+            return uvloop.run(_main(app, config))
+        except ImportError:
+            pass
     return asyncio.run(_main(app, config))
 
 
