@@ -10,6 +10,7 @@ import asyncio
 import logging
 import os
 import signal
+import threading
 
 from taskq import TaskQueue, Worker, WorkerConfig
 
@@ -17,7 +18,20 @@ log = logging.getLogger("worker")
 
 
 def run_worker(app: TaskQueue, config: WorkerConfig) -> int:
-    """Run one worker until it is stopped; uses uvloop when it is installed (faster loop)."""
+    """Run one worker until it is stopped; uses uvloop when it is installed (faster loop).
+
+    A sync task still running in a thread after the grace period was handed back already; the
+    process then exits without waiting for that thread (which Python would otherwise join)."""
+    code = _run(app, config)
+    if any(t.is_alive() and not t.daemon for t in threading.enumerate()
+           if t is not threading.main_thread()):
+        log.warning("exiting with sync tasks still running in threads (already handed back)")
+        logging.shutdown()
+        os._exit(code)
+    return code
+
+
+def _run(app: TaskQueue, config: WorkerConfig) -> int:
     if os.environ.get("TASKQ_UVLOOP", "1") != "0":
         try:
             import uvloop  # noqa: PLC0415 - optional speed-up
