@@ -1,0 +1,24 @@
+"""Options of the HTTP API router, grouped in one value."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from taskq.integrations.auth import ApiKeys
+
+
+@dataclass(frozen=True, slots=True)
+class ApiConfig:
+    """``keys``: who may call (``ApiKeys.off()`` to disable authentication, explicitly);
+    ``max_body_bytes``: largest enqueue body; ``idempotency_ttl_s``: how long an
+    ``Idempotency-Key`` maps to its task; ``wait_max_s``: longest long-poll;
+    ``sse_poll_s``: how often the event stream re-reads a task's status;
+    ``sse_max_s``: longest event stream (the client reconnects after it)."""
+
+    keys: ApiKeys = field(default_factory=ApiKeys)
+    max_body_bytes: int = 1_048_576
+    idempotency_ttl_s: float = 86_400.0
+    wait_max_s: float = 60.0
+    sse_poll_s: float = 0.2
+    sse_max_s: float = 3600.0
+    sse_heartbeat_s: float = 15.0

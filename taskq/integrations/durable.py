@@ -1,0 +1,84 @@
+"""A durable stand-in for FastAPI's ``BackgroundTasks``.
+
+``BackgroundTasks`` runs functions inside the web process after the response: a crash or a
+restart loses them. :data:`DurableTasks` keeps the same shape, but each ``add_task`` validates
+the arguments at once and the tasks are written to Redis (one round trip per queue) after the
+route returns and *before* the response is sent; a worker process runs them. If the route
+raises, nothing is enqueued (as with ``BackgroundTasks``). If Redis refuses or does not answer,
+the request fails instead of answering success for work that was never stored.
+
+    @app.post("/users")
+    def register(user: User, tasks: DurableTasks) -> User:
+        tasks.add_task(send_welcome_email, user.email)
+        return user
+
+It works in ``async def`` and plain ``def`` routes.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator
+from typing import Annotated, Any, ParamSpec
+
+from fastapi import Depends
+
+from taskq.codec import Message
+from taskq.handle import TaskHandle
+from taskq.queue import TaskQueue
+from taskq.task import Seconds, Task, seconds
+
+P = ParamSpec("P")
+
+
+class DurableTaskList:
+    """Tasks a route asked for; enqueued when the route returns."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: list[tuple[TaskQueue, Message, float | None]] = []
+        self.handles: list[TaskHandle[Any]] = []
+        """Handles of the tasks enqueued so far (filled by :meth:`flush`)."""
+
+    def add_task(self, task: Task[P, Any], *args: P.args, **kwargs: P.kwargs) -> None:
+        """Validate now, enqueue before the response is sent. Raises TaskValidationError."""
+        self._add(task, None, args, dict(kwargs))
+
+    def add_delayed(
+        self, delay: Seconds, task: Task[P, Any], *args: P.args, **kwargs: P.kwargs
+    ) -> None:
+        """Like :meth:`add_task`, run ``delay`` (seconds or timedelta) later."""
+        self._add(task, seconds(delay), args, dict(kwargs))
+
+    def _add(self, task: Task[Any, Any], delay_s: float | None, args: tuple[Any, ...],
+             kwargs: dict[str, Any]) -> None:
+        msg = task.build(args, kwargs)
+        with self._lock:
+            self._pending.append((task.app, msg, delay_s))
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    async def flush(self) -> list[TaskHandle[Any]]:
+        """Enqueue what is pending now (called for you when the route returns)."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+        groups: dict[tuple[int, float | None], tuple[TaskQueue, list[Message]]] = {}
+        for app, msg, delay_s in pending:
+            groups.setdefault((id(app), delay_s), (app, []))[1].append(msg)
+        out: list[TaskHandle[Any]] = []
+        for (_, delay_s), (app, messages) in groups.items():
+            out += await app.enqueue_many(messages, delay=delay_s)
+        self.handles += out
+        return out
+
+
+async def durable_tasks() -> AsyncIterator[DurableTaskList]:
+    """The dependency behind :data:`DurableTasks`."""
+    tasks = DurableTaskList()
+    yield tasks
+    await tasks.flush()
+
+
+DurableTasks = Annotated[DurableTaskList, Depends(durable_tasks, scope="function")]
+"""Declare a route parameter ``tasks: DurableTasks`` to get a :class:`DurableTaskList`."""

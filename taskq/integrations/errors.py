@@ -1,0 +1,84 @@
+"""taskq errors as HTTP answers: one mapping for every route."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse
+
+from taskq.connection import REDIS_ERRORS
+from taskq.errors import (
+    BacklogFull,
+    ConfigError,
+    PayloadTooLarge,
+    TaskNotFound,
+    TaskNotRegistered,
+    TaskqError,
+    TaskValidationError,
+)
+
+log = logging.getLogger(__name__)
+
+BACKLOG_RETRY_AFTER_S = 5
+UNAVAILABLE_RETRY_AFTER_S = 2
+
+
+def validation_detail(exc: TaskValidationError) -> list[dict[str, Any]]:
+    """pydantic's error shape, located in the request body."""
+    return [
+        {"loc": ["body", *e.get("loc", ())], "msg": e.get("msg", ""),
+         "type": e.get("type", "arguments")}
+        for e in exc.errors
+    ]
+
+
+def to_http(exc: BaseException) -> HTTPException | None:
+    """The HTTP answer for a taskq or Redis connection error; None for anything else."""
+    if isinstance(exc, TaskValidationError):
+        return HTTPException(422, validation_detail(exc))
+    if isinstance(exc, TaskNotFound | TaskNotRegistered):
+        return HTTPException(404, str(exc))
+    if isinstance(exc, PayloadTooLarge):
+        return HTTPException(413, str(exc))
+    if isinstance(exc, BacklogFull):
+        return HTTPException(429, str(exc),
+                             headers={"Retry-After": str(BACKLOG_RETRY_AFTER_S)})
+    if isinstance(exc, (*REDIS_ERRORS, ConfigError)):
+        log.warning("Redis unavailable: %s", type(exc).__name__)
+        return HTTPException(503, "the queue is unavailable; retry later",
+                             headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER_S)})
+    return None
+
+
+@contextlib.contextmanager
+def http_errors() -> Iterator[None]:
+    """Turn taskq and Redis connection errors raised inside into HTTPExceptions."""
+    try:
+        yield
+    except HTTPException:
+        raise
+    except Exception as exc:
+        mapped = to_http(exc)
+        if mapped is None:
+            raise
+        raise mapped from None
+
+
+def add_exception_handlers(app: FastAPI) -> None:
+    """Answer taskq errors raised anywhere in ``app`` (e.g. by :data:`DurableTasks`) with
+    their HTTP status instead of a 500: 422, 404, 413, 429 or 503 with Retry-After."""
+
+    async def handle(_request: Request, exc: Exception) -> JSONResponse:
+        mapped = to_http(exc)
+        if mapped is None:
+            raise exc
+        return JSONResponse({"detail": mapped.detail}, mapped.status_code,
+                            headers=mapped.headers)
+
+    app.add_exception_handler(TaskqError, handle)
+    for cls in REDIS_ERRORS:
+        app.add_exception_handler(cls, handle)

@@ -1,0 +1,65 @@
+"""``Idempotency-Key``: the same key within the window gives the same task id, enqueued once.
+
+The first request claims ``{prefix:queue}:idem:<task>:<key>`` with ``SET NX PX`` and a pending
+token, enqueues, then stores the task id there (keeping the TTL). A concurrent request with the
+same key finds the claim and waits (briefly) for the id. If the first request fails to enqueue,
+it deletes its claim (only if still its own), so a retry can enqueue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi import HTTPException
+from redis.asyncio import Redis
+
+from taskq.handle import TaskHandle
+
+PENDING = "pending:"
+MAX_KEY_LENGTH = 200
+WAIT_FOR_PEER_S = 10.0
+_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
+
+_DELETE_IF_EQUAL = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def check_key(key: str) -> str:
+    if not _KEY.match(key):
+        raise HTTPException(422, [{"loc": ["header", "Idempotency-Key"],
+                                   "msg": f"1 to {MAX_KEY_LENGTH} printable ASCII characters",
+                                   "type": "value_error"}])
+    return key
+
+
+async def once(
+    redis: Redis, redis_key: str, ttl_ms: int,
+    enqueue: Callable[[], Awaitable[TaskHandle[Any]]],
+) -> tuple[str, bool]:
+    """(task id, replayed): enqueue at most once per key within ``ttl_ms``."""
+    deadline = time.monotonic() + WAIT_FOR_PEER_S
+    while True:
+        token = PENDING + secrets.token_hex(8)
+        if await redis.set(redis_key, token, nx=True, px=ttl_ms):
+            try:
+                handle = await enqueue()
+            except BaseException:
+                await redis.eval(_DELETE_IF_EQUAL, 1, redis_key, token)  # type: ignore[misc]
+                raise
+            await redis.set(redis_key, handle.id, px=ttl_ms)
+            return handle.id, False
+        raw = await redis.get(redis_key)
+        value = raw.decode() if isinstance(raw, bytes) else raw
+        if value is not None and not value.startswith(PENDING):
+            return value, True
+        if time.monotonic() > deadline:
+            raise HTTPException(409, "a request with this Idempotency-Key is still in progress",
+                                headers={"Retry-After": "1"})
+        await asyncio.sleep(0.02)

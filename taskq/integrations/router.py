@@ -1,0 +1,61 @@
+"""The router factory: the whole HTTP API of a TaskQueue, to mount in any FastAPI app.
+
+    app = FastAPI(lifespan=lifespan(tq))
+    app.include_router(taskq_router(tq, ApiConfig(keys=ApiKeys.from_keys(admin=[KEY]))),
+                       prefix="/taskq")
+"""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from taskq.integrations.config import ApiConfig
+from taskq.integrations.routes_queues import queues_router
+from taskq.integrations.routes_tasks import tasks_router
+from taskq.integrations.schemas import Health, Problem
+from taskq.integrations.sse import events_router
+from taskq.queue import TaskQueue
+
+log = logging.getLogger(__name__)
+
+
+def health_router(tq: TaskQueue) -> APIRouter:
+    router = APIRouter(tags=["health"])
+
+    @router.get("/health", summary="Liveness: the process answers")
+    async def health() -> Health:
+        return Health(status="ok")
+
+    @router.get("/ready", summary="Readiness: Redis answers and the scripts are loaded",
+                responses={503: {"model": Problem}})
+    async def ready() -> JSONResponse:
+        try:
+            await tq.ready()
+        except Exception as exc:
+            log.warning("not ready: %s", type(exc).__name__)
+            return JSONResponse({"detail": f"Redis not ready: {type(exc).__name__}"}, 503,
+                                headers={"Retry-After": "2"})
+        return JSONResponse({"status": "ready"})
+
+    return router
+
+
+def taskq_router(tq: TaskQueue, config: ApiConfig | None = None) -> APIRouter:
+    """Every endpoint: health, registry, enqueue, status, wait, cancel, events, queues and
+    dead letters. Authentication follows ``config.keys``: with no keys configured every
+    protected route answers 401 until keys are given or ``ApiKeys.off()`` is passed."""
+    config = config or ApiConfig()
+    if config.keys.disabled:
+        log.warning("AUTHENTICATION IS DISABLED: anyone who can reach this API can enqueue, "
+                    "cancel, replay and purge tasks")
+    elif config.keys.empty:
+        log.warning("no API keys configured: every protected route will answer 401")
+    router = APIRouter()
+    router.include_router(health_router(tq))
+    router.include_router(tasks_router(tq, config))
+    router.include_router(events_router(tq, config))
+    router.include_router(queues_router(tq, config))
+    return router

@@ -1,0 +1,133 @@
+"""Routes on queues: figures, pause/resume, workers, and dead letters (list, show, replay,
+purge). Everything here is a thin HTTP layer over :mod:`taskq.admin`."""
+
+# No "from __future__ import annotations": FastAPI reads these routes' annotations at run
+# time, and some refer to the factory's local values.
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
+
+from taskq import admin
+from taskq.integrations.auth import Role, require
+from taskq.integrations.config import ApiConfig
+from taskq.integrations.errors import http_errors
+from taskq.integrations.schemas import DeadSelection, Paused, Problem, Purged, Replayed
+from taskq.queue import TaskQueue
+
+QueueName = Annotated[str, Path(description="a queue name", examples=["default"])]
+
+_QUEUE_EXAMPLE = {
+    "name": "default", "length": 12, "in_flight": 4, "lag": 8, "delayed": 2, "dead": 1,
+    "consumers": 2, "oldest_waiting_age_s": 0.8, "completed_last_minute": 340,
+    "completed_total": 10452, "retried_total": 17, "dead_total": 1, "lost_total": 0,
+    "paused": False,
+}
+_DEAD_EXAMPLE = {
+    "id": "1732190000123-0", "queue": "default", "task_id": "default:1732190000000-0",
+    "entry": "1732190000100-0", "task": "always_fails", "reason": "max_attempts",
+    "error_type": "RuntimeError", "error": "the upstream service said no",
+    "traceback": "Traceback (most recent call last): ...", "attempts": 3,
+    "enqueued_ms": 1732190000000, "failed_ms": 1732190000123, "worker": "host-1234-ab12",
+    "args": [], "kwargs": {"reason": "demo"}, "payload_ok": True,
+}
+
+
+def _example(value: Any) -> dict[int | str, dict[str, Any]]:
+    return {200: {"content": {"application/json": {"example": value}}},
+            404: {"model": Problem}}
+
+
+@contextmanager
+def _queue_errors() -> Iterator[None]:
+    try:
+        with http_errors():
+            yield
+    except (admin.QueueNotFound, admin.DeadLetterNotFound) as exc:
+        raise HTTPException(404, str(exc)) from None
+
+
+def queues_router(tq: TaskQueue, config: ApiConfig) -> APIRouter:
+    read = [Depends(require(config.keys, Role.READ))]
+    admin_only = [Depends(require(config.keys, Role.ADMIN))]
+    router = APIRouter(tags=["queues"], responses={401: {"model": Problem}})
+
+    @router.get("/queues", dependencies=read, summary="Every queue with its figures",
+                response_model=list[admin.QueueInfo], responses=_example([_QUEUE_EXAMPLE]))
+    async def queues() -> list[dict[str, Any]]:
+        with _queue_errors():
+            return [q.to_dict() for q in await admin.list_queues(tq)]
+
+    @router.get("/queues/{name}", dependencies=read, summary="One queue's figures",
+                response_model=admin.QueueInfo, responses=_example(_QUEUE_EXAMPLE))
+    async def queue(name: QueueName) -> dict[str, Any]:
+        with _queue_errors():
+            return (await admin.queue_info(tq, name)).to_dict()
+
+    @router.post("/queues/{name}/pause", dependencies=admin_only, summary="Pause a queue",
+                 responses={403: {"model": Problem}, 404: {"model": Problem}})
+    async def pause(name: QueueName) -> Paused:
+        """Workers stop taking new tasks from the queue; running tasks finish."""
+        with _queue_errors():
+            await admin.pause(tq, name)
+        return Paused(queue=name, paused=True)
+
+    @router.post("/queues/{name}/resume", dependencies=admin_only, summary="Resume a queue",
+                 responses={403: {"model": Problem}, 404: {"model": Problem}})
+    async def resume(name: QueueName) -> Paused:
+        with _queue_errors():
+            await admin.resume(tq, name)
+        return Paused(queue=name, paused=False)
+
+    @router.get("/queues/{name}/dead", dependencies=read, summary="Dead letters, newest first",
+                response_model=list[admin.DeadLetter], responses=_example([_DEAD_EXAMPLE]))
+    async def dead_letters(
+        name: QueueName,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 50,
+        task: Annotated[str | None, Query(description="only this task's")] = None,
+    ) -> list[dict[str, Any]]:
+        with _queue_errors():
+            return [d.to_dict() for d in await admin.dead_letters(tq, name, limit, task)]
+
+    @router.get("/queues/{name}/dead/{dead_id}", dependencies=read, summary="One dead letter",
+                response_model=admin.DeadLetter, responses=_example(_DEAD_EXAMPLE))
+    async def dead_letter(
+        name: QueueName,
+        dead_id: Annotated[str, Path(examples=["1732190000123-0"])],
+    ) -> dict[str, Any]:
+        with _queue_errors():
+            letter = await admin.dead_letter(tq, name, dead_id)
+        if letter is None:
+            raise HTTPException(404, f"no dead letter {dead_id!r} in queue {name!r}")
+        return letter.to_dict()
+
+    @router.post("/queues/{name}/dead/replay", dependencies=admin_only,
+                 summary="Enqueue dead letters again (attempts reset)",
+                 responses={403: {"model": Problem}, 404: {"model": Problem}})
+    async def replay(name: QueueName, selection: DeadSelection | None = None) -> Replayed:
+        """By ``ids``, by ``task``, or every dead letter of the queue when the body is empty.
+        Each keeps its task id; its attempts start again from zero."""
+        sel = selection or DeadSelection()
+        with _queue_errors():
+            n = await admin.replay_dead(tq, name, sel.ids, sel.task)
+        return Replayed(queue=name, replayed=n)
+
+    @router.post("/queues/{name}/dead/purge", dependencies=admin_only,
+                 summary="Delete dead letters",
+                 responses={403: {"model": Problem}, 404: {"model": Problem}})
+    async def purge(name: QueueName, selection: DeadSelection | None = None) -> Purged:
+        """By ``ids``, by ``task``, or every dead letter of the queue when the body is empty."""
+        sel = selection or DeadSelection()
+        with _queue_errors():
+            n = await admin.purge_dead(tq, name, sel.ids, sel.task)
+        return Purged(queue=name, purged=n)
+
+    @router.get("/workers", dependencies=read, summary="Workers and their figures",
+                response_model=list[admin.WorkerInfo])
+    async def workers() -> list[dict[str, Any]]:
+        with _queue_errors():
+            return [w.to_dict() for w in await admin.list_workers(tq)]
+
+    return router

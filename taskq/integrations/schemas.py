@@ -1,0 +1,126 @@
+"""HTTP request and response models (pydantic), with the examples shown in the OpenAPI schema."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+TASK_ID_EXAMPLE = "default:1732190000000-0"
+
+
+# The pydantic mypy plugin gives __init__ a **kwargs of its own, which clashes with the field
+# named "kwargs" (the record's stable JSON shape); instances are made with model_validate.
+class TaskOut(BaseModel):  # type: ignore[no-redef]
+    """What is known of one task (the record's stable JSON shape)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "id": TASK_ID_EXAMPLE, "queue": "default", "status": "succeeded",
+        "task": "send_welcome_email", "args": [], "kwargs": {"email": "ada@example.com"},
+        "attempts": 1, "enqueued_ms": 1732190000000, "started_ms": 1732190000004,
+        "finished_ms": 1732190000010, "run_at_ms": None, "result": {"sent_to": "ada@example.com"},
+        "error_type": None, "error": None, "traceback": None, "progress": None,
+        "progress_message": None, "worker": "host-1234-ab12", "entry_id": None,
+        "deliveries": None,
+    }]})
+
+    id: str
+    queue: str
+    status: str = Field(description="queued, running, failed (will retry), succeeded, dead "
+                                    "or cancelled")
+    task: str | None = None
+    args: list[Any] = []
+    kwargs: dict[str, Any] = {}
+    attempts: int = 0
+    enqueued_ms: int | None = None
+    started_ms: int | None = None
+    finished_ms: int | None = None
+    run_at_ms: int | None = None
+    result: Any = None
+    error_type: str | None = None
+    error: str | None = None
+    traceback: str | None = None
+    progress: float | None = None
+    progress_message: str | None = None
+    worker: str | None = None
+    entry_id: str | None = None
+    deliveries: int | None = None
+
+
+class Enqueued(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "id": TASK_ID_EXAMPLE, "task": "send_welcome_email", "queue": "default",
+        "run_at_ms": None, "status_url": f"/v1/tasks/{TASK_ID_EXAMPLE}",
+        "idempotent_replay": False,
+    }]})
+
+    id: str = Field(description="the task id, stable across retries and replays")
+    task: str
+    queue: str
+    run_at_ms: int | None = Field(None, description="due time of a delayed task")
+    status_url: str
+    idempotent_replay: bool = Field(
+        False, description="true when an earlier request with the same Idempotency-Key "
+                           "enqueued this task")
+
+
+class Cancelled(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"id": TASK_ID_EXAMPLE, "outcome": "queued"}]})
+
+    id: str
+    outcome: str = Field(description="queued or delayed (removed before it ran), or running "
+                                     "(the worker cancels an async task; a sync task's result "
+                                     "is discarded)")
+
+
+class TaskInfo(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "name": "send_welcome_email", "queue": "default", "max_attempts": 3,
+        "timeout_s": None, "arguments": {"type": "object", "properties": {
+            "email": {"type": "string"}}, "required": ["email"]},
+    }]})
+
+    name: str
+    queue: str
+    max_attempts: int
+    timeout_s: float | None
+    arguments: dict[str, Any] = Field(description="JSON schema of the request body of enqueue")
+
+
+class Problem(BaseModel):
+    detail: Any
+
+
+class Health(BaseModel):
+    status: str = Field(examples=["ok"])
+
+
+class Replayed(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"queue": "default",
+                                                              "replayed": 2}]})
+
+    queue: str
+    replayed: int = Field(description="dead letters enqueued again, attempts reset to 0")
+
+
+class Purged(BaseModel):
+    queue: str
+    purged: int = Field(examples=[3])
+
+
+class Paused(BaseModel):
+    queue: str
+    paused: bool
+
+
+class DeadSelection(BaseModel):
+    """Which dead letters to replay or purge: by id, by task, or all."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"ids": ["1732190000000-0"]}, {"task": "always_fails"}, {}]})
+
+    ids: list[str] | None = Field(None, max_length=1000,
+                                  description="dead-letter ids; every dead letter if absent")
+    task: str | None = Field(None, max_length=500,
+                             description="only dead letters of this task")

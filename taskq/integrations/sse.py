@@ -1,0 +1,109 @@
+"""Server-Sent Events: one task's status changes and progress, in order, ending at its end.
+
+Workers publish task ends, retries and progress on the queue's events channel; a task being
+picked up (queued -> running) is not published, so the stream also re-reads the status every
+``sse_poll_s``. Every wake-up (an event or the poll) re-reads the status, and the stream sends
+an event only when something changed. Reads happen one after another, so events are in order.
+"""
+
+# No "from __future__ import annotations": FastAPI reads these routes' annotations at run
+# time, and some refer to the factory's local values.
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter, Depends
+from fastapi.responses import StreamingResponse
+
+from taskq import ids
+from taskq.connection import REDIS_ERRORS
+from taskq.errors import TaskNotFound
+from taskq.integrations.auth import Role, require
+from taskq.integrations.config import ApiConfig
+from taskq.integrations.errors import http_errors
+from taskq.integrations.routes_tasks import TaskId, check_id
+from taskq.integrations.schemas import Problem
+from taskq.queue import TaskQueue
+from taskq.records import TaskRecord
+
+_FIELDS = ("status", "attempts", "progress", "progress_message", "error", "result", "run_at_ms")
+
+
+def _view(record: TaskRecord) -> dict[str, Any]:
+    d = record.to_dict()
+    return {"id": record.id, "task": record.task, **{k: d[k] for k in _FIELDS}}
+
+
+def format_event(event_id: int, name: str, data: dict[str, Any]) -> bytes:
+    return f"id: {event_id}\nevent: {name}\ndata: {json.dumps(data, default=str)}\n\n".encode()
+
+
+async def task_events(tq: TaskQueue, task_id: str, config: ApiConfig,
+                      first: TaskRecord) -> AsyncIterator[bytes]:
+    """Yield SSE frames for ``task_id`` until it ends (or ``sse_max_s`` passes)."""
+    queue, _ = ids.split(task_id)
+    channel = tq.keys(queue).events
+    wake = asyncio.Event()
+
+    def listener(event_task: str, _event: list[Any]) -> None:
+        if event_task == task_id:
+            wake.set()
+
+    await tq.events.subscribe(channel, listener)
+    try:
+        record, last, n = first, None, 0
+        deadline = time.monotonic() + config.sse_max_s
+        beat = time.monotonic() + config.sse_heartbeat_s
+        while True:
+            view = _view(record)
+            if view != last:
+                n += 1
+                yield format_event(n, "status", view)
+                last = view
+                beat = time.monotonic() + config.sse_heartbeat_s
+            if record.terminal or time.monotonic() > deadline:
+                return
+            if time.monotonic() > beat:
+                yield b": keep-alive\n\n"
+                beat = time.monotonic() + config.sse_heartbeat_s
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), config.sse_poll_s)
+            wake.clear()
+            try:
+                record = await tq.status(task_id)
+            except TaskNotFound:
+                yield format_event(n + 1, "gone", {"id": task_id, "detail": "record expired"})
+                return
+            except REDIS_ERRORS:
+                await asyncio.sleep(config.sse_poll_s)
+    finally:
+        tq.events.unsubscribe(channel, listener)
+
+
+def events_router(tq: TaskQueue, config: ApiConfig) -> APIRouter:
+    router = APIRouter(tags=["tasks"])
+    read = [Depends(require(config.keys, Role.READ))]
+
+    @router.get(
+        "/tasks/{task_id}/events", dependencies=read, summary="Stream a task's status (SSE)",
+        response_class=StreamingResponse,
+        responses={200: {"content": {"text/event-stream": {"example": (
+            'id: 1\nevent: status\ndata: {"id": "default:1732190000000-0", "status": '
+            '"running", "progress": 0.4, "progress_message": "resized 4/10", ...}\n\n')}},
+            "description": "events named `status`, in order; the stream ends after the "
+                           "terminal status (succeeded, dead or cancelled)"},
+            404: {"model": Problem}},
+    )
+    async def events(task_id: TaskId) -> StreamingResponse:
+        with http_errors():
+            first = await tq.status(check_id(task_id))
+        return StreamingResponse(
+            task_events(tq, task_id, config, first), media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    return router
