@@ -51,6 +51,8 @@ class WorkerProcess:
             cwd=ROOT, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        if log:
+            out.close()  # type: ignore[union-attr]  # the child holds its own descriptor
 
     @property
     def pid(self) -> int:
