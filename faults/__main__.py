@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from faults.harness import FULL, QUICK, Env, Profile
-from faults.scenarios import workers_die
+from faults.scenarios import lease, workers_die
 
 Scenario = Callable[[Env], Awaitable[None]]
 
@@ -25,6 +25,7 @@ SCENARIOS: list[tuple[str, Scenario, float]] = [
     ("s01-control", workers_die.control, 90),
     ("s02-kill-workers", workers_die.kill_workers, 180),
     ("s03-crash-points", workers_die.crash_points, 180),
+    ("s04-lease-lost", lease.lease_lost, 120),
 ]
 
 

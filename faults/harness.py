@@ -85,6 +85,7 @@ class Env:
                 "FAULTS_PREFIX": self.prefix, "FAULTS_LOG_DIR": str(self.tasks), **extra}
 
     def pool(self, size: int, env: dict[str, str] | None = None, **kw: Any) -> WorkerPool:
+        kw.setdefault("name", f"pool{len(self.pools)}")
         pool = WorkerPool(self.folder, env or self.worker_env(), size, **kw)
         self.pools.append(pool)
         return pool

@@ -30,8 +30,10 @@ class WorkerPool:
 
     def __init__(self, folder: Path, env: dict[str, str], size: int, *, concurrency: int = 8,
                  lease_ms: int = 2000, grace_s: float = 10.0, prefetch: int = 2,
-                 respawn: bool = True, extra_args: list[str] | None = None) -> None:
+                 respawn: bool = True, extra_args: list[str] | None = None,
+                 name: str = "worker") -> None:
         self.folder = folder
+        self.name = name
         self.env = env
         self.size = size
         self.concurrency = concurrency
@@ -50,7 +52,7 @@ class WorkerPool:
 
     def _spawn(self, slot: int) -> Proc:
         self.spawned += 1
-        log = self.folder / f"worker.{slot}.{self.spawned}.log"
+        log = self.folder / f"{self.name}.{slot}.{self.spawned}.log"
         env = {**os.environ, **self.env, **self.slot_env.get(slot, {}),
                "TASKQ_LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1"}
         cmd = [*self.wrapper, sys.executable, "-m", "worker", "faults.app:tq",
