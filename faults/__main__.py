@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from faults.harness import FULL, QUICK, Env, Profile
-from faults.scenarios import lease, workers_die
+from faults.scenarios import lease, lifecycle, poison, workers_die
 
 Scenario = Callable[[Env], Awaitable[None]]
 
@@ -26,6 +26,10 @@ SCENARIOS: list[tuple[str, Scenario, float]] = [
     ("s02-kill-workers", workers_die.kill_workers, 180),
     ("s03-crash-points", workers_die.crash_points, 180),
     ("s04-lease-lost", lease.lease_lost, 120),
+    ("s08-poison", poison.poison, 150),
+    ("s09-rolling-restarts", lifecycle.rolling_restarts, 180),
+    ("s05-redis-restarts", lifecycle.redis_restarts, 240),
+    ("s06-client-kill", lifecycle.client_kill, 120),
 ]
 
 
