@@ -1,0 +1,201 @@
+"""What every command shares: connection options, running an admin call, exit codes, output."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, NoReturn, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import typer
+from redis.exceptions import AuthenticationError, ResponseError
+from rich.console import Console
+
+from taskq.admin_values import DeadLetterNotFound, QueueNotFound
+from taskq.connection import REDIS_ERRORS
+from taskq.errors import TaskNotFound, TaskqError
+from taskq.queue import TaskQueue
+
+T = TypeVar("T")
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_REDIS = 3
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 ok; 1 not found (queue, task, dead letter) or the operation failed or was "
+    "declined; 2 usage error or bad JSON; 3 Redis unreachable or refusing the password."
+)
+
+# Tables need room: when output is not a terminal (pipes, CI), use 160 columns, not 80.
+_WIDTH = int(os.environ.get("COLUMNS") or 0) or (None if sys.stdout.isatty() else 160)
+out = Console(highlight=False, soft_wrap=False, width=_WIDTH)
+err = Console(stderr=True, highlight=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where the commands look: the Redis URL and key prefix (global options)."""
+
+    redis_url: str
+    prefix: str
+    prefix_given: bool = False
+    url_given: bool = False
+
+    def app(self) -> TaskQueue:
+        return TaskQueue(self.redis_url, prefix=self.prefix, socket_timeout=5.0)
+
+
+def target(ctx: typer.Context) -> Target:
+    obj = ctx.find_root().obj
+    if not isinstance(obj, Target):  # a command module used on its own (tests)
+        return Target("redis://localhost:6379/0", "taskq")
+    return obj
+
+
+def redact(url: str) -> str:
+    """The URL without its password (never print secrets)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<invalid url>"
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    user = parts.username or ""
+    return urlunsplit((parts.scheme, f"{user}:***@{host}", parts.path, parts.query, ""))
+
+
+def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
+    err.print(f"error: {message}", markup=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def run(ctx: typer.Context, call: Callable[[TaskQueue], Awaitable[T]],
+        app: TaskQueue | None = None) -> T:
+    """Run ``call`` with a TaskQueue (closed after), turning errors into one line + exit code."""
+    t = target(ctx)
+    tq = app or t.app()
+
+    async def main() -> T:
+        try:
+            return await call(tq)
+        finally:
+            await tq.aclose()
+
+    try:
+        return asyncio.run(main())
+    except (QueueNotFound, TaskNotFound, DeadLetterNotFound) as exc:
+        fail(str(exc), EXIT_FAILED)
+    except AuthenticationError as exc:
+        fail(f"Redis at {redact(tq.url)} refused the credentials: {exc}", EXIT_REDIS)
+    except ResponseError as exc:
+        text = str(exc)
+        if any(w in text for w in ("NOAUTH", "WRONGPASS", "invalid password", "NOPERM")):
+            fail(f"Redis at {redact(tq.url)} refused the credentials: {text}", EXIT_REDIS)
+        fail(f"Redis refused the command: {text}", EXIT_FAILED)
+    except REDIS_ERRORS as exc:
+        fail(f"cannot reach Redis at {redact(tq.url)}: {exc or type(exc).__name__}", EXIT_REDIS)
+    except TaskqError as exc:
+        fail(str(exc), EXIT_FAILED)
+    except ValueError as exc:  # e.g. a malformed Redis URL
+        fail(str(exc), EXIT_USAGE)
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, sort_keys=False, default=_json_default) + "\n")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode(errors="replace")
+    if isinstance(value, set | frozenset | tuple):
+        return list(value)
+    return repr(value)
+
+
+def parse_json(text: str | None, kind: type, what: str) -> Any:
+    """Parse a --args/--kwargs value; a bad one is a usage error (exit 2)."""
+    if text is None or text == "":
+        return kind()
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        fail(f"{what} is not valid JSON: {exc.msg} at position {exc.pos}", EXIT_USAGE)
+    if not isinstance(value, kind):
+        fail(f"{what} must be a JSON {'array' if kind is list else 'object'}, "
+             f"got {type(value).__name__}", EXIT_USAGE)
+    return value
+
+
+def shorten(value: Any, width: int = 60) -> str:
+    """A one-line rendering of a value, cut to ``width`` characters."""
+    text = json.dumps(value, default=_json_default, ensure_ascii=False)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def clip(text: str, width: int = 60) -> str:
+    """Plain text on one line, cut to ``width`` characters."""
+    line = " ".join(text.split())
+    return line if len(line) <= width else line[: width - 1] + "…"
+
+
+def call_args(args: list[Any], kwargs: dict[str, Any], width: int = 60,
+              value_width: int = 40) -> str:
+    """``1, "x", key=value`` with each value cut to ``value_width`` and all to ``width``."""
+    parts = [shorten(a, value_width) for a in args]
+    parts += [f"{k}={shorten(v, value_width)}" for k, v in kwargs.items()]
+    text = ", ".join(parts)
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def age(ms: int | None, now_ms: int | None = None) -> str:
+    """'12s ago' / 'in 3m' for a time in ms since the epoch."""
+    if ms is None:
+        return "-"
+    now = now_ms if now_ms is not None else int(time.time() * 1000)
+    delta = (now - ms) / 1000
+    text = duration(abs(delta))
+    return f"{text} ago" if delta >= 0 else f"in {text}"
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 120:
+        return f"{seconds:.1f}s" if seconds < 10 else f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    if seconds < 172_800:
+        return f"{seconds / 3600:.1f}h"
+    return f"{seconds / 86400:.1f}d"
+
+
+def timestamp(ms: int | None) -> str:
+    if ms is None:
+        return "-"
+    iso = datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    return f"{iso} UTC ({age(ms)})"
+
+
+def confirm(question: str, yes: bool) -> None:
+    """Ask before a destructive change unless --yes; declining (or no terminal) exits 1."""
+    if yes:
+        return
+    try:
+        agreed = typer.confirm(question, default=False)
+    except typer.Abort:
+        fail("no confirmation (pass --yes to run without asking); nothing was changed")
+    if not agreed:
+        fail("declined; nothing was changed")

@@ -1,0 +1,133 @@
+"""``taskq dead list|show|replay|purge``: the dead letters of a queue."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from taskq import admin
+from taskq.admin_values import DeadLetter, DeadLetterNotFound
+from taskq.cli.common import (
+    EXIT_USAGE,
+    call_args,
+    confirm,
+    fail,
+    out,
+    print_json,
+    run,
+    timestamp,
+)
+from taskq.cli.queues import JsonOpt, QueueArg, YesOpt
+from taskq.cli.render import dead_table
+from taskq.queue import TaskQueue
+
+app = typer.Typer(
+    no_args_is_help=True,
+    help="Dead letters: tasks that failed for good (attempts used up, not retryable, "
+    "unknown task, bad payload, worker lost).\n\nExample: taskq dead list emails; "
+    "taskq dead replay emails --all --yes",
+)
+
+IdsArg = Annotated[list[str] | None, typer.Argument(
+    help="dead letter ids (or task ids) from `taskq dead list`", show_default=False)]
+AllOpt = Annotated[bool, typer.Option("--all", help="every dead letter of the queue")]
+TaskOpt = Annotated[str | None, typer.Option("--task", help="only dead letters of this task")]
+
+
+@app.command("list", help="The newest dead letters of a queue.\n\n"
+             "Example: taskq dead list emails --task send_email --limit 20")
+def list_(ctx: typer.Context, name: QueueArg, task: TaskOpt = None,
+          limit: Annotated[int, typer.Option(min=1, help="the most to show")] = 50,
+          as_json: JsonOpt = False) -> None:
+    letters = run(ctx, lambda tq: admin.dead_letters(tq, name, limit, task))
+    if as_json:
+        print_json({"dead_letters": [d.to_dict() for d in letters]})
+    else:
+        out.print(dead_table(letters))
+
+
+async def find(tq: TaskQueue, name: str, ident: str) -> DeadLetter:
+    """A dead letter by its id, or by the id of its task (the newest one)."""
+    letter = await admin.dead_letter(tq, name, ident)
+    if letter is None and ":" in ident:
+        for d in await admin.dead_letters(tq, name, limit=100_000):
+            if d.task_id == ident:
+                return d
+    if letter is None:
+        raise DeadLetterNotFound(name, ident)
+    return letter
+
+
+@app.command("show", help="One dead letter in full: task, arguments, reason, error, "
+             "traceback.\n\nExample: taskq dead show emails 1718000000000-0")
+def show(ctx: typer.Context, name: QueueArg,
+         dead_id: Annotated[str, typer.Argument(help="dead letter id or task id",
+                                                show_default=False)],
+         as_json: JsonOpt = False) -> None:
+    letter = run(ctx, lambda tq: find(tq, name, dead_id))
+    if as_json:
+        print_json(letter.to_dict())
+        return
+    t = Table(title=f"Dead letter {letter.id} of {name}", title_justify="left",
+              show_header=False)
+    t.add_column("field", style="bold")
+    t.add_column("value", overflow="fold")
+    for field, value in (
+        ("task id", letter.task_id), ("task", letter.task), ("reason", letter.reason),
+        ("error", f"{letter.error_type}: {letter.error}"), ("attempts", letter.attempts),
+        ("arguments", call_args(letter.args, letter.kwargs, 400) if letter.payload_ok
+         else "(payload cannot be decoded)"),
+        ("enqueued", timestamp(letter.enqueued_ms)), ("failed", timestamp(letter.failed_ms)),
+        ("worker", letter.worker or "-"), ("stream entry", letter.entry),
+    ):
+        t.add_row(field, str(value))
+    out.print(t)
+    if letter.traceback:
+        out.print("[bold]traceback[/bold]")
+        out.print(letter.traceback, markup=False, highlight=False)
+
+
+def _selection(ctx: typer.Context, name: str, ids: list[str] | None, all_: bool,
+               task: str | None) -> tuple[list[str] | None, str]:
+    """The dead ids chosen (None = all) and a description for the confirmation."""
+    if ids and all_:
+        fail("give dead letter ids or --all, not both", EXIT_USAGE)
+    if not ids and not all_ and task is None:
+        fail("say which dead letters: ids, --all, or --task TASK", EXIT_USAGE)
+    if ids:
+        async def resolve(tq: TaskQueue) -> list[str]:
+            return [(await find(tq, name, i)).id for i in ids]
+
+        return run(ctx, resolve), f"{len(ids)} dead letter(s)"
+    info = run(ctx, lambda tq: admin.queue_info(tq, name))
+    what = f"the dead letters of task {task!r}" if task else f"all {info.dead} dead letters"
+    return None, what
+
+
+@app.command("replay", help="Enqueue dead letters again with their attempts reset (same task "
+             "id). Asks first unless --yes.\n\nExample: taskq dead replay emails --all --yes; "
+             "taskq dead replay emails 1718000000000-0")
+def replay(ctx: typer.Context, name: QueueArg, ids: IdsArg = None, all_: AllOpt = False,
+           task: TaskOpt = None, yes: YesOpt = False, as_json: JsonOpt = False) -> None:
+    chosen, what = _selection(ctx, name, ids, all_, task)
+    confirm(f"Replay {what} of queue {name!r}?", yes)
+    n = run(ctx, lambda tq: admin.replay_dead(tq, name, chosen, task))
+    if as_json:
+        print_json({"queue": name, "replayed": n})
+    else:
+        out.print(f"replayed {n} dead letter(s) of {name}; they are queued again")
+
+
+@app.command("purge", help="Delete dead letters for good. Asks first unless --yes.\n\n"
+             "Example: taskq dead purge emails --task send_email --yes")
+def purge(ctx: typer.Context, name: QueueArg, ids: IdsArg = None, all_: AllOpt = False,
+          task: TaskOpt = None, yes: YesOpt = False, as_json: JsonOpt = False) -> None:
+    chosen, what = _selection(ctx, name, ids, all_, task)
+    confirm(f"Delete {what} of queue {name!r} for good?", yes)
+    n = run(ctx, lambda tq: admin.purge_dead(tq, name, chosen, task))
+    if as_json:
+        print_json({"queue": name, "purged": n})
+    else:
+        out.print(f"deleted {n} dead letter(s) of {name}")

@@ -1,0 +1,82 @@
+"""workers (inspection), and the process commands ``worker`` and ``api`` (exec'd, so the CLI
+never imports the worker or API packages)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated
+
+import typer
+
+from taskq import admin
+from taskq.cli.common import out, print_json, run, target
+from taskq.cli.queues import JsonOpt
+from taskq.cli.render import workers_table
+from taskq.queue import TaskQueue
+
+PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True,
+                "help_option_names": []}
+
+
+def register(app: typer.Typer) -> None:
+    app.command("workers", help=WORKERS_HELP)(workers)
+    app.command("worker", help=WORKER_HELP, context_settings=PASS_THROUGH,
+                add_help_option=False)(worker)
+    app.command("api", help=API_HELP, context_settings=PASS_THROUGH,
+                add_help_option=False)(api)
+
+
+WORKERS_HELP = """Workers: host, pid, queues, concurrency, in flight, processed, failed, last
+heartbeat. Workers whose heartbeat expired are shown as DEAD, then forgotten (their unfinished
+tasks are taken over by live workers after the lease); --keep-dead to only show them.
+
+Example: taskq workers    |    taskq workers --json"""
+
+
+def workers(ctx: typer.Context, as_json: JsonOpt = False,
+            keep_dead: Annotated[bool, typer.Option(help="do not forget dead workers")] = False,
+            ) -> None:
+    async def call(tq: TaskQueue) -> tuple[list[admin.WorkerInfo], int]:
+        found = await admin.list_workers(tq)
+        cleaned = 0 if keep_dead else await admin.clean_dead_workers(tq)
+        return found, cleaned
+
+    found, cleaned = run(ctx, call)
+    if as_json:
+        print_json({"workers": [w.to_dict() for w in found], "cleaned": cleaned})
+        return
+    out.print(workers_table(found))
+    if cleaned:
+        out.print(f"forgot {cleaned} dead worker(s)")
+
+
+WORKER_HELP = """Run worker processes (same as `python -m worker`); every option is passed on.
+`taskq worker --help` shows them.
+
+Example: taskq worker myapp.tasks:tq --queues emails,default --concurrency 50 --processes 2"""
+
+
+def worker(ctx: typer.Context) -> None:
+    _exec(ctx, "worker")
+
+
+API_HELP = """Run the HTTP API (same as `python -m api`); every option is passed on.
+`taskq api --help` shows them.
+
+Example: taskq api myapp.tasks:tq --port 8000"""
+
+
+def api(ctx: typer.Context) -> None:
+    _exec(ctx, "api")
+
+
+def _exec(ctx: typer.Context, module: str) -> None:
+    t = target(ctx)
+    if t.url_given:
+        os.environ["TASKQ_REDIS_URL"] = t.redis_url
+    if t.prefix_given:
+        os.environ["TASKQ_PREFIX"] = t.prefix
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", module, *ctx.args])

@@ -1,0 +1,203 @@
+"""Task commands: tasks, task, cancel, enqueue."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from taskq import admin
+from taskq.cli.common import (
+    EXIT_FAILED,
+    EXIT_USAGE,
+    call_args,
+    confirm,
+    fail,
+    out,
+    parse_json,
+    print_json,
+    run,
+    shorten,
+    target,
+    timestamp,
+)
+from taskq.cli.queues import JsonOpt, QueueArg, YesOpt
+from taskq.cli.render import tasks_table
+from taskq.errors import TaskValidationError
+from taskq.queue import TaskQueue
+from taskq.records import TaskRecord, TaskStatus
+
+IdArg = Annotated[str, typer.Argument(help="task id, as <queue>:<id>", show_default=False)]
+STATUSES = ", ".join(str(s) for s in TaskStatus)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("tasks", help=TASKS_HELP)(tasks)
+    app.command("task", help=TASK_HELP)(task)
+    app.command("cancel", help=CANCEL_HELP)(cancel)
+    app.command("enqueue", help=ENQUEUE_HELP)(enqueue)
+
+
+TASKS_HELP = f"""The tasks of a queue, by status: queued (waiting), running (delivered), failed
+(waiting for a retry), succeeded, dead, cancelled (recent records, newest first). Without
+--status: running, queued, failed, then recent ended ones. Statuses: {STATUSES}.
+
+Example: taskq tasks emails --status running --limit 20"""
+
+
+def tasks(
+    ctx: typer.Context,
+    name: QueueArg,
+    status: Annotated[str | None, typer.Option(help=f"one of: {STATUSES}")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="the most to show")] = 50,
+    as_json: JsonOpt = False,
+) -> None:
+    if status is not None and status not in {str(s) for s in TaskStatus}:
+        fail(f"unknown status {status!r}; use one of: {STATUSES}", EXIT_USAGE)
+    rows = run(ctx, lambda tq: admin.list_tasks(tq, name, status, limit))
+    if as_json:
+        print_json({"tasks": [r.to_dict() for r in rows]})
+    else:
+        out.print(tasks_table(rows, f"Tasks of {name}" + (f" ({status})" if status else "")))
+
+
+TASK_HELP = """Everything known of one task: task name, arguments, status, attempts, timings,
+worker, error with traceback, result. Long values are shortened unless --full.
+
+Example: taskq task emails:1718000000000-0"""
+
+
+def task(ctx: typer.Context, task_id: IdArg, as_json: JsonOpt = False,
+         full: Annotated[bool, typer.Option(help="do not shorten long values")] = False) -> None:
+    record = run(ctx, lambda tq: admin.task_record(tq, task_id))
+    if as_json:
+        print_json(record.to_dict())
+        return
+    out.print(record_table(record, full))
+    if record.traceback:
+        out.print("[bold]traceback[/bold]")
+        tb = record.traceback if full else record.traceback[-3000:]
+        out.print(tb, markup=False, highlight=False)
+
+
+def record_table(r: TaskRecord, full: bool = False) -> Table:
+    width = 10_000 if full else 200
+    t = Table(title=f"Task {r.id}", title_justify="left", show_header=False)
+    t.add_column("field", style="bold")
+    t.add_column("value", overflow="fold")
+    rows: list[tuple[str, Any]] = [
+        ("status", str(r.status)), ("queue", r.queue), ("task", r.task or "?"),
+        ("arguments", call_args(r.args, r.kwargs, width, width if full else 60) or "(none)"),
+        ("attempts", r.attempts), ("deliveries", r.deliveries), ("worker", r.worker),
+        ("enqueued", timestamp(r.enqueued_ms)), ("runs at", timestamp(r.run_at_ms)),
+        ("started", timestamp(r.started_ms)), ("finished", timestamp(r.finished_ms)),
+        ("progress", None if r.progress is None else
+         f"{r.progress:.0%} {r.progress_message or ''}".strip()),
+        ("error", f"{r.error_type or ''}: {r.error}" if r.error else None),
+        ("result", shorten(r.result, width) if r.status is TaskStatus.SUCCEEDED else None),
+        ("entry id", r.entry_id),
+    ]
+    for name, value in rows:
+        if value is not None and value != "-":
+            t.add_row(name, str(value))
+    return t
+
+
+CANCEL_HELP = """Cancel a task: a waiting or delayed one is removed before it runs; a running one
+is asked to stop (async tasks are cancelled, a sync task's result is discarded). Asks first
+unless --yes.
+
+Example: taskq cancel emails:1718000000000-0 --yes"""
+
+
+def cancel(ctx: typer.Context, task_id: IdArg, yes: YesOpt = False,
+           as_json: JsonOpt = False) -> None:
+    record = run(ctx, lambda tq: admin.task_record(tq, task_id))
+    if record.terminal:
+        fail(f"task {task_id} already ended ({record.status}); nothing to cancel", EXIT_FAILED)
+    confirm(f"Cancel task {task_id} ({record.task or '?'}, {record.status})?", yes)
+    outcome = run(ctx, lambda tq: admin.cancel(tq, task_id))
+    if as_json:
+        print_json({"task_id": task_id, "outcome": outcome})
+        return
+    messages = {
+        "delayed": "removed before it ran (it was delayed)",
+        "queued": "removed before it ran",
+        "running": "its worker was asked to stop it",
+        "unknown": "it had already ended",
+    }
+    out.print(f"task {task_id}: {messages.get(outcome, outcome)}")
+    if outcome == "unknown":
+        raise typer.Exit(EXIT_FAILED)
+
+
+ENQUEUE_HELP = """Enqueue a task by name. Imports your app (--app module:attr, or TASKQ_APP) to
+check the task exists and validate its arguments. --args is a JSON array, --kwargs a JSON object.
+The app's Redis URL and prefix are used unless --redis-url/--prefix are given.
+
+Example: taskq enqueue send_email --app myapp.tasks:tq --kwargs '{"to": "a@b.c"}'"""
+
+
+def enqueue(
+    ctx: typer.Context,
+    task_name: Annotated[str, typer.Argument(metavar="TASK", help="registered task name",
+                                             show_default=False)],
+    app_spec: Annotated[str | None, typer.Option("--app", envvar="TASKQ_APP",
+                                                 help="the TaskQueue, as module:attribute")] = None,
+    args: Annotated[str | None, typer.Option("--args", help="JSON array")] = None,
+    kwargs: Annotated[str | None, typer.Option("--kwargs", help="JSON object")] = None,
+    delay: Annotated[float | None, typer.Option(min=0, help="run after this many seconds")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    positional = parse_json(args, list, "--args")
+    named = parse_json(kwargs, dict, "--kwargs")
+    if not app_spec:
+        fail("enqueue needs your app: --app module:attribute (or TASKQ_APP)", EXIT_USAGE)
+    tq = load_app(app_spec)
+    t = target(ctx)
+    if t.url_given:
+        tq.url = t.redis_url
+    if t.prefix_given:
+        tq.prefix = t.prefix
+    registered = tq.get_task(task_name)
+    if registered is None:
+        known = ", ".join(sorted(tq.registry)) or "none"
+        fail(f"task {task_name!r} is not registered in {app_spec} (registered: {known})")
+    try:
+        msg = registered.build(tuple(positional), dict(named))
+    except TaskValidationError as exc:
+        fail(str(exc), EXIT_USAGE)
+
+    async def call(q: TaskQueue) -> str:
+        (handle,) = await q.enqueue_many([msg], delay=delay)
+        return handle.id
+
+    task_id = run(ctx, call, app=tq)
+    if as_json:
+        print_json({"task_id": task_id, "task": task_name, "queue": registered.options.queue})
+    else:
+        out.print(f"enqueued {task_name} as {task_id}  (follow it: taskq task {task_id})")
+
+
+def load_app(spec: str) -> TaskQueue:
+    """Import ``module:attr`` (a trusted command-line value) and check it is a TaskQueue."""
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        fail(f"--app must be module:attribute, got {spec!r}", EXIT_USAGE)
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        obj: object = importlib.import_module(module_name)
+    except Exception as exc:  # the user's module may fail in any way while importing
+        fail(f"cannot import {module_name!r}: {type(exc).__name__}: {exc}", EXIT_USAGE)
+    for part in attr.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            fail(f"{module_name!r} has no attribute {attr!r}", EXIT_USAGE)
+    if not isinstance(obj, TaskQueue):
+        fail(f"{spec} is a {type(obj).__name__}, not a taskq.TaskQueue", EXIT_USAGE)
+    return obj
