@@ -104,8 +104,9 @@ async def _queue_info(tq: TaskQueue, name: str) -> QueueInfo:
     group = await group_state(tq, keys)
     first = await undelivered(tq, keys, group.last_delivered, 1)
     lag = group.lag
-    if lag is None:  # Redis cannot tell (entries deleted after the group's position): count
-        lag = await _count_undelivered(tq, keys, group.last_delivered, length - group.pending)
+    bound = max(0, int(length) - group.pending)
+    if lag is None or lag > bound:  # Redis's estimate breaks when entries are deleted: count
+        lag = await _count_undelivered(tq, keys, group.last_delivered, bound)
     oldest = max(0.0, (now - entry_ms(first[0][0])) / 1000) if first else None
     elapsed = (now % 60_000) / 60_000
     rate = int(to_int(cur) or 0) + round((to_int(prev) or 0) * (1 - elapsed))
@@ -119,10 +120,12 @@ async def _queue_info(tq: TaskQueue, name: str) -> QueueInfo:
     )
 
 
-async def _count_undelivered(tq: TaskQueue, keys: Any, after: str, estimate: int) -> int:
-    """Exact count for up to 10,000 waiting entries; above that, length minus pending."""
-    rows = await undelivered(tq, keys, after, 10_001)
-    return len(rows) if len(rows) <= 10_000 else max(estimate, len(rows))
+async def _count_undelivered(tq: TaskQueue, keys: Any, after: str, bound: int) -> int:
+    """Entries after the group's position: counted when few; else ``bound`` (length minus
+    pending, exact while finished entries are deleted, as workers do)."""
+    if bound > 1_000:
+        return bound
+    return len(await undelivered(tq, keys, after, bound + 1))
 
 
 async def consumers(tq: TaskQueue, name: str) -> list[ConsumerInfo]:

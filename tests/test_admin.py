@@ -226,3 +226,24 @@ async def test_dead_workers_listed_and_cleaned(tq: TaskQueue) -> None:
     assert workers[1].processed == 5 and workers[1].concurrency == 3
     assert await admin.clean_dead_workers(tq) == 1
     assert [w.id for w in await admin.list_workers(tq)] == ["w2"]
+
+
+async def test_lag_is_right_after_a_purge(tq: TaskQueue, start_worker) -> None:  # type: ignore[no-untyped-def]
+    t = register(tq)
+    w = start_worker(tq, queues=("jobs",), concurrency=2)
+    h = await t["add"].enqueue(1, 1)  # type: ignore[attr-defined]
+    await h.result(timeout=10)  # the group now has a position
+    await admin.pause(tq, "jobs")
+
+    async def paused() -> bool:
+        return "jobs" in w.paused
+
+    await eventually(paused, what="worker saw the pause")
+    await t["add"].enqueue(0, 0)  # type: ignore[attr-defined]  # may be taken by a read issued before the pause
+    await tq.enqueue_many([t["add"].message(i, 1) for i in range(30)])  # type: ignore[attr-defined]
+    before = await admin.queue_info(tq, "jobs")
+    purged = await admin.purge_queue(tq, "jobs")
+    assert purged == before.lag and purged >= 30
+    info = await admin.queue_info(tq, "jobs")
+    assert (info.lag, info.oldest_waiting_age_s) == (0, None)
+
