@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from faults.harness import FULL, QUICK, Env, Profile
-from faults.scenarios import lease, lifecycle, network, poison, workers_die
+from faults.scenarios import capacity, lease, lifecycle, network, poison, workers_die
 
 Scenario = Callable[[Env], Awaitable[None]]
 
@@ -30,7 +30,10 @@ SCENARIOS: list[tuple[str, Scenario, float]] = [
     ("s09-rolling-restarts", lifecycle.rolling_restarts, 180),
     ("s05-redis-restarts", lifecycle.redis_restarts, 240),
     ("s06-client-kill", lifecycle.client_kill, 120),
+    ("s11-evicting-policy", capacity.evicting_policy, 60),
+    ("s11-stream-deleted", capacity.stream_deleted, 90),
     ("s07-proxy", network.proxy_faults, 150),
+    ("s12-load", capacity.load, 200),
 ]
 
 

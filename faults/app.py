@@ -2,7 +2,7 @@
 
 Settings come from the environment of the worker process: TASKQ_REDIS_URL, FAULTS_PREFIX,
 FAULTS_LOG_DIR (where the task logs go), FAULTS_SOCKET_TIMEOUT, FAULTS_MAX_PAYLOAD and
-FAULTS_MAX_BACKLOG. Every task logs ``start`` when it begins and ``end`` when it is done
+FAULTS_MAX_BACKLOG, FAULTS_RESULT_TTL. Every task logs ``start`` when it begins and ``end`` when it is done
 (see :mod:`faults.tasklog`); the harness never trusts anything else to say a task ran.
 """
 
@@ -20,9 +20,11 @@ QUEUE = "q"
 
 
 def make_app(url: str, prefix: str, *, socket_timeout: float = 2.0,
-             max_payload: int = 65_536, max_backlog: int = 1_000_000) -> TaskQueue:
+             max_payload: int = 65_536, max_backlog: int = 1_000_000,
+             result_ttl: float = 3600) -> TaskQueue:
     tq = TaskQueue(url, prefix=prefix, default_queue=QUEUE, socket_timeout=socket_timeout,
-                   max_payload_bytes=max_payload, max_backlog=max_backlog, result_ttl=3600)
+                   max_payload_bytes=max_payload, max_backlog=max_backlog,
+                   result_ttl=result_ttl)
     _register(tq)
     return tq
 
@@ -88,6 +90,7 @@ def _from_env() -> TaskQueue:
         socket_timeout=float(env.get("FAULTS_SOCKET_TIMEOUT", "2.0")),
         max_payload=int(env.get("FAULTS_MAX_PAYLOAD", "65536")),
         max_backlog=int(env.get("FAULTS_MAX_BACKLOG", "1000000")),
+        result_ttl=float(env.get("FAULTS_RESULT_TTL", "3600")),
     )
 
 
