@@ -1,0 +1,56 @@
+"""The floor: a plain redis-py Streams loop. XADD to enqueue (pipelined for bulk); the worker
+reads batches with XREADGROUP, runs them concurrently and acknowledges each batch with one
+XACK. No records, no leases, no retries: what a queue adds on top is its own cost."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+
+from bench.peers._common import QUEUE, URL, Producer, job_async
+
+STREAM = f"plain:{QUEUE}"
+GROUP = "g"
+
+
+class PlainProducer(Producer):
+    def __init__(self) -> None:
+        self.r = aioredis.Redis.from_url(URL)
+
+    async def send(self, i: int) -> None:  # type: ignore[override]
+        await self.r.xadd(STREAM, {"i": i})
+
+    async def send_many(self, ids: list[int]) -> None:  # type: ignore[override]
+        pipe = self.r.pipeline(transaction=False)
+        for i in ids:
+            pipe.xadd(STREAM, {"i": i})
+        await pipe.execute()
+
+    async def close(self) -> Any:
+        await self.r.aclose()
+
+
+async def make() -> Producer:
+    return PlainProducer()
+
+
+async def worker(concurrency: int) -> None:
+    r = aioredis.Redis.from_url(URL)
+    try:
+        await r.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
+    except ResponseError:
+        pass
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    name = f"c{os.getpid()}"
+    while not stop.is_set():
+        resp = await r.xreadgroup(GROUP, name, {STREAM: ">"}, count=concurrency, block=1000)
+        for _, entries in resp or ():
+            await asyncio.gather(*(job_async(int(f[b"i"])) for _, f in entries))
+            await r.xack(STREAM, GROUP, *(eid for eid, _ in entries))
+
