@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from faults.harness import FULL, QUICK, Env, Profile
-from faults.scenarios import capacity, lease, lifecycle, network, poison, workers_die
+from faults.scenarios import capacity, lease, lifecycle, network, poison, skew, workers_die
 
 Scenario = Callable[[Env], Awaitable[None]]
 
@@ -34,6 +34,7 @@ SCENARIOS: list[tuple[str, Scenario, float]] = [
     ("s11-stream-deleted", capacity.stream_deleted, 90),
     ("s07-proxy", network.proxy_faults, 150),
     ("s12-load", capacity.load, 200),
+    ("s10-clock-skew", skew.clock_skew, 90),
 ]
 
 
