@@ -2,33 +2,19 @@
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
-
-from redis.asyncio import Redis
-from redis.commands.core import AsyncScript
 
 from taskq import codec
 from taskq.admin_redis import PAGE, decode_message, require_queue, text, to_int
 from taskq.admin_values import DeadLetter
 from taskq.keys import QueueKeys
 from taskq.records import bucket_key
-from taskq.scripts import source
 
 if TYPE_CHECKING:
     from taskq.queue import TaskQueue
 
 MAX_SCAN = 200_000
-_SCRIPTS: weakref.WeakKeyDictionary[Redis, dict[str, AsyncScript]] = weakref.WeakKeyDictionary()
-
-
-def script(client: Redis, name: str) -> AsyncScript:
-    """A script of ``taskq/lua`` owned by the operator modules, registered once per client."""
-    scripts = _SCRIPTS.setdefault(client, {})
-    if name not in scripts:
-        scripts[name] = client.register_script(source(name))
-    return scripts[name]
 
 
 def _letter(queue: str, dead_id: Any, f: dict[bytes, bytes]) -> DeadLetter:
@@ -134,17 +120,13 @@ async def replay_dead(
     dead letters to the stream with its attempts reset. Dead letters without a payload (lost
     entries) cannot run and stay. Returns how many were replayed."""
     keys = await require_queue(tq, name)
-    replay = script(tq.redis, "replay_reset")
     count = 0
     for dead_id, fields in await _select(tq, keys, dead_ids, task):
         payload = replay_payload(fields)
         task_id = text(fields.get(b"id"))
         if payload is None or not task_id:
             continue
-        r = await replay(
-            keys=[keys.dead, keys.stream, keys.entries, _bucket(keys, task_id)],
-            args=[dead_id, payload, task_id],
-        )
+        r = await tq.scripts.replay(keys, dead_id, payload, task_id, _bucket(keys, task_id))
         if r:
             count += 1
     return count

@@ -7,7 +7,6 @@ from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from taskq import ids
-from taskq.admin_dead import script
 from taskq.admin_redis import (
     PAGE,
     decode_message,
@@ -182,14 +181,10 @@ async def purge_queue(tq: TaskQueue, name: str) -> int:
     """Remove every waiting task (not yet delivered, or delayed); running ones are untouched.
     Atomic per batch of 1,000; returns how many were removed."""
     keys = await require_queue(tq, name)
-    purge = script(tq.redis, "purge")
     total = 0
     while True:
-        stream_n, delayed_n = await purge(
-            keys=[keys.stream, keys.delayed, keys.payloads, keys.entries, keys.stats],
-            args=[GROUP, PURGE_BATCH],
-        )
-        n = int(stream_n) + int(delayed_n)
+        stream_n, delayed_n = await tq.scripts.purge(keys, PURGE_BATCH)
+        n = stream_n + delayed_n
         total += n
         if n < PURGE_BATCH:
             return total

@@ -195,5 +195,3 @@ async def unregister(w: Worker) -> None:
     for keys in w.keys.values():
         with contextlib.suppress(ResponseError):
             await w.app.scripts.forget_consumer(keys, w.id)
-    with contextlib.suppress(Exception):
-        await w.app.aclose()

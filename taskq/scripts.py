@@ -26,6 +26,7 @@ NAMES = (
     "enqueue",
     "forget_consumer",
     "promote",
+    "purge",
     "reclaim",
     "release",
     "renew",
@@ -233,12 +234,23 @@ class Scripts:
         return _s(r)
 
     async def replay(
-        self, keys: QueueKeys, dead_id: str, payload: bytes, task_id: str
+        self, keys: QueueKeys, dead_id: str, payload: bytes, task_id: str, bucket_key: str
     ) -> str | None:
+        """Move a dead letter back to the stream (its dead record dropped); None if gone."""
         r = await self._call(
-            "replay", [keys.dead, keys.stream, keys.entries], [dead_id, payload, task_id]
+            "replay", [keys.dead, keys.stream, keys.entries, bucket_key],
+            [dead_id, payload, task_id],
         )
         return _s(r) if r else None
+
+    async def purge(self, keys: QueueKeys, batch: int) -> tuple[int, int]:
+        """Remove up to ``batch`` waiting tasks: (from the stream, from the delayed set)."""
+        r = await self._call(
+            "purge",
+            [keys.stream, keys.delayed, keys.payloads, keys.entries, keys.stats],
+            [GROUP, batch],
+        )
+        return int(r[0]), int(r[1])
 
     async def forget_consumer(self, keys: QueueKeys, consumer: str) -> bool:
         return bool(await self._call("forget_consumer", [keys.stream], [GROUP, consumer]))

@@ -308,6 +308,9 @@ class Worker:
             async with self._slots:
                 if d.lost or self.stopping:
                     return
+                if d.queue in self.paused:  # paused after it was read: hand it back
+                    await self._release_all([d])
+                    return
                 d.started = True
                 await self._execute(d)
         except asyncio.CancelledError:

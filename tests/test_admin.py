@@ -148,7 +148,7 @@ async def test_dead_letters_replay_and_purge(tq: TaskQueue, start_worker) -> Non
 async def test_replay_runs_the_task_to_success(tq: TaskQueue, start_worker, redis_url: str) -> None:  # type: ignore[no-untyped-def]
     t = register(tq)
     h = await t["poison"].enqueue(5)  # type: ignore[attr-defined]
-    wtq = TaskQueue(redis_url, prefix=tq.prefix)  # the worker closes its app when it stops
+    wtq = TaskQueue(redis_url, prefix=tq.prefix)
     register(wtq)
     w = start_worker(wtq, queues=("jobs",))
     await eventually(lambda: admin.dead_letters(tq, "jobs"), what="dead")
@@ -158,6 +158,7 @@ async def test_replay_runs_the_task_to_success(tq: TaskQueue, start_worker, redi
         return not await admin.list_workers(tq)
 
     await eventually(gone, what="worker stopped")
+    await wtq.aclose()
     # rewrite the dead letter's payload to an argument that succeeds, as a fixed deploy would
     letter = (await admin.dead_letters(tq, "jobs"))[0]
     keys = tq.keys("jobs")

@@ -60,5 +60,8 @@ async def _main(app: TaskQueue, config: WorkerConfig) -> int:
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig)
-    await worker.run()
+    try:
+        await worker.run()
+    finally:
+        await app.aclose()
     return 0
