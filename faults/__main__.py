@@ -17,11 +17,22 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from faults.harness import FULL, QUICK, Env, Profile
-from faults.scenarios import capacity, lease, lifecycle, network, poison, skew, workers_die
+from faults.scenarios import (
+    capacity,
+    lease,
+    lifecycle,
+    network,
+    poison,
+    security,
+    selfcheck,
+    skew,
+    workers_die,
+)
 
 Scenario = Callable[[Env], Awaitable[None]]
 
 SCENARIOS: list[tuple[str, Scenario, float]] = [
+    ("s00-checker-selfcheck", selfcheck.checker_catches, 30),
     ("s01-control", workers_die.control, 90),
     ("s02-kill-workers", workers_die.kill_workers, 180),
     ("s03-crash-points", workers_die.crash_points, 180),
@@ -35,6 +46,8 @@ SCENARIOS: list[tuple[str, Scenario, float]] = [
     ("s07-proxy", network.proxy_faults, 150),
     ("s12-load", capacity.load, 200),
     ("s10-clock-skew", skew.clock_skew, 90),
+    ("sec-acl-user", security.acl_user, 90),
+    ("sec-tls", security.tls, 90),
 ]
 
 

@@ -61,9 +61,10 @@ class Env:
     # -- pieces ---------------------------------------------------------------------------
 
     def redis(self, persistence: str = "none", extra: list[str] | None = None,
-              password: str | None = None) -> RedisServer:
+              password: str | None = None,
+              tls: tuple[Path, Path, Path] | None = None) -> RedisServer:
         server = RedisServer(self.folder / f"redis{len(self.servers)}", persistence, extra,
-                             password)
+                             password, tls=tls)
         server.start()
         self.servers.append(server)
         self.server = server

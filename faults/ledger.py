@@ -9,6 +9,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+from redis.exceptions import AuthenticationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
@@ -54,7 +55,7 @@ class Ledger:
         try:
             handles = await asyncio.wait_for(tq.enqueue_many(msgs, delay=delay), timeout)
             ids = [h.id for h in handles]
-        except (BacklogFull, PayloadTooLarge, TaskValidationError) as exc:
+        except (BacklogFull, PayloadTooLarge, TaskValidationError, AuthenticationError) as exc:
             state, error = FAILED, type(exc).__name__
         except RedisConnectionError as exc:
             # refused at connect: nothing was sent; otherwise we cannot know

@@ -25,7 +25,8 @@ class RedisServer:
     redis-server options (``["--maxmemory-policy", "allkeys-lru"]``, TLS, ACL...)."""
 
     def __init__(self, folder: Path, persistence: str = "none", extra: list[str] | None = None,
-                 password: str | None = None, url: str | None = None) -> None:
+                 password: str | None = None, url: str | None = None,
+                 tls: tuple[Path, Path, Path] | None = None) -> None:
         self.folder = folder
         self.folder.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -33,20 +34,36 @@ class RedisServer:
         self.extra = list(extra or [])
         self.password = password
         self._url = url
+        self.tls = tls  # (server cert, server key, CA cert)
         self.proc: subprocess.Popen[bytes] | None = None
         self.restarts = 0
 
     @property
     def url(self) -> str:
-        return self._url or f"redis://127.0.0.1:{self.port}/0"
+        if self._url:
+            return self._url
+        if self.tls:
+            return f"rediss://127.0.0.1:{self.port}/0?ssl_ca_certs={self.tls[2]}"
+        return f"redis://127.0.0.1:{self.port}/0"
 
     def admin(self) -> redis.Redis:
         """A client for the harness (the default user; never the one under test)."""
+        if self.tls:
+            return redis.Redis(host="127.0.0.1", port=self.port, password=self.password,
+                               socket_timeout=5, socket_connect_timeout=2, ssl=True,
+                               ssl_ca_certs=str(self.tls[2]))
         return redis.Redis(host="127.0.0.1", port=self.port, password=self.password,
                            socket_timeout=5, socket_connect_timeout=2)
 
     def _args(self) -> list[str]:
-        args = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+        if self.tls:
+            cert, key, ca = self.tls
+            ports = ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", str(cert),
+                     "--tls-key-file", str(key), "--tls-ca-cert-file", str(ca),
+                     "--tls-auth-clients", "no"]
+        else:
+            ports = ["--port", str(self.port)]
+        args = ["redis-server", *ports, "--bind", "127.0.0.1",
                 "--dir", str(self.folder), "--save", "", "--logfile", "redis.log",
                 "--protected-mode", "no"]
         if self.persistence == "none":
