@@ -111,10 +111,10 @@ def start_fakeredis() -> StackRedis:
     if importlib.util.find_spec("fakeredis") is None or importlib.util.find_spec("lupa") is None:
         raise RuntimeError("no redis-server and the stand-in cannot run: install Redis "
                            "(apt-get install redis-server) or pip install 'fakeredis[lua]'")
-    from fakeredis import TcpFakeServer  # noqa: PLC0415  (an optional, dev-only dependency)
+    from api.stack_fake import StandInServer  # noqa: PLC0415  (fakeredis: dev-only)
 
     port = free_port()
-    server = TcpFakeServer(("127.0.0.1", port), server_type="redis", server_version=(7, 0))
+    server = StandInServer(("127.0.0.1", port))
     thread = threading.Thread(target=server.serve_forever, name="fakeredis", daemon=True)
     thread.start()
     url = f"redis://127.0.0.1:{port}/0"
