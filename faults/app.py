@@ -1,9 +1,9 @@
 """The fault suite's tasks. Workers load ``faults.app:tq``; the harness calls :func:`make_app`.
 
 Settings come from the environment of the worker process: TASKQ_REDIS_URL, FAULTS_PREFIX,
-FAULTS_LOG_DIR (where the task logs go), FAULTS_SOCKET_TIMEOUT, FAULTS_MAX_PAYLOAD and
-FAULTS_MAX_BACKLOG, FAULTS_RESULT_TTL. Every task logs ``start`` when it begins and ``end`` when it is done
-(see :mod:`faults.tasklog`); the harness never trusts anything else to say a task ran.
+FAULTS_LOG_DIR (where the task logs go), FAULTS_SOCKET_TIMEOUT, FAULTS_MAX_PAYLOAD,
+FAULTS_MAX_BACKLOG and FAULTS_RESULT_TTL. Every task logs ``start`` when it begins and ``end``
+when it is done (see :mod:`faults.tasklog`); the harness trusts nothing else to say a task ran.
 """
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import os
+import time
 from typing import Any
 
-from taskq import TaskContext, TaskQueue
 from faults import tasklog
+from taskq import TaskContext, TaskQueue
 
 QUEUE = "q"
 
@@ -42,7 +43,6 @@ def _register(tq: TaskQueue) -> None:
     def work_sync(job: int, ms: int, ctx: TaskContext) -> int:
         tasklog.start(job, ctx.attempt)
         if ms:
-            import time
             time.sleep(ms / 1000)
         tasklog.end(job)
         return job

@@ -9,6 +9,7 @@ bounded, every record key with a TTL, the core's own "lost" counter at zero.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -168,9 +169,8 @@ def _invariants(v: Verdict, admin: redis.Redis, keys: QueueKeys, max_consumers: 
             bad.append(f"{n} {what} left")
     for key in admin.scan_iter(match=f"{keys.tag}:*", count=1000):
         name = _s(key)
-        if ":rec:" in name or ":done:" in name:
-            if admin.pttl(key) < 0:
-                bad.append(f"{name} has no TTL")
+        if (":rec:" in name or ":done:" in name) and admin.pttl(key) < 0:
+            bad.append(f"{name} has no TTL")
     lost_counter = int(admin.hget(keys.stats, "lost") or 0)
     if lost_counter != expect_lost_counter:
         bad.append(f"core counted {lost_counter} entries deleted before delivery "
@@ -201,7 +201,7 @@ def attempts_never_go_back(v: Verdict) -> list[int]:
     bad = []
     for job, starts in v.runs.starts.items():
         attempts = [a for _, a, _ in starts]
-        if any(b < a for a, b in zip(attempts, attempts[1:], strict=False)):
+        if any(b < a for a, b in itertools.pairwise(attempts)):
             bad.append(job)
     return bad
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import redis
 
-from faults import checker
+from faults import checker, tasklog
 from faults.app import QUEUE, make_app
 from faults.ledger import Ledger
 from faults.redis_server import RedisServer
@@ -154,12 +154,10 @@ class Env:
 
 
 def completions_since(env: Env, t_ns: int) -> int:
-    from faults import tasklog
     return sum(1 for t in tasklog.read(env.tasks).end_times() if t >= t_ns)
 
 
 def first_completion_after(env: Env, t_ns: int) -> float | None:
     """Seconds from ``t_ns`` (monotonic) to the first task end after it."""
-    from faults import tasklog
     after = [t for t in tasklog.read(env.tasks).end_times() if t >= t_ns]
     return (min(after) - t_ns) / 1e9 if after else None

@@ -25,6 +25,7 @@ class _Conn:
     stalled: bool = False
     dropping: bool = False
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    thaw: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 class Proxy:
@@ -99,8 +100,8 @@ class Proxy:
                     break
                 if self.delay_s:
                     await asyncio.sleep(self.delay_s)
-                while c.stalled:
-                    await asyncio.sleep(3600)
+                if c.stalled:
+                    await c.thaw.wait()  # never set: the connection hangs half-open
                 if replies and c.dropping:
                     continue
                 dst.write(data)

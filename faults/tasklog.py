@@ -14,16 +14,16 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-_fd: int | None = None
+_fds: dict[int, int] = {}  # pid -> descriptor (a forked process opens its own file)
 
 
 def _descriptor() -> int:
-    global _fd
-    if _fd is None:
+    pid = os.getpid()
+    if pid not in _fds:
         folder = os.environ.get("FAULTS_LOG_DIR", ".")
-        path = os.path.join(folder, f"tasks.{os.getpid()}.log")
-        _fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    return _fd
+        path = os.path.join(folder, f"tasks.{pid}.log")
+        _fds[pid] = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    return _fds[pid]
 
 
 def write(line: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import signal
@@ -138,10 +139,8 @@ class WorkerPool:
                 os.killpg(p.popen.pid, signal.SIGKILL)
                 p.popen.wait(10)
             # whatever the pool started (forked pools, faketime wrappers) goes with it
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(p.popen.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
     def logs(self) -> str:
         return "\n".join(p.log.read_text(errors="replace") for p in self.history

@@ -18,7 +18,8 @@ from taskq.keys import GROUP
 from taskq.records import bucket_key, decode_record
 
 THIEF = "faults-thief"
-DISCARDED = re.compile(r"lease lost on [^:\s]+:(\S+): another worker owns it now; outcome discarded")
+DISCARDED = re.compile(
+    r"lease lost on [^:\s]+:(\S+): another worker owns it now; outcome discarded")
 
 
 def discarded(logs: str) -> set[str]:
