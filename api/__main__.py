@@ -9,7 +9,9 @@ from typing import Annotated
 import typer
 import uvicorn
 
+from api.main import create_app
 from api.settings import ApiSettings
+from taskq.errors import ConfigError
 
 cli = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 _S = ApiSettings()
@@ -29,6 +31,11 @@ def main(
     if not app:
         raise typer.BadParameter("give the TaskQueue as module:attribute (or TASKQ_APP)")
     os.environ["TASKQ_APP"] = app
+    try:
+        create_app(ApiSettings())  # fail here, with a clear message, on bad settings
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     # Access logs carry method, path and status only: never bodies or headers (API keys).
     uvicorn.run("api.main:app", host=host, port=port, log_level=log_level.lower(),
                 proxy_headers=False, server_header=False, timeout_graceful_shutdown=10)
