@@ -22,7 +22,7 @@ def _cell(vals: list[float], fmt: str = "{:,.0f}") -> str:
     med = fmt.format(statistics.median(vals))
     if len(vals) == 1:
         return med
-    return f"{med} ({fmt.format(min(vals))}–{fmt.format(max(vals))})"
+    return f"{med} ({fmt.format(min(vals))}-{fmt.format(max(vals))})"
 
 
 def _median(vals: list[float]) -> float:
@@ -81,15 +81,15 @@ def soak_text(result: dict[str, Any]) -> str:
     return (f"{s['system']} offered {s['rate']:,}/s for {s['seconds']:.0f} s: {s['sent']:,} sent, "
             f"{s['done']:,} run, lost {s['lost']}, run twice {s['duplicates']}. Redis used_memory "
             f"{_median([x['used_memory_mb'] for x in first]):.1f} MB at the start, "
-            f"{min(mem):.1f}–{max(mem):.1f} MB over the second half; stream length at most "
-            f"{max(xlen):,}; worker RSS {min(rss):.0f}–{max(rss):.0f} MB over the second half.")
+            f"{min(mem):.1f}-{max(mem):.1f} MB over the second half; stream length at most "
+            f"{max(xlen):,}; worker RSS {min(rss):.0f}-{max(rss):.0f} MB over the second half.")
 
 
 def charts(result: dict[str, Any]) -> list[str]:
-    import matplotlib
+    import matplotlib  # noqa: PLC0415  (only when charts are drawn)
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # noqa: PLC0415
 
     CHARTS.mkdir(parents=True, exist_ok=True)
     th, lat = result["throughput"], result["latency"]
@@ -209,7 +209,7 @@ taskq against peer Redis queues, all on one private Redis. Produced by `./dev be
 
 {table(result)}
 
-Each cell: median (min–max) over {prof['repeats']} interleaved rounds (latency:
+Each cell: median (min-max) over {prof['repeats']} interleaved rounds (latency:
 {prof['latency_repeats']} rounds). Sorted by drain rate.
 
 - **drain**: {prof['enqueue_n']:,} jobs enqueued first, then one worker process started; the rate
@@ -219,7 +219,7 @@ Each cell: median (min–max) over {prof['repeats']} interleaved rounds (latency
   **bulk**: {prof['bulk_n']:,} jobs through the queue's bulk API, {prof['bulk_chunk']:,} per call
   (n/a: the queue has none).
 - **latency**: a warmed-up worker, jobs offered at {prof['latency_rate']:.0f}/s for
-  {prof['latency_s']:.0f} s, one enqueue call each; latency = job start of its Redis write −
+  {prof['latency_s']:.0f} s, one enqueue call each; latency = job start of its Redis write -
   the time the producer made the call.
 - **Redis cmds/job, µs/job**: every command the queue's Redis executed for enqueue + run,
   amortized per job, from `INFO commandstats` (commands run inside Lua scripts count too, so a

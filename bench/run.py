@@ -16,7 +16,7 @@ from typing import Any
 from bench import phases, report, soak, venvs
 from bench.phases import Profile, Servers
 from bench.server import RedisServer
-from bench.systems import SYSTEMS, ROOT, by_name
+from bench.systems import ROOT, SYSTEMS, by_name
 
 QUICK = Profile("quick", repeats=1, enqueue_n=3_000, bulk_n=10_000, bulk_chunk=1_000,
                 drain_cap_s=8, latency_rate=200, latency_s=5, latency_repeats=1,

@@ -10,6 +10,7 @@ from typing import Any
 from bench.phases import QUEUE_CPU, Servers, offer_in_background
 from bench.procs import WorkerProc, env
 from bench.systems import System
+from taskq.keys import GROUP, QueueKeys  # the harness runs in the project's venv
 
 COUNT_KEY = "bench:count"
 RESULT_TTL_S = 10  # records of finished tasks kept 10 s, so memory reaches a steady state
@@ -17,8 +18,6 @@ PRODUCER_CPU = 0  # beside Redis: capacity was measured with CPU 1 all the worke
 
 
 def soak(srv: Servers, system: System, capacity: float, seconds: float) -> dict[str, Any]:
-    from taskq.keys import GROUP, QueueKeys  # the harness runs in the project's venv
-
     stream = QueueKeys("bench", "bench").stream
     rate = round(0.7 * capacity)
     e = env(srv.sink.url, srv.queue.url, system.concurrency, job="count")

@@ -26,6 +26,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import redis
+import redis.asyncio
+
 URL = os.environ.get("BENCH_QUEUE_URL", "redis://127.0.0.1:6379/15")  # the queue's Redis
 SINK_URL = os.environ.get("BENCH_SINK_URL", URL)  # the job's Redis
 DONE_KEY = "bench:done"
@@ -33,8 +36,7 @@ COUNT_KEY = "bench:count"
 COUNT_MODE = os.environ.get("BENCH_JOB", "list") == "count"
 QUEUE = "bench"
 
-_sync_client: Any = None
-_async_client: Any = None
+_clients: dict[str, Any] = {}  # made on first use, in the worker process
 
 
 def now_us() -> int:
@@ -43,28 +45,24 @@ def now_us() -> int:
 
 def job_sync(i: int) -> None:
     """The job, for queues that run plain functions."""
-    global _sync_client
-    if _sync_client is None:
-        import redis
-
-        _sync_client = redis.Redis.from_url(SINK_URL)
+    r = _clients.get("sync")
+    if r is None:
+        r = _clients["sync"] = redis.Redis.from_url(SINK_URL)
     if COUNT_MODE:
-        _sync_client.incr(COUNT_KEY)
+        r.incr(COUNT_KEY)
     else:
-        _sync_client.rpush(DONE_KEY, f"{i} {now_us()}")
+        r.rpush(DONE_KEY, f"{i} {now_us()}")
 
 
 async def job_async(i: int) -> None:
     """The job, for asyncio queues (one worker process has one event loop)."""
-    global _async_client
-    if _async_client is None:
-        import redis.asyncio
-
-        _async_client = redis.asyncio.Redis.from_url(SINK_URL)
+    r = _clients.get("async")
+    if r is None:
+        r = _clients["async"] = redis.asyncio.Redis.from_url(SINK_URL)
     if COUNT_MODE:
-        await _async_client.incr(COUNT_KEY)
+        await r.incr(COUNT_KEY)
     else:
-        await _async_client.rpush(DONE_KEY, f"{i} {now_us()}")
+        await r.rpush(DONE_KEY, f"{i} {now_us()}")
 
 
 class Producer:

@@ -19,7 +19,7 @@ async def noop(ctx: dict[str, Any], i: int) -> None:
 
 
 class WorkerSettings:
-    functions = [func(noop, name="noop")]
+    functions = (func(noop, name="noop"),)
     redis_settings = SETTINGS
     max_jobs = int(os.environ.get("BENCH_CONCURRENCY", "50"))
 

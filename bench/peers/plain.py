@@ -5,6 +5,7 @@ XACK. No records, no leases, no retries: what a queue adds on top is its own cos
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 from typing import Any
@@ -41,10 +42,8 @@ async def make() -> Producer:
 
 async def worker(concurrency: int) -> None:
     r = aioredis.Redis.from_url(URL)
-    try:
+    with contextlib.suppress(ResponseError):  # BUSYGROUP: it exists
         await r.xgroup_create(STREAM, GROUP, id="0", mkstream=True)
-    except ResponseError:
-        pass
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     name = f"c{os.getpid()}"

@@ -1,4 +1,5 @@
-"""rq: ``queue.enqueue``, ``queue.enqueue_many`` and ``Worker.work`` (forks a work horse per job)."""
+"""rq: ``queue.enqueue``, ``queue.enqueue_many`` and ``Worker.work`` (forks a work horse per
+job)."""
 
 from __future__ import annotations
 

@@ -10,7 +10,8 @@ from streaq import Worker
 
 from bench.peers._common import QUEUE, URL, Producer, job_async
 
-worker_app: Worker[Any] = Worker(redis_url=URL, queue_name=QUEUE, concurrency=int(os.environ.get("BENCH_CONCURRENCY", "50")))
+CONCURRENCY = int(os.environ.get("BENCH_CONCURRENCY", "50"))
+worker_app: Worker[Any] = Worker(redis_url=URL, queue_name=QUEUE, concurrency=CONCURRENCY)
 
 
 @worker_app.task(name="noop")

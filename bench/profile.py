@@ -1,0 +1,110 @@
+"""``python -m bench.profile``: sample taskq's worker with py-spy while it drains a backlog, and
+print where its time goes (self time by function, and by file). Needs ``pip install py-spy``.
+
+The worker is taskq's real worker process (``python -m worker``) with the benchmark's job,
+pinned like the benchmark (Redis on CPU 0, the worker on CPU 1).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench.phases import QUEUE_CPU, Servers, wait_done
+from bench.procs import LOG_DIR, WorkerProc, env, produce
+from bench.server import RedisServer
+from bench.systems import by_name
+
+
+def summarize(raw: Path, top: int) -> str:
+    """py-spy's raw format: one collapsed stack per line, 'frame;frame;... count'."""
+    self_t: collections.Counter[str] = collections.Counter()
+    by_file: collections.Counter[str] = collections.Counter()
+    incl: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack:
+            continue
+        n = int(count)
+        frames = stack.split(";")
+        total += n
+        leaf = _function(frames[-1])
+        self_t[leaf] += n
+        by_file[_file(frames[-1])] += n
+        for f in {_function(f) for f in frames}:
+            incl[f] += n
+    out = [f"{total} samples", "", "self time by file:"]
+    out += [f"  {100 * c / total:5.1f}%  {f}" for f, c in by_file.most_common(top)]
+    out += ["", "self time by function:"]
+    out += [f"  {100 * c / total:5.1f}%  {f}" for f, c in self_t.most_common(top)]
+    out += ["", "inclusive time (taskq and redis-py frames):"]
+    out += [f"  {100 * c / total:5.1f}%  {f}" for f, c in incl.most_common(400)
+            if ("taskq/" in f or "redis/" in f or "bench/" in f)][: top * 2]
+    return "\n".join(out)
+
+
+def _function(frame: str) -> str:
+    """'name (path:line)' without the line, and the path shortened."""
+    name, _, where = frame.rpartition(" (")
+    return f"{name} ({_file(frame)})" if where else frame
+
+
+def _file(frame: str) -> str:
+    # "function (path/to/file.py:123)"
+    inside = frame.rpartition("(")[2].rstrip(")")
+    path = inside.rpartition(":")[0]
+    for marker in ("site-packages/", "lib/python3.11/", "/work/main/"):
+        if marker in path:
+            return path.split(marker, 1)[1]
+    return path or frame
+
+
+def report(raw: Path, top: int) -> None:
+    print(summarize(raw, top))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(prog="python -m bench.profile")
+    ap.add_argument("--n", type=int, default=60_000)
+    ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
+    ap.add_argument("--top", type=int, default=25)
+    ap.add_argument("--summarize", type=Path, help="only summarize an earlier raw profile")
+    args = ap.parse_args()
+    if args.summarize:
+        report(args.summarize, args.top)
+        return
+    pyspy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    system = by_name(["taskq"])[0]
+    srv = Servers(RedisServer(cpu=0).start(), RedisServer(cpu=0).start())
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    raw = LOG_DIR / "taskq-worker.pyspy.txt"
+    try:
+        e = env(srv.sink.url, srv.queue.url, system.concurrency)
+        srv.reset()
+        produce(system, e, 0, "bulk", "--n", str(args.n), "--chunk", "1000")
+        worker = WorkerProc(system, e, QUEUE_CPU, "profile")
+        time.sleep(0.8)  # imports and connection: not what we profile
+        spy = subprocess.run([pyspy, "record", "--pid", str(worker.proc.pid), "--rate",
+                              str(args.rate), "--duration", str(int(args.seconds)),
+                              "--format", "raw", "--output", str(raw), "--nonblocking"],
+                             capture_output=True, text=True, check=False)
+        done = wait_done(srv, args.n, 60, [worker])
+        worker.stop()
+        if spy.returncode != 0:
+            raise SystemExit(spy.stderr)
+        print(f"drained {done} jobs; profile {raw}")
+        print(summarize(raw, args.top))
+    finally:
+        srv.queue.stop()
+        srv.sink.stop()
+
+
+if __name__ == "__main__":
+    main()
