@@ -381,6 +381,8 @@ class TaskQueue:
                 base = record or TaskRecord(task_id, queue, status)
                 rec = _with_message(base, status, body, entry_id=entry, deliveries=deliveries,
                                     worker=consumer)
+                if status is TaskStatus.RUNNING and deliveries:  # the attempt now running
+                    rec = _replace(rec, attempts=_attempts_of(body) + deliveries)
                 if prog and status is TaskStatus.RUNNING:
                     rec = _replace(rec, progress=prog.get("p"), progress_message=prog.get("m"))
                 return rec
@@ -464,6 +466,13 @@ TERMINAL_NAMES = frozenset(str(s) for s in (TaskStatus.SUCCEEDED, TaskStatus.DEA
 
 def _replace(rec: TaskRecord, **changes: Any) -> TaskRecord:
     return dataclasses.replace(rec, **changes)
+
+
+def _attempts_of(payload: bytes | None) -> int:
+    try:
+        return codec.decode(payload).attempts if payload else 0
+    except Exception:
+        return 0
 
 
 def _with_message(

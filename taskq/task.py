@@ -9,7 +9,7 @@ import typing
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NotRequired, ParamSpec, TypeVar
 
 import pydantic
 from pydantic import ConfigDict, TypeAdapter
@@ -101,7 +101,12 @@ class Signature:
             self._simple = False
         # Arguments of JSON-native types are already plain data once validated: no dump needed.
         self._plain_types = all(_is_plain(t) for t in fields.values())
-        td = TypedDict(f"{name}_arguments", fields)  # type: ignore[misc]
+        # Defaults are filled in before validation; the schema shows them as optional.
+        schema_fields = {
+            n: (NotRequired[t] if n in self._defaults else t)
+            for n, t in fields.items()
+        }
+        td = TypedDict(f"{name}_arguments", schema_fields)  # type: ignore[misc]
         td.__pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[attr-defined]
         self.adapter: TypeAdapter[Any] = TypeAdapter(td)
         self.fields = fields
