@@ -74,7 +74,7 @@ class StackRedis:
 
 
 def start_redis_server(data: Path) -> StackRedis:
-    folder = data / "redis"
+    folder = (data / "redis").resolve()  # absolute: redis-server chdirs into --dir first
     folder.mkdir(parents=True, exist_ok=True)
     pidfile = folder / "redis.pid"
     if pidfile.exists():
