@@ -122,7 +122,11 @@ async def load(env: Env) -> None:
     r.check(growth <= max(0.2 * head, 2 * 2**20),
             f"memory grew from {head / 2**20:.1f} MB to {tail / 2**20:.1f} MB at 70% load")
     before = len(env.ledger.entries)
-    await produce(env.ledger, tq, rate=2 * capacity, seconds=env.profile.overload_s, batch=20,
+    # 2x the measured capacity, and at least more than the workers could ever do
+    # (2 x 16 slots of 50 ms tasks = 640/s), so a low measurement cannot hide the overload
+    offered = max(2 * capacity, 1.2 * 2 * 16 * 1000 / 50)
+    r.figures["overload_rate"] = round(offered)
+    await produce(env.ledger, tq, rate=offered, seconds=env.profile.overload_s, batch=20,
                   ms=50)
     over = [e for j, e in env.ledger.entries.items() if j > before]
     refused = [e for e in over if e.state == FAILED]

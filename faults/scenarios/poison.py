@@ -70,7 +70,9 @@ async def poison(env: Env) -> None:
         await env.settle(60)
     await asyncio.sleep(0.5)
     v = env.verdict(extra_consumers=1, expect_lost_counter=1)
-    checker.report(r, v, max_dup=0)
+    # a killing task takes down the healthy tasks of its process: those finished but not yet
+    # acknowledged run again (at most a process's concurrency per death)
+    checker.report(r, v, max_dup=6 * len(pool.unexpected_exits))
     _check_letters(env, admin, expected)
     _check_attempts(env, v)
     bad_healthy = {j for j in v.dead if env.ledger.entries.get(j) and
