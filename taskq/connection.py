@@ -31,28 +31,23 @@ def connect(url: str, *, socket_timeout_s: float = 5.0) -> Redis:
 
 
 async def check_server(client: Redis) -> None:
-    """Refuse a Redis that may evict queue keys; warn about one too old for taskq.
+    """Refuse a Redis that may evict queue keys or is too old for taskq.
 
     ``maxmemory-policy`` ``allkeys-*`` lets Redis delete streams of accepted tasks under memory
-    pressure: a ConfigError. ``volatile-*`` can evict only keys with a TTL (task records):
-    a loud warning. A server that refuses CONFIG GET (some managed services) gets a warning.
+    pressure: a ConfigError. ``volatile-*`` can evict only keys with a TTL (task records): a
+    loud warning. Reads ``INFO`` only (a least-privilege ACL user needs ``+info``, not CONFIG);
+    a server that refuses INFO gets a warning.
     """
     try:
-        info = await client.info("server")
-    except ResponseError:  # a server without INFO (a stand-in, a restricted managed service)
-        log.warning("cannot read the Redis version (INFO refused); taskq needs Redis 6.2+")
-        info = {"redis_version": "6.2"}
+        info = await client.info()
+    except ResponseError:  # a stand-in or a restricted managed service
+        log.warning("cannot read INFO: make sure Redis is 6.2+ with maxmemory-policy noeviction, "
+                    "or Redis may delete queued tasks under memory pressure")
+        return
     version = tuple(int(p) for p in str(info.get("redis_version", "0")).split(".")[:2])
     if version < (6, 2):
         raise ConfigError(f"Redis {info.get('redis_version')} is too old: taskq needs 6.2+")
-    try:
-        reply = await client.config_get("maxmemory-policy")
-    except ResponseError:
-        log.warning("cannot read maxmemory-policy; make sure it is noeviction, "
-                    "or Redis may delete queued tasks under memory pressure")
-        return
-    policy = reply.get("maxmemory-policy") or reply.get(b"maxmemory-policy") or b""
-    policy = policy.decode() if isinstance(policy, bytes) else str(policy)
+    policy = str(info.get("maxmemory_policy", ""))
     if policy.startswith("allkeys"):
         raise ConfigError(
             f"Redis maxmemory-policy is {policy}: it may delete queued tasks. "

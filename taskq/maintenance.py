@@ -71,7 +71,7 @@ async def renew(w: Worker) -> None:
         lost = await w.app.scripts.renew(w.keys[queue], w.id, entries)
         for entry in lost:
             d = w.held.get((queue, entry))
-            if d is None:
+            if d is None or d.lost:  # reported already
                 continue
             d.lost = True
             w.counters.lost_leases += 1

@@ -264,7 +264,13 @@ class Worker:
                 )
                 delay = 0.05
             except ResponseError as exc:
-                log.warning("read refused (%s); recreating consumer groups", exc)
+                if "NOGROUP" in str(exc) or "no longer exists" in str(exc):
+                    log.error("the stream or consumer group of %s vanished (Redis restarted "
+                              "without persistence, or the stream was deleted): tasks queued "
+                              "before it are gone; recreating the groups",
+                              ",".join(self.config.queues))
+                else:
+                    log.warning("read refused (%s); recreating consumer groups", exc)
                 with contextlib.suppress(*REDIS_ERRORS, ResponseError):
                     await self.app.ensure_groups(self.config.queues)
                 await asyncio.sleep(delay)

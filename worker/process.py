@@ -12,9 +12,12 @@ import os
 import signal
 import threading
 
-from taskq import TaskQueue, Worker, WorkerConfig
+from taskq import ConfigError, TaskQueue, Worker, WorkerConfig
 
 log = logging.getLogger("worker")
+
+EXIT_CONFIG = 78
+"""Exit code of a worker that cannot run with this configuration (the supervisor stops)."""
 
 
 def run_worker(app: TaskQueue, config: WorkerConfig) -> int:
@@ -62,6 +65,9 @@ async def _main(app: TaskQueue, config: WorkerConfig) -> int:
         loop.add_signal_handler(sig, on_signal, sig)
     try:
         await worker.run()
+    except ConfigError as exc:
+        log.error("cannot run: %s", exc)
+        return EXIT_CONFIG
     finally:
         await app.aclose()
     return 0

@@ -16,7 +16,11 @@ import time
 from collections.abc import Sequence
 from types import FrameType
 
+from worker.process import EXIT_CONFIG
+
 log = logging.getLogger("worker.supervisor")
+
+
 
 
 class Supervisor:
@@ -27,6 +31,7 @@ class Supervisor:
         self.children: dict[int, subprocess.Popen[bytes]] = {}
         self.signals = 0
         self.restarts = 0
+        self.failed = False
 
     def _spawn(self, slot: int) -> None:
         cmd = [sys.executable, "-m", "worker", *self.child_args, "--processes", "1"]
@@ -53,6 +58,12 @@ class Supervisor:
             for slot, child in list(self.children.items()):
                 if slot in due or child.poll() is None:
                     continue
+                if child.returncode == EXIT_CONFIG:
+                    log.error("worker process %d cannot run with this configuration; stopping",
+                              slot)
+                    self._on_signal(signal.SIGTERM, None)
+                    self.failed = True
+                    break
                 if now - started[slot] > 30:
                     backoff[slot] = 0.5
                 log.warning("worker process %d (pid %d) exited with %s; restarting in %.1f s",
@@ -74,4 +85,4 @@ class Supervisor:
                 log.error("worker process %d did not stop in time; killing it", child.pid)
                 child.kill()
                 child.wait()
-        return 0
+        return EXIT_CONFIG if self.failed else 0
