@@ -1,0 +1,50 @@
+"""Tasks shared by the worker subprocesses (``tests.apps.basic:tq``) and the tests that drive
+them. Both sides call :func:`build` with the test's prefix, so task names and options match.
+
+Tasks leave traces under ``<prefix>:t:*`` (deleted with the test's other keys):
+
+- ``started`` / ``finished``: lists of the keys of ``slow`` runs, in order;
+- ``runs`` (counter) and ``done`` (set) for ``mark``: runs minus distinct values = duplicates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from taskq import TaskQueue
+
+
+def trace_key(prefix: str, name: str) -> str:
+    return f"{prefix}:t:{name}"
+
+
+def build(prefix: str, url: str | None = None) -> TaskQueue:
+    app = TaskQueue(url, prefix=prefix)
+
+    @app.task(name="slow", max_attempts=5)
+    async def slow(key: str, seconds: float) -> str:
+        """Records its start, sleeps, records its end."""
+        await app.redis.rpush(trace_key(prefix, "started"), key)  # type: ignore[misc]
+        await asyncio.sleep(seconds)
+        await app.redis.rpush(trace_key(prefix, "finished"), key)  # type: ignore[misc]
+        return key
+
+    @app.task(name="suicide", max_attempts=2)
+    async def suicide(key: str) -> None:
+        """Kills the process that runs it (poison)."""
+        await app.redis.rpush(trace_key(prefix, "started"), key)  # type: ignore[misc]
+        os._exit(3)
+
+    @app.task(name="mark", max_attempts=10)
+    async def mark(n: int, seconds: float = 0.0) -> int:
+        """Sleeps, then counts one run and records ``n`` as done."""
+        if seconds:
+            await asyncio.sleep(seconds)
+        pipe = app.redis.pipeline(transaction=False)
+        pipe.incr(trace_key(prefix, "runs"))
+        pipe.sadd(trace_key(prefix, "done"), n)
+        await pipe.execute()
+        return n
+
+    return app

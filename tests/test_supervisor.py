@@ -1,0 +1,60 @@
+"""``python -m worker APP --processes 2``: the supervisor restarts a child that dies and exits 0
+on SIGTERM once its children have drained."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+from collections.abc import AsyncIterator, Callable
+
+import pytest
+
+from taskq import TaskQueue
+from tests.apps.common import build
+from tests.helpers import WorkerProcess, eventually
+from tests.support import WORKER_APP, alive, live_children, registered_pids, trace
+
+
+@pytest.fixture
+async def app(redis_url: str, prefix: str) -> AsyncIterator[TaskQueue]:
+    queue = build(prefix, redis_url)
+    yield queue
+    await queue.aclose()
+
+
+async def test_supervisor_restarts_a_killed_child_and_stops_cleanly(
+    app: TaskQueue, worker_process: Callable[..., WorkerProcess]
+) -> None:
+    sup = worker_process(WORKER_APP, "--processes", "2", "--lease-ms", "2000",
+                         "--concurrency", "4")
+
+    async def two_consuming() -> set[int] | None:
+        children = set(live_children(sup.pid))
+        ready = children & await registered_pids(app)
+        return ready if len(children) == 2 and len(ready) == 2 else None
+
+    before = await eventually(two_consuming, timeout=20, what="two children consuming")
+    victim = min(before)
+    os.kill(victim, signal.SIGKILL)
+
+    async def replaced() -> set[int] | None:
+        now = await two_consuming()
+        return now if now and victim not in now else None
+
+    after = await eventually(replaced, timeout=20, what="the killed child replaced")
+    assert not alive(victim)
+    assert before - {victim} <= after  # the other child was left alone
+    assert "restarting" in sup.output()
+
+    # both children consume: work enqueued now completes
+    slow = app.get_task("slow")
+    assert slow is not None
+    handles = await app.enqueue_many([slow.message(f"k{i}", 0.0) for i in range(6)])
+    assert sorted([await h.result(timeout=15) for h in handles]) == [f"k{i}" for i in range(6)]
+    assert len(await trace(app, "started")) == 6
+
+    sup.signal(signal.SIGTERM)
+    code = await asyncio.to_thread(sup.wait, 30)
+    assert code == 0, sup.output()
+    assert not any(alive(pid) for pid in after)

@@ -1,0 +1,97 @@
+"""The happy path: async, sync (thread) and cpu_bound (process pool) tasks run and return."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from taskq import TaskContext, TaskQueue, TaskStatus, Worker, current_context
+from tests.apps import cpu
+
+
+async def test_async_task_result(tq: TaskQueue, start_worker: Callable[..., Worker]) -> None:
+    @tq.task
+    async def add(a: int, b: int) -> int:
+        return a + b
+
+    start_worker(tq, block_ms=100)
+    handle = await add.enqueue(2, b=3)
+    assert await handle.result(timeout=10) == 5
+    record = await handle.status()
+    assert record.status is TaskStatus.SUCCEEDED
+    assert record.attempts == 1
+    assert record.task == add.name
+    assert record.result == 5
+
+
+async def test_sync_task_runs_in_a_thread(tq: TaskQueue,
+                                         start_worker: Callable[..., Worker]) -> None:
+    loop_thread = threading.get_ident()
+
+    @tq.task
+    def where(word: str) -> dict[str, object]:
+        return {"word": word.upper(), "in_loop_thread": threading.get_ident() == loop_thread}
+
+    start_worker(tq, block_ms=100)
+    handle = await where.enqueue("hello")
+    assert await handle.result(timeout=10) == {"word": "HELLO", "in_loop_thread": False}
+
+
+async def test_cpu_bound_task_runs_in_a_process(tq: TaskQueue,
+                                                start_worker: Callable[..., Worker]) -> None:
+    burn = tq.task(cpu_bound=True)(cpu.burn)
+    start_worker(tq, processes=1, block_ms=100)
+    handles = [await burn.enqueue(n) for n in (10, 1000)]
+    results = [await h.result(timeout=60) for h in handles]
+    assert [r["total"] for r in results] == [sum(i * i for i in range(n)) for n in (10, 1000)]
+    assert all(r["pid"] != os.getpid() for r in results)
+
+
+async def test_context_is_injected_and_current(tq: TaskQueue,
+                                               start_worker: Callable[..., Worker]) -> None:
+    @tq.task
+    async def who(x: int, ctx: TaskContext) -> list[object]:
+        assert current_context() is ctx
+        return [x, ctx.task_id, ctx.attempt, ctx.max_attempts]
+
+    start_worker(tq, block_ms=100)
+    handle = await who.enqueue(7)
+    assert await handle.result(timeout=10) == [7, handle.id, 1, 3]
+
+
+async def test_results_of_many_tasks(tq: TaskQueue, start_worker: Callable[..., Worker]) -> None:
+    @tq.task
+    async def square(x: int) -> int:
+        return x * x
+
+    start_worker(tq, concurrency=20, block_ms=100)
+    handles = await tq.enqueue_many([square.message(i) for i in range(300)])
+    assert len({h.id for h in handles}) == 300
+    assert [await h.result(timeout=20) for h in handles] == [i * i for i in range(300)]
+
+
+async def test_results_round_trip_through_the_return_type(
+    tq: TaskQueue, start_worker: Callable[..., Worker]
+) -> None:
+    when = datetime(2024, 5, 6, 7, 8, 9, tzinfo=UTC)
+
+    @tq.task
+    async def stamp() -> datetime:
+        return when
+
+    @tq.task
+    def pair() -> tuple[int, str]:
+        return (1, "a")
+
+    start_worker(tq, block_ms=100)
+    assert await (await stamp.enqueue()).result(timeout=10) == when
+    assert await (await pair.enqueue()).result(timeout=10) == (1, "a")
+
+
+async def test_cpu_bound_timeout(tq: TaskQueue, start_worker: Callable[..., Worker]) -> None:
+    spin = tq.task(cpu_bound=True, timeout=0.5, max_attempts=1)(cpu.spin)
+    start_worker(tq, processes=1, block_ms=100)
+    record = await (await spin.enqueue(3.0)).wait(timeout=20)
+    assert record.status is TaskStatus.DEAD and record.error_type == "TimeoutError"
