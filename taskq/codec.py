@@ -22,6 +22,7 @@ from typing import Any
 
 import msgpack
 
+from taskq import ids
 from taskq.errors import DecodeError
 
 VERSION = 1
@@ -94,8 +95,8 @@ def decode(data: bytes, max_bytes: int | None = None) -> Message:
         raise DecodeError("envelope attempt count is not a non-negative integer")
     if not isinstance(enqueued, int):
         raise DecodeError("envelope enqueue time is not an integer")
-    if task_id is not None and not isinstance(task_id, str):
-        raise DecodeError("envelope task id is not a string")
+    if task_id is not None and not (isinstance(task_id, str) and ids.is_task_id(task_id)):
+        raise DecodeError(f"envelope task id {task_id!r} is not a taskq task id")
     return Message(task, tuple(args), kwargs, attempts, enqueued, task_id)
 
 

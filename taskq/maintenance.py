@@ -71,7 +71,9 @@ async def renew(w: Worker) -> None:
         lost = await w.app.scripts.renew(w.keys[queue], w.id, entries)
         for entry in lost:
             d = w.held.get((queue, entry))
-            if d is None or d.lost:  # reported already
+            # Reported already, or handed to the completer (which may just have acked it):
+            # the complete script's own owner check decides those.
+            if d is None or d.lost or d.acking:
                 continue
             d.lost = True
             w.counters.lost_leases += 1

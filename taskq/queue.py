@@ -14,7 +14,7 @@ from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from taskq import codec, ids
+from taskq import batching, codec, ids
 from taskq.codec import Message
 from taskq.connection import connect
 from taskq.errors import BacklogFull, PayloadTooLarge, ResultTimeout, TaskNotFound
@@ -36,7 +36,6 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 DEFAULT_URL = "redis://localhost:6379/0"
-CHUNK = 500
 
 
 class TaskDecorator(Protocol):
@@ -262,84 +261,91 @@ class TaskQueue:
     async def enqueue_many(
         self, messages: Iterable[Message], *, delay: Seconds | None = None
     ) -> list[TaskHandle[Any]]:
-        """Enqueue messages (from ``task.message(...)``) in one round trip per call.
+        """Enqueue messages (from ``task.message(...)``), in one round trip for up to 500.
 
-        Raises PayloadTooLarge before anything is sent, and BacklogFull when a queue is at its
-        limit (nothing of that queue's batch is added then).
+        Raises PayloadTooLarge before anything is sent, and BacklogFull when a queue would pass
+        its limit; a refused batch adds nothing (see :mod:`taskq.batching`).
         """
         encoded = self._encode(messages)
         if not encoded:
             return []
-        delay_s = seconds(delay)
-        new_queues = {q for q, _, _ in encoded} - self._known_queues
+        delay_ms = _delay_ms(delay)
+        calls = batching.plan(encoded, delay_ms > 0)
+        new_queues = {c.queue for c in calls} - self._known_queues
         if new_queues:
             await self.redis.sadd(queues_key(self.prefix), *new_queues)  # type: ignore[misc]
             self._known_queues |= new_queues
-        if delay_s is not None and delay_s > 0:
-            return await self._schedule(encoded, int(delay_s * 1000))
-        by_queue: dict[str, list[tuple[bytes, Message]]] = {}
-        for q, payload, msg in encoded:
-            by_queue.setdefault(q, []).append((payload, msg))
-        scripts = self.scripts
-        handles: list[TaskHandle[Any]] = []
-        calls = []
-        for q, items in by_queue.items():
-            for i in range(0, len(items), CHUNK):
-                chunk = items[i : i + CHUNK]
-                calls.append((q, chunk, scripts.enqueue(self.keys(q), [p for p, _ in chunk],
-                                                         self.max_backlog)))
-        results = await asyncio.gather(*(c[2] for c in calls))
-        for (q, chunk, _), r in zip(calls, results, strict=True):
-            if isinstance(r, int):
-                raise BacklogFull(q, r, self.max_backlog)
-            for entry, (_, msg) in zip(r, chunk, strict=True):
-                handles.append(self._handle(ids.task_id(q, entry), msg))
-        return handles
+        limit = self.max_backlog
+        if len(calls) > 1 and limit > 0:
+            pipe = self.redis.pipeline(transaction=False)
+            queues = sorted({c.queue for c in calls})
+            for q in queues:
+                if delay_ms > 0:
+                    pipe.zcard(self.keys(q).delayed)
+                else:
+                    pipe.xlen(self.keys(q).stream)
+            batching.check_backlogs(calls, dict(zip(queues, await pipe.execute(), strict=True)),
+                                    limit)
+            limit = 0
+        results = await asyncio.gather(*(self._send(c, limit, delay_ms) for c in calls))
+        return [h for handles in results for h in handles]
 
-    async def _schedule(
-        self, encoded: list[tuple[str, bytes, Message]], delay_ms: int
-    ) -> list[TaskHandle[Any]]:
-        handles: list[TaskHandle[Any]] = []
-        by_queue: dict[str, list[tuple[str, bytes, Message]]] = {}
-        for q, _, msg in encoded:
-            task_id = ids.new_scheduled_id(q)
-            payload = codec.encode(msg.with_attempts(msg.attempts, task_id))
-            by_queue.setdefault(q, []).append((task_id, payload, msg))
-        for q, items in by_queue.items():
-            r = await self.scripts.schedule(
-                self.keys(q), [(t, p, delay_ms) for t, p, _ in items], self.max_backlog
+    async def _send(self, call: batching.Call, limit: int, delay_ms: int) -> list[TaskHandle[Any]]:
+        keys = self.keys(call.queue)
+        if call.task_ids is not None:
+            due = await self.scripts.schedule(
+                keys, [(t, p, delay_ms) for t, p in zip(call.task_ids, call.payloads, strict=True)],
+                limit,
             )
-            if isinstance(r, int):
-                raise BacklogFull(q, r, self.max_backlog)
-            handles += [self._handle(t, m, due) for (t, _, m), due in zip(items, r, strict=True)]
-        return handles
+            if isinstance(due, int):
+                raise BacklogFull(call.queue, due, self.max_backlog)
+            return [self._handle(t, m, d)
+                    for t, m, d in zip(call.task_ids, call.messages, due, strict=True)]
+        entries = await self.scripts.enqueue(keys, call.payloads, limit)
+        if isinstance(entries, int):
+            raise BacklogFull(call.queue, entries, self.max_backlog)
+        return [self._handle(ids.task_id(call.queue, e), m)
+                for e, m in zip(entries, call.messages, strict=True)]
 
     def enqueue_many_sync(
         self, messages: Iterable[Message], *, delay: Seconds | None = None
     ) -> list[TaskHandle[Any]]:
         """:meth:`enqueue_many` for synchronous code (its own blocking connection)."""
         encoded = self._encode(messages)
+        if not encoded:
+            return []
         client, scripts = self._sync_client()
-        new_queues = {q for q, _, _ in encoded} - self._known_queues
+        delay_ms = _delay_ms(delay)
+        calls = batching.plan(encoded, delay_ms > 0)
+        new_queues = {c.queue for c in calls} - self._known_queues
         if new_queues:
             client.sadd(queues_key(self.prefix), *new_queues)
             self._known_queues |= new_queues
+        limit = self.max_backlog
+        if len(calls) > 1 and limit > 0:
+            queues = sorted({c.queue for c in calls})
+            backlogs = {q: int(client.zcard(self.keys(q).delayed) if delay_ms > 0  # type: ignore[arg-type]
+                               else client.xlen(self.keys(q).stream)) for q in queues}
+            batching.check_backlogs(calls, backlogs, limit)
+            limit = 0
         handles: list[TaskHandle[Any]] = []
-        delay_s = seconds(delay)
-        for q, payload, msg in encoded:
-            if delay_s is not None and delay_s > 0:
-                task_id = ids.new_scheduled_id(q)
-                p = codec.encode(msg.with_attempts(msg.attempts, task_id))
-                r = scripts.schedule(self.keys(q), [(task_id, p, int(delay_s * 1000))],
-                                     self.max_backlog)
-                if isinstance(r, int):
-                    raise BacklogFull(q, r, self.max_backlog)
-                handles.append(self._handle(task_id, msg, r[0]))
+        for c in calls:
+            keys = self.keys(c.queue)
+            if c.task_ids is not None:
+                due = scripts.schedule(
+                    keys, [(t, p, delay_ms) for t, p in zip(c.task_ids, c.payloads, strict=True)],
+                    limit,
+                )
+                if isinstance(due, int):
+                    raise BacklogFull(c.queue, due, self.max_backlog)
+                handles += [self._handle(t, m, d)
+                            for t, m, d in zip(c.task_ids, c.messages, due, strict=True)]
             else:
-                e = scripts.enqueue(self.keys(q), [payload], self.max_backlog)
-                if isinstance(e, int):
-                    raise BacklogFull(q, e, self.max_backlog)
-                handles.append(self._handle(ids.task_id(q, e[0]), msg))
+                entries = scripts.enqueue(keys, c.payloads, limit)
+                if isinstance(entries, int):
+                    raise BacklogFull(c.queue, entries, self.max_backlog)
+                handles += [self._handle(ids.task_id(c.queue, e), m)
+                            for e, m in zip(entries, c.messages, strict=True)]
         return handles
 
     def handle(self, task_id: str) -> TaskHandle[Any]:
@@ -466,6 +472,11 @@ TERMINAL_NAMES = frozenset(str(s) for s in (TaskStatus.SUCCEEDED, TaskStatus.DEA
 
 def _replace(rec: TaskRecord, **changes: Any) -> TaskRecord:
     return dataclasses.replace(rec, **changes)
+
+
+def _delay_ms(delay: Seconds | None) -> int:
+    delay_s = seconds(delay)
+    return int(delay_s * 1000) if delay_s is not None and delay_s > 0 else 0
 
 
 def _attempts_of(payload: bytes | None) -> int:

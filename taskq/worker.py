@@ -345,6 +345,10 @@ class Worker:
         except DecodeError as exc:
             await self._dead(d, None, "decode_error", "DecodeError", str(exc))
             return
+        if msg.task_id is not None and ids.split(msg.task_id)[0] != d.queue:
+            await self._dead(d, None, "decode_error", "DecodeError",
+                             f"task id {msg.task_id!r} belongs to another queue")
+            return
         d.task_id = msg.task_id or d.task_id
         task = app.registry.get(msg.task)
         if task is None:

@@ -107,14 +107,6 @@ async def test_unknown_task_never_imports_the_named_module(
     assert name not in sys.modules
 
 
-@pytest.mark.xfail(
-    reason=(
-        "core bug: a payload 'i' that is not a task id makes bucket_key raise in "
-        "_finish/_dead; the entry runs again after each lease and never reaches "
-        "the dead letters"
-    ),
-    strict=True,
-)
 @pytest.mark.parametrize("task_id", ["garbage", "default:not-an-entry"])
 async def test_envelope_with_a_malformed_task_id_ends(
     tq: TaskQueue, start_worker: Callable[..., Worker], task_id: str

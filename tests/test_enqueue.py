@@ -121,13 +121,6 @@ async def test_backlog_limit_refuses_and_adds_nothing(redis_url: str, prefix: st
         assert await app.redis.zcard(app.keys("default").delayed) == 5
 
 
-@pytest.mark.xfail(
-    reason=(
-        "core bug: enqueue_many sends chunks of 500 as separate scripts; a later "
-        "chunk's refusal leaves the earlier chunks enqueued"
-    ),
-    strict=True,
-)
 async def test_backlog_refusal_of_a_batch_larger_than_a_chunk_adds_nothing(
     redis_url: str, prefix: str
 ) -> None:
@@ -143,13 +136,6 @@ async def test_backlog_refusal_of_a_batch_larger_than_a_chunk_adds_nothing(
         assert await stream_len(app) == 0
 
 
-@pytest.mark.xfail(
-    reason=(
-        "core bug: enqueue_many_sync enqueues one message per script call; "
-        "BacklogFull leaves the ones before it enqueued"
-    ),
-    strict=True,
-)
 async def test_backlog_refusal_in_sync_batch_adds_nothing(redis_url: str, prefix: str) -> None:
     async with TaskQueue(redis_url, prefix=prefix, max_backlog=5) as app:
 

@@ -223,13 +223,6 @@ async def test_prefetched_entries_keep_their_lease_too(
     # (first.counters.lost_leases may read 1 here: see the test below)
 
 
-@pytest.mark.xfail(
-    reason=(
-        "core bug: maintenance.renew counts an entry the completer just acked as "
-        "a lost lease (warning, lost_leases + 1)"
-    ),
-    strict=True,
-)
 async def test_renewal_racing_an_ack_is_not_a_lost_lease(tq: TaskQueue) -> None:
     """A renewal that runs just after the completer's script acked an entry, but before the
     completer has processed the reply, finds the entry gone. That is a completion, not a lost
