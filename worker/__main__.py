@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from taskq import WorkerConfig
-from worker.loader import AppNotFound, load_app
+from taskq import ConfigError, WorkerConfig
+from taskq.loading import load_app
 from worker.process import run_worker
 from worker.settings import WorkerSettings
 from worker.supervisor import Supervisor
@@ -51,7 +51,7 @@ def main(
         raise typer.Exit(Supervisor(args, processes, grace_s).run())
     try:
         tq = load_app(app)
-    except AppNotFound as exc:
+    except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     if redis_url:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-import os
-import sys
 from typing import Annotated, Any
 
 import typer
@@ -27,7 +24,8 @@ from taskq.cli.common import (
 )
 from taskq.cli.queues import JsonOpt, QueueArg, YesOpt
 from taskq.cli.render import tasks_table
-from taskq.errors import TaskValidationError
+from taskq.errors import ConfigError, TaskValidationError
+from taskq.loading import load_app
 from taskq.queue import TaskQueue
 from taskq.records import TaskRecord, TaskStatus
 
@@ -157,7 +155,10 @@ def enqueue(
     named = parse_json(kwargs, dict, "--kwargs")
     if not app_spec:
         fail("enqueue needs your app: --app module:attribute (or TASKQ_APP)", EXIT_USAGE)
-    tq = load_app(app_spec)
+    try:
+        tq = load_app(app_spec)
+    except ConfigError as exc:
+        fail(f"--app: {exc}", EXIT_USAGE)
     t = target(ctx)
     if t.url_given:
         tq.url = t.redis_url
@@ -181,23 +182,3 @@ def enqueue(
         print_json({"task_id": task_id, "task": task_name, "queue": registered.options.queue})
     else:
         out.print(f"enqueued {task_name} as {task_id}  (follow it: taskq task {task_id})")
-
-
-def load_app(spec: str) -> TaskQueue:
-    """Import ``module:attr`` (a trusted command-line value) and check it is a TaskQueue."""
-    module_name, sep, attr = spec.partition(":")
-    if not sep or not module_name or not attr:
-        fail(f"--app must be module:attribute, got {spec!r}", EXIT_USAGE)
-    if os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        obj: object = importlib.import_module(module_name)
-    except Exception as exc:  # the user's module may fail in any way while importing
-        fail(f"cannot import {module_name!r}: {type(exc).__name__}: {exc}", EXIT_USAGE)
-    for part in attr.split("."):
-        obj = getattr(obj, part, None)
-        if obj is None:
-            fail(f"{module_name!r} has no attribute {attr!r}", EXIT_USAGE)
-    if not isinstance(obj, TaskQueue):
-        fail(f"{spec} is a {type(obj).__name__}, not a taskq.TaskQueue", EXIT_USAGE)
-    return obj
