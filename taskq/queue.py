@@ -127,18 +127,16 @@ class TaskQueue:
         ``timeout`` is per attempt; ``retry_on``/``never_retry_on`` pick the exceptions that
         retry; ``backoff``/``max_backoff`` set the exponential backoff's base and cap."""
         policy = retry or RetryPolicy()
+        changes: dict[str, Any] = {}
         if retry_on is not None:
-            policy = RetryPolicy(policy.base_s, policy.cap_s, policy.jitter,
-                                 tuple(retry_on), policy.never_on)
+            changes["retry_on"] = tuple(retry_on)
         if never_retry_on is not None:
-            policy = RetryPolicy(policy.base_s, policy.cap_s, policy.jitter,
-                                 policy.retry_on, tuple(never_retry_on))
-        if backoff is not None or max_backoff is not None:
-            policy = RetryPolicy(
-                seconds(backoff) or 0.0 if backoff is not None else policy.base_s,
-                seconds(max_backoff) or 0.0 if max_backoff is not None else policy.cap_s,
-                policy.jitter, policy.retry_on, policy.never_on,
-            )
+            changes["never_on"] = tuple(never_retry_on)
+        if backoff is not None:
+            changes["base_s"] = seconds(backoff)
+        if max_backoff is not None:
+            changes["cap_s"] = seconds(max_backoff)
+        policy = dataclasses.replace(policy, **changes)
         options = TaskOptions(
             queue=queue or self.default_queue,
             max_attempts=max_attempts,
