@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import json
 import time
 import types
 import typing
@@ -181,7 +183,16 @@ class Signature:
         return self._split(self._validate(self._bind(args, kwargs)))
 
     def json_schema(self) -> dict[str, Any]:
-        return self.adapter.json_schema()
+        """The JSON schema of the arguments by name; defaulted ones optional, defaults shown."""
+        schema = self.adapter.json_schema()
+        props = schema.get("properties", {})
+        for name, default in self._defaults.items():
+            if name in props:
+                with contextlib.suppress(TypeError, ValueError):
+                    json.dumps(default)
+                    props[name] = {**props[name], "default": default}
+        schema.setdefault("required", [])
+        return schema
 
 
 class Task(Generic[P, R]):
