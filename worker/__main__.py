@@ -37,6 +37,12 @@ def main(
                                            envvar="TASKQ_GRACE_S")] = _S.grace_s,
     redis_url: Annotated[str | None, typer.Option(help="Redis URL (else the app's)",
                                                   envvar="TASKQ_REDIS_URL")] = _S.redis_url,
+    metrics_port: Annotated[int | None, typer.Option(
+        min=1, max=65535, envvar="TASKQ_METRICS_PORT",
+        help="serve Prometheus metrics on this port (with --processes N: ports P..P+N-1)",
+    )] = _S.metrics_port,
+    metrics_host: Annotated[str, typer.Option(help="address of the metrics server",
+                                              envvar="TASKQ_METRICS_HOST")] = _S.metrics_host,
     log_level: Annotated[str, typer.Option(envvar="TASKQ_LOG_LEVEL")] = _S.log_level,
 ) -> None:
     logging.basicConfig(
@@ -46,9 +52,8 @@ def main(
     if not app:
         raise typer.BadParameter("give the TaskQueue as module:attribute (or TASKQ_APP)")
     if processes > 1:
-        args = [a for a in sys.argv[1:]]
-        args = _strip_processes(args)
-        raise typer.Exit(Supervisor(args, processes, grace_s).run())
+        args = _strip(_strip(sys.argv[1:], "--processes"), "--metrics-port")
+        raise typer.Exit(Supervisor(args, processes, grace_s, metrics_port).run())
     try:
         tq = load_app(app)
     except ConfigError as exc:
@@ -65,20 +70,22 @@ def main(
         renew_every_ms=max(100, lease_ms // 3),
         grace_s=grace_s,
     )
-    raise typer.Exit(run_worker(tq, config))
+    metrics_at = (metrics_host, metrics_port) if metrics_port else None
+    raise typer.Exit(run_worker(tq, config, metrics_at))
 
 
-def _strip_processes(args: list[str]) -> list[str]:
+def _strip(args: list[str], option: str) -> list[str]:
+    """``args`` without ``option`` and its value (the supervisor gives each child its own)."""
     out: list[str] = []
     skip = False
     for a in args:
         if skip:
             skip = False
             continue
-        if a == "--processes":
+        if a == option:
             skip = True
             continue
-        if a.startswith("--processes="):
+        if a.startswith(option + "="):
             continue
         out.append(a)
     return out

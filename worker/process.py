@@ -13,6 +13,7 @@ import signal
 import threading
 
 from taskq import ConfigError, TaskQueue, Worker, WorkerConfig
+from worker.metrics import MetricsServer, serve_metrics
 
 log = logging.getLogger("worker")
 
@@ -20,12 +21,14 @@ EXIT_CONFIG = 78
 """Exit code of a worker that cannot run with this configuration (the supervisor stops)."""
 
 
-def run_worker(app: TaskQueue, config: WorkerConfig) -> int:
+def run_worker(app: TaskQueue, config: WorkerConfig,
+               metrics_at: tuple[str, int] | None = None) -> int:
     """Run one worker until it is stopped; uses uvloop when it is installed (faster loop).
+    ``metrics_at``: (host, port) to serve Prometheus metrics on (:mod:`worker.metrics`).
 
     A sync task still running in a thread after the grace period was handed back already; the
     process then exits without waiting for that thread (which Python would otherwise join)."""
-    code = _run(app, config)
+    code = _run(app, config, metrics_at)
     if any(t.is_alive() and not t.daemon for t in threading.enumerate()
            if t is not threading.main_thread()):
         log.warning("exiting with sync tasks still running in threads (already handed back)")
@@ -34,19 +37,28 @@ def run_worker(app: TaskQueue, config: WorkerConfig) -> int:
     return code
 
 
-def _run(app: TaskQueue, config: WorkerConfig) -> int:
+def _run(app: TaskQueue, config: WorkerConfig, metrics_at: tuple[str, int] | None) -> int:
     if os.environ.get("TASKQ_UVLOOP", "1") != "0":
         try:
             import uvloop  # noqa: PLC0415 - optional speed-up
 
-            return uvloop.run(_main(app, config))
+            return uvloop.run(_main(app, config, metrics_at))
         except ImportError:
             pass
-    return asyncio.run(_main(app, config))
+    return asyncio.run(_main(app, config, metrics_at))
 
 
-async def _main(app: TaskQueue, config: WorkerConfig) -> int:
+async def _main(app: TaskQueue, config: WorkerConfig,
+                metrics_at: tuple[str, int] | None) -> int:
     worker = Worker(app, config)
+    metrics: MetricsServer | None = None
+    if metrics_at is not None:
+        try:
+            metrics = serve_metrics(worker, *metrics_at)
+        except OSError as exc:
+            log.error("cannot serve metrics on %s:%d: %s", *metrics_at, exc)
+            await app.aclose()
+            return EXIT_CONFIG
     loop = asyncio.get_running_loop()
     signals = 0
 
@@ -69,5 +81,7 @@ async def _main(app: TaskQueue, config: WorkerConfig) -> int:
         log.error("cannot run: %s", exc)
         return EXIT_CONFIG
     finally:
+        if metrics is not None:
+            metrics.close()
         await app.aclose()
     return 0

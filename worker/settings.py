@@ -19,4 +19,6 @@ class WorkerSettings(BaseSettings):
     prefetch: int | None = None
     lease_ms: int = 6_000
     grace_s: float = 25.0
+    metrics_port: int | None = Field(None, description="serve Prometheus metrics on this port")
+    metrics_host: str = "127.0.0.1"
     log_level: str = "INFO"

@@ -24,8 +24,10 @@ log = logging.getLogger("worker.supervisor")
 
 
 class Supervisor:
-    def __init__(self, child_args: Sequence[str], processes: int, grace_s: float) -> None:
+    def __init__(self, child_args: Sequence[str], processes: int, grace_s: float,
+                 metrics_port: int | None = None) -> None:
         self.child_args = list(child_args)
+        self.metrics_port = metrics_port  # child i serves metrics on metrics_port + i
         self.processes = processes
         self.grace_s = grace_s
         self.children: dict[int, subprocess.Popen[bytes]] = {}
@@ -35,6 +37,8 @@ class Supervisor:
 
     def _spawn(self, slot: int) -> None:
         cmd = [sys.executable, "-m", "worker", *self.child_args, "--processes", "1"]
+        if self.metrics_port is not None:
+            cmd += ["--metrics-port", str(self.metrics_port + slot)]
         self.children[slot] = subprocess.Popen(cmd)
         log.info("started worker process %d (pid %d)", slot, self.children[slot].pid)
 
