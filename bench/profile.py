@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench.phases import QUEUE_CPU, Servers, wait_done
+from bench.phases import QUEUE_CPU, Servers, drain_rate, wait_done
 from bench.procs import LOG_DIR, WorkerProc, env, produce
 from bench.server import RedisServer
 from bench.systems import by_name
@@ -76,6 +76,7 @@ def main() -> None:
     ap.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
     ap.add_argument("--top", type=int, default=25)
     ap.add_argument("--summarize", type=Path, help="only summarize an earlier raw profile")
+    ap.add_argument("--no-spy", action="store_true", help="only measure the drain rate")
     args = ap.parse_args()
     if args.summarize:
         report(args.summarize, args.top)
@@ -91,6 +92,12 @@ def main() -> None:
         produce(system, e, 0, "bulk", "--n", str(args.n), "--chunk", "1000")
         worker = WorkerProc(system, e, QUEUE_CPU, "profile")
         time.sleep(0.8)  # imports and connection: not what we profile
+        if args.no_spy:
+            done = wait_done(srv, args.n, 60, [worker])
+            worker.stop()
+            rate = drain_rate([t for _, t in srv.finished()])
+            print(f"drained {done} jobs at {rate or 0:,.0f}/s")
+            return
         spy = subprocess.run([pyspy, "record", "--pid", str(worker.proc.pid), "--rate",
                               str(args.rate), "--duration", str(int(args.seconds)),
                               "--format", "raw", "--output", str(raw), "--nonblocking"],
@@ -99,7 +106,8 @@ def main() -> None:
         worker.stop()
         if spy.returncode != 0:
             raise SystemExit(spy.stderr)
-        print(f"drained {done} jobs; profile {raw}")
+        rate = drain_rate([t for _, t in srv.finished()])
+        print(f"drained {done} jobs at {rate or 0:,.0f}/s (py-spy attached); profile {raw}")
         print(summarize(raw, args.top))
     finally:
         srv.queue.stop()

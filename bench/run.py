@@ -8,6 +8,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -44,6 +45,12 @@ def machine() -> dict[str, Any]:
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return {"cpu": model, "cpus": os.cpu_count(), "memory_gb": round(mem, 1),
             "kernel": platform.release(), "python": platform.python_version()}
+
+
+def commit() -> str:
+    r = subprocess.run(["git", "describe", "--always", "--dirty"], cwd=ROOT,
+                       capture_output=True, text=True, check=False)
+    return r.stdout.strip()
 
 
 def summarize(trials: list[dict[str, Any]], key: str) -> dict[str, float] | None:
@@ -111,7 +118,11 @@ def main() -> None:
     ap.add_argument("--no-scaling", action="store_true")
     ap.add_argument("--repeats", type=int)
     ap.add_argument("--no-docs", action="store_true", help="write the JSON only")
+    ap.add_argument("--report", type=Path, help="only redraw the docs from a results JSON")
     args = ap.parse_args()
+    if args.report:
+        report.write(json.loads(args.report.read_text()), args.report.resolve())
+        return
     prof = QUICK if args.quick else FULL
     if args.repeats:
         prof = dataclasses.replace(prof, repeats=args.repeats)
@@ -124,7 +135,7 @@ def main() -> None:
     try:
         result: dict[str, Any] = {
             "profile": dataclasses.asdict(prof), "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
-            "machine": machine(), "redis": srv.queue.version(),
+            "machine": machine(), "redis": srv.queue.version(), "commit": commit(),
             "versions": {s.name: venvs.versions(s) for s in systems},
             "systems": {s.name: {"model": s.model, "redelivers": s.redelivers,
                                  "concurrency": s.concurrency} for s in systems},
@@ -152,15 +163,17 @@ def main() -> None:
 
 
 def _scaling_systems(systems: list[Any], result: dict[str, Any]) -> list[Any]:
-    """taskq, the floor, and the fastest peer by drain rate."""
+    """taskq, the floor, the fastest peer by drain rate and the fastest crash-safe one."""
     peers = [s for s in systems if s.name not in ("taskq", "plain-streams")]
     rates = {s.name: (summarize([t for t in result["throughput"] if t["system"] == s.name],
                                 "drain_rate") or {"median": 0})["median"] for s in peers}
-    chosen = [s for s in systems if s.name in ("taskq", "plain-streams")]
+    picked = {"taskq", "plain-streams"}
     if rates:
-        best = max(rates, key=lambda n: rates[n])
-        chosen += [s for s in peers if s.name == best]
-    return chosen
+        picked.add(max(rates, key=lambda n: rates[n]))
+        safe = [s.name for s in peers if s.redelivers.startswith("yes")]
+        if safe:
+            picked.add(max(safe, key=lambda n: rates[n]))
+    return [s for s in systems if s.name in picked]
 
 
 def write_json(result: dict[str, Any]) -> Path:

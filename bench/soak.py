@@ -25,7 +25,8 @@ def soak(srv: Servers, system: System, capacity: float, seconds: float) -> dict[
     srv.reset()
     worker = WorkerProc(system, e, QUEUE_CPU, "soak")
     samples: list[dict[str, float]] = []
-    out: dict[str, Any] = {"system": system.name, "rate": rate, "seconds": seconds}
+    out: dict[str, Any] = {"system": system.name, "rate": rate, "seconds": seconds,
+                           "result_ttl_s": RESULT_TTL_S}
     try:
         time.sleep(1.0)
         producer = offer_in_background(system, e, rate, seconds, PRODUCER_CPU)
