@@ -13,6 +13,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from api.loader import load_app
+from api.metrics import metrics_router
 from api.settings import ApiSettings
 from taskq import TaskQueue
 from taskq.errors import ConfigError
@@ -50,7 +51,8 @@ def create_app(settings: ApiSettings | None = None, tq: TaskQueue | None = None)
         tq = load_app(settings.app)
     if settings.redis_url:
         tq.url = settings.redis_url
-    config = ApiConfig(keys=api_keys(settings), max_body_bytes=settings.max_body_bytes,
+    keys = api_keys(settings)
+    config = ApiConfig(keys=keys, max_body_bytes=settings.max_body_bytes,
                        idempotency_ttl_s=settings.idempotency_ttl_s,
                        wait_max_s=settings.wait_max_s)
     app = FastAPI(
@@ -60,6 +62,7 @@ def create_app(settings: ApiSettings | None = None, tq: TaskQueue | None = None)
     )
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     app.include_router(taskq_router(tq, config), prefix=PREFIX)
+    app.include_router(metrics_router(tq, keys, public=settings.metrics_public))
     log.info("serving %d tasks of %s on queues %s", len(tq.registry), settings.app or "the app",
              ", ".join(tq.queues) or "-")
     return app

@@ -18,6 +18,7 @@ class ApiSettings(BaseSettings):
     api_read_keys: SecretStr = Field(SecretStr(""),
                                      description="comma-separated read-only API keys")
     auth_disabled: bool = Field(False, description="turn authentication off (local dev only)")
+    metrics_public: bool = Field(False, description="serve /metrics without an API key")
     host: str = "127.0.0.1"
     port: int = 8000
     root_path: str = ""
