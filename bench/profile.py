@@ -65,6 +65,43 @@ def _file(frame: str) -> str:
     return path or frame
 
 
+def _measure(srv: Servers, worker: WorkerProc, n: int, empty: bool, name: str) -> str:
+    """Without a job round trip nothing marks completions: watch the backlog shrink instead
+    (from its first drop to empty, so start-up is left out)."""
+    if not empty:
+        done = wait_done(srv, n, 60, [worker])
+        worker.stop()
+        rate = drain_rate([t for _, t in srv.finished()]) or 0
+        return f"{name}: drained {done} jobs at {rate:,.0f}/s"
+    first: tuple[float, int] | None = None
+    deadline = time.monotonic() + 60
+    left = n
+    while time.monotonic() < deadline:
+        left = _left(srv, name, n)
+        if first is None and left < n:
+            first = (time.monotonic(), left)
+        if left == 0:
+            break
+        time.sleep(0.005)
+    end = time.monotonic()
+    worker.stop()
+    if first is None or left:
+        return f"{name}: empty job, did not drain ({left} left)"
+    rate = first[1] / (end - first[0])
+    return f"{name}: empty job, {first[1]} jobs in {end - first[0]:.2f} s: {rate:,.0f}/s"
+
+
+def _left(srv: Servers, name: str, n: int) -> int:
+    """Jobs not yet acknowledged."""
+    q = srv.queue.client
+    if name == "taskq":
+        return int(q.xlen("{bench:bench}:stream"))
+    groups = q.xinfo_groups("plain:bench") if q.exists("plain:bench") else []
+    if not groups:
+        return n
+    return int(groups[0]["pending"]) + int(groups[0]["lag"] or 0)
+
+
 def report(raw: Path, top: int) -> None:
     print(summarize(raw, top))
 
@@ -77,32 +114,34 @@ def main() -> None:
     ap.add_argument("--top", type=int, default=25)
     ap.add_argument("--summarize", type=Path, help="only summarize an earlier raw profile")
     ap.add_argument("--no-spy", action="store_true", help="only measure the drain rate")
+    ap.add_argument("--system", default="taskq")
+    ap.add_argument("--empty-job", action="store_true",
+                    help="the job makes no round trip: the worker's own cost")
     args = ap.parse_args()
     if args.summarize:
         report(args.summarize, args.top)
         return
     pyspy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
-    system = by_name(["taskq"])[0]
+    system = by_name([args.system])[0]
     srv = Servers(RedisServer(cpu=0).start(), RedisServer(cpu=0).start())
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     raw = LOG_DIR / "taskq-worker.pyspy.txt"
     try:
         e = env(srv.sink.url, srv.queue.url, system.concurrency)
+        if args.empty_job:
+            e["BENCH_JOB"] = "none"
         srv.reset()
         produce(system, e, 0, "bulk", "--n", str(args.n), "--chunk", "1000")
         worker = WorkerProc(system, e, QUEUE_CPU, "profile")
         time.sleep(0.8)  # imports and connection: not what we profile
         if args.no_spy:
-            done = wait_done(srv, args.n, 60, [worker])
-            worker.stop()
-            rate = drain_rate([t for _, t in srv.finished()])
-            print(f"drained {done} jobs at {rate or 0:,.0f}/s")
+            print(_measure(srv, worker, args.n, args.empty_job, system.name))
             return
         spy = subprocess.run([pyspy, "record", "--pid", str(worker.proc.pid), "--rate",
                               str(args.rate), "--duration", str(int(args.seconds)),
                               "--format", "raw", "--output", str(raw), "--nonblocking"],
                              capture_output=True, text=True, check=False)
-        done = wait_done(srv, args.n, 60, [worker])
+        done = 0 if args.empty_job else wait_done(srv, args.n, 60, [worker])
         worker.stop()
         if spy.returncode != 0:
             raise SystemExit(spy.stderr)

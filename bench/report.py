@@ -254,7 +254,7 @@ queue (here the processes may run on either CPU; Redis stays on CPU 0).
 - The job: `noop(i)` making one Redis round trip (`RPUSH` of `i` and its completion time to the
   sink Redis) on its own connection, written in each queue's idiom (async where the queue is
   async). Per-job logging off everywhere (log level WARNING).
-- Versions: {vers}.
+- taskq commit: {result.get('commit', 'not recorded')}. Versions: {vers}.
 - Peers run from their own virtualenvs under `bench/.peers-venv/` (never project
   dependencies); adapters are `bench/peers/<name>.py`.
 

@@ -34,6 +34,7 @@ SINK_URL = os.environ.get("BENCH_SINK_URL", URL)  # the job's Redis
 DONE_KEY = "bench:done"
 COUNT_KEY = "bench:count"
 COUNT_MODE = os.environ.get("BENCH_JOB", "list") == "count"
+NO_JOB = os.environ.get("BENCH_JOB", "list") == "none"  # profiling only: the queue's own cost
 QUEUE = "bench"
 
 _clients: dict[str, Any] = {}  # made on first use, in the worker process
@@ -56,6 +57,8 @@ def job_sync(i: int) -> None:
 
 async def job_async(i: int) -> None:
     """The job, for asyncio queues (one worker process has one event loop)."""
+    if NO_JOB:
+        return
     r = _clients.get("async")
     if r is None:
         r = _clients["async"] = redis.asyncio.Redis.from_url(SINK_URL)
