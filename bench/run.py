@@ -118,6 +118,8 @@ def main() -> None:
     ap.add_argument("--no-scaling", action="store_true")
     ap.add_argument("--repeats", type=int)
     ap.add_argument("--no-docs", action="store_true", help="write the JSON only")
+    ap.add_argument("--docs", action="store_true",
+                    help="with --quick: rewrite docs/benchmarks.md too (the full run does)")
     ap.add_argument("--report", type=Path, help="only redraw the docs from a results JSON")
     args = ap.parse_args()
     if args.report:
@@ -155,9 +157,9 @@ def main() -> None:
     finally:
         srv.queue.stop()
         srv.sink.stop()
-    path = write_json(result)
+    path = write_json(result, raw=args.quick and not args.docs)
     log(f"results: {path}")
-    if not args.no_docs:
+    if not args.no_docs and (args.docs or not args.quick):
         report.write(result, path)
         log(f"wrote {report.DOC} and charts in {report.CHARTS}")
 
@@ -176,8 +178,10 @@ def _scaling_systems(systems: list[Any], result: dict[str, Any]) -> list[Any]:
     return [s for s in systems if s.name in picked]
 
 
-def write_json(result: dict[str, Any]) -> Path:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{time.strftime('%Y%m%d-%H%M%S')}-{result['profile']['name']}.json"
+def write_json(result: dict[str, Any], raw: bool) -> Path:
+    """Full runs to bench/results/ (committed when reported), quick ones to results/raw/."""
+    folder = RESULTS / "raw" if raw else RESULTS
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{time.strftime('%Y%m%d-%H%M%S')}-{result['profile']['name']}.json"
     path.write_text(json.dumps(result, indent=1, default=str))
     return path
