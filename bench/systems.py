@@ -13,8 +13,8 @@ PEERS_VENV = ROOT / "bench" / ".peers-venv"
 # so arq gets a venv of its own.
 VENVS: dict[str, list[str]] = {
     "main": ["rq", "dramatiq", "celery", "saq", "taskiq", "taskiq-redis", "huey", "streaq",
-             "redis>=6.1", "hiredis"],
-    "arq": ["arq", "hiredis"],
+             "redis>=6.1", "hiredis", "uvloop"],
+    "arq": ["arq", "hiredis", "uvloop"],
 }
 
 ASYNC_CONCURRENCY = 50  # tasks in flight per worker process for asyncio queues

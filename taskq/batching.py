@@ -57,3 +57,33 @@ def check_backlogs(calls: Sequence[Call], backlogs: dict[str, int], limit: int) 
     for queue, n in wanted.items():
         if backlogs.get(queue, 0) + n > limit:
             raise BacklogFull(queue, backlogs.get(queue, 0), limit)
+
+
+class BacklogGauge:
+    """What a producer last knew of each queue's stream length, to skip the checked (scripted)
+    enqueue while a queue is far below its limit: then a plain XADD does, one command.
+
+    The exact length is read at most ``fresh_s`` ago (by a checked enqueue or a pre-check) and
+    this producer's own additions since are counted. Below half the limit the plain path is
+    used; above it every enqueue is checked atomically. Several producers may each pass half
+    the limit within ``fresh_s``, so the limit is soft there: it still stops unbounded growth.
+    """
+
+    def __init__(self, fresh_s: float = 1.0) -> None:
+        self.fresh_s = fresh_s
+        self._seen: dict[str, tuple[int, float]] = {}
+
+    def fast(self, queue: str, n: int, now: float, limit: int) -> bool:
+        if limit <= 0:
+            return True
+        seen = self._seen.get(queue)
+        return seen is not None and now - seen[1] < self.fresh_s and seen[0] + n <= limit // 2
+
+    def saw(self, queue: str, length: int, now: float) -> None:
+        if length >= 0:
+            self._seen[queue] = (length, now)
+
+    def added(self, queue: str, n: int) -> None:
+        seen = self._seen.get(queue)
+        if seen is not None:
+            self._seen[queue] = (seen[0] + n, seen[1])

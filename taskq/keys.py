@@ -20,6 +20,11 @@ class QueueKeys:
     prefix: str
     queue: str
 
+    def __post_init__(self) -> None:
+        if not self.queue or any(c.isspace() or not c.isprintable() for c in self.queue):
+            raise ValueError(f"queue name {self.queue!r} must be non-empty, printable, "
+                             "without spaces")
+
     @property
     def tag(self) -> str:
         return f"{{{self.prefix}:{self.queue}}}"

@@ -67,6 +67,12 @@ class Reclaimed:
     deliveries: int
 
 
+def _enqueued(r: list[Any]) -> tuple[list[str] | None, int]:
+    if int(r[0]) == 0:
+        return None, int(r[1])
+    return [_s(x) for x in r[2:]], int(r[1])
+
+
 def _id_key(entry_id: str) -> tuple[int, int]:
     ms, _, seq = entry_id.partition("-")
     return int(ms), int(seq or 0)
@@ -90,12 +96,9 @@ class Scripts:
 
     async def enqueue(
         self, keys: QueueKeys, payloads: Sequence[bytes], limit: int
-    ) -> list[str] | int:
-        """Entry ids of the added messages, or the backlog when refused."""
-        r = await self._call("enqueue", [keys.stream], [limit, *payloads])
-        if int(r[0]) == 0:
-            return int(r[1])
-        return [_s(x) for x in r[1:]]
+    ) -> tuple[list[str] | None, int]:
+        """(entry ids, stream length after), or (None, stream length) when refused."""
+        return _enqueued(await self._call("enqueue", [keys.stream], [limit, *payloads]))
 
     async def schedule(
         self, keys: QueueKeys, items: Sequence[tuple[str, bytes, int]], limit: int
@@ -129,14 +132,16 @@ class Scripts:
     ) -> list[str]:
         """Finish owned entries; returns the entry ids whose lease was lost."""
         buckets: dict[str, int] = {}
-        args: list[Any] = []
-        for c in items:
-            index = buckets.setdefault(c.bucket_key, len(buckets) + 1)
-            args += [c.entry_id, c.deliveries, index, c.task_id, c.status, c.record, c.flags]
+        meta = "\n".join(
+            f"{c.entry_id}\t{c.deliveries}\t{buckets.setdefault(c.bucket_key, len(buckets) + 1)}"
+            f"\t{c.task_id}\t{c.status}\t{c.flags}"
+            for c in items
+        )
         ordered = sorted((c.entry_id for c in items), key=_id_key)
-        head = [GROUP, consumer, ttl_ms, channel, ordered[0], ordered[-1], scan]
+        args = [GROUP, consumer, ttl_ms, channel, ordered[0], ordered[-1], scan, meta,
+                *(c.record for c in items)]
         key_list = [keys.stream, keys.stats, minute_key, keys.entries, keys.cancels, *buckets]
-        r = await self._call("complete", key_list, head + args)
+        r = await self._call("complete", key_list, args)
         return [_s(x) for x in r]
 
     async def retry(
@@ -263,11 +268,10 @@ class SyncScripts:
         self._enqueue: Script = client.register_script(source("enqueue"))
         self._schedule: Script = client.register_script(source("schedule"))
 
-    def enqueue(self, keys: QueueKeys, payloads: Sequence[bytes], limit: int) -> list[str] | int:
-        r = self._enqueue(keys=[keys.stream], args=[limit, *payloads])
-        if int(r[0]) == 0:
-            return int(r[1])
-        return [_s(x) for x in r[1:]]
+    def enqueue(
+        self, keys: QueueKeys, payloads: Sequence[bytes], limit: int
+    ) -> tuple[list[str] | None, int]:
+        return _enqueued(self._enqueue(keys=[keys.stream], args=[limit, *payloads]))
 
     def schedule(
         self, keys: QueueKeys, items: Sequence[tuple[str, bytes, int]], limit: int

@@ -101,6 +101,7 @@ class Signature:
         ]
         if self.context_param is not None:  # an injected context breaks the order: bind
             self._simple = False
+        self._all_positional = self._simple and self._required <= set(self._positional)
         # Arguments of JSON-native types are already plain data once validated: no dump needed.
         self._plain_types = all(_is_plain(t) for t in fields.values())
         # Defaults are filled in before validation; the schema shows them as optional.
@@ -120,6 +121,8 @@ class Signature:
         )
 
     def _bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
+        if self._all_positional and not kwargs and len(args) == len(self._positional):
+            return {**self._defaults, **dict(zip(self._positional, args, strict=True))}
         if self._simple and len(args) <= len(self._positional) and kwargs.keys() <= self._names:
             # The common case, without inspect's binding: plain parameters, no duplicates.
             given = self._positional[: len(args)]
@@ -172,15 +175,20 @@ class Signature:
     ) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """Validate arguments and return them as plain data for the envelope."""
         values = self._validate(self._bind(args, kwargs))
-        if self._plain_types:
-            return self._split(values)
-        return self._split(self.adapter.dump_python(values, mode="json"))
+        if not self._plain_types:
+            values = self.adapter.dump_python(values, mode="json")
+        if self._simple:  # plain parameters: every value goes by name
+            return (), values
+        return self._split(values)
 
     def for_call(
         self, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """Validate plain data from an envelope into the Python values the function takes."""
-        return self._split(self._validate(self._bind(args, kwargs)))
+        values = self._validate(self._bind(args, kwargs))
+        if self._simple:  # plain parameters: every value goes by name, as validated
+            return (), values
+        return self._split(values)
 
     def json_schema(self) -> dict[str, Any]:
         """The JSON schema of the arguments by name; defaulted ones optional, defaults shown."""

@@ -161,9 +161,9 @@ def main(make_producer: Callable[[], Any], run_worker: Callable[[int], Any]) -> 
     if args.command == "worker":
         r = run_worker(args.concurrency)
         if inspect.iscoroutine(r):
-            asyncio.run(r)
+            _run(r)
         return
-    out = asyncio.run(_produce(make_producer, args))
+    out = _run(_produce(make_producer, args))
     sys.stdout.write(json.dumps(out) + "\n")
     sys.stdout.flush()
 
@@ -172,3 +172,13 @@ def exec_module(module: str, *argv: str) -> None:
     """Replace this process with ``python -m module argv`` (the queue's own CLI), so the
     harness's pid is the worker's."""
     os.execv(sys.executable, [sys.executable, "-m", module, *argv])
+
+
+def _run(coro: Any) -> Any:
+    """Run a producer or an asyncio worker on uvloop when it is installed (as uvicorn does for
+    a FastAPI app): the same event loop for every async peer."""
+    try:
+        import uvloop  # noqa: PLC0415 - optional
+    except ImportError:
+        return asyncio.run(coro)
+    return uvloop.run(coro)

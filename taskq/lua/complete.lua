@@ -12,8 +12,10 @@
 -- ARGV[5]  smallest entry id of the batch
 -- ARGV[6]  largest entry id of the batch
 -- ARGV[7]  how many of the caller's pending entries to scan in that range
--- ARGV[8..] groups of 7: entry id, delivery count, bucket index (into KEYS[6..]), task id,
---          status, record, flags ("e": drop the entries mapping, "c": drop the cancel request)
+-- ARGV[8]  one line per item: entry id, delivery count, bucket index (into KEYS[6..]), task
+--          id, status, flags, separated by tabs (flags: "e" drop the entries mapping, "c" drop
+--          the cancel request); queue names and ids hold no tabs or newlines
+-- ARGV[9..] the items' records, in the same order
 -- returns  the entry ids the caller no longer owns (nothing was done for those)
 local group, consumer, ttl = ARGV[1], ARGV[2], ARGV[3]
 local owned = {}
@@ -24,32 +26,39 @@ end
 local acked, lost, events = {}, {}, {}
 local per_bucket = {}
 local done = 0
-for i = 8, #ARGV, 7 do
-  local entry, deliveries = ARGV[i], tonumber(ARGV[i + 1])
-  if owned[entry] ~= nil and owned[entry] == deliveries then
+local n = 8
+for line in string.gmatch(ARGV[8], '[^\n]+') do
+  n = n + 1
+  local entry, deliveries, b, task_id, status, flags =
+    string.match(line, '^([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)$')
+  if owned[entry] ~= nil and owned[entry] == tonumber(deliveries) then
     acked[#acked + 1] = entry
-    local b = tonumber(ARGV[i + 2])
+    b = tonumber(b)
     local rows = per_bucket[b]
     if not rows then rows = {}; per_bucket[b] = rows end
-    rows[#rows + 1] = ARGV[i + 3]
-    rows[#rows + 1] = ARGV[i + 5]
-    local flags = ARGV[i + 6]
+    rows[#rows + 1] = task_id
+    rows[#rows + 1] = ARGV[n]
     if flags ~= '' then
-      if string.find(flags, 'e', 1, true) then redis.call('HDEL', KEYS[4], ARGV[i + 3]) end
-      if string.find(flags, 'c', 1, true) then redis.call('HDEL', KEYS[5], ARGV[i + 3]) end
+      if string.find(flags, 'e', 1, true) then redis.call('HDEL', KEYS[4], task_id) end
+      if string.find(flags, 'c', 1, true) then redis.call('HDEL', KEYS[5], task_id) end
     end
-    events[#events + 1] = {ARGV[i + 3], ARGV[i + 4]}
-    if ARGV[i + 4] == 'succeeded' then done = done + 1 end
+    events[#events + 1] = {task_id, status}
+    if status == 'succeeded' then done = done + 1 end
   else
     lost[#lost + 1] = entry
   end
 end
 if #acked > 0 then
-  redis.call('XACK', KEYS[1], group, unpack(acked))
-  redis.call('XDEL', KEYS[1], unpack(acked))
+  for i = 1, #acked, 1000 do  -- unpack() has a stack limit: big batches go in slices
+    local last = math.min(i + 999, #acked)
+    redis.call('XACK', KEYS[1], group, unpack(acked, i, last))
+    redis.call('XDEL', KEYS[1], unpack(acked, i, last))
+  end
   for b, rows in pairs(per_bucket) do
     local key = KEYS[5 + b]
-    redis.call('HSET', key, unpack(rows))
+    for i = 1, #rows, 2000 do
+      redis.call('HSET', key, unpack(rows, i, math.min(i + 1999, #rows)))
+    end
     keep_alive(key, ttl)
   end
   if done > 0 then

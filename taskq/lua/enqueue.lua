@@ -2,15 +2,17 @@
 -- KEYS[1]  stream
 -- ARGV[1]  backlog limit (0 = none)
 -- ARGV[2..] encoded messages
--- returns  {1, entry id, ...} when every message was added; {0, stream length} when refused
---          (then nothing was added)
+-- returns  {1, stream length after, entry id, ...} when every message was added (length -1 when
+--          no limit was checked); {0, stream length} when refused (then nothing was added)
 local limit = tonumber(ARGV[1])
+local len = -1
 if limit > 0 then
-  local len = redis.call('XLEN', KEYS[1])
+  len = redis.call('XLEN', KEYS[1])
   if len + #ARGV - 1 > limit then return {0, len} end
+  len = len + #ARGV - 1
 end
-local out = {1}
+local out = {1, len}
 for i = 2, #ARGV do
-  out[i] = redis.call('XADD', KEYS[1], '*', 'm', ARGV[i])
+  out[i + 1] = redis.call('XADD', KEYS[1], '*', 'm', ARGV[i])
 end
 return out
