@@ -63,7 +63,7 @@ class TaskQueue:
         default_queue: str = "default",
         max_payload_bytes: int = 1_048_576,
         max_backlog: int = 1_000_000,
-        result_ttl: Seconds = 86_400,
+        result_ttl: Seconds = 3_600,
         dead_letter_cap: int = 100_000,
         socket_timeout: Seconds = 5.0,
     ) -> None:
