@@ -8,12 +8,14 @@ import socket
 from collections.abc import AsyncIterator
 
 import httpx
+import pytest
 import uvicorn
 from fastapi import FastAPI
 
 from api.main import create_app
 from api.settings import ApiSettings
 from taskq import TaskQueue
+from tests.apps.api_tasks import build
 
 ADMIN_KEY = "admin-key-0123456789abcdef"
 READ_KEY = "read-key-0123456789abcdef"
@@ -55,3 +57,18 @@ async def serve(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 15)
+
+
+@pytest.fixture
+async def app_tq(redis_url: str, prefix: str) -> AsyncIterator[TaskQueue]:
+    """The API tests' TaskQueue (tests/apps/api_tasks.py), closed at teardown."""
+    tq = build(prefix, redis_url)
+    yield tq
+    await tq.aclose()
+
+
+@pytest.fixture
+async def client(app_tq: TaskQueue) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client of the service, served over real HTTP in the test's loop."""
+    async with serve(make_app(app_tq)) as c:
+        yield c

@@ -16,6 +16,8 @@ import redis as redis_sync
 from taskq import TaskQueue, Worker, WorkerConfig
 from tests.helpers import WorkerProcess
 
+pytest_plugins = ("tests.api_fixtures",)
+
 REDIS_URL = os.environ.get("TASKQ_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 

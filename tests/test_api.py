@@ -3,28 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import httpx
-import pytest
 
 from taskq import TaskQueue, Worker
 from tests.api_fixtures import ADMIN, ADMIN_KEY, READ, make_app, serve
 from tests.apps.api_tasks import build
 from tests.helpers import WorkerProcess, eventually
-
-
-@pytest.fixture
-async def app_tq(redis_url: str, prefix: str) -> AsyncIterator[TaskQueue]:
-    tq = build(prefix, redis_url)
-    yield tq
-    await tq.aclose()
-
-
-@pytest.fixture
-async def client(app_tq: TaskQueue) -> AsyncIterator[httpx.AsyncClient]:
-    async with serve(make_app(app_tq)) as c:
-        yield c
 
 
 async def enqueue(client: httpx.AsyncClient, task: str, **body: object) -> str:

@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import httpx
-import pytest
 
 from taskq import TaskQueue, Worker
-from tests.api_fixtures import ADMIN, READ, make_app, serve
-from tests.apps.api_tasks import build
+from tests.api_fixtures import ADMIN, READ
 from tests.helpers import eventually
-
-
-@pytest.fixture
-async def app_tq(redis_url: str, prefix: str) -> AsyncIterator[TaskQueue]:
-    tq = build(prefix, redis_url)
-    yield tq
-    await tq.aclose()
-
-
-@pytest.fixture
-async def client(app_tq: TaskQueue) -> AsyncIterator[httpx.AsyncClient]:
-    async with serve(make_app(app_tq)) as c:
-        yield c
 
 
 async def dead_count(client: httpx.AsyncClient) -> int:

@@ -3,30 +3,15 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import httpx
-import pytest
 
 from taskq import TaskQueue, Worker
-from tests.api_fixtures import ADMIN, READ, make_app, serve
-from tests.apps.api_tasks import build
+from tests.api_fixtures import ADMIN, READ
 
 ORDER = {"queued": 0, "running": 1, "failed": 1, "succeeded": 2, "dead": 2, "cancelled": 2}
-
-
-@pytest.fixture
-async def app_tq(redis_url: str, prefix: str) -> AsyncIterator[TaskQueue]:
-    tq = build(prefix, redis_url)
-    yield tq
-    await tq.aclose()
-
-
-@pytest.fixture
-async def client(app_tq: TaskQueue) -> AsyncIterator[httpx.AsyncClient]:
-    async with serve(make_app(app_tq)) as c:
-        yield c
 
 
 async def read_events(client: httpx.AsyncClient, task_id: str,
