@@ -7,6 +7,7 @@ the rest, exit 0. A second signal exits at once (code 1); what it held returns a
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -38,6 +39,10 @@ def run_worker(app: TaskQueue, config: WorkerConfig,
 
 
 def _run(app: TaskQueue, config: WorkerConfig, metrics_at: tuple[str, int] | None) -> int:
+    # The app, its imports and the libraries are loaded: keep the cyclic GC from walking them
+    # on every full collection (shorter pauses, steadier latency).
+    gc.collect()
+    gc.freeze()
     if os.environ.get("TASKQ_UVLOOP", "1") != "0":
         try:
             import uvloop  # noqa: PLC0415 - optional speed-up
