@@ -4,6 +4,7 @@ The tree::
 
     TaskqError
     ├── ConfigError              bad settings or a Redis server taskq refuses to run on
+    ├── InvalidQueueName         a queue name that cannot be one (also a ValueError)
     ├── TaskNotRegistered        a task name that is not registered (never imported from a payload)
     ├── TaskValidationError      arguments that do not match the task's signature
     ├── PayloadTooLarge          an encoded message over the configured size limit
@@ -28,6 +29,14 @@ class TaskqError(Exception):
 
 class ConfigError(TaskqError):
     """Settings that cannot work, or a Redis server configured to lose queue data."""
+
+
+class InvalidQueueName(TaskqError, ValueError):
+    """A queue name that is empty, or holds spaces or control characters."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"{name!r} is not a valid queue name (non-empty, printable, no spaces)")
+        self.name = name
 
 
 class TaskNotRegistered(TaskqError):

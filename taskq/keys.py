@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from taskq.errors import InvalidQueueName
+
 GROUP = "taskq"
 """The consumer group every worker of every queue joins."""
 
@@ -22,8 +24,7 @@ class QueueKeys:
 
     def __post_init__(self) -> None:
         if not self.queue or any(c.isspace() or not c.isprintable() for c in self.queue):
-            raise ValueError(f"queue name {self.queue!r} must be non-empty, printable, "
-                             "without spaces")
+            raise InvalidQueueName(self.queue)
 
     @property
     def tag(self) -> str:

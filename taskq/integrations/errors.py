@@ -14,6 +14,7 @@ from taskq.connection import REDIS_ERRORS
 from taskq.errors import (
     BacklogFull,
     ConfigError,
+    InvalidQueueName,
     PayloadTooLarge,
     TaskNotFound,
     TaskNotRegistered,
@@ -40,7 +41,7 @@ def to_http(exc: BaseException) -> HTTPException | None:
     """The HTTP answer for a taskq or Redis connection error; None for anything else."""
     if isinstance(exc, TaskValidationError):
         return HTTPException(422, validation_detail(exc))
-    if isinstance(exc, TaskNotFound | TaskNotRegistered):
+    if isinstance(exc, TaskNotFound | TaskNotRegistered | InvalidQueueName):
         return HTTPException(404, str(exc))
     if isinstance(exc, PayloadTooLarge):
         return HTTPException(413, str(exc))
