@@ -82,7 +82,7 @@ def soak_text(result: dict[str, Any]) -> str:
             f"{s['done']:,} run, lost {s['lost']}, run twice {s['duplicates']}. Redis used_memory "
             f"{_median([x['used_memory_mb'] for x in first]):.1f} MB at the start, "
             f"bounded after the first record TTL (records kept {s.get('result_ttl_s', 10)} s in "
-            "the soak instead of the default day, in 10 s buckets: a sawtooth), "
+            "the soak instead of the default hour, in 10 s buckets: a sawtooth), "
             f"{min(mem):.1f}-{max(mem):.1f} MB over the second half; stream length at most "
             f"{max(xlen):,}; worker RSS {min(rss):.0f}-{max(rss):.0f} MB over the second half.")
 
