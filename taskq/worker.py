@@ -267,7 +267,7 @@ class Worker:
                 if "NOGROUP" in str(exc) or "no longer exists" in str(exc):
                     log.error("the stream or consumer group of %s vanished (Redis restarted "
                               "without persistence, or the stream was deleted): tasks queued "
-                              "before it are gone; recreating the groups",
+                              "before it are gone; recreating consumer groups",
                               ",".join(self.config.queues))
                 else:
                     log.warning("read refused (%s); recreating consumer groups", exc)
