@@ -84,3 +84,17 @@ async def produce(ledger: Ledger, tq: TaskQueue, *, rate: float, seconds: float,
             await asyncio.sleep(pause)
         else:
             next_at = time.monotonic()  # behind (an outage): do not burst to catch up
+
+
+class Background:
+    """A producer running in the background until :meth:`stop` (bounded by ``seconds``)."""
+
+    def __init__(self, ledger: Ledger, tq: TaskQueue, *, rate: float, batch: int, ms: int,
+                 seconds: float = 300) -> None:
+        self._stop = asyncio.Event()
+        self._task = asyncio.create_task(produce(ledger, tq, rate=rate, seconds=seconds,
+                                                 batch=batch, ms=ms, stop=self._stop))
+
+    async def stop(self) -> None:
+        self._stop.set()
+        await self._task

@@ -14,6 +14,7 @@ import pytest
 import redis as redis_sync
 
 from taskq import TaskQueue, Worker, WorkerConfig
+from tests.apps.common import build
 from tests.helpers import WorkerProcess
 
 pytest_plugins = ("tests.api_fixtures",)
@@ -50,6 +51,15 @@ async def tq(redis_url: str, prefix: str) -> AsyncIterator[TaskQueue]:
     app = TaskQueue(redis_url, prefix=prefix)
     yield app
     await app.aclose()
+
+
+@pytest.fixture
+async def app(redis_url: str, prefix: str) -> AsyncIterator[TaskQueue]:
+    """The TaskQueue of tests/apps/common.py, the one worker subprocesses serve (tests that
+    need another app override this fixture)."""
+    queue = build(prefix, redis_url)
+    yield queue
+    await queue.aclose()
 
 
 @pytest.fixture

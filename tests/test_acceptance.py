@@ -10,13 +10,13 @@ import os
 import random
 import signal
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import pytest
 
 from taskq import TaskQueue
 from taskq.keys import GROUP, workers_key
-from tests.apps.common import build, trace_key
+from tests.apps.common import trace_key
 from tests.helpers import WorkerProcess, eventually
 from tests.support import WORKER_APP, dead_letters, live_children, registered_pids
 
@@ -25,13 +25,6 @@ BATCH = 500
 KILLS = 5
 CONCURRENCY = 32
 TASK_S = 0.1  # each task sleeps this long, so the run lasts long enough to kill mid-way
-
-
-@pytest.fixture
-async def app(redis_url: str, prefix: str) -> AsyncIterator[TaskQueue]:
-    queue = build(prefix, redis_url)
-    yield queue
-    await queue.aclose()
 
 
 @pytest.mark.slow

@@ -5,23 +5,13 @@ from __future__ import annotations
 
 import signal
 import time
-from collections.abc import AsyncIterator, Callable
-
-import pytest
+from collections.abc import Callable
 
 from taskq import TaskQueue, TaskStatus
-from tests.apps.common import build
 from tests.helpers import WorkerProcess, eventually
 from tests.support import WORKER_APP, dead_letters, registered, stream_len, trace, traced
 
 LEASE = ("--lease-ms", "2000")
-
-
-@pytest.fixture
-async def app(redis_url: str, prefix: str) -> AsyncIterator[TaskQueue]:
-    queue = build(prefix, redis_url)
-    yield queue
-    await queue.aclose()
 
 
 async def test_sigkilled_worker_task_is_finished_by_another(

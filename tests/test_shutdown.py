@@ -6,22 +6,12 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import AsyncIterator, Callable
-
-import pytest
+from collections.abc import Callable
 
 from taskq import TaskQueue, TaskStatus
 from taskq.keys import GROUP
-from tests.apps.common import build
 from tests.helpers import WorkerProcess, eventually, wait_sync
 from tests.support import WORKER_APP, dead_letters, registered, trace, traced
-
-
-@pytest.fixture
-async def app(redis_url: str, prefix: str) -> AsyncIterator[TaskQueue]:
-    queue = build(prefix, redis_url)
-    yield queue
-    await queue.aclose()
 
 
 async def pending_by_consumer(app: TaskQueue) -> dict[str, int]:

@@ -6,21 +6,11 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import AsyncIterator, Callable
-
-import pytest
+from collections.abc import Callable
 
 from taskq import TaskQueue
-from tests.apps.common import build
 from tests.helpers import WorkerProcess, eventually
 from tests.support import WORKER_APP, alive, live_children, registered_pids, trace
-
-
-@pytest.fixture
-async def app(redis_url: str, prefix: str) -> AsyncIterator[TaskQueue]:
-    queue = build(prefix, redis_url)
-    yield queue
-    await queue.aclose()
 
 
 async def test_supervisor_restarts_a_killed_child_and_stops_cleanly(

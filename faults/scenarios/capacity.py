@@ -9,7 +9,7 @@ import time
 
 from faults import checker
 from faults.harness import Env
-from faults.ledger import FAILED, OK, produce
+from faults.ledger import FAILED, OK, Background, produce
 
 
 async def evicting_policy(env: Env) -> None:
@@ -52,17 +52,14 @@ async def stream_deleted(env: Env) -> None:
     tq = env.app()
     pool = env.pool(2, concurrency=8, lease_ms=2000)
     pool.start()
-    stop = asyncio.Event()
-    producer = asyncio.create_task(produce(env.ledger, tq, rate=80, seconds=300, batch=4,
-                                           ms=30, stop=stop))
+    producer = Background(env.ledger, tq, rate=80, batch=4, ms=30)
     await asyncio.sleep(2.5)
     await env.ledger.enqueue(tq, "work", 100, ms=200)  # a backlog to lose
     admin = env.admin()
     t_del = time.monotonic_ns()
     admin.delete(env.keys.stream)
     await asyncio.sleep(5)
-    stop.set()
-    await producer
+    await producer.stop()
     await env.settle(60)
     v = env.verdict(check_records=False)
     admin.close()

@@ -8,7 +8,7 @@ import time
 
 from faults import checker, tasklog
 from faults.harness import Env, first_completion_after
-from faults.ledger import FAILED, OK, produce
+from faults.ledger import FAILED, OK, Background
 
 
 async def rolling_restarts(env: Env) -> None:
@@ -18,16 +18,13 @@ async def rolling_restarts(env: Env) -> None:
     tq = env.app()
     pool = env.pool(3, concurrency=8, lease_ms=2000, grace_s=10)
     pool.start()
-    stop = asyncio.Event()
-    producer = asyncio.create_task(produce(env.ledger, tq, rate=80, seconds=300, batch=4,
-                                           ms=150, stop=stop))
+    producer = Background(env.ledger, tq, rate=80, batch=4, ms=150)
     await asyncio.sleep(1.5)
     took = []
     for i in range(env.profile.rolling_restarts):
         took.append(await asyncio.to_thread(pool.replace, i % pool.size, 15.0))
         await asyncio.sleep(0.4)
-    stop.set()
-    await producer
+    await producer.stop()
     await env.settle(60)
     v = env.verdict()
     checker.report(env.result, v, max_dup=0)
@@ -59,9 +56,7 @@ async def _redis_restarts(env: Env, mode: str) -> None:
     tq = env.app()
     pool = env.pool(2, concurrency=8, lease_ms=2000)
     pool.start()
-    stop = asyncio.Event()
-    producer = asyncio.create_task(produce(env.ledger, tq, rate=100, seconds=300, batch=5,
-                                           ms=10, stop=stop))
+    producer = Background(env.ledger, tq, rate=100, batch=5, ms=10)
     await asyncio.sleep(2.0)
     outages: list[tuple[int, int]] = []
     recoveries: list[float] = []
@@ -80,8 +75,7 @@ async def _redis_restarts(env: Env, mode: str) -> None:
         back = first_completion_after(env, t_up)
         recoveries.append(back if back is not None else -1)
         await asyncio.sleep(1.5)
-    stop.set()
-    await producer
+    await producer.stop()
     await env.settle(60)
     _outage_enqueues(env, outages)
     r.figures["resume_s_max"] = round(max(recoveries), 2)
@@ -125,9 +119,7 @@ async def client_kill(env: Env) -> None:
     tq = env.app()
     pool = env.pool(2, concurrency=8, lease_ms=2000)
     pool.start()
-    stop = asyncio.Event()
-    producer = asyncio.create_task(produce(env.ledger, tq, rate=100, seconds=300, batch=5,
-                                           ms=10, stop=stop))
+    producer = Background(env.ledger, tq, rate=100, batch=5, ms=10)
     await asyncio.sleep(2.0)
     admin = env.admin()
     killed = 0
@@ -138,8 +130,7 @@ async def client_kill(env: Env) -> None:
         await asyncio.sleep(0.5)
     t_last = time.monotonic_ns()
     await asyncio.sleep(6)
-    stop.set()
-    await producer
+    await producer.stop()
     await env.settle(60)
     admin.close()
     runs = tasklog.read(env.tasks)
