@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import os
 import shutil
 import subprocess
 import sys
@@ -69,10 +70,14 @@ def _measure(srv: Servers, worker: WorkerProc, n: int, empty: bool, name: str) -
     """Without a job round trip nothing marks completions: watch the backlog shrink instead
     (from its first drop to empty, so start-up is left out)."""
     if not empty:
+        cpu0, done0 = _cpu_s(worker.proc.pid), srv.done()
         done = wait_done(srv, n, 60, [worker])
+        cpu1 = _cpu_s(worker.proc.pid)
         worker.stop()
         rate = drain_rate([t for _, t in srv.finished()]) or 0
-        return f"{name}: drained {done} jobs at {rate:,.0f}/s"
+        per_job = (cpu1 - cpu0) * 1e6 / max(1, done - done0)
+        return (f"{name}: drained {done} jobs at {rate:,.0f}/s; "
+                f"worker CPU {per_job:.1f} µs per job")
     first: tuple[float, int] | None = None
     deadline = time.monotonic() + 60
     left = n
@@ -89,6 +94,12 @@ def _measure(srv: Servers, worker: WorkerProc, n: int, empty: bool, name: str) -
         return f"{name}: empty job, did not drain ({left} left)"
     rate = first[1] / (end - first[0])
     return f"{name}: empty job, {first[1]} jobs in {end - first[0]:.2f} s: {rate:,.0f}/s"
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process (steadier than wall time on a busy machine)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _left(srv: Servers, name: str, n: int) -> int:

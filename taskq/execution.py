@@ -98,8 +98,19 @@ async def invoke(
         raise
 
 
+def is_plain_async(task: Task[Any, Any]) -> bool:
+    """An async task without a timeout or a context parameter: the worker awaits it directly."""
+    return (task.is_async and task.options.timeout_s is None
+            and task.signature.context_param is None)
+
+
+_PLAIN = (str, float, bool)
+
+
 def encode_result(value: Any) -> Any:
     """A msgpack-safe form of a task's return value (pydantic models, dates, ... as JSON)."""
+    if value is None or type(value) in _PLAIN:
+        return value
     try:
         pack(value)
         return value

@@ -78,10 +78,8 @@ async def renew(w: Worker) -> None:
             d.lost = True
             w.counters.lost_leases += 1
             log.warning("lease lost on entry %s of %s (another worker took it)", entry, queue)
-            if not d.started:
+            if not d.started:  # its runner (if it has one yet) returns at once: d.lost
                 w.held.pop((queue, entry), None)
-                if d.runner is not None:
-                    d.runner.cancel()
 
 
 async def reclaim(w: Worker) -> None:

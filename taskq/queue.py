@@ -20,6 +20,7 @@ from taskq.connection import connect
 from taskq.errors import BacklogFull, PayloadTooLarge, ResultTimeout, TaskNotFound
 from taskq.handle import TaskHandle
 from taskq.keys import GROUP, QueueKeys, queues_key
+from taskq.lane import Lane
 from taskq.records import (
     TaskRecord,
     TaskStatus,
@@ -80,6 +81,7 @@ class TaskQueue:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._scripts: Scripts | None = None
         self._events: EventHub | None = None
+        self._lane: Lane | None = None
         self._sync: tuple[SyncRedis, SyncScripts] | None = None
         self._known_queues: set[str] = set()
         self._gauge = batching.BacklogGauge()
@@ -183,7 +185,16 @@ class TaskQueue:
             self._loop = loop
             self._scripts = None
             self._events = None
+            self._lane = None
         return self._client
+
+    @property
+    def lane(self) -> Lane:
+        """The auto-pipelined connection of single enqueues (see :mod:`taskq.lane`)."""
+        client = self.redis
+        if self._lane is None:
+            self._lane = Lane(client)
+        return self._lane
 
     @property
     def scripts(self) -> Scripts:
@@ -215,6 +226,10 @@ class TaskQueue:
         if self._events is not None:
             await self._events.close()
             self._events = None
+        if self._lane is not None:
+            with contextlib.suppress(Exception):
+                await self._lane.aclose()
+            self._lane = None
         if self._client is not None:
             with contextlib.suppress(Exception):
                 await self._client.aclose()
@@ -308,8 +323,8 @@ class TaskQueue:
 
     async def _xadd(self, call: batching.Call) -> list[TaskHandle[Any]]:
         """One message to a queue far below its limit: a plain XADD, one command."""
-        entry = await self.redis.xadd(self.keys(call.queue).stream,
-                                      {codec.FIELD: call.payloads[0]})
+        entry = await self.lane.execute("XADD", self.keys(call.queue).stream, "*", codec.FIELD,
+                                        call.payloads[0])
         self._gauge.added(call.queue, 1)
         return [self._handle(ids.task_id(call.queue, _text(entry)), call.messages[0])]
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import Any, Protocol
 
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
@@ -47,9 +47,28 @@ def _s(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+class Completable(Protocol):
+    """What the complete script needs of one owned entry (the worker's deliveries have it)."""
+
+    @property
+    def entry_id(self) -> str: ...
+    @property
+    def deliveries(self) -> int: ...
+    @property
+    def bucket_key(self) -> str: ...
+    @property
+    def task_id(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def record(self) -> bytes: ...
+    @property
+    def flags(self) -> str: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Completion:
-    """One owned entry to finish in a batch."""
+    """One owned entry to finish in a batch (a plain :class:`Completable`)."""
 
     entry_id: str
     deliveries: int
@@ -124,7 +143,7 @@ class Scripts:
         self,
         keys: QueueKeys,
         consumer: str,
-        items: Sequence[Completion],
+        items: Sequence[Completable],
         minute_key: str,
         ttl_ms: int,
         channel: str,

@@ -12,6 +12,7 @@ tasks, heartbeats and refreshes pause and cancel flags.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
@@ -22,20 +23,19 @@ import time
 import traceback
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from redis.exceptions import ResponseError
 
 from taskq import codec, ids, maintenance
 from taskq.codec import Message
 from taskq.connection import REDIS_ERRORS, check_server
-from taskq.context import TaskContext
+from taskq.context import TaskContext, set_context
 from taskq.errors import DecodeError, Retry, TaskValidationError
-from taskq.execution import Executors, encode_result, invoke
+from taskq.execution import Executors, encode_result, invoke, is_plain_async
 from taskq.keys import GROUP, QueueKeys
 from taskq.queue import TaskQueue
-from taskq.records import TaskStatus, bucket_key, bucket_of_entry, encode_record
-from taskq.scripts import Completion
+from taskq.records import TaskStatus, bucket_key, bucket_of_entry, encode_outcome, encode_record
 from taskq.task import Task
 
 log = logging.getLogger(__name__)
@@ -100,6 +100,12 @@ class Delivery:
     acking: bool = False  # handed to the completer; it drops the delivery once acked
     ctx: TaskContext | None = None
     runner: asyncio.Task[None] | None = field(default=None, repr=False)
+    # set when the outcome is handed to the completer (a Completable for the complete script)
+    bucket_key: str = ""
+    status: str = ""
+    record: bytes = b""
+    flags: str = ""
+    ttl_ms: int = 0
 
 
 @dataclass(slots=True)
@@ -111,6 +117,26 @@ class Counters:
     dead: int = 0
     lost_leases: int = 0
     reclaimed: int = 0
+
+
+class _Ready(NamedTuple):
+    """An entry that passed its checks: what its run needs."""
+
+    msg: Message
+    task: Task[Any, Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    attempt: int
+
+
+class _Refusal(NamedTuple):
+    """An entry that cannot run: it goes to the dead letters with this reason."""
+
+    msg: Message | None
+    reason: str
+    error_type: str
+    error: str
+    attempts: int | None = None
 
 
 class Worker:
@@ -132,8 +158,9 @@ class Worker:
         self.forgot_consumers_at = time.monotonic()
         self._stopping = asyncio.Event()
         self._room = asyncio.Event()
-        self._slots = asyncio.Semaphore(self.config.concurrency)
-        self._done: list[tuple[Completion, QueueKeys, int, Delivery]] = []
+        self._running = 0  # deliveries with a runner (at most config.concurrency)
+        self._waiting: collections.deque[Delivery] = collections.deque()  # read, no runner yet
+        self._done: list[Delivery] = []
         self._done_ready = asyncio.Event()
         cpu = os.cpu_count() or 2
         self.executors = Executors(
@@ -198,10 +225,10 @@ class Worker:
 
     async def _drain(self) -> None:
         """Hand back what never started; give running tasks the grace period; hand back the rest."""
+        self._waiting.clear()
+        # A runner that has not started sees `stopping` and returns (runners are never
+        # cancelled before their first step: their `finally` keeps the run-slot count).
         waiting = [d for d in self.held.values() if not d.started]
-        for d in waiting:
-            if d.runner is not None:
-                d.runner.cancel()
         await self._release_all(waiting)
         running = [d.runner for d in self.held.values() if d.runner is not None]
         if running:
@@ -305,20 +332,39 @@ class Worker:
             return
         d = Delivery(queue, entry_id, deliveries, payload)
         self.held[key] = d
-        d.runner = asyncio.create_task(self._process(d))
+        if self._running < self.config.concurrency:
+            self._running += 1
+            d.runner = asyncio.create_task(self._process(d))
+        else:
+            self._waiting.append(d)
+
+    def _start_waiting(self) -> None:
+        """Give runners to waiting deliveries while there are free run slots (a delivery whose
+        lease was lost meanwhile has left ``held`` and is skipped)."""
+        waiting = self._waiting
+        while waiting and self._running < self.config.concurrency and not self.stopping:
+            d = waiting.popleft()
+            if d.lost or self.held.get((d.queue, d.entry_id)) is not d:
+                continue
+            self._running += 1
+            d.runner = asyncio.create_task(self._process(d))
 
     # -- processing -----------------------------------------------------------------------
 
     async def _process(self, d: Delivery) -> None:
         try:
-            async with self._slots:
-                if d.lost or self.stopping:
-                    return
-                if d.queue in self.paused:  # paused after it was read: hand it back
-                    await self._release_all([d])
-                    return
-                d.started = True
-                await self._execute(d)
+            if d.lost or self.stopping:
+                return
+            if d.queue in self.paused:  # paused after it was read: hand it back
+                await self._release_all([d])
+                return
+            d.started = True
+            checked = self._check(d)
+            if type(checked) is _Ready:
+                await self._run(d, *checked)
+            elif type(checked) is _Refusal:
+                await self._dead(d, checked.msg, checked.reason, checked.error_type,
+                                 checked.error, attempts=checked.attempts)
         except asyncio.CancelledError:
             if not (self.stopping or d.lost):
                 raise
@@ -326,51 +372,52 @@ class Worker:
             log.exception("internal error on entry %s of %s; it will be retried after its lease",
                           d.entry_id, d.queue)
         finally:
-            if not d.acking and (not self.stopping or d.started):
-                self.held.pop((d.queue, d.entry_id), None)
+            self._running -= 1
+            key = (d.queue, d.entry_id)
+            if not d.acking and (not self.stopping or d.started) and self.held.get(key) is d:
+                del self.held[key]
                 self._room.set()
+            if self._waiting:
+                self._start_waiting()
 
-    async def _execute(self, d: Delivery) -> None:
+    def _check(self, d: Delivery) -> _Ready | _Refusal | None:
+        """Everything decided before a run: the entry's checks, in order (no I/O). None when
+        the task was cancelled before it ran (its outcome is handed to the completer)."""
         app = self.app
         d.task_id = ids.task_id(d.queue, d.entry_id)
-        if d.payload is None:
-            await self._dead(d, None, "decode_error", "DecodeError", "entry has no 'm' field")
-            return
-        if len(d.payload) > app.max_payload_bytes:
-            await self._dead(d, None, "payload_too_large", "PayloadTooLarge",
-                             f"{len(d.payload)} bytes > limit {app.max_payload_bytes}")
-            return
+        payload = d.payload
+        if payload is None:
+            return _Refusal(None, "decode_error", "DecodeError", "entry has no 'm' field")
+        if len(payload) > app.max_payload_bytes:
+            return _Refusal(None, "payload_too_large", "PayloadTooLarge",
+                            f"{len(payload)} bytes > limit {app.max_payload_bytes}")
         try:
-            msg = codec.decode(d.payload)
+            msg = codec.decode(payload)
         except DecodeError as exc:
-            await self._dead(d, None, "decode_error", "DecodeError", str(exc))
-            return
-        if msg.task_id is not None and ids.split(msg.task_id)[0] != d.queue:
-            await self._dead(d, None, "decode_error", "DecodeError",
-                             f"task id {msg.task_id!r} belongs to another queue")
-            return
-        d.task_id = msg.task_id or d.task_id
+            return _Refusal(None, "decode_error", "DecodeError", str(exc))
+        if msg.task_id is not None:
+            if ids.split(msg.task_id)[0] != d.queue:
+                return _Refusal(None, "decode_error", "DecodeError",
+                                f"task id {msg.task_id!r} belongs to another queue")
+            d.task_id = msg.task_id
         task = app.registry.get(msg.task)
         if task is None:
-            await self._dead(d, msg, "unknown_task", "TaskNotRegistered",
-                             f"task {msg.task!r} is not registered with this worker")
-            return
+            return _Refusal(msg, "unknown_task", "TaskNotRegistered",
+                            f"task {msg.task!r} is not registered with this worker")
         runs_before = msg.attempts + d.deliveries - 1
         if runs_before >= task.options.max_attempts:
-            await self._dead(d, msg, "worker_lost", "WorkerLost",
-                             f"its worker was lost during {d.deliveries - 1} deliveries; "
-                             f"{runs_before} of {task.options.max_attempts} attempts used",
-                             attempts=runs_before)
-            return
+            return _Refusal(msg, "worker_lost", "WorkerLost",
+                            f"its worker was lost during {d.deliveries - 1} deliveries; "
+                            f"{runs_before} of {task.options.max_attempts} attempts used",
+                            runs_before)
         if d.task_id in self.cancels:
-            await self._finish(d, msg, TaskStatus.CANCELLED, None, "c", attempts=runs_before)
-            return
+            self._finish(d, msg, TaskStatus.CANCELLED, None, "c", attempts=runs_before)
+            return None
         try:
             args, kwargs = task.signature.for_call(msg.args, msg.kwargs)
         except TaskValidationError as exc:
-            await self._dead(d, msg, "invalid_args", "TaskValidationError", str(exc))
-            return
-        await self._run(d, msg, task, args, kwargs, runs_before + 1)
+            return _Refusal(msg, "invalid_args", "TaskValidationError", str(exc))
+        return _Ready(msg, task, args, kwargs, runs_before + 1)
 
     async def _run(self, d: Delivery, msg: Message, task: Task[Any, Any], args: tuple[Any, ...],
                    kwargs: dict[str, Any], attempt: int) -> None:
@@ -380,30 +427,34 @@ class Worker:
         started = int(time.time() * 1000)
         self.counters.processed += 1
         try:
-            value = await invoke(task, args, kwargs, ctx, self.executors)
+            if is_plain_async(task):  # the common case, without a coroutine in between
+                set_context(ctx)
+                value = await task.fn(*args, **kwargs)
+            else:
+                value = await invoke(task, args, kwargs, ctx, self.executors)
             result = encode_result(value)
         except asyncio.CancelledError:
             if d.cancel and not self.stopping:
                 current = asyncio.current_task()
                 if current is not None:
                     current.uncancel()
-                await self._finish(d, msg, TaskStatus.CANCELLED, None, "c", attempt, started)
+                self._finish(d, msg, TaskStatus.CANCELLED, None, "c", attempt, started)
                 return
             raise
         except Exception as exc:
             if d.cancel:
-                await self._finish(d, msg, TaskStatus.CANCELLED, None, "c", attempt, started)
+                self._finish(d, msg, TaskStatus.CANCELLED, None, "c", attempt, started)
                 return
             if "BrokenProcessPool" in type(exc).__name__:
                 self.executors.reset_pool()
             await self._failed(d, msg, task, exc, attempt, started)
             return
         if d.cancel:  # a sync task flagged while running: its result is discarded
-            await self._finish(d, msg, TaskStatus.CANCELLED, None, "c", attempt, started)
+            self._finish(d, msg, TaskStatus.CANCELLED, None, "c", attempt, started)
             return
         crashpoint("before_ack")
         flags = "c" if d.task_id in self.cancels else ""  # asked too late: clear the request
-        await self._finish(d, msg, TaskStatus.SUCCEEDED, result, flags, attempt, started)
+        self._finish(d, msg, TaskStatus.SUCCEEDED, result, flags, attempt, started)
 
     async def _failed(self, d: Delivery, msg: Message, task: Task[Any, Any], exc: Exception,
                       attempt: int, started: int) -> None:
@@ -497,27 +548,28 @@ class Worker:
             return int(task.options.result_ttl_s * 1000)
         return self.app.result_ttl_ms
 
-    async def _finish(self, d: Delivery, msg: Message, status: TaskStatus, result: Any,
-                      flags: str, attempts: int, started: int | None = None) -> None:
+    def _finish(self, d: Delivery, msg: Message, status: TaskStatus, result: Any,
+                flags: str, attempts: int, started: int | None = None) -> None:
         """Hand an owned entry to the completer (batched complete script). The delivery stays
         held (its lease renewed) until the completer has acked it."""
         task = self.app.registry.get(msg.task)
         if msg.task_id is not None:
             flags += "e"
-        record = encode_record(
-            status, task=msg.task, args=msg.args, kwargs=msg.kwargs, attempts=attempts,
-            enqueued_ms=msg.enqueued_ms, started_ms=started, finished_ms=int(time.time() * 1000),
-            result=result, worker=self.id,
-            error="cancelled" if status is TaskStatus.CANCELLED else None,
+        d.record = encode_outcome(
+            status, msg.task, msg.args, msg.kwargs, attempts, msg.enqueued_ms, started,
+            int(time.time() * 1000), result, self.id,
+            "cancelled" if status is TaskStatus.CANCELLED else None,
         )
         keys = self.keys[d.queue]
-        bucket = (bucket_of_entry(keys, d.entry_id) if msg.task_id is None
-                  else bucket_key(keys, d.task_id))
-        item = Completion(d.entry_id, d.deliveries, bucket, d.task_id, status.value, record,
-                          flags)
+        d.bucket_key = (bucket_of_entry(keys, d.entry_id) if msg.task_id is None
+                        else bucket_key(keys, d.task_id))
+        d.status = status.value
+        d.flags = flags
+        d.ttl_ms = self._ttl_ms(task)
         d.acking = True
-        self._done.append((item, keys, self._ttl_ms(task), d))
-        self._done_ready.set()
+        self._done.append(d)
+        if len(self._done) == 1:
+            self._done_ready.set()
 
     async def _completer(self) -> None:
         """Group commit: one complete script per queue for everything finished meanwhile."""
@@ -532,24 +584,25 @@ class Worker:
                     await asyncio.sleep(0)
             self._done_ready.clear()
             batch, self._done = self._done, []
-            groups: dict[tuple[str, int], list[tuple[Completion, Delivery]]] = {}
-            by_key: dict[tuple[str, int], QueueKeys] = {}
-            for item, keys, ttl, d in batch:
-                groups.setdefault((keys.queue, ttl), []).append((item, d))
-                by_key[(keys.queue, ttl)] = keys
-            for gk, items in groups.items():
-                await self._complete_group(by_key[gk], gk[1], items)
+            first = batch[0]
+            if all(d.queue == first.queue and d.ttl_ms == first.ttl_ms for d in batch):
+                await self._complete_group(self.keys[first.queue], first.ttl_ms, batch)
+                continue
+            groups: dict[tuple[str, int], list[Delivery]] = {}
+            for d in batch:
+                groups.setdefault((d.queue, d.ttl_ms), []).append(d)
+            for (queue, ttl), items in groups.items():
+                await self._complete_group(self.keys[queue], ttl, items)
 
-    async def _complete_group(self, keys: QueueKeys, ttl: int,
-                              items: list[tuple[Completion, Delivery]]) -> None:
+    async def _complete_group(self, keys: QueueKeys, ttl: int, items: list[Delivery]) -> None:
         minute = self.redis_now_ms() // 60_000
         delay = 0.05
         refused = 0
         while True:
             try:
                 lost = await self.app.scripts.complete(
-                    keys, self.id, [c for c, _ in items], keys.done_minute(minute), ttl,
-                    keys.events, len(self.held) + len(items) + 16,
+                    keys, self.id, items, keys.done_minute(minute), ttl, keys.events,
+                    len(self.held) + len(items) + 16,
                 )
                 break
             except REDIS_ERRORS as exc:
@@ -558,19 +611,22 @@ class Worker:
                 refused += 1
                 log.exception("ack of %d tasks refused by Redis", len(items))
                 if refused >= 5:  # give up: the entries return after their lease
-                    lost = [c.entry_id for c, _ in items]
+                    lost = [d.entry_id for d in items]
                     break
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
+        held = self.held
         lost_set = set(lost)
-        for c, d in items:
-            if c.entry_id in lost_set:
+        for d in items:
+            if lost_set and d.entry_id in lost_set:
                 self.counters.lost_leases += 1
                 log.warning("lease lost on %s: another worker owns it now; outcome discarded",
-                            c.task_id, extra={"task_id": c.task_id})
-            elif c.status == "succeeded":
+                            d.task_id, extra={"task_id": d.task_id})
+            elif d.status == "succeeded":
                 self.counters.succeeded += 1
-            self.held.pop((d.queue, d.entry_id), None)
+            key = (d.queue, d.entry_id)
+            if held.get(key) is d:
+                del held[key]
         self._room.set()
 
     async def _progress(self, queue: str, task_id: str, fraction: float, message: str) -> None:

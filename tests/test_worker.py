@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 from collections.abc import Callable
@@ -95,3 +96,26 @@ async def test_cpu_bound_timeout(tq: TaskQueue, start_worker: Callable[..., Work
     start_worker(tq, processes=1, block_ms=100)
     record = await (await spin.enqueue(3.0)).wait(timeout=20)
     assert record.status is TaskStatus.DEAD and record.error_type == "TimeoutError"
+
+
+async def test_concurrency_limit_holds_with_prefetched_entries(
+        tq: TaskQueue, start_worker: Callable[..., Worker]) -> None:
+    """Entries read beyond the run slots wait without a runner and start as slots free up:
+    never more than `concurrency` run at once, and every one runs."""
+    running = 0
+    most = 0
+
+    @tq.task
+    async def slow(i: int) -> int:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await asyncio.sleep(0.01)
+        running -= 1
+        return i
+
+    handles = await tq.enqueue_many([slow.message(i) for i in range(60)])
+    start_worker(tq, concurrency=3, prefetch=20, block_ms=100)
+    results = [await h.result(timeout=30) for h in handles]
+    assert results == list(range(60))
+    assert most == 3
