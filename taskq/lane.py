@@ -1,97 +1,171 @@
 """An auto-pipelined lane: one dedicated connection for a producer's single commands.
 
-A single enqueue is one XADD. Through the connection pool every command pays for taking and
-checking a connection and for its own timeout scopes; here commands go out on one connection
-kept open, and the commands issued while a round trip is in flight are written together in the
-next one (as ioredis's auto-pipelining does), so many concurrent enqueues (one per request of a
-busy API) cost about one round trip, and a lone one costs little more than the round trip.
+A single enqueue is one XADD. Through redis-py's connection pool every command pays for taking
+and checking a connection, its timeout scopes, and Python-level packing and parsing: about
+twice the cost of the round trip itself. Here each command is packed by hiredis and written at
+once to one connection kept open; replies are parsed by hiredis as they arrive and handed to
+the waiting callers in order. Commands issued by concurrent callers share the connection's
+writes and reads (as ioredis's auto-pipelining does): a busy API's enqueues cost about one
+round trip per burst, and a lone one little more than the round trip.
 
-Replies come back in order; an error reply fails only its own command. A connection failure
-fails every command of the round trip with the connection error (each may or may not have
-run, as with any Redis command) and the next round trip reconnects. Nothing is retried here.
+The connection is opened and set up by redis-py (URL, TLS, AUTH, SELECT), so every URL the
+client takes works; the lane then takes over its transport. An error reply fails only its own
+command. A command whose connection is lost before its reply, on a connection opened before it
+was sent (Redis restarted, an idle connection dropped), is sent once more on a new connection,
+as redis-py's own retry does (it may then run twice: producers are at-least-once); otherwise
+the command fails with ConnectionError and may or may not have run, as with any Redis command.
+A reply overdue by the client's socket timeout fails every waiting command with TimeoutError
+and drops the connection.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
+import time
 from typing import Any
 
+import hiredis
 from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-Pending = tuple[tuple[Any, ...], "asyncio.Future[Any]"]
+
+class _Lost(RedisConnectionError):
+    """The connection went away before this command's reply."""
+
+
+class _Replies(asyncio.Protocol):
+    """Reads the connection after set-up: each reply resolves the oldest waiting command."""
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+        self.parser = hiredis.Reader(replyError=ResponseError)
+        self.waiting: collections.deque[tuple[asyncio.Future[Any], float]] = collections.deque()
+        self.lost: Exception | None = None
+
+    def data_received(self, data: bytes) -> None:
+        self.parser.feed(data)
+        waiting = self.waiting
+        while True:
+            try:
+                reply = self.parser.gets()
+            except hiredis.ProtocolError as exc:
+                self.fail(RedisConnectionError(f"unreadable reply from Redis: {exc}"))
+                return
+            if reply is False:
+                return
+            if not waiting:  # nobody asked: the stream is out of step, drop it
+                self.fail(RedisConnectionError("unexpected reply from Redis"))
+                return
+            fut, _ = waiting.popleft()
+            if fut.done():  # its caller gave up (cancelled): the reply is read all the same
+                continue
+            if isinstance(reply, ResponseError):
+                fut.set_exception(reply)
+            else:
+                fut.set_result(reply)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.fail(_Lost(f"connection to Redis lost{f': {exc}' if exc else ''}"))
+
+    def fail(self, error: Exception) -> None:
+        if self.lost is None:
+            self.lost = error
+            self.transport.close()
+        while self.waiting:
+            fut, _ = self.waiting.popleft()
+            if not fut.done():
+                fut.set_exception(error)
 
 
 class Lane:
     """Runs raw commands (``await lane.execute("XADD", key, "*", "m", payload)``) on a
     connection of its own, made from ``client``'s pool settings (URL, TLS, auth, timeouts)."""
 
-    def __init__(self, client: Redis, max_batch: int = 1_000) -> None:
+    def __init__(self, client: Redis) -> None:
         self._client = client
-        self._max_batch = max_batch
-        self._conn: AbstractConnection | None = None
-        self._pending: list[Pending] = []
-        self._flusher: asyncio.Task[None] | None = None
+        kwargs = client.connection_pool.connection_kwargs
+        self._timeout: float = kwargs.get("socket_timeout") or 30.0
+        self._replies: _Replies | None = None
+        self._conn: AbstractConnection | None = None  # redis-py's, kept to close it properly
+        self._connecting = asyncio.Lock()
+        self._watchdog: asyncio.TimerHandle | None = None
         self._closed = False
 
     async def execute(self, *args: Any) -> Any:
-        if self._closed:
-            raise RedisConnectionError("the lane is closed")
-        loop = asyncio.get_running_loop()
-        fut: asyncio.Future[Any] = loop.create_future()
-        self._pending.append((args, fut))
-        if self._flusher is None:
-            self._flusher = loop.create_task(self._flush())
+        replies = self._replies
+        reused = replies is not None and replies.lost is None
+        try:
+            return await self._send(args)
+        except _Lost:
+            if not reused:
+                raise
+            return await self._send(args)
+
+    async def _send(self, args: tuple[Any, ...]) -> Any:
+        replies = self._replies
+        if replies is None or replies.lost is not None:
+            replies = await self._connect()
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        replies.waiting.append((fut, time.monotonic()))
+        replies.transport.write(hiredis.pack_command(args))
+        if self._watchdog is None:
+            self._arm()
         return await fut
 
     async def aclose(self) -> None:
         self._closed = True
-        flusher = self._flusher
-        if flusher is not None:
-            await asyncio.gather(flusher, return_exceptions=True)
-        if self._conn is not None:
-            await self._conn.disconnect()
-            self._conn = None
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
+        if self._replies is not None:
+            self._replies.fail(RedisConnectionError("the lane is closed"))
+            self._replies = None
+        await self._forget_connection()
 
-    async def _connection(self) -> AbstractConnection:
-        conn = self._conn
-        if conn is None:
-            made: AbstractConnection = self._client.connection_pool.make_connection()  # type: ignore[no-untyped-call]
-            conn = self._conn = made
-        await conn.connect()  # type: ignore[no-untyped-call]  # no-op while connected
-        return conn
+    async def _forget_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await conn.disconnect(nowait=True)  # its transport is closed already, or now
 
-    async def _flush(self) -> None:
-        try:
-            while self._pending:
-                batch = self._pending[: self._max_batch]
-                del self._pending[: self._max_batch]
-                await self._round_trip(batch)
-        finally:
-            self._flusher = None
+    async def _connect(self) -> _Replies:
+        async with self._connecting:
+            if self._closed:
+                raise RedisConnectionError("the lane is closed")
+            replies = self._replies
+            if replies is not None and replies.lost is None:
+                return replies  # another caller connected meanwhile
+            await self._forget_connection()
+            pool = self._client.connection_pool
+            conn = pool.connection_class(**pool.connection_kwargs)
+            self._conn = conn
+            await conn.connect()  # type: ignore[no-untyped-call]
+            # redis-py (5 and 6) keeps the connection's asyncio streams here; from now on the
+            # lane reads the transport itself.
+            writer = getattr(conn, "_writer", None)
+            if not isinstance(writer, asyncio.StreamWriter):
+                await conn.disconnect()
+                raise RuntimeError("this redis-py version keeps its streams elsewhere: "
+                                   "taskq.lane needs an update")
+            transport: Any = writer.transport
+            replies = _Replies(transport)
+            transport.set_protocol(replies)
+            self._replies = replies
+            return replies
 
-    async def _round_trip(self, batch: list[Pending]) -> None:
-        try:
-            conn = await self._connection()
-            await conn.send_packed_command(conn.pack_commands([args for args, _ in batch]))
-            for _, fut in batch:
-                try:
-                    reply = await conn.read_response()
-                except ResponseError as exc:  # this command's own error; the rest go on
-                    if not fut.done():
-                        fut.set_exception(exc)
-                    continue
-                if not fut.done():
-                    fut.set_result(reply)
-        except BaseException as exc:
-            broken, self._conn = self._conn, None
-            if broken is not None:
-                await broken.disconnect(nowait=True)
-            error = exc if isinstance(exc, Exception) else RedisConnectionError("lane closed")
-            for _, fut in batch:
-                if not fut.done():
-                    fut.set_exception(error)
-            if not isinstance(exc, Exception):
-                raise
+    def _arm(self) -> None:
+        self._watchdog = asyncio.get_running_loop().call_later(self._timeout / 4, self._check)
+
+    def _check(self) -> None:
+        """Every quarter timeout while commands wait: fail them all when the oldest is late."""
+        self._watchdog = None
+        replies = self._replies
+        if replies is None or not replies.waiting:
+            return
+        if time.monotonic() - replies.waiting[0][1] > self._timeout:
+            replies.fail(RedisTimeoutError(f"no reply from Redis within {self._timeout:g} s"))
+            return
+        self._arm()

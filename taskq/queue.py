@@ -84,6 +84,7 @@ class TaskQueue:
         self._lane: Lane | None = None
         self._sync: tuple[SyncRedis, SyncScripts] | None = None
         self._known_queues: set[str] = set()
+        self._keys: dict[str, QueueKeys] = {}
         self._gauge = batching.BacklogGauge()
 
     # -- registry -----------------------------------------------------------------------
@@ -172,7 +173,13 @@ class TaskQueue:
         return sorted({t.options.queue for t in self.registry.values()})
 
     def keys(self, queue: str) -> QueueKeys:
-        return QueueKeys(self.prefix, queue)
+        keys = self._keys.get(queue)
+        if keys is None or keys.prefix != self.prefix:  # (the CLI may set another prefix)
+            keys = QueueKeys(self.prefix, queue)  # raises InvalidQueueName for a bad name
+            if len(self._keys) >= 1_000:  # names may come from requests: keep the cache bounded
+                self._keys.clear()
+            self._keys[queue] = keys
+        return keys
 
     # -- connections ----------------------------------------------------------------------
 
@@ -200,7 +207,7 @@ class TaskQueue:
     def scripts(self) -> Scripts:
         client = self.redis
         if self._scripts is None:
-            self._scripts = Scripts(client)
+            self._scripts = Scripts(client, self.lane)
         return self._scripts
 
     @property
@@ -271,6 +278,22 @@ class TaskQueue:
 
     def _handle(self, task_id: str, msg: Message, run_at_ms: int | None = None) -> TaskHandle[Any]:
         return TaskHandle(task_id, self, self.registry.get(msg.task), run_at_ms)
+
+    async def enqueue_one(self, msg: Message) -> TaskHandle[Any]:
+        """Enqueue one message now: a plain XADD on the lane while its queue is known and far
+        below its backlog limit (the common case), else :meth:`enqueue_many`."""
+        queue = msg.queue or self._queue_of(msg.task)
+        if queue in self._known_queues and self._gauge.fast(queue, 1, time.monotonic(),
+                                                             self.max_backlog):
+            payload = codec.encode(msg)
+            if len(payload) > self.max_payload_bytes:
+                raise PayloadTooLarge(len(payload), self.max_payload_bytes)
+            entry = await self.lane.execute("XADD", self.keys(queue).stream, "*", codec.FIELD,
+                                            payload)
+            self._gauge.added(queue, 1)
+            return TaskHandle(ids.task_id(queue, _text(entry)), self, self.registry.get(msg.task))
+        (handle,) = await self.enqueue_many([msg])
+        return handle
 
     async def enqueue_many(
         self, messages: Iterable[Message], *, delay: Seconds | None = None

@@ -16,8 +16,10 @@ from typing import Any, Protocol
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript, Script
+from redis.exceptions import ResponseError
 
 from taskq.keys import GROUP, QueueKeys
+from taskq.lane import Lane
 
 NAMES = (
     "cancel",
@@ -98,10 +100,12 @@ def _id_key(entry_id: str) -> tuple[int, int]:
 
 
 class Scripts:
-    """Typed wrappers over the scripts, bound to one asyncio client."""
+    """Typed wrappers over the scripts, bound to one asyncio client. With a ``lane`` (see
+    :mod:`taskq.lane`) the calls go through it: packed by hiredis, auto-pipelined."""
 
-    def __init__(self, client: Redis) -> None:
+    def __init__(self, client: Redis, lane: Lane | None = None) -> None:
         self.client = client
+        self._lane = lane
         self._s: dict[str, AsyncScript] = {n: client.register_script(source(n)) for n in NAMES}
 
     async def load(self) -> None:
@@ -111,7 +115,18 @@ class Scripts:
             script.sha = sha
 
     async def _call(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
-        return await self._s[name](keys=list(keys), args=list(args))
+        lane = self._lane
+        if lane is None:
+            return await self._s[name](keys=list(keys), args=list(args))
+        sha = self._s[name].sha
+        try:
+            return await lane.execute("EVALSHA", sha, len(keys), *keys, *args)
+        except ResponseError as exc:
+            if not str(exc).startswith("NOSCRIPT"):
+                raise
+        # a restarted or flushed Redis: load the script, then call it again
+        await lane.execute("SCRIPT", "LOAD", source(name))
+        return await lane.execute("EVALSHA", sha, len(keys), *keys, *args)
 
     async def enqueue(
         self, keys: QueueKeys, payloads: Sequence[bytes], limit: int

@@ -252,6 +252,8 @@ class Task(Generic[P, R]):
         kw = dict(kwargs)
         delay = self._pop_delay(kw)
         msg = self.build(args, kw)
+        if delay is None:
+            return await self.app.enqueue_one(msg)
         (handle,) = await self.app.enqueue_many([msg], delay=delay)
         return handle
 
@@ -280,6 +282,8 @@ class BoundTask(Generic[P, R]):
 
     async def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> TaskHandle[R]:
         msg = self.task.build(args, dict(kwargs), self.queue)
+        if not self.delay_s:
+            return await self.task.app.enqueue_one(msg)
         (handle,) = await self.task.app.enqueue_many([msg], delay=self.delay_s)
         return handle
 

@@ -4,11 +4,13 @@ only its own command, a broken connection fails the round trip and the next one 
 from __future__ import annotations
 
 import asyncio
+import socket
 
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from taskq.lane import Lane
 
@@ -50,7 +52,9 @@ async def test_an_error_reply_fails_only_its_command(redis_url: str, prefix: str
         await client.aclose()
 
 
-async def test_a_dropped_connection_fails_then_reconnects(redis_url: str, prefix: str) -> None:
+async def test_a_dropped_idle_connection_is_reopened(redis_url: str, prefix: str) -> None:
+    """Killed before the round trip got any reply (as after a Redis restart): sent again on
+    a new connection, once."""
     client = Redis.from_url(redis_url)
     lane = Lane(client)
     key = f"{prefix}:lane"
@@ -59,11 +63,27 @@ async def test_a_dropped_connection_fails_then_reconnects(redis_url: str, prefix
         ids = [c["id"] for c in await client.client_list() if c.get("name") == "taskq-lane-test"]
         assert len(ids) == 1
         await client.client_kill_filter(_id=ids[0])
-        with pytest.raises(RedisConnectionError):
-            await lane.execute("RPUSH", key, "lost?")
-        assert await lane.execute("RPUSH", key, "after") >= 1  # a new connection
+        assert await lane.execute("RPUSH", key, "after") == 1
+        assert await client.lrange(key, 0, -1) == [b"after"]
+        names = [c.get("name") for c in await client.client_list()]
+        assert "taskq-lane-test" not in names  # a new connection did it
     finally:
         await client.delete(key)
+        await lane.aclose()
+        await client.aclose()
+
+
+async def test_unreachable_redis_fails_fast() -> None:
+    with socket.socket() as s:  # a free port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    client = Redis.from_url(f"redis://127.0.0.1:{port}/0", socket_connect_timeout=1)
+    lane = Lane(client)
+    try:
+        results = await asyncio.gather(*(lane.execute("PING") for _ in range(3)),
+                                       return_exceptions=True)
+        assert all(isinstance(r, RedisConnectionError) for r in results), results
+    finally:
         await lane.aclose()
         await client.aclose()
 
@@ -75,3 +95,19 @@ async def test_closed_lane_refuses(redis_url: str) -> None:
     with pytest.raises(RedisConnectionError):
         await lane.execute("PING")
     await client.aclose()
+
+
+async def test_overdue_reply_times_out_and_the_lane_recovers(redis_url: str,
+                                                             prefix: str) -> None:
+    client = Redis.from_url(redis_url, socket_timeout=0.4)
+    lane = Lane(client)
+    key = f"{prefix}:lane-empty"
+    try:
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(RedisTimeoutError):
+            await lane.execute("BLPOP", key, 3)  # blocks for 3 s: longer than the timeout
+        assert asyncio.get_running_loop().time() - started < 2.5
+        assert await lane.execute("PING") == b"PONG"  # a new connection
+    finally:
+        await lane.aclose()
+        await client.aclose()
