@@ -17,6 +17,7 @@ Decoding never executes or imports anything named in the payload. Failures raise
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -61,7 +62,7 @@ def encode(message: Message) -> bytes:
     if message.task_id is not None:
         body["i"] = message.task_id
     try:
-        return msgpack.packb(body, use_bin_type=True)  # type: ignore[no-any-return]
+        return _packer().pack(body)  # type: ignore[no-any-return]
     except (TypeError, ValueError, OverflowError) as exc:
         raise DecodeError(f"cannot encode arguments of task {message.task!r}: {exc}") from exc
 
@@ -119,7 +120,20 @@ def _checked(body: Any) -> Message:
 
 def pack(value: Any) -> bytes:
     """msgpack for records and results (plain data only)."""
-    return msgpack.packb(value, use_bin_type=True)  # type: ignore[no-any-return]
+    return _packer().pack(value)  # type: ignore[no-any-return]
+
+
+_local = threading.local()
+
+
+def _packer() -> msgpack.Packer:
+    """This thread's Packer: reusing one halves the cost of packing a small map (packb makes
+    a new one per call). Packing plain data runs no Python code, so it is never re-entered."""
+    try:
+        return _local.packer
+    except AttributeError:
+        _local.packer = msgpack.Packer(use_bin_type=True)
+        return _local.packer
 
 
 def unpack(data: bytes) -> Any:

@@ -112,6 +112,7 @@ class Signature:
         td = TypedDict(f"{name}_arguments", schema_fields)  # type: ignore[misc]
         td.__pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[attr-defined]
         self.adapter: TypeAdapter[Any] = TypeAdapter(td)
+        self._validator = self.adapter.validator  # the core validator, without the wrapper
         self.fields = fields
         ret = hints.get("return", Any)
         if inspect.iscoroutinefunction(fn) and typing.get_origin(ret) is Coroutine:
@@ -122,6 +123,8 @@ class Signature:
 
     def _bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> dict[str, Any]:
         if self._all_positional and not kwargs and len(args) == len(self._positional):
+            if not self._defaults:  # (lengths checked above)
+                return dict(zip(self._positional, args, strict=True))
             return {**self._defaults, **dict(zip(self._positional, args, strict=True))}
         if self._simple and len(args) <= len(self._positional) and kwargs.keys() <= self._names:
             # The common case, without inspect's binding: plain parameters, no duplicates.
@@ -145,7 +148,7 @@ class Signature:
 
     def _validate(self, data: dict[str, Any]) -> dict[str, Any]:
         try:
-            result: dict[str, Any] = self.adapter.validate_python(data)
+            result: dict[str, Any] = self._validator.validate_python(data)
             return result
         except pydantic.ValidationError as exc:
             errors = [
