@@ -263,13 +263,11 @@ class TaskQueue:
     # -- enqueue --------------------------------------------------------------------------
 
     def _encode(self, messages: Iterable[Message]) -> list[tuple[str, bytes, Message]]:
-        out = []
-        for msg in messages:
-            queue = msg.queue or self._queue_of(msg.task)
-            payload = codec.encode(msg)
-            if len(payload) > self.max_payload_bytes:
-                raise PayloadTooLarge(len(payload), self.max_payload_bytes)
-            out.append((queue, payload, msg))
+        encode, limit = codec.encode, self.max_payload_bytes
+        out = [(msg.queue or self._queue_of(msg.task), encode(msg), msg) for msg in messages]
+        for _, payload, _ in out:
+            if len(payload) > limit:
+                raise PayloadTooLarge(len(payload), limit)
         return out
 
     def _queue_of(self, task: str) -> str:
@@ -369,7 +367,8 @@ class TaskQueue:
             self._gauge.saw(call.queue, length, time.monotonic())
         else:
             self._gauge.added(call.queue, len(entries))
-        return [self._handle(ids.task_id(call.queue, e), m)
+        registry, prefix = self.registry, call.queue + ":"  # (ids.task_id, inlined)
+        return [TaskHandle(prefix + e, self, registry.get(m.task))
                 for e, m in zip(entries, call.messages, strict=True)]
 
     def enqueue_many_sync(

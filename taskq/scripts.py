@@ -91,7 +91,7 @@ class Reclaimed:
 def _enqueued(r: list[Any]) -> tuple[list[str] | None, int]:
     if int(r[0]) == 0:
         return None, int(r[1])
-    return [_s(x) for x in r[2:]], int(r[1])
+    return [x.decode() if type(x) is bytes else x for x in r[2:]], int(r[1])
 
 
 def _id_key(entry_id: str) -> tuple[int, int]:
