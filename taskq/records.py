@@ -98,51 +98,33 @@ def encode_record(
     traceback: str | None = None,
     worker: str | None = None,
 ) -> bytes:
-    body: dict[str, Any] = {"s": str(status), "n": attempts}
-    optional = {
-        "t": task,
-        "a": list(args) if args else None,
-        "k": kwargs or None,
-        "e": enqueued_ms,
-        "st": started_ms,
-        "f": finished_ms,
-        "ra": run_at_ms,
-        "r": result,
-        "et": error_type,
-        "em": error,
-        "tb": traceback[-TRACEBACK_LIMIT:] if traceback else None,
-        "w": worker,
-    }
-    body.update({k: v for k, v in optional.items() if v is not None})
-    return pack(body)
-
-
-def encode_outcome(
-    status: TaskStatus,
-    task: str,
-    args: tuple[Any, ...],
-    kwargs: dict[str, Any],
-    attempts: int,
-    enqueued_ms: int,
-    started_ms: int | None,
-    finished_ms: int,
-    result: Any,
-    worker: str,
-    error: str | None = None,
-) -> bytes:
-    """:func:`encode_record` of a finished run, for the worker's hot path (same format)."""
-    body: dict[str, Any] = {"s": status.value, "n": attempts, "t": task, "e": enqueued_ms,
-                            "f": finished_ms, "w": worker}
+    """A record's bytes: short keys, absent values left out (the worker writes one per task,
+    so this is on the hot path: plain tests, no intermediate dicts)."""
+    body: dict[str, Any] = {"s": status.value, "n": attempts}
+    if task is not None:
+        body["t"] = task
     if args:
-        body["a"] = args
+        body["a"] = args  # a tuple packs as an array
     if kwargs:
         body["k"] = kwargs
+    if enqueued_ms is not None:
+        body["e"] = enqueued_ms
     if started_ms is not None:
         body["st"] = started_ms
+    if finished_ms is not None:
+        body["f"] = finished_ms
+    if run_at_ms is not None:
+        body["ra"] = run_at_ms
     if result is not None:
         body["r"] = result
+    if error_type is not None:
+        body["et"] = error_type
     if error is not None:
         body["em"] = error
+    if traceback:
+        body["tb"] = traceback[-TRACEBACK_LIMIT:]
+    if worker is not None:
+        body["w"] = worker
     return pack(body)
 
 

@@ -35,7 +35,7 @@ from taskq.errors import DecodeError, Retry, TaskValidationError
 from taskq.execution import Executors, encode_result, invoke, is_plain_async
 from taskq.keys import GROUP, QueueKeys
 from taskq.queue import TaskQueue
-from taskq.records import TaskStatus, bucket_key, bucket_of_entry, encode_outcome, encode_record
+from taskq.records import TaskStatus, bucket_key, bucket_of_entry, encode_record
 from taskq.task import Task
 
 log = logging.getLogger(__name__)
@@ -555,10 +555,11 @@ class Worker:
         task = self.app.registry.get(msg.task)
         if msg.task_id is not None:
             flags += "e"
-        d.record = encode_outcome(
-            status, msg.task, msg.args, msg.kwargs, attempts, msg.enqueued_ms, started,
-            int(time.time() * 1000), result, self.id,
-            "cancelled" if status is TaskStatus.CANCELLED else None,
+        d.record = encode_record(
+            status, task=msg.task, args=msg.args, kwargs=msg.kwargs, attempts=attempts,
+            enqueued_ms=msg.enqueued_ms, started_ms=started, finished_ms=int(time.time() * 1000),
+            result=result, worker=self.id,
+            error="cancelled" if status is TaskStatus.CANCELLED else None,
         )
         keys = self.keys[d.queue]
         d.bucket_key = (bucket_of_entry(keys, d.entry_id) if msg.task_id is None
