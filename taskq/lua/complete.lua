@@ -9,9 +9,9 @@
 -- ARGV[2]  consumer
 -- ARGV[3]  record ttl ms
 -- ARGV[4]  events channel
--- ARGV[5]  start of the range of the caller's pending entries to scan (the worker: -)
--- ARGV[6]  end of that range (the worker: +)
--- ARGV[7]  how many of them to scan, oldest first (the worker: more than it holds)
+-- ARGV[5]  smallest entry id of the batch
+-- ARGV[6]  largest entry id of the batch
+-- ARGV[7]  how many of the caller's pending entries to scan in that range
 -- ARGV[8]  one line per item: entry id, delivery count, bucket index (into KEYS[6..]), task
 --          id, status, flags, separated by tabs (flags: "e" drop the entries mapping, "c" drop
 --          the cancel request); queue names and ids hold no tabs or newlines
