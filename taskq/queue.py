@@ -280,16 +280,10 @@ class TaskQueue:
     async def enqueue_one(self, msg: Message) -> TaskHandle[Any]:
         """Enqueue one message now: a plain XADD on the lane while its queue is known and far
         below its backlog limit (the common case), else :meth:`enqueue_many`."""
-        queue = msg.queue or self._queue_of(msg.task)
+        ((queue, payload, _),) = self._encode([msg])  # raises PayloadTooLarge
         if queue in self._known_queues and self._gauge.fast(queue, 1, time.monotonic(),
                                                              self.max_backlog):
-            payload = codec.encode(msg)
-            if len(payload) > self.max_payload_bytes:
-                raise PayloadTooLarge(len(payload), self.max_payload_bytes)
-            entry = await self.lane.execute("XADD", self.keys(queue).stream, "*", codec.FIELD,
-                                            payload)
-            self._gauge.added(queue, 1)
-            return TaskHandle(ids.task_id(queue, _text(entry)), self, self.registry.get(msg.task))
+            return await self._xadd(queue, payload, msg)
         (handle,) = await self.enqueue_many([msg])
         return handle
 
@@ -313,7 +307,8 @@ class TaskQueue:
         limit = self.max_backlog
         if delay_ms == 0 and self._all_fast(calls):
             if len(calls) == 1 and len(calls[0].payloads) == 1:
-                return await self._xadd(calls[0])
+                call = calls[0]
+                return [await self._xadd(call.queue, call.payloads[0], call.messages[0])]
             limit = 0  # far below the limit: no check needed
         if len(calls) > 1 and limit > 0:
             queues = sorted({c.queue for c in calls})
@@ -342,12 +337,12 @@ class TaskQueue:
             wanted[c.queue] = wanted.get(c.queue, 0) + len(c.payloads)
         return all(self._gauge.fast(q, n, now, self.max_backlog) for q, n in wanted.items())
 
-    async def _xadd(self, call: batching.Call) -> list[TaskHandle[Any]]:
+    async def _xadd(self, queue: str, payload: bytes, msg: Message) -> TaskHandle[Any]:
         """One message to a queue far below its limit: a plain XADD, one command."""
-        entry = await self.lane.execute("XADD", self.keys(call.queue).stream, "*", codec.FIELD,
-                                        call.payloads[0])
-        self._gauge.added(call.queue, 1)
-        return [self._handle(ids.task_id(call.queue, _text(entry)), call.messages[0])]
+        entry = await self.lane.execute("XADD", self.keys(queue).stream, "*", codec.FIELD,
+                                        payload)
+        self._gauge.added(queue, 1)
+        return self._handle(ids.task_id(queue, _text(entry)), msg)
 
     async def _send(self, call: batching.Call, limit: int, delay_ms: int) -> list[TaskHandle[Any]]:
         keys = self.keys(call.queue)
