@@ -100,7 +100,7 @@ def encode_record(
 ) -> bytes:
     """A record's bytes: short keys, absent values left out (the worker writes one per task,
     so this is on the hot path: plain tests, no intermediate dicts)."""
-    body: dict[str, Any] = {"s": status.value, "n": attempts}
+    body: dict[str, Any] = {"s": status._value_, "n": attempts}
     if task is not None:
         body["t"] = task
     if args:

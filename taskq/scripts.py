@@ -94,11 +94,6 @@ def _enqueued(r: list[Any]) -> tuple[list[str] | None, int]:
     return [x.decode() if type(x) is bytes else x for x in r[2:]], int(r[1])
 
 
-def _id_key(entry_id: str) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)
-
-
 class Scripts:
     """Typed wrappers over the scripts, bound to one asyncio client. With a ``lane`` (see
     :mod:`taskq.lane`) the calls go through it: packed by hiredis, auto-pipelined."""
@@ -171,9 +166,7 @@ class Scripts:
             f"\t{c.task_id}\t{c.status}\t{c.flags}"
             for c in items
         )
-        ordered = sorted((c.entry_id for c in items), key=_id_key)
-        args = [GROUP, consumer, ttl_ms, channel, ordered[0], ordered[-1], scan, meta,
-                *(c.record for c in items)]
+        args = [GROUP, consumer, ttl_ms, channel, scan, meta, *(c.record for c in items)]
         key_list = [keys.stream, keys.stats, minute_key, keys.entries, keys.cancels, *buckets]
         r = await self._call("complete", key_list, args)
         return [_s(x) for x in r]

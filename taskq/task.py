@@ -59,6 +59,7 @@ class TaskOptions:
 
 
 _PLAIN = (int, str, float, bool, type(None))
+_SCALARS = (int, str, float, bool)
 
 
 def _is_plain(hint: Any) -> bool:
@@ -104,6 +105,12 @@ class Signature:
         self._all_positional = self._simple and self._required <= set(self._positional)
         # Arguments of JSON-native types are already plain data once validated: no dump needed.
         self._plain_types = all(_is_plain(t) for t in fields.values())
+        # Parameters all of one scalar type each (int, str, float, bool; no constraints): a value
+        # of exactly that type is valid as it is, so a worker can skip pydantic for it.
+        self._scalars: tuple[tuple[str, type], ...] | None = (
+            tuple((n, t) for n, t in fields.items())
+            if self._simple and all(t in _SCALARS for t in fields.values()) else None
+        )
         # Defaults are filled in before validation; the schema shows them as optional.
         schema_fields = {
             n: (NotRequired[t] if n in self._defaults else t)
@@ -188,7 +195,16 @@ class Signature:
         self, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """Validate plain data from an envelope into the Python values the function takes."""
-        values = self._validate(self._bind(args, kwargs))
+        data = self._bind(args, kwargs)
+        scalars = self._scalars
+        if scalars is not None and len(data) == len(scalars):
+            # every value already of its parameter's exact type: pydantic would return it as is
+            for name, kind in scalars:
+                if type(data.get(name)) is not kind:
+                    break
+            else:
+                return (), data
+        values = self._validate(data)
         if self._simple:  # plain parameters: every value goes by name, as validated
             return (), values
         return self._split(values)

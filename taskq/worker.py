@@ -34,6 +34,7 @@ from taskq.context import TaskContext, set_context
 from taskq.errors import DecodeError, Retry, TaskValidationError
 from taskq.execution import Executors, encode_result, invoke, is_plain_async
 from taskq.keys import GROUP, QueueKeys
+from taskq.lane import Lane
 from taskq.queue import TaskQueue
 from taskq.records import TaskStatus, bucket_key, bucket_of_entry, encode_record
 from taskq.task import Task
@@ -157,6 +158,7 @@ class Worker:
         self.clock_offset_ms = 0
         self.forgot_consumers_at = time.monotonic()
         self._stopping = asyncio.Event()
+        self._stop = False  # the same as _stopping, read on the hot path
         self._room = asyncio.Event()
         self._running = 0  # deliveries with a runner (at most config.concurrency)
         self._waiting: collections.deque[Delivery] = collections.deque()  # read, no runner yet
@@ -172,10 +174,11 @@ class Worker:
 
     @property
     def stopping(self) -> bool:
-        return self._stopping.is_set()
+        return self._stop
 
     def stop(self) -> None:
         """Stop reading; running tasks get ``grace_s`` to finish; the rest is handed back."""
+        self._stop = True
         self._stopping.set()
         self._room.set()
 
@@ -266,9 +269,17 @@ class Worker:
     # -- reading ---------------------------------------------------------------------------
 
     async def _reader(self) -> None:
+        # Reads go over a lane of their own (see taskq.lane): hiredis parses the reply into
+        # plain lists, and a blocking read never holds up the scripts on the shared lane.
+        lane = Lane(self.app.redis)
+        try:
+            await self._read_loop(lane)
+        finally:
+            await lane.aclose()
+
+    async def _read_loop(self, lane: Lane) -> None:
         cap = self.config.capacity
         delay = 0.05
-        client = self.app.redis
         # Read again once there is room for a worthwhile batch (or nothing is held, so an idle
         # worker answers at once): small reads would cost a round trip per task under load.
         threshold = max(1, min(self.config.batch, cap // 2))
@@ -278,16 +289,14 @@ class Worker:
                 self._room.clear()
                 await self._room.wait()
                 continue
-            streams: dict[Any, Any] = {
-                k.stream: ">" for q, k in self.keys.items() if q not in self.paused
-            }
+            streams = [k.stream for q, k in self.keys.items() if q not in self.paused]
             if not streams:
                 await asyncio.sleep(self.config.flags_every_ms / 1000)
                 continue
             try:
-                resp = await client.xreadgroup(
-                    GROUP, self.id, streams, count=min(room, self.config.batch),
-                    block=self.config.block_ms,
+                resp = await lane.execute(
+                    "XREADGROUP", "GROUP", GROUP, self.id, "COUNT", min(room, self.config.batch),
+                    "BLOCK", self.config.block_ms, "STREAMS", *streams, *(">",) * len(streams),
                 )
                 delay = 0.05
             except ResponseError as exc:
@@ -309,12 +318,12 @@ class Worker:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
                 continue
-            crashpoint("after_read")
-            for stream, entries in resp or ():
+            if CRASH_AT:
+                crashpoint("after_read")
+            for stream, entries in (resp.items() if isinstance(resp, dict) else resp or ()):
                 queue = self._queue_of_stream(stream)
                 for entry_id, fields in entries:
-                    eid = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-                    self.accept(queue, eid, (fields or {}).get(codec.FIELD), 1)
+                    self.accept(queue, entry_id.decode(), _payload(fields), 1)
 
     def _queue_of_stream(self, stream: bytes | str) -> str:
         name = stream.decode() if isinstance(stream, bytes) else stream
@@ -342,7 +351,7 @@ class Worker:
         """Give runners to waiting deliveries while there are free run slots (a delivery whose
         lease was lost meanwhile has left ``held`` and is skipped)."""
         waiting = self._waiting
-        while waiting and self._running < self.config.concurrency and not self.stopping:
+        while waiting and self._running < self.config.concurrency and not self._stop:
             d = waiting.popleft()
             if d.lost or self.held.get((d.queue, d.entry_id)) is not d:
                 continue
@@ -353,7 +362,7 @@ class Worker:
 
     async def _process(self, d: Delivery) -> None:
         try:
-            if d.lost or self.stopping:
+            if d.lost or self._stop:
                 return
             if d.queue in self.paused:  # paused after it was read: hand it back
                 await self._release_all([d])
@@ -366,7 +375,7 @@ class Worker:
                 await self._dead(d, checked.msg, checked.reason, checked.error_type,
                                  checked.error, attempts=checked.attempts)
         except asyncio.CancelledError:
-            if not (self.stopping or d.lost):
+            if not (self._stop or d.lost):
                 raise
         except Exception:  # a bug here must never kill the worker or lose the entry
             log.exception("internal error on entry %s of %s; it will be retried after its lease",
@@ -374,7 +383,7 @@ class Worker:
         finally:
             self._running -= 1
             key = (d.queue, d.entry_id)
-            if not d.acking and (not self.stopping or d.started) and self.held.get(key) is d:
+            if not d.acking and (not self._stop or d.started) and self.held.get(key) is d:
                 del self.held[key]
                 self._room.set()
             if self._waiting:
@@ -411,7 +420,7 @@ class Worker:
                             f"{runs_before} of {task.options.max_attempts} attempts used",
                             runs_before)
         if d.task_id in self.cancels:
-            self._finish(d, msg, TaskStatus.CANCELLED, None, "c", attempts=runs_before)
+            self._finish(d, msg, task, TaskStatus.CANCELLED, None, "c", runs_before)
             return None
         try:
             args, kwargs = task.signature.for_call(msg.args, msg.kwargs)
@@ -438,23 +447,24 @@ class Worker:
                 current = asyncio.current_task()
                 if current is not None:
                     current.uncancel()
-                self._finish(d, msg, TaskStatus.CANCELLED, None, "c", attempt, started)
+                self._finish(d, msg, task, TaskStatus.CANCELLED, None, "c", attempt, started)
                 return
             raise
         except Exception as exc:
             if d.cancel:
-                self._finish(d, msg, TaskStatus.CANCELLED, None, "c", attempt, started)
+                self._finish(d, msg, task, TaskStatus.CANCELLED, None, "c", attempt, started)
                 return
             if "BrokenProcessPool" in type(exc).__name__:
                 self.executors.reset_pool()
             await self._failed(d, msg, task, exc, attempt, started)
             return
         if d.cancel:  # a sync task flagged while running: its result is discarded
-            self._finish(d, msg, TaskStatus.CANCELLED, None, "c", attempt, started)
+            self._finish(d, msg, task, TaskStatus.CANCELLED, None, "c", attempt, started)
             return
-        crashpoint("before_ack")
+        if CRASH_AT:
+            crashpoint("before_ack")
         flags = "c" if d.task_id in self.cancels else ""  # asked too late: clear the request
-        self._finish(d, msg, TaskStatus.SUCCEEDED, result, flags, attempt, started)
+        self._finish(d, msg, task, TaskStatus.SUCCEEDED, result, flags, attempt, started)
 
     async def _failed(self, d: Delivery, msg: Message, task: Task[Any, Any], exc: Exception,
                       attempt: int, started: int) -> None:
@@ -548,11 +558,10 @@ class Worker:
             return int(task.options.result_ttl_s * 1000)
         return self.app.result_ttl_ms
 
-    def _finish(self, d: Delivery, msg: Message, status: TaskStatus, result: Any,
-                flags: str, attempts: int, started: int | None = None) -> None:
+    def _finish(self, d: Delivery, msg: Message, task: Task[Any, Any], status: TaskStatus,
+                result: Any, flags: str, attempts: int, started: int | None = None) -> None:
         """Hand an owned entry to the completer (batched complete script). The delivery stays
         held (its lease renewed) until the completer has acked it."""
-        task = self.app.registry.get(msg.task)
         if msg.task_id is not None:
             flags += "e"
         d.record = encode_record(
@@ -564,7 +573,7 @@ class Worker:
         keys = self.keys[d.queue]
         d.bucket_key = (bucket_of_entry(keys, d.entry_id) if msg.task_id is None
                         else bucket_key(keys, d.task_id))
-        d.status = status.value
+        d.status = status._value_
         d.flags = flags
         d.ttl_ms = self._ttl_ms(task)
         d.acking = True
@@ -639,6 +648,18 @@ class Worker:
         pipe.publish(keys.events, _progress_event(task_id, fraction, message))
         with contextlib.suppress(*REDIS_ERRORS):
             await pipe.execute()
+
+
+def _payload(fields: list[bytes] | None) -> bytes | None:
+    """The envelope among an entry's fields (a flat name, value list; taskq writes only it)."""
+    if not fields:
+        return None
+    if fields[0] == codec.FIELD:
+        return fields[1] if len(fields) > 1 else None
+    for k in range(2, len(fields) - 1, 2):
+        if fields[k] == codec.FIELD:
+            return fields[k + 1]
+    return None
 
 
 def _progress_event(task_id: str, fraction: float, message: str) -> str:

@@ -91,6 +91,27 @@ async def test_bad_entries_are_dead_lettered_and_the_worker_goes_on(
     assert pending["pending"] == 0
 
 
+async def test_an_entry_with_other_fields_runs_by_its_envelope(
+    tq: TaskQueue, start_worker: Callable[..., Worker]
+) -> None:
+    """Entries written by other tools may carry more fields than "m"; the envelope is found."""
+    ran: list[int] = []
+
+    @tq.task(name="ok")
+    async def ok(n: int) -> None:
+        ran.append(n)
+
+    stream = tq.keys("default").stream
+    await tq.redis.xadd(stream, {"source": b"etl", "m": envelope("ok", 7), "z": b"1"})
+    start_worker(tq, block_ms=100)
+
+    async def has_run() -> list[int]:
+        return ran
+
+    await eventually(has_run, timeout=10, what="the entry ran")
+    assert ran == [7]
+
+
 async def _at_least(app: TaskQueue, n: int) -> list[dict[str, Any]] | None:
     letters = await dead_letters(app)
     return letters if len(letters) >= n else None

@@ -74,6 +74,47 @@ async def test_valid_arguments_are_coerced_and_stored_as_plain_data(tq: TaskQueu
     assert record.kwargs == {"when": "PT1M30S", "count": 3}
 
 
+@pytest.mark.parametrize(
+    ("args", "kwargs", "expected"),
+    [
+        ((3, "x", 1.5), {}, {"n": 3, "s": "x", "f": 1.5, "b": False}),  # exact types: as given
+        ((), {"n": "3", "s": "x", "f": 2, "b": 1}, {"n": 3, "s": "x", "f": 2.0, "b": True}),
+    ],
+)
+def test_worker_side_validation_of_scalar_parameters(
+    tq: TaskQueue, args: tuple[object, ...], kwargs: dict[str, object], expected: dict[str, object]
+) -> None:
+    """The worker's fast path (values already of their parameter's exact type) gives what
+    pydantic gives; any other value still goes through pydantic."""
+
+    @tq.task
+    async def scalars(n: int, s: str, f: float, b: bool = False) -> None: ...
+
+    call_args, call_kwargs = scalars.signature.for_call(args, kwargs)
+    assert call_args == ()
+    assert call_kwargs == expected
+    assert {k: type(v) for k, v in call_kwargs.items()} == {k: type(v) for k, v in expected.items()}
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"n": 1.5, "s": "x", "f": 1.0},  # a float with a fraction for an int
+        {"n": 1, "s": None, "f": 1.0},
+        {"n": 1, "s": "x", "f": 1.0, "extra": 1},
+        {"n": 1, "f": 1.0},  # missing
+    ],
+)
+def test_worker_side_validation_refuses_wrong_scalars(
+    tq: TaskQueue, kwargs: dict[str, object]
+) -> None:
+    @tq.task
+    async def scalars(n: int, s: str, f: float, b: bool = False) -> None: ...
+
+    with pytest.raises(TaskValidationError):
+        scalars.signature.for_call((), kwargs)
+
+
 # -- limits ----------------------------------------------------------------------------------
 
 

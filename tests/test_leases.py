@@ -118,6 +118,29 @@ async def test_stale_owner_cannot_finish_an_entry_taken_from_it(tq: TaskQueue) -
     assert (await handle.status()).status is TaskStatus.SUCCEEDED
 
 
+async def test_a_batch_completes_whatever_the_order_and_form_of_its_entry_ids(
+    tq: TaskQueue,
+) -> None:
+    """The complete script finds the batch's id range itself: ids compare by time, then by
+    sequence (as numbers: "5-10" comes after "5-9", "100-0" after "40-1")."""
+    keys = tq.keys("default")
+    await tq.ensure_groups(["default"])
+    given = ["5-9", "5-10", "40-1", "100-0", "100-12"]
+    for entry in given:
+        await tq.redis.xadd(keys.stream, {"m": b"x"}, id=entry)
+    resp = await tq.redis.xreadgroup(GROUP, "worker-a", {keys.stream: ">"}, count=10)
+    assert [e.decode() for e, _ in resp[0][1]] == given
+    await tq.redis.xclaim(keys.stream, GROUP, "worker-b", 0, ["40-1"])  # one taken from a
+    record = encode_record(Status.SUCCEEDED)
+    items = [Completion(e, 1, keys.records(0), f"default:{e}", "succeeded", record)
+             for e in ("100-12", "5-10", "40-1", "5-9", "100-0")]
+    lost = await tq.scripts.complete(keys, "worker-a", items, keys.done_minute(0), 60_000,
+                                     keys.events, 10)
+    assert lost == ["40-1"]
+    assert [e.decode() for e, _ in await tq.redis.xrange(keys.stream)] == ["40-1"]
+    assert await tq.redis.hlen(keys.records(0)) == 4
+
+
 async def test_worker_discards_the_outcome_of_an_entry_taken_from_it(
     tq: TaskQueue, start_worker: Callable[..., Worker]
 ) -> None:

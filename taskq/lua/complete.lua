@@ -9,35 +9,51 @@
 -- ARGV[2]  consumer
 -- ARGV[3]  record ttl ms
 -- ARGV[4]  events channel
--- ARGV[5]  smallest entry id of the batch
--- ARGV[6]  largest entry id of the batch
--- ARGV[7]  how many of the caller's pending entries to scan in that range
--- ARGV[8]  one line per item: entry id, delivery count, bucket index (into KEYS[6..]), task
+-- ARGV[5]  how many of the caller's pending entries to scan in the batch's id range
+-- ARGV[6]  one line per item: entry id, delivery count, bucket index (into KEYS[6..]), task
 --          id, status, flags, separated by tabs (flags: "e" drop the entries mapping, "c" drop
 --          the cancel request); queue names and ids hold no tabs or newlines
--- ARGV[9..] the items' records, in the same order
+-- ARGV[7..] the items' records, in the same order
 -- returns  the entry ids the caller no longer owns (nothing was done for those)
 local group, consumer, ttl = ARGV[1], ARGV[2], ARGV[3]
+-- Parse the items, and find the batch's id range (ids compare as ms, then sequence).
+local items = {}
+local lo, hi, lo_ms, lo_seq, hi_ms, hi_seq
+for line in string.gmatch(ARGV[6], '[^\n]+') do
+  local entry, deliveries, b, task_id, status, flags =
+    string.match(line, '^([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)$')
+  items[#items + 1] = {entry, deliveries, b, task_id, status, flags}
+  local ms, seq = string.match(entry, '^(%d+)-(%d+)$')
+  ms, seq = tonumber(ms), tonumber(seq)
+  if ms then
+    if lo == nil or ms < lo_ms or (ms == lo_ms and seq < lo_seq) then
+      lo, lo_ms, lo_seq = entry, ms, seq
+    end
+    if hi == nil or ms > hi_ms or (ms == hi_ms and seq > hi_seq) then
+      hi, hi_ms, hi_seq = entry, ms, seq
+    end
+  end
+end
 local owned = {}
-local ok, pending = pcall(redis.call, 'XPENDING', KEYS[1], group, ARGV[5], ARGV[6], tonumber(ARGV[7]), consumer)
-if ok then
-  for _, p in ipairs(pending) do owned[p[1]] = tonumber(p[4]) end
+if lo ~= nil then
+  local ok, pending = pcall(redis.call, 'XPENDING', KEYS[1], group, lo, hi, tonumber(ARGV[5]), consumer)
+  if ok then
+    for _, p in ipairs(pending) do owned[p[1]] = tonumber(p[4]) end
+  end
 end
 local acked, lost, events = {}, {}, {}
 local per_bucket = {}
 local done = 0
-local n = 8
-for line in string.gmatch(ARGV[8], '[^\n]+') do
-  n = n + 1
+for i, item in ipairs(items) do
   local entry, deliveries, b, task_id, status, flags =
-    string.match(line, '^([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)\t([^\t]*)$')
+    item[1], item[2], item[3], item[4], item[5], item[6]
   if owned[entry] ~= nil and owned[entry] == tonumber(deliveries) then
     acked[#acked + 1] = entry
     b = tonumber(b)
     local rows = per_bucket[b]
     if not rows then rows = {}; per_bucket[b] = rows end
     rows[#rows + 1] = task_id
-    rows[#rows + 1] = ARGV[n]
+    rows[#rows + 1] = ARGV[6 + i]
     if flags ~= '' then
       if string.find(flags, 'e', 1, true) then redis.call('HDEL', KEYS[4], task_id) end
       if string.find(flags, 'c', 1, true) then redis.call('HDEL', KEYS[5], task_id) end
