@@ -126,6 +126,8 @@ def main() -> None:
     ap.add_argument("--summarize", type=Path, help="only summarize an earlier raw profile")
     ap.add_argument("--no-spy", action="store_true", help="only measure the drain rate")
     ap.add_argument("--system", default="taskq")
+    ap.add_argument("--blocking", action="store_true",
+                    help="pause the worker for each sample (slower, but no torn stacks)")
     ap.add_argument("--empty-job", action="store_true",
                     help="the job makes no round trip: the worker's own cost")
     args = ap.parse_args()
@@ -150,7 +152,8 @@ def main() -> None:
             return
         spy = subprocess.run([pyspy, "record", "--pid", str(worker.proc.pid), "--rate",
                               str(args.rate), "--duration", str(int(args.seconds)),
-                              "--format", "raw", "--output", str(raw), "--nonblocking"],
+                              "--format", "raw", "--output", str(raw),
+                              *([] if args.blocking else ["--nonblocking"])],
                              capture_output=True, text=True, check=False)
         done = 0 if args.empty_job else wait_done(srv, args.n, 60, [worker])
         worker.stop()

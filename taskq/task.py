@@ -195,16 +195,16 @@ class Signature:
         self, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> tuple[tuple[Any, ...], dict[str, Any]]:
         """Validate plain data from an envelope into the Python values the function takes."""
-        data = self._bind(args, kwargs)
         scalars = self._scalars
-        if scalars is not None and len(data) == len(scalars):
-            # every value already of its parameter's exact type: pydantic would return it as is
+        if scalars is not None and not args and len(kwargs) == len(scalars):
+            # Every parameter given by name (as producers write them) with a value of exactly
+            # its type: pydantic would return them as they are.
             for name, kind in scalars:
-                if type(data.get(name)) is not kind:
+                if type(kwargs.get(name)) is not kind:
                     break
             else:
-                return (), data
-        values = self._validate(data)
+                return (), kwargs
+        values = self._validate(self._bind(args, kwargs))
         if self._simple:  # plain parameters: every value goes by name, as validated
             return (), values
         return self._split(values)

@@ -77,7 +77,9 @@ async def test_valid_arguments_are_coerced_and_stored_as_plain_data(tq: TaskQueu
 @pytest.mark.parametrize(
     ("args", "kwargs", "expected"),
     [
-        ((3, "x", 1.5), {}, {"n": 3, "s": "x", "f": 1.5, "b": False}),  # exact types: as given
+        ((), {"n": 3, "s": "x", "f": 1.5, "b": True}, {"n": 3, "s": "x", "f": 1.5, "b": True}),
+        ((3, "x", 1.5), {}, {"n": 3, "s": "x", "f": 1.5, "b": False}),
+        ((), {"n": 3, "s": "x", "f": 1.5}, {"n": 3, "s": "x", "f": 1.5, "b": False}),
         ((), {"n": "3", "s": "x", "f": 2, "b": 1}, {"n": 3, "s": "x", "f": 2.0, "b": True}),
     ],
 )
