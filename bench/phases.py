@@ -33,6 +33,7 @@ class Profile:
     latency_repeats: int
     scaling_n: int
     scaling_procs: tuple[int, ...]
+    scaling_repeats: int
     soak_s: float
 
 

@@ -212,7 +212,10 @@ taskq against peer Redis queues, all on one private Redis. Produced by `./dev be
 {table(result)}
 
 Each cell: median (min-max) over {prof['repeats']} interleaved rounds (latency:
-{prof['latency_repeats']} rounds). Sorted by drain rate.
+{prof['latency_repeats']} rounds). Sorted by drain rate. Each round runs every queue once, in an
+order rotated from round to round; taskq and the plain loop always run back to back (which one
+first alternates), since the machine's speed drifts within seconds and their ratio is the
+floor comparison.
 
 - **drain**: {prof['enqueue_n']:,} jobs enqueued first, then one worker process started; the rate
   comes from the jobs' own completion times, the first 5% left out (worker start-up excluded).

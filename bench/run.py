@@ -21,10 +21,12 @@ from bench.systems import ROOT, SYSTEMS, by_name
 
 QUICK = Profile("quick", repeats=1, enqueue_n=3_000, bulk_n=10_000, bulk_chunk=1_000,
                 drain_cap_s=8, latency_rate=200, latency_s=5, latency_repeats=1,
-                scaling_n=6_000, scaling_procs=(1, 2, 4), soak_s=15)
-FULL = Profile("full", repeats=3, enqueue_n=10_000, bulk_n=20_000, bulk_chunk=1_000,
+                scaling_n=6_000, scaling_procs=(1, 2, 4), scaling_repeats=1, soak_s=15)
+# Five rounds of 20,000-job drains: on a shared 2-core machine a one-second drain moved by
+# a third between rounds (the plain loop: 15,000-22,000/s in one run of 3 x 10,000).
+FULL = Profile("full", repeats=5, enqueue_n=20_000, bulk_n=20_000, bulk_chunk=1_000,
                drain_cap_s=15, latency_rate=200, latency_s=10, latency_repeats=2,
-               scaling_n=15_000, scaling_procs=(1, 2, 4), soak_s=60)
+               scaling_n=15_000, scaling_procs=(1, 2, 4), scaling_repeats=2, soak_s=60)
 QUICK_SYSTEMS = ["taskq", "plain-streams", "taskiq-redis", "streaq", "arq"]
 RESULTS = ROOT / "bench" / "results"
 
@@ -65,16 +67,29 @@ def rotate(items: list[Any], k: int) -> list[Any]:
     return items[k:] + items[:k]
 
 
+def round_order(systems: list[Any], rep: int) -> list[Any]:
+    """Every system once, rotated by round. The plain loop runs right next to taskq (after it in
+    even rounds, before it in odd ones): the machine's speed drifts by a third within seconds
+    here, and their ratio (the floor comparison) should see the same machine."""
+    order = rotate(systems, rep)
+    names = [s.name for s in order]
+    if "taskq" in names and "plain-streams" in names:
+        plain = order.pop(names.index("plain-streams"))
+        at = [s.name for s in order].index("taskq")
+        order.insert(at + (1 if rep % 2 == 0 else 0), plain)
+    return order
+
+
 def run_trials(srv: Servers, systems: list[Any], prof: Profile) -> dict[str, list[Any]]:
     out: dict[str, list[Any]] = {"throughput": [], "latency": [], "scaling": []}
     for rep in range(prof.repeats):  # repeats interleaved: every system once per round
-        for s in rotate(systems, rep):
+        for s in round_order(systems, rep):
             log(f"throughput {s.name} round {rep + 1}/{prof.repeats}")
             t = _guard(lambda s=s, rep=rep: phases.throughput(srv, s, prof, f"t{rep}"), s.name)
             out["throughput"].append(t)
             log(f"  -> {_brief(t)}")
     for rep in range(prof.latency_repeats):
-        for s in rotate(systems, rep):
+        for s in round_order(systems, rep):
             log(f"latency {s.name} round {rep + 1}/{prof.latency_repeats}")
             t = _guard(lambda s=s, rep=rep: phases.latency(srv, s, prof, f"l{rep}"), s.name)
             out["latency"].append(t)
@@ -99,7 +114,7 @@ def _brief(t: dict[str, Any]) -> str:
 
 def run_scaling(srv: Servers, systems: list[Any], prof: Profile) -> list[dict[str, Any]]:
     out = []
-    for rep in range(max(1, prof.repeats - 1)):
+    for rep in range(prof.scaling_repeats):
         for s in systems:
             for k in prof.scaling_procs:
                 log(f"scaling {s.name} x{k} round {rep + 1}")

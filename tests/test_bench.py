@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from bench import report
 from bench.phases import _per_job, drain_rate
+from bench.run import round_order
 from bench.server import diff
+from bench.systems import SYSTEMS
 
 
 def test_drain_rate_leaves_out_start_up() -> None:
@@ -44,3 +46,17 @@ def test_table_sorts_by_drain_rate_and_marks_missing() -> None:
     lines = report.table(result).splitlines()
     assert lines[2].startswith("| **taskq** | 110 (100-120) |")
     assert lines[3].startswith("| slow | 10 | 5 | n/a |")
+
+
+def test_rounds_run_every_system_once_with_taskq_next_to_the_floor() -> None:
+    systems = list(SYSTEMS)
+    firsts = set()
+    for rep in range(4):
+        names = [s.name for s in round_order(systems, rep)]
+        assert sorted(names) == sorted(s.name for s in systems)
+        at = names.index("taskq")
+        pair = names[at:at + 2] if rep % 2 == 0 else names[at - 1:at + 1]
+        assert pair == (["taskq", "plain-streams"] if rep % 2 == 0
+                        else ["plain-streams", "taskq"])
+        firsts.add(names[0])
+    assert len(firsts) > 1  # the rounds are rotated
