@@ -83,12 +83,14 @@ class _Replies(asyncio.Protocol):
 
 class Lane:
     """Runs raw commands (``await lane.execute("XADD", key, "*", "m", payload)``) on a
-    connection of its own, made from ``client``'s pool settings (URL, TLS, auth, timeouts)."""
+    connection of its own, made from ``client``'s pool settings (URL, TLS, auth, timeouts).
+    ``blocking_s``: how long its commands may block in Redis (a worker's reads), added to the
+    socket timeout before a reply is overdue."""
 
-    def __init__(self, client: Redis) -> None:
+    def __init__(self, client: Redis, blocking_s: float = 0.0) -> None:
         self._client = client
         kwargs = client.connection_pool.connection_kwargs
-        self._timeout: float = kwargs.get("socket_timeout") or 30.0
+        self._timeout: float = (kwargs.get("socket_timeout") or 30.0) + blocking_s
         self._replies: _Replies | None = None
         self._conn: AbstractConnection | None = None  # redis-py's, kept to close it properly
         self._connecting = asyncio.Lock()

@@ -273,7 +273,7 @@ class Worker:
     async def _reader(self) -> None:
         # Reads go over a lane of their own (see taskq.lane): hiredis parses the reply into
         # plain lists, and a blocking read never holds up the scripts on the shared lane.
-        lane = Lane(self.app.redis)
+        lane = Lane(self.app.redis, blocking_s=self.config.block_ms / 1000)
         try:
             await self._read_loop(lane)
         finally:

@@ -111,3 +111,18 @@ async def test_overdue_reply_times_out_and_the_lane_recovers(redis_url: str,
     finally:
         await lane.aclose()
         await client.aclose()
+
+
+async def test_a_blocking_command_may_block_past_the_socket_timeout(redis_url: str,
+                                                                   prefix: str) -> None:
+    """A worker's reads block in Redis for up to block_ms: that time is allowed on top."""
+    client = Redis.from_url(redis_url, socket_timeout=0.3)
+    lane = Lane(client, blocking_s=1.0)
+    key = f"{prefix}:lane-empty"
+    try:
+        started = asyncio.get_running_loop().time()
+        assert await lane.execute("BLPOP", key, 0.8) is None  # longer than the socket timeout
+        assert asyncio.get_running_loop().time() - started >= 0.7
+    finally:
+        await lane.aclose()
+        await client.aclose()
