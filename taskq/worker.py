@@ -163,6 +163,8 @@ class Worker:
         self._running = 0  # deliveries with a runner (at most config.concurrency)
         self._waiting: collections.deque[Delivery] = collections.deque()  # read, no runner yet
         self._done: list[Delivery] = []
+        self._acking = 0  # held deliveries handed to the completer (finished, not yet acked)
+        self._read_threshold = max(1, min(self.config.batch, self.config.capacity // 2))
         self._done_ready = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop of run()
         cpu = os.cpu_count() or 2
@@ -284,9 +286,12 @@ class Worker:
         delay = 0.05
         # Read again once there is room for a worthwhile batch (or nothing is held, so an idle
         # worker answers at once): small reads would cost a round trip per task under load.
-        threshold = max(1, min(self.config.batch, cap // 2))
+        # Finished entries waiting for their ack leave room already (up to the capacity again,
+        # so stalled acks still stop the reads): waiting for the group commit's round trip
+        # before reading would leave the run slots idle meanwhile.
+        threshold = self._read_threshold
         while not self.stopping:
-            room = cap - len(self.held)
+            room = cap - len(self.held) + min(self._acking, cap)
             if room < threshold and self.held:
                 self._room.clear()
                 await self._room.wait()
@@ -587,9 +592,13 @@ class Worker:
         d.flags = flags
         d.ttl_ms = self._ttl_ms(task)
         d.acking = True
+        self._acking += 1
         self._done.append(d)
         if len(self._done) == 1:
             self._done_ready.set()
+        cap = self.config.capacity
+        if cap - len(self.held) + min(self._acking, cap) >= self._read_threshold:
+            self._room.set()  # (the reader may be waiting for room)
 
     async def _completer(self) -> None:
         """Group commit: one complete script per queue for everything finished meanwhile."""
@@ -637,6 +646,7 @@ class Worker:
             delay = min(delay * 2, 1.0)
         held = self.held
         lost_set = set(lost)
+        self._acking -= len(items)
         for d in items:
             if lost_set and d.entry_id in lost_set:
                 self.counters.lost_leases += 1

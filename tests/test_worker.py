@@ -7,9 +7,13 @@ import os
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
+
+import pytest
 
 from taskq import TaskContext, TaskQueue, TaskStatus, Worker, current_context
 from tests.apps import cpu
+from tests.helpers import eventually
 
 
 async def test_async_task_result(tq: TaskQueue, start_worker: Callable[..., Worker]) -> None:
@@ -119,3 +123,37 @@ async def test_concurrency_limit_holds_with_prefetched_entries(
     results = [await h.result(timeout=30) for h in handles]
     assert results == list(range(60))
     assert most == 3
+
+
+async def test_finished_entries_waiting_for_their_ack_leave_room_to_read(
+        tq: TaskQueue, start_worker: Callable[..., Worker],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """While the group commit's round trip is under way the worker goes on reading and running
+    (finished entries do not hold back reads), up to its capacity again: stalled acks still
+    stop it."""
+    ran: list[int] = []
+
+    @tq.task
+    async def quick(i: int) -> int:
+        ran.append(i)
+        return i
+
+    handles = await tq.enqueue_many([quick.message(i) for i in range(12)])
+    acks_open = asyncio.Event()
+    complete = tq.scripts.complete
+
+    async def stalled_complete(*args: Any, **kwargs: Any) -> list[str]:
+        await acks_open.wait()
+        return await complete(*args, **kwargs)
+
+    monkeypatch.setattr(tq.scripts, "complete", stalled_complete)
+    worker = start_worker(tq, concurrency=2, prefetch=1, block_ms=100)  # capacity 3
+
+    async def six_ran() -> bool:
+        return len(ran) >= 6
+
+    await eventually(six_ran, timeout=10, what="twice the capacity run while no ack is done")
+    assert len(ran) == 6 and len(worker.held) == 6
+    assert all(d.acking for d in worker.held.values())
+    acks_open.set()
+    assert [await h.result(timeout=10) for h in handles] == list(range(12))
