@@ -1,4 +1,5 @@
-"""An auto-pipelined lane: one dedicated connection for a producer's single commands.
+"""An auto-pipelined lane: one dedicated connection for single commands (a producer's
+enqueues and script calls; a worker's reads have a lane of their own).
 
 A single enqueue is one XADD. Through redis-py's connection pool every command pays for taking
 and checking a connection, its timeout scopes, and Python-level packing and parsing: about

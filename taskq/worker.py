@@ -1,7 +1,8 @@
 """The consume loop of one worker process.
 
 Flow: a reader takes batches from the queue streams through the consumer group (bounded by
-``concurrency + prefetch`` entries held at once); each entry becomes an asyncio task that waits
+``concurrency + prefetch`` entries held at once, not counting finished ones waiting for their
+ack, up to as many again); each entry becomes an asyncio task that waits
 for a run slot, checks the entry (size, decoding, registered task, delivery count, arguments),
 runs it and hands its outcome to one of three owner-checked scripts: completions are batched
 (group commit) by the completer, retries and dead letters go one by one. Maintenance
