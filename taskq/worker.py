@@ -253,7 +253,7 @@ class Worker:
                 await self._release_all(late)
         # let the completer flush the last acks
         for _ in range(250):
-            if not self._done and not any(d.acking for d in self.held.values()):
+            if not self._done and not self._acking:
                 break
             await asyncio.sleep(0.02)
 
@@ -282,17 +282,20 @@ class Worker:
         finally:
             await lane.aclose()
 
-    async def _read_loop(self, lane: Lane) -> None:
+    def _read_room(self) -> int:
+        """Entries the reader may take now. Finished entries waiting for their ack leave room
+        already (up to the capacity again, so stalled acks still stop the reads): waiting for
+        the group commit's round trip before reading would leave the run slots idle."""
         cap = self.config.capacity
+        return cap - len(self.held) + min(self._acking, cap)
+
+    async def _read_loop(self, lane: Lane) -> None:
         delay = 0.05
         # Read again once there is room for a worthwhile batch (or nothing is held, so an idle
         # worker answers at once): small reads would cost a round trip per task under load.
-        # Finished entries waiting for their ack leave room already (up to the capacity again,
-        # so stalled acks still stop the reads): waiting for the group commit's round trip
-        # before reading would leave the run slots idle meanwhile.
         threshold = self._read_threshold
         while not self.stopping:
-            room = cap - len(self.held) + min(self._acking, cap)
+            room = self._read_room()
             if room < threshold and self.held:
                 self._room.clear()
                 await self._room.wait()
@@ -597,8 +600,7 @@ class Worker:
         self._done.append(d)
         if len(self._done) == 1:
             self._done_ready.set()
-        cap = self.config.capacity
-        if cap - len(self.held) + min(self._acking, cap) >= self._read_threshold:
+        if self._read_room() >= self._read_threshold:
             self._room.set()  # (the reader may be waiting for room)
 
     async def _completer(self) -> None:
