@@ -256,6 +256,9 @@ class Worker:
             if not self._done and not self._acking:
                 break
             await asyncio.sleep(0.02)
+        else:
+            log.warning("%d finished tasks still unacknowledged at shutdown: they run again "
+                        "after their lease", self._acking)
 
     async def _release_all(self, deliveries: Sequence[Delivery]) -> None:
         for d in deliveries:
