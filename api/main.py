@@ -18,6 +18,8 @@ from api.settings import ApiSettings
 from taskq import TaskQueue
 from taskq.errors import ConfigError
 from taskq.fastapi import ApiConfig, ApiKeys, BodyLimitMiddleware, lifespan, taskq_router
+from taskq.integrations.access_log import install_access_log_redaction
+from taskq.integrations.docs import protect_docs
 
 log = logging.getLogger("api")
 
@@ -54,7 +56,9 @@ def create_app(settings: ApiSettings | None = None, tq: TaskQueue | None = None)
     keys = api_keys(settings)
     config = ApiConfig(keys=keys, max_body_bytes=settings.max_body_bytes,
                        idempotency_ttl_s=settings.idempotency_ttl_s,
-                       wait_max_s=settings.wait_max_s)
+                       wait_max_s=settings.wait_max_s,
+                       sse_max_per_key=settings.sse_max_per_key,
+                       docs_public=settings.docs_public)
     app = FastAPI(
         title="taskq", version="1", lifespan=lifespan(tq), root_path=settings.root_path,
         description="Enqueue and inspect the tasks of a taskq TaskQueue. Send an API key in "
@@ -63,6 +67,8 @@ def create_app(settings: ApiSettings | None = None, tq: TaskQueue | None = None)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     app.include_router(taskq_router(tq, config), prefix=PREFIX)
     app.include_router(metrics_router(tq, keys, public=settings.metrics_public))
+    protect_docs(app, config)
+    install_access_log_redaction()
     log.info("serving %d tasks of %s on queues %s", len(tq.registry), settings.app or "the app",
              ", ".join(tq.queues) or "-")
     return app

@@ -19,6 +19,9 @@ class ApiSettings(BaseSettings):
                                      description="comma-separated read-only API keys")
     auth_disabled: bool = Field(False, description="turn authentication off (local dev only)")
     metrics_public: bool = Field(False, description="serve /metrics without an API key")
+    docs_public: bool = Field(False, description="serve /openapi.json and /docs without an "
+                                                 "API key")
+    sse_max_per_key: int = Field(16, ge=1, description="event streams open at once per API key")
     host: str = "127.0.0.1"
     port: int = 8000
     root_path: str = ""

@@ -17,6 +17,8 @@ Decoding never executes or imports anything named in the payload. Failures raise
 
 from __future__ import annotations
 
+import base64
+import math
 import threading
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -66,6 +68,106 @@ def encode(message: Message) -> bytes:
         return _packer().pack(body)  # type: ignore[no-any-return]
     except (TypeError, ValueError, OverflowError) as exc:
         raise DecodeError(f"cannot encode arguments of task {message.task!r}: {exc}") from exc
+
+
+INT_MIN = -(2**63)
+INT_MAX = 2**64 - 1
+MAX_NESTING = 500
+"""Deepest nesting of lists and maps an argument may have (msgpack's packer stops at 511)."""
+
+
+def argument_errors(message: Message) -> list[dict[str, Any]]:
+    """Why the arguments of ``message`` cannot be encoded, one error per argument in pydantic's
+    shape (``loc`` names the argument); empty if each argument alone can be. Called only after
+    :func:`encode` failed, to turn a msgpack error into a validation error."""
+    errors: list[dict[str, Any]] = []
+    named: list[tuple[int | str, Any]] = [*enumerate(message.args), *message.kwargs.items()]
+    for loc, value in named:
+        problem = _unencodable(value, MAX_NESTING)
+        if problem is not None:
+            errors.append({"loc": (loc,), "msg": problem, "type": "unencodable"})
+    return errors
+
+
+def _unencodable(value: Any, depth: int) -> str | None:
+    """What makes ``value`` impossible to encode, or None (iterative: no recursion limit)."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        v, level = stack.pop()
+        if level > depth:
+            return f"nested deeper than {depth} levels"
+        if isinstance(v, bool) or v is None or isinstance(v, float | bytes):
+            continue
+        if isinstance(v, int):
+            if not INT_MIN <= v <= INT_MAX:
+                return "integer outside the 64-bit range (-2**63 to 2**64-1)"
+        elif isinstance(v, str):
+            if not _utf8(v):
+                return "string that is not valid Unicode (a lone surrogate)"
+        elif isinstance(v, list | tuple):
+            stack.extend((item, level + 1) for item in v)
+        elif isinstance(v, dict):
+            for k, item in v.items():
+                stack.append((k, level + 1))
+                stack.append((item, level + 1))
+        else:
+            return f"a {type(v).__name__} cannot be encoded"
+    return None
+
+
+def nesting(value: Any) -> int:
+    """How deeply lists and maps nest in ``value`` (0 for a scalar); iterative."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        v, level = stack.pop()
+        if isinstance(v, list | tuple):
+            stack.extend((item, level + 1) for item in v)
+            deepest = max(deepest, level + 1)
+        elif isinstance(v, dict):
+            stack.extend((item, level + 1) for item in v.values())
+            deepest = max(deepest, level + 1)
+    return deepest
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with what JSON cannot hold made showable: bytes (a msgpack ``bin`` written by
+    another producer) become ``{"$bytes": "<base64>"}``, NaN and infinities become ``None``,
+    strings with lone surrogates are repaired with U+FFFD, other odd types their ``repr``.
+    Iterative, so a deeply nested value cannot exhaust the stack."""
+    root: list[Any] = [None]
+    stack: list[tuple[Any, Any, Any]] = [(value, root, 0)]
+    while stack:
+        v, parent, slot = stack.pop()
+        if v is None or isinstance(v, bool | int):
+            out: Any = v
+        elif isinstance(v, float):
+            out = v if math.isfinite(v) else None
+        elif isinstance(v, str):
+            out = v if _utf8(v) else v.encode(errors="replace").decode()
+        elif isinstance(v, bytes | bytearray | memoryview):
+            out = {"$bytes": base64.b64encode(bytes(v)).decode()}
+        elif isinstance(v, list | tuple):
+            out = [None] * len(v)
+            stack.extend((item, out, i) for i, item in enumerate(v))
+        elif isinstance(v, dict):
+            out = {}
+            for k, item in v.items():
+                key = k if isinstance(k, str) and _utf8(k) else str(json_safe(k))
+                out[key] = None
+                stack.append((item, out, key))
+        else:
+            out = repr(v)
+        parent[slot] = out
+    return root[0]
 
 
 def decode(data: bytes, max_bytes: int | None = None) -> Message:

@@ -12,6 +12,7 @@ import re
 import secrets
 import time
 
+MAX_ID_PART = 2**64 - 1
 _ENTRY = re.compile(r"^\d+-\d+$")
 _SUFFIX = re.compile(r"^\d+-(\d+|d[0-9a-f]+)$")
 
@@ -27,9 +28,17 @@ def new_scheduled_id(queue: str) -> str:
 def split(task_id: str) -> tuple[str, str]:
     """(queue, suffix); raises ValueError for a string that is not a task id."""
     queue, sep, suffix = task_id.rpartition(":")
-    if not sep or not queue or not _SUFFIX.match(suffix):
+    if not sep or not queue or not _SUFFIX.match(suffix) or not _in_range(suffix):
         raise ValueError(f"{task_id!r} is not a taskq task id")
     return queue, suffix
+
+
+def _in_range(suffix: str) -> bool:
+    """Redis stream ids are two unsigned 64-bit numbers; larger ones are no id Redis accepts."""
+    ms, _, seq = suffix.partition("-")
+    if len(ms) > 20 or len(seq) > 20:
+        return seq.startswith("d") and len(ms) <= 20 and int(ms) <= MAX_ID_PART
+    return int(ms) <= MAX_ID_PART and (seq.startswith("d") or int(seq) <= MAX_ID_PART)
 
 
 def is_task_id(value: str) -> bool:

@@ -17,7 +17,14 @@ from redis.exceptions import ResponseError
 from taskq import batching, codec, ids
 from taskq.codec import Message
 from taskq.connection import connect
-from taskq.errors import BacklogFull, PayloadTooLarge, ResultTimeout, TaskNotFound
+from taskq.errors import (
+    BacklogFull,
+    DecodeError,
+    PayloadTooLarge,
+    ResultTimeout,
+    TaskNotFound,
+    TaskValidationError,
+)
 from taskq.handle import TaskHandle
 from taskq.keys import GROUP, QueueKeys, queues_key
 from taskq.lane import Lane
@@ -263,8 +270,9 @@ class TaskQueue:
     # -- enqueue --------------------------------------------------------------------------
 
     def _encode(self, messages: Iterable[Message]) -> list[tuple[str, bytes, Message]]:
-        encode, limit = codec.encode, self.max_payload_bytes
-        out = [(msg.queue or self._queue_of(msg.task), encode(msg), msg) for msg in messages]
+        limit = self.max_payload_bytes
+        out = [(msg.queue or self._queue_of(msg.task), _encode_arguments(msg), msg)
+               for msg in messages]
         for _, payload, _ in out:
             if len(payload) > limit:
                 raise PayloadTooLarge(len(payload), limit)
@@ -546,6 +554,18 @@ def _replace(rec: TaskRecord, **changes: Any) -> TaskRecord:
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _encode_arguments(msg: Message) -> bytes:
+    """The envelope of a message to enqueue; arguments msgpack cannot hold (a lone surrogate,
+    an int beyond 64 bits, too deep a nesting) raise TaskValidationError naming them."""
+    try:
+        return codec.encode(msg)
+    except DecodeError:
+        errors = codec.argument_errors(msg)
+        if errors:
+            raise TaskValidationError(msg.task, errors) from None
+        raise
 
 
 def _delay_ms(delay: Seconds | None) -> int:

@@ -17,6 +17,7 @@ import pydantic
 from pydantic import ConfigDict, TypeAdapter
 from typing_extensions import TypedDict
 
+from taskq import codec
 from taskq.codec import Message
 from taskq.context import TaskContext
 from taskq.errors import TaskValidationError
@@ -186,7 +187,13 @@ class Signature:
         """Validate arguments and return them as plain data for the envelope."""
         values = self._validate(self._bind(args, kwargs))
         if not self._plain_types:
-            values = self.adapter.dump_python(values, mode="json")
+            try:
+                values = self.adapter.dump_python(values, mode="json")
+            except (ValueError, RecursionError) as exc:  # e.g. "Maximum serialization depth"
+                deepest = max(values, key=lambda name: codec.nesting(values[name]), default="")
+                raise TaskValidationError(self.name, [
+                    {"loc": (deepest,) if deepest else (),
+                     "msg": f"cannot be serialized: {exc}", "type": "serialization"}]) from None
         if self._simple:  # plain parameters: every value goes by name
             return (), values
         return self._split(values)

@@ -13,7 +13,10 @@ class ApiConfig:
     ``max_body_bytes``: largest enqueue body; ``idempotency_ttl_s``: how long an
     ``Idempotency-Key`` maps to its task; ``wait_max_s``: longest long-poll;
     ``sse_poll_s``: how often the event stream re-reads a task's status;
-    ``sse_max_s``: longest event stream (the client reconnects after it)."""
+    ``sse_max_s``: longest event stream (the client reconnects after it);
+    ``sse_max_per_key``: event streams open at once per API key (429 past it; per client
+    address when authentication is off); ``docs_public``: serve ``/openapi.json`` and
+    ``/docs`` without a key (see :func:`taskq.integrations.docs.protect_docs`)."""
 
     keys: ApiKeys = field(default_factory=ApiKeys)
     max_body_bytes: int = 1_048_576
@@ -22,3 +25,5 @@ class ApiConfig:
     sse_poll_s: float = 0.2
     sse_max_s: float = 3600.0
     sse_heartbeat_s: float = 15.0
+    sse_max_per_key: int = 16
+    docs_public: bool = False

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
+from taskq.integrations.bodies import json_bodies_only
 from taskq.integrations.config import ApiConfig
 from taskq.integrations.routes_queues import queues_router
 from taskq.integrations.routes_tasks import tasks_router
@@ -46,14 +47,17 @@ def health_router(tq: TaskQueue) -> APIRouter:
 def taskq_router(tq: TaskQueue, config: ApiConfig | None = None) -> APIRouter:
     """Every endpoint: health, registry, enqueue, status, wait, cancel, events, queues and
     dead letters. Authentication follows ``config.keys``: with no keys configured every
-    protected route answers 401 until keys are given or ``ApiKeys.off()`` is passed."""
+    protected route answers 401 until keys are given or ``ApiKeys.off()`` is passed. Request
+    bodies must be JSON (415 otherwise; see :mod:`taskq.integrations.bodies`)."""
     config = config or ApiConfig()
     if config.keys.disabled:
         log.warning("AUTHENTICATION IS DISABLED: anyone who can reach this API can enqueue, "
                     "cancel, replay and purge tasks")
     elif config.keys.empty:
         log.warning("no API keys configured: every protected route will answer 401")
-    router = APIRouter()
+    router = APIRouter(dependencies=[Depends(json_bodies_only(config.keys))],
+                       responses={415: {"model": Problem,
+                                        "description": "a request body that is not JSON"}})
     router.include_router(health_router(tq))
     router.include_router(tasks_router(tq, config))
     router.include_router(events_router(tq, config))

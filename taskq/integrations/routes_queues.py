@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 
-from taskq import admin
+from taskq import admin, codec
 from taskq.integrations.auth import Role, require
 from taskq.integrations.config import ApiConfig
 from taskq.integrations.errors import http_errors
@@ -89,7 +89,8 @@ def queues_router(tq: TaskQueue, config: ApiConfig) -> APIRouter:
         task: Annotated[str | None, Query(description="only this task's")] = None,
     ) -> list[dict[str, Any]]:
         with _queue_errors():
-            return [d.to_dict() for d in await admin.dead_letters(tq, name, limit, task)]
+            letters = await admin.dead_letters(tq, name, limit, task)
+        return [codec.json_safe(d.to_dict()) for d in letters]
 
     @router.get("/queues/{name}/dead/{dead_id}", dependencies=read, summary="One dead letter",
                 response_model=admin.DeadLetter, responses=_example(_DEAD_EXAMPLE))
@@ -101,7 +102,7 @@ def queues_router(tq: TaskQueue, config: ApiConfig) -> APIRouter:
             letter = await admin.dead_letter(tq, name, dead_id)
         if letter is None:
             raise HTTPException(404, f"no dead letter {dead_id!r} in queue {name!r}")
-        return letter.to_dict()
+        return codec.json_safe(letter.to_dict())  # type: ignore[no-any-return]
 
     @router.post("/queues/{name}/dead/replay", dependencies=admin_only,
                  summary="Enqueue dead letters again (attempts reset)",

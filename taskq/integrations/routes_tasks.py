@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse
 
-from taskq import ids
+from taskq import codec, ids
 from taskq.errors import ResultTimeout, TaskNotRegistered
 from taskq.integrations import idempotency
 from taskq.integrations.auth import Role, require
@@ -28,7 +28,8 @@ MAX_DELAY_S = 366 * 86_400
 
 
 def record_out(record: TaskRecord) -> TaskOut:
-    return TaskOut.model_validate(record.to_dict())
+    """The record as JSON can show it: undecodable bytes as base64, NaN as null."""
+    return TaskOut.model_validate(codec.json_safe(record.to_dict()))
 
 
 def check_id(task_id: str) -> str:
@@ -46,7 +47,7 @@ def task_info(task: Task[Any, Any]) -> TaskInfo:
 def _parse_object(body: bytes) -> dict[str, Any]:
     try:
         data = json.loads(body or b"{}")
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested too deeply to parse
         raise HTTPException(422, [{"loc": ["body"], "msg": "the body is not valid JSON",
                                    "type": "json_invalid"}]) from None
     if not isinstance(data, dict):
@@ -111,7 +112,8 @@ def tasks_router(tq: TaskQueue, config: ApiConfig) -> APIRouter:
             else:
                 key = tq.keys(task.options.queue).idempotency_key(f"{task.name}:{idempotency_key}")
                 task_id, replayed = await idempotency.once(
-                    tq.redis, key, int(config.idempotency_ttl_s * 1000), add)
+                    tq.redis, key, int(config.idempotency_ttl_s * 1000),
+                    idempotency.fingerprint(msg.args, msg.kwargs, delay_s), add)
         status_url = str(request.url_for("task_status", task_id=task_id).path)
         out = Enqueued(id=task_id, task=task.name, queue=ids.split(task_id)[0],
                        run_at_ms=run_at, status_url=status_url, idempotent_replay=replayed)

@@ -4,6 +4,11 @@ Workers publish task ends, retries and progress on the queue's events channel; a
 picked up (queued -> running) is not published, so the stream also re-reads the status every
 ``sse_poll_s``. Every wake-up (an event or the poll) re-reads the status, and the stream sends
 an event only when something changed. Reads happen one after another, so events are in order.
+
+Every ``data:`` line is strict JSON: NaN and infinities (which JSON cannot hold) are sent as
+``null``, bytes as ``{"$bytes": "<base64>"}`` (see :func:`taskq.codec.json_safe`). Each API key
+may hold ``sse_max_per_key`` streams open at once (per client address when authentication is
+off); one more is answered 429 with ``Retry-After``.
 """
 
 # No "from __future__ import annotations": FastAPI reads these routes' annotations at run
@@ -11,18 +16,19 @@ an event only when something changed. Reads happen one after another, so events 
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import StreamingResponse
 
-from taskq import ids
+from taskq import codec, ids
 from taskq.connection import REDIS_ERRORS
 from taskq.errors import TaskNotFound
-from taskq.integrations.auth import Role, require
+from taskq.integrations.auth import HEADER, Role, require
 from taskq.integrations.config import ApiConfig
 from taskq.integrations.errors import http_errors
 from taskq.integrations.routes_tasks import TaskId, check_id
@@ -35,11 +41,58 @@ _FIELDS = ("status", "attempts", "progress", "progress_message", "error", "resul
 
 def _view(record: TaskRecord) -> dict[str, Any]:
     d = record.to_dict()
-    return {"id": record.id, "task": record.task, **{k: d[k] for k in _FIELDS}}
+    view = {"id": record.id, "task": record.task, **{k: d[k] for k in _FIELDS}}
+    return codec.json_safe(view)  # type: ignore[no-any-return]
 
 
 def format_event(event_id: int, name: str, data: dict[str, Any]) -> bytes:
-    return f"id: {event_id}\nevent: {name}\ndata: {json.dumps(data, default=str)}\n\n".encode()
+    """One SSE frame; ``data`` made strict JSON first (NaN and infinities as null)."""
+    text = json.dumps(codec.json_safe(data), allow_nan=False, default=str)
+    return f"id: {event_id}\nevent: {name}\ndata: {text}\n\n".encode()
+
+
+SLOTS_RETRY_AFTER_S = 5
+
+
+class StreamSlots:
+    """How many event streams each caller holds open; :meth:`take` refuses past ``limit``."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.open: dict[str, int] = {}
+
+    def take(self, who: str) -> None:
+        """Hold one slot for ``who``, or raise 429."""
+        n = self.open.get(who, 0)
+        if n >= self.limit:
+            raise HTTPException(429, f"too many event streams open for this API key (the "
+                                     f"limit is {self.limit}); close one first",
+                                headers={"Retry-After": str(SLOTS_RETRY_AFTER_S)})
+        self.open[who] = n + 1
+
+    def give_back(self, who: str) -> None:
+        n = self.open.get(who, 0) - 1
+        if n > 0:
+            self.open[who] = n
+        else:
+            self.open.pop(who, None)
+
+
+def caller(request: Request) -> str:
+    """Who holds the stream: the API key's digest, else the client's address."""
+    key = request.headers.get(HEADER)
+    if key:
+        return "key:" + hashlib.sha256(key.encode()).hexdigest()
+    return "addr:" + (request.client.host if request.client else "?")
+
+
+async def _released(frames: AsyncIterator[bytes], slots: StreamSlots,
+                    who: str) -> AsyncIterator[bytes]:
+    try:
+        async for frame in frames:
+            yield frame
+    finally:
+        slots.give_back(who)
 
 
 async def task_events(tq: TaskQueue, task_id: str, config: ApiConfig,
@@ -87,6 +140,7 @@ async def task_events(tq: TaskQueue, task_id: str, config: ApiConfig,
 def events_router(tq: TaskQueue, config: ApiConfig) -> APIRouter:
     router = APIRouter(tags=["tasks"])
     read = [Depends(require(config.keys, Role.READ))]
+    slots = StreamSlots(config.sse_max_per_key)
 
     @router.get(
         "/tasks/{task_id}/events", dependencies=read, summary="Stream a task's status (SSE)",
@@ -96,13 +150,17 @@ def events_router(tq: TaskQueue, config: ApiConfig) -> APIRouter:
             '"running", "progress": 0.4, "progress_message": "resized 4/10", ...}\n\n')}},
             "description": "events named `status`, in order; the stream ends after the "
                            "terminal status (succeeded, dead or cancelled)"},
-            404: {"model": Problem}},
+            404: {"model": Problem},
+            429: {"model": Problem, "description": "this key holds too many open streams"}},
     )
-    async def events(task_id: TaskId) -> StreamingResponse:
+    async def events(request: Request, task_id: TaskId) -> StreamingResponse:
         with http_errors():
             first = await tq.status(check_id(task_id))
+        who = caller(request)
+        slots.take(who)
         return StreamingResponse(
-            task_events(tq, task_id, config, first), media_type="text/event-stream",
+            _released(task_events(tq, task_id, config, first), slots, who),
+            media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
 

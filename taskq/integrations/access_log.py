@@ -1,0 +1,51 @@
+"""Credentials never reach the access log: values of key-like query parameters are redacted.
+
+The API reads keys only from headers (``X-API-Key``, or ``Authorization: Bearer`` for
+``/metrics``) and never from the query string; but a client may still put one there
+(``?api_key=...``), and uvicorn's access log writes the whole request target.
+:func:`install_access_log_redaction` adds :class:`RedactCredentials` to the ``uvicorn.access``
+logger, which rewrites ``?api_key=s3cret`` as ``?api_key=[redacted]`` before any handler sees it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from urllib.parse import unquote_plus
+
+ACCESS_LOGGER = "uvicorn.access"
+REDACTED = "[redacted]"
+SECRET_NAME = re.compile(r"key|token|secret|passw|pwd|auth|signature|credential|session|sig$",
+                         re.IGNORECASE)
+
+
+def redact_query(target: str) -> str:
+    """``target`` (a path with its query string) with the values of key-like parameters
+    replaced by ``[redacted]``."""
+    path, sep, query = target.partition("?")
+    if not sep:
+        return target
+    parts = []
+    for item in query.split("&"):
+        name, eq, _ = item.partition("=")
+        secret = SECRET_NAME.search(unquote_plus(name)) is not None
+        parts.append(f"{name}={REDACTED}" if eq and secret else item)
+    return f"{path}?{'&'.join(parts)}"
+
+
+class RedactCredentials(logging.Filter):
+    """A filter for uvicorn's access logger: its records carry the request target as their
+    third argument (``'%s - "%s %s HTTP/%s" %d'``); other records pass untouched."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            record.args = (*args[:2], redact_query(args[2]), *args[3:])
+        return True
+
+
+def install_access_log_redaction(logger_name: str = ACCESS_LOGGER) -> None:
+    """Add :class:`RedactCredentials` to the access logger (once)."""
+    logger = logging.getLogger(logger_name)
+    if not any(isinstance(f, RedactCredentials) for f in logger.filters):
+        logger.addFilter(RedactCredentials())
