@@ -155,7 +155,7 @@ def json_safe(value: Any) -> Any:
             out = v if _utf8(v) else v.encode(errors="replace").decode()
         elif isinstance(v, bytes | bytearray | memoryview):
             out = {"$bytes": base64.b64encode(bytes(v)).decode()}
-        elif isinstance(v, list | tuple):
+        elif isinstance(v, list | tuple | set | frozenset):
             out = [None] * len(v)
             stack.extend((item, out, i) for i, item in enumerate(v))
         elif isinstance(v, dict):

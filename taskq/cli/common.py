@@ -17,6 +17,7 @@ import typer
 from redis.exceptions import AuthenticationError, ResponseError
 from rich.console import Console
 
+from taskq import codec
 from taskq.admin_values import DeadLetterNotFound, QueueNotFound
 from taskq.connection import REDIS_ERRORS
 from taskq.errors import TaskNotFound, TaskqError
@@ -112,7 +113,14 @@ def run(ctx: typer.Context, call: Callable[[TaskQueue], Awaitable[T]],
 
 
 def print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, indent=2, sort_keys=False, default=_json_default) + "\n")
+    """``value`` as strict JSON: bytes as ``{"$bytes": base64}``, NaN and infinities as null
+    (:func:`taskq.codec.json_safe`)."""
+    try:
+        text = json.dumps(codec.json_safe(value), indent=2, sort_keys=False, allow_nan=False,
+                          default=_json_default)
+    except RecursionError:
+        fail("a value is nested too deeply to print as JSON")
+    sys.stdout.write(text + "\n")
 
 
 def _json_default(value: Any) -> Any:
@@ -138,8 +146,12 @@ def parse_json(text: str | None, kind: type, what: str) -> Any:
 
 
 def shorten(value: Any, width: int = 60) -> str:
-    """A one-line rendering of a value, cut to ``width`` characters."""
-    text = json.dumps(value, default=_json_default, ensure_ascii=False)
+    """A one-line rendering of a value, cut to ``width`` characters (bytes as
+    ``{"$bytes": base64}``, see :func:`taskq.codec.json_safe`)."""
+    try:
+        text = json.dumps(codec.json_safe(value), default=_json_default, ensure_ascii=False)
+    except RecursionError:
+        text = f"(nested {codec.nesting(value)} levels deep)"
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -185,7 +197,10 @@ def duration(seconds: float | None) -> str:
 def timestamp(ms: int | None) -> str:
     if ms is None:
         return "-"
-    iso = datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    try:
+        iso = datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    except (OverflowError, ValueError, OSError):  # written by something else than taskq
+        return f"{ms} ms since the epoch (out of range)"
     return f"{iso} UTC ({age(ms)})"
 
 
