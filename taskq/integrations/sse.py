@@ -86,13 +86,33 @@ def caller(request: Request) -> str:
     return "addr:" + (request.client.host if request.client else "?")
 
 
-async def _released(frames: AsyncIterator[bytes], slots: StreamSlots,
-                    who: str) -> AsyncIterator[bytes]:
-    try:
-        async for frame in frames:
-            yield frame
-    finally:
-        slots.give_back(who)
+class HeldStream:
+    """The frames of one stream, holding a slot until they end, fail, are closed or dropped
+    (even unstarted: a response never sent gives its slot back when collected)."""
+
+    def __init__(self, frames: AsyncIterator[bytes], slots: StreamSlots, who: str) -> None:
+        self.frames = frames
+        self.slots = slots
+        self.who = who
+        self.held = True
+
+    def __aiter__(self) -> "HeldStream":
+        return self
+
+    async def __anext__(self) -> bytes:
+        try:
+            return await anext(self.frames)
+        except BaseException:
+            self.release()
+            raise
+
+    def release(self) -> None:
+        if self.held:
+            self.held = False
+            self.slots.give_back(self.who)
+
+    def __del__(self) -> None:
+        self.release()
 
 
 async def task_events(tq: TaskQueue, task_id: str, config: ApiConfig,
@@ -159,7 +179,7 @@ def events_router(tq: TaskQueue, config: ApiConfig) -> APIRouter:
         who = caller(request)
         slots.take(who)
         return StreamingResponse(
-            _released(task_events(tq, task_id, config, first), slots, who),
+            HeldStream(task_events(tq, task_id, config, first), slots, who),
             media_type="text/event-stream",
             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
