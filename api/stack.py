@@ -55,6 +55,9 @@ def wait_ready(base: str, procs: list[subprocess.Popen[bytes]], timeout_s: float
     return False
 
 
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
 def banner(base: str, key: str, redis: StackRedis, data: Path) -> str:
     h = f'-H "X-API-Key: {key}"'
     where = {"external": "the Redis at TASKQ_REDIS_URL",
@@ -68,13 +71,13 @@ def banner(base: str, key: str, redis: StackRedis, data: Path) -> str:
         "  workers: 2 processes running examples/tasks.py",
         "", "Try:",
         f"  curl -s {h} {base}/v1/registry",
-        f"  curl -s {h} -H 'Content-Type: application/json' "
-        f"-d '{{\"email\": \"ada@example.com\"}}' {base}/v1/enqueue/send_welcome_email",
+        f"  curl -s {h} "
+        f"--json '{{\"email\": \"ada@example.com\"}}' {base}/v1/enqueue/send_welcome_email",
         f"  curl -s {h} {base}/v1/tasks/<id>/wait?timeout_s=10",
-        f"  curl -s {h} -d '{{}}' {base}/v1/enqueue/flaky        # succeeds on attempt 3",
-        f"  curl -s {h} -d '{{\"images\": 10}}' {base}/v1/enqueue/resize_images",
+        f"  curl -s {h} --json '{{}}' {base}/v1/enqueue/flaky        # succeeds on attempt 3",
+        f"  curl -s {h} --json '{{\"images\": 10}}' {base}/v1/enqueue/resize_images",
         f"  curl -sN {h} {base}/v1/tasks/<id>/events              # live progress (SSE)",
-        f"  curl -s {h} -d '{{}}' {base}/v1/enqueue/always_fails  # ends in the dead letters",
+        f"  curl -s {h} --json '{{}}' {base}/v1/enqueue/always_fails  # ends in the dead letters",
         f"  curl -s {h} {base}/v1/queues/default/dead",
         f"  curl -s {h} -X POST {base}/v1/queues/default/dead/replay",
         f"  curl -s {h} {base}/v1/queues",
@@ -117,7 +120,9 @@ class Stack:
             self.redis = choose_redis(self.data, self.redis_mode)
             key = api_key(self.data)
             env = {**os.environ, "TASKQ_APP": APP, "TASKQ_REDIS_URL": self.redis.url,
-                   "TASKQ_API_KEYS": key, "TASKQ_AUTH_DISABLED": "false"}
+                   "TASKQ_API_KEYS": key, "TASKQ_AUTH_DISABLED": "false",
+                   # the schema and docs need a key, except on this machine's loopback
+                   "TASKQ_DOCS_PUBLIC": str(self.host in LOOPBACK).lower()}
             self.api = self._spawn("api", APP, "--host", self.host, "--port", str(self.port),
                                    env=env)
             self.worker = self._spawn("worker", APP, "--processes", "2", "--grace-s",

@@ -4,8 +4,8 @@ authentication is off (403).
 A browser lets any page send a "simple" cross-site request (a form, or ``fetch`` in ``no-cors``
 mode) with a ``text/plain``, form or multipart body, and without preflight. Answering 415 to
 every body that is not ``application/json`` (or ``application/*+json``) takes that away. A request
-with a body and no ``Content-Type`` is read as JSON (``curl -d`` and scripts send it so); a browser
-sends one without a type only from script, and then also sends ``Origin``: with authentication
+with a body and no ``Content-Type`` is read as JSON (some scripts send it so); a browser sends
+one without a type only from script, and then also sends ``Origin``: with authentication
 disabled (where no API key protects the routes) a cross-site ``Origin`` or
 ``Sec-Fetch-Site: cross-site`` is refused with 403.
 """
