@@ -41,6 +41,12 @@ def _in_range(suffix: str) -> bool:
     return int(ms) <= MAX_ID_PART and (seq.startswith("d") or int(seq) <= MAX_ID_PART)
 
 
+def is_entry_id(value: str) -> bool:
+    """A complete stream entry id (``<ms>-<seq>``) Redis could have given: not a range bound
+    such as ``-``, ``+``, ``(1-0`` or a bare ``<ms>`` (which XRANGE reads as a whole range)."""
+    return bool(_ENTRY.match(value)) and _in_range(value)
+
+
 def is_task_id(value: str) -> bool:
     try:
         split(value)

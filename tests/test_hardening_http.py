@@ -404,3 +404,23 @@ def test_json_safe() -> None:
     for _ in range(50_000):
         deep = [deep]
     assert codec.nesting(codec.json_safe(deep)) == 50_001
+
+
+async def test_dead_letter_ids_that_redis_reads_as_ranges_name_none(
+    client: httpx.AsyncClient, app_tq: TaskQueue
+) -> None:
+    dead = app_tq.keys("default").dead
+    for entry in ("5-0", "5-1"):
+        await app_tq.redis.xadd(dead, {"id": f"default:{entry}", "entry": entry, "task": "add",
+                                       "reason": "max_attempts"}, id=entry)
+    for dead_id in ("5", "-", "+"):
+        r = await client.get(f"/queues/default/dead/{dead_id}", headers=READ)
+        assert r.status_code == 404, (dead_id, r.text)
+    for action in ("purge", "replay"):
+        r = await client.post(f"/queues/default/dead/{action}", headers=ADMIN,
+                              json={"ids": ["5", "-", "+", "(5-0", "5-99999999999999999999"]})
+        assert r.status_code == 200 and list(r.json().values())[1] == 0, r.text
+    assert await app_tq.redis.xlen(dead) == 2
+    assert (await client.get("/queues/default/dead/5-1", headers=READ)).json()["entry"] == "5-1"
+    r = await client.post("/queues/default/dead/purge", headers=ADMIN, json={"ids": ["5-1"]})
+    assert r.json()["purged"] == 1

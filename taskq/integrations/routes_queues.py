@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query
 
-from taskq import admin, codec
+from taskq import admin, codec, ids
 from taskq.integrations.auth import Role, require
 from taskq.integrations.config import ApiConfig
 from taskq.integrations.errors import http_errors
@@ -47,6 +47,12 @@ def _queue_errors() -> Iterator[None]:
             yield
     except (admin.QueueNotFound, admin.DeadLetterNotFound) as exc:
         raise HTTPException(404, str(exc)) from None
+
+
+def _entry_ids(dead_ids: list[str] | None) -> list[str] | None:
+    """The ids that can name one dead letter; the rest (``-``, ``+``, a bare time, which Redis
+    would read as ranges) name none, as an unknown id does."""
+    return None if dead_ids is None else [d for d in dead_ids if ids.is_entry_id(d)]
 
 
 def queues_router(tq: TaskQueue, config: ApiConfig) -> APIRouter:
@@ -99,7 +105,8 @@ def queues_router(tq: TaskQueue, config: ApiConfig) -> APIRouter:
         dead_id: Annotated[str, Path(examples=["1732190000123-0"])],
     ) -> dict[str, Any]:
         with _queue_errors():
-            letter = await admin.dead_letter(tq, name, dead_id)
+            letter = await admin.dead_letter(tq, name, dead_id) if ids.is_entry_id(
+                dead_id) else None
         if letter is None:
             raise HTTPException(404, f"no dead letter {dead_id!r} in queue {name!r}")
         return codec.json_safe(letter.to_dict())  # type: ignore[no-any-return]
@@ -112,7 +119,7 @@ def queues_router(tq: TaskQueue, config: ApiConfig) -> APIRouter:
         Each keeps its task id; its attempts start again from zero."""
         sel = selection or DeadSelection()
         with _queue_errors():
-            n = await admin.replay_dead(tq, name, sel.ids, sel.task)
+            n = await admin.replay_dead(tq, name, _entry_ids(sel.ids), sel.task)
         return Replayed(queue=name, replayed=n)
 
     @router.post("/queues/{name}/dead/purge", dependencies=admin_only,
@@ -122,7 +129,7 @@ def queues_router(tq: TaskQueue, config: ApiConfig) -> APIRouter:
         """By ``ids``, by ``task``, or every dead letter of the queue when the body is empty."""
         sel = selection or DeadSelection()
         with _queue_errors():
-            n = await admin.purge_dead(tq, name, sel.ids, sel.task)
+            n = await admin.purge_dead(tq, name, _entry_ids(sel.ids), sel.task)
         return Purged(queue=name, purged=n)
 
     @router.get("/workers", dependencies=read, summary="Workers and their figures",
