@@ -1,5 +1,5 @@
-"""Which requests may carry a body: JSON only (415), and no cross-site browser requests while
-authentication is off (403).
+"""Request bodies: JSON only (415), parsed without a 500 for any input, and no cross-site browser
+requests while authentication is off (403).
 
 A browser lets any page send a "simple" cross-site request (a form, or ``fetch`` in ``no-cors``
 mode) with a ``text/plain``, form or multipart body, and without preflight. Answering 415 to
@@ -12,7 +12,9 @@ disabled (where no API key protects the routes) a cross-site ``Origin`` or
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from fastapi import HTTPException, Request
@@ -20,6 +22,16 @@ from fastapi import HTTPException, Request
 from taskq.integrations.auth import ApiKeys
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def parse_json(body: bytes) -> Any:
+    """The JSON value of a body; 422 ``json_invalid`` for one that is not JSON, not UTF-8 or
+    nested too deeply for the parser (a RecursionError, which must not become a 500)."""
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError):
+        raise HTTPException(422, [{"loc": ["body"], "msg": "the body is not valid JSON",
+                                   "type": "json_invalid"}]) from None
 
 
 def is_json(content_type: str) -> bool:

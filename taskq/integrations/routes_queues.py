@@ -8,12 +8,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 
 from taskq import admin, codec, ids
 from taskq.integrations.auth import Role, require
+from taskq.integrations.bodies import parse_json
 from taskq.integrations.config import ApiConfig
 from taskq.integrations.errors import http_errors
+from taskq.integrations.limits import read_limited
 from taskq.integrations.schemas import DeadSelection, Paused, Problem, Purged, Replayed
 from taskq.queue import TaskQueue
 
@@ -55,10 +59,31 @@ def _entry_ids(dead_ids: list[str] | None) -> list[str] | None:
     return None if dead_ids is None else [d for d in dead_ids if ids.is_entry_id(d)]
 
 
+_SELECTION_BODY: dict[str, Any] = {"requestBody": {"required": False, "content": {
+    "application/json": {"schema": DeadSelection.model_json_schema()}}}}
+
+
+def _selection_of(limit: int) -> Any:
+    """A dependency: the body as a DeadSelection (an empty body or ``null``: every dead letter),
+    parsed by :func:`parse_json` so that no body can make it a 500."""
+
+    async def selection(request: Request) -> DeadSelection:
+        body = await read_limited(request, limit)
+        data = parse_json(body) if body.strip() else None
+        try:
+            return DeadSelection() if data is None else DeadSelection.model_validate(data)
+        except ValidationError as exc:
+            raise RequestValidationError([{**e, "loc": ("body", *e["loc"])}
+                                          for e in exc.errors(include_url=False)]) from None
+
+    return Depends(selection)
+
+
 def queues_router(tq: TaskQueue, config: ApiConfig) -> APIRouter:
     read = [Depends(require(config.keys, Role.READ))]
     admin_only = [Depends(require(config.keys, Role.ADMIN))]
     router = APIRouter(tags=["queues"], responses={401: {"model": Problem}})
+    selection_body = _selection_of(config.max_body_bytes)
 
     @router.get("/queues", dependencies=read, summary="Every queue with its figures",
                 response_model=list[admin.QueueInfo], responses=_example([_QUEUE_EXAMPLE]))
@@ -113,21 +138,24 @@ def queues_router(tq: TaskQueue, config: ApiConfig) -> APIRouter:
 
     @router.post("/queues/{name}/dead/replay", dependencies=admin_only,
                  summary="Enqueue dead letters again (attempts reset)",
-                 responses={403: {"model": Problem}, 404: {"model": Problem}})
-    async def replay(name: QueueName, selection: DeadSelection | None = None) -> Replayed:
+                 openapi_extra=_SELECTION_BODY,
+                 responses={403: {"model": Problem}, 404: {"model": Problem},
+                            422: {"model": Problem}})
+    async def replay(name: QueueName, selection: DeadSelection = selection_body) -> Replayed:
         """By ``ids``, by ``task``, or every dead letter of the queue when the body is empty.
         Each keeps its task id; its attempts start again from zero."""
-        sel = selection or DeadSelection()
+        sel = selection
         with _queue_errors():
             n = await admin.replay_dead(tq, name, _entry_ids(sel.ids), sel.task)
         return Replayed(queue=name, replayed=n)
 
     @router.post("/queues/{name}/dead/purge", dependencies=admin_only,
-                 summary="Delete dead letters",
-                 responses={403: {"model": Problem}, 404: {"model": Problem}})
-    async def purge(name: QueueName, selection: DeadSelection | None = None) -> Purged:
+                 summary="Delete dead letters", openapi_extra=_SELECTION_BODY,
+                 responses={403: {"model": Problem}, 404: {"model": Problem},
+                            422: {"model": Problem}})
+    async def purge(name: QueueName, selection: DeadSelection = selection_body) -> Purged:
         """By ``ids``, by ``task``, or every dead letter of the queue when the body is empty."""
-        sel = selection or DeadSelection()
+        sel = selection
         with _queue_errors():
             n = await admin.purge_dead(tq, name, _entry_ids(sel.ids), sel.task)
         return Purged(queue=name, purged=n)

@@ -3,7 +3,6 @@
 # No "from __future__ import annotations": FastAPI reads these routes' annotations at run
 # time, and some refer to the factory's local values.
 
-import json
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request
@@ -13,6 +12,7 @@ from taskq import codec, ids
 from taskq.errors import ResultTimeout, TaskNotRegistered
 from taskq.integrations import idempotency
 from taskq.integrations.auth import Role, require
+from taskq.integrations.bodies import parse_json
 from taskq.integrations.config import ApiConfig
 from taskq.integrations.errors import http_errors
 from taskq.integrations.examples import arguments_schema, body_examples
@@ -45,11 +45,7 @@ def task_info(task: Task[Any, Any]) -> TaskInfo:
 
 
 def _parse_object(body: bytes) -> dict[str, Any]:
-    try:
-        data = json.loads(body or b"{}")
-    except (ValueError, RecursionError):  # RecursionError: nested too deeply to parse
-        raise HTTPException(422, [{"loc": ["body"], "msg": "the body is not valid JSON",
-                                   "type": "json_invalid"}]) from None
+    data = parse_json(body or b"{}")
     if not isinstance(data, dict):
         raise HTTPException(422, [{"loc": ["body"], "msg": "the body must be a JSON object of "
                                    "the task's arguments by name", "type": "dict_type"}])
