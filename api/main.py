@@ -17,9 +17,15 @@ from api.metrics import metrics_router
 from api.settings import ApiSettings
 from taskq import TaskQueue
 from taskq.errors import ConfigError
-from taskq.fastapi import ApiConfig, ApiKeys, BodyLimitMiddleware, lifespan, taskq_router
-from taskq.integrations.access_log import install_access_log_redaction
-from taskq.integrations.docs import protect_docs
+from taskq.fastapi import (
+    ApiConfig,
+    ApiKeys,
+    BodyLimitMiddleware,
+    install_access_log_redaction,
+    lifespan,
+    protect_docs,
+    taskq_router,
+)
 
 log = logging.getLogger("api")
 
