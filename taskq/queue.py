@@ -270,9 +270,14 @@ class TaskQueue:
     # -- enqueue --------------------------------------------------------------------------
 
     def _encode(self, messages: Iterable[Message]) -> list[tuple[str, bytes, Message]]:
-        limit = self.max_payload_bytes
-        out = [(msg.queue or self._queue_of(msg.task), _encode_arguments(msg), msg)
-               for msg in messages]
+        encode, limit = codec.encode, self.max_payload_bytes
+        msgs = messages if isinstance(messages, list | tuple) else list(messages)
+        try:
+            out = [(msg.queue or self._queue_of(msg.task), encode(msg), msg) for msg in msgs]
+        except DecodeError:
+            for msg in msgs:
+                _check_arguments(msg)
+            raise
         for _, payload, _ in out:
             if len(payload) > limit:
                 raise PayloadTooLarge(len(payload), limit)
@@ -556,16 +561,15 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def _encode_arguments(msg: Message) -> bytes:
-    """The envelope of a message to enqueue; arguments msgpack cannot hold (a lone surrogate,
-    an int beyond 64 bits, too deep a nesting) raise TaskValidationError naming them."""
+def _check_arguments(msg: Message) -> None:
+    """Raise TaskValidationError naming the arguments of ``msg`` that msgpack cannot hold (a
+    lone surrogate, an int beyond 64 bits, too deep a nesting), if any; after encode failed."""
     try:
-        return codec.encode(msg)
+        codec.encode(msg)
     except DecodeError:
         errors = codec.argument_errors(msg)
         if errors:
             raise TaskValidationError(msg.task, errors) from None
-        raise
 
 
 def _delay_ms(delay: Seconds | None) -> int:
