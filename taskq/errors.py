@@ -11,6 +11,8 @@ The tree::
     ├── DecodeError              bytes that are not a valid taskq message
     ├── BacklogFull              the queue's backlog limit is reached; enqueue refused
     ├── TaskNotFound             no record, entry or delayed task with that id
+    ├── QueueNotFound            an operator call on a queue that was never used nor registered
+    ├── DeadLetterNotFound       no dead letter with that id in the queue
     ├── TaskFailed               awaiting a result of a task that ended dead or cancelled
     ├── ResultTimeout            awaiting a result took longer than asked
     └── LeaseLost                a worker no longer owns the entry it tries to finish
@@ -94,6 +96,23 @@ class TaskNotFound(TaskqError):
     def __init__(self, task_id: str) -> None:
         super().__init__(f"no task with id {task_id!r}")
         self.task_id = task_id
+
+
+class QueueNotFound(TaskqError):
+    """No queue of that name has ever been used (nor is one registered)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no queue named {name!r}")
+        self.name = name
+
+
+class DeadLetterNotFound(TaskqError):
+    """No dead letter with that id in the queue."""
+
+    def __init__(self, queue: str, dead_id: str) -> None:
+        super().__init__(f"no dead letter {dead_id!r} in queue {queue!r}")
+        self.queue = queue
+        self.dead_id = dead_id
 
 
 class TaskFailed(TaskqError):

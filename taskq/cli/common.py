@@ -17,9 +17,8 @@ import typer
 from redis.exceptions import AuthenticationError, ResponseError
 from rich.console import Console
 
-from taskq.admin_values import DeadLetterNotFound, QueueNotFound
 from taskq.connection import REDIS_ERRORS
-from taskq.errors import TaskNotFound, TaskqError
+from taskq.errors import DeadLetterNotFound, QueueNotFound, TaskNotFound, TaskqError
 from taskq.queue import TaskQueue
 
 T = TypeVar("T")
