@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from taskq import admin
-from taskq.admin.values import DeadLetter
+from taskq.admin import DeadLetter
 from taskq.cli.common import (
     EXIT_USAGE,
     call_args,
