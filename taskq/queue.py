@@ -385,9 +385,8 @@ class TaskQueue:
         """Handles of a schedule script's answer: due times, or the backlog that refused it."""
         if isinstance(due, int):
             raise BacklogFull(call.queue, due, self.max_backlog)
-        assert call.task_ids is not None
         return [self._handle(t, m, d)
-                for t, m, d in zip(call.task_ids, call.messages, due, strict=True)]
+                for t, m, d in zip(call.task_ids or (), call.messages, due, strict=True)]
 
     def _enqueued(self, call: batching.Call, entries: list[str] | None,
                   length: int) -> list[TaskHandle[Any]]:
@@ -477,8 +476,7 @@ def _text(value: bytes | str) -> str:
 
 
 def _schedule_items(call: batching.Call, delay_ms: int) -> list[tuple[str, bytes, int]]:
-    assert call.task_ids is not None
-    return [(t, p, delay_ms) for t, p in zip(call.task_ids, call.payloads, strict=True)]
+    return [(t, p, delay_ms) for t, p in zip(call.task_ids or (), call.payloads, strict=True)]
 
 
 def _delay_ms(delay: Seconds | None) -> int:

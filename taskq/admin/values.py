@@ -1,5 +1,7 @@
-"""The value types of the operator view (:mod:`taskq.admin`); ``to_dict`` is each one's stable
-JSON shape, shared by the CLI (``--json``) and the HTTP API."""
+"""The operator view's values: frozen dataclasses whose ``to_dict`` is the CLI's and API's JSON.
+
+Each ``to_dict`` is a stable shape, shared by the CLI (``--json``) and the HTTP API.
+"""
 
 from __future__ import annotations
 
