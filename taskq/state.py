@@ -91,7 +91,9 @@ async def status(redis: Redis, keys: QueueKeys, task_id: str) -> TaskRecord:
     """Where task ``task_id`` of the queue of ``keys`` is now; raises TaskNotFound."""
     queue = keys.queue
     bucket = bucket_key(keys, task_id)
-    pipe = redis.pipeline(transaction=False)
+    # One snapshot (MULTI/EXEC; all keys share the queue's hash tag): read apart, a promote
+    # landing between the entries and the delayed reads hid the task from both.
+    pipe = redis.pipeline(transaction=True)
     pipe.hmget(bucket, [task_id, task_id + ":p"])
     pipe.hget(keys.entries, task_id)
     pipe.zscore(keys.delayed, task_id)
