@@ -19,7 +19,7 @@ from typing import Any
 
 import redis
 
-log = logging.getLogger("api.stack")
+log = logging.getLogger("devstack")
 
 
 def free_port() -> int:
@@ -111,7 +111,7 @@ def start_fakeredis() -> StackRedis:
     if importlib.util.find_spec("fakeredis") is None or importlib.util.find_spec("lupa") is None:
         raise RuntimeError("no redis-server and the stand-in cannot run: install Redis "
                            "(apt-get install redis-server) or pip install 'fakeredis[lua]'")
-    from api.stack_fake import StandInServer  # noqa: PLC0415  (fakeredis: dev-only)
+    from devstack.stack_fake import StandInServer  # noqa: PLC0415  (fakeredis: dev-only)
 
     port = free_port()
     server = StandInServer(("127.0.0.1", port))
