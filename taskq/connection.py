@@ -45,10 +45,9 @@ from taskq.errors import (
 
 log = logging.getLogger(__name__)
 
-REDIS_ERRORS: tuple[type[Exception], ...] = (RedisUnavailable, RedisConnectionError,
-                                             RedisTimeoutError, OSError)
-"""Connection-level failures: the command may or may not have run (``RedisUnavailable``, and
-the raw ones of a client not made here)."""
+REDIS_ERRORS: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutError, OSError)
+"""Connection-level failures: the command may or may not have run (``RedisUnavailable``,
+``RedisAuthError`` and ``RedisTimeout`` among them, and the raw ones of a client not made here)."""
 
 _RAISED = (RedisError, OSError)  # what a Redis call may raise that is translated
 _KEYLESS = frozenset({"PING", "INFO", "SCRIPT", "CLIENT", "TIME", "CONFIG", "ACL", "HELLO",

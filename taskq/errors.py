@@ -16,7 +16,7 @@ The tree::
     ├── LeaseLost                a worker no longer owns the entry it tries to finish
     └── RedisFailure             Redis did not answer or refused a command (taskq.connection)
         ├── RedisUnavailable     cannot reach Redis, or the connection was lost
-        │   └── RedisTimeout     no reply within the socket timeout
+        ├── RedisTimeout         no reply within the socket timeout
         ├── RedisAuthError       Redis refused the credentials (NOAUTH, WRONGPASS)
         ├── RedisPermissionError the ACL user may not run a command or touch a key (NOPERM)
         ├── RedisOutOfMemory     Redis is at maxmemory and refuses writes (OOM)
@@ -26,8 +26,8 @@ The tree::
 
 Redis failures are translated once, where taskq talks to Redis (:mod:`taskq.connection`). Each
 ``Redis*`` error also derives from the redis-py exception it stands for (``RedisUnavailable``
-from ``redis.exceptions.ConnectionError``, ...), so code written against redis-py's exceptions
-keeps catching them.
+from ``redis.exceptions.ConnectionError``, ``RedisTimeout`` from its ``TimeoutError``, ...), so
+code written against redis-py's exceptions keeps catching them, as before.
 """
 
 from __future__ import annotations
@@ -136,7 +136,7 @@ class RedisUnavailable(RedisFailure, redis_exceptions.ConnectionError):
     """Redis cannot be reached or the connection was lost: the command may or may not have run."""
 
 
-class RedisTimeout(RedisUnavailable, redis_exceptions.TimeoutError):
+class RedisTimeout(RedisFailure, redis_exceptions.TimeoutError):
     """No reply within the socket timeout: the command may or may not have run."""
 
 

@@ -20,6 +20,7 @@ from taskq.errors import (
     RedisAuthError,
     RedisCommandError,
     RedisPermissionError,
+    RedisTimeout,
     RedisUnavailable,
     TaskNotFound,
     TaskqError,
@@ -86,7 +87,7 @@ def run(ctx: typer.Context, call: Callable[[TaskQueue], Awaitable[T]],
         return asyncio.run(main())
     except (QueueNotFound, TaskNotFound, DeadLetterNotFound) as exc:
         fail(str(exc), EXIT_FAILED)
-    except (RedisUnavailable, RedisAuthError, RedisPermissionError) as exc:  # they say where
+    except (RedisUnavailable, RedisTimeout, RedisAuthError, RedisPermissionError) as exc:
         fail(str(exc), EXIT_REDIS)
     except RedisCommandError as exc:
         fail(f"Redis refused the command: {exc}", EXIT_FAILED)

@@ -18,6 +18,7 @@ from taskq.errors import (
     RedisAuthError,
     RedisOutOfMemory,
     RedisPermissionError,
+    RedisTimeout,
     RedisUnavailable,
     TaskNotFound,
     TaskNotRegistered,
@@ -29,8 +30,8 @@ log = logging.getLogger(__name__)
 
 BACKLOG_RETRY_AFTER_S = 5
 UNAVAILABLE_RETRY_AFTER_S = 2
-UNAVAILABLE = (RedisUnavailable, RedisAuthError, RedisPermissionError, RedisOutOfMemory,
-               ConfigError)
+UNAVAILABLE = (RedisUnavailable, RedisTimeout, RedisAuthError, RedisPermissionError,
+               RedisOutOfMemory, ConfigError)
 """Answered 503 with Retry-After (the details are logged, never sent)."""
 
 
