@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
+import httpx
 import pytest
 
-from tests.helpers import ROOT
+from tests.api_fixtures import free_port
+from tests.helpers import ROOT, wait_sync
 
 BIN = Path(sys.executable).parent
 MARK = "THE-PROJECT-OWN-MODULE-RAN"
@@ -95,3 +98,42 @@ def test_process_commands_run_taskqs_own_code(hostile_project: Path, command: st
     for option in options:
         assert option in output, (option, output)
 
+
+
+def test_taskq_api_serves_the_projects_app_with_taskqs_service(hostile_project: Path,
+                                                               redis_url: str) -> None:
+    """The project's own ``api/`` is never imported; its tasks module is (from the directory)."""
+    (hostile_project / "projtasks.py").write_text(
+        "from taskq import TaskQueue\n"
+        "tq = TaskQueue(prefix='pkgtest')\n"
+        "@tq.task(name='hello')\n"
+        "def hello(name: str) -> str:\n"
+        "    return name\n")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TASKQ_")}
+    env.update(TASKQ_AUTH_DISABLED="true", TASKQ_REDIS_URL=redis_url)
+    log = hostile_project / "api.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([str(BIN / "taskq"), "api", "projtasks:tq", "--port", str(port)],
+                                cwd=hostile_project, env=env, stdout=out,
+                                stderr=subprocess.STDOUT)
+    try:
+        def registry() -> object:
+            assert proc.poll() is None, log.read_text()
+            try:
+                r = httpx.get(f"http://127.0.0.1:{port}/v1/registry", timeout=2)
+            except httpx.TransportError:
+                return None
+            assert r.status_code == 200, r.text
+            return r.json()
+
+        found = wait_sync(registry, timeout=30, what="taskq api up")
+        assert "hello" in str(found), found
+        assert MARK not in log.read_text()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

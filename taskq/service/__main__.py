@@ -3,4 +3,4 @@
 from taskq.service.main import cli
 
 if __name__ == "__main__":
-    cli()
+    cli(prog_name="taskq api")
