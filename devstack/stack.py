@@ -21,7 +21,8 @@ import urllib.request
 from pathlib import Path
 from types import FrameType
 
-from devstack.stack_redis import StackRedis, choose_redis, safe_url
+from devstack.stack_redis import StackRedis, choose_redis
+from taskq.connection import redact_url
 
 log = logging.getLogger("devstack")
 
@@ -62,7 +63,7 @@ def banner(base: str, key: str, redis: StackRedis, data: Path) -> str:
              "fakeredis": "an in-process Redis stand-in (fakeredis)"}[redis.kind]
     lines = [
         "", "taskq local stack is up",
-        f"  Redis:   {safe_url(redis.url)}  ({where})",
+        f"  Redis:   {redact_url(redis.url)}  ({where})",
         f"  API:     {base}/v1   docs: {base}/docs",
         f"  API key: {key}   (admin; kept in {data / 'api-key'})",
         "  workers: 2 processes running examples/tasks.py",

@@ -19,6 +19,8 @@ from typing import Any
 
 import redis
 
+from taskq.connection import redact_url
+
 log = logging.getLogger("devstack")
 
 
@@ -36,14 +38,6 @@ def answers(url: str, timeout_s: float = 1.0) -> bool:
         return False
     finally:
         client.close()
-
-
-def safe_url(url: str) -> str:
-    """The URL without its password, for printing."""
-    scheme, sep, rest = url.partition("://")
-    if "@" in rest:
-        rest = "***@" + rest.rpartition("@")[2]
-    return scheme + sep + rest
 
 
 @dataclass
@@ -132,7 +126,7 @@ def choose_redis(data: Path, mode: str = "auto") -> StackRedis:
     if mode in ("auto", "url") and url:
         if answers(url):
             return StackRedis(url, "external", True)
-        log.warning("TASKQ_REDIS_URL=%s does not answer", safe_url(url))
+        log.warning("TASKQ_REDIS_URL=%s does not answer", redact_url(url))
         if mode == "url":
             raise RuntimeError("TASKQ_REDIS_URL does not answer")
     if mode in ("auto", "server") and shutil.which("redis-server"):

@@ -27,7 +27,7 @@ from taskq import (
     TaskQueue,
 )
 from taskq.cli import app as cli_app
-from taskq.connection import describe, translate
+from taskq.connection import describe, redact_url, translate
 from tests.api_fixtures import free_port, make_app, serve
 from tests.apps.api_tasks import build
 from tests.helpers import wait_sync
@@ -111,6 +111,8 @@ def test_where_never_shows_the_password() -> None:
     assert describe({"path": "/run/redis.sock", "password": PASSWORD}) == \
         "unix://:***@/run/redis.sock?db=0"
     assert describe({"host": "localhost", "port": 6379, "db": 0}) == "redis://localhost:6379/0"
+    assert redact_url(f"rediss://app:{PASSWORD}@cache:6380/2") == "rediss://app:***@cache:6380/2"
+    assert redact_url("redis://cache:6380/2") == "redis://cache:6380/2"
 
 
 # -- against a private redis-server with a password and ACL users ----------------------------
