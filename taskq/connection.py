@@ -116,8 +116,8 @@ def translate(exc: BaseException, *, where: str, command: Sequence[Any] = ()) ->
         return RedisAuthError(f"Redis at {where} refused the credentials: {text}")
     if isinstance(exc, NoPermissionError) or code == "NOPERM" or _script_acl(text):
         return RedisPermissionError(
-            f"the Redis user may not run {_command(command)} at {where} (grant it in the "
-            f"user's ACL): {text}")
+            f"Redis at {where} refused {_command(command)} to its ACL user (NOPERM; grant the "
+            f"command and keys in the user's ACL): {text}")
     if isinstance(exc, OutOfMemoryError) or code == "OOM":
         return RedisOutOfMemory(
             f"Redis at {where} is out of memory (maxmemory reached) and refuses writes: {text}")
