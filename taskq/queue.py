@@ -16,7 +16,7 @@ from redis.exceptions import ResponseError
 
 from taskq import batching, codec, ids, state
 from taskq.codec import Message
-from taskq.connection import connect
+from taskq.connection import connect, connect_sync
 from taskq.errors import BacklogFull, PayloadTooLarge, ResultTimeout, TaskNotFound
 from taskq.handle import TaskHandle
 from taskq.keys import GROUP, QueueKeys, queues_key
@@ -218,13 +218,7 @@ class TaskQueue:
 
     def _sync_client(self) -> tuple[SyncRedis, SyncScripts]:
         if self._sync is None:
-            client = SyncRedis.from_url(
-                self.url,
-                socket_timeout=self.socket_timeout_s,
-                socket_connect_timeout=min(self.socket_timeout_s, 3.0),
-                socket_keepalive=True,
-                health_check_interval=10,
-            )
+            client = connect_sync(self.url, socket_timeout_s=self.socket_timeout_s)
             self._sync = (client, SyncScripts(client))
         return self._sync
 
