@@ -23,6 +23,7 @@ class Proc:
     started: float = field(default_factory=time.monotonic)
     killed: bool = False  # the harness killed it (so its exit is expected)
     termed: bool = False
+    measured: bool = False  # what it held at its death was noted (Env.note_deaths)
 
 
 class WorkerPool:
