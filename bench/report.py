@@ -79,7 +79,8 @@ def soak_text(result: dict[str, Any]) -> str:
     rss = [x["worker_rss_mb"] for x in tail]
     xlen = [x["stream_len"] for x in smp]
     return (f"{s['system']} offered {s['rate']:,}/s for {s['seconds']:.0f} s: {s['sent']:,} sent, "
-            f"{s['done']:,} run, lost {s['lost']}, run twice {s['duplicates']}. Redis used_memory "
+            f"{s['done']:,} run, lost {s['lost']}, run twice {s['duplicates']} (counted job id by "
+            f"job id; {s.get('unexpected', 0)} never sent). Redis used_memory "
             f"{_median([x['used_memory_mb'] for x in first]):.1f} MB at the start, "
             f"bounded after the first record TTL (records kept {s.get('result_ttl_s', 10)} s in "
             "the soak instead of the default hour, in 10 s buckets: a sawtooth), "
