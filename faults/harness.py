@@ -17,7 +17,7 @@ import redis
 
 from faults import checker, tasklog
 from faults.app import QUEUE, make_app
-from faults.ledger import Ledger
+from faults.ledger import FAILED, Ledger
 from faults.redis_server import RedisServer
 from faults.result import Result
 from faults.workers import WorkerPool
@@ -158,9 +158,10 @@ class Env:
             admin.close()
 
     def enqueues_during(self, t0_ns: int, t1_ns: int) -> set[int]:
-        """Jobs whose enqueue call overlapped ``[t0_ns, t1_ns]``: a reply lost to the fault
-        makes the producer send it again, so it may have been added twice."""
-        return {j for j, e in self.ledger.entries.items() if e.t0_ns <= t1_ns and e.t1_ns >= t0_ns}
+        """Jobs whose enqueue call overlapped ``[t0_ns, t1_ns]`` and was not refused: a reply
+        lost to the fault makes the producer send it again, so it may have been added twice."""
+        return {j for j, e in self.ledger.entries.items()
+                if e.t0_ns <= t1_ns and e.t1_ns >= t0_ns and e.state != FAILED}
 
     def fault(self, *jobs: set[int]) -> int:
         """Count one fault and what it can make run again (the union of ``jobs``)."""
