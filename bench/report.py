@@ -233,6 +233,14 @@ floor comparison.
   round trip goes to a separate sink Redis and is not counted.
 - **worker RSS**: all processes of the worker (supervisors and pool children included) at the
   end of the drain.
+- **the floor** (`plain-streams`, `bench/peers/plain.py`): the fastest plain Redis Streams
+  consumer we could write, with nothing of a queue on top (no records, leases, retries or
+  reclaim). Commands packed and replies parsed by hiredis on raw asyncio connections (as taskq's
+  own lane does), the next `XREADGROUP` in flight while the last batch's jobs run, 50 runners fed
+  by a hand-off queue, and finished entries acknowledged in the background, each batch one
+  `XACK` + `XDEL` written together (gathered for up to 2 ms while busy). `plain-naive`
+  (`bench/peers/plain_naive.py`, the floor before issue 19) is the loop most people write:
+  redis-py, read a batch, run it, `XACK` it, and only then read again.
 
 ## Worker processes
 
