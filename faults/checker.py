@@ -37,6 +37,7 @@ TERMINAL = frozenset({"succeeded", "dead", "cancelled", "expired"})
 SUCCEEDED = "succeeded"
 NO_RECORD = "missing"
 
+
 @dataclass
 class Verdict:
     completed: set[int]
@@ -65,9 +66,6 @@ def text(v: Any) -> str:
     return v.decode(errors="replace") if isinstance(v, bytes) else str(v)
 
 
-_s = text
-
-
 def quiet(admin: redis.Redis, keys: QueueKeys) -> bool:
     """Nothing left to run: stream empty (finished entries are deleted), no delayed task."""
     return bool(admin.xlen(keys.stream) == 0 and admin.zcard(keys.delayed) == 0)
@@ -89,7 +87,7 @@ def settle(admin: redis.Redis, keys: QueueKeys, timeout: float) -> float:
 def dead_letters(admin: redis.Redis, keys: QueueKeys) -> list[dict[str, Any]]:
     out = []
     for _, fields in admin.xrange(keys.dead, "-", "+"):
-        d = {_s(k): v for k, v in fields.items()}
+        d = {text(k): v for k, v in fields.items()}
         job = None
         try:
             msg = codec.decode(d.get("payload") or b"")
@@ -97,7 +95,7 @@ def dead_letters(admin: redis.Redis, keys: QueueKeys) -> list[dict[str, Any]]:
         except Exception:  # a malformed payload: poison the suite put there on purpose
             pass
         d["job"] = job if isinstance(job, int) else None
-        out.append({k: (v if k in ("payload", "job") else _s(v)) for k, v in d.items()})
+        out.append({k: (v if k in ("payload", "job") else text(v)) for k, v in d.items()})
     return out
 
 
@@ -175,7 +173,7 @@ def _records(v: Verdict, ledger: Ledger, admin: redis.Redis, keys: QueueKeys,
     for status, js in sorted(unfinished.items()):
         v.invariants.append(f"{len(js)} accepted jobs ended with a non-terminal record "
                             f"'{status}': {js[:10]}")
-    stats = {_s(k): int(x) for k, x in admin.hgetall(keys.stats).items()}
+    stats = {text(k): int(x) for k, x in admin.hgetall(keys.stats).items()}
     v.stats = stats
     unknown_done = sum(1 for j in v.completed if ledger.entries.get(j) and
                        ledger.entries[j].state == UNKNOWN)
@@ -202,7 +200,7 @@ def _invariants(v: Verdict, admin: redis.Redis, keys: QueueKeys, max_consumers: 
     for g in groups:
         lag = g.get("lag")
         if lag not in (None, 0):
-            bad.append(f"group {_s(g['name'])} lag {lag}")
+            bad.append(f"group {text(g['name'])} lag {lag}")
     if len(consumers) > max_consumers:
         bad.append(f"{len(consumers)} consumers > bound {max_consumers}")
     for key, what in ((keys.delayed, "delayed"), (keys.payloads, "delayed payloads"),
@@ -211,7 +209,7 @@ def _invariants(v: Verdict, admin: redis.Redis, keys: QueueKeys, max_consumers: 
         if n:
             bad.append(f"{n} {what} left")
     for key in admin.scan_iter(match=f"{keys.tag}:*", count=1000):
-        name = _s(key)
+        name = text(key)
         if (":rec:" in name or ":done:" in name) and admin.pttl(key) < 0:
             bad.append(f"{name} has no TTL")
     lost_counter = int(admin.hget(keys.stats, "lost") or 0)

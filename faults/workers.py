@@ -143,6 +143,11 @@ class WorkerPool:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(p.popen.pid, signal.SIGKILL)
 
+    def consuming(self, slot: int) -> bool:
+        """Slot's current process has started consuming (its signal handlers are set)."""
+        p = self.procs[slot]
+        return p.log.exists() and "consuming" in p.log.read_text(errors="replace")
+
     def logs(self) -> str:
         return "\n".join(p.log.read_text(errors="replace") for p in self.history
                          if p.log.exists())
