@@ -32,6 +32,7 @@ from taskq import codec, ids, maintenance
 from taskq.codec import Message
 from taskq.connection import REDIS_ERRORS, check_server
 from taskq.context import TaskContext, set_context
+from taskq.deadletter import DeadEntry
 from taskq.errors import DecodeError, Retry, TaskValidationError
 from taskq.execution import Executors, encode_result, invoke, is_plain_async
 from taskq.keys import GROUP, QueueKeys
@@ -539,12 +540,12 @@ class Worker:
             error_type=error_type, error=f"{reason}: {error}", traceback=tb or None,
             worker=self.id,
         )
-        fields: dict[str, str | bytes | int] = {
-            "id": d.task_id, "entry": d.entry_id, "task": task, "reason": reason,
-            "error_type": error_type, "error": error[:2000], "traceback": tb[-4000:],
-            "attempts": attempts, "enqueued_ms": msg.enqueued_ms if msg else 0,
-            "failed_ms": now, "worker": self.id, "payload": d.payload or b"",
-        }
+        fields = DeadEntry(
+            task_id=d.task_id, entry=d.entry_id, task=task, reason=reason,
+            error_type=error_type, error=error, traceback=tb, attempts=attempts,
+            enqueued_ms=msg.enqueued_ms if msg else 0, failed_ms=now, worker=self.id,
+            payload=d.payload or b"",
+        ).fields()
         crashpoint("before_dead")
         dead = await self._owned_call(d, lambda: self.app.scripts.dead(
             keys, self.id, d.entry_id, d.deliveries, d.task_id, bucket_key(keys, d.task_id),

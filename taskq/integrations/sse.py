@@ -26,8 +26,7 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import StreamingResponse
 
 from taskq import codec, ids
-from taskq.connection import REDIS_ERRORS
-from taskq.errors import TaskNotFound
+from taskq.errors import RedisAuthError, RedisTimeout, RedisUnavailable, TaskNotFound
 from taskq.integrations.auth import HEADER, Role, require
 from taskq.integrations.config import ApiConfig
 from taskq.integrations.errors import http_errors
@@ -151,7 +150,7 @@ async def task_events(tq: TaskQueue, task_id: str, config: ApiConfig,
             except TaskNotFound:
                 yield format_event(n + 1, "gone", {"id": task_id, "detail": "record expired"})
                 return
-            except REDIS_ERRORS:
+            except (RedisUnavailable, RedisTimeout, RedisAuthError):
                 await asyncio.sleep(config.sse_poll_s)
     finally:
         tq.events.unsubscribe(channel, listener)
