@@ -15,8 +15,8 @@ from api.loader import load_app
 from api.main import PREFIX
 from api.settings import ApiSettings
 from taskq import TaskQueue
+from taskq.worker.settings import WorkerSettings
 from tests.helpers import ROOT
-from worker.settings import WorkerSettings
 
 
 @pytest.fixture(scope="module")
