@@ -154,4 +154,4 @@ class Worker:
             await asyncio.sleep(ACK_WAIT_S)
         else:
             log.warning("%d finished tasks still unacknowledged at shutdown: they run again "
-                        "after their lease", ledger.acking)
+                        "after their lease", ledger.acks_pending())

@@ -254,4 +254,4 @@ class Ledger:
 
     def acks_pending(self) -> int:
         """Finished deliveries not acked yet (waiting for the completer, or in its call)."""
-        return len(self.done) + self.acking
+        return self.acking  # (every delivery in ``done`` is counted in ``acking`` too)
