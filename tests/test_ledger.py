@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator, Callable
+
+import pytest
 
 from taskq.worker.config import WorkerConfig
 from taskq.worker.ledger import Delivery, Ledger
@@ -33,6 +36,26 @@ class Runs:
             await asyncio.sleep(0)
 
 
+RunsOf = Callable[[Ledger], Runs]
+
+
+@pytest.fixture
+async def runs_of() -> AsyncIterator[RunsOf]:
+    """Stand-in runners for a ledger; runs still waiting at teardown end without an outcome."""
+    made: list[Runs] = []
+
+    def make(ledger: Ledger) -> Runs:
+        made.append(Runs(ledger))
+        return made[-1]
+
+    yield make
+    for runs in made:
+        for done in runs.release.values():
+            if not done.done():
+                done.set_result(False)
+    await settle()
+
+
 async def settle() -> None:
     for _ in range(3):
         await asyncio.sleep(0)
@@ -42,9 +65,9 @@ def entry(n: int) -> str:
     return f"17000000000{n:02d}-0"
 
 
-async def test_run_slots_then_waiting_in_order() -> None:
+async def test_run_slots_then_waiting_in_order(runs_of: RunsOf) -> None:
     ledger = Ledger(WorkerConfig(concurrency=2, prefetch=2, batch=10))
-    runs = Runs(ledger)
+    runs = runs_of(ledger)
     for n in range(4):
         ledger.accept("q", entry(n), b"", 1)
     await settle()
@@ -55,9 +78,9 @@ async def test_run_slots_then_waiting_in_order() -> None:
     assert (ledger.running, len(ledger.waiting), len(ledger.held)) == (2, 1, 3)
 
 
-async def test_a_redelivered_entry_only_takes_its_new_delivery_count() -> None:
+async def test_a_redelivered_entry_only_takes_its_new_delivery_count(runs_of: RunsOf) -> None:
     ledger = Ledger(WorkerConfig(concurrency=1, prefetch=1))
-    runs = Runs(ledger)
+    runs = runs_of(ledger)
     ledger.accept("q", entry(0), b"", 1)
     ledger.accept("q", entry(0), b"", 3)
     await settle()
@@ -65,9 +88,10 @@ async def test_a_redelivered_entry_only_takes_its_new_delivery_count() -> None:
     assert ledger.held[("q", entry(0))].deliveries == 3
 
 
-async def test_read_room_counts_finished_entries_awaiting_their_ack_up_to_the_capacity() -> None:
+async def test_read_room_counts_finished_entries_awaiting_their_ack_up_to_the_capacity(
+        runs_of: RunsOf) -> None:
     ledger = Ledger(WorkerConfig(concurrency=2, prefetch=1, batch=10))  # capacity 3
-    runs = Runs(ledger)
+    runs = runs_of(ledger)
     assert ledger.read_room() == 3 and ledger.read_threshold == 1
     for n in range(3):
         ledger.accept("q", entry(n), b"", 1)
@@ -86,9 +110,9 @@ async def test_read_room_counts_finished_entries_awaiting_their_ack_up_to_the_ca
     assert ledger.reclaim_room() == -3  # reclaiming counts everything held
 
 
-async def test_acks_release_the_held_entries_and_count_outcomes() -> None:
+async def test_acks_release_the_held_entries_and_count_outcomes(runs_of: RunsOf) -> None:
     ledger = Ledger(WorkerConfig(concurrency=4, prefetch=1))
-    runs = Runs(ledger)
+    runs = runs_of(ledger)
     for n in range(3):
         ledger.accept("q", entry(n), b"", 1)
     await settle()
@@ -104,9 +128,10 @@ async def test_acks_release_the_held_entries_and_count_outcomes() -> None:
     assert (ledger.counters.succeeded, ledger.counters.lost_leases) == (2, 1)
 
 
-async def test_a_lost_lease_drops_an_unstarted_delivery_and_marks_a_running_one() -> None:
+async def test_a_lost_lease_drops_an_unstarted_delivery_and_marks_a_running_one(
+        runs_of: RunsOf) -> None:
     ledger = Ledger(WorkerConfig(concurrency=1, prefetch=1))
-    runs = Runs(ledger)
+    runs = runs_of(ledger)
     ledger.accept("q", entry(0), b"", 1)
     ledger.accept("q", entry(1), b"", 1)
     await settle()
@@ -118,9 +143,10 @@ async def test_a_lost_lease_drops_an_unstarted_delivery_and_marks_a_running_one(
     assert runs.started == [entry(0)] and ledger.held == {}
 
 
-async def test_stopping_starts_nothing_and_keeps_unstarted_deliveries_to_hand_back() -> None:
+async def test_stopping_starts_nothing_and_keeps_unstarted_deliveries_to_hand_back(
+        runs_of: RunsOf) -> None:
     ledger = Ledger(WorkerConfig(concurrency=1, prefetch=2))
-    runs = Runs(ledger)
+    runs = runs_of(ledger)
     for n in range(3):
         ledger.accept("q", entry(n), b"", 1)
     await settle()
