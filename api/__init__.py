@@ -1,1 +1,1 @@
-"""The taskq HTTP API service."""
+"""The HTTP service's deployable entry point (``python -m api``): code in :mod:`taskq.service`."""

@@ -1,82 +1,14 @@
-"""The taskq HTTP API service: ``uvicorn api.main:app`` (or ``python -m api``).
-
-It loads the TaskQueue named by ``TASKQ_APP`` (``module:attribute``), so it knows the
-registered tasks and their argument schemas, and serves :func:`taskq.fastapi.taskq_router`
-under ``/v1``. ``app`` is built on first access, from the environment.
-"""
+"""``uvicorn api.main:app``: the service of :mod:`taskq.service.app`, built from the environment."""
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
-from fastapi import FastAPI
-
-from api.loader import load_app
-from api.metrics import metrics_router
-from api.settings import ApiSettings
-from taskq import TaskQueue
-from taskq.errors import ConfigError
-from taskq.fastapi import ApiConfig, ApiKeys, BodyLimitMiddleware, lifespan, taskq_router
-
-log = logging.getLogger("api")
-
-PREFIX = "/v1"
-
-
-def api_keys(settings: ApiSettings) -> ApiKeys:
-    if settings.auth_disabled:
-        log.warning("=" * 72)
-        log.warning("AUTHENTICATION IS DISABLED (TASKQ_AUTH_DISABLED=true): anyone who can "
-                    "reach this port can enqueue, cancel, replay and purge tasks")
-        log.warning("=" * 72)
-        return ApiKeys.off()
-    admin, read = settings.admin_keys(), settings.read_keys()
-    if not admin and not read:
-        raise ConfigError("no API keys: set TASKQ_API_KEYS (admin) and/or TASKQ_API_READ_KEYS "
-                          "(read-only), comma-separated, 16+ characters each; or set "
-                          "TASKQ_AUTH_DISABLED=true for local development")
-    try:
-        return ApiKeys.from_keys(admin=admin, read=read)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-
-
-def create_app(settings: ApiSettings | None = None, tq: TaskQueue | None = None) -> FastAPI:
-    """The service for ``settings`` (default: from the environment)."""
-    settings = settings or ApiSettings()
-    if tq is None:
-        if not settings.app:
-            raise ConfigError("set TASKQ_APP to the TaskQueue to serve, as module:attribute")
-        tq = load_app(settings.app)
-    if settings.redis_url:
-        tq.url = settings.redis_url
-    keys = api_keys(settings)
-    config = ApiConfig(keys=keys, max_body_bytes=settings.max_body_bytes,
-                       idempotency_ttl_s=settings.idempotency_ttl_s,
-                       wait_max_s=settings.wait_max_s)
-    app = FastAPI(
-        title="taskq", version="1", lifespan=lifespan(tq), root_path=settings.root_path,
-        description="Enqueue and inspect the tasks of a taskq TaskQueue. Send an API key in "
-                    "the `X-API-Key` header; read-only keys cannot cancel, replay or purge.",
-    )
-    app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
-    app.include_router(taskq_router(tq, config), prefix=PREFIX)
-    app.include_router(metrics_router(tq, keys, public=settings.metrics_public))
-    log.info("serving %d tasks of %s on queues %s", len(tq.registry), settings.app or "the app",
-             ", ".join(tq.queues) or "-")
-    return app
-
-
-_app: FastAPI | None = None
+from taskq.service import app as _service
 
 
 def __getattr__(name: str) -> Any:
-    """``api.main.app``: built from the environment on first access (so importing this module
-    needs no settings)."""
-    global _app  # noqa: PLW0603
+    """``app``: built on first access (importing this module needs no settings)."""
     if name == "app":
-        if _app is None:
-            _app = create_app()
-        return _app
+        return _service.app
     raise AttributeError(name)

@@ -79,7 +79,8 @@ def soak_text(result: dict[str, Any]) -> str:
     rss = [x["worker_rss_mb"] for x in tail]
     xlen = [x["stream_len"] for x in smp]
     return (f"{s['system']} offered {s['rate']:,}/s for {s['seconds']:.0f} s: {s['sent']:,} sent, "
-            f"{s['done']:,} run, lost {s['lost']}, run twice {s['duplicates']}. Redis used_memory "
+            f"{s['done']:,} run, lost {s['lost']}, run twice {s['duplicates']} (counted job id by "
+            f"job id; {s.get('unexpected', 0)} never sent). Redis used_memory "
             f"{_median([x['used_memory_mb'] for x in first]):.1f} MB at the start, "
             f"bounded after the first record TTL (records kept {s.get('result_ttl_s', 10)} s in "
             "the soak instead of the default hour, in 10 s buckets: a sawtooth), "
@@ -232,6 +233,14 @@ floor comparison.
   round trip goes to a separate sink Redis and is not counted.
 - **worker RSS**: all processes of the worker (supervisors and pool children included) at the
   end of the drain.
+- **the floor** (`plain-streams`, `bench/peers/plain.py`): the fastest plain Redis Streams
+  consumer we could write, with nothing of a queue on top (no records, leases, retries or
+  reclaim). Commands packed and replies parsed by hiredis on raw asyncio connections (as taskq's
+  own lane does), the next `XREADGROUP` in flight while the last batch's jobs run, 50 runners fed
+  by a hand-off queue, and finished entries acknowledged in the background, each batch one
+  `XACK` + `XDEL` written together (gathered for up to 2 ms while busy). `plain-naive`
+  (`bench/peers/plain_naive.py`, the floor before issue 19) is the loop most people write:
+  redis-py, read a batch, run it, `XACK` it, and only then read again.
 
 ## Worker processes
 

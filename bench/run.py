@@ -181,7 +181,7 @@ def main() -> None:
 
 def _scaling_systems(systems: list[Any], result: dict[str, Any]) -> list[Any]:
     """taskq, the floor, the fastest peer by drain rate and the fastest crash-safe one."""
-    peers = [s for s in systems if s.name not in ("taskq", "plain-streams")]
+    peers = [s for s in systems if s.name not in ("taskq", "plain-streams", "plain-naive")]
     rates = {s.name: (summarize([t for t in result["throughput"] if t["system"] == s.name],
                                 "drain_rate") or {"median": 0})["median"] for s in peers}
     picked = {"taskq", "plain-streams"}

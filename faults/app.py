@@ -18,6 +18,9 @@ from faults import tasklog
 from taskq import TaskContext, TaskQueue
 
 QUEUE = "q"
+# tasks made to fail (raise every time, hang past their timeout, kill their process): they end
+# dead-lettered; every other task here is healthy and must end succeeded
+UNHEALTHY_TASKS = frozenset({"doomed", "hang", "exit_now", "segfault"})
 
 
 def make_app(url: str, prefix: str, *, socket_timeout: float = 2.0,

@@ -2,7 +2,13 @@
 
 lost        accepted (ok), never completed nor dead-lettered
 unexpected  completed, never enqueued (not ok, not unknown)
-duplicated  completed more than once (extra ``end`` lines)
+duplicated  completed more than once (extra ``end`` lines); each duplicate must be of a task
+            that was in flight at a fault, when the scenario measured those (``rerunnable``)
+records     every accepted task ends in exactly one terminal record (succeeded, dead with a
+            reason, cancelled, expired); ``failed``, ``running``, ``queued`` or no record at
+            the end fails, and a record must agree with the task log and the dead letters
+healthy     a healthy job (not one of :data:`faults.app.UNHEALTHY_TASKS`) must end succeeded;
+            its dead letter fails unless the scenario expects that reason
 Redis invariants: no pending entries, nothing undelivered, delayed set empty, consumers
 bounded, every record key with a TTL, the core's own "lost" counter at zero.
 """
@@ -12,6 +18,7 @@ from __future__ import annotations
 import itertools
 import time
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,11 +26,16 @@ from typing import Any
 import redis
 
 from faults import tasklog
+from faults.app import UNHEALTHY_TASKS
 from faults.ledger import OK, UNKNOWN, Ledger
 from faults.result import Result
 from taskq import codec, ids
 from taskq.keys import GROUP, QueueKeys
 from taskq.records import bucket_key, decode_record
+
+TERMINAL = frozenset({"succeeded", "dead", "cancelled", "expired"})
+SUCCEEDED = "succeeded"
+NO_RECORD = "missing"
 
 
 @dataclass
@@ -39,13 +51,18 @@ class Verdict:
     figures: dict[str, Any] = field(default_factory=dict)
     stats: dict[str, int] = field(default_factory=dict)
     runs: tasklog.Runs = field(default_factory=tasklog.Runs)
+    # how each accepted healthy job ended: its record's status where records are checked,
+    # else "succeeded" (an end line), "dead" (a dead letter) or "missing" (neither)
+    healthy_ends: dict[int, str] = field(default_factory=dict)
+    # dead letters of healthy jobs (any enqueue state), with their reasons
+    healthy_dead: dict[int, list[str]] = field(default_factory=dict)
 
     @property
     def extra_runs(self) -> int:
         return sum(self.duplicated.values())
 
 
-def _s(v: Any) -> str:
+def text(v: Any) -> str:
     return v.decode(errors="replace") if isinstance(v, bytes) else str(v)
 
 
@@ -70,7 +87,7 @@ def settle(admin: redis.Redis, keys: QueueKeys, timeout: float) -> float:
 def dead_letters(admin: redis.Redis, keys: QueueKeys) -> list[dict[str, Any]]:
     out = []
     for _, fields in admin.xrange(keys.dead, "-", "+"):
-        d = {_s(k): v for k, v in fields.items()}
+        d = {text(k): v for k, v in fields.items()}
         job = None
         try:
             msg = codec.decode(d.get("payload") or b"")
@@ -78,7 +95,7 @@ def dead_letters(admin: redis.Redis, keys: QueueKeys) -> list[dict[str, Any]]:
         except Exception:  # a malformed payload: poison the suite put there on purpose
             pass
         d["job"] = job if isinstance(job, int) else None
-        out.append({k: (v if k in ("payload", "job") else _s(v)) for k, v in d.items()})
+        out.append({k: (v if k in ("payload", "job") else text(v)) for k, v in d.items()})
     return out
 
 
@@ -104,8 +121,17 @@ def check(ledger: Ledger, folder: Path, admin: redis.Redis, keys: QueueKeys, *,
         duplicated={j: len(e) - 1 for j, e in runs.ends.items() if len(e) > 1},
         records=Counter(), runs=runs,
     )
+    healthy = {j for j, e in ledger.entries.items() if e.task not in UNHEALTHY_TASKS}
+    v.healthy_dead = {j: rs for j, rs in reasons.items() if j in healthy}
+    for j, rs in reasons.items():
+        if not all(rs):
+            v.invariants.append(f"job {j} dead-lettered without a reason")
     if check_records:
-        _records(v, ledger, admin, keys)
+        _records(v, ledger, admin, keys, healthy)
+    else:
+        for j in ok & healthy:
+            v.healthy_ends[j] = (SUCCEEDED if j in completed else
+                                 "dead" if j in dead else NO_RECORD)
     _invariants(v, admin, keys, max_consumers, expect_lost_counter)
     counts = ledger.counts()
     v.figures = {"enq_ok": counts[OK], "enq_failed": counts["failed"],
@@ -115,24 +141,39 @@ def check(ledger: Ledger, folder: Path, admin: redis.Redis, keys: QueueKeys, *,
     return v
 
 
-def _records(v: Verdict, ledger: Ledger, admin: redis.Redis, keys: QueueKeys) -> None:
-    """Exactly one terminal state per accepted task, as Redis tells it."""
+def _records(v: Verdict, ledger: Ledger, admin: redis.Redis, keys: QueueKeys,
+             healthy: set[int]) -> None:
+    """Exactly one terminal state per accepted task, as Redis tells it, agreeing with the task
+    log (a succeeded record of a task that never ended) and the dead letters (a dead record
+    without its letter, a letter without a dead record)."""
     pipe = admin.pipeline(transaction=False)
     jobs = [j for j, e in sorted(ledger.entries.items()) if e.state == OK and e.task_id]
     for j in jobs:
         tid = ledger.entries[j].task_id or ""
         pipe.hget(bucket_key(keys, tid), tid)
     succeeded = 0
+    unfinished: dict[str, list[int]] = {}
     for j, raw in zip(jobs, pipe.execute(), strict=True):
+        status = (str(decode_record(ledger.entries[j].task_id or "", keys.queue, raw).status)
+                  if raw else NO_RECORD)
+        v.records[status] += 1
+        if j in healthy:
+            v.healthy_ends[j] = status
         if not raw:
-            v.records["missing"] += 1
-            continue
-        rec = decode_record(ledger.entries[j].task_id or "", keys.queue, raw)
-        v.records[str(rec.status)] += 1
-        succeeded += str(rec.status) == "succeeded"
-        if str(rec.status) == "succeeded" and j in v.dead:
-            v.invariants.append(f"job {j} has a succeeded record and a dead letter")
-    stats = {_s(k): int(x) for k, x in admin.hgetall(keys.stats).items()}
+            continue  # reported as "accepted jobs without a record" (unless loss is allowed)
+        if status not in TERMINAL:
+            unfinished.setdefault(status, []).append(j)
+        succeeded += status == SUCCEEDED
+        if status == SUCCEEDED and j not in v.completed:
+            v.invariants.append(f"job {j} has a succeeded record but never ended")
+        if status == "dead" and j not in v.dead:
+            v.invariants.append(f"job {j} has a dead record but no dead letter")
+        if j in v.dead and status != "dead":
+            v.invariants.append(f"job {j} has a {status} record and a dead letter")
+    for status, js in sorted(unfinished.items()):
+        v.invariants.append(f"{len(js)} accepted jobs ended with a non-terminal record "
+                            f"'{status}': {js[:10]}")
+    stats = {text(k): int(x) for k, x in admin.hgetall(keys.stats).items()}
     v.stats = stats
     unknown_done = sum(1 for j in v.completed if ledger.entries.get(j) and
                        ledger.entries[j].state == UNKNOWN)
@@ -159,7 +200,7 @@ def _invariants(v: Verdict, admin: redis.Redis, keys: QueueKeys, max_consumers: 
     for g in groups:
         lag = g.get("lag")
         if lag not in (None, 0):
-            bad.append(f"group {_s(g['name'])} lag {lag}")
+            bad.append(f"group {text(g['name'])} lag {lag}")
     if len(consumers) > max_consumers:
         bad.append(f"{len(consumers)} consumers > bound {max_consumers}")
     for key, what in ((keys.delayed, "delayed"), (keys.payloads, "delayed payloads"),
@@ -168,7 +209,7 @@ def _invariants(v: Verdict, admin: redis.Redis, keys: QueueKeys, max_consumers: 
         if n:
             bad.append(f"{n} {what} left")
     for key in admin.scan_iter(match=f"{keys.tag}:*", count=1000):
-        name = _s(key)
+        name = text(key)
         if (":rec:" in name or ":done:" in name) and admin.pttl(key) < 0:
             bad.append(f"{name} has no TTL")
     lost_counter = int(admin.hget(keys.stats, "lost") or 0)
@@ -177,8 +218,15 @@ def _invariants(v: Verdict, admin: redis.Redis, keys: QueueKeys, max_consumers: 
                    f"(expected {expect_lost_counter})")
 
 
-def report(result: Result, v: Verdict, *, max_dup: int = 0, allow_lost: bool = False) -> None:
-    """The common checks every scenario shares, into ``result``."""
+def report(result: Result, v: Verdict, *, max_dup: int = 0, allow_lost: bool = False,
+           expected_dead: Collection[str] = (),
+           rerunnable: Counter[int] | None = None) -> None:
+    """The common checks every scenario shares, into ``result``.
+
+    ``max_dup`` bounds the duplicate completions; ``rerunnable`` (job -> how many faults it was
+    in flight at), when the scenario measured it, also bounds them job by job: a task that was
+    in flight at no fault has no reason to run twice. ``expected_dead`` lists the dead-letter
+    reasons a healthy job may have in this scenario (none by default)."""
     result.figures.update(v.figures)
     if not allow_lost:
         result.check(not v.lost, f"{len(v.lost)} accepted jobs lost: {sorted(v.lost)[:10]}")
@@ -187,13 +235,26 @@ def report(result: Result, v: Verdict, *, max_dup: int = 0, allow_lost: bool = F
     result.check(v.extra_runs <= max_dup,
                  f"{v.extra_runs} duplicate completions > bound {max_dup}: "
                  f"{dict(list(v.duplicated.items())[:10])}")
+    if rerunnable is not None:
+        beyond = {j: n for j, n in v.duplicated.items() if n > rerunnable.get(j, 0)}
+        result.check(not beyond, f"{len(beyond)} jobs ran again more often than they were in "
+                     f"flight at a fault (job: extra runs): {dict(list(beyond.items())[:10])}")
     doubles = {j: n for j, n in v.dead.items() if n > 1}
     result.check(not doubles, f"double dead letters: {doubles}")
     result.check(v.runs.torn == 0, f"{v.runs.torn} torn task-log lines")
     for msg in v.invariants:
         result.check(False, f"invariant: {msg}")
-    if v.records.get("missing") and not allow_lost:
-        result.check(False, f"{v.records['missing']} accepted jobs without a record")
+    if v.records.get(NO_RECORD) and not allow_lost:
+        result.check(False, f"{v.records[NO_RECORD]} accepted jobs without a record")
+    expected = set(expected_dead)
+    killed = {j: rs for j, rs in v.healthy_dead.items() if not set(rs) <= expected}
+    result.check(not killed, f"{len(killed)} healthy jobs dead-lettered (expected reasons "
+                 f"{sorted(expected)}): {dict(list(sorted(killed.items()))[:10])}")
+    not_succeeded = {j: end for j, end in v.healthy_ends.items()
+                     if end != SUCCEEDED and j not in v.healthy_dead
+                     and not (allow_lost and end == NO_RECORD)}
+    result.check(not not_succeeded, f"{len(not_succeeded)} healthy jobs did not end succeeded: "
+                 f"{dict(list(sorted(not_succeeded.items()))[:10])}")
 
 
 def attempts_never_go_back(v: Verdict) -> list[int]:

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,12 +17,12 @@ import redis
 
 from faults import checker, tasklog
 from faults.app import QUEUE, make_app
-from faults.ledger import Ledger
+from faults.ledger import FAILED, Ledger
 from faults.redis_server import RedisServer
 from faults.result import Result
 from faults.workers import WorkerPool
-from taskq import TaskQueue
-from taskq.keys import QueueKeys
+from taskq import TaskQueue, codec
+from taskq.keys import GROUP, QueueKeys
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,10 @@ class Env:
         self.apps: list[TaskQueue] = []
         self.tenders: list[asyncio.Task[None]] = []
         self.server: RedisServer | None = None
+        # job -> at how many faults it was in flight (so could run once more): the bound of
+        # duplicates, measured at each fault by :meth:`fault`
+        self.rerunnable: Counter[int] = Counter()
+        self.faults = 0
 
     # -- pieces ---------------------------------------------------------------------------
 
@@ -92,9 +97,12 @@ class Env:
         return pool
 
     def tend(self, pool: WorkerPool, every: float = 0.2) -> None:
-        """Respawn the pool's dead processes in the background."""
+        """Respawn the pool's dead processes in the background. Each death is a fault: what
+        the dead process held (pending under its consumer, frozen until its lease runs out,
+        longer than ``every``) is measured before it is respawned."""
         async def loop() -> None:
             while True:
+                self.note_deaths(pool)
                 pool.tend()
                 await asyncio.sleep(every)
         self.tenders.append(asyncio.create_task(loop()))
@@ -112,6 +120,55 @@ class Env:
                 await tq.aclose()
         for s in self.servers:
             s.stop()
+
+    # -- what a fault can make run twice -----------------------------------------------------
+
+    def in_flight(self, admin: redis.Redis, *, pid: int | None = None) -> set[int]:
+        """Jobs pending in the group now (of the consumer of process ``pid`` only, if given):
+        read but not acknowledged, so a fault now can make them run again. Read from the
+        entries' payloads, so an entry the producer added twice counts under its job."""
+        try:
+            if pid is None:
+                names = [None]
+            else:
+                names = [c["name"] for c in admin.xinfo_consumers(self.keys.stream, GROUP)
+                         if f":{pid}:" in checker.text(c["name"])]
+            pending = [p["message_id"] for name in names
+                       for p in admin.xpending_range(self.keys.stream, GROUP, "-", "+", 100_000,
+                                                     consumername=name)]
+        except redis.exceptions.ResponseError:  # no group (yet, or the stream was deleted)
+            return set()
+        pipe = admin.pipeline(transaction=False)
+        for entry in pending:
+            pipe.xrange(self.keys.stream, entry, entry)
+        return {j for found in pipe.execute() for _, fields in found
+                if (j := _job_of(fields.get(b"m", b""))) is not None}
+
+    def note_deaths(self, pool: WorkerPool) -> None:
+        """Measure, once each, what every dead process of ``pool`` held when it died."""
+        dead = [p for p in pool.history if p.popen.poll() is not None and not p.measured]
+        if not dead:
+            return
+        admin = self.admin()
+        try:
+            for p in dead:
+                self.fault(self.in_flight(admin, pid=p.popen.pid))
+                p.measured = True
+        finally:
+            admin.close()
+
+    def enqueues_during(self, t0_ns: int, t1_ns: int) -> set[int]:
+        """Jobs whose enqueue call overlapped ``[t0_ns, t1_ns]`` and was not refused: a reply
+        lost to the fault makes the producer send it again, so it may have been added twice."""
+        return {j for j, e in self.ledger.entries.items()
+                if e.t0_ns <= t1_ns and e.t1_ns >= t0_ns and e.state != FAILED}
+
+    def fault(self, *jobs: set[int]) -> int:
+        """Count one fault and what it can make run again (the union of ``jobs``)."""
+        hit = set().union(*jobs)
+        self.rerunnable.update(hit)
+        self.faults += 1
+        return len(hit)
 
     # -- waiting and checking ----------------------------------------------------------------
 
@@ -151,6 +208,14 @@ class Env:
 
     def logs_of(self, pool: WorkerPool) -> str:
         return pool.logs()
+
+
+def _job_of(payload: bytes) -> int | None:
+    try:
+        job = codec.decode(payload).kwargs.get("job")
+    except Exception:  # poison the suite wrote on purpose
+        return None
+    return job if isinstance(job, int) else None
 
 
 def completions_since(env: Env, t_ns: int) -> int:

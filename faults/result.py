@@ -1,4 +1,5 @@
-"""A scenario's outcome: figures, failures, and the one line printed for it."""
+"""A scenario's outcome: figures, failures, the one line printed for it, and its place in the
+run's closing tally."""
 
 from __future__ import annotations
 
@@ -35,6 +36,32 @@ class Result:
         for n in self.notes:
             out += f"\n    note: {n}"
         return out
+
+
+@dataclass
+class Tally:
+    """The run's closing line: every scenario counted once, skips included. Under CI a skip of
+    a scenario CI can run (its tools are installed there) is a failure, not a skip."""
+
+    ci: bool = False
+    passed: int = 0
+    failed: int = 0
+    skipped: int = 0
+
+    def add(self, result: Result, *, ci_may_skip: bool = False) -> None:
+        if result.skipped and self.ci and not ci_may_skip:
+            result.failures.append(f"skipped under CI, which can run it: {result.skipped}")
+            result.skipped = ""
+        if result.skipped:
+            self.skipped += 1
+        elif result.passed:
+            self.passed += 1
+        else:
+            self.failed += 1
+
+    def line(self, seconds: float) -> str:
+        return (f"{self.passed} passed, {self.failed} failed, {self.skipped} skipped "
+                f"({seconds:.0f} s)")
 
 
 def _fmt(v: Any) -> str:

@@ -24,6 +24,7 @@ class Proc:
     started: float = field(default_factory=time.monotonic)
     killed: bool = False  # the harness killed it (so its exit is expected)
     termed: bool = False
+    measured: bool = False  # what it held at its death was noted (Env.note_deaths)
 
 
 class WorkerPool:
@@ -142,6 +143,11 @@ class WorkerPool:
             # whatever the pool started (forked pools, faketime wrappers) goes with it
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(p.popen.pid, signal.SIGKILL)
+
+    def consuming(self, slot: int) -> bool:
+        """Slot's current process has started consuming (its signal handlers are set)."""
+        p = self.procs[slot]
+        return p.log.exists() and "consuming" in p.log.read_text(errors="replace")
 
     def logs(self) -> str:
         return "\n".join(p.log.read_text(errors="replace") for p in self.history

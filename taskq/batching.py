@@ -1,5 +1,9 @@
 """Planning an enqueue: which script calls a batch of messages needs, and its backlog check.
 
+:func:`prepare` is the plan that async and sync enqueue share (only their I/O differs):
+queues to register, one plain XADD when a single message goes to a queue far below its limit,
+the backlogs to read first when the batch needs several calls, and the limit each call checks.
+
 A batch that fits one script call is checked against the backlog limit inside that call
 (atomic). A larger batch (more than ``CHUNK`` messages, or several queues) is checked first for
 every queue it touches, and then added without further checks, so a refused batch adds nothing;
@@ -47,6 +51,34 @@ def plan(encoded: Sequence[tuple[str, bytes, Message]], delayed: bool) -> list[C
     return calls
 
 
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """What an enqueue does, in order: register ``new_queues``; then either one plain XADD
+    (``single``), or read the backlogs of ``precheck`` (``check_backlogs``) and send ``calls``,
+    each checked against ``limit`` inside its script (0: unchecked)."""
+
+    calls: list[Call]
+    delay_ms: int
+    new_queues: set[str]
+    single: bool
+    precheck: list[str]
+    limit: int
+
+
+def prepare(
+    encoded: Sequence[tuple[str, bytes, Message]], delay_ms: int, known: set[str],
+    gauge: BacklogGauge, limit: int, now: float,
+) -> Plan:
+    calls = plan(encoded, delay_ms > 0)
+    new_queues = {c.queue for c in calls} - known
+    if delay_ms == 0 and gauge.all_fast(calls, now, limit):
+        single = len(calls) == 1 and len(calls[0].payloads) == 1
+        return Plan(calls, delay_ms, new_queues, single, [], 0)  # far below: no check needed
+    if len(calls) > 1 and limit > 0:
+        return Plan(calls, delay_ms, new_queues, False, sorted({c.queue for c in calls}), 0)
+    return Plan(calls, delay_ms, new_queues, False, [], limit)
+
+
 def check_backlogs(calls: Sequence[Call], backlogs: dict[str, int], limit: int) -> None:
     """Raise BacklogFull if adding the batch would pass the limit of any queue."""
     if limit <= 0:
@@ -78,6 +110,12 @@ class BacklogGauge:
             return True
         seen = self._seen.get(queue)
         return seen is not None and now - seen[1] < self.fresh_s and seen[0] + n <= limit // 2
+
+    def all_fast(self, calls: Sequence[Call], now: float, limit: int) -> bool:
+        wanted: dict[str, int] = {}
+        for c in calls:
+            wanted[c.queue] = wanted.get(c.queue, 0) + len(c.payloads)
+        return all(self.fast(q, n, now, limit) for q, n in wanted.items())
 
     def saw(self, queue: str, length: int, now: float) -> None:
         if length >= 0:

@@ -1,31 +1,238 @@
-"""Connecting to Redis, and the errors that mean "Redis did not answer"."""
+"""Connecting to Redis, and translating its failures into taskq errors: once, here.
+
+The clients made here (:func:`connect`, :func:`connect_sync`) and the lanes
+(:mod:`taskq.lane`) raise only :class:`~taskq.errors.RedisFailure` errors for a Redis that
+does not answer or refuses a command: every layer above (the queue, the worker, the admin
+reads, the CLI, the HTTP API) sees taskq errors and never parses Redis's error text. The
+translation runs only when a command fails: a ``try`` around the call costs nothing otherwise.
+``NOSCRIPT`` is left as it is: the script wrappers load the script and call it again.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
+from typing import Any, NoReturn
+from urllib.parse import urlsplit, urlunsplit
 
+from redis import Redis as SyncRedis
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline, PubSub
+from redis.asyncio.connection import SSLConnection
+from redis.connection import SSLConnection as SyncSSLConnection
+from redis.exceptions import (
+    AuthenticationError,
+    AuthorizationError,
+    NoPermissionError,
+    NoScriptError,
+    OutOfMemoryError,
+    RedisError,
+    ResponseError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from taskq.errors import ConfigError
+from taskq.errors import (
+    ConfigError,
+    RedisAuthError,
+    RedisCommandError,
+    RedisFailure,
+    RedisOutOfMemory,
+    RedisPermissionError,
+    RedisTimeout,
+    RedisUnavailable,
+)
 
 log = logging.getLogger(__name__)
 
 REDIS_ERRORS: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutError, OSError)
-"""Connection-level failures: the command may or may not have run."""
+"""Connection-level failures: the command may or may not have run (``RedisUnavailable``,
+``RedisAuthError`` and ``RedisTimeout`` among them, and the raw ones of a client not made here)."""
+
+_RAISED = (RedisError, OSError)  # what a Redis call may raise that is translated
+_KEYLESS = frozenset({"PING", "INFO", "SCRIPT", "CLIENT", "TIME", "CONFIG", "ACL", "HELLO",
+                      "AUTH", "SELECT", "COMMAND", "FUNCTION", "PUBLISH", "SUBSCRIBE"})
+_SCRIPT_CALLS = frozenset({"EVAL", "EVALSHA", "EVAL_RO", "EVALSHA_RO", "FCALL", "FCALL_RO"})
+
+
+def redact_url(url: str) -> str:
+    """``url`` with its password replaced by ``***`` (never print secrets)."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<invalid url>"
+    if parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    user = parts.username or ""
+    return urlunsplit((parts.scheme, f"{user}:***@{host}", parts.path, parts.query, ""))
+
+
+def describe(kwargs: Mapping[str, Any], *, tls: bool = False) -> str:
+    """Where a client's connections go, as a URL without its password (``connection_kwargs``
+    of its pool)."""
+    user = kwargs.get("username") or ""
+    auth = f"{user}:***@" if kwargs.get("password") else (f"{user}@" if user else "")
+    db = kwargs.get("db", 0)
+    if kwargs.get("path"):
+        return f"unix://{auth}{kwargs['path']}?db={db}"
+    scheme = "rediss" if tls else "redis"
+    return f"{scheme}://{auth}{kwargs.get('host', 'localhost')}:{kwargs.get('port', 6379)}/{db}"
+
+
+def _where(pool: Any) -> str:
+    tls = issubclass(pool.connection_class, SSLConnection | SyncSSLConnection)
+    return describe(pool.connection_kwargs, tls=tls)
+
+
+def raise_translated(exc: BaseException, *, pool: Any, command: Sequence[Any] = ()) -> NoReturn:
+    """Raise :func:`translate`'s error for ``exc`` (from ``exc``), or ``exc`` itself."""
+    error = translate(exc, where=_where(pool), command=command)
+    if error is exc:
+        raise exc
+    raise error from exc
+
+
+def translate(exc: BaseException, *, where: str, command: Sequence[Any] = ()) -> BaseException:
+    """The taskq error for ``exc``, raised by ``command`` on the Redis at ``where``; ``exc``
+    itself when it is a taskq error already, a ``NOSCRIPT`` or not a Redis failure."""
+    if isinstance(exc, RedisFailure | NoScriptError) or not isinstance(exc, _RAISED):
+        return exc
+    if isinstance(exc, AuthenticationError | AuthorizationError):
+        return RedisAuthError(f"Redis at {where} refused the credentials: {_detail(exc)}")
+    if isinstance(exc, RedisTimeoutError | TimeoutError):  # (TimeoutError is an OSError)
+        return RedisTimeout(f"no reply from Redis at {where} in time: {_detail(exc)}")
+    if isinstance(exc, RedisConnectionError | OSError):
+        return RedisUnavailable(f"cannot reach Redis at {where}: {_detail(exc)}")
+    if not isinstance(exc, ResponseError):
+        return exc  # DataError and the like: a wrong call, not a Redis failure
+    text = str(exc)
+    code = text.partition(" ")[0]
+    if code == "NOSCRIPT":
+        return exc
+    if code in ("NOAUTH", "WRONGPASS"):
+        return RedisAuthError(f"Redis at {where} refused the credentials: {text}")
+    if isinstance(exc, NoPermissionError) or code == "NOPERM" or _script_acl(text):
+        return RedisPermissionError(
+            f"Redis at {where} refused {_command(command)} to its ACL user (NOPERM; grant the "
+            f"command and keys in the user's ACL): {text}")
+    if isinstance(exc, OutOfMemoryError) or code == "OOM":
+        return RedisOutOfMemory(
+            f"Redis at {where} is out of memory (maxmemory reached) and refuses writes: {text}")
+    return RedisCommandError(text)
+
+
+def _detail(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
+
+
+def _script_acl(text: str) -> bool:
+    """An ACL refusal inside a script (Redis 7.0 words it without NOPERM)."""
+    return ("user executing the script can't" in text or "ACL failure in script" in text
+            or "no permissions to" in text)
+
+
+def _command(command: Sequence[Any]) -> str:
+    """``XADD on 'key'``: the command and the keys it names, for a permission error."""
+    if not command:
+        return "a command"
+    name = _text(command[0]).upper()
+    if name in _KEYLESS:
+        return " ".join(_text(c).upper() for c in command[:2])
+    if name in _SCRIPT_CALLS and len(command) > 2:
+        keys = command[3:3 + int(command[2])]
+        name = "a script"
+    elif name in ("XREADGROUP", "XREAD"):
+        words = [_text(c).upper() for c in command]
+        rest = command[words.index("STREAMS") + 1:] if "STREAMS" in words else ()
+        keys = rest[:len(rest) // 2]
+    else:
+        keys = command[1:2]
+    shown = ", ".join(repr(_text(k)) for k in keys[:4]) + (", ..." if len(keys) > 4 else "")
+    return f"{name} on {shown}" if shown else name
+
+
+def _text(value: Any) -> str:
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+
+
+class _Pipeline(Pipeline):
+    """A pipeline whose ``execute`` raises taskq errors."""
+
+    async def execute(self, raise_on_error: bool = True) -> list[Any]:
+        try:
+            return await super().execute(raise_on_error)
+        except _RAISED as exc:
+            raise_translated(exc, pool=self.connection_pool)
+
+
+class _PubSub(PubSub):
+    """A subscription whose commands (subscribe, unsubscribe, ...) raise taskq errors."""
+
+    async def execute_command(self, *args: Any) -> None:
+        try:
+            await super().execute_command(*args)
+        except _RAISED as exc:
+            raise_translated(exc, pool=self.connection_pool, command=args)
+
+
+class Client(Redis):
+    """redis-py's asyncio client, raising taskq errors (see the module's docstring).
+
+    Its pipelines and subscriptions are redis-py's, made by redis-py (their constructors differ
+    between versions), with the class swapped for one that only adds the translation.
+    """
+
+    async def execute_command(self, *args: Any, **options: Any) -> Any:
+        try:
+            return await super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+        except _RAISED as exc:
+            raise_translated(exc, pool=self.connection_pool, command=args)
+
+    def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> Pipeline:
+        pipe = super().pipeline(transaction, shard_hint)
+        pipe.__class__ = _Pipeline
+        return pipe
+
+    def pubsub(self, **kwargs: Any) -> PubSub:
+        pubsub = super().pubsub(**kwargs)
+        pubsub.__class__ = _PubSub
+        return pubsub
+
+
+class SyncClient(SyncRedis):
+    """redis-py's blocking client, raising taskq errors (``enqueue_sync``)."""
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        try:
+            return super().execute_command(*args, **options)  # type: ignore[no-untyped-call]
+        except _RAISED as exc:
+            raise_translated(exc, pool=self.connection_pool, command=args)
 
 
 def connect(url: str, *, socket_timeout_s: float = 5.0) -> Redis:
     """An asyncio client with the timeouts a queue needs (dead connections are noticed)."""
-    client: Redis = Redis.from_url(
+    client: Redis = Client.from_url(
         url,
         socket_timeout=socket_timeout_s,
         socket_connect_timeout=min(socket_timeout_s, 3.0),
         socket_keepalive=True,
         health_check_interval=10,
         retry_on_timeout=False,
+    )
+    return client
+
+
+def connect_sync(url: str, *, socket_timeout_s: float = 5.0) -> SyncRedis:
+    """A blocking client with the same timeouts (the producer's ``enqueue_sync``)."""
+    client: SyncRedis = SyncClient.from_url(
+        url,
+        socket_timeout=socket_timeout_s,
+        socket_connect_timeout=min(socket_timeout_s, 3.0),
+        socket_keepalive=True,
+        health_check_interval=10,
     )
     return client
 

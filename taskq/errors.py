@@ -11,16 +11,32 @@ The tree::
     ├── DecodeError              bytes that are not a valid taskq message
     ├── BacklogFull              the queue's backlog limit is reached; enqueue refused
     ├── TaskNotFound             no record, entry or delayed task with that id
+    ├── QueueNotFound            an operator call on a queue that was never used nor registered
+    ├── DeadLetterNotFound       no dead letter with that id in the queue
     ├── TaskFailed               awaiting a result of a task that ended dead or cancelled
     ├── ResultTimeout            awaiting a result took longer than asked
-    └── LeaseLost                a worker no longer owns the entry it tries to finish
+    ├── LeaseLost                a worker no longer owns the entry it tries to finish
+    └── RedisFailure             Redis did not answer or refused a command (taskq.connection)
+        ├── RedisUnavailable     cannot reach Redis, or the connection was lost
+        ├── RedisTimeout         no reply within the socket timeout
+        ├── RedisAuthError       Redis refused the credentials (NOAUTH, WRONGPASS)
+        ├── RedisPermissionError the ACL user may not run a command or touch a key (NOPERM)
+        ├── RedisOutOfMemory     Redis is at maxmemory and refuses writes (OOM)
+        └── RedisCommandError    any other error reply, with Redis's own text
 
 :class:`Retry` is not an error: a task raises it to ask for another attempt.
+
+Redis failures are translated once, where taskq talks to Redis (:mod:`taskq.connection`). Each
+``Redis*`` error also derives from the redis-py exception it stands for (``RedisUnavailable``
+from ``redis.exceptions.ConnectionError``, ``RedisTimeout`` from its ``TimeoutError``, ...), so
+code written against redis-py's exceptions keeps catching them, as before.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from redis import exceptions as redis_exceptions
 
 
 class TaskqError(Exception):
@@ -96,6 +112,23 @@ class TaskNotFound(TaskqError):
         self.task_id = task_id
 
 
+class QueueNotFound(TaskqError):
+    """No queue of that name has ever been used (nor is one registered)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no queue named {name!r}")
+        self.name = name
+
+
+class DeadLetterNotFound(TaskqError):
+    """No dead letter with that id in the queue."""
+
+    def __init__(self, queue: str, dead_id: str) -> None:
+        super().__init__(f"no dead letter {dead_id!r} in queue {queue!r}")
+        self.queue = queue
+        self.dead_id = dead_id
+
+
 class TaskFailed(TaskqError):
     """The task ended without a result (dead-lettered or cancelled)."""
 
@@ -112,6 +145,35 @@ class ResultTimeout(TaskqError):
 
 class LeaseLost(TaskqError):
     """The worker no longer owns the entry (another consumer reclaimed it)."""
+
+
+class RedisFailure(TaskqError):
+    """Redis did not answer, or refused a command. Raised by :mod:`taskq.connection` only."""
+
+
+class RedisUnavailable(RedisFailure, redis_exceptions.ConnectionError):
+    """Redis cannot be reached or the connection was lost: the command may or may not have run."""
+
+
+class RedisTimeout(RedisFailure, redis_exceptions.TimeoutError):
+    """No reply within the socket timeout: the command may or may not have run."""
+
+
+class RedisAuthError(RedisFailure, redis_exceptions.AuthenticationError):
+    """Redis refused the credentials: none given (NOAUTH) or a wrong user or password
+    (WRONGPASS)."""
+
+
+class RedisPermissionError(RedisFailure, redis_exceptions.NoPermissionError):
+    """The Redis (ACL) user may not run a command or touch a key (NOPERM)."""
+
+
+class RedisOutOfMemory(RedisFailure, redis_exceptions.OutOfMemoryError):
+    """Redis is at its maxmemory and refuses writes (OOM); with noeviction nothing is lost."""
+
+
+class RedisCommandError(RedisFailure, redis_exceptions.ResponseError):
+    """Any other error reply (WRONGTYPE, NOGROUP, BUSYGROUP, ...), with Redis's own text."""
 
 
 class Retry(Exception):

@@ -16,7 +16,8 @@ was sent (Redis restarted, an idle connection dropped), is sent once more on a n
 as redis-py's own retry does (it may then run twice: producers are at-least-once); otherwise
 the command fails with ConnectionError and may or may not have run, as with any Redis command.
 A reply overdue by the client's socket timeout fails every waiting command with TimeoutError
-and drops the connection.
+and drops the connection. Failures reach the caller as taskq errors, translated by
+:mod:`taskq.connection` (``RedisUnavailable``, ``RedisTimeout``, ``RedisCommandError``, ...).
 """
 
 from __future__ import annotations
@@ -30,8 +31,10 @@ import hiredis
 from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from taskq.connection import raise_translated
 
 
 class _Lost(RedisConnectionError):
@@ -102,11 +105,14 @@ class Lane:
         replies = self._replies
         reused = replies is not None and replies.lost is None
         try:
-            return await self._send(args)
-        except _Lost:
-            if not reused:
-                raise
-            return await self._send(args)
+            try:
+                return await self._send(args)
+            except _Lost:
+                if not reused:
+                    raise
+                return await self._send(args)
+        except (RedisError, OSError) as exc:
+            raise_translated(exc, pool=self._client.connection_pool, command=args)
 
     async def _send(self, args: tuple[Any, ...]) -> Any:
         replies = self._replies

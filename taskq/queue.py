@@ -14,9 +14,9 @@ from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from taskq import batching, codec, ids
+from taskq import batching, codec, ids, state
 from taskq.codec import Message
-from taskq.connection import connect
+from taskq.connection import connect, connect_sync
 from taskq.errors import BacklogFull, PayloadTooLarge, ResultTimeout, TaskNotFound
 from taskq.handle import TaskHandle
 from taskq.keys import GROUP, QueueKeys, queues_key
@@ -25,7 +25,6 @@ from taskq.records import (
     TaskRecord,
     TaskStatus,
     bucket_key,
-    decode_record,
     encode_record,
 )
 from taskq.results import EventHub
@@ -219,13 +218,7 @@ class TaskQueue:
 
     def _sync_client(self) -> tuple[SyncRedis, SyncScripts]:
         if self._sync is None:
-            client = SyncRedis.from_url(
-                self.url,
-                socket_timeout=self.socket_timeout_s,
-                socket_connect_timeout=min(self.socket_timeout_s, 3.0),
-                socket_keepalive=True,
-                health_check_interval=10,
-            )
+            client = connect_sync(self.url, socket_timeout_s=self.socket_timeout_s)
             self._sync = (client, SyncScripts(client))
         return self._sync
 
@@ -295,47 +288,78 @@ class TaskQueue:
         Raises PayloadTooLarge before anything is sent, and BacklogFull when a queue would pass
         its limit; a refused batch adds nothing (see :mod:`taskq.batching`).
         """
-        encoded = self._encode(messages)
-        if not encoded:
+        plan = self._plan(messages, delay)
+        if plan is None:
             return []
-        delay_ms = _delay_ms(delay)
-        calls = batching.plan(encoded, delay_ms > 0)
-        new_queues = {c.queue for c in calls} - self._known_queues
-        if new_queues:
-            await self.redis.sadd(queues_key(self.prefix), *new_queues)  # type: ignore[misc]
-            self._known_queues |= new_queues
-        limit = self.max_backlog
-        if delay_ms == 0 and self._all_fast(calls):
-            if len(calls) == 1 and len(calls[0].payloads) == 1:
-                call = calls[0]
-                return [await self._xadd(call.queue, call.payloads[0], call.messages[0])]
-            limit = 0  # far below the limit: no check needed
-        if len(calls) > 1 and limit > 0:
-            queues = sorted({c.queue for c in calls})
+        if plan.new_queues:
+            await self.redis.sadd(queues_key(self.prefix), *plan.new_queues)  # type: ignore[misc]
+            self._known_queues |= plan.new_queues
+        calls = plan.calls
+        if plan.single:
+            call = calls[0]
+            return [await self._xadd(call.queue, call.payloads[0], call.messages[0])]
+        if plan.precheck:
             pipe = self.redis.pipeline(transaction=False)
-            for q in queues:
-                if delay_ms > 0:
+            for q in plan.precheck:
+                if plan.delay_ms > 0:
                     pipe.zcard(self.keys(q).delayed)
                 else:
                     pipe.xlen(self.keys(q).stream)
-            backlogs = dict(zip(queues, await pipe.execute(), strict=True))
-            batching.check_backlogs(calls, backlogs, limit)
-            if delay_ms == 0:
-                now = time.monotonic()
-                for q, n in backlogs.items():
-                    self._gauge.saw(q, int(n), now)
-            limit = 0
+            self._prechecked(plan, await pipe.execute())
         if len(calls) == 1:
-            return await self._send(calls[0], limit, delay_ms)
-        results = await asyncio.gather(*(self._send(c, limit, delay_ms) for c in calls))
+            return await self._send(calls[0], plan)
+        results = await asyncio.gather(*(self._send(c, plan) for c in calls))
         return [h for handles in results for h in handles]
 
-    def _all_fast(self, calls: list[batching.Call]) -> bool:
-        now = time.monotonic()
-        wanted: dict[str, int] = {}
+    def enqueue_many_sync(
+        self, messages: Iterable[Message], *, delay: Seconds | None = None
+    ) -> list[TaskHandle[Any]]:
+        """:meth:`enqueue_many` for synchronous code (its own blocking connection): the same
+        plan, sent call after call."""
+        plan = self._plan(messages, delay)
+        if plan is None:
+            return []
+        client, scripts = self._sync_client()
+        if plan.new_queues:
+            client.sadd(queues_key(self.prefix), *plan.new_queues)
+            self._known_queues |= plan.new_queues
+        calls = plan.calls
+        if plan.single:
+            c = calls[0]
+            entry = client.xadd(self.keys(c.queue).stream, {codec.FIELD: c.payloads[0]})
+            self._gauge.added(c.queue, 1)
+            return [self._handle(ids.task_id(c.queue, _text(entry)), c.messages[0])]  # type: ignore[arg-type]
+        if plan.precheck:
+            self._prechecked(plan, [
+                client.zcard(self.keys(q).delayed) if plan.delay_ms > 0
+                else client.xlen(self.keys(q).stream)
+                for q in plan.precheck
+            ])
+        handles: list[TaskHandle[Any]] = []
         for c in calls:
-            wanted[c.queue] = wanted.get(c.queue, 0) + len(c.payloads)
-        return all(self._gauge.fast(q, n, now, self.max_backlog) for q, n in wanted.items())
+            keys = self.keys(c.queue)
+            if c.task_ids is not None:
+                handles += self._scheduled(c, scripts.schedule(
+                    keys, _schedule_items(c, plan.delay_ms), plan.limit))
+            else:
+                handles += self._enqueued(c, *scripts.enqueue(keys, c.payloads, plan.limit))
+        return handles
+
+    def _plan(self, messages: Iterable[Message], delay: Seconds | None) -> batching.Plan | None:
+        encoded = self._encode(messages)
+        if not encoded:
+            return None
+        return batching.prepare(encoded, _delay_ms(delay), self._known_queues, self._gauge,
+                                self.max_backlog, time.monotonic())
+
+    def _prechecked(self, plan: batching.Plan, lengths: Sequence[Any]) -> None:
+        """Raise BacklogFull if the batch would pass a queue's limit (nothing was sent)."""
+        backlogs = {q: int(n) for q, n in zip(plan.precheck, lengths, strict=True)}
+        batching.check_backlogs(plan.calls, backlogs, self.max_backlog)
+        if plan.delay_ms == 0:
+            now = time.monotonic()
+            for q, n in backlogs.items():
+                self._gauge.saw(q, n, now)
 
     async def _xadd(self, queue: str, payload: bytes, msg: Message) -> TaskHandle[Any]:
         """One message to a queue far below its limit: a plain XADD, one command."""
@@ -344,18 +368,24 @@ class TaskQueue:
         self._gauge.added(queue, 1)
         return self._handle(ids.task_id(queue, _text(entry)), msg)
 
-    async def _send(self, call: batching.Call, limit: int, delay_ms: int) -> list[TaskHandle[Any]]:
+    async def _send(self, call: batching.Call, plan: batching.Plan) -> list[TaskHandle[Any]]:
         keys = self.keys(call.queue)
         if call.task_ids is not None:
-            due = await self.scripts.schedule(
-                keys, [(t, p, delay_ms) for t, p in zip(call.task_ids, call.payloads, strict=True)],
-                limit,
-            )
-            if isinstance(due, int):
-                raise BacklogFull(call.queue, due, self.max_backlog)
-            return [self._handle(t, m, d)
-                    for t, m, d in zip(call.task_ids, call.messages, due, strict=True)]
-        entries, length = await self.scripts.enqueue(keys, call.payloads, limit)
+            return self._scheduled(call, await self.scripts.schedule(
+                keys, _schedule_items(call, plan.delay_ms), plan.limit))
+        return self._enqueued(call, *await self.scripts.enqueue(keys, call.payloads, plan.limit))
+
+    def _scheduled(self, call: batching.Call, due: list[int] | int) -> list[TaskHandle[Any]]:
+        """Handles of a schedule script's answer: due times, or the backlog that refused it."""
+        if isinstance(due, int):
+            raise BacklogFull(call.queue, due, self.max_backlog)
+        return [self._handle(t, m, d)
+                for t, m, d in zip(call.task_ids or (), call.messages, due, strict=True)]
+
+    def _enqueued(self, call: batching.Call, entries: list[str] | None,
+                  length: int) -> list[TaskHandle[Any]]:
+        """Handles of an enqueue script's answer: entry ids, or None when the backlog refused
+        it; ``length`` (the stream's, or -1 when unchecked) feeds the backlog gauge."""
         if entries is None:
             raise BacklogFull(call.queue, length, self.max_backlog)
         if length >= 0:
@@ -366,58 +396,6 @@ class TaskQueue:
         return [TaskHandle(prefix + e, self, registry.get(m.task))
                 for e, m in zip(entries, call.messages, strict=True)]
 
-    def enqueue_many_sync(
-        self, messages: Iterable[Message], *, delay: Seconds | None = None
-    ) -> list[TaskHandle[Any]]:
-        """:meth:`enqueue_many` for synchronous code (its own blocking connection)."""
-        encoded = self._encode(messages)
-        if not encoded:
-            return []
-        client, scripts = self._sync_client()
-        delay_ms = _delay_ms(delay)
-        calls = batching.plan(encoded, delay_ms > 0)
-        new_queues = {c.queue for c in calls} - self._known_queues
-        if new_queues:
-            client.sadd(queues_key(self.prefix), *new_queues)
-            self._known_queues |= new_queues
-        limit = self.max_backlog
-        if delay_ms == 0 and self._all_fast(calls):
-            if len(calls) == 1 and len(calls[0].payloads) == 1:
-                c = calls[0]
-                entry = client.xadd(self.keys(c.queue).stream, {codec.FIELD: c.payloads[0]})
-                self._gauge.added(c.queue, 1)
-                return [self._handle(ids.task_id(c.queue, _text(entry)), c.messages[0])]  # type: ignore[arg-type]
-            limit = 0  # far below the limit: no check needed
-        if len(calls) > 1 and limit > 0:
-            queues = sorted({c.queue for c in calls})
-            backlogs = {q: int(client.zcard(self.keys(q).delayed) if delay_ms > 0  # type: ignore[arg-type]
-                               else client.xlen(self.keys(q).stream)) for q in queues}
-            batching.check_backlogs(calls, backlogs, limit)
-            limit = 0
-        handles: list[TaskHandle[Any]] = []
-        for c in calls:
-            keys = self.keys(c.queue)
-            if c.task_ids is not None:
-                due = scripts.schedule(
-                    keys, [(t, p, delay_ms) for t, p in zip(c.task_ids, c.payloads, strict=True)],
-                    limit,
-                )
-                if isinstance(due, int):
-                    raise BacklogFull(c.queue, due, self.max_backlog)
-                handles += [self._handle(t, m, d)
-                            for t, m, d in zip(c.task_ids, c.messages, due, strict=True)]
-            else:
-                added, length = scripts.enqueue(keys, c.payloads, limit)
-                if added is None:
-                    raise BacklogFull(c.queue, length, self.max_backlog)
-                if length >= 0:
-                    self._gauge.saw(c.queue, length, time.monotonic())
-                else:
-                    self._gauge.added(c.queue, len(added))
-                handles += [self._handle(ids.task_id(c.queue, e), m)
-                            for e, m in zip(added, c.messages, strict=True)]
-        return handles
-
     def handle(self, task_id: str) -> TaskHandle[Any]:
         """A handle on a task id from elsewhere (an HTTP client, a log line)."""
         ids.split(task_id)
@@ -426,66 +404,13 @@ class TaskQueue:
     # -- status, wait, cancel ---------------------------------------------------------------
 
     async def status(self, task_id: str) -> TaskRecord:
-        """Where the task is now. Raises TaskNotFound for unknown or expired ids."""
+        """Where the task is now (see :mod:`taskq.state`). Raises TaskNotFound for unknown or
+        expired ids."""
         try:
             queue, _ = ids.split(task_id)
         except ValueError:
             raise TaskNotFound(task_id) from None
-        keys = self.keys(queue)
-        bucket = bucket_key(keys, task_id)
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.hmget(bucket, [task_id, task_id + ":p"])
-        pipe.hget(keys.entries, task_id)
-        pipe.zscore(keys.delayed, task_id)
-        pipe.hget(keys.payloads, task_id)
-        (raw, progress), entry_raw, due, delayed_payload = await pipe.execute()
-        record = decode_record(task_id, queue, raw) if raw else None
-        prog = codec.unpack(progress) if progress else None
-        if record is not None and record.terminal:
-            return record
-        if due is not None:
-            status = TaskStatus.FAILED if record is not None else TaskStatus.QUEUED
-            return _with_message(
-                record or TaskRecord(task_id, queue, status), status, delayed_payload,
-                run_at_ms=int(due),
-            )
-        entry = entry_raw.decode() if entry_raw else ids.implied_entry(task_id)
-        if entry is not None:
-            found = await self._entry_state(keys, entry)
-            if found is not None:
-                status, body, deliveries, consumer = found
-                base = record or TaskRecord(task_id, queue, status)
-                rec = _with_message(base, status, body, entry_id=entry, deliveries=deliveries,
-                                    worker=consumer)
-                if status is TaskStatus.RUNNING and deliveries:  # the attempt now running
-                    rec = _replace(rec, attempts=_attempts_of(body) + deliveries)
-                if prog and status is TaskStatus.RUNNING:
-                    rec = _replace(rec, progress=prog.get("p"), progress_message=prog.get("m"))
-                return rec
-        # The task may have ended between the two reads: read its record again.
-        raw = await self.redis.hget(bucket, task_id)  # type: ignore[misc]
-        if raw:
-            return decode_record(task_id, queue, raw)
-        if record is not None:
-            return record
-        raise TaskNotFound(task_id)
-
-    async def _entry_state(
-        self, keys: QueueKeys, entry: str
-    ) -> tuple[TaskStatus, bytes | None, int | None, str | None] | None:
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.xpending_range(keys.stream, GROUP, min=entry, max=entry, count=1)
-        pipe.xrange(keys.stream, min=entry, max=entry, count=1)
-        pending, rows = await pipe.execute(raise_on_error=False)
-        body = rows[0][1].get(b"m") if isinstance(rows, list) and rows else None
-        if isinstance(pending, list) and pending:
-            p = pending[0]
-            consumer = p["consumer"]
-            return (TaskStatus.RUNNING, body, int(p["times_delivered"]),
-                    consumer.decode() if isinstance(consumer, bytes) else str(consumer))
-        if isinstance(rows, list) and rows:
-            return TaskStatus.QUEUED, body, None, None
-        return None
+        return await state.status(self.redis, self.keys(queue), task_id)
 
     async def wait(self, task_id: str, timeout: float | None = None) -> TaskRecord:
         """Wait until the task ends (succeeded, dead or cancelled) and return its record."""
@@ -540,36 +465,14 @@ TERMINAL_NAMES = frozenset(str(s) for s in (TaskStatus.SUCCEEDED, TaskStatus.DEA
                                             TaskStatus.CANCELLED))
 
 
-def _replace(rec: TaskRecord, **changes: Any) -> TaskRecord:
-    return dataclasses.replace(rec, **changes)
-
-
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
+
+
+def _schedule_items(call: batching.Call, delay_ms: int) -> list[tuple[str, bytes, int]]:
+    return [(t, p, delay_ms) for t, p in zip(call.task_ids or (), call.payloads, strict=True)]
 
 
 def _delay_ms(delay: Seconds | None) -> int:
     delay_s = seconds(delay)
     return int(delay_s * 1000) if delay_s is not None and delay_s > 0 else 0
-
-
-def _attempts_of(payload: bytes | None) -> int:
-    try:
-        return codec.decode(payload).attempts if payload else 0
-    except Exception:
-        return 0
-
-
-def _with_message(
-    rec: TaskRecord, status: TaskStatus, payload: bytes | None, **changes: Any
-) -> TaskRecord:
-    if payload:
-        try:
-            msg = codec.decode(payload)
-        except Exception:
-            msg = None
-        if msg is not None:
-            changes.update(task=msg.task, args=list(msg.args), kwargs=msg.kwargs,
-                           enqueued_ms=msg.enqueued_ms or None,
-                           attempts=max(rec.attempts, msg.attempts))
-    return _replace(rec, status=status, **changes)

@@ -12,9 +12,9 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 
-from api.main import create_app
-from api.settings import ApiSettings
 from taskq import TaskQueue
+from taskq.service.app import create_app
+from taskq.service.settings import ApiSettings
 from tests.apps.api_tasks import build
 
 ADMIN_KEY = "admin-key-0123456789abcdef"

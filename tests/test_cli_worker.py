@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -102,16 +99,3 @@ def test_killed_worker_is_shown_dead_then_cleaned(
     assert "DEAD" in cli("workers", "--keep-dead")
     assert cli("workers", "--json")["cleaned"] == 1
     assert cli("workers", "--json")["workers"] == []
-
-
-def test_taskq_worker_runs_taskqs_own_worker_whatever_the_directory_holds(
-    tmp_path: Path,
-) -> None:
-    """A project with a ``worker.py`` of its own: ``taskq worker`` still runs taskq's worker."""
-    (tmp_path / "worker.py").write_text("print('the project worker ran')\n")
-    taskq = Path(sys.executable).parent / "taskq"
-    r = subprocess.run([str(taskq), "worker", "--help"], cwd=tmp_path, capture_output=True,
-                       text=True, timeout=60, check=False)
-    assert "project worker" not in r.stdout + r.stderr
-    assert r.returncode == 0, r.stderr
-    assert "--concurrency" in r.stdout and "--processes" in r.stdout

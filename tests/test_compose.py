@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 import yaml
 
-from api.loader import load_app
-from api.main import PREFIX
-from api.settings import ApiSettings
 from taskq import TaskQueue
+from taskq.service.app import PREFIX
+from taskq.service.loader import load_app
+from taskq.service.settings import ApiSettings
 from taskq.worker.settings import WorkerSettings
 from tests.helpers import ROOT
 

@@ -16,7 +16,9 @@ from taskq import (
     TaskStatus,
     TaskValidationError,
     Worker,
+    batching,
 )
+from taskq.codec import Message
 from tests.support import stream_len
 
 FAST = {"block_ms": 100}
@@ -292,3 +294,31 @@ async def test_due_task_waits_for_a_worker(tq: TaskQueue,
     assert (await handle.status()).status is TaskStatus.QUEUED
     start_worker(tq, **FAST)
     assert (await handle.wait(timeout=10)).status is TaskStatus.SUCCEEDED
+
+
+# -- the enqueue plan (shared by async and sync; no Redis) -----------------------------------
+
+
+def _encoded(queues: list[str]) -> list[tuple[str, bytes, Message]]:
+    return [(q, b"x", Message("t")) for q in queues]
+
+
+def test_plan_one_message_far_below_the_limit_is_a_plain_xadd() -> None:
+    gauge = batching.BacklogGauge()
+    gauge.saw("a", 10, 100.0)
+    plan = batching.prepare(_encoded(["a"]), 0, {"a"}, gauge, 1_000, 100.5)
+    assert (plan.single, plan.precheck, plan.limit, plan.new_queues) == (True, [], 0, set())
+    stale = batching.prepare(_encoded(["a"]), 0, {"a"}, gauge, 1_000, 102.0)
+    assert (stale.single, stale.precheck, stale.limit) == (False, [], 1_000)  # checked in Lua
+
+
+def test_plan_several_calls_check_every_queue_first() -> None:
+    plan = batching.prepare(_encoded(["b", "a", "b"]), 0, {"a"}, batching.BacklogGauge(), 1_000,
+                            0.0)
+    assert (plan.single, plan.precheck, plan.limit, plan.new_queues) == (
+        False, ["a", "b"], 0, {"b"})
+    delayed = batching.prepare(_encoded(["a"]), 500, {"a"}, batching.BacklogGauge(), 1_000, 0.0)
+    assert (delayed.single, delayed.delay_ms, delayed.limit) == (False, 500, 1_000)
+    assert delayed.calls[0].task_ids is not None
+    unlimited = batching.prepare(_encoded(["a", "b"]), 0, set(), batching.BacklogGauge(), 0, 0.0)
+    assert (unlimited.precheck, unlimited.limit) == ([], 0)

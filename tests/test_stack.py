@@ -1,4 +1,4 @@
-"""The run command (``./dev up`` = ``python -m api.stack``): start, enqueue over HTTP, see the
+"""The run command (``./dev up`` = ``python -m devstack``): start, enqueue over HTTP, see the
 task done, stop cleanly on Ctrl-C (SIGINT)."""
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ def stack(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[tuple[str,
     log = tmp_path / "stack.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "api.stack", "--port", str(port), "--data-dir",
+            [sys.executable, "-m", "devstack", "--port", str(port), "--data-dir",
              str(tmp_path / "data"), "--redis", mode],
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )

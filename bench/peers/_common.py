@@ -3,14 +3,17 @@
 The job makes exactly one Redis round trip on its own connection to a sink Redis (not the
 queue's, so the queue's server counts only the queue's own work):
 ``RPUSH bench:done "<i> <done µs>"`` (drain and latency phases: the harness reads the list to
-measure rates and latencies from the jobs themselves), or ``INCR bench:count`` when
-``BENCH_JOB=count`` (the soak, where memory must stay flat).
+measure rates and latencies from the jobs themselves), or ``SETBIT bench:seen <i> 1`` when
+``BENCH_JOB=ids`` (the soak, where memory must stay flat: one bit per job id, and the producer
+numbers its jobs 0, 1, 2...; a bit already set is a duplicate, counted per id in the hash
+``bench:dups``, so lost and duplicated jobs are found id by id and cannot cancel out).
 
 Commands (the last stdout line is JSON):
     enqueue --n N            one call per job; prints {"seconds": ...}
     bulk --n N --chunk C     the queue's bulk API, C jobs per call; prints {"seconds": ...}
     offer --rate R --seconds S
-                             jobs at a fixed rate, each with i = send time in µs; prints {"sent": n}
+                             jobs at a fixed rate, each with i = send time in µs (with
+                             BENCH_JOB=ids: i = 0, 1, 2...); prints {"sent": n}
     worker --concurrency C   run the queue's own worker until SIGTERM
 """
 
@@ -32,8 +35,9 @@ import redis.asyncio
 URL = os.environ.get("BENCH_QUEUE_URL", "redis://127.0.0.1:6379/15")  # the queue's Redis
 SINK_URL = os.environ.get("BENCH_SINK_URL", URL)  # the job's Redis
 DONE_KEY = "bench:done"
-COUNT_KEY = "bench:count"
-COUNT_MODE = os.environ.get("BENCH_JOB", "list") == "count"
+SEEN_KEY = "bench:seen"  # a bitmap: bit i set once job i ran
+DUPS_KEY = "bench:dups"  # a hash: job id -> extra runs
+IDS_MODE = os.environ.get("BENCH_JOB", "list") == "ids"
 NO_JOB = os.environ.get("BENCH_JOB", "list") == "none"  # profiling only: the queue's own cost
 QUEUE = "bench"
 
@@ -49,8 +53,9 @@ def job_sync(i: int) -> None:
     r = _clients.get("sync")
     if r is None:
         r = _clients["sync"] = redis.Redis.from_url(SINK_URL)
-    if COUNT_MODE:
-        r.incr(COUNT_KEY)
+    if IDS_MODE:
+        if r.setbit(SEEN_KEY, i, 1):  # already set: this job ran before
+            r.hincrby(DUPS_KEY, str(i), 1)
     else:
         r.rpush(DONE_KEY, f"{i} {now_us()}")
 
@@ -62,8 +67,9 @@ async def job_async(i: int) -> None:
     r = _clients.get("async")
     if r is None:
         r = _clients["async"] = redis.asyncio.Redis.from_url(SINK_URL)
-    if COUNT_MODE:
-        await r.incr(COUNT_KEY)
+    if IDS_MODE:
+        if await r.setbit(SEEN_KEY, i, 1):  # already set: this job ran before
+            await r.hincrby(DUPS_KEY, str(i), 1)
     else:
         await r.rpush(DONE_KEY, f"{i} {now_us()}")
 
@@ -125,10 +131,11 @@ async def _offer(p: Producer, rate: float, seconds: float) -> int:
         if due > now:
             await asyncio.sleep(due - now)
         if per_tick == 1:
-            await _call(p.send, now_us())
+            await _call(p.send, sent if IDS_MODE else now_us())
         else:
             assert p.send_many is not None
-            await _call(p.send_many, [now_us()] * per_tick)
+            ids = list(range(sent, sent + per_tick)) if IDS_MODE else [now_us()] * per_tick
+            await _call(p.send_many, ids)
         sent += per_tick
         k += 1
     return sent

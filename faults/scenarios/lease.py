@@ -111,6 +111,8 @@ async def lease_lost(env: Env) -> None:
     r.check(len(thawed) >= 1, "the thawed worker reported no refused completion")
     _exactly_once(env, admin, other.procs[0].popen.pid, first)
     v = env.verdict(extra_consumers=1)
+    # what runs twice is made so here: each stolen entry and each of the 6 frozen worker's
+    # entries runs once more (no other fault)
     checker.report(env.result, v, max_dup=len(stolen) + 6)
     admin.close()
 

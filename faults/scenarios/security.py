@@ -44,6 +44,7 @@ async def _control(env: Env, url: str, n: int) -> None:
                      f"only {ok} of {len(env.ledger.entries)} enqueues accepted: "
                      f"{dict(env.ledger.errors)}")
     await env.settle(60)
+    # no fault: nothing runs twice, and no healthy job may be dead-lettered
     checker.report(env.result, env.verdict(), max_dup=0)
     env.result.check(not pool.unexpected_exits, f"workers exited: {pool.unexpected_exits}")
     denied = [ln for ln in pool.logs().splitlines() if "NOPERM" in ln or "noperm" in ln]

@@ -11,15 +11,21 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NoReturn, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import typer
-from redis.exceptions import AuthenticationError, ResponseError
 from rich.console import Console
 
-from taskq.admin_values import DeadLetterNotFound, QueueNotFound
-from taskq.connection import REDIS_ERRORS
-from taskq.errors import TaskNotFound, TaskqError
+from taskq.errors import (
+    DeadLetterNotFound,
+    QueueNotFound,
+    RedisAuthError,
+    RedisCommandError,
+    RedisPermissionError,
+    RedisTimeout,
+    RedisUnavailable,
+    TaskNotFound,
+    TaskqError,
+)
 from taskq.queue import TaskQueue
 
 T = TypeVar("T")
@@ -31,7 +37,8 @@ EXIT_REDIS = 3
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 ok; 1 not found (queue, task, dead letter) or the operation failed or was "
-    "declined; 2 usage error or bad JSON; 3 Redis unreachable or refusing the password."
+    "declined; 2 usage error or bad JSON; 3 Redis unreachable, or refusing the password or the ACL "
+    "user's permissions."
 )
 
 # Tables need room: when output is not a terminal (pipes, CI), use 160 columns, not 80.
@@ -60,21 +67,6 @@ def target(ctx: typer.Context) -> Target:
     return obj
 
 
-def redact(url: str) -> str:
-    """The URL without its password (never print secrets)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<invalid url>"
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    user = parts.username or ""
-    return urlunsplit((parts.scheme, f"{user}:***@{host}", parts.path, parts.query, ""))
-
-
 def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
     err.print(f"error: {message}", markup=False, soft_wrap=True)
     raise typer.Exit(code)
@@ -96,15 +88,10 @@ def run(ctx: typer.Context, call: Callable[[TaskQueue], Awaitable[T]],
         return asyncio.run(main())
     except (QueueNotFound, TaskNotFound, DeadLetterNotFound) as exc:
         fail(str(exc), EXIT_FAILED)
-    except AuthenticationError as exc:
-        fail(f"Redis at {redact(tq.url)} refused the credentials: {exc}", EXIT_REDIS)
-    except ResponseError as exc:
-        text = str(exc)
-        if any(w in text for w in ("NOAUTH", "WRONGPASS", "invalid password", "NOPERM")):
-            fail(f"Redis at {redact(tq.url)} refused the credentials: {text}", EXIT_REDIS)
-        fail(f"Redis refused the command: {text}", EXIT_FAILED)
-    except REDIS_ERRORS as exc:
-        fail(f"cannot reach Redis at {redact(tq.url)}: {exc or type(exc).__name__}", EXIT_REDIS)
+    except (RedisUnavailable, RedisTimeout, RedisAuthError, RedisPermissionError) as exc:
+        fail(str(exc), EXIT_REDIS)
+    except RedisCommandError as exc:
+        fail(f"Redis refused the command: {exc}", EXIT_FAILED)
     except TaskqError as exc:
         fail(str(exc), EXIT_FAILED)
     except ValueError as exc:  # e.g. a malformed Redis URL

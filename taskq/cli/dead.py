@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from taskq import admin
-from taskq.admin_values import DeadLetter, DeadLetterNotFound
+from taskq.admin import DeadLetter
 from taskq.cli.common import (
     EXIT_USAGE,
     call_args,
@@ -21,6 +21,7 @@ from taskq.cli.common import (
 )
 from taskq.cli.queues import JsonOpt, QueueArg, YesOpt
 from taskq.cli.render import dead_table
+from taskq.errors import DeadLetterNotFound
 from taskq.queue import TaskQueue
 
 app = typer.Typer(

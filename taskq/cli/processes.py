@@ -1,5 +1,5 @@
 """workers (inspection), and the process commands ``worker`` and ``api`` (exec'd, so the CLI
-never imports the worker or API packages)."""
+never imports the worker or the HTTP service)."""
 
 from __future__ import annotations
 
@@ -61,17 +61,20 @@ def worker(ctx: typer.Context) -> None:
     _exec(ctx, "taskq.worker")  # taskq's own, never a `worker` module of the current directory
 
 
-API_HELP = """Run the HTTP API (same as `python -m api`); every option is passed on.
-`taskq api --help` shows them.
+API_HELP = """Run the HTTP API (taskq's own service, `python -m taskq.service`); every option is
+passed on. `taskq api --help` shows them.
 
 Example: taskq api myapp.tasks:tq --port 8000"""
 
 
 def api(ctx: typer.Context) -> None:
-    _exec(ctx, "api")
+    _exec(ctx, "taskq.service", isolated=True)
 
 
-def _exec(ctx: typer.Context, module: str) -> None:
+def _exec(ctx: typer.Context, module: str, *, isolated: bool = False) -> None:
+    """Replace this process by ``python -m module`` with the command's arguments. ``isolated``:
+    with ``-P``, so the current directory cannot shadow taskq's own modules (the user's app is
+    still found: :func:`taskq.loading.load_app` adds the directory when it loads it)."""
     t = target(ctx)
     if t.url_given:
         os.environ["TASKQ_REDIS_URL"] = t.redis_url
@@ -79,4 +82,5 @@ def _exec(ctx: typer.Context, module: str) -> None:
         os.environ["TASKQ_PREFIX"] = t.prefix
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execv(sys.executable, [sys.executable, "-m", module, *ctx.args])
+    flags = ["-P"] if isolated else []
+    os.execv(sys.executable, [sys.executable, *flags, "-m", module, *ctx.args])

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from rich.table import Table
 from rich.text import Text
 
-from taskq.admin_values import (
+from taskq.admin import (
     ConsumerInfo,
     DeadLetter,
     DelayedTask,

@@ -10,12 +10,16 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 
-from taskq.connection import REDIS_ERRORS
 from taskq.errors import (
     BacklogFull,
     ConfigError,
     InvalidQueueName,
     PayloadTooLarge,
+    RedisAuthError,
+    RedisOutOfMemory,
+    RedisPermissionError,
+    RedisTimeout,
+    RedisUnavailable,
     TaskNotFound,
     TaskNotRegistered,
     TaskqError,
@@ -26,6 +30,9 @@ log = logging.getLogger(__name__)
 
 BACKLOG_RETRY_AFTER_S = 5
 UNAVAILABLE_RETRY_AFTER_S = 2
+UNAVAILABLE = (RedisUnavailable, RedisTimeout, RedisAuthError, RedisPermissionError,
+               RedisOutOfMemory, ConfigError)
+"""Answered 503 with Retry-After (the details are logged, never sent)."""
 
 
 def validation_detail(exc: TaskValidationError) -> list[dict[str, Any]]:
@@ -38,7 +45,7 @@ def validation_detail(exc: TaskValidationError) -> list[dict[str, Any]]:
 
 
 def to_http(exc: BaseException) -> HTTPException | None:
-    """The HTTP answer for a taskq or Redis connection error; None for anything else."""
+    """The HTTP answer for a taskq error; None for anything else."""
     if isinstance(exc, TaskValidationError):
         return HTTPException(422, validation_detail(exc))
     if isinstance(exc, TaskNotFound | TaskNotRegistered | InvalidQueueName):
@@ -48,8 +55,8 @@ def to_http(exc: BaseException) -> HTTPException | None:
     if isinstance(exc, BacklogFull):
         return HTTPException(429, str(exc),
                              headers={"Retry-After": str(BACKLOG_RETRY_AFTER_S)})
-    if isinstance(exc, (*REDIS_ERRORS, ConfigError)):
-        log.warning("Redis unavailable: %s", type(exc).__name__)
+    if isinstance(exc, UNAVAILABLE):
+        log.warning("Redis unavailable: %s: %s", type(exc).__name__, exc)
         return HTTPException(503, "the queue is unavailable; retry later",
                              headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER_S)})
     return None
@@ -57,7 +64,7 @@ def to_http(exc: BaseException) -> HTTPException | None:
 
 @contextlib.contextmanager
 def http_errors() -> Iterator[None]:
-    """Turn taskq and Redis connection errors raised inside into HTTPExceptions."""
+    """Turn taskq errors raised inside into HTTPExceptions."""
     try:
         yield
     except HTTPException:
@@ -81,5 +88,3 @@ def add_exception_handlers(app: FastAPI) -> None:
                             headers=mapped.headers)
 
     app.add_exception_handler(TaskqError, handle)
-    for cls in REDIS_ERRORS:
-        app.add_exception_handler(cls, handle)

@@ -20,8 +20,7 @@ from fastapi import APIRouter, Depends
 from fastapi.responses import StreamingResponse
 
 from taskq import ids
-from taskq.connection import REDIS_ERRORS
-from taskq.errors import TaskNotFound
+from taskq.errors import RedisAuthError, RedisTimeout, RedisUnavailable, TaskNotFound
 from taskq.integrations.auth import Role, require
 from taskq.integrations.config import ApiConfig
 from taskq.integrations.errors import http_errors
@@ -78,7 +77,7 @@ async def task_events(tq: TaskQueue, task_id: str, config: ApiConfig,
             except TaskNotFound:
                 yield format_event(n + 1, "gone", {"id": task_id, "detail": "record expired"})
                 return
-            except REDIS_ERRORS:
+            except (RedisUnavailable, RedisTimeout, RedisAuthError):
                 await asyncio.sleep(config.sse_poll_s)
     finally:
         tq.events.unsubscribe(channel, listener)

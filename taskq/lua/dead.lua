@@ -14,7 +14,7 @@
 -- ARGV[7]  record ttl ms
 -- ARGV[8]  events channel
 -- ARGV[9]  dead-letter stream length cap (0 = none; only dead letters are ever trimmed)
--- ARGV[10..] field/value pairs of the dead letter
+-- ARGV[10..] field/value pairs of the dead letter (format: taskq/deadletter.py)
 -- returns  0 when the caller no longer owns the entry (nothing done), else the dead letter id
 if not owns(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]) then return 0 end
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])

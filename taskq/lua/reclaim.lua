@@ -39,6 +39,7 @@ for _ = 1, tonumber(ARGV[6]) do
   if r[3] then
     for _, id in ipairs(r[3]) do
       missing = missing + 1
+      -- a dead letter in the format of taskq/deadletter.py (no payload: it is gone)
       local fields = {'id', ARGV[7] .. ':' .. id, 'entry', id, 'task', '', 'reason', 'payload_missing',
         'error_type', 'PayloadMissing',
         'error', 'the entry was deleted while pending; its body is gone',

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import random
@@ -27,6 +26,7 @@ from typing import Any
 from redis.exceptions import ResponseError
 
 from taskq.connection import REDIS_ERRORS
+from taskq.heartbeat import Heartbeat
 from taskq.keys import GROUP, worker_alive_key, workers_key
 from taskq.queue import TaskQueue
 from taskq.worker.context import WorkerContext
@@ -126,18 +126,18 @@ class Maintenance:
 
     async def heartbeat(self) -> None:
         w, c, app = self.context, self.ledger.counters, self.app
-        info = {
-            "id": w.id, "host": w.host, "pid": os.getpid(), "queues": list(w.config.queues),
-            "concurrency": w.config.concurrency, "in_flight": len(self.ledger.held),
-            "processed": c.processed, "succeeded": c.succeeded, "failed": c.failed,
-            "retried": c.retried, "dead": c.dead, "reclaimed": c.reclaimed,
-            "lost_leases": c.lost_leases, "started": int(w.started_at * 1000),
-            "heartbeat": int(time.time() * 1000), "stopping": self.ledger.stopping,
-        }
+        info = Heartbeat(
+            id=w.id, host=w.host, pid=os.getpid(), queues=list(w.config.queues),
+            concurrency=w.config.concurrency, in_flight=len(self.ledger.held),
+            processed=c.processed, succeeded=c.succeeded, failed=c.failed,
+            retried=c.retried, dead=c.dead, reclaimed=c.reclaimed,
+            lost_leases=c.lost_leases, started_ms=int(w.started_at * 1000),
+            heartbeat_ms=int(time.time() * 1000), stopping=self.ledger.stopping,
+        )
         pipe = app.redis.pipeline(transaction=False)
         pipe.set(worker_alive_key(app.prefix, w.id), b"1",
                  px=w.config.heartbeat_every_ms * 3 + 1000)
-        pipe.hset(workers_key(app.prefix), w.id, json.dumps(info))
+        pipe.hset(workers_key(app.prefix), w.id, info.encode())
         await pipe.execute()
         await w.clock.sync(app.redis)
 

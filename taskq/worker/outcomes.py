@@ -15,6 +15,7 @@ from typing import Any
 from taskq import codec, ids
 from taskq.codec import Message
 from taskq.connection import REDIS_ERRORS
+from taskq.deadletter import DeadEntry
 from taskq.errors import DecodeError, Retry
 from taskq.queue import TaskQueue
 from taskq.records import TaskStatus, bucket_key, bucket_of_entry, encode_record
@@ -111,12 +112,12 @@ class Outcomes:
             error_type=error_type, error=f"{reason}: {error}", traceback=tb or None,
             worker=self.id,
         )
-        fields: dict[str, str | bytes | int] = {
-            "id": d.task_id, "entry": d.entry_id, "task": task, "reason": reason,
-            "error_type": error_type, "error": error[:2000], "traceback": tb[-4000:],
-            "attempts": attempts, "enqueued_ms": msg.enqueued_ms if msg else 0,
-            "failed_ms": now, "worker": self.id, "payload": d.payload or b"",
-        }
+        fields = DeadEntry(
+            task_id=d.task_id, entry=d.entry_id, task=task, reason=reason,
+            error_type=error_type, error=error, traceback=tb, attempts=attempts,
+            enqueued_ms=msg.enqueued_ms if msg else 0, failed_ms=now, worker=self.id,
+            payload=d.payload or b"",
+        ).fields()
         if self.on_transition is not None:
             self.on_transition("before_dead")
         dead = await self._owned_call(d, lambda: self.app.scripts.dead(

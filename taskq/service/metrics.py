@@ -15,9 +15,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from taskq import TaskQueue, admin
+from taskq import admin
 from taskq.fastapi import ApiKeys
 from taskq.integrations.errors import http_errors
+from taskq.queue import TaskQueue
 
 GAUGES = {
     "length": "Entries in the queue's stream (waiting + in flight)",

@@ -1,4 +1,4 @@
-"""Load the user's TaskQueue from ``TASKQ_APP`` (``module:attribute``)."""
+"""Load the TaskQueue the service serves, named by ``TASKQ_APP`` (``module:attribute``)."""
 
 from __future__ import annotations
 

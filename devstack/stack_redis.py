@@ -19,7 +19,9 @@ from typing import Any
 
 import redis
 
-log = logging.getLogger("api.stack")
+from taskq.connection import redact_url
+
+log = logging.getLogger("devstack")
 
 
 def free_port() -> int:
@@ -36,14 +38,6 @@ def answers(url: str, timeout_s: float = 1.0) -> bool:
         return False
     finally:
         client.close()
-
-
-def safe_url(url: str) -> str:
-    """The URL without its password, for printing."""
-    scheme, sep, rest = url.partition("://")
-    if "@" in rest:
-        rest = "***@" + rest.rpartition("@")[2]
-    return scheme + sep + rest
 
 
 @dataclass
@@ -111,7 +105,7 @@ def start_fakeredis() -> StackRedis:
     if importlib.util.find_spec("fakeredis") is None or importlib.util.find_spec("lupa") is None:
         raise RuntimeError("no redis-server and the stand-in cannot run: install Redis "
                            "(apt-get install redis-server) or pip install 'fakeredis[lua]'")
-    from api.stack_fake import StandInServer  # noqa: PLC0415  (fakeredis: dev-only)
+    from devstack.stack_fake import StandInServer  # noqa: PLC0415  (fakeredis: dev-only)
 
     port = free_port()
     server = StandInServer(("127.0.0.1", port))
@@ -132,7 +126,7 @@ def choose_redis(data: Path, mode: str = "auto") -> StackRedis:
     if mode in ("auto", "url") and url:
         if answers(url):
             return StackRedis(url, "external", True)
-        log.warning("TASKQ_REDIS_URL=%s does not answer", safe_url(url))
+        log.warning("TASKQ_REDIS_URL=%s does not answer", redact_url(url))
         if mode == "url":
             raise RuntimeError("TASKQ_REDIS_URL does not answer")
     if mode in ("auto", "server") and shutil.which("redis-server"):

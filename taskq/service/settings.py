@@ -1,4 +1,4 @@
-"""API service settings, read from ``TASKQ_`` environment variables (or a ``.env`` file)."""
+"""The HTTP service's settings, read from ``TASKQ_`` environment variables (or a ``.env`` file)."""
 
 from __future__ import annotations
 

@@ -1,15 +1,16 @@
-"""Dead letters: list, show, replay (attempts reset, same task id) and purge."""
+"""The operator view of dead letters: list, show, replay (attempts reset, same task id), purge."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from taskq import codec
-from taskq.admin_redis import PAGE, decode_message, require_queue, text, to_int
-from taskq.admin_values import DeadLetter
+from taskq import codec, deadletter
+from taskq.admin._redis import PAGE, require_queue, text
+from taskq.admin.values import DeadLetter
 from taskq.keys import QueueKeys
 from taskq.records import bucket_key
+from taskq.state import decode_message
 
 if TYPE_CHECKING:
     from taskq.queue import TaskQueue
@@ -17,19 +18,14 @@ if TYPE_CHECKING:
 MAX_SCAN = 200_000
 
 
-def _letter(queue: str, dead_id: Any, f: dict[bytes, bytes]) -> DeadLetter:
-    payload = f.get(b"payload")
-    msg = decode_message(payload)
-    entry = text(f.get(b"entry"))
+def _letter(queue: str, dead_id: Any, fields: dict[bytes, bytes]) -> DeadLetter:
+    d = deadletter.parse(fields)
+    msg = decode_message(d.payload)
     return DeadLetter(
-        id=text(dead_id), queue=queue, task_id=text(f.get(b"id")), entry=entry,
-        task=text(f.get(b"task")) or (msg.task if msg else ""),
-        reason=text(f.get(b"reason")), error_type=text(f.get(b"error_type")),
-        error=text(f.get(b"error")), traceback=text(f.get(b"traceback")),
-        attempts=to_int(f.get(b"attempts")) or 0,
-        enqueued_ms=to_int(f.get(b"enqueued_ms"), None) or None,
-        failed_ms=to_int(f.get(b"failed_ms"), None),
-        worker=text(f.get(b"worker")),
+        id=text(dead_id), queue=queue, task_id=d.task_id, entry=d.entry,
+        task=d.task or (msg.task if msg else ""), reason=d.reason, error_type=d.error_type,
+        error=d.error, traceback=d.traceback, attempts=d.attempts, enqueued_ms=d.enqueued_ms,
+        failed_ms=d.failed_ms, worker=d.worker,
         args=list(msg.args) if msg else [], kwargs=dict(msg.kwargs) if msg else {},
         payload_ok=msg is not None,
     )
@@ -65,7 +61,7 @@ async def dead_letters(
     if limit <= 0:
         return out
     async for dead_id, fields in _scan(tq, keys, newest_first=True):
-        if task is None or text(fields.get(b"task")) == task:
+        if task is None or deadletter.task_of(fields) == task:
             out.append(_letter(name, dead_id, fields))
             if len(out) >= limit:
                 break
@@ -93,24 +89,23 @@ async def _select(
         for rows in await pipe.execute(raise_on_error=False):
             if isinstance(rows, list) and rows:
                 found.append((text(rows[0][0]), rows[0][1]))
-        return [(d, f) for d, f in found if task is None or text(f.get(b"task")) == task]
+        return [(d, f) for d, f in found if task is None or deadletter.task_of(f) == task]
     return [
         (d, f) async for d, f in _scan(tq, keys, newest_first=False)
-        if task is None or text(f.get(b"task")) == task
+        if task is None or deadletter.task_of(f) == task
     ]
 
 
 def replay_payload(fields: dict[bytes, bytes]) -> bytes | None:
     """The message to enqueue again: attempts reset to 0, its task id kept; a payload that
     cannot be decoded goes back raw; None when there is no payload at all."""
-    payload = fields.get(b"payload")
-    if not payload:
+    d = deadletter.parse(fields)
+    if not d.payload:
         return None
-    msg = decode_message(payload)
+    msg = decode_message(d.payload)
     if msg is None:
-        return payload
-    task_id = text(fields.get(b"id")) or msg.task_id or ""
-    return codec.encode(msg.with_attempts(0, task_id))
+        return d.payload
+    return codec.encode(msg.with_attempts(0, d.task_id or msg.task_id or ""))
 
 
 async def replay_dead(
@@ -123,7 +118,7 @@ async def replay_dead(
     count = 0
     for dead_id, fields in await _select(tq, keys, dead_ids, task):
         payload = replay_payload(fields)
-        task_id = text(fields.get(b"id"))
+        task_id = deadletter.parse(fields).task_id
         if payload is None or not task_id:
             continue
         r = await tq.scripts.replay(keys, dead_id, payload, task_id, _bucket(keys, task_id))

@@ -1,29 +1,12 @@
-"""The value types of the operator API (:mod:`taskq.admin`); ``to_dict`` is each one's stable
-JSON shape, shared by the CLI (``--json``) and the HTTP API."""
+"""The operator view's values: frozen dataclasses whose ``to_dict`` is the CLI's and API's JSON.
+
+Each ``to_dict`` is a stable shape, shared by the CLI (``--json``) and the HTTP API.
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from typing import Any
-
-from taskq.errors import TaskqError
-
-
-class QueueNotFound(TaskqError):
-    """No queue of that name has ever been used (nor is one registered)."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__(f"no queue named {name!r}")
-        self.name = name
-
-
-class DeadLetterNotFound(TaskqError):
-    """No dead letter with that id in the queue."""
-
-    def __init__(self, queue: str, dead_id: str) -> None:
-        super().__init__(f"no dead letter {dead_id!r} in queue {queue!r}")
-        self.queue = queue
-        self.dead_id = dead_id
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,6 @@
-"""``./dev up`` (``python -m api.stack``): a local stack with the example tasks.
+"""``./dev up`` (``python -m devstack``): a local stack with the example tasks.
 
-Redis (see :mod:`api.stack_redis`), the HTTP API (``python -m api``) and a worker supervisor
+Redis (see :mod:`devstack.stack_redis`), the HTTP API (``python -m api``) and a worker supervisor
 with two worker processes (``python -m worker examples.tasks:tq --processes 2``). A local admin
 API key is generated into ``.data/api-key`` (mode 0600) on first run. Ctrl-C (or SIGTERM)
 stops the workers gracefully (running tasks finish), then the API, then Redis.
@@ -21,9 +21,10 @@ import urllib.request
 from pathlib import Path
 from types import FrameType
 
-from api.stack_redis import StackRedis, choose_redis, safe_url
+from devstack.stack_redis import StackRedis, choose_redis
+from taskq.connection import redact_url
 
-log = logging.getLogger("api.stack")
+log = logging.getLogger("devstack")
 
 APP = "examples.tasks:tq"
 GRACE_S = 10.0
@@ -62,7 +63,7 @@ def banner(base: str, key: str, redis: StackRedis, data: Path) -> str:
              "fakeredis": "an in-process Redis stand-in (fakeredis)"}[redis.kind]
     lines = [
         "", "taskq local stack is up",
-        f"  Redis:   {safe_url(redis.url)}  ({where})",
+        f"  Redis:   {redact_url(redis.url)}  ({where})",
         f"  API:     {base}/v1   docs: {base}/docs",
         f"  API key: {key}   (admin; kept in {data / 'api-key'})",
         "  workers: 2 processes running examples/tasks.py",

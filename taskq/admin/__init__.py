@@ -1,0 +1,62 @@
+"""The operator API: queues, tasks, consumers, workers; pause, purge, cancel; dead letters.
+
+Every function takes a :class:`~taskq.TaskQueue` (only its connection and prefix are used, so
+read-only calls need no registered task). Values are frozen dataclasses whose ``to_dict`` is the
+stable JSON shape of both the ``taskq`` CLI and the HTTP API. Unknown queues raise
+:class:`~taskq.errors.QueueNotFound`; unknown task ids :class:`~taskq.errors.TaskNotFound`.
+This module is the facade; the work is done in ``queues``, ``tasks``, ``dead`` and ``workers``
+(task states come from the read model, :mod:`taskq.state`).
+"""
+
+from __future__ import annotations
+
+from taskq.admin.dead import dead_letter, dead_letters, purge_dead, replay_dead
+from taskq.admin.queues import (
+    consumers,
+    list_queues,
+    next_delayed,
+    pause,
+    purge_queue,
+    queue_info,
+    recent_failures,
+    resume,
+)
+from taskq.admin.tasks import cancel, list_tasks, task_record
+from taskq.admin.values import (
+    ConsumerInfo,
+    DeadLetter,
+    DelayedTask,
+    Failure,
+    QueueInfo,
+    WorkerInfo,
+)
+from taskq.admin.workers import clean_dead_workers, list_workers
+from taskq.errors import DeadLetterNotFound, QueueNotFound
+
+__all__ = [
+    "ConsumerInfo",
+    "DeadLetter",
+    "DeadLetterNotFound",
+    "DelayedTask",
+    "Failure",
+    "QueueInfo",
+    "QueueNotFound",
+    "WorkerInfo",
+    "cancel",
+    "clean_dead_workers",
+    "consumers",
+    "dead_letter",
+    "dead_letters",
+    "list_queues",
+    "list_tasks",
+    "list_workers",
+    "next_delayed",
+    "pause",
+    "purge_dead",
+    "purge_queue",
+    "queue_info",
+    "recent_failures",
+    "replay_dead",
+    "resume",
+    "task_record",
+]

@@ -1,0 +1,143 @@
+"""The operator view of queues: figures, consumers, delayed tasks, recent failures, pause, purge."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from taskq import deadletter, state
+from taskq.admin._redis import (
+    entry_ms,
+    known_queues,
+    redis_now_ms,
+    require_queue,
+    text,
+    to_int,
+)
+from taskq.admin.values import ConsumerInfo, DelayedTask, Failure, QueueInfo
+from taskq.keys import GROUP, QueueKeys, worker_alive_key
+from taskq.records import TaskStatus
+
+if TYPE_CHECKING:
+    from taskq.queue import TaskQueue
+
+FAILURE_SCAN = 200
+PURGE_BATCH = 1_000
+
+
+async def list_queues(tq: TaskQueue) -> list[QueueInfo]:
+    """Every queue ever used (or registered), by name."""
+    names = await known_queues(tq)
+    return list(await asyncio.gather(*(_queue_info(tq, n) for n in names)))
+
+
+async def queue_info(tq: TaskQueue, name: str) -> QueueInfo:
+    await require_queue(tq, name)
+    return await _queue_info(tq, name)
+
+
+async def _queue_info(tq: TaskQueue, name: str) -> QueueInfo:
+    keys = tq.keys(name)
+    now = await redis_now_ms(tq)
+    minute = now // 60_000
+    pipe = tq.redis.pipeline(transaction=False)
+    pipe.xlen(keys.stream)
+    pipe.zcard(keys.delayed)
+    pipe.xlen(keys.dead)
+    pipe.hgetall(keys.stats)
+    pipe.exists(keys.paused)
+    pipe.get(keys.done_minute(minute))
+    pipe.get(keys.done_minute(minute - 1))
+    length, delayed, dead, stats, paused, cur, prev = await pipe.execute()
+    group = await state.group_state(tq.redis, keys)
+    first = await state.undelivered(tq.redis, keys, group.last_delivered, 1)
+    lag = group.lag
+    bound = max(0, int(length) - group.pending)
+    if lag is None or lag > bound:  # Redis's estimate breaks when entries are deleted: count
+        lag = await _count_undelivered(tq, keys, group.last_delivered, bound)
+    oldest = max(0.0, (now - entry_ms(first[0][0])) / 1000) if first else None
+    elapsed = (now % 60_000) / 60_000
+    rate = int(to_int(cur) or 0) + round((to_int(prev) or 0) * (1 - elapsed))
+    st = {text(k): to_int(v) or 0 for k, v in stats.items()}
+    return QueueInfo(
+        name=name, length=int(length), in_flight=group.pending, lag=int(lag),
+        delayed=int(delayed), dead=int(dead), consumers=group.consumers,
+        oldest_waiting_age_s=oldest, completed_last_minute=rate,
+        completed_total=st.get("completed", 0), retried_total=st.get("retried", 0),
+        dead_total=st.get("dead", 0), lost_total=st.get("lost", 0), paused=bool(paused),
+    )
+
+
+async def _count_undelivered(tq: TaskQueue, keys: QueueKeys, after: str, bound: int) -> int:
+    """Entries after the group's position: counted when few; else ``bound`` (length minus
+    pending, exact while finished entries are deleted, as workers do)."""
+    if bound > 1_000:
+        return bound
+    return len(await state.undelivered(tq.redis, keys, after, bound + 1))
+
+
+async def consumers(tq: TaskQueue, name: str) -> list[ConsumerInfo]:
+    """The consumers of the queue's group: entries held, idle time, whether the worker lives."""
+    keys = await require_queue(tq, name)
+    try:
+        rows = await tq.redis.xinfo_consumers(keys.stream, GROUP)
+    except Exception:  # no stream or no group yet
+        return []
+    names = [text(r.get("name")) for r in rows]
+    pipe = tq.redis.pipeline(transaction=False)
+    for n in names:
+        pipe.exists(worker_alive_key(tq.prefix, n))
+    alive = await pipe.execute() if names else []
+    return [
+        ConsumerInfo(n, int(r.get("pending") or 0), int(r.get("idle") or 0), bool(a))
+        for n, r, a in zip(names, rows, alive, strict=True)
+    ]
+
+
+async def next_delayed(tq: TaskQueue, name: str, limit: int = 10) -> list[DelayedTask]:
+    """The delayed tasks (scheduled or awaiting a retry) that are due first."""
+    keys = await require_queue(tq, name)
+    n = max(1, limit)
+    rows = await state.delayed(tq.redis, keys, None, n, max_scan=n)
+    return [DelayedTask(r.id, r.task, r.run_at_ms or 0, r.attempts) for r in rows]
+
+
+async def recent_failures(tq: TaskQueue, name: str, limit: int = 10) -> list[Failure]:
+    """The newest failures, newest first: dead letters, and failed attempts awaiting a retry."""
+    keys = await require_queue(tq, name)
+    out = []
+    for _, fields in await tq.redis.xrevrange(keys.dead, max="+", min="-", count=limit):
+        d = deadletter.parse(fields)
+        out.append(Failure(d.task_id, d.task or None, "dead", d.error_type or None,
+                           d.error or None, d.attempts, d.failed_ms))
+    retrying = await state.delayed(tq.redis, keys, TaskStatus.FAILED, FAILURE_SCAN,
+                                   max_scan=FAILURE_SCAN)
+    out += [Failure(r.id, r.task, "failed", r.error_type, r.error, r.attempts, r.finished_ms)
+            for r in retrying]
+    out.sort(key=lambda f: f.failed_ms or 0, reverse=True)
+    return out[:limit]
+
+
+async def pause(tq: TaskQueue, name: str) -> None:
+    """Workers stop taking new tasks from the queue within about a second; running ones finish
+    and enqueueing still works."""
+    keys = await require_queue(tq, name)
+    await tq.redis.set(keys.paused, b"1")
+
+
+async def resume(tq: TaskQueue, name: str) -> None:
+    keys = await require_queue(tq, name)
+    await tq.redis.delete(keys.paused)
+
+
+async def purge_queue(tq: TaskQueue, name: str) -> int:
+    """Remove every waiting task (not yet delivered, or delayed); running ones are untouched.
+    Atomic per batch of 1,000; returns how many were removed."""
+    keys = await require_queue(tq, name)
+    total = 0
+    while True:
+        stream_n, delayed_n = await tq.scripts.purge(keys, PURGE_BATCH)
+        n = stream_n + delayed_n
+        total += n
+        if n < PURGE_BATCH:
+            return total

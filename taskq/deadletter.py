@@ -1,0 +1,78 @@
+"""The dead-letter entry format: the fields of one entry of a queue's dead-letter stream.
+
+Written by the worker (:meth:`DeadEntry.fields`, passed to the ``dead`` script) and by
+``lua/reclaim.lua`` (entries deleted while pending: reason ``payload_missing``, no payload);
+read by the operator view (:func:`parse`, :mod:`taskq.admin`) and replayed from ``payload``.
+The field names are a stored format: change them only together with every writer and reader.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+ERROR_LIMIT = 2_000
+TRACEBACK_LIMIT = 4_000
+
+
+@dataclass(frozen=True, slots=True)
+class DeadEntry:
+    """One dead letter as stored: why the task ended there, and its message (``payload``)."""
+
+    task_id: str
+    entry: str
+    task: str
+    reason: str
+    error_type: str
+    error: str
+    traceback: str
+    attempts: int
+    enqueued_ms: int | None
+    failed_ms: int | None
+    worker: str
+    payload: bytes
+
+    def fields(self) -> dict[str, str | bytes | int]:
+        """The stream entry's field/value pairs (error and traceback truncated)."""
+        return {
+            "id": self.task_id, "entry": self.entry, "task": self.task, "reason": self.reason,
+            "error_type": self.error_type, "error": self.error[:ERROR_LIMIT],
+            "traceback": self.traceback[-TRACEBACK_LIMIT:], "attempts": self.attempts,
+            "enqueued_ms": self.enqueued_ms or 0, "failed_ms": self.failed_ms or 0,
+            "worker": self.worker, "payload": self.payload,
+        }
+
+
+def parse(fields: dict[bytes, bytes]) -> DeadEntry:
+    """A dead letter's fields as read from Redis; missing ones read as empty (or None for
+    times: ``enqueued_ms`` 0 means unknown)."""
+    return DeadEntry(
+        task_id=_text(fields.get(b"id")), entry=_text(fields.get(b"entry")),
+        task=_text(fields.get(b"task")), reason=_text(fields.get(b"reason")),
+        error_type=_text(fields.get(b"error_type")), error=_text(fields.get(b"error")),
+        traceback=_text(fields.get(b"traceback")),
+        attempts=_int(fields.get(b"attempts")) or 0,
+        enqueued_ms=_int(fields.get(b"enqueued_ms")) or None,
+        failed_ms=_int(fields.get(b"failed_ms")), worker=_text(fields.get(b"worker")),
+        payload=fields.get(b"payload") or b"",
+    )
+
+
+def task_of(fields: dict[bytes, bytes]) -> str:
+    """The task name of a dead letter (for filtering without a full parse)."""
+    return _text(fields.get(b"task"))
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+
+
+def _int(value: Any) -> int | None:
+    if value is None or value in (b"", ""):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,41 @@
+"""The service's command line (``taskq api``, ``python -m taskq.service``): serve with uvicorn."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated
+
+import typer
+import uvicorn
+
+from taskq.errors import ConfigError
+from taskq.service.app import create_app
+from taskq.service.settings import ApiSettings
+
+cli = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+_S = ApiSettings()
+
+
+@cli.command(help="Serve the taskq HTTP API for a TaskQueue.\n\n"
+             "Example: TASKQ_API_KEYS=... taskq api myapp.tasks:tq --port 8000")
+def main(
+    app: Annotated[str, typer.Argument(help="module:attribute of the TaskQueue",
+                                       envvar="TASKQ_APP")] = _S.app,
+    host: Annotated[str, typer.Option(envvar="TASKQ_HOST")] = _S.host,
+    port: Annotated[int, typer.Option(envvar="TASKQ_PORT")] = _S.port,
+    log_level: Annotated[str, typer.Option(envvar="TASKQ_LOG_LEVEL")] = _S.log_level,
+) -> None:
+    logging.basicConfig(level=log_level.upper(),
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    if not app:
+        raise typer.BadParameter("give the TaskQueue as module:attribute (or TASKQ_APP)")
+    try:
+        service = create_app(ApiSettings(app=app))  # bad settings: a clear message, here
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    # The app object itself, not an import string: uvicorn then imports nothing by name, so a
+    # module of the current directory (a project's own api/main.py) can never stand in for it.
+    # Access logs carry method, path and status only: never bodies or headers (API keys).
+    uvicorn.run(service, host=host, port=port, log_level=log_level.lower(),
+                proxy_headers=False, server_header=False, timeout_graceful_shutdown=10)
