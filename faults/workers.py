@@ -1,4 +1,5 @@
-"""Real ``python -m worker faults.app:tq`` processes, respawned by the harness after kills."""
+"""Real worker processes (``python -m faults.worker_main faults.app:tq``: taskq's worker with
+the suite's crash hook), respawned by the harness after kills."""
 
 from __future__ import annotations
 
@@ -57,7 +58,7 @@ class WorkerPool:
         log = self.folder / f"{self.name}.{slot}.{self.spawned}.log"
         env = {**os.environ, **self.env, **self.slot_env.get(slot, {}),
                "TASKQ_LOG_LEVEL": "INFO", "PYTHONUNBUFFERED": "1"}
-        cmd = [*self.wrapper, sys.executable, "-m", "worker", "faults.app:tq",
+        cmd = [*self.wrapper, sys.executable, "-m", "faults.worker_main", "faults.app:tq",
                "--queues", "q", "--concurrency", str(self.concurrency),
                "--prefetch", str(self.prefetch), "--lease-ms", str(self.lease_ms),
                "--grace-s", str(self.grace_s), *self.extra_args]

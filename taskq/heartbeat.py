@@ -1,7 +1,7 @@
 """The worker heartbeat: the JSON a worker writes to the workers hash, and its reading.
 
 A worker writes :meth:`Heartbeat.encode` under its id in ``workers_key(prefix)`` every beat
-(:mod:`taskq.maintenance`); operators read it back with :func:`decode` (:mod:`taskq.admin`).
+(:mod:`taskq.worker.maintenance`); operators read it back with :func:`decode` (:mod:`taskq.admin`).
 The JSON keys are a stored format: rename a field only together with both sides.
 """
 

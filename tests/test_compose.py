@@ -15,8 +15,8 @@ from taskq import TaskQueue
 from taskq.service.app import PREFIX
 from taskq.service.loader import load_app
 from taskq.service.settings import ApiSettings
+from taskq.worker.settings import WorkerSettings
 from tests.helpers import ROOT
-from worker.settings import WorkerSettings
 
 
 @pytest.fixture(scope="module")

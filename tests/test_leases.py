@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from taskq import TaskQueue, TaskStatus, Worker, WorkerConfig, maintenance
+from taskq import TaskQueue, TaskStatus, Worker, WorkerConfig
 from taskq.keys import GROUP
 from taskq.records import TaskStatus as Status
 from taskq.records import bucket_key, encode_record
 from taskq.scripts import Completion
-from taskq.worker import Delivery
+from taskq.worker.ledger import Delivery
 from tests.helpers import eventually
 from tests.support import dead_letters, stream_len
 
@@ -265,7 +265,7 @@ async def test_renewal_racing_an_ack_is_not_a_lost_lease(tq: TaskQueue) -> None:
         stream = tq.keys("default").stream
         await tq.redis.xack(stream, GROUP, entry)
         await tq.redis.xdel(stream, entry)
-        await maintenance.renew(worker)
+        await worker.maintenance.renew()
         assert worker.counters.lost_leases == 0
         assert not d.lost
     finally:

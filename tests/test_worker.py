@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from taskq import TaskContext, TaskQueue, TaskStatus, Worker, current_context
+from taskq import TaskContext, TaskQueue, TaskStatus, Worker, WorkerConfig, current_context
 from tests.apps import cpu
 from tests.helpers import eventually
 
@@ -157,3 +157,39 @@ async def test_finished_entries_waiting_for_their_ack_leave_room_to_read(
     assert all(d.acking for d in worker.held.values())
     acks_open.set()
     assert [await h.result(timeout=10) for h in handles] == list(range(12))
+
+
+async def test_transition_hook_sees_each_transition_before_it_is_made(tq: TaskQueue) -> None:
+    """The hook the fault suite installs to crash at a transition (Worker(on_transition=...)):
+    called after a read and before each ack, retry and dead letter is made."""
+    seen: list[tuple[str, int, int]] = []
+
+    def on_transition(name: str) -> None:
+        seen.append((name, worker.counters.retried, worker.counters.dead))
+
+    @tq.task(max_attempts=2, backoff=0.01)
+    async def fails() -> None:
+        raise RuntimeError("always")
+
+    @tq.task
+    async def works() -> int:
+        return 1
+
+    worker = Worker(tq, WorkerConfig(block_ms=100, promote_every_ms=50),
+                    on_transition=on_transition)
+    run = asyncio.create_task(worker.run())
+    try:
+        ok = await works.enqueue()
+        assert await ok.result(timeout=10) == 1
+        bad = await fails.enqueue()
+        record = await bad.wait(timeout=10)
+        assert record.status is TaskStatus.DEAD
+    finally:
+        worker.stop()
+        await asyncio.wait_for(run, 30)
+    names = [n for n, *_ in seen]
+    assert names.count("before_ack") == 1
+    assert names.count("after_read") >= 3  # the two tasks and the retry
+    assert [s for s in seen if s[0] in ("before_retry", "before_dead")] == [
+        ("before_retry", 0, 0), ("before_dead", 1, 0)]  # each seen before it was counted
+    assert worker.counters.retried == 1 and worker.counters.dead == 1

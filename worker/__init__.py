@@ -1,5 +1,5 @@
-"""The worker process: ``python -m worker APP`` (also ``taskq worker APP``).
+"""The worker's deployable entry point in the repository and the image: ``python -m worker APP``.
 
-One process runs one :class:`taskq.Worker`; ``--processes N`` runs a supervisor that starts N
-such processes, restarts any that dies, and forwards SIGTERM/SIGINT to them.
+A thin wrapper: the worker process, its supervisor and metrics live in :mod:`taskq.worker`
+(``python -m taskq.worker``, ``taskq worker``); this folder is not installed as a package.
 """

@@ -82,7 +82,7 @@ async def crash_points(env: Env) -> None:
     per_point = env.profile.n(60)
     crashes: dict[str, int] = {}
     for point in CRASH_POINTS:
-        crash_pool = env.pool(1, env.worker_env(TASKQ_TEST_CRASH_AT=point), concurrency=4,
+        crash_pool = env.pool(1, env.worker_env(FAULTS_CRASH_AT=point), concurrency=4,
                               lease_ms=2000)
         crash_pool.start()
         await asyncio.sleep(1.0)  # the crashing worker gets the first reads

@@ -51,14 +51,14 @@ def workers(ctx: typer.Context, as_json: JsonOpt = False,
         out.print(f"forgot {cleaned} dead worker(s)")
 
 
-WORKER_HELP = """Run worker processes (same as `python -m worker`); every option is passed on.
+WORKER_HELP = """Run worker processes (same as `python -m taskq.worker`); every option is passed on.
 `taskq worker --help` shows them.
 
 Example: taskq worker myapp.tasks:tq --queues emails,default --concurrency 50 --processes 2"""
 
 
 def worker(ctx: typer.Context) -> None:
-    _exec(ctx, "worker")
+    _exec(ctx, "taskq.worker")  # taskq's own, never a `worker` module of the current directory
 
 
 API_HELP = """Run the HTTP API (taskq's own service, `python -m taskq.service`); every option is

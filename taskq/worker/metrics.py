@@ -1,7 +1,7 @@
 """Prometheus metrics of one worker process, served over HTTP by prometheus_client.
 
 Nothing is counted on the hot path: a custom collector reads the worker's live counters
-(:class:`taskq.worker.Counters`) and what it holds at each scrape. Every series is labelled
+(:class:`taskq.worker.ledger.Counters`) and what it holds at each scrape. Every series is labelled
 with the worker id and its queues (comma-separated), so processes of one host stay apart.
 
     taskq_worker_tasks_total{outcome}      processed, succeeded, failed, retried, dead,
@@ -34,8 +34,8 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from taskq import Worker
-from taskq.worker import Counters
+from taskq.worker.core import Worker
+from taskq.worker.ledger import Counters
 
 log = logging.getLogger(__name__)
 

@@ -13,23 +13,29 @@ import os
 import signal
 import threading
 
-from taskq import ConfigError, TaskQueue, Worker, WorkerConfig
-from worker.metrics import MetricsServer, serve_metrics
+from taskq.errors import ConfigError
+from taskq.queue import TaskQueue
+from taskq.worker.config import WorkerConfig
+from taskq.worker.context import OnTransition
+from taskq.worker.core import Worker
+from taskq.worker.metrics import MetricsServer, serve_metrics
 
-log = logging.getLogger("worker")
+log = logging.getLogger(__name__)
 
 EXIT_CONFIG = 78
 """Exit code of a worker that cannot run with this configuration (the supervisor stops)."""
 
 
 def run_worker(app: TaskQueue, config: WorkerConfig,
-               metrics_at: tuple[str, int] | None = None) -> int:
+               metrics_at: tuple[str, int] | None = None, *,
+               on_transition: OnTransition | None = None) -> int:
     """Run one worker until it is stopped; uses uvloop when it is installed (faster loop).
-    ``metrics_at``: (host, port) to serve Prometheus metrics on (:mod:`worker.metrics`).
+    ``metrics_at``: (host, port) to serve Prometheus metrics on (:mod:`taskq.worker.metrics`).
+    ``on_transition``: the worker's transition hook (the fault suite's crash points).
 
     A sync task still running in a thread after the grace period was handed back already; the
     process then exits without waiting for that thread (which Python would otherwise join)."""
-    code = _run(app, config, metrics_at)
+    code = _run(app, config, metrics_at, on_transition)
     if any(t.is_alive() and not t.daemon for t in threading.enumerate()
            if t is not threading.main_thread()):
         log.warning("exiting with sync tasks still running in threads (already handed back)")
@@ -38,7 +44,8 @@ def run_worker(app: TaskQueue, config: WorkerConfig,
     return code
 
 
-def _run(app: TaskQueue, config: WorkerConfig, metrics_at: tuple[str, int] | None) -> int:
+def _run(app: TaskQueue, config: WorkerConfig, metrics_at: tuple[str, int] | None,
+         on_transition: OnTransition | None) -> int:
     # The app, its imports and the libraries are loaded: keep the cyclic GC from walking them
     # on every full collection (shorter pauses, steadier latency).
     gc.collect()
@@ -47,15 +54,15 @@ def _run(app: TaskQueue, config: WorkerConfig, metrics_at: tuple[str, int] | Non
         try:
             import uvloop  # noqa: PLC0415 - optional speed-up
 
-            return uvloop.run(_main(app, config, metrics_at))
+            return uvloop.run(_main(app, config, metrics_at, on_transition))
         except ImportError:
             pass
-    return asyncio.run(_main(app, config, metrics_at))
+    return asyncio.run(_main(app, config, metrics_at, on_transition))
 
 
-async def _main(app: TaskQueue, config: WorkerConfig,
-                metrics_at: tuple[str, int] | None) -> int:
-    worker = Worker(app, config)
+async def _main(app: TaskQueue, config: WorkerConfig, metrics_at: tuple[str, int] | None,
+                on_transition: OnTransition | None) -> int:
+    worker = Worker(app, config, on_transition=on_transition)
     metrics: MetricsServer | None = None
     if metrics_at is not None:
         try:

@@ -1,9 +1,10 @@
 """Run N worker processes; restart one that dies; forward stop signals.
 
-Children are ``python -m worker`` processes with the same options and ``--processes 1``. A child
-that dies is restarted after a pause that grows while children keep dying quickly (a crash loop
-does not spin). SIGTERM/SIGINT go to every child; the supervisor exits 0 once all have ended
-(a second signal is forwarded too, so the children exit at once).
+Children are ``python -m taskq.worker`` processes with the same options and ``--processes 1``
+(taskq's own entry point, whatever the current directory holds). A child that dies is restarted
+after a pause that grows while children keep dying quickly (a crash loop does not spin).
+SIGTERM/SIGINT go to every child; the supervisor exits 0 once all have ended (a second signal
+is forwarded too, so the children exit at once).
 """
 
 from __future__ import annotations
@@ -16,11 +17,9 @@ import time
 from collections.abc import Sequence
 from types import FrameType
 
-from worker.process import EXIT_CONFIG
+from taskq.worker.process import EXIT_CONFIG
 
-log = logging.getLogger("worker.supervisor")
-
-
+log = logging.getLogger(__name__)
 
 
 class Supervisor:
@@ -36,7 +35,7 @@ class Supervisor:
         self.failed = False
 
     def _spawn(self, slot: int) -> None:
-        cmd = [sys.executable, "-m", "worker", *self.child_args, "--processes", "1"]
+        cmd = [sys.executable, "-m", "taskq.worker", *self.child_args, "--processes", "1"]
         if self.metrics_port is not None:
             cmd += ["--metrics-port", str(self.metrics_port + slot)]
         self.children[slot] = subprocess.Popen(cmd)

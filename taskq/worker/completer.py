@@ -1,0 +1,74 @@
+"""Group commit: one owner-checked complete script per queue for every delivery finished
+meanwhile, retried through connection errors; the ledger learns which were acked and which lost."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from taskq.connection import REDIS_ERRORS
+from taskq.keys import QueueKeys
+from taskq.queue import TaskQueue
+from taskq.worker.context import WorkerContext
+from taskq.worker.ledger import Delivery, Ledger
+
+log = logging.getLogger(__name__)
+
+GROUP_COMMIT_MIN_RUNNING = 16
+GROUP_COMMIT_WAIT_S = 0.002
+
+
+class Completer:
+    """Acks what the ledger hands over (see the module); :meth:`run` until cancelled."""
+
+    def __init__(self, app: TaskQueue, context: WorkerContext, ledger: Ledger) -> None:
+        self.app = app
+        self.id = context.id
+        self.keys = context.keys
+        self.clock = context.clock
+        self.ledger = ledger
+
+    async def run(self) -> None:
+        ledger = self.ledger
+        while True:
+            await ledger.done_ready.wait()
+            # Group commit: when many tasks are running, wait a moment so that those about to
+            # finish share the script call; when few are, flush at once (latency first).
+            if ledger.unfinished() >= GROUP_COMMIT_MIN_RUNNING:
+                await asyncio.sleep(GROUP_COMMIT_WAIT_S)
+            else:
+                for _ in range(3):
+                    await asyncio.sleep(0)
+            batch = ledger.take_done()
+            first = batch[0]
+            if all(d.queue == first.queue and d.ttl_ms == first.ttl_ms for d in batch):
+                await self._complete_group(self.keys[first.queue], first.ttl_ms, batch)
+                continue
+            groups: dict[tuple[str, int], list[Delivery]] = {}
+            for d in batch:
+                groups.setdefault((d.queue, d.ttl_ms), []).append(d)
+            for (queue, ttl), items in groups.items():
+                await self._complete_group(self.keys[queue], ttl, items)
+
+    async def _complete_group(self, keys: QueueKeys, ttl: int, items: list[Delivery]) -> None:
+        minute = self.clock.now_ms() // 60_000
+        delay = 0.05
+        refused = 0
+        while True:
+            try:
+                lost = await self.app.scripts.complete(
+                    keys, self.id, items, keys.done_minute(minute), ttl, keys.events,
+                    len(self.ledger.held) + len(items) + 16,
+                )
+                break
+            except REDIS_ERRORS as exc:
+                log.warning("ack of %d tasks failed (%s); retrying", len(items), exc)
+            except Exception:  # a refused script must not stop every later ack
+                refused += 1
+                log.exception("ack of %d tasks refused by Redis", len(items))
+                if refused >= 5:  # give up: the entries return after their lease
+                    lost = [d.entry_id for d in items]
+                    break
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+        self.ledger.acked(items, lost)

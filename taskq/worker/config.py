@@ -1,0 +1,39 @@
+"""WorkerConfig: how one worker consumes (queues, concurrency, prefetch, leases, periods)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerConfig:
+    """How a worker consumes. Times in ms unless named ``_s``."""
+
+    queues: tuple[str, ...] = ("default",)
+    concurrency: int = 100
+    prefetch: int | None = None  # entries held beyond those running; default concurrency // 4
+    batch: int = 200
+    block_ms: int = 1_000
+    lease_ms: int = 6_000
+    renew_every_ms: int = 2_000
+    reclaim_every_ms: int = 1_000
+    promote_every_ms: int = 100
+    heartbeat_every_ms: int = 2_000
+    flags_every_ms: int = 500
+    grace_s: float = 25.0
+    threads: int | None = None
+    processes: int | None = None
+    name: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.queues:
+            raise ValueError("a worker needs at least one queue")
+        if self.concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        if self.renew_every_ms * 2 >= self.lease_ms:
+            raise ValueError("leases must be renewed at least twice per lease period")
+
+    @property
+    def capacity(self) -> int:
+        prefetch = self.prefetch if self.prefetch is not None else max(1, self.concurrency // 4)
+        return self.concurrency + prefetch

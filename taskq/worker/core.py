@@ -1,0 +1,157 @@
+"""The Worker: wires the reader, ledger, runner, outcomes, completer and maintenance of one
+worker, and runs them: connect, consume, stop, drain.
+
+Flow: the reader takes batches from the queue streams through the consumer group into the
+:mod:`ledger <taskq.worker.ledger>` (bounded by ``concurrency + prefetch`` entries held at once,
+not counting finished ones waiting for their ack, up to as many again); the ledger starts the
+:mod:`runner <taskq.worker.runner>` of each delivery as run slots free; the runner checks the
+entry (:mod:`admission <taskq.worker.admission>`), runs it (:mod:`execution
+<taskq.worker.execution>`) and hands its outcome to :mod:`outcomes <taskq.worker.outcomes>`:
+completions are batched by the :mod:`completer <taskq.worker.completer>` (group commit),
+retries and dead letters go one by one, each through an owner-checked script.
+:mod:`Maintenance <taskq.worker.maintenance>` renews leases, reclaims dead consumers' entries,
+promotes due delayed tasks, heartbeats and refreshes pause and cancel flags.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import secrets
+import socket
+import time
+
+from taskq.connection import REDIS_ERRORS, check_server
+from taskq.queue import TaskQueue
+from taskq.worker.completer import Completer
+from taskq.worker.config import WorkerConfig
+from taskq.worker.context import Clock, Flags, OnTransition, WorkerContext
+from taskq.worker.execution import Executors
+from taskq.worker.ledger import Delivery, Ledger
+from taskq.worker.maintenance import Maintenance
+from taskq.worker.outcomes import Outcomes
+from taskq.worker.reader import Reader
+from taskq.worker.runner import Runner
+
+log = logging.getLogger(__name__)
+
+ACK_WAIT_TRIES = 250
+ACK_WAIT_S = 0.02
+
+
+class Worker:
+    """Consumes ``config.queues`` of ``app`` until :meth:`stop` (graceful) is called.
+
+    ``on_transition``: called with the name of each transition the worker is about to make
+    (``after_read``, ``before_ack``, ``before_retry``, ``before_dead``); the fault suite uses it
+    to kill the process there. Leave it out in production.
+    """
+
+    def __init__(self, app: TaskQueue, config: WorkerConfig | None = None, *,
+                 on_transition: OnTransition | None = None) -> None:
+        self.app = app
+        self.config = config or WorkerConfig(queues=tuple(app.queues) or ("default",))
+        host = socket.gethostname()
+        self.id = self.config.name or f"{host}:{os.getpid()}:{secrets.token_hex(3)}"
+        self.host = host
+        self.keys = {q: app.keys(q) for q in self.config.queues}
+        self.started_at = time.time()
+        self.context = WorkerContext(self.id, host, self.started_at, self.config, self.keys,
+                                     Clock(), Flags())
+        self.ledger = Ledger(self.config)
+        self.counters = self.ledger.counters
+        cpu = os.cpu_count() or 2
+        self.executors = Executors(
+            self.config.threads or min(64, self.config.concurrency),
+            self.config.processes or cpu,
+        )
+        self.outcomes = Outcomes(app, self.context, self.ledger, on_transition)
+        self.runner = Runner(app, self.context, self.ledger, self.outcomes, self.executors,
+                             on_transition)
+        self.ledger.runs(self.runner.process)
+        self.reader = Reader(app, self.context, self.ledger, on_transition)
+        self.completer = Completer(app, self.context, self.ledger)
+        self.maintenance = Maintenance(app, self.context, self.ledger)
+        self._stopping = asyncio.Event()
+
+    @property
+    def held(self) -> dict[tuple[str, str], Delivery]:
+        """The deliveries held now (running, prefetched, or waiting for their ack)."""
+        return self.ledger.held
+
+    @property
+    def paused(self) -> set[str]:
+        """The queues found paused at the last flags refresh."""
+        return self.context.flags.paused
+
+    @property
+    def stopping(self) -> bool:
+        return self.ledger.stopping
+
+    def stop(self) -> None:
+        """Stop reading; running tasks get ``grace_s`` to finish; the rest is handed back."""
+        self.ledger.stop()
+        self._stopping.set()
+
+    async def run(self) -> None:
+        await self._connect()
+        loops = [
+            asyncio.create_task(self.completer.run(), name="taskq-completer"),
+            *(asyncio.create_task(c, name=n) for n, c in self.maintenance.loops()),
+        ]
+        reader = asyncio.create_task(self.reader.run(), name="taskq-reader")
+        log.info("worker %s consuming %s (concurrency %d)", self.id,
+                 ",".join(self.config.queues), self.config.concurrency)
+        try:
+            await self._stopping.wait()
+            await reader
+            await self._drain()
+        finally:
+            reader.cancel()
+            for t in loops:
+                t.cancel()
+            await asyncio.gather(reader, *loops, return_exceptions=True)
+            with contextlib.suppress(*REDIS_ERRORS):
+                await self.maintenance.unregister()
+            self.executors.shutdown()
+            log.info("worker %s stopped: %d processed", self.id, self.counters.processed)
+
+    async def _connect(self) -> None:
+        delay = 0.1
+        while not self.stopping:
+            try:
+                await check_server(self.app.redis)
+                await self.app.ensure_groups(self.config.queues)
+                await self.app.scripts.load()
+                await self.context.clock.sync(self.app.redis)
+                return
+            except REDIS_ERRORS as exc:
+                log.warning("Redis unreachable (%s); retrying in %.1f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    async def _drain(self) -> None:
+        """Hand back what never started; give running tasks the grace period; hand back the rest."""
+        ledger = self.ledger
+        # A runner that has not started sees `stopping` and returns (runners are never
+        # cancelled before their first step: their `finally` keeps the run-slot count).
+        await self.outcomes.release(ledger.unstarted())
+        running = ledger.runners()
+        if running:
+            log.info("waiting up to %.0f s for %d running tasks", self.config.grace_s, len(running))
+            _, pending = await asyncio.wait(running, timeout=self.config.grace_s)
+            if pending:
+                late = ledger.abandon(pending)
+                log.warning("grace period over: handing back %d running tasks", len(late))
+                await asyncio.gather(*pending, return_exceptions=True)
+                await self.outcomes.release(late)
+        # let the completer flush the last acks
+        for _ in range(ACK_WAIT_TRIES):
+            if not ledger.acks_pending():
+                break
+            await asyncio.sleep(ACK_WAIT_S)
+        else:
+            log.warning("%d finished tasks still unacknowledged at shutdown: they run again "
+                        "after their lease", ledger.acks_pending())

@@ -1,0 +1,118 @@
+"""The worker's command line: ``python -m taskq.worker APP [options]`` (also ``taskq worker``
+and the repository's ``python -m worker``) runs taskq workers for the TaskQueue at APP."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Annotated
+
+import typer
+
+from taskq.errors import ConfigError
+from taskq.loading import load_app
+from taskq.worker.config import WorkerConfig
+from taskq.worker.context import OnTransition
+from taskq.worker.process import run_worker
+from taskq.worker.settings import WorkerSettings
+from taskq.worker.supervisor import Supervisor
+
+cli = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+_S = WorkerSettings()
+
+
+@cli.command(help="Run workers for a TaskQueue.\n\nExample: python -m worker myapp.tasks:tq "
+             "--queues emails,default --concurrency 100 --processes 2")
+def run(
+    ctx: typer.Context,
+    app: Annotated[str, typer.Argument(help="module:attribute of the TaskQueue",
+                                       envvar="TASKQ_APP")] = _S.app,
+    queues: Annotated[str, typer.Option(help="comma-separated queues (default: all the app's)",
+                                        envvar="TASKQ_QUEUES")] = _S.queues,
+    concurrency: Annotated[int, typer.Option(min=1, help="tasks run at once per process",
+                                             envvar="TASKQ_CONCURRENCY")] = _S.concurrency,
+    processes: Annotated[int, typer.Option(min=1, help="worker processes (supervised)",
+                                           envvar="TASKQ_PROCESSES")] = _S.processes,
+    prefetch: Annotated[int | None, typer.Option(help="entries held beyond those running",
+                                                 envvar="TASKQ_PREFETCH")] = _S.prefetch,
+    lease_ms: Annotated[int, typer.Option(help="a dead worker's tasks run again after this",
+                                          envvar="TASKQ_LEASE_MS")] = _S.lease_ms,
+    grace_s: Annotated[float, typer.Option(help="on SIGTERM, time for running tasks to finish",
+                                           envvar="TASKQ_GRACE_S")] = _S.grace_s,
+    redis_url: Annotated[str | None, typer.Option(help="Redis URL (else the app's)",
+                                                  envvar="TASKQ_REDIS_URL")] = _S.redis_url,
+    metrics_port: Annotated[int | None, typer.Option(
+        min=1, max=65535, envvar="TASKQ_METRICS_PORT",
+        help="serve Prometheus metrics on this port (with --processes N: ports P..P+N-1)",
+    )] = _S.metrics_port,
+    metrics_host: Annotated[str, typer.Option(help="address of the metrics server",
+                                              envvar="TASKQ_METRICS_HOST")] = _S.metrics_host,
+    log_level: Annotated[str, typer.Option(envvar="TASKQ_LOG_LEVEL")] = _S.log_level,
+) -> None:
+    logging.basicConfig(
+        level=log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s",
+    )
+    if not app:
+        raise typer.BadParameter("give the TaskQueue as module:attribute (or TASKQ_APP)")
+    if processes > 1:
+        args = _strip(_strip(sys.argv[1:], "--processes"), "--metrics-port")
+        raise typer.Exit(Supervisor(args, processes, grace_s, metrics_port).run())
+    try:
+        tq = load_app(app)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if redis_url:
+        tq.url = redis_url
+    names = tuple(q.strip() for q in queues.split(",") if q.strip()) or tuple(tq.queues)
+    config = WorkerConfig(
+        queues=names or ("default",),
+        concurrency=concurrency,
+        prefetch=prefetch,
+        lease_ms=lease_ms,
+        renew_every_ms=max(100, lease_ms // 3),
+        grace_s=grace_s,
+    )
+    metrics_at = (metrics_host, metrics_port) if metrics_port else None
+    hooks = ctx.obj if isinstance(ctx.obj, _Hooks) else _Hooks()
+    raise typer.Exit(run_worker(tq, config, metrics_at, on_transition=hooks.on_transition))
+
+
+@dataclass(frozen=True, slots=True)
+class _Hooks:
+    """What :func:`main` passes to the command through click's context object."""
+
+    on_transition: OnTransition | None = None
+
+
+def main(argv: Sequence[str] | None = None, *,
+         on_transition: OnTransition | None = None) -> None:
+    """Run the command line on ``argv`` (default: the process's arguments); exits.
+    ``on_transition``: the worker's transition hook (see :class:`taskq.worker.core.Worker`),
+    for a single worker process (``--processes 1``); the fault suite installs its crash points
+    this way."""
+    cli(args=None if argv is None else list(argv), obj=_Hooks(on_transition))
+
+
+def _strip(args: list[str], option: str) -> list[str]:
+    """``args`` without ``option`` and its value (the supervisor gives each child its own)."""
+    out: list[str] = []
+    skip = False
+    for a in args:
+        if skip:
+            skip = False
+            continue
+        if a == option:
+            skip = True
+            continue
+        if a.startswith(option + "="):
+            continue
+        out.append(a)
+    return out
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,206 @@
+"""The worker's periodic duties, each its own loop, each surviving Redis errors.
+
+- renew: reset the idle time of every entry held (running or prefetched), owner-checked, so
+  that healthy long tasks are never taken away; entries found lost are dropped or discarded.
+- reclaim: take over entries idle longer than the lease (their worker died), with their
+  delivery count, so poison that kills its process ends in the dead letters.
+- promote: move due delayed tasks and retries to the stream (any worker; atomic; no scheduler).
+- heartbeat: register the worker with its figures; a key with a TTL says it is alive.
+- flags: refresh paused queues and cancel requests; forget idle, empty, dead consumers.
+
+They work on the ledger, the app's scripts and client, and the worker's context: never on the
+worker itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from typing import Any
+
+from redis.exceptions import ResponseError
+
+from taskq.connection import REDIS_ERRORS
+from taskq.heartbeat import Heartbeat
+from taskq.keys import GROUP, worker_alive_key, workers_key
+from taskq.queue import TaskQueue
+from taskq.worker.context import WorkerContext
+from taskq.worker.ledger import Ledger
+
+log = logging.getLogger(__name__)
+
+_ERRORS: tuple[type[Exception], ...] = (*REDIS_ERRORS, ResponseError)
+FORGET_CONSUMERS_EVERY_S = 60.0
+CANCEL_REQUEST_TTL_MS = 600_000
+FORGET_IDLE_MS = 600_000
+
+
+class Maintenance:
+    """The periodic duties of one worker (see the module)."""
+
+    def __init__(self, app: TaskQueue, context: WorkerContext, ledger: Ledger) -> None:
+        self.app = app
+        self.context = context
+        self.config = context.config
+        self.keys = context.keys
+        self.flags = context.flags
+        self.ledger = ledger
+        self.forgot_consumers_at = time.monotonic()
+
+    def loops(self) -> Iterator[tuple[str, Coroutine[Any, Any, None]]]:
+        """Each duty's loop, with the name of its asyncio task."""
+        c = self.config
+        yield "taskq-renew", self._every("renew", c.renew_every_ms, self.renew, jitter=False)
+        yield "taskq-reclaim", self._every("reclaim", c.reclaim_every_ms, self.reclaim)
+        yield "taskq-promote", self._every("promote", c.promote_every_ms, self.promote)
+        yield "taskq-heartbeat", self._every("heartbeat", c.heartbeat_every_ms, self.heartbeat,
+                                             first=True)
+        yield "taskq-flags", self._every("flags", c.flags_every_ms, self.refresh_flags,
+                                         first=True)
+
+    async def _every(self, name: str, period_ms: int, duty: Callable[[], Awaitable[None]],
+                     jitter: bool = True, first: bool = False) -> None:
+        if not first:
+            await asyncio.sleep(period_ms / 1000 * (random.random() if jitter else 1.0))
+        while True:
+            try:
+                await duty()
+            except asyncio.CancelledError:
+                raise
+            except _ERRORS as exc:
+                log.warning("%s failed: %s: %s", name, type(exc).__name__, exc)
+            except Exception:
+                log.exception("%s failed", name)
+            period = period_ms / 1000
+            await asyncio.sleep(period * (0.8 + 0.4 * random.random()) if jitter else period)
+
+    async def renew(self) -> None:
+        ledger = self.ledger
+        by_queue: dict[str, list[str]] = {}
+        for (queue, entry), _ in list(ledger.held.items()):
+            by_queue.setdefault(queue, []).append(entry)
+        for queue, entries in by_queue.items():
+            lost = await self.app.scripts.renew(self.keys[queue], self.context.id, entries)
+            for entry in lost:
+                ledger.lost(queue, entry)
+
+    async def reclaim(self) -> None:
+        ledger = self.ledger
+        if ledger.stopping:
+            return
+        for queue, keys in self.keys.items():
+            if queue in self.flags.paused:
+                continue
+            room = ledger.reclaim_room()
+            if room <= 0:
+                return
+            cursor = "0-0"
+            for _ in range(10):  # bounded per cycle
+                cursor, got, missing = await self.app.scripts.reclaim(
+                    keys, self.context.id, self.config.lease_ms, cursor, room, 5,
+                    self.app.dead_letter_cap,
+                )
+                if missing:
+                    log.error("%d pending entries of %s were deleted before they ran; "
+                              "dead-lettered as payload_missing", missing, queue)
+                for r in got:
+                    ledger.counters.reclaimed += 1
+                    log.info("reclaimed entry %s of %s (delivery %d)", r.entry_id, queue,
+                             r.deliveries)
+                    ledger.accept(queue, r.entry_id, r.payload or None, r.deliveries)
+                room -= len(got)
+                if cursor == "0-0" or room <= 0:
+                    break
+
+    async def promote(self) -> None:
+        for keys in self.keys.values():
+            for _ in range(20):  # bounded per cycle
+                moved, _missing = await self.app.scripts.promote(keys, 500)
+                if moved < 500:
+                    break
+
+    async def heartbeat(self) -> None:
+        w, c, app = self.context, self.ledger.counters, self.app
+        info = Heartbeat(
+            id=w.id, host=w.host, pid=os.getpid(), queues=list(w.config.queues),
+            concurrency=w.config.concurrency, in_flight=len(self.ledger.held),
+            processed=c.processed, succeeded=c.succeeded, failed=c.failed,
+            retried=c.retried, dead=c.dead, reclaimed=c.reclaimed,
+            lost_leases=c.lost_leases, started_ms=int(w.started_at * 1000),
+            heartbeat_ms=int(time.time() * 1000), stopping=self.ledger.stopping,
+        )
+        pipe = app.redis.pipeline(transaction=False)
+        pipe.set(worker_alive_key(app.prefix, w.id), b"1",
+                 px=w.config.heartbeat_every_ms * 3 + 1000)
+        pipe.hset(workers_key(app.prefix), w.id, info.encode())
+        await pipe.execute()
+        await w.clock.sync(app.redis)
+
+    async def refresh_flags(self) -> None:
+        """Paused queues and cancel requests from Redis; cancels what is held and cancelled."""
+        app, keys, flags = self.app, self.keys, self.flags
+        pipe = app.redis.pipeline(transaction=False)
+        queues = list(keys)
+        for q in queues:
+            pipe.exists(keys[q].paused)
+            pipe.hgetall(keys[q].cancels)
+        replies = await pipe.execute()
+        paused = {q for q, n in zip(queues, replies[0::2], strict=True) if n}
+        if paused != flags.paused:
+            log.info("paused queues: %s", ", ".join(sorted(paused)) or "none")
+        flags.paused = paused
+        cancels: set[str] = set()
+        stale_before = self.context.clock.now_ms() - CANCEL_REQUEST_TTL_MS
+        for q, requests in zip(queues, replies[1::2], strict=True):
+            stale = [k for k, at in requests.items() if int(at) < stale_before]
+            if stale:  # asked for tasks that had already ended: nobody will act on them
+                await app.redis.hdel(keys[q].cancels, *stale)  # type: ignore[misc]
+            cancels.update(k.decode() if isinstance(k, bytes) else k for k in requests)
+        flags.cancels = cancels
+        if cancels:
+            for d in list(self.ledger.held.values()):
+                if d.task_id in cancels and not d.cancel:
+                    d.cancel = True
+                    if d.ctx is not None:
+                        d.ctx.request_cancel()
+                    if d.runner is not None and d.started:
+                        task = app.registry.get(d.ctx.task) if d.ctx else None
+                        if task is not None and task.is_async:
+                            d.runner.cancel()
+        now = time.monotonic()
+        if now - self.forgot_consumers_at > FORGET_CONSUMERS_EVERY_S:
+            self.forgot_consumers_at = now
+            await self.forget_consumers()
+
+    async def forget_consumers(self) -> None:
+        """Remove consumers that are idle, hold nothing and belong to no live worker."""
+        app, me = self.app, self.context.id
+        for keys in self.keys.values():
+            try:
+                consumers = await app.redis.xinfo_consumers(keys.stream, GROUP)
+            except ResponseError:
+                continue
+            for c in consumers:
+                name = c["name"].decode() if isinstance(c["name"], bytes) else str(c["name"])
+                if name == me or int(c["pending"]) > 0 or int(c["idle"]) < FORGET_IDLE_MS:
+                    continue
+                if await app.redis.exists(worker_alive_key(app.prefix, name)):
+                    continue
+                if await app.scripts.forget_consumer(keys, name):
+                    log.info("forgot idle consumer %s of %s", name, keys.queue)
+
+    async def unregister(self) -> None:
+        """The worker is gone: its registration and its (empty) consumers go too."""
+        app, me = self.app, self.context.id
+        pipe = app.redis.pipeline(transaction=False)
+        pipe.delete(worker_alive_key(app.prefix, me))
+        pipe.hdel(workers_key(app.prefix), me)
+        await pipe.execute()
+        for keys in self.keys.values():
+            with contextlib.suppress(ResponseError):
+                await app.scripts.forget_consumer(keys, me)

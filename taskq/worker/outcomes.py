@@ -1,0 +1,172 @@
+"""Outcomes: how an attempt ends in Redis: finished (to the completer), retried, dead-lettered,
+or handed back; the retry and dead-letter scripts are owner-checked, and retried through
+connection errors."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import traceback
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from taskq import codec, ids
+from taskq.codec import Message
+from taskq.connection import REDIS_ERRORS
+from taskq.deadletter import DeadEntry
+from taskq.errors import DecodeError, Retry
+from taskq.queue import TaskQueue
+from taskq.records import TaskStatus, bucket_key, bucket_of_entry, encode_record
+from taskq.task import Task
+from taskq.worker.context import OnTransition, WorkerContext
+from taskq.worker.ledger import Delivery, Ledger
+
+log = logging.getLogger(__name__)
+
+
+class Outcomes:
+    """Writes the outcome of each delivery of one worker (see the module)."""
+
+    def __init__(self, app: TaskQueue, context: WorkerContext, ledger: Ledger,
+                 on_transition: OnTransition | None = None) -> None:
+        self.app = app
+        self.id = context.id
+        self.keys = context.keys
+        self.ledger = ledger
+        self.counters = ledger.counters
+        self.on_transition = on_transition
+
+    def finish(self, d: Delivery, msg: Message, task: Task[Any, Any], status: TaskStatus,
+               result: Any, flags: str, attempts: int, started: int | None = None) -> None:
+        """Hand an owned entry to the completer (batched complete script). The delivery stays
+        held (its lease renewed) until the completer has acked it."""
+        if msg.task_id is not None:
+            flags += "e"
+        d.record = encode_record(
+            status, task=msg.task, args=msg.args, kwargs=msg.kwargs, attempts=attempts,
+            enqueued_ms=msg.enqueued_ms, started_ms=started, finished_ms=int(time.time() * 1000),
+            result=result, worker=self.id,
+            error="cancelled" if status is TaskStatus.CANCELLED else None,
+        )
+        keys = self.keys[d.queue]
+        d.bucket_key = (bucket_of_entry(keys, d.entry_id) if msg.task_id is None
+                        else bucket_key(keys, d.task_id))
+        d.status = status._value_
+        d.flags = flags
+        d.ttl_ms = self.ttl_ms(task)
+        self.ledger.hand_over(d)
+
+    async def failed(self, d: Delivery, msg: Message, task: Task[Any, Any], exc: Exception,
+                     attempt: int, started: int) -> None:
+        """The attempt raised: retry it (owner-checked, atomic) or dead-letter it."""
+        self.counters.failed += 1
+        policy = task.options.retry
+        tb = "".join(traceback.format_exception(exc))
+        if isinstance(exc, TimeoutError) and task.options.timeout_s is not None:
+            error = f"timed out after {task.options.timeout_s:g} s"
+        else:
+            error = str(exc) or type(exc).__name__
+        retryable = isinstance(exc, Retry) or policy.should_retry(exc)
+        if not retryable or attempt >= task.options.max_attempts:
+            reason = "max_attempts" if retryable else "not_retryable"
+            await self.dead(d, msg, reason, type(exc).__name__, error, tb, attempt, started)
+            return
+        if isinstance(exc, Retry) and exc.delay is not None:
+            delay_s = max(0.0, exc.delay)
+        else:
+            delay_s = policy.backoff(attempt)
+        keys = self.keys[d.queue]
+        ttl = self.ttl_ms(task)
+        record = encode_record(
+            TaskStatus.FAILED, task=msg.task, args=msg.args, kwargs=msg.kwargs, attempts=attempt,
+            enqueued_ms=msg.enqueued_ms, started_ms=started, finished_ms=int(time.time() * 1000),
+            error_type=type(exc).__name__, error=error, traceback=tb, worker=self.id,
+        )
+        payload = codec.encode(msg.with_attempts(attempt, d.task_id))
+        if self.on_transition is not None:
+            self.on_transition("before_retry")
+        due = await self._owned_call(d, lambda: self.app.scripts.retry(
+            keys, self.id, d.entry_id, d.deliveries, d.task_id, payload, int(delay_s * 1000),
+            bucket_key(keys, d.task_id), record, ttl, keys.events,
+        ))
+        if due:
+            self.counters.retried += 1
+            log.info("task %s failed (attempt %d/%d: %s); retry in %.2f s", d.task_id, attempt,
+                     task.options.max_attempts, type(exc).__name__, delay_s,
+                     extra={"task_id": d.task_id})
+
+    async def dead(self, d: Delivery, msg: Message | None, reason: str, error_type: str,
+                   error: str, tb: str = "", attempts: int | None = None,
+                   started: int | None = None) -> None:
+        """Dead-letter the entry with ``reason`` (owner-checked, atomic)."""
+        keys = self.keys[d.queue]
+        now = int(time.time() * 1000)
+        attempts = attempts if attempts is not None else (msg.attempts if msg else 0)
+        task = msg.task if msg else ""
+        record = encode_record(
+            TaskStatus.DEAD, task=task or None, args=msg.args if msg else (),
+            kwargs=msg.kwargs if msg else None, attempts=attempts,
+            enqueued_ms=msg.enqueued_ms if msg else None, started_ms=started, finished_ms=now,
+            error_type=error_type, error=f"{reason}: {error}", traceback=tb or None,
+            worker=self.id,
+        )
+        fields = DeadEntry(
+            task_id=d.task_id, entry=d.entry_id, task=task, reason=reason,
+            error_type=error_type, error=error, traceback=tb, attempts=attempts,
+            enqueued_ms=msg.enqueued_ms if msg else 0, failed_ms=now, worker=self.id,
+            payload=d.payload or b"",
+        ).fields()
+        if self.on_transition is not None:
+            self.on_transition("before_dead")
+        dead = await self._owned_call(d, lambda: self.app.scripts.dead(
+            keys, self.id, d.entry_id, d.deliveries, d.task_id, bucket_key(keys, d.task_id),
+            record, self.app.result_ttl_ms, keys.events, self.app.dead_letter_cap, fields,
+        ))
+        if dead:
+            self.counters.dead += 1
+            log.warning("task %s dead-lettered (%s): %s", d.task_id, reason, error[:200],
+                        extra={"task_id": d.task_id})
+
+    async def release(self, deliveries: Sequence[Delivery]) -> None:
+        """Hand entries back to their stream unrun (paused queue, shutdown): they run again,
+        with the attempts they had."""
+        for d in deliveries:
+            payload = d.payload or b""
+            task_id = d.task_id or ids.task_id(d.queue, d.entry_id)
+            with contextlib.suppress(DecodeError):
+                msg = codec.decode(payload)
+                payload = codec.encode(msg.with_attempts(msg.attempts, task_id))
+            try:
+                await self.app.scripts.release(self.keys[d.queue], self.id, d.entry_id,
+                                               d.deliveries, task_id, payload)
+            except REDIS_ERRORS as exc:
+                log.warning("could not hand back %s (%s); it returns after its lease", task_id, exc)
+            self.ledger.drop(d)
+
+    async def _owned_call(self, d: Delivery, call: Callable[[], Awaitable[Any]]) -> Any:
+        """Run an owner-checked script, retrying through connection errors (the script is
+        idempotent: once done, the owner check fails); a falsy answer means the lease was
+        lost. Gives up after about a minute: the entry then returns after its lease."""
+        delay = 0.05
+        for _ in range(80):
+            try:
+                r = await call()
+            except REDIS_ERRORS as exc:
+                log.warning("finishing %s failed (%s); retrying", d.task_id, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+                continue
+            if not r:
+                self.counters.lost_leases += 1
+                log.warning("lease lost on %s: another worker owns it now; outcome discarded",
+                            d.task_id, extra={"task_id": d.task_id})
+            return r
+        return None
+
+    def ttl_ms(self, task: Task[Any, Any] | None) -> int:
+        """How long the task's record is kept after its last change."""
+        if task is not None and task.options.result_ttl_s is not None:
+            return int(task.options.result_ttl_s * 1000)
+        return self.app.result_ttl_ms

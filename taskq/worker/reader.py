@@ -1,0 +1,106 @@
+"""The reader: the XREADGROUP loop that feeds new entries of the worker's queues to the ledger,
+within the ledger's read room, surviving Redis errors and vanished consumer groups."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from redis.exceptions import ResponseError
+
+from taskq import codec
+from taskq.connection import REDIS_ERRORS
+from taskq.keys import GROUP
+from taskq.lane import Lane
+from taskq.queue import TaskQueue
+from taskq.worker.context import OnTransition, WorkerContext
+from taskq.worker.ledger import Ledger
+
+log = logging.getLogger(__name__)
+
+
+class Reader:
+    """Reads for one worker (see the module); :meth:`run` until the worker stops."""
+
+    def __init__(self, app: TaskQueue, context: WorkerContext, ledger: Ledger,
+                 on_transition: OnTransition | None = None) -> None:
+        self.app = app
+        self.id = context.id
+        self.config = context.config
+        self.keys = context.keys
+        self.flags = context.flags
+        self.ledger = ledger
+        self.on_transition = on_transition
+
+    async def run(self) -> None:
+        # Reads go over a lane of their own (see taskq.lane): hiredis parses the reply into
+        # plain lists, and a blocking read never holds up the scripts on the shared lane.
+        lane = Lane(self.app.redis, blocking_s=self.config.block_ms / 1000)
+        try:
+            await self._read_loop(lane)
+        finally:
+            await lane.aclose()
+
+    async def _read_loop(self, lane: Lane) -> None:
+        ledger, config, flags = self.ledger, self.config, self.flags
+        accept = ledger.accept
+        delay = 0.05
+        while not ledger.stopping:
+            room = await ledger.wait_room()
+            if ledger.stopping:
+                break
+            streams = [k.stream for q, k in self.keys.items() if q not in flags.paused]
+            if not streams:
+                await asyncio.sleep(config.flags_every_ms / 1000)
+                continue
+            try:
+                resp = await lane.execute(
+                    "XREADGROUP", "GROUP", GROUP, self.id, "COUNT", min(room, config.batch),
+                    "BLOCK", config.block_ms, "STREAMS", *streams, *(">",) * len(streams),
+                )
+                delay = 0.05
+            except ResponseError as exc:
+                if "NOGROUP" in str(exc) or "no longer exists" in str(exc):
+                    log.error("the stream or consumer group of %s vanished (Redis restarted "
+                              "without persistence, or the stream was deleted): tasks queued "
+                              "before it are gone; recreating consumer groups",
+                              ",".join(config.queues))
+                else:
+                    log.warning("read refused (%s); recreating consumer groups", exc)
+                with contextlib.suppress(*REDIS_ERRORS, ResponseError):
+                    await self.app.ensure_groups(config.queues)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            except REDIS_ERRORS as exc:
+                log.warning("read failed (%s: %s); retrying in %.2f s",
+                            type(exc).__name__, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            if self.on_transition is not None:
+                self.on_transition("after_read")
+            for stream, entries in (resp.items() if isinstance(resp, dict) else resp or ()):
+                queue = self._queue_of_stream(stream)
+                for entry_id, fields in entries:
+                    accept(queue, entry_id.decode(), _payload(fields), 1)
+
+    def _queue_of_stream(self, stream: bytes | str) -> str:
+        name = stream.decode() if isinstance(stream, bytes) else stream
+        for q, k in self.keys.items():
+            if k.stream == name:
+                return q
+        raise LookupError(name)
+
+
+def _payload(fields: list[bytes] | None) -> bytes | None:
+    """The envelope among an entry's fields (a flat name, value list; taskq writes only it)."""
+    if not fields:
+        return None
+    if fields[0] == codec.FIELD:
+        return fields[1] if len(fields) > 1 else None
+    for k in range(2, len(fields) - 1, 2):
+        if fields[k] == codec.FIELD:
+            return fields[k + 1]
+    return None

@@ -1,0 +1,128 @@
+"""The runner: takes one delivery from admission through its attempt to its outcome (the
+coroutine the ledger starts for each delivery it gives a run slot)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+
+from taskq import codec
+from taskq.connection import REDIS_ERRORS
+from taskq.context import TaskContext, set_context
+from taskq.queue import TaskQueue
+from taskq.records import TaskStatus, bucket_key
+from taskq.worker.admission import Cancelled, Ready, Refused, admit
+from taskq.worker.context import OnTransition, WorkerContext
+from taskq.worker.execution import Executors, encode_result, invoke, is_plain_async
+from taskq.worker.ledger import Delivery, Ledger
+from taskq.worker.outcomes import Outcomes
+
+log = logging.getLogger(__name__)
+
+
+class Runner:
+    """Runs the deliveries of one worker (see the module)."""
+
+    def __init__(self, app: TaskQueue, context: WorkerContext, ledger: Ledger,
+                 outcomes: Outcomes, executors: Executors,
+                 on_transition: OnTransition | None = None) -> None:
+        self.app = app
+        self.id = context.id
+        self.keys = context.keys
+        self.flags = context.flags
+        self.ledger = ledger
+        self.counters = ledger.counters
+        self.executors = executors
+        self.on_transition = on_transition
+        self._registry = app.registry
+        self._max_payload = app.max_payload_bytes
+        # bound once: called per task
+        self._finish = outcomes.finish
+        self._failed = outcomes.failed
+        self._dead = outcomes.dead
+        self._release = outcomes.release
+        self._runner_ended = ledger.runner_ended
+
+    async def process(self, d: Delivery) -> None:
+        ledger = self.ledger
+        try:
+            if d.lost or ledger.stopping:
+                return
+            if d.queue in self.flags.paused:  # paused after it was read: hand it back
+                await self._release([d])
+                return
+            d.started = True
+            checked = admit(d.queue, d.entry_id, d.deliveries, d.payload, self._registry,
+                            self._max_payload, self.flags.cancels)
+            d.task_id = checked.task_id
+            if type(checked) is Ready:
+                await self._run(d, checked)
+            elif type(checked) is Refused:
+                await self._dead(d, checked.msg, checked.reason, checked.error_type,
+                                 checked.error, attempts=checked.attempts)
+            elif type(checked) is Cancelled:
+                self._finish(d, checked.msg, checked.task, TaskStatus.CANCELLED, None, "c",
+                             checked.attempts)
+        except asyncio.CancelledError:
+            if not (ledger.stopping or d.lost):
+                raise
+        except Exception:  # a bug here must never kill the worker or lose the entry
+            log.exception("internal error on entry %s of %s; it will be retried after its lease",
+                          d.entry_id, d.queue)
+        finally:
+            self._runner_ended(d)
+
+    async def _run(self, d: Delivery, ready: Ready) -> None:
+        _, msg, task, args, kwargs, attempt = ready
+        ctx = TaskContext(d.task_id, task.name, d.queue, attempt, task.options.max_attempts,
+                          self.id, self._progress)
+        d.ctx = ctx
+        started = int(time.time() * 1000)
+        self.counters.processed += 1
+        try:
+            if is_plain_async(task):  # the common case, without a coroutine in between
+                set_context(ctx)
+                value = await task.fn(*args, **kwargs)
+            else:
+                value = await invoke(task, args, kwargs, ctx, self.executors)
+            result = encode_result(value)
+        except asyncio.CancelledError:
+            if d.cancel and not self.ledger.stopping:
+                current = asyncio.current_task()
+                if current is not None:
+                    current.uncancel()
+                self._finish(d, msg, task, TaskStatus.CANCELLED, None, "c", attempt, started)
+                return
+            raise
+        except Exception as exc:
+            if d.cancel:
+                self._finish(d, msg, task, TaskStatus.CANCELLED, None, "c", attempt, started)
+                return
+            if "BrokenProcessPool" in type(exc).__name__:
+                self.executors.reset_pool()
+            await self._failed(d, msg, task, exc, attempt, started)
+            return
+        if d.cancel:  # a sync task flagged while running: its result is discarded
+            self._finish(d, msg, task, TaskStatus.CANCELLED, None, "c", attempt, started)
+            return
+        if self.on_transition is not None:
+            self.on_transition("before_ack")
+        flags = "c" if d.task_id in self.flags.cancels else ""  # asked too late: clear it
+        self._finish(d, msg, task, TaskStatus.SUCCEEDED, result, flags, attempt, started)
+
+    async def _progress(self, queue: str, task_id: str, fraction: float, message: str) -> None:
+        keys = self.keys.get(queue) or self.app.keys(queue)
+        bucket = bucket_key(keys, task_id)
+        pipe = self.app.redis.pipeline(transaction=False)
+        pipe.hset(bucket, task_id + ":p", codec.pack({"p": fraction, "m": message}))  # type: ignore[arg-type]
+        pipe.pexpire(bucket, self.app.result_ttl_ms, gt=True)
+        pipe.publish(keys.events, _progress_event(task_id, fraction, message))
+        with contextlib.suppress(*REDIS_ERRORS):
+            await pipe.execute()
+
+
+def _progress_event(task_id: str, fraction: float, message: str) -> str:
+    return json.dumps([[task_id, "running", {"progress": fraction, "message": message}]])
