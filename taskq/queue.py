@@ -14,7 +14,7 @@ from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from taskq import batching, codec, ids, state
+from taskq import batching, codec, ids, names, state
 from taskq.codec import Message
 from taskq.connection import connect, connect_sync
 from taskq.errors import (
@@ -157,7 +157,7 @@ class TaskQueue:
         )
 
         def register(f: Callable[..., Any]) -> Task[Any, Any]:
-            task_name = name or f"{f.__module__}.{f.__qualname__}"
+            task_name = name or names.default_name(f)
             if task_name in self.registry:
                 raise ValueError(f"a task named {task_name!r} is already registered")
             if cpu_bound and "<locals>" in f.__qualname__:
@@ -172,6 +172,12 @@ class TaskQueue:
 
     def get_task(self, name: str) -> Task[Any, Any] | None:
         return self.registry.get(name)
+
+    def resolve_task(self, name: str) -> Task[Any, Any]:
+        """The registered task ``name`` stands for: its full name, or an unambiguous short one
+        (``send_email`` for ``myapp.tasks.send_email``; see :mod:`taskq.names`). Raises
+        :class:`~taskq.errors.TaskNotRegistered`, listing the matches when several fit."""
+        return names.resolve(self.registry, name)
 
     @property
     def queues(self) -> list[str]:
