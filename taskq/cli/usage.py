@@ -25,13 +25,15 @@ UsageError = _click_class("UsageError")
 ClickException = _click_class("ClickException")
 
 
-def one_line(exc: Exception) -> str:
-    """``error: <message> (try 'taskq cmd --help')`` for a click error, on one line."""
+def one_line(exc: Exception, program: str = "taskq") -> str:
+    """``error: <message> (try 'taskq cmd --help')`` for a click error, on one line (the
+    program's own help when the error does not say which command it is about)."""
     message = " ".join(str(getattr(exc, "format_message", exc.__str__)()).split())
+    if not isinstance(exc, UsageError):
+        return f"error: {message}"
     ctx = getattr(exc, "ctx", None)
-    if isinstance(exc, UsageError) and ctx is not None:
-        return f"error: {message} (try '{ctx.command_path} --help')"
-    return f"error: {message}"
+    command = ctx.command_path if ctx is not None else program
+    return f"error: {message} (try '{command} --help')"
 
 
 class OneLineErrors(TyperGroup):
@@ -51,7 +53,8 @@ class OneLineErrors(TyperGroup):
             if type(exc).__name__ == "NoArgsIsHelpError":  # `taskq` or `taskq dead` alone
                 exc.show()  # type: ignore[attr-defined]
             else:
-                err.print(one_line(exc), markup=False, soft_wrap=True)
+                err.print(one_line(exc, prog_name or self.name or "taskq"), markup=False,
+                          soft_wrap=True)
             sys.exit(getattr(exc, "exit_code", EXIT_FAILED))
         except typer.Abort:
             err.print("error: aborted; nothing was changed", markup=False)
