@@ -23,8 +23,9 @@ _MIN_WIDTH = 6
 
 @dataclass(frozen=True, slots=True)
 class Col:
-    """A column: ``whole`` for ids and names (never cut); ``drop`` > 0 for a column that may
-    be left out when the width is short, the higher the sooner; ``right`` for numbers."""
+    """A column: ``whole`` for ids and names (never cut, never left out); the others are left
+    out when the width is short, the highest ``drop`` first (0: the last to go; ties: the
+    rightmost first); ``right`` for numbers."""
 
     header: str
     drop: int = 0
@@ -61,7 +62,7 @@ def fitted(title: str, cols: Sequence[Col], rows: Sequence[Sequence[Cell]], *, w
     ]
     kept = list(range(len(cols)))
     while table_width(least[i] for i in kept) > width:
-        droppable = [i for i in kept if cols[i].drop > 0]
+        droppable = [i for i in kept if not cols[i].whole]
         if not droppable:
             break
         kept.remove(max(droppable, key=lambda i: (cols[i].drop, i)))
