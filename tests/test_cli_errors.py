@@ -147,5 +147,6 @@ def test_json_before_or_after_the_command(cli: Callable[..., Result]) -> None:
         assert before.exit_code == after.exit_code == 0, (args, before.output, after.output)
         shape_before, shape_after = json.loads(before.stdout), json.loads(after.stdout)
         assert shape_before.keys() == shape_after.keys(), args
-    assert json.loads(cli("--json", "queues").stdout)["queues"][0]["name"] == "jobs"
+    assert json.loads(cli("--json", "task", task_id).stdout)["id"] == task_id
+    assert json.loads(cli("--json", "queue", "jobs").stdout)["queue"]["lag"] == 1
     one_line(cli("--json", "watch", "--seconds", "0"), 2, "no --json output")
