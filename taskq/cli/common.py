@@ -71,7 +71,7 @@ def configure_output() -> None:
 
 def print_table(renderable: RenderableType) -> None:
     """Print a table without cropping its lines to the width: a table wider than the terminal
-    (an id longer than the screen) keeps its ids whole (see :mod:`taskq.cli.render`)."""
+    (an id longer than the screen) keeps its ids whole (see :mod:`taskq.cli.fit`)."""
     out.print(renderable, crop=False)
 
 
