@@ -31,7 +31,6 @@ from taskq.lane import Lane
 from taskq.records import (
     TaskRecord,
     TaskStatus,
-    bucket_key,
     encode_record,
 )
 from taskq.results import EventHub
@@ -353,9 +352,11 @@ class TaskQueue:
             keys = self.keys(c.queue)
             if c.task_ids is not None:
                 handles += self._scheduled(c, scripts.schedule(
-                    keys, _schedule_items(c, plan.delay_ms), plan.limit))
+                    keys=keys, task_ids=c.task_ids, payloads=c.payloads,
+                    delay_ms=plan.delay_ms, limit=plan.limit))
             else:
-                handles += self._enqueued(c, *scripts.enqueue(keys, c.payloads, plan.limit))
+                handles += self._enqueued(c, *scripts.enqueue(keys=keys, payloads=c.payloads,
+                                                              limit=plan.limit))
         return handles
 
     def _plan(self, messages: Iterable[Message], delay: Seconds | None) -> batching.Plan | None:
@@ -385,8 +386,10 @@ class TaskQueue:
         keys = self.keys(call.queue)
         if call.task_ids is not None:
             return self._scheduled(call, await self.scripts.schedule(
-                keys, _schedule_items(call, plan.delay_ms), plan.limit))
-        return self._enqueued(call, *await self.scripts.enqueue(keys, call.payloads, plan.limit))
+                keys=keys, task_ids=call.task_ids, payloads=call.payloads,
+                delay_ms=plan.delay_ms, limit=plan.limit))
+        return self._enqueued(call, *await self.scripts.enqueue(
+            keys=keys, payloads=call.payloads, limit=plan.limit))
 
     def _scheduled(self, call: batching.Call, due: list[int] | int) -> list[TaskHandle[Any]]:
         """Handles of a schedule script's answer: due times, or the backlog that refused it."""
@@ -462,10 +465,8 @@ class TaskQueue:
         now = int(time.time() * 1000)
         record = encode_record(TaskStatus.CANCELLED, finished_ms=now,
                                error="cancelled before it ran")
-        return await self.scripts.cancel(
-            keys, task_id, ids.implied_entry(task_id) or "", bucket_key(keys, task_id), record,
-            self.result_ttl_ms, keys.events,
-        )
+        return await self.scripts.cancel(keys=keys, task_id=task_id, record=record,
+                                         ttl_ms=self.result_ttl_ms)
 
     async def ensure_groups(self, queues: Iterable[str]) -> None:
         """Create the consumer group of each queue at id 0 (entries already there count)."""
@@ -491,10 +492,6 @@ def _check_arguments(msg: Message) -> None:
         errors = codec.argument_errors(msg)
         if errors:
             raise TaskValidationError(msg.task, errors) from None
-
-
-def _schedule_items(call: batching.Call, delay_ms: int) -> list[tuple[str, bytes, int]]:
-    return [(t, p, delay_ms) for t, p in zip(call.task_ids or (), call.payloads, strict=True)]
 
 
 def _delay_ms(delay: Seconds | None) -> int:
