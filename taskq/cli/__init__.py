@@ -43,8 +43,10 @@ def connection(
         envvar="TASKQ_PREFIX", help="key prefix of your TaskQueue  [default: taskq]",
         show_default=False)] = None,
 ) -> None:
+    # given on the command line: it stands for TASKQ_REDIS_URL in this command (a URL given in
+    # code still wins for `enqueue --app`, `worker` and `api`: see taskq.url_choice)
     source = ctx.get_parameter_source("redis_url")
-    url_given = source is not None and source.name != "DEFAULT"
+    url_given = source is not None and source.name == "COMMANDLINE"
     ctx.obj = Target(redis_url, prefix or "taskq", prefix_given=prefix is not None,
                      url_given=url_given)
 

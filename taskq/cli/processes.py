@@ -76,11 +76,11 @@ def _exec(ctx: typer.Context, module: str, *, isolated: bool = False) -> None:
     with ``-P``, so the current directory cannot shadow taskq's own modules (the user's app is
     still found: :func:`taskq.loading.load_app` adds the directory when it loads it)."""
     t = target(ctx)
-    if t.url_given:
-        os.environ["TASKQ_REDIS_URL"] = t.redis_url
+    # --redis-url goes on as the command's own option (same rule, same error on a conflict)
+    url = ["--redis-url", t.redis_url] if t.url_given else []
     if t.prefix_given:
         os.environ["TASKQ_PREFIX"] = t.prefix
     sys.stdout.flush()
     sys.stderr.flush()
     flags = ["-P"] if isolated else []
-    os.execv(sys.executable, [sys.executable, *flags, "-m", module, *ctx.args])
+    os.execv(sys.executable, [sys.executable, *flags, "-m", module, *url, *ctx.args])
