@@ -1,5 +1,4 @@
-"""The Lua contract: one script per atomic operation (``taskq/lua``), called only through the
-keyword-only typed wrappers here.
+"""The Lua contract: one script file per atomic operation, called only through the wrappers here.
 
 The wrappers own each script's KEYS/ARGV order: callers name what they mean (a queue's
 :class:`~taskq.keys.QueueKeys`, a task id, a :class:`~taskq.records.TaskStatus`) and the
