@@ -203,13 +203,25 @@ class Scripts:
         """Finish owned entries (records stored, counted in the minute of ``now_ms``, Redis
         clock); returns the entry ids whose lease was lost (nothing done for those). ``scan``:
         how many of the consumer's pending entries the owner check reads."""
-        buckets: dict[int, int] = {}
-        bucket_index = buckets.setdefault
-        meta = "\n".join(
-            f"{c.entry_id}\t{c.deliveries}\t{bucket_index(_bucket(c.task_id), len(buckets) + 1)}"
-            f"\t{c.task_id}\t{c.status._value_}\t{c.flags}"
-            for c in items
-        )
+        buckets: dict[int, int] = {}  # bucket -> its index in KEYS[6..]
+        add, width = buckets.setdefault, BUCKET_MS
+        # The bucket of each task id, parsed inline (this runs once per finished task): the ids
+        # of a queue's deliveries are "<queue>:<ms>-..." (the worker's admission checks it).
+        at = len(keys.queue) + 1
+        try:
+            meta = "\n".join(
+                f"{c.entry_id}\t{c.deliveries}\t"
+                f"{add(int(c.task_id[at:c.task_id.index('-', at)]) // width, len(buckets) + 1)}"
+                f"\t{c.task_id}\t{c.status._value_}\t{c.flags}"
+                for c in items
+            )
+        except ValueError:  # an id of another form: the general rule, item by item
+            buckets.clear()
+            meta = "\n".join(
+                f"{c.entry_id}\t{c.deliveries}\t{add(_bucket(c.task_id), len(buckets) + 1)}"
+                f"\t{c.task_id}\t{c.status._value_}\t{c.flags}"
+                for c in items
+            )
         records = keys.records
         key_list = [keys.stream, keys.stats, keys.done_minute(now_ms // 60_000), keys.entries,
                     keys.cancels, *(records(b) for b in buckets)]
