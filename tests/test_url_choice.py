@@ -221,3 +221,23 @@ def test_cli_enqueue_sends_to_the_redis_url_option_when_the_code_names_none(
         assert client.xlen(f"{{{prefix}:jobs}}:stream") == 1
     finally:
         client.close()
+
+
+@pytest.mark.parametrize(("command", "module"), [("worker", "taskq.worker"),
+                                                 ("api", "taskq.service")])
+def test_taskq_worker_and_api_pass_redis_url_on_as_their_own_option(
+    monkeypatch: pytest.MonkeyPatch, command: str, module: str
+) -> None:
+    """So the command applies the same rule (and the same error) as when run directly."""
+    execs: list[list[str]] = []
+
+    def execv(path: str, argv: list[str]) -> None:
+        execs.append(argv)
+        raise SystemExit(0)
+
+    monkeypatch.setattr(os, "execv", execv)
+    r = CliRunner().invoke(cli_app, ["--redis-url", "redis://x:1/0", command, "app:tq"])
+    assert r.exit_code == 0, r.output
+    (argv,) = execs
+    assert argv[argv.index("-m"):] == ["-m", module, "--redis-url", "redis://x:1/0", "app:tq"]
+    assert os.environ.get(ENV) is None
