@@ -31,6 +31,7 @@ MAX_KEY_LENGTH = 200
 WAIT_FOR_PEER_S = 10.0
 _KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
 
+
 def check_key(key: str) -> str:
     if not _KEY.match(key):
         raise HTTPException(422, [{"loc": ["header", "Idempotency-Key"],
