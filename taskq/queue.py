@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import os
+import logging
 import time
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import Any, ParamSpec, Protocol, TypeVar, overload
@@ -31,18 +31,18 @@ from taskq.lane import Lane
 from taskq.records import (
     TaskRecord,
     TaskStatus,
-    bucket_key,
     encode_record,
 )
 from taskq.results import EventHub
 from taskq.retry import RetryPolicy
 from taskq.scripts import Scripts, SyncScripts
 from taskq.task import Seconds, Task, TaskOptions, seconds
+from taskq.url_choice import UrlChoice, choose
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-DEFAULT_URL = "redis://localhost:6379/0"
+log = logging.getLogger(__name__)
 
 
 class TaskDecorator(Protocol):
@@ -55,11 +55,17 @@ class TaskDecorator(Protocol):
 class TaskQueue:
     """The registry of tasks and the producer's connection to Redis.
 
-    ``url`` defaults to ``$TASKQ_REDIS_URL``, else ``redis://localhost:6379/0``. ``prefix``
-    namespaces every key. Limits: ``max_payload_bytes`` per encoded message (refused at
-    enqueue), ``max_backlog`` waiting entries per queue stream (and per delayed set), records
-    kept ``result_ttl`` after a task's last change, dead letters capped at ``dead_letter_cap``
-    per queue (only dead letters are ever trimmed).
+    Which Redis (one rule for the library, the worker, the API and the CLI; see
+    :mod:`taskq.url_choice`): a ``url`` given here wins; else ``$TASKQ_REDIS_URL``; else
+    ``redis://localhost:6379/0``. A ``TASKQ_REDIS_URL`` that disagrees with a ``url`` given here
+    is ignored, with a warning on the first connection. Leave ``url`` out to configure Redis
+    by the environment: every process that loads this TaskQueue then follows it.
+
+    ``url`` and ``prefix`` (which namespaces every key) are fixed at construction: read-only;
+    :meth:`configured` makes a copy with others. Limits: ``max_payload_bytes`` per encoded
+    message (refused at enqueue), ``max_backlog`` waiting entries per queue stream (and per
+    delayed set), records kept ``result_ttl`` after a task's last change, dead letters capped
+    at ``dead_letter_cap`` per queue (only dead letters are ever trimmed).
     """
 
     def __init__(
@@ -74,8 +80,9 @@ class TaskQueue:
         dead_letter_cap: int = 100_000,
         socket_timeout: Seconds = 5.0,
     ) -> None:
-        self.url = url or os.environ.get("TASKQ_REDIS_URL") or DEFAULT_URL
-        self.prefix = prefix
+        self._url = choose(url)
+        self._url_checked = False
+        self._prefix = prefix
         self.default_queue = default_queue
         self.max_payload_bytes = max_payload_bytes
         self.max_backlog = max_backlog
@@ -186,8 +193,8 @@ class TaskQueue:
 
     def keys(self, queue: str) -> QueueKeys:
         keys = self._keys.get(queue)
-        if keys is None or keys.prefix != self.prefix:  # (the CLI may set another prefix)
-            keys = QueueKeys(self.prefix, queue)  # raises InvalidQueueName for a bad name
+        if keys is None:
+            keys = QueueKeys(self._prefix, queue)  # raises InvalidQueueName for a bad name
             if len(self._keys) >= 1_000:  # names may come from requests: keep the cache bounded
                 self._keys.clear()
             self._keys[queue] = keys
@@ -196,10 +203,52 @@ class TaskQueue:
     # -- connections ----------------------------------------------------------------------
 
     @property
+    def url(self) -> str:
+        """The Redis URL (see the class for the rule that chose it)."""
+        return self._url.url
+
+    @property
+    def url_choice(self) -> UrlChoice:
+        """The URL, where it came from, and ``TASKQ_REDIS_URL`` when this queue was made."""
+        return self._url
+
+    @property
+    def prefix(self) -> str:
+        """The prefix of every key of this TaskQueue."""
+        return self._prefix
+
+    def configured(self, *, url: str | None = None, prefix: str | None = None) -> TaskQueue:
+        """A copy on another Redis ``url`` (a URL given in code) and/or key ``prefix``, with the
+        same registry and limits and its own connections. The tasks stay bound to this
+        TaskQueue (``task.enqueue()`` sends through it): send through the copy with
+        ``copy.enqueue_many([task.message(...)])``."""
+        copy = TaskQueue(url, prefix=self._prefix if prefix is None else prefix,
+                         default_queue=self.default_queue,
+                         max_payload_bytes=self.max_payload_bytes, max_backlog=self.max_backlog,
+                         dead_letter_cap=self.dead_letter_cap,
+                         socket_timeout=self.socket_timeout_s)
+        if url is None:
+            copy._url = self._url
+        copy.result_ttl_ms = self.result_ttl_ms
+        copy.registry = self.registry
+        return copy
+
+    def check_url(self) -> None:
+        """Log once, as a warning, when ``TASKQ_REDIS_URL`` names another Redis than the one
+        this TaskQueue uses (called on the first connection and by the entry points' start)."""
+        if self._url_checked:
+            return
+        self._url_checked = True
+        conflict = self._url.conflict()
+        if conflict is not None:
+            log.warning("%s", conflict)
+
+    @property
     def redis(self) -> Redis:
         """The asyncio client of the running event loop (made on first use)."""
         loop = asyncio.get_running_loop()
         if self._client is None or self._loop is not loop:
+            self.check_url()
             self._client = connect(self.url, socket_timeout_s=self.socket_timeout_s)
             self._loop = loop
             self._scripts = None
@@ -231,6 +280,7 @@ class TaskQueue:
 
     def _sync_client(self) -> tuple[SyncRedis, SyncScripts]:
         if self._sync is None:
+            self.check_url()
             client = connect_sync(self.url, socket_timeout_s=self.socket_timeout_s)
             self._sync = (client, SyncScripts(client))
         return self._sync
@@ -359,9 +409,11 @@ class TaskQueue:
             keys = self.keys(c.queue)
             if c.task_ids is not None:
                 handles += self._scheduled(c, scripts.schedule(
-                    keys, _schedule_items(c, plan.delay_ms), plan.limit))
+                    keys=keys, task_ids=c.task_ids, payloads=c.payloads,
+                    delay_ms=plan.delay_ms, limit=plan.limit))
             else:
-                handles += self._enqueued(c, *scripts.enqueue(keys, c.payloads, plan.limit))
+                handles += self._enqueued(c, *scripts.enqueue(keys=keys, payloads=c.payloads,
+                                                              limit=plan.limit))
         return handles
 
     def _plan(self, messages: Iterable[Message], delay: Seconds | None) -> batching.Plan | None:
@@ -391,8 +443,10 @@ class TaskQueue:
         keys = self.keys(call.queue)
         if call.task_ids is not None:
             return self._scheduled(call, await self.scripts.schedule(
-                keys, _schedule_items(call, plan.delay_ms), plan.limit))
-        return self._enqueued(call, *await self.scripts.enqueue(keys, call.payloads, plan.limit))
+                keys=keys, task_ids=call.task_ids, payloads=call.payloads,
+                delay_ms=plan.delay_ms, limit=plan.limit))
+        return self._enqueued(call, *await self.scripts.enqueue(
+            keys=keys, payloads=call.payloads, limit=plan.limit))
 
     def _scheduled(self, call: batching.Call, due: list[int] | int) -> list[TaskHandle[Any]]:
         """Handles of a schedule script's answer: due times, or the backlog that refused it."""
@@ -468,10 +522,8 @@ class TaskQueue:
         now = int(time.time() * 1000)
         record = encode_record(TaskStatus.CANCELLED, finished_ms=now,
                                error="cancelled before it ran")
-        return await self.scripts.cancel(
-            keys, task_id, ids.implied_entry(task_id) or "", bucket_key(keys, task_id), record,
-            self.result_ttl_ms, keys.events,
-        )
+        return await self.scripts.cancel(keys=keys, task_id=task_id, record=record,
+                                         ttl_ms=self.result_ttl_ms)
 
     async def ensure_groups(self, queues: Iterable[str]) -> None:
         """Create the consumer group of each queue at id 0 (entries already there count)."""
@@ -497,10 +549,6 @@ def _check_arguments(msg: Message) -> None:
         errors = codec.argument_errors(msg)
         if errors:
             raise TaskValidationError(msg.task, errors) from None
-
-
-def _schedule_items(call: batching.Call, delay_ms: int) -> list[tuple[str, bytes, int]]:
-    return [(t, p, delay_ms) for t, p in zip(call.task_ids or (), call.payloads, strict=True)]
 
 
 def _delay_ms(delay: Seconds | None) -> int:

@@ -48,8 +48,10 @@ def connection(
         "--json", help="JSON output for the command (as its own --json does)")] = False,
 ) -> None:
     configure_output()
+    # given on the command line: it stands for TASKQ_REDIS_URL in this command (a URL given in
+    # code still wins for `enqueue --app`, `worker` and `api`: see taskq.url_choice)
     source = ctx.get_parameter_source("redis_url")
-    url_given = source is not None and source.name != "DEFAULT"
+    url_given = source is not None and source.name == "COMMANDLINE"
     ctx.obj = Target(redis_url, prefix or "taskq", prefix_given=prefix is not None,
                      url_given=url_given, json=as_json)
 

@@ -77,7 +77,8 @@ def print_table(renderable: RenderableType) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """Where the commands look: the Redis URL and key prefix (global options)."""
+    """Where the commands look: the Redis URL and key prefix (global options). ``url_given``:
+    ``--redis-url`` was on the command line (not only in ``TASKQ_REDIS_URL``)."""
 
     redis_url: str
     prefix: str
@@ -86,6 +87,8 @@ class Target:
     json: bool = False
 
     def app(self) -> TaskQueue:
+        """A TaskQueue for the read commands (they never import the app, so no URL in code
+        applies: ``--redis-url``, else ``TASKQ_REDIS_URL``, else the default)."""
         return TaskQueue(self.redis_url, prefix=self.prefix, socket_timeout=5.0)
 
 

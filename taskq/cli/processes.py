@@ -78,11 +78,11 @@ def _exec(ctx: typer.Context, module: str, *, isolated: bool = False) -> None:
     t = target(ctx)
     if t.json:
         fail(f"`taskq {ctx.info_name}` runs a process and has no --json output", EXIT_USAGE)
-    if t.url_given:
-        os.environ["TASKQ_REDIS_URL"] = t.redis_url
+    # --redis-url goes on as the command's own option (same rule, same error on a conflict)
+    url = ["--redis-url", t.redis_url] if t.url_given else []
     if t.prefix_given:
         os.environ["TASKQ_PREFIX"] = t.prefix
     sys.stdout.flush()
     sys.stderr.flush()
     flags = ["-P"] if isolated else []
-    os.execv(sys.executable, [sys.executable, *flags, "-m", module, *ctx.args])
+    os.execv(sys.executable, [sys.executable, *flags, "-m", module, *url, *ctx.args])

@@ -31,6 +31,7 @@ from taskq.errors import ConfigError, TaskNotRegistered, TaskValidationError
 from taskq.loading import load_app
 from taskq.queue import TaskQueue
 from taskq.records import TaskRecord, TaskStatus
+from taskq.url_choice import UrlSource
 
 IdArg = Annotated[str, typer.Argument(help="task id, as <queue>:<id>", show_default=False)]
 STATUSES = ", ".join(str(s) for s in TaskStatus)
@@ -135,8 +136,9 @@ def cancel(ctx: typer.Context, task_id: IdArg, yes: YesOpt = False,
 ENQUEUE_HELP = """Enqueue a task by name. Imports your app (--app module:attr, or TASKQ_APP) to
 check the task exists and validate its arguments. TASK is the task's name: `module.function`
 unless it was registered with name=..., or any unambiguous short form of it (`send_email` for
-`myapp.tasks.send_email`). --args is a JSON array, --kwargs a JSON object. The app's Redis URL
-and prefix are used unless --redis-url/--prefix are given.
+`myapp.tasks.send_email`). --args is a JSON array, --kwargs a JSON object.
+Redis: the app's URL given in code, else --redis-url / TASKQ_REDIS_URL (a --redis-url that
+the code overrides is an error); the app's prefix unless --prefix is given.
 
 Example: taskq enqueue send_email --app myapp.tasks:tq --kwargs '{"to": "a@b.c"}'"""
 
@@ -161,10 +163,13 @@ def enqueue(
     except ConfigError as exc:
         fail(f"--app: {exc}", EXIT_USAGE)
     t = target(ctx)
-    if t.url_given:
-        tq.url = t.redis_url
+    if t.url_given and tq.url != t.redis_url:
+        if tq.url_choice.source is UrlSource.CODE:  # the rule: a URL in code wins
+            fail(tq.url_choice.option_error(t.redis_url) or "", EXIT_USAGE)
+        # (this command only sends the message: a copy of the app on that Redis does it)
+        tq = tq.configured(url=t.redis_url)
     if t.prefix_given:
-        tq.prefix = t.prefix
+        tq = tq.configured(prefix=t.prefix)
     try:
         registered = tq.resolve_task(task_name)
     except TaskNotRegistered as exc:

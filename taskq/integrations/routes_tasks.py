@@ -112,7 +112,7 @@ def tasks_router(tq: TaskQueue, config: ApiConfig) -> APIRouter:
             else:
                 key = tq.keys(task.options.queue).idempotency_key(f"{task.name}:{idempotency_key}")
                 task_id, replayed = await idempotency.once(
-                    tq.redis, key, int(config.idempotency_ttl_s * 1000),
+                    tq.scripts, key, int(config.idempotency_ttl_s * 1000),
                     idempotency.fingerprint(msg.args, msg.kwargs, delay_s), add)
         status_url = str(request.url_for("task_status", task_id=task_id).path)
         out = Enqueued(id=task_id, task=task.name, queue=ids.split(task_id)[0],

@@ -26,6 +26,7 @@ from taskq.queue import TaskQueue
 from taskq.service.loader import load_app
 from taskq.service.metrics import metrics_router
 from taskq.service.settings import ApiSettings
+from taskq.url_choice import ENV, UrlSource
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,10 @@ def create_app(settings: ApiSettings | None = None, tq: TaskQueue | None = None)
             raise ConfigError("set TASKQ_APP to the TaskQueue to serve, as module:attribute")
         tq = load_app(settings.app)
     if settings.redis_url:
-        tq.url = settings.redis_url
+        problem = tq.url_choice.option_error(settings.redis_url, ENV)
+        if problem is not None and tq.url_choice.source is not UrlSource.CODE:
+            raise ConfigError(problem)
+    tq.check_url()  # TASKQ_REDIS_URL ignored for a URL given in code: say so now, at start
     keys = api_keys(settings)
     config = ApiConfig(keys=keys, max_body_bytes=settings.max_body_bytes,
                        idempotency_ttl_s=settings.idempotency_ttl_s,
@@ -75,8 +79,8 @@ def create_app(settings: ApiSettings | None = None, tq: TaskQueue | None = None)
     app.include_router(metrics_router(tq, keys, public=settings.metrics_public))
     protect_docs(app, config)
     install_access_log_redaction()
-    log.info("serving %d tasks of %s on queues %s", len(tq.registry), settings.app or "the app",
-             ", ".join(tq.queues) or "-")
+    log.info("serving %d tasks of %s on queues %s, Redis %s", len(tq.registry),
+             settings.app or "the app", ", ".join(tq.queues) or "-", tq.url_choice.describe())
     return app
 
 

@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from taskq import url_choice
 from taskq.errors import ConfigError
 from taskq.loading import load_app
 from taskq.worker.config import WorkerConfig
@@ -41,8 +42,10 @@ def run(
                                           envvar="TASKQ_LEASE_MS")] = _S.lease_ms,
     grace_s: Annotated[float, typer.Option(help="on SIGTERM, time for running tasks to finish",
                                            envvar="TASKQ_GRACE_S")] = _S.grace_s,
-    redis_url: Annotated[str | None, typer.Option(help="Redis URL (else the app's)",
-                                                  envvar="TASKQ_REDIS_URL")] = _S.redis_url,
+    redis_url: Annotated[str | None, typer.Option(
+        envvar="TASKQ_REDIS_URL",
+        help="Redis URL: sets TASKQ_REDIS_URL for this command; a URL given to the TaskQueue in "
+             "code wins (an error if they differ)")] = _S.redis_url,
     metrics_port: Annotated[int | None, typer.Option(
         min=1, max=65535, envvar="TASKQ_METRICS_PORT",
         help="serve Prometheus metrics on this port (with --processes N: ports P..P+N-1)",
@@ -60,13 +63,18 @@ def run(
     if processes > 1:
         args = _strip(_strip(sys.argv[1:], "--processes"), "--metrics-port")
         raise typer.Exit(Supervisor(args, processes, grace_s, metrics_port).run())
+    source = ctx.get_parameter_source("redis_url")  # a command-line option, not the envvar
+    option_url = redis_url if source is not None and source.name == "COMMANDLINE" else None
+    url_choice.apply_option(option_url)  # before the app is imported: its TaskQueue reads it
     try:
         tq = load_app(app)
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    if redis_url:
-        tq.url = redis_url
+    problem = tq.url_choice.option_error(option_url) if option_url else None
+    if problem is not None:
+        typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(2)
     names = tuple(q.strip() for q in queues.split(",") if q.strip()) or tuple(tq.queues)
     config = WorkerConfig(
         queues=names or ("default",),
