@@ -112,13 +112,19 @@ def workers_table(workers: Sequence[WorkerInfo]) -> Table:
 
 def tasks_table(tasks: Sequence[TaskRecord], title: str) -> Table:
     t = Table(title=title, title_justify="left")
+    # running tasks that report progress get a column for it (taskq tasks --status running)
+    with_progress = any(r.progress is not None for r in tasks)
     for col in ("task id", "status", "task", "arguments", "attempts", "enqueued", "error"):
         t.add_column(col)
+        if col == "enqueued" and with_progress:
+            t.add_column("progress")
     for r in tasks:
         when = age(r.run_at_ms) if r.run_at_ms else age(r.enqueued_ms)
-        t.add_row(r.id, str(r.status), r.task or "?", call_args(r.args, r.kwargs, 40),
-                  str(r.attempts), ("runs " if r.run_at_ms else "") + when,
-                  clip(r.error, 50) if r.error else "")
+        cells = [r.id, str(r.status), r.task or "?", call_args(r.args, r.kwargs, 40),
+                 str(r.attempts), ("runs " if r.run_at_ms else "") + when]
+        if with_progress:
+            cells.append(progress_text(r))
+        t.add_row(*cells, clip(r.error, 50) if r.error else "")
     if not tasks:
         t.caption = "no tasks"
     return t
@@ -133,4 +139,23 @@ def dead_table(letters: Sequence[DeadLetter]) -> Table:
                   f"{d.error_type}: {clip(d.error, 50)}")
     if not letters:
         t.caption = "no dead letters"
+    return t
+
+
+def progress_text(r: TaskRecord) -> str:
+    """``42% resized 4/10`` for a task that reported progress, else empty."""
+    if r.progress is None:
+        return ""
+    return f"{r.progress:.0%} {clip(r.progress_message or '', 40)}".strip()
+
+
+def progress_table(tasks: Sequence[TaskRecord]) -> Table:
+    """Running tasks that reported progress (``taskq watch``)."""
+    t = Table(title="Running tasks with progress", title_justify="left")
+    for col in ("task id", "task", "progress", "attempts", "enqueued"):
+        t.add_column(col)
+    for r in tasks:
+        t.add_row(r.id, r.task or "?", progress_text(r), str(r.attempts), age(r.enqueued_ms))
+    if not tasks:
+        t.caption = "none"
     return t
