@@ -44,6 +44,7 @@ def test_the_wheel_holds_the_taskq_package_only(wheel: Path) -> None:
     assert tops - dist_info == {"taskq"}
     assert "taskq/service/app.py" in names  # the HTTP service ships inside taskq
     assert "taskq/lua/enqueue.lua" in names and "taskq/py.typed" in names
+    assert "taskq/service/static/swagger-ui/swagger-ui-bundle.js" in names  # offline /docs
     assert not [n for n in names if "stack_fake" in n or n.startswith("taskq/devstack")]
 
 
