@@ -123,6 +123,7 @@ def banner(base: str, key: str, redis: StackRedis, data: Path) -> str:
         f"  curl -s {h} --json '{{\"images\": 10}}' {base}/v1/enqueue/resize_images",
         f"  curl -sN {h} {base}/v1/tasks/<id>/events              # live progress (SSE)",
         f"  curl -s {h} --json '{{}}' {base}/v1/enqueue/always_fails  # ends in the dead letters",
+        f"  curl -s {h} {base}/v1/tasks/<id>/wait?timeout_s=10   # it fails after ~0.5 s",
         f"  curl -s {h} {base}/v1/queues/default/dead",
         f"  curl -s {h} -X POST {base}/v1/queues/default/dead/replay",
         f"  curl -s {h} {base}/v1/queues",
