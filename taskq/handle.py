@@ -53,7 +53,7 @@ class TaskHandle(Generic[R]):
         """Cancel it: 'delayed' or 'queued' (removed), 'running' (asked to stop) or 'unknown'."""
         return await self.app.cancel(self.id)
 
-    def blocking(self) -> SyncTaskHandle[R]:
+    def sync(self) -> SyncTaskHandle[R]:
         """The blocking handle on the same task, for plain ``def`` code."""
         return SyncTaskHandle(self.id, self.app, self.task, self.run_at_ms)
 
@@ -81,24 +81,24 @@ class SyncTaskHandle(Generic[R]):
     def status(self) -> TaskRecord:
         """Where the task is now; raises TaskNotFound for unknown or expired ids."""
         task_id = self.id
-        return self.app.blocking.run(lambda app: app.status(task_id))
+        return self.app.sync_loop.run(lambda app: app.status(task_id))
 
     def wait(self, timeout: float | None = None) -> TaskRecord:
         """Block until the task ends; returns its final record (ResultTimeout after
         ``timeout`` seconds)."""
         task_id = self.id
-        return self.app.blocking.run(lambda app: app.wait(task_id, timeout))
+        return self.app.sync_loop.run(lambda app: app.wait(task_id, timeout))
 
     def result(self, timeout: float | None = None) -> R:
         """The task's return value, blocking; raises TaskFailed if it ended dead or cancelled
         and ResultTimeout if it has not ended within ``timeout`` seconds."""
         handle = self.aio
-        return self.app.blocking.run(lambda app: _result(handle, app, timeout))
+        return self.app.sync_loop.run(lambda app: _result(handle, app, timeout))
 
     def cancel(self) -> str:
         """Cancel it: 'delayed' or 'queued' (removed), 'running' (asked to stop) or 'unknown'."""
         task_id = self.id
-        return self.app.blocking.run(lambda app: app.cancel(task_id))
+        return self.app.sync_loop.run(lambda app: app.cancel(task_id))
 
 
 async def _result(handle: TaskHandle[R], app: TaskQueue, timeout: float | None) -> R:

@@ -102,7 +102,7 @@ class TaskQueue:
         self._events: EventHub | None = None
         self._lane: Lane | None = None
         self._sync: tuple[SyncRedis, SyncScripts] | None = None
-        self._blocking: LoopThread | None = None
+        self._sync_loop: LoopThread | None = None
         self._known_queues: set[str] = set()
         self._keys: dict[str, QueueKeys] = {}
         self._gauge = batching.BacklogGauge()
@@ -252,14 +252,14 @@ class TaskQueue:
         return self._sync
 
     @property
-    def blocking(self) -> LoopThread:
+    def sync_loop(self) -> LoopThread:
         """The event loop thread that answers sync handles' reads (made on first use), with
         a twin of this queue (same settings and registry, its own connections)."""
-        if self._blocking is None:
+        if self._sync_loop is None:
             twin = copy.copy(self)
             twin._fresh_connections()
-            self._blocking = LoopThread(twin)
-        return self._blocking
+            self._sync_loop = LoopThread(twin)
+        return self._sync_loop
 
     async def aclose(self) -> None:
         if self._events is not None:
@@ -282,9 +282,9 @@ class TaskQueue:
         if self._sync is not None:
             self._sync[0].close()
             self._sync = None
-        if self._blocking is not None:
-            self._blocking.close()
-            self._blocking = None
+        if self._sync_loop is not None:
+            self._sync_loop.close()
+            self._sync_loop = None
 
     async def __aenter__(self) -> TaskQueue:
         return self
@@ -366,7 +366,7 @@ class TaskQueue:
     ) -> list[SyncTaskHandle[Any]]:
         """:meth:`enqueue_many` for synchronous code (its own blocking connection): the same
         plan, sent call after call. Returns blocking handles (:class:`SyncTaskHandle`)."""
-        return [h.blocking() for h in self._enqueue_many_sync(messages, delay)]
+        return [h.sync() for h in self._enqueue_many_sync(messages, delay)]
 
     def _enqueue_many_sync(
         self, messages: Iterable[Message], delay: Seconds | None
@@ -458,7 +458,7 @@ class TaskQueue:
 
     def sync_handle(self, task_id: str) -> SyncTaskHandle[Any]:
         """:meth:`handle` for synchronous code: status, result and cancel that block."""
-        return self.handle(task_id).blocking()
+        return self.handle(task_id).sync()
 
     # -- status, wait, cancel ---------------------------------------------------------------
 
