@@ -7,6 +7,7 @@ import contextlib
 import copy
 import dataclasses
 import os
+import threading
 import time
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, overload
@@ -46,6 +47,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 DEFAULT_URL = "redis://localhost:6379/0"
+_SYNC_LOOP_LOCK = threading.Lock()
 
 
 class TaskDecorator(Protocol):
@@ -255,11 +257,12 @@ class TaskQueue:
     def sync_loop(self) -> LoopThread:
         """The event loop thread that answers sync handles' reads (made on first use), with
         a twin of this queue (same settings and registry, its own connections)."""
-        if self._sync_loop is None:
-            twin = copy.copy(self)
-            twin._fresh_connections()
-            self._sync_loop = LoopThread(twin)
-        return self._sync_loop
+        with _SYNC_LOOP_LOCK:  # two threads' first sync reads start one thread, not two
+            if self._sync_loop is None:
+                twin = copy.copy(self)
+                twin._fresh_connections()
+                self._sync_loop = LoopThread(twin)
+            return self._sync_loop
 
     async def aclose(self) -> None:
         if self._events is not None:
