@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import dataclasses
 import logging
+import threading
 import time
 from collections.abc import Callable, Coroutine, Iterable, Sequence
-from typing import Any, ParamSpec, Protocol, TypeVar, overload
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, overload
 
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from taskq import batching, codec, ids, names, state
+from taskq.blocking import LoopThread
 from taskq.codec import Message
 from taskq.connection import connect, connect_sync
+from taskq.context import TaskContext
 from taskq.errors import (
     BacklogFull,
     DecodeError,
@@ -25,7 +29,7 @@ from taskq.errors import (
     TaskNotFound,
     TaskValidationError,
 )
-from taskq.handle import TaskHandle
+from taskq.handle import SyncTaskHandle, TaskHandle
 from taskq.keys import GROUP, QueueKeys, queues_key
 from taskq.lane import Lane
 from taskq.records import (
@@ -36,16 +40,23 @@ from taskq.records import (
 from taskq.results import EventHub
 from taskq.retry import RetryPolicy
 from taskq.scripts import Scripts, SyncScripts
-from taskq.task import Seconds, Task, TaskOptions, seconds
+from taskq.task import ContextTask, Seconds, Task, TaskOptions, seconds, takes_context
 from taskq.url_choice import UrlChoice, choose
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 log = logging.getLogger(__name__)
+_SYNC_LOOP_LOCK = threading.Lock()
 
 
 class TaskDecorator(Protocol):
+    @overload
+    def __call__(
+        self, fn: Callable[Concatenate[TaskContext, P], Coroutine[Any, Any, R]]
+    ) -> ContextTask[P, R]: ...
+    @overload
+    def __call__(self, fn: Callable[Concatenate[TaskContext, P], R]) -> ContextTask[P, R]: ...
     @overload
     def __call__(self, fn: Callable[P, Coroutine[Any, Any, R]]) -> Task[P, R]: ...
     @overload
@@ -90,18 +101,30 @@ class TaskQueue:
         self.dead_letter_cap = dead_letter_cap
         self.socket_timeout_s = seconds(socket_timeout) or 5.0
         self.registry: dict[str, Task[Any, Any]] = {}
+        self._fresh_connections()
+
+    def _fresh_connections(self) -> None:
+        """No connection or per-connection state yet (a new queue, or a twin of one)."""
         self._client: Redis | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._scripts: Scripts | None = None
         self._events: EventHub | None = None
         self._lane: Lane | None = None
         self._sync: tuple[SyncRedis, SyncScripts] | None = None
+        self._sync_loop: LoopThread | None = None
         self._known_queues: set[str] = set()
         self._keys: dict[str, QueueKeys] = {}
         self._gauge = batching.BacklogGauge()
 
     # -- registry -----------------------------------------------------------------------
 
+    # A task taking the context first is enqueued with its other arguments only.
+    @overload
+    def task(
+        self, fn: Callable[Concatenate[TaskContext, P], Coroutine[Any, Any, R]], /
+    ) -> ContextTask[P, R]: ...
+    @overload
+    def task(self, fn: Callable[Concatenate[TaskContext, P], R], /) -> ContextTask[P, R]: ...
     @overload
     def task(self, fn: Callable[P, Coroutine[Any, Any, R]], /) -> Task[P, R]: ...
     @overload
@@ -169,7 +192,8 @@ class TaskQueue:
                 raise ValueError(f"a task named {task_name!r} is already registered")
             if cpu_bound and "<locals>" in f.__qualname__:
                 raise ValueError("a cpu_bound task must be a module-level function")
-            t: Task[Any, Any] = Task(self, f, task_name, options)
+            kind = ContextTask if takes_context(f) else Task
+            t: Task[Any, Any] = kind(self, f, task_name, options)
             self.registry[task_name] = t
             return t
 
@@ -285,6 +309,17 @@ class TaskQueue:
             self._sync = (client, SyncScripts(client))
         return self._sync
 
+    @property
+    def sync_loop(self) -> LoopThread:
+        """The event loop thread that answers sync handles' reads (made on first use), with
+        a twin of this queue (same settings and registry, its own connections)."""
+        with _SYNC_LOOP_LOCK:  # two threads' first sync reads start one thread, not two
+            if self._sync_loop is None:
+                twin = copy.copy(self)
+                twin._fresh_connections()
+                self._sync_loop = LoopThread(twin)
+            return self._sync_loop
+
     async def aclose(self) -> None:
         if self._events is not None:
             await self._events.close()
@@ -301,9 +336,14 @@ class TaskQueue:
         self.close_sync()
 
     def close_sync(self) -> None:
+        """Close what sync code opened: the blocking connection of ``enqueue_sync`` and the
+        thread that answers sync handles. Safe to call more than once."""
         if self._sync is not None:
             self._sync[0].close()
             self._sync = None
+        if self._sync_loop is not None:
+            self._sync_loop.close()
+            self._sync_loop = None
 
     async def __aenter__(self) -> TaskQueue:
         return self
@@ -382,9 +422,14 @@ class TaskQueue:
 
     def enqueue_many_sync(
         self, messages: Iterable[Message], *, delay: Seconds | None = None
-    ) -> list[TaskHandle[Any]]:
+    ) -> list[SyncTaskHandle[Any]]:
         """:meth:`enqueue_many` for synchronous code (its own blocking connection): the same
-        plan, sent call after call."""
+        plan, sent call after call. Returns blocking handles (:class:`SyncTaskHandle`)."""
+        return [h.sync() for h in self._enqueue_many_sync(messages, delay)]
+
+    def _enqueue_many_sync(
+        self, messages: Iterable[Message], delay: Seconds | None
+    ) -> list[TaskHandle[Any]]:
         plan = self._plan(messages, delay)
         if plan is None:
             return []
@@ -473,6 +518,10 @@ class TaskQueue:
         """A handle on a task id from elsewhere (an HTTP client, a log line)."""
         ids.split(task_id)
         return TaskHandle(task_id, self)
+
+    def sync_handle(self, task_id: str) -> SyncTaskHandle[Any]:
+        """:meth:`handle` for synchronous code: status, result and cancel that block."""
+        return self.handle(task_id).sync()
 
     # -- status, wait, cancel ---------------------------------------------------------------
 

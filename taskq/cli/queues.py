@@ -135,6 +135,9 @@ Ctrl-C (or for --seconds).
 Example: taskq watch --interval 1"""
 
 
+WATCH_RUNNING = 20  # running tasks with progress shown by `taskq watch`
+
+
 def watch(
     ctx: typer.Context,
     interval: Annotated[float, typer.Option(min=0.1, help="seconds between refreshes")] = 2.0,
@@ -149,7 +152,12 @@ def watch(
         async def view() -> Group:
             queues_, workers = await asyncio.gather(admin.list_queues(tq),
                                                     admin.list_workers(tq))
+            busy = [q.name for q in queues_ if q.in_flight]
+            running = await asyncio.gather(*(admin.list_tasks(tq, q, "running", WATCH_RUNNING)
+                                             for q in busy))
+            progress = [r for rows in running for r in rows if r.progress is not None]
             return Group(render.queues_table(queues_), render.workers_table(workers),
+                         render.progress_table(progress[:WATCH_RUNNING]),
                          f"[dim]{time.strftime('%H:%M:%S')}  refresh {interval:g}s  "
                          f"Ctrl-C to quit[/dim]")
 

@@ -102,14 +102,22 @@ def workers_table(workers: Sequence[WorkerInfo]) -> Table:
 
 
 def tasks_table(tasks: Sequence[TaskRecord], title: str) -> Table:
+    # running tasks that report progress get a column for it (taskq tasks --status running)
+    with_progress = any(r.progress is not None for r in tasks)
     cols = [Col("task id", whole=True), Col("status"), Col("task", 1), Col("arguments", 5),
-            Col("attempts", 2), Col("enqueued", 3), Col("error", 4)]
+            Col("attempts", 2), Col("enqueued", 3)]
+    if with_progress:
+        cols.append(Col("progress", 1))
+    cols.append(Col("error", 4))
     rows: list[list[Cell]] = []
     for r in tasks:
         when = age(r.run_at_ms) if r.run_at_ms else age(r.enqueued_ms)
-        rows.append([r.id, str(r.status), r.task or "?", call_args(r.args, r.kwargs, 40),
-                     str(r.attempts), ("runs " if r.run_at_ms else "") + when,
-                     clip(r.error, 50) if r.error else ""])
+        row: list[Cell] = [r.id, str(r.status), r.task or "?", call_args(r.args, r.kwargs, 40),
+                           str(r.attempts), ("runs " if r.run_at_ms else "") + when]
+        if with_progress:
+            row.append(progress_text(r))
+        row.append(clip(r.error, 50) if r.error else "")
+        rows.append(row)
     return fitted(title, cols, rows, width=out.width, empty="no tasks")
 
 
@@ -120,3 +128,19 @@ def dead_table(letters: Sequence[DeadLetter]) -> Table:
              f"{d.error_type}: {clip(d.error, 50)}"] for d in letters]
     return fitted("Dead letters (newest first)", cols, rows, width=out.width,
                   empty="no dead letters")
+
+
+def progress_text(r: TaskRecord) -> str:
+    """``42% resized 4/10`` for a task that reported progress, else empty."""
+    if r.progress is None:
+        return ""
+    return f"{r.progress:.0%} {clip(r.progress_message or '', 40)}".strip()
+
+
+def progress_table(tasks: Sequence[TaskRecord]) -> Table:
+    """Running tasks that reported progress (``taskq watch``)."""
+    cols = [Col("task id", whole=True), Col("task", 1), Col("progress"), Col("attempts", 3),
+            Col("enqueued", 2)]
+    rows: list[list[Cell]] = [[r.id, r.task or "?", progress_text(r), str(r.attempts),
+                               age(r.enqueued_ms)] for r in tasks]
+    return fitted("Running tasks with progress", cols, rows, width=out.width, empty="none")

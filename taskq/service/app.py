@@ -23,6 +23,7 @@ from taskq.fastapi import (
     taskq_router,
 )
 from taskq.queue import TaskQueue
+from taskq.service.docs import offline_docs
 from taskq.service.loader import load_app
 from taskq.service.metrics import metrics_router
 from taskq.service.settings import ApiSettings
@@ -77,6 +78,7 @@ def create_app(settings: ApiSettings | None = None, tq: TaskQueue | None = None)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     app.include_router(taskq_router(tq, config), prefix=PREFIX)
     app.include_router(metrics_router(tq, keys, public=settings.metrics_public))
+    offline_docs(app)  # Swagger UI from the package: /docs renders without internet
     protect_docs(app, config)
     install_access_log_redaction()
     log.info("serving %d tasks of %s on queues %s, Redis %s", len(tq.registry),

@@ -22,6 +22,7 @@ from taskq.records import TaskStatus, encode_record
 from taskq.task import Task
 from taskq.worker.context import OnTransition, WorkerContext
 from taskq.worker.ledger import Delivery, Ledger
+from taskq.worker.tasklog import task_log
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,7 @@ class Outcomes:
         self.ledger = ledger
         self.counters = ledger.counters
         self.on_transition = on_transition
+        self.task_log = task_log()  # None unless taskq.tasks logs INFO (checked once)
 
     def finish(self, d: Delivery, msg: Message, task: Task[Any, Any], status: TaskStatus,
                result: Any, flags: str, attempts: int, started: int | None = None) -> None:
@@ -54,6 +56,8 @@ class Outcomes:
         d.flags = flags
         d.ttl_ms = self.ttl_ms(task)
         self.ledger.hand_over(d)
+        if self.task_log is not None:
+            self.task_log.ended(d.task_id, msg.task, d.queue, status._value_, attempts, started)
 
     async def failed(self, d: Delivery, msg: Message, task: Task[Any, Any], exc: Exception,
                      attempt: int, started: int) -> None:
@@ -94,6 +98,8 @@ class Outcomes:
             log.info("task %s failed (attempt %d/%d: %s); retry in %.2f s", d.task_id, attempt,
                      task.options.max_attempts, type(exc).__name__, delay_s,
                      extra={"task_id": d.task_id})
+            if self.task_log is not None:
+                self.task_log.ended(d.task_id, msg.task, d.queue, "retried", attempt, started)
 
     async def dead(self, d: Delivery, msg: Message | None, reason: str, error_type: str,
                    error: str, tb: str = "", attempts: int | None = None,
@@ -127,6 +133,8 @@ class Outcomes:
             self.counters.dead += 1
             log.warning("task %s dead-lettered (%s): %s", d.task_id, reason, error[:200],
                         extra={"task_id": d.task_id})
+            if self.task_log is not None:
+                self.task_log.ended(d.task_id, task, d.queue, "dead", attempts, started)
 
     async def release(self, deliveries: Sequence[Delivery]) -> None:
         """Hand entries back to their stream unrun (paused queue, shutdown): they run again,
