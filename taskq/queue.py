@@ -249,6 +249,29 @@ class TaskQueue:
             self._sync[0].close()
             self._sync = None
 
+    def rebind(self, url: str, *, prefix: str | None = None) -> None:
+        """Point this queue at another Redis (and key prefix), or at the same one afresh: what
+        tests do to an app's own queue (:mod:`taskq.testing`). Its connections are closed
+        where their event loop still runs or waits (a test's loop after the test, a
+        TestClient's loop in its thread), else forgotten; so is what it learnt about the old
+        Redis (known queues, backlogs)."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(Exception):  # best effort: the connections are dropped
+                if not loop.is_running():
+                    loop.run_until_complete(self.aclose())
+                elif not _running_in(loop):
+                    asyncio.run_coroutine_threadsafe(self.aclose(), loop).result(
+                        self.socket_timeout_s)
+        self.close_sync()
+        self.url = url
+        if prefix is not None:
+            self.prefix = prefix
+        self._client = self._loop = self._scripts = self._events = self._lane = None
+        self._known_queues = set()
+        self._keys = {}
+        self._gauge = batching.BacklogGauge()
+
     async def __aenter__(self) -> TaskQueue:
         return self
 
@@ -476,6 +499,14 @@ class TaskQueue:
 
 TERMINAL_NAMES = frozenset(str(s) for s in (TaskStatus.SUCCEEDED, TaskStatus.DEAD,
                                             TaskStatus.CANCELLED))
+
+
+def _running_in(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether ``loop`` is the event loop running in this thread."""
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
 
 
 def _text(value: bytes | str) -> str:
