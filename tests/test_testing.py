@@ -7,9 +7,16 @@ its own (the plugin's one setting, ``taskq_redis_url``), so the same test passes
 from __future__ import annotations
 
 import asyncio
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
@@ -231,3 +238,43 @@ async def test_parallel_drains_on_separate_stand_ins_do_not_share_state() -> Non
         for i, q in enumerate(queues):
             await q.aclose()
             memory.stop(f"memory://par-{i}")
+
+
+def _doc_files(text: str) -> dict[str, str]:
+    """The files of docs/testing.md's example: fenced blocks whose first line names one."""
+    files = {}
+    for block in re.findall(r"```(?:python|toml)\n(.*?)```", text, re.S):
+        first, _, rest = block.partition("\n")
+        name = re.fullmatch(r"# ([\w.]+\.(?:py|toml))", first)
+        if name:
+            files[name.group(1)] = rest
+    return files
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+def test_the_documented_example_passes_in_parallel_with_no_redis_reachable(
+        tmp_path: Path) -> None:
+    files = _doc_files((Path(__file__).parents[1] / "docs" / "testing.md").read_text())
+    assert set(files) == {"tasks.py", "app.py", "pyproject.toml", "test_app.py"}
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    bin_dir = str(Path(sys.executable).parent)
+    assert shutil.which("redis-server", path=bin_dir) is None
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("TASKQ_", "PYTEST_", "PYTHON"))}
+    env.update(PATH=bin_dir, TASKQ_REDIS_URL=f"redis://127.0.0.1:{_closed_port()}/0")
+    # Connections left open would show as unraisable ResourceWarnings: errors here.
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "-v", "-n", "2", "-p", "no:cacheprovider",
+         "-W", "error::ResourceWarning", "-W", "error::pytest.PytestUnraisableExceptionWarning"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output
+    assert "3 passed" in output, output
+    assert "[gw0]" in output and "[gw1]" in output, output  # two processes ran the tests

@@ -32,6 +32,7 @@ T = TypeVar("T")
 
 POLL_S = 0.005
 DEFAULT_TIMEOUT_S = 60.0
+JOIN_CHECK_S = 0.5
 GRACE_S = 5.0  # how long a drain that stops early (timeout, max_tasks) waits for a running task
 _ENDS = frozenset({"before_ack", "before_retry", "before_dead"})  # one attempt's outcome each
 
@@ -120,7 +121,7 @@ async def drain(
         await _until_idle(tq, keys, worker, run, time.monotonic() + timeout_s)
     finally:
         worker.stop()
-        await run
+        await _join(run)
     if watch.error is not None:
         raise watch.error
     c = worker.counters
@@ -187,6 +188,22 @@ async def _until_idle(tq: TaskQueue, keys: list[QueueKeys], worker: Worker,
         await asyncio.sleep(POLL_S)
     if run.done():
         run.result()  # the worker's own failure, if it failed
+
+
+async def _join(run: asyncio.Task[None]) -> None:
+    """Wait for the stopped worker's run to end. A maintenance loop cancelled in the middle of
+    a redis-py command may lose its cancellation (redis-py can swallow it) and go on: such
+    loops (taskq's own tasks, being cancelled, yet running) are cancelled again."""
+    while True:
+        done, _ = await asyncio.wait([run], timeout=JOIN_CHECK_S)
+        if done:
+            run.result()
+            return
+        for task in asyncio.all_tasks():
+            if (task.get_name().startswith("taskq-") and task is not run and not task.done()
+                    and task.cancelling()):
+                log.debug("cancelling %s again (its cancellation was lost)", task.get_name())
+                task.cancel()
 
 
 async def _left(tq: TaskQueue, keys: list[QueueKeys]) -> tuple[int, int]:
