@@ -272,8 +272,9 @@ def test_the_documented_example_passes_in_parallel_with_no_redis_reachable(
     # Connections left open would show as unraisable ResourceWarnings: errors here.
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-v", "-n", "2", "-p", "no:cacheprovider",
+         "--timeout", "90",  # (pytest-timeout, of this venv: a hang shows its stacks)
          "-W", "error::ResourceWarning", "-W", "error::pytest.PytestUnraisableExceptionWarning"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300, check=False)
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=110, check=False)
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output
     assert "3 passed" in output, output

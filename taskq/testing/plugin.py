@@ -8,7 +8,7 @@ that give the app's own TaskQueue a fresh backend per test.
 - ``taskq_memory``: a :class:`~taskq.testing.Harness` on ``taskq_app``, bound to a fresh
   in-memory stand-in (or to ``taskq_redis_url`` under a key prefix of its own) for the test.
 
-Nothing here runs unless a test asks for these fixtures; fakeredis is loaded on first use.
+Nothing here runs unless a test asks for these fixtures; the stand-in is loaded on first use.
 """
 
 from __future__ import annotations
