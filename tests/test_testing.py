@@ -25,6 +25,8 @@ from taskq.codec import Message, encode
 from taskq.testing import DrainTimeout, Harness, bind, drain, enqueued
 from taskq.testing.clock import next_due_in_ms
 
+pytest_plugins = ["pytester"]
+
 ran: list[object] = []
 flaky_calls: list[int] = []
 
@@ -279,3 +281,30 @@ def test_the_documented_example_passes_in_parallel_with_no_redis_reachable(
     assert proc.returncode == 0, output
     assert "3 passed" in output, output
     assert "[gw0]" in output and "[gw1]" in output, output  # two processes ran the tests
+
+
+def test_the_plugin_finds_the_app_by_ini_option_or_command_line(
+        pytester: pytest.Pytester) -> None:
+    pytester.syspathinsert()
+    pytester.makepyfile(myapp="""
+        from taskq import TaskQueue
+        tq = TaskQueue("redis://127.0.0.1:1/0", prefix="myapp")
+
+        @tq.task
+        async def hello(n: int) -> int:
+            return n
+    """)
+    pytester.makepyfile(test_it="""
+        import myapp
+
+        def test_it(taskq_memory):
+            assert taskq_memory.tq is myapp.tq and taskq_memory.url.startswith("memory://")
+            myapp.hello.enqueue_sync(1)
+            assert taskq_memory.drain_sync().succeeded == 1
+    """)
+    unnamed = pytester.runpytest("-p", "no:asyncio")
+    unnamed.assert_outcomes(errors=1)
+    unnamed.stdout.fnmatch_lines(["*name the app's TaskQueue for the taskq fixtures*"])
+    pytester.runpytest("-p", "no:asyncio", "--taskq-app", "myapp:tq").assert_outcomes(passed=1)
+    pytester.makeini("[pytest]\ntaskq_app = myapp:tq\n")
+    pytester.runpytest("-p", "no:asyncio").assert_outcomes(passed=1)

@@ -38,16 +38,14 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("filterwarnings", line)
 
 
-@pytest.hookimpl(wrapper=True)
+@pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
     """After a test that used ``taskq_memory``, close the queue's connections while the
     test's event loop is still open (an async test's loop is closed before fixtures end)."""
-    try:
-        return (yield)
-    finally:
-        harness = getattr(item, "funcargs", {}).get("taskq_memory")
-        if isinstance(harness, Harness):
-            harness.close()
+    yield  # (whatever the test's outcome)
+    harness = getattr(item, "funcargs", {}).get("taskq_memory")
+    if isinstance(harness, Harness):
+        harness.close()
 
 
 @pytest.fixture
