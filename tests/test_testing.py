@@ -284,7 +284,9 @@ def test_the_documented_example_passes_in_parallel_with_no_redis_reachable(
 
 
 def test_the_plugin_finds_the_app_by_ini_option_or_command_line(
-        pytester: pytest.Pytester) -> None:
+        pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, redis_url: str) -> None:
+    monkeypatch.delenv("TASKQ_TEST_REDIS_URL", raising=False)
+    monkeypatch.setenv("EXPECTED_URL", "memory://")
     pytester.syspathinsert()
     pytester.makepyfile(myapp="""
         from taskq import TaskQueue
@@ -295,10 +297,12 @@ def test_the_plugin_finds_the_app_by_ini_option_or_command_line(
             return n
     """)
     pytester.makepyfile(test_it="""
+        import os
         import myapp
 
         def test_it(taskq_memory):
-            assert taskq_memory.tq is myapp.tq and taskq_memory.url.startswith("memory://")
+            assert taskq_memory.tq is myapp.tq
+            assert taskq_memory.url.startswith(os.environ["EXPECTED_URL"])
             myapp.hello.enqueue_sync(1)
             assert taskq_memory.drain_sync().succeeded == 1
     """)
@@ -307,4 +311,8 @@ def test_the_plugin_finds_the_app_by_ini_option_or_command_line(
     unnamed.stdout.fnmatch_lines(["*name the app's TaskQueue for the taskq fixtures*"])
     pytester.runpytest("-p", "no:asyncio", "--taskq-app", "myapp:tq").assert_outcomes(passed=1)
     pytester.makeini("[pytest]\ntaskq_app = myapp:tq\n")
+    pytester.runpytest("-p", "no:asyncio").assert_outcomes(passed=1)
+    # one setting runs the same test against a real Redis
+    monkeypatch.setenv("TASKQ_TEST_REDIS_URL", redis_url)
+    monkeypatch.setenv("EXPECTED_URL", redis_url)
     pytester.runpytest("-p", "no:asyncio").assert_outcomes(passed=1)
