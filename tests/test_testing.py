@@ -18,10 +18,13 @@ from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 import pytest
+from fastapi import FastAPI
 
 from taskq import ConfigError, TaskQueue, TaskStatus, memory
 from taskq.codec import Message, encode
+from taskq.fastapi import DurableTasks
 from taskq.testing import DrainTimeout, Harness, bind, drain, enqueued
 from taskq.testing.clock import next_due_in_ms
 
@@ -316,3 +319,22 @@ def test_the_plugin_finds_the_app_by_ini_option_or_command_line(
     monkeypatch.setenv("TASKQ_TEST_REDIS_URL", redis_url)
     monkeypatch.setenv("EXPECTED_URL", redis_url)
     pytester.runpytest("-p", "no:asyncio").assert_outcomes(passed=1)
+
+
+async def test_an_async_test_calls_a_route_with_httpx_then_drains(
+        taskq_memory: Harness) -> None:
+    api = FastAPI()
+
+    @api.post("/record/{value}", status_code=202)
+    async def enqueue_record(value: int, tasks: DurableTasks) -> dict[str, int]:
+        tasks.add_task(record, value)
+        return {"value": value}
+
+    transport = httpx.ASGITransport(app=api)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        assert (await client.post("/record/9")).status_code == 202
+    [queued] = taskq_memory.enqueued(record)
+    assert queued.kwargs == {"value": 9} and ran == []
+    result = await taskq_memory.drain()
+    assert ran == [9] and result.succeeded == 1
+    assert (await app.status(queued.task_id)).status is TaskStatus.SUCCEEDED
