@@ -1,10 +1,9 @@
 """The Redis of the local stack: the one at TASKQ_REDIS_URL if it answers, else a private
 ``redis-server`` with AOF in the data folder, else an in-process stand-in (fakeredis's TCP
-server) that keeps nothing on disk."""
+server, :mod:`taskq.memory`) that keeps nothing on disk."""
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 import shutil
@@ -19,7 +18,9 @@ from typing import Any
 
 import redis
 
+from taskq import memory
 from taskq.connection import redact_url
+from taskq.errors import ConfigError
 
 log = logging.getLogger("devstack")
 
@@ -101,23 +102,20 @@ def _running(pid: int) -> bool:
 
 
 def start_fakeredis() -> StackRedis:
-    # fakeredis needs lupa to run taskq's Lua scripts.
-    if importlib.util.find_spec("fakeredis") is None or importlib.util.find_spec("lupa") is None:
-        raise RuntimeError("no redis-server and the stand-in cannot run: install Redis "
-                           "(apt-get install redis-server) or pip install 'fakeredis[lua]'")
-    from devstack.stack_fake import StandInServer  # noqa: PLC0415  (fakeredis: dev-only)
-
-    port = free_port()
-    server = StandInServer(("127.0.0.1", port))
-    thread = threading.Thread(target=server.serve_forever, name="fakeredis", daemon=True)
-    thread.start()
-    url = f"redis://127.0.0.1:{port}/0"
+    """taskq's in-process stand-in (:mod:`taskq.memory`, the one behind ``memory://``) on a
+    free port that the API and worker processes connect to."""
+    try:
+        stand_in = memory.start("127.0.0.1", free_port())
+    except ConfigError as exc:
+        raise RuntimeError(f"no redis-server and the stand-in cannot run: install Redis "
+                           f"(apt-get install redis-server), or {exc}") from exc
+    url = stand_in.url
     deadline = time.monotonic() + 10
     while not answers(url, 0.2):
         if time.monotonic() > deadline:
             raise RuntimeError("the fakeredis stand-in did not start")
         time.sleep(0.05)
-    return StackRedis(url, "fakeredis", False, server=server, thread=thread)
+    return StackRedis(url, "fakeredis", False, server=stand_in.server, thread=stand_in.thread)
 
 
 def choose_redis(data: Path, mode: str = "auto") -> StackRedis:

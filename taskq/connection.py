@@ -36,6 +36,7 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from taskq import memory
 from taskq.errors import (
     ConfigError,
     RedisAuthError,
@@ -221,10 +222,16 @@ class SyncClient(SyncRedis):
             raise_translated(exc, pool=self.connection_pool, command=args)
 
 
+def server_url(url: str) -> str:
+    """The Redis URL to connect to for ``url``: itself, or for a ``memory://`` URL the one of
+    its in-process stand-in (:mod:`taskq.memory`, started on first use)."""
+    return memory.redis_url(url) if memory.is_memory_url(url) else url
+
+
 def connect(url: str, *, socket_timeout_s: float = 5.0) -> Redis:
     """An asyncio client with the timeouts a queue needs (dead connections are noticed)."""
     client: Redis = Client.from_url(
-        url,
+        server_url(url),
         socket_timeout=socket_timeout_s,
         socket_connect_timeout=min(socket_timeout_s, 3.0),
         socket_keepalive=True,
@@ -237,7 +244,7 @@ def connect(url: str, *, socket_timeout_s: float = 5.0) -> Redis:
 def connect_sync(url: str, *, socket_timeout_s: float = 5.0) -> SyncRedis:
     """A blocking client with the same timeouts (the producer's ``enqueue_sync``)."""
     client: SyncRedis = SyncClient.from_url(
-        url,
+        server_url(url),
         socket_timeout=socket_timeout_s,
         socket_connect_timeout=min(socket_timeout_s, 3.0),
         socket_keepalive=True,

@@ -345,6 +345,27 @@ class TaskQueue:
             self._sync_loop.close()
             self._sync_loop = None
 
+    def rebind(self, url: str, *, prefix: str | None = None) -> None:
+        """Point this queue at another Redis (and key prefix), or at the same one afresh: what
+        tests do to an app's own queue (:mod:`taskq.testing`). Its connections are closed
+        where their event loop still runs or waits (a test's loop after the test, a
+        TestClient's loop in its thread), else forgotten; so is what it learnt about the old
+        Redis (known queues, backlogs)."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(Exception):  # best effort: the connections are dropped
+                if not loop.is_running():
+                    loop.run_until_complete(self.aclose())
+                elif not _running_in(loop):
+                    asyncio.run_coroutine_threadsafe(self.aclose(), loop).result(
+                        self.socket_timeout_s)
+        self.close_sync()
+        self._url = choose(url)
+        self._url_checked = False
+        if prefix is not None:
+            self._prefix = prefix
+        self._fresh_connections()
+
     async def __aenter__(self) -> TaskQueue:
         return self
 
@@ -583,6 +604,14 @@ class TaskQueue:
 
 TERMINAL_NAMES = frozenset(str(s) for s in (TaskStatus.SUCCEEDED, TaskStatus.DEAD,
                                             TaskStatus.CANCELLED))
+
+
+def _running_in(loop: asyncio.AbstractEventLoop) -> bool:
+    """Whether ``loop`` is the event loop running in this thread."""
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
 
 
 def _text(value: bytes | str) -> str:

@@ -1,0 +1,243 @@
+"""drain: run what was queued, inside a test, through the real worker, without waiting.
+
+:func:`drain` runs a real :class:`~taskq.worker.Worker` (admission, execution, retries, the
+completer, records and dead letters: the production code) in the caller's event loop with short
+timings, one task at a time, until nothing is left to run. Delays and retry backoffs are
+fast-forwarded (:mod:`taskq.testing.clock`) instead of waited for. It answers a
+:class:`DrainResult`: counts by outcome and the dead letters written meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import sys
+import time
+from collections.abc import Coroutine, Iterable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from taskq import deadletter
+from taskq.deadletter import DeadEntry
+from taskq.errors import TaskqError
+from taskq.keys import QueueKeys
+from taskq.queue import TaskQueue
+from taskq.testing.clock import fast_forward
+from taskq.worker import Worker, WorkerConfig
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+POLL_S = 0.005
+DEFAULT_TIMEOUT_S = 60.0
+JOIN_CHECK_S = 0.5
+GRACE_S = 5.0  # how long a drain that stops early (timeout, max_tasks) waits for a running task
+_ENDS = frozenset({"before_ack", "before_retry", "before_dead"})  # one attempt's outcome each
+
+
+class DrainTimeout(TaskqError, TimeoutError):
+    """A drain did not finish in time (a task still running, or a queue paused)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DrainResult:
+    """What a drain did: runs and their outcomes, and the dead letters it wrote.
+
+    ``processed``: attempts run (entries refused before running, such as ``invalid_args``,
+    are not attempts but are counted in ``dead``); ``failed``: attempts that raised, each then
+    ``retried`` or ``dead``; ``succeeded``: tasks that ended successfully.
+    """
+
+    processed: int
+    succeeded: int
+    failed: int
+    retried: int
+    dead: int
+    dead_letters: tuple[DeadEntry, ...]
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Outcomes by name: succeeded, retried and dead."""
+        return {"succeeded": self.succeeded, "retried": self.retried, "dead": self.dead}
+
+    def dead_reasons(self) -> dict[str, str]:
+        """Each dead-lettered task id with its reason (``max_attempts``, ``invalid_args``...)."""
+        return {d.task_id: d.reason for d in self.dead_letters}
+
+
+class _Watch:
+    """The worker's ``on_transition`` hook: counts finished attempts, keeps the first task
+    exception (the hook runs while the runner handles it), and stops the worker when asked."""
+
+    def __init__(self, max_tasks: int | None, raise_on_error: bool) -> None:
+        self.max_tasks = max_tasks
+        self.raise_on_error = raise_on_error
+        self.ended = 0
+        self.error: BaseException | None = None
+        self.worker: Worker | None = None
+
+    def __call__(self, transition: str) -> None:
+        if transition not in _ENDS:
+            return
+        self.ended += 1
+        if self.raise_on_error and self.error is None and transition != "before_ack":
+            self.error = sys.exc_info()[1]  # None for an entry refused before it ran
+            if self.error is not None:
+                self._stop()
+        if self.max_tasks is not None and self.ended >= self.max_tasks:
+            self._stop()
+
+    def _stop(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
+
+
+async def drain(
+    tq: TaskQueue,
+    *,
+    queues: Iterable[str] | None = None,
+    max_tasks: int | None = None,
+    raise_on_error: bool = False,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> DrainResult:
+    """Run every task of ``queues`` (default: the queues of ``tq``'s tasks) that is ready, or
+    delayed, or retried meanwhile, through the real worker, until none is left.
+
+    ``max_tasks``: stop after that many attempts (or refused entries). ``raise_on_error``:
+    stop at the first exception a task raises and raise it here (the attempt is still
+    recorded as a failure, and retried or dead-lettered). Raises DrainTimeout after
+    ``timeout_s``.
+    """
+    names = tuple(queues or tq.queues or (tq.default_queue,))
+    keys = [tq.keys(q) for q in names]
+    watch = _Watch(max_tasks, raise_on_error)
+    worker = Worker(tq, _config(names), on_transition=watch)
+    watch.worker = worker
+    marks = await _dead_marks(tq, keys)
+    run = asyncio.create_task(worker.run(), name="taskq-drain-worker")
+    try:
+        await _until_idle(tq, keys, worker, run, time.monotonic() + timeout_s)
+    finally:
+        worker.stop()
+        await _join(run)
+    if watch.error is not None:
+        raise watch.error
+    c = worker.counters
+    return DrainResult(processed=c.processed, succeeded=c.succeeded, failed=c.failed,
+                       retried=c.retried, dead=c.dead,
+                       dead_letters=await _dead_since(tq, keys, marks, worker.id))
+
+
+def drain_sync(
+    tq: TaskQueue,
+    *,
+    queues: Iterable[str] | None = None,
+    max_tasks: int | None = None,
+    raise_on_error: bool = False,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+) -> DrainResult:
+    """:func:`drain` for synchronous tests (not inside a running event loop): it runs in an
+    event loop of its own, whose connections it closes before returning."""
+    return run_sync(tq, drain(tq, queues=queues, max_tasks=max_tasks,
+                              raise_on_error=raise_on_error, timeout_s=timeout_s))
+
+
+def _config(queues: tuple[str, ...]) -> WorkerConfig:
+    """The worker's timings in a drain: one task at a time (in order, and ``max_tasks`` is
+    exact), quick to notice new and due entries, quick to stop; leases long enough that
+    nothing is reclaimed from under a slow test."""
+    return WorkerConfig(
+        queues=queues, concurrency=1, prefetch=0, batch=1, block_ms=20, lease_ms=60_000,
+        renew_every_ms=10_000, reclaim_every_ms=1_000, promote_every_ms=5,
+        heartbeat_every_ms=60_000, flags_every_ms=100, grace_s=GRACE_S,
+        name=f"taskq-drain-{secrets.token_hex(4)}",
+    )
+
+
+def run_sync(tq: TaskQueue, coro: Coroutine[Any, Any, T]) -> T:
+    """Run ``coro`` (which uses ``tq``) in a new event loop, then close ``tq``'s connections
+    of that loop (they would outlive it otherwise). Connections ``tq`` has in another loop
+    (a TestClient's) are closed first: it then reconnects there when used again."""
+    tq.rebind(tq.url)
+
+    async def _run() -> T:
+        try:
+            return await coro
+        finally:
+            await tq.aclose()
+
+    return asyncio.run(_run())
+
+
+async def _until_idle(tq: TaskQueue, keys: list[QueueKeys], worker: Worker,
+                      run: asyncio.Task[None], deadline: float) -> None:
+    """Wait until nothing of ``keys`` is queued, running or delayed (fast-forwarding the
+    delayed tasks whenever nothing else is left), or the worker stops."""
+    while not worker.stopping and not run.done():
+        queued, delayed = await _left(tq, keys)
+        if queued == 0:
+            if delayed == 0:
+                return
+            await fast_forward(tq.redis, keys)
+        if time.monotonic() > deadline:
+            raise DrainTimeout(f"drain still had {queued} queued or running and {delayed} "
+                               f"delayed tasks after its timeout (a task still running, or "
+                               f"a paused queue?)")
+        await asyncio.sleep(POLL_S)
+    if run.done():
+        run.result()  # the worker's own failure, if it failed
+
+
+async def _join(run: asyncio.Task[None]) -> None:
+    """Wait for the stopped worker's run to end. A maintenance loop cancelled in the middle of
+    a redis-py command may lose its cancellation (redis-py can swallow it) and go on: such
+    loops (taskq's own tasks, being cancelled, yet running) are cancelled again."""
+    while True:
+        done, _ = await asyncio.wait([run], timeout=JOIN_CHECK_S)
+        if done:
+            run.result()
+            return
+        for task in asyncio.all_tasks():
+            if (task.get_name().startswith("taskq-") and task is not run and not task.done()
+                    and task.cancelling()):
+                log.debug("cancelling %s again (its cancellation was lost)", task.get_name())
+                task.cancel()
+
+
+async def _left(tq: TaskQueue, keys: list[QueueKeys]) -> tuple[int, int]:
+    """Entries in the streams (queued or running: finished ones are deleted) and delayed
+    tasks, read at one instant (the promote script moves tasks from one to the other)."""
+    pipe = tq.redis.pipeline(transaction=True)
+    for k in keys:
+        pipe.xlen(k.stream)
+        pipe.zcard(k.delayed)
+    counts = await pipe.execute()
+    return sum(counts[0::2]), sum(counts[1::2])
+
+
+async def _dead_marks(tq: TaskQueue, keys: list[QueueKeys]) -> list[str]:
+    """The last dead-letter id of each queue before the drain ("0" for none)."""
+    pipe = tq.redis.pipeline(transaction=False)
+    for k in keys:
+        pipe.xrevrange(k.dead, count=1)
+    return [_text(last[0][0]) if last else "0" for last in await pipe.execute()]
+
+
+async def _dead_since(tq: TaskQueue, keys: list[QueueKeys], marks: list[str],
+                      worker: str) -> tuple[DeadEntry, ...]:
+    """The dead letters this drain's worker wrote, oldest first."""
+    out: list[DeadEntry] = []
+    for k, mark in zip(keys, marks, strict=True):
+        for entry_id, fields in await tq.redis.xrange(k.dead, min=mark):
+            if _text(entry_id) == mark:
+                continue
+            letter = deadletter.parse(fields)
+            if letter.worker == worker:
+                out.append(letter)
+    return tuple(out)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
