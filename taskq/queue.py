@@ -16,7 +16,13 @@ from redis.exceptions import ResponseError
 
 from taskq import batching, codec, ids, state
 from taskq.codec import Message
-from taskq.connection import connect, connect_sync
+from taskq.connection import (
+    check_memory,
+    check_permissions,
+    check_url,
+    connect,
+    connect_sync,
+)
 from taskq.errors import (
     BacklogFull,
     DecodeError,
@@ -74,7 +80,7 @@ class TaskQueue:
         dead_letter_cap: int = 100_000,
         socket_timeout: Seconds = 5.0,
     ) -> None:
-        self.url = url or os.environ.get("TASKQ_REDIS_URL") or DEFAULT_URL
+        self.url = check_url(url or os.environ.get("TASKQ_REDIS_URL") or DEFAULT_URL)
         self.prefix = prefix
         self.default_queue = default_queue
         self.max_payload_bytes = max_payload_bytes
@@ -255,10 +261,16 @@ class TaskQueue:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    async def ready(self) -> None:
-        """Raise unless Redis answers and every script is loaded."""
+    async def ready(self, *, memory: bool = True) -> None:
+        """Raise unless Redis answers, every script is loaded and the ACL user may run what
+        producing to the queues needs (:class:`RedisPermissionError`); with ``memory``, also
+        unless Redis has room for new tasks (:class:`RedisOutOfMemory`)."""
         await self.redis.ping()
         await self.scripts.load()
+        await check_permissions(self.scripts,
+                                [self.keys(q) for q in self.queues or [self.default_queue]])
+        if memory:
+            await check_memory(self.redis)
 
     # -- enqueue --------------------------------------------------------------------------
 

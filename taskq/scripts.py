@@ -7,6 +7,7 @@ Every key a script touches is passed in KEYS; all of them belong to one queue's 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -21,12 +22,15 @@ from redis.exceptions import ResponseError
 from taskq.keys import GROUP, QueueKeys
 from taskq.lane import Lane
 
+log = logging.getLogger(__name__)
+
 NAMES = (
     "cancel",
     "complete",
     "dead",
     "enqueue",
     "forget_consumer",
+    "probe",
     "promote",
     "purge",
     "reclaim",
@@ -136,10 +140,16 @@ class Scripts:
         args: list[Any] = [limit]
         for task_id, payload, delay_ms in items:
             args += [task_id, payload, delay_ms]
-        r = await self._call("schedule", [keys.delayed, keys.payloads], args)
+        r = await self._call("schedule", [keys.delayed, keys.payloads, keys.stream], args)
         if int(r[0]) == 0:
             return int(r[1])
         return [int(x) for x in r[1:]]
+
+    async def probe(self, keys: QueueKeys) -> str | None:
+        """The first command producing to ``keys``'s queue needs that this ACL user may not
+        run (``"the 'xadd' command on '...'"``), or None; nothing is run."""
+        r = await self._call("probe", [keys.stream, keys.delayed, keys.payloads], [])
+        return _s(r) if r else None
 
     async def promote(self, keys: QueueKeys, count: int) -> tuple[int, int]:
         r = await self._call(
@@ -168,8 +178,12 @@ class Scripts:
         )
         args = [GROUP, consumer, ttl_ms, channel, scan, meta, *(c.record for c in items)]
         key_list = [keys.stream, keys.stats, minute_key, keys.entries, keys.cancels, *buckets]
-        r = await self._call("complete", key_list, args)
-        return [_s(x) for x in r]
+        r = [_s(x) for x in await self._call("complete", key_list, args)]
+        if r and r[-1].startswith("lean:"):
+            log.warning("Redis is out of memory: %s task records kept only their status "
+                        "(no result, no error) so that finishing work frees memory",
+                        r.pop()[5:])
+        return r
 
     async def retry(
         self,
@@ -306,7 +320,7 @@ class SyncScripts:
         args: list[Any] = [limit]
         for task_id, payload, delay_ms in items:
             args += [task_id, payload, delay_ms]
-        r = self._schedule(keys=[keys.delayed, keys.payloads], args=args)
+        r = self._schedule(keys=[keys.delayed, keys.payloads, keys.stream], args=args)
         if int(r[0]) == 0:
             return int(r[1])
         return [int(x) for x in r[1:]]

@@ -17,10 +17,12 @@ from rich.console import Console
 
 from taskq import codec
 from taskq.errors import (
+    ConfigError,
     DeadLetterNotFound,
     QueueNotFound,
     RedisAuthError,
     RedisCommandError,
+    RedisOutOfMemory,
     RedisPermissionError,
     RedisTimeout,
     RedisUnavailable,
@@ -38,8 +40,8 @@ EXIT_REDIS = 3
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 ok; 1 not found (queue, task, dead letter) or the operation failed or was "
-    "declined; 2 usage error or bad JSON; 3 Redis unreachable, or refusing the password or the ACL "
-    "user's permissions."
+    "declined; 2 usage error, bad JSON or a malformed Redis URL; 3 Redis unreachable, out of "
+    "memory, or refusing the password or the ACL user's permissions."
 )
 
 # Tables need room: when output is not a terminal (pipes, CI), use 160 columns, not 80.
@@ -77,7 +79,10 @@ def run(ctx: typer.Context, call: Callable[[TaskQueue], Awaitable[T]],
         app: TaskQueue | None = None) -> T:
     """Run ``call`` with a TaskQueue (closed after), turning errors into one line + exit code."""
     t = target(ctx)
-    tq = app or t.app()
+    try:
+        tq = app or t.app()
+    except ConfigError as exc:  # e.g. a malformed Redis URL
+        fail(str(exc), EXIT_USAGE)
 
     async def main() -> T:
         try:
@@ -89,7 +94,8 @@ def run(ctx: typer.Context, call: Callable[[TaskQueue], Awaitable[T]],
         return asyncio.run(main())
     except (QueueNotFound, TaskNotFound, DeadLetterNotFound) as exc:
         fail(str(exc), EXIT_FAILED)
-    except (RedisUnavailable, RedisTimeout, RedisAuthError, RedisPermissionError) as exc:
+    except (RedisUnavailable, RedisTimeout, RedisAuthError, RedisPermissionError,
+            RedisOutOfMemory) as exc:
         fail(str(exc), EXIT_REDIS)
     except RedisCommandError as exc:
         fail(f"Redis refused the command: {exc}", EXIT_FAILED)

@@ -31,3 +31,22 @@ local function put_record(bucket, task_id, record, ttl)
   redis.call('HSET', bucket, task_id, record)
   keep_alive(bucket, ttl)
 end
+
+-- The first of `calls` (each {command, key, args...}) this ACL user may not run, as
+-- "the 'xadd' command on 'key'"; nil when every one is allowed. Nothing is run.
+local function acl_denied(calls)
+  if not redis.acl_check_cmd then return nil end  -- Redis before 7.0: not checked here
+  for _, c in ipairs(calls) do
+    if not redis.acl_check_cmd(unpack(c)) then
+      return "the '" .. string.lower(c[1]) .. "' command on '" .. c[2] .. "'"
+    end
+  end
+  return nil
+end
+
+-- Whether Redis would refuse a write that may add memory now (maxmemory with noeviction).
+-- Must run before the script's first write: after one, Redis lets a script's writes through.
+-- HINCRBY by 0 changes nothing (it creates the counter `field` at 0 when it is missing).
+local function memory_full(key, field)
+  return not pcall(redis.call, 'HINCRBY', key, field, 0)
+end

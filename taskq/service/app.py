@@ -12,6 +12,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from taskq.connection import check_url
 from taskq.errors import ConfigError
 from taskq.fastapi import (
     ApiConfig,
@@ -58,7 +59,7 @@ def create_app(settings: ApiSettings | None = None, tq: TaskQueue | None = None)
             raise ConfigError("set TASKQ_APP to the TaskQueue to serve, as module:attribute")
         tq = load_app(settings.app)
     if settings.redis_url:
-        tq.url = settings.redis_url
+        tq.url = check_url(settings.redis_url)
     keys = api_keys(settings)
     config = ApiConfig(keys=keys, max_body_bytes=settings.max_body_bytes,
                        idempotency_ttl_s=settings.idempotency_ttl_s,

@@ -23,7 +23,7 @@ import secrets
 import socket
 import time
 
-from taskq.connection import REDIS_ERRORS, check_server
+from taskq.connection import FATAL, REDIS_ERRORS, check_server, fatal_config_error
 from taskq.queue import TaskQueue
 from taskq.worker.completer import Completer
 from taskq.worker.config import WorkerConfig
@@ -105,7 +105,7 @@ class Worker:
         log.info("worker %s consuming %s (concurrency %d)", self.id,
                  ",".join(self.config.queues), self.config.concurrency)
         try:
-            await self._stopping.wait()
+            await self._stopped_or_failed([reader, *loops])
             await reader
             await self._drain()
         finally:
@@ -127,10 +127,25 @@ class Worker:
                 await self.app.scripts.load()
                 await self.context.clock.sync(self.app.redis)
                 return
+            except FATAL as exc:  # a wrong password or a missing permission: retrying won't fix it
+                raise fatal_config_error(exc) or exc from exc
             except REDIS_ERRORS as exc:
                 log.warning("Redis unreachable (%s); retrying in %.1f s", exc, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
+
+    async def _stopped_or_failed(self, parts: list[asyncio.Task[None]]) -> None:
+        """Wait until the worker is stopped, or one of its parts ended: that is a failure
+        (e.g. a ConfigError for a refused password or permission), raised here."""
+        stopped = asyncio.ensure_future(self._stopping.wait())
+        try:
+            done, _ = await asyncio.wait([stopped, *parts], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+        for part in done:
+            if part is not stopped and not part.cancelled() and part.exception() is not None:
+                self.stop()
+                part.result()
 
     async def _drain(self) -> None:
         """Hand back what never started; give running tasks the grace period; hand back the rest."""
