@@ -12,7 +12,6 @@ from typing import Any, ParamSpec, Protocol, TypeVar, overload
 
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
 
 from taskq import batching, codec, ids, state
 from taskq.codec import Message
@@ -27,6 +26,7 @@ from taskq.errors import (
     BacklogFull,
     DecodeError,
     PayloadTooLarge,
+    RedisCommandError,
     ResultTimeout,
     TaskNotFound,
     TaskValidationError,
@@ -482,8 +482,11 @@ class TaskQueue:
     async def ensure_groups(self, queues: Iterable[str]) -> None:
         """Create the consumer group of each queue at id 0 (entries already there count)."""
         for q in queues:
-            with contextlib.suppress(ResponseError):  # BUSYGROUP: it exists
+            try:
                 await self.redis.xgroup_create(self.keys(q).stream, GROUP, id="0", mkstream=True)
+            except RedisCommandError as exc:  # BUSYGROUP: it exists (OOM, NOPERM: raised)
+                if "BUSYGROUP" not in str(exc):
+                    raise
 
 
 TERMINAL_NAMES = frozenset(str(s) for s in (TaskStatus.SUCCEEDED, TaskStatus.DEAD,

@@ -66,7 +66,7 @@ def unavailable_reason(exc: BaseException) -> str:
     """What a client is told when Redis cannot serve it: the kind of fault, never where Redis
     is nor its credentials (those are logged)."""
     if isinstance(exc, RedisOutOfMemory):
-        return ("Redis is out of memory (maxmemory reached): new tasks are refused until "
+        return ("Redis is out of memory: new tasks are refused until "
                 "workers drain the queues; retry later")
     if isinstance(exc, RedisPermissionError):
         return (f"Redis refused a command to the service's ACL user (NOPERM): {exc.denied}; "

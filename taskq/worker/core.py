@@ -23,7 +23,14 @@ import secrets
 import socket
 import time
 
-from taskq.connection import FATAL, REDIS_ERRORS, check_server, fatal_config_error
+from taskq.connection import (
+    FATAL,
+    REDIS_ERRORS,
+    check_permissions,
+    check_server,
+    fatal_config_error,
+)
+from taskq.errors import RedisFailure, RedisOutOfMemory
 from taskq.queue import TaskQueue
 from taskq.worker.completer import Completer
 from taskq.worker.config import WorkerConfig
@@ -113,7 +120,7 @@ class Worker:
             for t in loops:
                 t.cancel()
             await asyncio.gather(reader, *loops, return_exceptions=True)
-            with contextlib.suppress(*REDIS_ERRORS):
+            with contextlib.suppress(*REDIS_ERRORS, RedisFailure):
                 await self.maintenance.unregister()
             self.executors.shutdown()
             log.info("worker %s stopped: %d processed", self.id, self.counters.processed)
@@ -125,14 +132,17 @@ class Worker:
                 await check_server(self.app.redis)
                 await self.app.ensure_groups(self.config.queues)
                 await self.app.scripts.load()
+                await check_permissions(self.app.scripts, list(self.keys.values()))
                 await self.context.clock.sync(self.app.redis)
                 return
             except FATAL as exc:  # a wrong password or a missing permission: retrying won't fix it
                 raise fatal_config_error(exc) or exc from exc
+            except RedisOutOfMemory as exc:  # (a new queue's stream and group need memory)
+                log.warning("%s; retrying in %.1f s", exc, delay)
             except REDIS_ERRORS as exc:
                 log.warning("Redis unreachable (%s); retrying in %.1f s", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
 
     async def _stopped_or_failed(self, parts: list[asyncio.Task[None]]) -> None:
         """Wait until the worker is stopped, or one of its parts ended: that is a failure
