@@ -22,7 +22,6 @@ from taskq.errors import (
     QueueNotFound,
     RedisAuthError,
     RedisCommandError,
-    RedisOutOfMemory,
     RedisPermissionError,
     RedisTimeout,
     RedisUnavailable,
@@ -40,8 +39,8 @@ EXIT_REDIS = 3
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 ok; 1 not found (queue, task, dead letter) or the operation failed or was "
-    "declined; 2 usage error, bad JSON or a malformed Redis URL; 3 Redis unreachable, out of "
-    "memory, or refusing the password or the ACL user's permissions."
+    "declined; 2 usage error, bad JSON or a malformed Redis URL; 3 Redis unreachable, or "
+    "refusing the password or the ACL user's permissions."
 )
 
 # Tables need room: when output is not a terminal (pipes, CI), use 160 columns, not 80.
@@ -94,8 +93,7 @@ def run(ctx: typer.Context, call: Callable[[TaskQueue], Awaitable[T]],
         return asyncio.run(main())
     except (QueueNotFound, TaskNotFound, DeadLetterNotFound) as exc:
         fail(str(exc), EXIT_FAILED)
-    except (RedisUnavailable, RedisTimeout, RedisAuthError, RedisPermissionError,
-            RedisOutOfMemory) as exc:
+    except (RedisUnavailable, RedisTimeout, RedisAuthError, RedisPermissionError) as exc:
         fail(str(exc), EXIT_REDIS)
     except RedisCommandError as exc:
         fail(f"Redis refused the command: {exc}", EXIT_FAILED)
