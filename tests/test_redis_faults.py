@@ -218,8 +218,7 @@ def _fill(tq: TaskQueue, admin: Any, room: int) -> list[str]:
     for i in range(100_000):
         try:
             accepted.append(size.enqueue_sync(text=f"{i:08d}" * 64).id)  # 512 characters
-        except RedisOutOfMemory:  # full: even a small write is refused from now on
-            admin.config_set("maxmemory", int(admin.info("memory")["used_memory"]) - 65536)
+        except RedisOutOfMemory:
             return accepted
     raise AssertionError("Redis never ran out of memory")
 
@@ -239,6 +238,8 @@ async def test_a_full_redis_recovers_once_workers_drain_it(
         accepted = await asyncio.to_thread(_fill, tq, admin, 600_000)
         assert len(accepted) > 100
         # refused cleanly: the library, the API (503 saying so, Retry-After), /ready, the CLI
+        limit = int(admin.config_get("maxmemory")["maxmemory"])
+        admin.config_set("maxmemory", 1)  # (even a small write is refused while they look)
         with pytest.raises(RedisOutOfMemory, match="out of memory"):
             await tq.registry["size"].enqueue(text="y")
         async with serve(make_app(tq)) as http:
@@ -254,6 +255,7 @@ async def test_a_full_redis_recovers_once_workers_drain_it(
         assert r2.exit_code == 1, r2.output  # docs/cli.md: out of memory exits 1
         assert "out of memory" in r2.output and len(r2.output.strip().splitlines()) == 1
         # the worker drains it: every accepted task ends in a terminal record
+        admin.config_set("maxmemory", limit)  # full, as when the last enqueue was refused
         await resume(tq, "default")  # (a DEL: allowed at maxmemory)
         async def drained() -> bool:
             return await tq.redis.xlen(tq.keys("default").stream) == 0
@@ -272,7 +274,8 @@ async def test_a_full_redis_recovers_once_workers_drain_it(
         for task_id in [*accepted[:50], *accepted[-50:]]:
             status = (await tq.status(task_id)).status
             assert status in TERMINAL_STATUSES, (task_id, status)
-        assert await delayed.result(timeout=60) == 42
+        # (its result may not be kept: it may finish while Redis is still full, see the docs)
+        assert (await delayed.wait(timeout=60)).status == TaskStatus.SUCCEEDED
         assert (await tq.status(accepted[0])).status == TaskStatus.SUCCEEDED
         assert "out of memory" in w.output()
     finally:
