@@ -46,7 +46,11 @@ end
 
 -- Whether Redis would refuse a write that may add memory now (maxmemory with noeviction).
 -- Must run before the script's first write: after one, Redis lets a script's writes through.
--- HINCRBY by 0 changes nothing (it creates the counter `field` at 0 when it is missing).
-local function memory_full(key, field)
-  return not pcall(redis.call, 'HINCRBY', key, field, 0)
+-- ZADD XX is refused for memory exactly as a new task would be, and otherwise changes nothing
+-- (`key` is a stream, or missing: WRONGTYPE, or nothing to update; never a write).
+local function memory_full(key)
+  local ok, err = pcall(redis.call, 'ZADD', key, 'XX', '0', 'x')
+  if ok then return false end
+  local text = type(err) == 'table' and err.err or tostring(err)
+  return string.find(text, 'OOM', 1, true) ~= nil
 end

@@ -21,7 +21,7 @@
 -- only its status ({s, m = 1}, a few bytes, not the result or the traceback),
 -- counted in the stats hash as 'records_lean'. Checked before the first write (see _lib.lua).
 local group, consumer, ttl = ARGV[1], ARGV[2], ARGV[3]
-local full = memory_full(KEYS[2], 'completed')
+local full = memory_full(KEYS[1])
 -- Parse the items, and find the batch's id range (ids compare as ms, then sequence).
 local items = {}
 local lo, hi, lo_ms, lo_seq, hi_ms, hi_seq
