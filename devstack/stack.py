@@ -12,7 +12,9 @@ import argparse
 import logging
 import os
 import secrets
+import shlex
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -59,8 +61,45 @@ def wait_ready(base: str, procs: list[subprocess.Popen[bytes]], timeout_s: float
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
+def port_taken(host: str, port: int) -> bool:
+    """True when something already listens on ``host:port`` (another stack, say)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
+def cli_env(redis: StackRedis) -> dict[str, str]:
+    """What the CLI needs to see this stack's Redis (and key prefix, when one is set)."""
+    env = {"TASKQ_REDIS_URL": redis.url}
+    if os.environ.get("TASKQ_PREFIX"):
+        env["TASKQ_PREFIX"] = os.environ["TASKQ_PREFIX"]
+    return env
+
+
+def write_cli_env(data: Path, env: dict[str, str]) -> Path:
+    """``.data/stack.env``, read by ``./dev cli`` while the stack runs (mode 0600: the URL may
+    hold a password)."""
+    path = data / "stack.env"
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.writelines(f"export {k}={shlex.quote(v)}\n" for k, v in env.items())
+    return path
+
+
 def banner(base: str, key: str, redis: StackRedis, data: Path) -> str:
     h = f'-H "X-API-Key: {key}"'
+    cli = Path(sys.executable).parent / "taskq"
+    env = cli_env(redis)
+    shown = {k: (redact_url(v) if k == "TASKQ_REDIS_URL" else v) for k, v in env.items()}
+    exports = [f"  export {k}={shlex.quote(v)}" for k, v in shown.items()]
+    if shown != env:
+        exports.append("  (the URL's password is hidden: use your own, or ./dev cli)")
     where = {"external": "the Redis at TASKQ_REDIS_URL",
              "redis-server": f"a private redis-server (AOF in {data / 'redis'})",
              "fakeredis": "an in-process Redis stand-in (fakeredis)"}[redis.kind]
@@ -70,6 +109,11 @@ def banner(base: str, key: str, redis: StackRedis, data: Path) -> str:
         f"  API:     {base}/v1   docs: {base}/docs",
         f"  API key: {key}   (admin; kept in {data / 'api-key'})",
         "  workers: 2 processes running examples/tasks.py",
+        "", "The CLI on this stack (ready to paste):",
+        "  ./dev cli queues                      # from the checkout: uses this stack's Redis",
+        "or, in any shell:",
+        *exports,
+        f"  {cli} queues",
         "", "Try:",
         f"  curl -s {h} {base}/v1/registry",
         f"  curl -s {h} "
@@ -79,6 +123,7 @@ def banner(base: str, key: str, redis: StackRedis, data: Path) -> str:
         f"  curl -s {h} --json '{{\"images\": 10}}' {base}/v1/enqueue/resize_images",
         f"  curl -sN {h} {base}/v1/tasks/<id>/events              # live progress (SSE)",
         f"  curl -s {h} --json '{{}}' {base}/v1/enqueue/always_fails  # ends in the dead letters",
+        f"  curl -s {h} {base}/v1/tasks/<id>/wait?timeout_s=10   # it fails after ~0.5 s",
         f"  curl -s {h} {base}/v1/queues/default/dead",
         f"  curl -s {h} -X POST {base}/v1/queues/default/dead/replay",
         f"  curl -s {h} {base}/v1/queues",
@@ -99,6 +144,7 @@ class Stack:
         self.redis: StackRedis | None = None
         self.api: subprocess.Popen[bytes] | None = None
         self.worker: subprocess.Popen[bytes] | None = None
+        self.env_file: Path | None = None
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         if self.stopping:
@@ -118,6 +164,10 @@ class Stack:
         signal.signal(signal.SIGTERM, self._on_signal)
         self.data.mkdir(parents=True, exist_ok=True)
         try:
+            if port_taken(self.host, self.port):
+                log.error("port %d on %s is already in use (another ./dev up?): stop it, or "
+                          "pick a free port with --port or TASKQ_PORT", self.port, self.host)
+                return 2
             self.redis = choose_redis(self.data, self.redis_mode)
             key = api_key(self.data)
             env = {**os.environ, "TASKQ_APP": APP, "TASKQ_REDIS_URL": self.redis.url,
@@ -132,6 +182,7 @@ class Stack:
             if not wait_ready(base, [self.api, self.worker], 60):
                 log.error("the stack did not become ready (is port %d free?)", self.port)
                 return 1
+            self.env_file = write_cli_env(self.data, cli_env(self.redis))
             print(banner(base, key, self.redis, self.data), flush=True)
             return self._watch()
         except RuntimeError as exc:
@@ -165,6 +216,8 @@ class Stack:
                 log.error("the %s did not stop in %.0f s; killing", name, wait_s)
                 os.killpg(p.pid, signal.SIGKILL)
                 p.wait()
+        if self.env_file is not None:
+            self.env_file.unlink(missing_ok=True)
         if self.redis is not None:
             log.info("stopping Redis (%s)", self.redis.kind)
             self.redis.stop()

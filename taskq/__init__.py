@@ -28,17 +28,18 @@ from taskq.errors import (
     TaskqError,
     TaskValidationError,
 )
-from taskq.handle import TaskHandle
+from taskq.handle import SyncTaskHandle, TaskHandle
 from taskq.queue import TaskQueue
 from taskq.records import TERMINAL_STATUSES, TaskRecord, TaskStatus
 from taskq.retry import RetryPolicy
-from taskq.task import Task, TaskOptions
+from taskq.task import ContextTask, Task, TaskOptions
 from taskq.worker import Worker, WorkerConfig
 
 __all__ = [
     "TERMINAL_STATUSES",
     "BacklogFull",
     "ConfigError",
+    "ContextTask",
     "DecodeError",
     "InvalidQueueName",
     "LeaseLost",
@@ -54,6 +55,7 @@ __all__ = [
     "ResultTimeout",
     "Retry",
     "RetryPolicy",
+    "SyncTaskHandle",
     "Task",
     "TaskContext",
     "TaskFailed",

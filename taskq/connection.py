@@ -23,11 +23,15 @@ from redis.connection import SSLConnection as SyncSSLConnection
 from redis.exceptions import (
     AuthenticationError,
     AuthorizationError,
+    DataError,
+    InvalidResponse,
+    LockError,
     NoPermissionError,
     NoScriptError,
     OutOfMemoryError,
     RedisError,
     ResponseError,
+    WatchError,
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -106,8 +110,13 @@ def translate(exc: BaseException, *, where: str, command: Sequence[Any] = ()) ->
         return RedisTimeout(f"no reply from Redis at {where} in time: {_detail(exc)}")
     if isinstance(exc, RedisConnectionError | OSError):
         return RedisUnavailable(f"cannot reach Redis at {where}: {_detail(exc)}")
-    if not isinstance(exc, ResponseError):
-        return exc  # DataError and the like: a wrong call, not a Redis failure
+    if isinstance(exc, InvalidResponse):  # something answers there, but not in Redis's protocol
+        return RedisUnavailable(f"cannot reach Redis at {where}: the server there does not "
+                                f"answer as Redis does (is it a Redis server?): {_detail(exc)}")
+    if isinstance(exc, DataError | WatchError | LockError):
+        return exc  # a wrong call, or a signal for the caller: not a Redis failure
+    if not isinstance(exc, ResponseError):  # any other redis-py error
+        return RedisCommandError(f"{type(exc).__name__} from Redis at {where}: {_detail(exc)}")
     text = str(exc)
     code = text.partition(" ")[0]
     if code == "NOSCRIPT":
@@ -314,7 +323,7 @@ async def check_permissions(client_scripts: Any, keys: Sequence[Any]) -> None:
     on a queue's keys (``client_scripts``: :class:`taskq.scripts.Scripts`; ``keys``: the
     queues' :class:`taskq.keys.QueueKeys`)."""
     for k in keys:
-        denied = await client_scripts.probe(k)
+        denied = await client_scripts.probe(keys=k)
         if denied:
             raise RedisPermissionError(
                 f"the Redis ACL user may not run {denied} (NOPERM; grant it in the user's "

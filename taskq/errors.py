@@ -5,7 +5,8 @@ The tree::
     TaskqError
     ├── ConfigError              bad settings or a Redis server taskq refuses to run on
     ├── InvalidQueueName         a queue name that cannot be one (also a ValueError)
-    ├── TaskNotRegistered        a task name that is not registered (never imported from a payload)
+    ├── TaskNotRegistered        a task name that is not registered (never imported from a payload),
+    │                            or a short name that matches several
     ├── TaskValidationError      arguments that do not match the task's signature
     ├── PayloadTooLarge          an encoded message over the configured size limit
     ├── DecodeError              bytes that are not a valid taskq message
@@ -34,6 +35,7 @@ code written against redis-py's exceptions keeps catching them, as before.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from redis import exceptions as redis_exceptions
@@ -56,11 +58,17 @@ class InvalidQueueName(TaskqError, ValueError):
 
 
 class TaskNotRegistered(TaskqError):
-    """A task name that is not registered with this TaskQueue."""
+    """A task name that is not registered with this TaskQueue; with ``matches``, a short name
+    that stands for more than one registered task (their full names)."""
 
-    def __init__(self, name: str) -> None:
-        super().__init__(f"task {name!r} is not registered")
+    def __init__(self, name: str, matches: Sequence[str] = ()) -> None:
+        if matches:
+            super().__init__(f"task name {name!r} is ambiguous: it matches "
+                             f"{', '.join(repr(m) for m in matches)}; give the full name")
+        else:
+            super().__init__(f"task {name!r} is not registered")
         self.name = name
+        self.matches = tuple(matches)
 
 
 class TaskValidationError(TaskqError):

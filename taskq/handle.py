@@ -52,3 +52,55 @@ class TaskHandle(Generic[R]):
     async def cancel(self) -> str:
         """Cancel it: 'delayed' or 'queued' (removed), 'running' (asked to stop) or 'unknown'."""
         return await self.app.cancel(self.id)
+
+    def sync(self) -> SyncTaskHandle[R]:
+        """The blocking handle on the same task, for plain ``def`` code."""
+        return SyncTaskHandle(self.id, self.app, self.task, self.run_at_ms)
+
+
+@dataclass(slots=True, unsafe_hash=True)
+class SyncTaskHandle(Generic[R]):
+    """Returned by ``enqueue_sync``: the blocking twin of :class:`TaskHandle` for plain
+    ``def`` code (scripts, sync routes, RQ- or Celery-style callers). Its reads run on the
+    queue's private event loop thread (see :mod:`taskq.blocking`); ``close_sync`` stops it."""
+
+    id: str
+    app: TaskQueue
+    task: Task[Any, R] | None = None
+    run_at_ms: int | None = None
+
+    @property
+    def queue(self) -> str:
+        return ids.split(self.id)[0]
+
+    @property
+    def aio(self) -> TaskHandle[R]:
+        """The async handle on the same task (for code that has an event loop)."""
+        return TaskHandle(self.id, self.app, self.task, self.run_at_ms)
+
+    def status(self) -> TaskRecord:
+        """Where the task is now; raises TaskNotFound for unknown or expired ids."""
+        task_id = self.id
+        return self.app.sync_loop.run(lambda app: app.status(task_id))
+
+    def wait(self, timeout: float | None = None) -> TaskRecord:
+        """Block until the task ends; returns its final record (ResultTimeout after
+        ``timeout`` seconds)."""
+        task_id = self.id
+        return self.app.sync_loop.run(lambda app: app.wait(task_id, timeout))
+
+    def result(self, timeout: float | None = None) -> R:
+        """The task's return value, blocking; raises TaskFailed if it ended dead or cancelled
+        and ResultTimeout if it has not ended within ``timeout`` seconds."""
+        handle = self.aio
+        return self.app.sync_loop.run(lambda app: _result(handle, app, timeout))
+
+    def cancel(self) -> str:
+        """Cancel it: 'delayed' or 'queued' (removed), 'running' (asked to stop) or 'unknown'."""
+        task_id = self.id
+        return self.app.sync_loop.run(lambda app: app.cancel(task_id))
+
+
+async def _result(handle: TaskHandle[R], app: TaskQueue, timeout: float | None) -> R:
+    """``handle.result`` read through ``app`` (the blocking thread's twin queue)."""
+    return await TaskHandle(handle.id, app, handle.task, handle.run_at_ms).result(timeout)

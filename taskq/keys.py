@@ -7,7 +7,7 @@ worker registries) are only read by operators, never by a script together with q
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from taskq.errors import InvalidQueueName
 
@@ -17,58 +17,39 @@ GROUP = "taskq"
 
 @dataclass(frozen=True, slots=True)
 class QueueKeys:
-    """The Redis keys of one queue."""
+    """The Redis keys of one queue, computed once (the script wrappers read them per call)."""
 
     prefix: str
     queue: str
+    tag: str = field(init=False, repr=False, compare=False)
+    stream: str = field(init=False, repr=False, compare=False)
+    """The stream of ready tasks (consumed through the group ``taskq``)."""
+    delayed: str = field(init=False, repr=False, compare=False)
+    """Sorted set: task id -> due time in ms on the Redis clock."""
+    payloads: str = field(init=False, repr=False, compare=False)
+    """Hash: task id -> encoded message of a delayed task."""
+    entries: str = field(init=False, repr=False, compare=False)
+    """Hash: task id -> current entry id, for tasks whose entry id differs from their id."""
+    cancels: str = field(init=False, repr=False, compare=False)
+    """Hash: task id -> cancel request time (ms), for running tasks asked to stop."""
+    dead: str = field(init=False, repr=False, compare=False)
+    """The dead-letter stream."""
+    paused: str = field(init=False, repr=False, compare=False)
+    """Exists while the queue is paused."""
+    stats: str = field(init=False, repr=False, compare=False)
+    """Hash of counters: completed, retried, dead, reclaimed, lost."""
+    events: str = field(init=False, repr=False, compare=False)
+    """Pub/sub channel of task status changes (carries task ids, never payloads)."""
 
     def __post_init__(self) -> None:
         if not self.queue or any(c.isspace() or not c.isprintable() for c in self.queue):
             raise InvalidQueueName(self.queue)
-
-    @property
-    def tag(self) -> str:
-        return f"{{{self.prefix}:{self.queue}}}"
-
-    @property
-    def stream(self) -> str:
-        """The stream of ready tasks (consumed through the group ``taskq``)."""
-        return f"{self.tag}:stream"
-
-    @property
-    def delayed(self) -> str:
-        """Sorted set: task id -> due time in ms on the Redis clock."""
-        return f"{self.tag}:delayed"
-
-    @property
-    def payloads(self) -> str:
-        """Hash: task id -> encoded message of a delayed task."""
-        return f"{self.tag}:payloads"
-
-    @property
-    def entries(self) -> str:
-        """Hash: task id -> current entry id, for tasks whose entry id differs from their id."""
-        return f"{self.tag}:entries"
-
-    @property
-    def cancels(self) -> str:
-        """Hash: task id -> cancel request time (ms), for running tasks asked to stop."""
-        return f"{self.tag}:cancels"
-
-    @property
-    def dead(self) -> str:
-        """The dead-letter stream."""
-        return f"{self.tag}:dead"
-
-    @property
-    def paused(self) -> str:
-        """Exists while the queue is paused."""
-        return f"{self.tag}:paused"
-
-    @property
-    def stats(self) -> str:
-        """Hash of counters: completed, retried, dead, reclaimed, lost."""
-        return f"{self.tag}:stats"
+        tag = f"{{{self.prefix}:{self.queue}}}"
+        put = object.__setattr__
+        put(self, "tag", tag)
+        for name in ("stream", "delayed", "payloads", "entries", "cancels", "dead", "paused",
+                     "stats", "events"):
+            put(self, name, f"{tag}:{name}")
 
     def records(self, bucket: int) -> str:
         """Hash of task records (id -> encoded record) for ids of one time bucket."""
@@ -84,11 +65,6 @@ class QueueKeys:
 
     def idempotency_key(self, key: str) -> str:
         return f"{self.tag}:idem:{key}"
-
-    @property
-    def events(self) -> str:
-        """Pub/sub channel of task status changes (carries task ids, never payloads)."""
-        return f"{self.tag}:events"
 
     @property
     def cancel_channel(self) -> str:

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import dataclasses
-import os
+import logging
+import threading
 import time
 from collections.abc import Callable, Coroutine, Iterable, Sequence
-from typing import Any, ParamSpec, Protocol, TypeVar, overload
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, overload
 
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
-from taskq import batching, codec, ids, state
+from taskq import batching, codec, ids, names, state
+from taskq.blocking import LoopThread
 from taskq.codec import Message
 from taskq.connection import (
     check_memory,
@@ -22,6 +25,7 @@ from taskq.connection import (
     connect,
     connect_sync,
 )
+from taskq.context import TaskContext
 from taskq.errors import (
     BacklogFull,
     DecodeError,
@@ -31,27 +35,34 @@ from taskq.errors import (
     TaskNotFound,
     TaskValidationError,
 )
-from taskq.handle import TaskHandle
+from taskq.handle import SyncTaskHandle, TaskHandle
 from taskq.keys import GROUP, QueueKeys, queues_key
 from taskq.lane import Lane
 from taskq.records import (
     TaskRecord,
     TaskStatus,
-    bucket_key,
     encode_record,
 )
 from taskq.results import EventHub
 from taskq.retry import RetryPolicy
 from taskq.scripts import Scripts, SyncScripts
-from taskq.task import Seconds, Task, TaskOptions, seconds
+from taskq.task import ContextTask, Seconds, Task, TaskOptions, seconds, takes_context
+from taskq.url_choice import UrlChoice, choose
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-DEFAULT_URL = "redis://localhost:6379/0"
+log = logging.getLogger(__name__)
+_SYNC_LOOP_LOCK = threading.Lock()
 
 
 class TaskDecorator(Protocol):
+    @overload
+    def __call__(
+        self, fn: Callable[Concatenate[TaskContext, P], Coroutine[Any, Any, R]]
+    ) -> ContextTask[P, R]: ...
+    @overload
+    def __call__(self, fn: Callable[Concatenate[TaskContext, P], R]) -> ContextTask[P, R]: ...
     @overload
     def __call__(self, fn: Callable[P, Coroutine[Any, Any, R]]) -> Task[P, R]: ...
     @overload
@@ -61,11 +72,17 @@ class TaskDecorator(Protocol):
 class TaskQueue:
     """The registry of tasks and the producer's connection to Redis.
 
-    ``url`` defaults to ``$TASKQ_REDIS_URL``, else ``redis://localhost:6379/0``. ``prefix``
-    namespaces every key. Limits: ``max_payload_bytes`` per encoded message (refused at
-    enqueue), ``max_backlog`` waiting entries per queue stream (and per delayed set), records
-    kept ``result_ttl`` after a task's last change, dead letters capped at ``dead_letter_cap``
-    per queue (only dead letters are ever trimmed).
+    Which Redis (one rule for the library, the worker, the API and the CLI; see
+    :mod:`taskq.url_choice`): a ``url`` given here wins; else ``$TASKQ_REDIS_URL``; else
+    ``redis://localhost:6379/0``. A ``TASKQ_REDIS_URL`` that disagrees with a ``url`` given here
+    is ignored, with a warning on the first connection. Leave ``url`` out to configure Redis
+    by the environment: every process that loads this TaskQueue then follows it.
+
+    ``url`` and ``prefix`` (which namespaces every key) are fixed at construction: read-only;
+    :meth:`configured` makes a copy with others. Limits: ``max_payload_bytes`` per encoded
+    message (refused at enqueue), ``max_backlog`` waiting entries per queue stream (and per
+    delayed set), records kept ``result_ttl`` after a task's last change, dead letters capped
+    at ``dead_letter_cap`` per queue (only dead letters are ever trimmed).
     """
 
     def __init__(
@@ -80,8 +97,10 @@ class TaskQueue:
         dead_letter_cap: int = 100_000,
         socket_timeout: Seconds = 5.0,
     ) -> None:
-        self.url = check_url(url or os.environ.get("TASKQ_REDIS_URL") or DEFAULT_URL)
-        self.prefix = prefix
+        self._url = choose(url)
+        check_url(self._url.url)  # a malformed URL: a ConfigError in one line, here
+        self._url_checked = False
+        self._prefix = prefix
         self.default_queue = default_queue
         self.max_payload_bytes = max_payload_bytes
         self.max_backlog = max_backlog
@@ -89,18 +108,30 @@ class TaskQueue:
         self.dead_letter_cap = dead_letter_cap
         self.socket_timeout_s = seconds(socket_timeout) or 5.0
         self.registry: dict[str, Task[Any, Any]] = {}
+        self._fresh_connections()
+
+    def _fresh_connections(self) -> None:
+        """No connection or per-connection state yet (a new queue, or a twin of one)."""
         self._client: Redis | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._scripts: Scripts | None = None
         self._events: EventHub | None = None
         self._lane: Lane | None = None
         self._sync: tuple[SyncRedis, SyncScripts] | None = None
+        self._sync_loop: LoopThread | None = None
         self._known_queues: set[str] = set()
         self._keys: dict[str, QueueKeys] = {}
         self._gauge = batching.BacklogGauge()
 
     # -- registry -----------------------------------------------------------------------
 
+    # A task taking the context first is enqueued with its other arguments only.
+    @overload
+    def task(
+        self, fn: Callable[Concatenate[TaskContext, P], Coroutine[Any, Any, R]], /
+    ) -> ContextTask[P, R]: ...
+    @overload
+    def task(self, fn: Callable[Concatenate[TaskContext, P], R], /) -> ContextTask[P, R]: ...
     @overload
     def task(self, fn: Callable[P, Coroutine[Any, Any, R]], /) -> Task[P, R]: ...
     @overload
@@ -163,12 +194,13 @@ class TaskQueue:
         )
 
         def register(f: Callable[..., Any]) -> Task[Any, Any]:
-            task_name = name or f"{f.__module__}.{f.__qualname__}"
+            task_name = name or names.default_name(f)
             if task_name in self.registry:
                 raise ValueError(f"a task named {task_name!r} is already registered")
             if cpu_bound and "<locals>" in f.__qualname__:
                 raise ValueError("a cpu_bound task must be a module-level function")
-            t: Task[Any, Any] = Task(self, f, task_name, options)
+            kind = ContextTask if takes_context(f) else Task
+            t: Task[Any, Any] = kind(self, f, task_name, options)
             self.registry[task_name] = t
             return t
 
@@ -179,6 +211,12 @@ class TaskQueue:
     def get_task(self, name: str) -> Task[Any, Any] | None:
         return self.registry.get(name)
 
+    def resolve_task(self, name: str) -> Task[Any, Any]:
+        """The registered task ``name`` stands for: its full name, or an unambiguous short one
+        (``send_email`` for ``myapp.tasks.send_email``; see :mod:`taskq.names`). Raises
+        :class:`~taskq.errors.TaskNotRegistered`, listing the matches when several fit."""
+        return names.resolve(self.registry, name)
+
     @property
     def queues(self) -> list[str]:
         """Queues that registered tasks use."""
@@ -186,8 +224,8 @@ class TaskQueue:
 
     def keys(self, queue: str) -> QueueKeys:
         keys = self._keys.get(queue)
-        if keys is None or keys.prefix != self.prefix:  # (the CLI may set another prefix)
-            keys = QueueKeys(self.prefix, queue)  # raises InvalidQueueName for a bad name
+        if keys is None:
+            keys = QueueKeys(self._prefix, queue)  # raises InvalidQueueName for a bad name
             if len(self._keys) >= 1_000:  # names may come from requests: keep the cache bounded
                 self._keys.clear()
             self._keys[queue] = keys
@@ -196,10 +234,52 @@ class TaskQueue:
     # -- connections ----------------------------------------------------------------------
 
     @property
+    def url(self) -> str:
+        """The Redis URL (see the class for the rule that chose it)."""
+        return self._url.url
+
+    @property
+    def url_choice(self) -> UrlChoice:
+        """The URL, where it came from, and ``TASKQ_REDIS_URL`` when this queue was made."""
+        return self._url
+
+    @property
+    def prefix(self) -> str:
+        """The prefix of every key of this TaskQueue."""
+        return self._prefix
+
+    def configured(self, *, url: str | None = None, prefix: str | None = None) -> TaskQueue:
+        """A copy on another Redis ``url`` (a URL given in code) and/or key ``prefix``, with the
+        same registry and limits and its own connections. The tasks stay bound to this
+        TaskQueue (``task.enqueue()`` sends through it): send through the copy with
+        ``copy.enqueue_many([task.message(...)])``."""
+        copy = TaskQueue(url, prefix=self._prefix if prefix is None else prefix,
+                         default_queue=self.default_queue,
+                         max_payload_bytes=self.max_payload_bytes, max_backlog=self.max_backlog,
+                         dead_letter_cap=self.dead_letter_cap,
+                         socket_timeout=self.socket_timeout_s)
+        if url is None:
+            copy._url = self._url
+        copy.result_ttl_ms = self.result_ttl_ms
+        copy.registry = self.registry
+        return copy
+
+    def check_url(self) -> None:
+        """Log once, as a warning, when ``TASKQ_REDIS_URL`` names another Redis than the one
+        this TaskQueue uses (called on the first connection and by the entry points' start)."""
+        if self._url_checked:
+            return
+        self._url_checked = True
+        conflict = self._url.conflict()
+        if conflict is not None:
+            log.warning("%s", conflict)
+
+    @property
     def redis(self) -> Redis:
         """The asyncio client of the running event loop (made on first use)."""
         loop = asyncio.get_running_loop()
         if self._client is None or self._loop is not loop:
+            self.check_url()
             self._client = connect(self.url, socket_timeout_s=self.socket_timeout_s)
             self._loop = loop
             self._scripts = None
@@ -231,9 +311,21 @@ class TaskQueue:
 
     def _sync_client(self) -> tuple[SyncRedis, SyncScripts]:
         if self._sync is None:
+            self.check_url()
             client = connect_sync(self.url, socket_timeout_s=self.socket_timeout_s)
             self._sync = (client, SyncScripts(client))
         return self._sync
+
+    @property
+    def sync_loop(self) -> LoopThread:
+        """The event loop thread that answers sync handles' reads (made on first use), with
+        a twin of this queue (same settings and registry, its own connections)."""
+        with _SYNC_LOOP_LOCK:  # two threads' first sync reads start one thread, not two
+            if self._sync_loop is None:
+                twin = copy.copy(self)
+                twin._fresh_connections()
+                self._sync_loop = LoopThread(twin)
+            return self._sync_loop
 
     async def aclose(self) -> None:
         if self._events is not None:
@@ -251,9 +343,14 @@ class TaskQueue:
         self.close_sync()
 
     def close_sync(self) -> None:
+        """Close what sync code opened: the blocking connection of ``enqueue_sync`` and the
+        thread that answers sync handles. Safe to call more than once."""
         if self._sync is not None:
             self._sync[0].close()
             self._sync = None
+        if self._sync_loop is not None:
+            self._sync_loop.close()
+            self._sync_loop = None
 
     async def __aenter__(self) -> TaskQueue:
         return self
@@ -338,9 +435,14 @@ class TaskQueue:
 
     def enqueue_many_sync(
         self, messages: Iterable[Message], *, delay: Seconds | None = None
-    ) -> list[TaskHandle[Any]]:
+    ) -> list[SyncTaskHandle[Any]]:
         """:meth:`enqueue_many` for synchronous code (its own blocking connection): the same
-        plan, sent call after call."""
+        plan, sent call after call. Returns blocking handles (:class:`SyncTaskHandle`)."""
+        return [h.sync() for h in self._enqueue_many_sync(messages, delay)]
+
+    def _enqueue_many_sync(
+        self, messages: Iterable[Message], delay: Seconds | None
+    ) -> list[TaskHandle[Any]]:
         plan = self._plan(messages, delay)
         if plan is None:
             return []
@@ -365,9 +467,11 @@ class TaskQueue:
             keys = self.keys(c.queue)
             if c.task_ids is not None:
                 handles += self._scheduled(c, scripts.schedule(
-                    keys, _schedule_items(c, plan.delay_ms), plan.limit))
+                    keys=keys, task_ids=c.task_ids, payloads=c.payloads,
+                    delay_ms=plan.delay_ms, limit=plan.limit))
             else:
-                handles += self._enqueued(c, *scripts.enqueue(keys, c.payloads, plan.limit))
+                handles += self._enqueued(c, *scripts.enqueue(keys=keys, payloads=c.payloads,
+                                                              limit=plan.limit))
         return handles
 
     def _plan(self, messages: Iterable[Message], delay: Seconds | None) -> batching.Plan | None:
@@ -397,8 +501,10 @@ class TaskQueue:
         keys = self.keys(call.queue)
         if call.task_ids is not None:
             return self._scheduled(call, await self.scripts.schedule(
-                keys, _schedule_items(call, plan.delay_ms), plan.limit))
-        return self._enqueued(call, *await self.scripts.enqueue(keys, call.payloads, plan.limit))
+                keys=keys, task_ids=call.task_ids, payloads=call.payloads,
+                delay_ms=plan.delay_ms, limit=plan.limit))
+        return self._enqueued(call, *await self.scripts.enqueue(
+            keys=keys, payloads=call.payloads, limit=plan.limit))
 
     def _scheduled(self, call: batching.Call, due: list[int] | int) -> list[TaskHandle[Any]]:
         """Handles of a schedule script's answer: due times, or the backlog that refused it."""
@@ -425,6 +531,10 @@ class TaskQueue:
         """A handle on a task id from elsewhere (an HTTP client, a log line)."""
         ids.split(task_id)
         return TaskHandle(task_id, self)
+
+    def sync_handle(self, task_id: str) -> SyncTaskHandle[Any]:
+        """:meth:`handle` for synchronous code: status, result and cancel that block."""
+        return self.handle(task_id).sync()
 
     # -- status, wait, cancel ---------------------------------------------------------------
 
@@ -474,10 +584,8 @@ class TaskQueue:
         now = int(time.time() * 1000)
         record = encode_record(TaskStatus.CANCELLED, finished_ms=now,
                                error="cancelled before it ran")
-        return await self.scripts.cancel(
-            keys, task_id, ids.implied_entry(task_id) or "", bucket_key(keys, task_id), record,
-            self.result_ttl_ms, keys.events,
-        )
+        return await self.scripts.cancel(keys=keys, task_id=task_id, record=record,
+                                         ttl_ms=self.result_ttl_ms)
 
     async def ensure_groups(self, queues: Iterable[str]) -> None:
         """Create the consumer group of each queue at id 0 (entries already there count)."""
@@ -506,10 +614,6 @@ def _check_arguments(msg: Message) -> None:
         errors = codec.argument_errors(msg)
         if errors:
             raise TaskValidationError(msg.task, errors) from None
-
-
-def _schedule_items(call: batching.Call, delay_ms: int) -> list[tuple[str, bytes, int]]:
-    return [(t, p, delay_ms) for t, p in zip(call.task_ids or (), call.payloads, strict=True)]
 
 
 def _delay_ms(delay: Seconds | None) -> int:

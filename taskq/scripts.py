@@ -1,8 +1,13 @@
-"""The Lua scripts (one file per atomic operation in ``taskq/lua``) and their typed wrappers.
+"""The Lua contract: one script file per atomic operation, called only through the wrappers here.
+
+The wrappers own each script's KEYS/ARGV order: callers name what they mean (a queue's
+:class:`~taskq.keys.QueueKeys`, a task id, a :class:`~taskq.records.TaskStatus`) and the
+wrapper derives the rest itself: the record bucket from the task id, the events channel and the
+completions-per-minute key from the queue's keys, the letters and strings Lua reads. Every key
+a script touches is passed in KEYS; all of them belong to one queue's hash tag.
 
 Scripts are registered with ``register_script``: each is called by SHA and reloads itself after
 a ``NOSCRIPT`` (a restarted or flushed Redis). ``lua/_lib.lua`` is prepended to every script.
-Every key a script touches is passed in KEYS; all of them belong to one queue's hash tag.
 """
 
 from __future__ import annotations
@@ -19,8 +24,11 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript, Script
 from redis.exceptions import ResponseError
 
+from taskq import ids
+from taskq.deadletter import DeadEntry
 from taskq.keys import GROUP, QueueKeys
 from taskq.lane import Lane
+from taskq.records import BUCKET_MS, TaskStatus
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +38,7 @@ NAMES = (
     "dead",
     "enqueue",
     "forget_consumer",
+    "idempotency",
     "probe",
     "promote",
     "purge",
@@ -53,6 +62,22 @@ def _s(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def _bucket(task_id: str) -> int:
+    """The record bucket of a task id (its time, see :mod:`taskq.ids`); 0 for a string that
+    is no task id (a dead letter written by something else). Inline arithmetic: the complete
+    wrapper calls it once per finished task."""
+    try:
+        start = task_id.rindex(":") + 1
+        return int(task_id[start:task_id.index("-", start)]) // BUCKET_MS
+    except ValueError:
+        return 0
+
+
+def _bucket_key(keys: QueueKeys, task_id: str) -> str:
+    """The record bucket hash of ``task_id`` in ``keys``'s queue (see :mod:`taskq.records`)."""
+    return keys.records(_bucket(task_id))
+
+
 class Completable(Protocol):
     """What the complete script needs of one owned entry (the worker's deliveries have it)."""
 
@@ -61,11 +86,9 @@ class Completable(Protocol):
     @property
     def deliveries(self) -> int: ...
     @property
-    def bucket_key(self) -> str: ...
-    @property
     def task_id(self) -> str: ...
     @property
-    def status(self) -> str: ...
+    def status(self) -> TaskStatus: ...
     @property
     def record(self) -> bytes: ...
     @property
@@ -74,19 +97,23 @@ class Completable(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Completion:
-    """One owned entry to finish in a batch (a plain :class:`Completable`)."""
+    """One owned entry to finish in a batch (a plain :class:`Completable`).
+
+    ``flags``: ``"e"`` drop the task's entries mapping (it had moved), ``"c"`` drop its cancel
+    request."""
 
     entry_id: str
     deliveries: int
-    bucket_key: str
     task_id: str
-    status: str
+    status: TaskStatus
     record: bytes
     flags: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class Reclaimed:
+    """An entry taken over from a consumer whose lease ran out."""
+
     entry_id: str
     payload: bytes
     deliveries: int
@@ -96,6 +123,20 @@ def _enqueued(r: list[Any]) -> tuple[list[str] | None, int]:
     if int(r[0]) == 0:
         return None, int(r[1])
     return [x.decode() if type(x) is bytes else x for x in r[2:]], int(r[1])
+
+
+def _schedule_args(task_ids: Sequence[str], payloads: Sequence[bytes], delay_ms: int,
+                   limit: int) -> list[Any]:
+    args: list[Any] = [limit]
+    for task_id, payload in zip(task_ids, payloads, strict=True):
+        args += (task_id, payload, delay_ms)
+    return args
+
+
+def _scheduled(r: list[Any]) -> list[int] | int:
+    if int(r[0]) == 0:
+        return int(r[1])
+    return [int(x) for x in r[1:]]
 
 
 class Scripts:
@@ -127,57 +168,75 @@ class Scripts:
         await lane.execute("SCRIPT", "LOAD", source(name))
         return await lane.execute("EVALSHA", sha, len(keys), *keys, *args)
 
+    # -- producers ---------------------------------------------------------------------------
+
     async def enqueue(
-        self, keys: QueueKeys, payloads: Sequence[bytes], limit: int
+        self, *, keys: QueueKeys, payloads: Sequence[bytes], limit: int
     ) -> tuple[list[str] | None, int]:
-        """(entry ids, stream length after), or (None, stream length) when refused."""
-        return _enqueued(await self._call("enqueue", [keys.stream], [limit, *payloads]))
+        """Add ready messages unless the stream's backlog would pass ``limit`` (0: none):
+        (entry ids, stream length after; -1 when unchecked), or (None, stream length) when
+        refused (then nothing was added)."""
+        return _enqueued(await self._call("enqueue", (keys.stream,), (limit, *payloads)))
 
     async def schedule(
-        self, keys: QueueKeys, items: Sequence[tuple[str, bytes, int]], limit: int
+        self, *, keys: QueueKeys, task_ids: Sequence[str], payloads: Sequence[bytes],
+        delay_ms: int, limit: int,
     ) -> list[int] | int:
-        """Due times (ms, Redis clock) of delayed messages, or the delayed count when refused."""
-        args: list[Any] = [limit]
-        for task_id, payload, delay_ms in items:
-            args += [task_id, payload, delay_ms]
-        r = await self._call("schedule", [keys.delayed, keys.payloads, keys.stream], args)
-        if int(r[0]) == 0:
-            return int(r[1])
-        return [int(x) for x in r[1:]]
+        """Delay messages by ``delay_ms`` (Redis clock): their due times in ms, or the delayed
+        count when ``limit`` refused them (then nothing was added)."""
+        args = _schedule_args(task_ids, payloads, delay_ms, limit)
+        return _scheduled(
+            await self._call("schedule", (keys.delayed, keys.payloads, keys.stream), args))
 
-    async def probe(self, keys: QueueKeys) -> str | None:
+    async def probe(self, *, keys: QueueKeys) -> str | None:
         """The first command producing to ``keys``'s queue needs that this ACL user may not
         run (``"the 'xadd' command on '...'"``), or None; nothing is run."""
-        r = await self._call("probe", [keys.stream, keys.delayed, keys.payloads], [])
+        r = await self._call("probe", (keys.stream, keys.delayed, keys.payloads), ())
         return _s(r) if r else None
 
-    async def promote(self, keys: QueueKeys, count: int) -> tuple[int, int]:
+    async def cancel(self, *, keys: QueueKeys, task_id: str, record: bytes, ttl_ms: int) -> str:
+        """Cancel a task wherever it is: 'delayed' or 'queued' (removed, ``record`` stored),
+        'running' (a cancel request for its worker) or 'unknown'."""
         r = await self._call(
-            "promote",
-            [keys.delayed, keys.payloads, keys.entries, keys.stream, keys.stats],
-            [count],
+            "cancel",
+            (keys.stream, keys.delayed, keys.payloads, keys.entries, keys.cancels,
+             _bucket_key(keys, task_id)),
+            (GROUP, task_id, ids.implied_entry(task_id) or "", record, ttl_ms, keys.events),
         )
-        return int(r[0]), int(r[1])
+        return _s(r)
+
+    # -- a worker's owner-checked outcomes -------------------------------------------------
 
     async def complete(
-        self,
-        keys: QueueKeys,
-        consumer: str,
-        items: Sequence[Completable],
-        minute_key: str,
-        ttl_ms: int,
-        channel: str,
-        scan: int,
+        self, *, keys: QueueKeys, consumer: str, items: Sequence[Completable], ttl_ms: int,
+        now_ms: int, scan: int,
     ) -> list[str]:
-        """Finish owned entries; returns the entry ids whose lease was lost."""
-        buckets: dict[str, int] = {}
-        meta = "\n".join(
-            f"{c.entry_id}\t{c.deliveries}\t{buckets.setdefault(c.bucket_key, len(buckets) + 1)}"
-            f"\t{c.task_id}\t{c.status}\t{c.flags}"
-            for c in items
-        )
-        args = [GROUP, consumer, ttl_ms, channel, scan, meta, *(c.record for c in items)]
-        key_list = [keys.stream, keys.stats, minute_key, keys.entries, keys.cancels, *buckets]
+        """Finish owned entries (records stored, counted in the minute of ``now_ms``, Redis
+        clock); returns the entry ids whose lease was lost (nothing done for those). ``scan``:
+        how many of the consumer's pending entries the owner check reads."""
+        buckets: dict[int, int] = {}  # bucket -> its index in KEYS[6..]
+        add, width = buckets.setdefault, BUCKET_MS
+        # The bucket of each task id, parsed inline (this runs once per finished task): the ids
+        # of a queue's deliveries are "<queue>:<ms>-..." (the worker's admission checks it).
+        at = len(keys.queue) + 1
+        try:
+            meta = "\n".join(
+                f"{c.entry_id}\t{c.deliveries}\t"
+                f"{add(int(c.task_id[at:c.task_id.index('-', at)]) // width, len(buckets) + 1)}"
+                f"\t{c.task_id}\t{c.status._value_}\t{c.flags}"
+                for c in items
+            )
+        except ValueError:  # an id of another form: the general rule, item by item
+            buckets.clear()
+            meta = "\n".join(
+                f"{c.entry_id}\t{c.deliveries}\t{add(_bucket(c.task_id), len(buckets) + 1)}"
+                f"\t{c.task_id}\t{c.status._value_}\t{c.flags}"
+                for c in items
+            )
+        records = keys.records
+        key_list = [keys.stream, keys.stats, keys.done_minute(now_ms // 60_000), keys.entries,
+                    keys.cancels, *(records(b) for b in buckets)]
+        args = [GROUP, consumer, ttl_ms, keys.events, scan, meta, *(c.record for c in items)]
         r = [_s(x) for x in await self._call("complete", key_list, args)]
         if r and r[-1].startswith("lean:"):
             log.warning("Redis is out of memory: %s task records kept only their status "
@@ -186,80 +245,75 @@ class Scripts:
         return r
 
     async def retry(
-        self,
-        keys: QueueKeys,
-        consumer: str,
-        entry_id: str,
-        deliveries: int,
-        task_id: str,
-        payload: bytes,
-        delay_ms: int,
-        bucket_key: str,
-        record: bytes,
-        ttl_ms: int,
-        channel: str,
+        self, *, keys: QueueKeys, consumer: str, entry_id: str, deliveries: int, task_id: str,
+        payload: bytes, delay_ms: int, record: bytes, ttl_ms: int,
     ) -> int:
-        """Due time (ms) of the next attempt, or 0 when the lease was lost."""
+        """Ack an owned entry and schedule its next attempt (``payload``) in ``delay_ms`` (<= 0:
+        at once), storing ``record`` (status failed): the due time in ms, or 0 when the lease
+        was lost."""
         r = await self._call(
             "retry",
-            [keys.stream, keys.delayed, keys.payloads, keys.entries, bucket_key, keys.stats],
-            [GROUP, consumer, entry_id, deliveries, task_id, payload, delay_ms, record, ttl_ms,
-             channel],
+            (keys.stream, keys.delayed, keys.payloads, keys.entries, _bucket_key(keys, task_id),
+             keys.stats),
+            (GROUP, consumer, entry_id, deliveries, task_id, payload, delay_ms, record, ttl_ms,
+             keys.events),
         )
         return int(r)
 
     async def dead(
-        self,
-        keys: QueueKeys,
-        consumer: str,
-        entry_id: str,
-        deliveries: int | None,
-        task_id: str,
-        bucket_key: str,
-        record: bytes,
-        ttl_ms: int,
-        channel: str,
-        dead_cap: int,
-        fields: dict[str, str | bytes | int],
+        self, *, keys: QueueKeys, consumer: str, entry_id: str, deliveries: int | None,
+        task_id: str, record: bytes, ttl_ms: int, dead_cap: int, letter: DeadEntry,
     ) -> str | None:
-        """The dead letter's id, or None when the lease was lost."""
+        """Move an owned entry to the dead letters (``letter``, the stream capped at
+        ``dead_cap``; 0: none), storing ``record``: the dead letter's id, or None when the lease
+        was lost. ``deliveries`` None: check the owner only, not the delivery count."""
         flat: list[Any] = []
-        for k, v in fields.items():
-            flat += [k, v]
+        for k, v in letter.fields().items():
+            flat += (k, v)
         r = await self._call(
             "dead",
-            [keys.stream, keys.dead, keys.entries, bucket_key, keys.stats, keys.cancels],
-            [GROUP, consumer, entry_id, "" if deliveries is None else deliveries, task_id, record,
-             ttl_ms, channel, dead_cap, *flat],
+            (keys.stream, keys.dead, keys.entries, _bucket_key(keys, task_id), keys.stats,
+             keys.cancels),
+            (GROUP, consumer, entry_id, "" if deliveries is None else deliveries, task_id,
+             record, ttl_ms, keys.events, dead_cap, *flat),
         )
         return None if r == 0 else _s(r)
 
     async def release(
-        self, keys: QueueKeys, consumer: str, entry_id: str, deliveries: int, task_id: str,
+        self, *, keys: QueueKeys, consumer: str, entry_id: str, deliveries: int, task_id: str,
         payload: bytes,
     ) -> str | None:
+        """Hand an owned entry back to the end of the stream (``payload`` carries its task id):
+        the new entry id, or None when the lease was lost."""
         r = await self._call(
             "release",
-            [keys.stream, keys.entries],
-            [GROUP, consumer, entry_id, deliveries, task_id, payload],
+            (keys.stream, keys.entries),
+            (GROUP, consumer, entry_id, deliveries, task_id, payload),
         )
         return None if r == 0 else _s(r)
 
-    async def renew(self, keys: QueueKeys, consumer: str, entry_ids: Sequence[str]) -> list[str]:
+    async def renew(
+        self, *, keys: QueueKeys, consumer: str, entry_ids: Sequence[str]
+    ) -> list[str]:
         """Renew leases; returns the held entry ids no longer owned."""
         r = await self._call(
-            "renew", [keys.stream], [GROUP, consumer, len(entry_ids) + 64, *entry_ids]
+            "renew", (keys.stream,), (GROUP, consumer, len(entry_ids) + 64, *entry_ids)
         )
         return [_s(x) for x in r]
 
+    # -- a worker's maintenance --------------------------------------------------------------
+
     async def reclaim(
-        self, keys: QueueKeys, consumer: str, min_idle_ms: int, cursor: str, count: int,
+        self, *, keys: QueueKeys, consumer: str, min_idle_ms: int, cursor: str, count: int,
         rounds: int, dead_cap: int,
     ) -> tuple[str, list[Reclaimed], int]:
+        """Take over up to ``count`` entries idle ``min_idle_ms`` (at most ``rounds`` XAUTOCLAIM
+        calls from ``cursor``): (next cursor, entries taken, entries found deleted, which were
+        dead-lettered as ``payload_missing``)."""
         r = await self._call(
             "reclaim",
-            [keys.stream, keys.dead, keys.stats],
-            [GROUP, consumer, min_idle_ms, cursor, count, rounds, keys.queue, dead_cap],
+            (keys.stream, keys.dead, keys.stats),
+            (GROUP, consumer, min_idle_ms, cursor, count, rounds, keys.queue, dead_cap),
         )
         flat = r[1]
         got = [
@@ -268,59 +322,67 @@ class Scripts:
         ]
         return _s(r[0]), got, int(r[2])
 
-    async def cancel(
-        self, keys: QueueKeys, task_id: str, entry_id: str, bucket_key: str, record: bytes,
-        ttl_ms: int, channel: str,
-    ) -> str:
+    async def promote(self, *, keys: QueueKeys, count: int) -> tuple[int, int]:
+        """Move up to ``count`` due delayed tasks to the stream: (moved, payloads missing)."""
         r = await self._call(
-            "cancel",
-            [keys.stream, keys.delayed, keys.payloads, keys.entries, keys.cancels, bucket_key],
-            [GROUP, task_id, entry_id, record, ttl_ms, channel],
-        )
-        return _s(r)
-
-    async def replay(
-        self, keys: QueueKeys, dead_id: str, payload: bytes, task_id: str, bucket_key: str
-    ) -> str | None:
-        """Move a dead letter back to the stream (its dead record dropped); None if gone."""
-        r = await self._call(
-            "replay", [keys.dead, keys.stream, keys.entries, bucket_key],
-            [dead_id, payload, task_id],
-        )
-        return _s(r) if r else None
-
-    async def purge(self, keys: QueueKeys, batch: int) -> tuple[int, int]:
-        """Remove up to ``batch`` waiting tasks: (from the stream, from the delayed set)."""
-        r = await self._call(
-            "purge",
-            [keys.stream, keys.delayed, keys.payloads, keys.entries, keys.stats],
-            [GROUP, batch],
+            "promote",
+            (keys.delayed, keys.payloads, keys.entries, keys.stream, keys.stats),
+            (count,),
         )
         return int(r[0]), int(r[1])
 
-    async def forget_consumer(self, keys: QueueKeys, consumer: str) -> bool:
-        return bool(await self._call("forget_consumer", [keys.stream], [GROUP, consumer]))
+    async def forget_consumer(self, *, keys: QueueKeys, consumer: str) -> bool:
+        """Remove a consumer from the group, only when it holds no pending entry."""
+        return bool(await self._call("forget_consumer", (keys.stream,), (GROUP, consumer)))
+
+    # -- operators ---------------------------------------------------------------------------
+
+    async def replay(
+        self, *, keys: QueueKeys, dead_id: str, payload: bytes, task_id: str
+    ) -> str | None:
+        """Move a dead letter back to the stream (its dead record dropped); None if gone."""
+        r = await self._call(
+            "replay", (keys.dead, keys.stream, keys.entries, _bucket_key(keys, task_id)),
+            (dead_id, payload, task_id),
+        )
+        return _s(r) if r else None
+
+    async def purge(self, *, keys: QueueKeys, batch: int) -> tuple[int, int]:
+        """Remove up to ``batch`` waiting tasks: (from the stream, from the delayed set)."""
+        r = await self._call(
+            "purge",
+            (keys.stream, keys.delayed, keys.payloads, keys.entries, keys.stats),
+            (GROUP, batch),
+        )
+        return int(r[0]), int(r[1])
+
+    # -- the HTTP layer ----------------------------------------------------------------------
+
+    async def idempotency_release(self, *, key: str, token: str) -> bool:
+        """Delete an ``Idempotency-Key`` claim (``key``, see
+        :mod:`taskq.integrations.idempotency`) only while it still holds ``token``."""
+        return bool(await self._call("idempotency", (key,), (token,)))
 
 
 class SyncScripts:
-    """The producer-side scripts for synchronous code (``enqueue_sync``)."""
+    """The producer-side scripts for synchronous code (``enqueue_sync``); the same contract as
+    :class:`Scripts`."""
 
     def __init__(self, client: SyncRedis) -> None:
         self._enqueue: Script = client.register_script(source("enqueue"))
         self._schedule: Script = client.register_script(source("schedule"))
 
     def enqueue(
-        self, keys: QueueKeys, payloads: Sequence[bytes], limit: int
+        self, *, keys: QueueKeys, payloads: Sequence[bytes], limit: int
     ) -> tuple[list[str] | None, int]:
+        """See :meth:`Scripts.enqueue`."""
         return _enqueued(self._enqueue(keys=[keys.stream], args=[limit, *payloads]))
 
     def schedule(
-        self, keys: QueueKeys, items: Sequence[tuple[str, bytes, int]], limit: int
+        self, *, keys: QueueKeys, task_ids: Sequence[str], payloads: Sequence[bytes],
+        delay_ms: int, limit: int,
     ) -> list[int] | int:
-        args: list[Any] = [limit]
-        for task_id, payload, delay_ms in items:
-            args += [task_id, payload, delay_ms]
-        r = self._schedule(keys=[keys.delayed, keys.payloads, keys.stream], args=args)
-        if int(r[0]) == 0:
-            return int(r[1])
-        return [int(x) for x in r[1:]]
+        """See :meth:`Scripts.schedule`."""
+        args = _schedule_args(task_ids, payloads, delay_ms, limit)
+        return _scheduled(
+            self._schedule(keys=[keys.delayed, keys.payloads, keys.stream], args=args))

@@ -24,7 +24,7 @@ from taskq.errors import TaskValidationError
 from taskq.retry import RetryPolicy
 
 if TYPE_CHECKING:
-    from taskq.handle import TaskHandle
+    from taskq.handle import SyncTaskHandle, TaskHandle
     from taskq.queue import TaskQueue
 
 P = ParamSpec("P")
@@ -92,6 +92,9 @@ class Signature:
             elif p.kind is inspect.Parameter.VAR_KEYWORD:
                 hint = dict[str, hint]  # type: ignore[valid-type]
             fields[p.name] = hint
+        # Callers never pass the injected context: arguments bind to the other parameters.
+        self._bind_sig = self.sig.replace(parameters=[
+            p for p in self.sig.parameters.values() if p.name != self.context_param])
         plain = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
         params = [p for p in self.sig.parameters.values() if p.name in fields]
         self._simple = all(p.kind in plain for p in params)
@@ -141,18 +144,12 @@ class Signature:
                 data = {**self._defaults, **dict(zip(given, args, strict=True)), **kwargs}
                 if self._required <= data.keys():
                     return data
-        bind_kwargs = dict(kwargs)
-        if self.context_param is not None:
-            bind_kwargs.setdefault(self.context_param, None)
         try:
-            bound = self.sig.bind(*args, **bind_kwargs)
+            bound = self._bind_sig.bind(*args, **kwargs)
         except TypeError as exc:
             raise TaskValidationError(self.name, [{"loc": (), "msg": str(exc)}]) from None
         bound.apply_defaults()
-        data = dict(bound.arguments)
-        if self.context_param is not None:
-            data.pop(self.context_param, None)
-        return data
+        return dict(bound.arguments)
 
     def _validate(self, data: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -283,8 +280,9 @@ class Task(Generic[P, R]):
         (handle,) = await self.app.enqueue_many([msg], delay=delay)
         return handle
 
-    def enqueue_sync(self, *args: P.args, **kwargs: P.kwargs) -> TaskHandle[R]:
-        """:meth:`enqueue` for synchronous code (a plain ``def`` route, a script)."""
+    def enqueue_sync(self, *args: P.args, **kwargs: P.kwargs) -> SyncTaskHandle[R]:
+        """:meth:`enqueue` for synchronous code (a plain ``def`` route, a script); the handle
+        blocks: ``.status()``, ``.result(timeout=)``, ``.cancel()``."""
         kw = dict(kwargs)
         delay = self._pop_delay(kw)
         msg = self.build(args, kw)
@@ -313,10 +311,30 @@ class BoundTask(Generic[P, R]):
         (handle,) = await self.task.app.enqueue_many([msg], delay=self.delay_s)
         return handle
 
-    def enqueue_sync(self, *args: P.args, **kwargs: P.kwargs) -> TaskHandle[R]:
+    def enqueue_sync(self, *args: P.args, **kwargs: P.kwargs) -> SyncTaskHandle[R]:
         msg = self.task.build(args, dict(kwargs), self.queue)
         (handle,) = self.task.app.enqueue_many_sync([msg], delay=self.delay_s)
         return handle
+
+
+class ContextTask(Task[P, R]):
+    """A task whose first parameter is the injected :class:`TaskContext`: it is enqueued with
+    its other arguments only (typed as ``Concatenate[TaskContext, P]``), and a direct call
+    passes the context first."""
+
+    # The direct call takes the context the enqueue methods leave out, hence the override.
+    def __call__(  # type: ignore[override]
+        self, ctx: TaskContext, /, *args: P.args, **kwargs: P.kwargs
+    ) -> Any:
+        return self.fn(ctx, *args, **kwargs)
+
+
+def takes_context(fn: Callable[..., Any]) -> bool:
+    """True when the first parameter of ``fn`` is annotated :class:`TaskContext`."""
+    first = next(iter(inspect.signature(fn).parameters.values()), None)
+    if first is None:
+        return False
+    return typing.get_type_hints(fn).get(first.name) is TaskContext
 
 
 def with_queue(message: Message, queue: str) -> Message:

@@ -176,8 +176,11 @@ def test_enqueue_validates_with_the_app(cli: Callable[..., Result], on_redis: An
     assert as_json(cli("task", later["task_id"], "--json"))["run_at_ms"] is not None
 
 
-def test_pause_resume_purge_cancel(cli: Callable[..., Result], on_redis: Any) -> None:
+def test_pause_resume_purge_cancel(cli: Callable[..., Result], on_redis: Any,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
     ids = enqueue_some(on_redis, n=4, delayed=1)
+    # answers typed at a terminal (without one, confirmations refuse: test_cli_confirm.py)
+    monkeypatch.setattr("taskq.cli.common.interactive", lambda: True)
     assert as_json(cli("pause", "jobs", "--json")) == {"queue": "jobs", "paused": True}
     assert as_json(cli("queues", "--json"))["queues"][-1]["paused"] is True
     assert "paused" in cli("queues").stdout

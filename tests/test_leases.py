@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from taskq import TaskQueue, TaskStatus, Worker, WorkerConfig
+from taskq.deadletter import DeadEntry
 from taskq.keys import GROUP
 from taskq.records import TaskStatus as Status
 from taskq.records import bucket_key, encode_record
@@ -70,23 +71,27 @@ async def test_stale_owner_cannot_finish_an_entry_taken_from_it(tq: TaskQueue) -
     # a's completion, with its own token and with the current delivery count: both refused
     for deliveries in (1, 2):
         lost = await scripts.complete(
-            keys, "worker-a",
-            [Completion(entry, deliveries, bucket, handle.id, "succeeded", record)],
-            keys.done_minute(0), 60_000, keys.events, 10,
+            keys=keys, consumer="worker-a",
+            items=[Completion(entry, deliveries, handle.id, Status.SUCCEEDED, record)],
+            ttl_ms=60_000, now_ms=0, scan=10,
         )
         assert lost == [entry]
-    assert await scripts.retry(keys, "worker-a", entry, 1, handle.id, b"payload", 0, bucket,
-                               encode_record(Status.FAILED), 60_000, keys.events) == 0
-    assert await scripts.retry(keys, "worker-a", entry, 1, handle.id, b"payload", 5_000, bucket,
-                               encode_record(Status.FAILED), 60_000, keys.events) == 0
-    assert await scripts.dead(keys, "worker-a", entry, 1, handle.id, bucket,
-                              encode_record(Status.DEAD), 60_000, keys.events, 0,
-                              {"id": handle.id, "reason": "test"}) is None
-    assert await scripts.dead(keys, "worker-a", entry, None, handle.id, bucket,
-                              encode_record(Status.DEAD), 60_000, keys.events, 0,
-                              {"id": handle.id, "reason": "test"}) is None
-    assert await scripts.release(keys, "worker-a", entry, 1, handle.id, b"payload") is None
-    assert await scripts.renew(keys, "worker-a", [entry]) == [entry]
+    for delay_ms in (0, 5_000):
+        assert await scripts.retry(
+            keys=keys, consumer="worker-a", entry_id=entry, deliveries=1, task_id=handle.id,
+            payload=b"payload", delay_ms=delay_ms, record=encode_record(Status.FAILED),
+            ttl_ms=60_000) == 0
+    letter = DeadEntry(task_id=handle.id, entry=entry, task="job", reason="test",
+                       error_type="", error="", traceback="", attempts=1, enqueued_ms=None,
+                       failed_ms=None, worker="worker-a", payload=b"")
+    for deliveries_given in (1, None):
+        assert await scripts.dead(
+            keys=keys, consumer="worker-a", entry_id=entry, deliveries=deliveries_given,
+            task_id=handle.id, record=encode_record(Status.DEAD), ttl_ms=60_000, dead_cap=0,
+            letter=letter) is None
+    assert await scripts.release(keys=keys, consumer="worker-a", entry_id=entry, deliveries=1,
+                                 task_id=handle.id, payload=b"payload") is None
+    assert await scripts.renew(keys=keys, consumer="worker-a", entry_ids=[entry]) == [entry]
 
     # nothing changed: still pending for b with the same count, nothing written anywhere
     assert await pending_of(tq, entry) == {"consumer": "worker-b", "deliveries": 2}
@@ -102,15 +107,17 @@ async def test_stale_owner_cannot_finish_an_entry_taken_from_it(tq: TaskQueue) -
     # the lease comes back to a (delivery 3): a's first token (1) is still refused
     await tq.redis.xclaim(keys.stream, GROUP, "worker-a", 0, [entry])
     lost = await scripts.complete(
-        keys, "worker-a", [Completion(entry, 1, bucket, handle.id, "succeeded", record)],
-        keys.done_minute(0), 60_000, keys.events, 10,
+        keys=keys, consumer="worker-a",
+        items=[Completion(entry, 1, handle.id, Status.SUCCEEDED, record)],
+        ttl_ms=60_000, now_ms=0, scan=10,
     )
     assert lost == [entry]
     assert await tq.redis.hget(bucket, handle.id) is None
     # the current token finishes it
     lost = await scripts.complete(
-        keys, "worker-a", [Completion(entry, 3, bucket, handle.id, "succeeded", record)],
-        keys.done_minute(0), 60_000, keys.events, 10,
+        keys=keys, consumer="worker-a",
+        items=[Completion(entry, 3, handle.id, Status.SUCCEEDED, record)],
+        ttl_ms=60_000, now_ms=0, scan=10,
     )
     assert lost == []
     assert await pending_of(tq, entry) is None
@@ -132,10 +139,10 @@ async def test_a_batch_completes_whatever_the_order_and_form_of_its_entry_ids(
     assert [e.decode() for e, _ in resp[0][1]] == given
     await tq.redis.xclaim(keys.stream, GROUP, "worker-b", 0, ["40-1"])  # one taken from a
     record = encode_record(Status.SUCCEEDED)
-    items = [Completion(e, 1, keys.records(0), f"default:{e}", "succeeded", record)
+    items = [Completion(e, 1, f"default:{e}", Status.SUCCEEDED, record)
              for e in ("100-12", "5-10", "40-1", "5-9", "100-0")]
-    lost = await tq.scripts.complete(keys, "worker-a", items, keys.done_minute(0), 60_000,
-                                     keys.events, 10)
+    lost = await tq.scripts.complete(keys=keys, consumer="worker-a", items=items,
+                                     ttl_ms=60_000, now_ms=0, scan=10)
     assert lost == ["40-1"]
     assert [e.decode() for e, _ in await tq.redis.xrange(keys.stream)] == ["40-1"]
     assert await tq.redis.hlen(keys.records(0)) == 4

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
+from taskq.records import TaskStatus
 from taskq.worker.config import WorkerConfig
 from taskq.worker.ledger import Delivery, Ledger
 
@@ -122,7 +123,7 @@ async def test_acks_release_the_held_entries_and_count_outcomes(runs_of: RunsOf)
     assert [d.entry_id for d in batch] == [entry(0), entry(1), entry(2)]
     assert not ledger.done_ready.is_set() and ledger.acks_pending() == 3
     for d in batch:
-        d.status = "succeeded"
+        d.status = TaskStatus.SUCCEEDED
     ledger.acked(batch, [entry(1)])
     assert ledger.held == {} and ledger.acks_pending() == 0
     assert (ledger.counters.succeeded, ledger.counters.lost_leases) == (2, 1)

@@ -31,7 +31,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out),
                     str(src)], check=True, capture_output=True, timeout=300)
-    (built,) = out.glob("taskq-*.whl")
+    (built,) = out.glob("taskq_streams-*.whl")  # the distribution name, not taskq's
     return built
 
 
@@ -40,9 +40,11 @@ def test_the_wheel_holds_the_taskq_package_only(wheel: Path) -> None:
     tops = {n.split("/", 1)[0] for n in names}
     dist_info = {t for t in tops if t.endswith(".dist-info")}
     assert len(dist_info) == 1
+    assert next(iter(dist_info)).startswith("taskq_streams-")  # "taskq" on PyPI is someone else's
     assert tops - dist_info == {"taskq"}
     assert "taskq/service/app.py" in names  # the HTTP service ships inside taskq
     assert "taskq/lua/enqueue.lua" in names and "taskq/py.typed" in names
+    assert "taskq/service/static/swagger-ui/swagger-ui-bundle.js" in names  # offline /docs
     assert not [n for n in names if "stack_fake" in n or n.startswith("taskq/devstack")]
 
 
@@ -60,7 +62,7 @@ def test_installed_into_a_fresh_venv_only_taskq_lands(wheel: Path, tmp_path: Pat
         check=True, capture_output=True, text=True, timeout=30,
     ).stdout.strip()
     landed = {p.name for p in Path(purelib).iterdir()}
-    dist_info = {n for n in landed if n.startswith("taskq-") and n.endswith(".dist-info")}
+    dist_info = {n for n in landed if n.startswith("taskq_streams-") and n.endswith(".dist-info")}
     assert len(dist_info) == 1, landed
     assert landed - dist_info == {"taskq"}, landed
     installed = Path(purelib) / "taskq"

@@ -11,7 +11,7 @@ from pathlib import Path
 from tests.helpers import ROOT
 
 HEADER = '''\
-from taskq import TaskHandle, TaskQueue
+from taskq import TaskContext, TaskHandle, TaskQueue, TaskStatus
 
 tq = TaskQueue(prefix="typing")
 
@@ -24,6 +24,12 @@ async def send_email(to: str, subject: str = "") -> bool:
 @tq.task(max_attempts=2)
 def resize(width: int) -> int:
     return width
+
+
+@tq.task
+async def report(ctx: TaskContext, month: str) -> int:
+    await ctx.progress(0.5)
+    return len(month)
 '''
 
 GOOD = HEADER + '''
@@ -32,9 +38,14 @@ async def main() -> None:
     handle: TaskHandle[bool] = await send_email.enqueue(to="a@b.c", subject="hi")
     sent: bool = await handle.result()
     await send_email.with_options(delay=5).enqueue(to="a@b.c")
-    size: int = await resize.enqueue_sync(3).result()
+    size: int = resize.enqueue_sync(3).result(timeout=5)
+    state: TaskStatus = resize.enqueue_sync(3).status().status
+    outcome: str = resize.enqueue_sync(3).cancel()
     send_email.message(to="x")
-    print(sent, size)
+    days: int = await (await report.enqueue("2024-01")).result()
+    await report.enqueue(month="2024-01")
+    report.message("2024-01")
+    print(sent, size, state, outcome, days)
 '''
 
 # each bad line is tagged with the error code mypy must report on it
@@ -48,7 +59,11 @@ async def main() -> None:
     resize.enqueue_sync(1, 2)  # E: call-arg
     send_email.message(to=b"x")  # E: arg-type
     wrong: str = await (await resize.enqueue(2)).result()  # E: assignment
-    print(wrong)
+    also_wrong: str = resize.enqueue_sync(2).result()  # E: assignment
+    await report.enqueue(month=1)  # E: arg-type
+    await report.enqueue("2024-01", "extra")  # E: call-arg
+    report.enqueue_sync()  # E: call-arg
+    print(wrong, also_wrong)
 '''
 
 

@@ -9,7 +9,6 @@ from taskq import codec, deadletter
 from taskq.admin._redis import PAGE, require_queue, text
 from taskq.admin.values import DeadLetter
 from taskq.keys import QueueKeys
-from taskq.records import bucket_key
 from taskq.state import decode_message
 
 if TYPE_CHECKING:
@@ -121,17 +120,10 @@ async def replay_dead(
         task_id = deadletter.parse(fields).task_id
         if payload is None or not task_id:
             continue
-        r = await tq.scripts.replay(keys, dead_id, payload, task_id, _bucket(keys, task_id))
+        r = await tq.scripts.replay(keys=keys, dead_id=dead_id, payload=payload, task_id=task_id)
         if r:
             count += 1
     return count
-
-
-def _bucket(keys: QueueKeys, task_id: str) -> str:
-    try:
-        return bucket_key(keys, task_id)
-    except ValueError:
-        return keys.records(0)
 
 
 async def purge_dead(

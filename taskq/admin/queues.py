@@ -136,7 +136,7 @@ async def purge_queue(tq: TaskQueue, name: str) -> int:
     keys = await require_queue(tq, name)
     total = 0
     while True:
-        stream_n, delayed_n = await tq.scripts.purge(keys, PURGE_BATCH)
+        stream_n, delayed_n = await tq.scripts.purge(keys=keys, batch=PURGE_BATCH)
         n = stream_n + delayed_n
         total += n
         if n < PURGE_BATCH:

@@ -45,7 +45,7 @@ async def clean_dead_workers(tq: TaskQueue) -> int:
     for w in dead:
         for q in w.queues:
             try:
-                await tq.scripts.forget_consumer(tq.keys(q), w.id)
+                await tq.scripts.forget_consumer(keys=tq.keys(q), consumer=w.id)
             except Exception:  # no stream or group: nothing to forget
                 continue
     if dead:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -13,7 +14,10 @@ from datetime import UTC, datetime
 from typing import Any, NoReturn, TypeVar
 
 import typer
-from rich.console import Console
+from redis.exceptions import ConnectionError as RawConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RawTimeoutError
+from rich.console import Console, RenderableType
 
 from taskq import codec
 from taskq.errors import (
@@ -27,6 +31,7 @@ from taskq.errors import (
     RedisUnavailable,
     TaskNotFound,
     TaskqError,
+    TaskValidationError,
 )
 from taskq.queue import TaskQueue
 
@@ -43,22 +48,48 @@ EXIT_CODES_HELP = (
     "refusing the password or the ACL user's permissions."
 )
 
-# Tables need room: when output is not a terminal (pipes, CI), use 160 columns, not 80.
-_WIDTH = int(os.environ.get("COLUMNS") or 0) or (None if sys.stdout.isatty() else 160)
-out = Console(highlight=False, soft_wrap=False, width=_WIDTH)
+PIPED_WIDTH = 160
+"""Columns of output that is not a terminal (pipes, CI) and no COLUMNS: tables need room."""
+
+out = Console(highlight=False, soft_wrap=False, width=PIPED_WIDTH)
 err = Console(stderr=True, highlight=False)
+
+
+def output_width() -> int:
+    """The width of this run's output: ``COLUMNS``, else the terminal's, else 160 (piped)."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    if _isatty(sys.stdout):
+        return shutil.get_terminal_size().columns
+    return PIPED_WIDTH
+
+
+def configure_output() -> None:
+    """Size :data:`out` for this run (read at each run, not at import: tests run many)."""
+    out.width = output_width()
+
+
+def print_table(renderable: RenderableType) -> None:
+    """Print a table without cropping its lines to the width: a table wider than the terminal
+    (an id longer than the screen) keeps its ids whole (see :mod:`taskq.cli.fit`)."""
+    out.print(renderable, crop=False)
 
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """Where the commands look: the Redis URL and key prefix (global options)."""
+    """Where the commands look: the Redis URL and key prefix (global options). ``url_given``:
+    ``--redis-url`` was on the command line (not only in ``TASKQ_REDIS_URL``)."""
 
     redis_url: str
     prefix: str
     prefix_given: bool = False
     url_given: bool = False
+    json: bool = False
 
     def app(self) -> TaskQueue:
+        """A TaskQueue for the read commands (they never import the app, so no URL in code
+        applies: ``--redis-url``, else ``TASKQ_REDIS_URL``, else the default)."""
         return TaskQueue(self.redis_url, prefix=self.prefix, socket_timeout=5.0)
 
 
@@ -67,6 +98,11 @@ def target(ctx: typer.Context) -> Target:
     if not isinstance(obj, Target):  # a command module used on its own (tests)
         return Target("redis://localhost:6379/0", "taskq")
     return obj
+
+
+def want_json(ctx: typer.Context, as_json: bool) -> bool:
+    """JSON output: ``--json`` after the command, or before it (``taskq --json queues``)."""
+    return as_json or target(ctx).json
 
 
 def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
@@ -97,8 +133,14 @@ def run(ctx: typer.Context, call: Callable[[TaskQueue], Awaitable[T]],
         fail(str(exc), EXIT_REDIS)
     except RedisCommandError as exc:
         fail(f"Redis refused the command: {exc}", EXIT_FAILED)
+    except TaskValidationError as exc:  # e.g. an int beyond 64 bits, found when encoding
+        fail(str(exc), EXIT_USAGE)
     except TaskqError as exc:
         fail(str(exc), EXIT_FAILED)
+    except (RawConnectionError, RawTimeoutError) as exc:  # from a client not made by taskq
+        fail(f"cannot reach Redis: {type(exc).__name__}: {exc}", EXIT_REDIS)
+    except RedisError as exc:  # any other redis-py error: still one line
+        fail(f"Redis error: {type(exc).__name__}: {exc}", EXIT_FAILED)
     except ValueError as exc:  # e.g. a malformed Redis URL
         fail(str(exc), EXIT_USAGE)
 
@@ -130,6 +172,8 @@ def parse_json(text: str | None, kind: type, what: str) -> Any:
         value = json.loads(text)
     except json.JSONDecodeError as exc:
         fail(f"{what} is not valid JSON: {exc.msg} at position {exc.pos}", EXIT_USAGE)
+    except RecursionError:
+        fail(f"{what} is nested too deeply", EXIT_USAGE)
     if not isinstance(value, kind):
         fail(f"{what} must be a JSON {'array' if kind is list else 'object'}, "
              f"got {type(value).__name__}", EXIT_USAGE)
@@ -195,10 +239,27 @@ def timestamp(ms: int | None) -> str:
     return f"{iso} UTC ({age(ms)})"
 
 
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no stream, or a closed one
+        return False
+
+
+def interactive() -> bool:
+    """Whether someone can answer a question: stdin is a terminal (not a pipe, a file, null)."""
+    return _isatty(sys.stdin)
+
+
 def confirm(question: str, yes: bool) -> None:
-    """Ask before a destructive change unless --yes; declining (or no terminal) exits 1."""
+    """Ask before a destructive change unless --yes. Declining exits 1; so does no terminal,
+    at once (a pipe is never read: `echo y | taskq purge q` must not purge, and a silent pipe
+    must not hang)."""
     if yes:
         return
+    if not interactive():
+        fail("refusing without a terminal to confirm on: pass --yes to run without asking; "
+             "nothing was changed")
     try:
         agreed = typer.confirm(question, default=False)
     except typer.Abort:

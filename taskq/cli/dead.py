@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from taskq import admin
 from taskq.admin import DeadLetter
@@ -16,9 +15,12 @@ from taskq.cli.common import (
     fail,
     out,
     print_json,
+    print_table,
     run,
     timestamp,
+    want_json,
 )
+from taskq.cli.fit import details
 from taskq.cli.queues import JsonOpt, QueueArg, YesOpt
 from taskq.cli.render import dead_table
 from taskq.errors import DeadLetterNotFound
@@ -43,10 +45,10 @@ def list_(ctx: typer.Context, name: QueueArg, task: TaskOpt = None,
           limit: Annotated[int, typer.Option(min=1, help="the most to show")] = 50,
           as_json: JsonOpt = False) -> None:
     letters = run(ctx, lambda tq: admin.dead_letters(tq, name, limit, task))
-    if as_json:
+    if want_json(ctx, as_json):
         print_json({"dead_letters": [d.to_dict() for d in letters]})
     else:
-        out.print(dead_table(letters))
+        print_table(dead_table(letters))
 
 
 async def find(tq: TaskQueue, name: str, ident: str) -> DeadLetter:
@@ -68,23 +70,21 @@ def show(ctx: typer.Context, name: QueueArg,
                                                 show_default=False)],
          as_json: JsonOpt = False) -> None:
     letter = run(ctx, lambda tq: find(tq, name, dead_id))
-    if as_json:
+    if want_json(ctx, as_json):
         print_json(letter.to_dict())
         return
-    t = Table(title=f"Dead letter {letter.id} of {name}", title_justify="left",
-              show_header=False)
-    t.add_column("field", style="bold")
-    t.add_column("value", overflow="fold")
-    for field, value in (
-        ("task id", letter.task_id), ("task", letter.task), ("reason", letter.reason),
-        ("error", f"{letter.error_type}: {letter.error}"), ("attempts", letter.attempts),
+    rows = [
+        ("dead id", letter.id), ("task id", letter.task_id), ("task", letter.task),
+        ("reason", letter.reason), ("error", f"{letter.error_type}: {letter.error}"),
+        ("attempts", letter.attempts),
         ("arguments", call_args(letter.args, letter.kwargs, 400) if letter.payload_ok
          else "(payload cannot be decoded)"),
         ("enqueued", timestamp(letter.enqueued_ms)), ("failed", timestamp(letter.failed_ms)),
         ("worker", letter.worker or "-"), ("stream entry", letter.entry),
-    ):
-        t.add_row(field, str(value))
-    out.print(t)
+    ]
+    print_table(details(f"Dead letter {letter.id} of {name}",
+                 [(field, str(value)) for field, value in rows],
+                 whole=("dead id", "task id", "stream entry")))
     if letter.traceback:
         out.print("[bold]traceback[/bold]")
         out.print(letter.traceback, markup=False, highlight=False)
@@ -115,7 +115,7 @@ def replay(ctx: typer.Context, name: QueueArg, ids: IdsArg = None, all_: AllOpt 
     chosen, what = _selection(ctx, name, ids, all_, task)
     confirm(f"Replay {what} of queue {name!r}?", yes)
     n = run(ctx, lambda tq: admin.replay_dead(tq, name, chosen, task))
-    if as_json:
+    if want_json(ctx, as_json):
         print_json({"queue": name, "replayed": n})
     else:
         out.print(f"replayed {n} dead letter(s) of {name}; they are queued again")
@@ -128,7 +128,7 @@ def purge(ctx: typer.Context, name: QueueArg, ids: IdsArg = None, all_: AllOpt =
     chosen, what = _selection(ctx, name, ids, all_, task)
     confirm(f"Delete {what} of queue {name!r} for good?", yes)
     n = run(ctx, lambda tq: admin.purge_dead(tq, name, chosen, task))
-    if as_json:
+    if want_json(ctx, as_json):
         print_json({"queue": name, "purged": n})
     else:
         out.print(f"deleted {n} dead letter(s) of {name}")

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from taskq import admin
-from taskq.cli.common import out, print_json, run, target
+from taskq.cli.common import EXIT_USAGE, fail, out, print_json, print_table, run, target, want_json
 from taskq.cli.queues import JsonOpt
 from taskq.cli.render import workers_table
 from taskq.queue import TaskQueue
@@ -43,10 +43,10 @@ def workers(ctx: typer.Context, as_json: JsonOpt = False,
         return found, cleaned
 
     found, cleaned = run(ctx, call)
-    if as_json:
+    if want_json(ctx, as_json):
         print_json({"workers": [w.to_dict() for w in found], "cleaned": cleaned})
         return
-    out.print(workers_table(found))
+    print_table(workers_table(found))
     if cleaned:
         out.print(f"forgot {cleaned} dead worker(s)")
 
@@ -76,11 +76,13 @@ def _exec(ctx: typer.Context, module: str, *, isolated: bool = False) -> None:
     with ``-P``, so the current directory cannot shadow taskq's own modules (the user's app is
     still found: :func:`taskq.loading.load_app` adds the directory when it loads it)."""
     t = target(ctx)
-    if t.url_given:
-        os.environ["TASKQ_REDIS_URL"] = t.redis_url
+    if t.json:
+        fail(f"`taskq {ctx.info_name}` runs a process and has no --json output", EXIT_USAGE)
+    # --redis-url goes on as the command's own option (same rule, same error on a conflict)
+    url = ["--redis-url", t.redis_url] if t.url_given else []
     if t.prefix_given:
         os.environ["TASKQ_PREFIX"] = t.prefix
     sys.stdout.flush()
     sys.stderr.flush()
     flags = ["-P"] if isolated else []
-    os.execv(sys.executable, [sys.executable, *flags, "-m", module, *ctx.args])
+    os.execv(sys.executable, [sys.executable, *flags, "-m", module, *url, *ctx.args])

@@ -12,7 +12,17 @@ from rich.live import Live
 
 from taskq import admin
 from taskq.cli import render
-from taskq.cli.common import confirm, out, print_json, run
+from taskq.cli.common import (
+    EXIT_USAGE,
+    confirm,
+    fail,
+    out,
+    print_json,
+    print_table,
+    run,
+    target,
+    want_json,
+)
 from taskq.queue import TaskQueue
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="print the stable JSON shape (docs/cli.md)")]
@@ -38,10 +48,10 @@ Example: taskq queues    |    taskq --redis-url redis://:pw@host:6379/0 queues -
 
 def queues(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     infos = run(ctx, admin.list_queues)
-    if as_json:
+    if want_json(ctx, as_json):
         print_json({"queues": [q.to_dict() for q in infos]})
     else:
-        out.print(render.queues_table(infos))
+        print_table(render.queues_table(infos))
 
 
 QUEUE_HELP = """One queue in depth: its figures, consumers (idle time, in flight), the next
@@ -62,15 +72,15 @@ def queue(ctx: typer.Context, name: QueueArg, as_json: JsonOpt = False,
         }
 
     r = run(ctx, call)
-    if as_json:
+    if want_json(ctx, as_json):
         print_json({"queue": r["queue"].to_dict(),
                     **{k: [v.to_dict() for v in r[k]]
                        for k in ("consumers", "next_delayed", "recent_failures")}})
         return
-    out.print(render.queue_summary(r["queue"]))
-    out.print(render.consumers_table(r["consumers"]))
-    out.print(render.delayed_table(r["next_delayed"]))
-    out.print(render.failures_table(r["recent_failures"]))
+    print_table(render.queue_summary(r["queue"]))
+    print_table(render.consumers_table(r["consumers"]))
+    print_table(render.delayed_table(r["next_delayed"]))
+    print_table(render.failures_table(r["recent_failures"]))
 
 
 PAUSE_HELP = """Pause a queue: workers stop taking new tasks from it within about 1.5 s; running
@@ -81,7 +91,7 @@ Example: taskq pause emails"""
 
 def pause(ctx: typer.Context, name: QueueArg, as_json: JsonOpt = False) -> None:
     run(ctx, lambda tq: admin.pause(tq, name))
-    if as_json:
+    if want_json(ctx, as_json):
         print_json({"queue": name, "paused": True})
     else:
         out.print(f"queue {name} paused: workers take no new tasks from it (running ones "
@@ -95,7 +105,7 @@ Example: taskq resume emails"""
 
 def resume(ctx: typer.Context, name: QueueArg, as_json: JsonOpt = False) -> None:
     run(ctx, lambda tq: admin.resume(tq, name))
-    if as_json:
+    if want_json(ctx, as_json):
         print_json({"queue": name, "paused": False})
     else:
         out.print(f"queue {name} resumed")
@@ -113,7 +123,7 @@ def purge(ctx: typer.Context, name: QueueArg, yes: YesOpt = False,
     confirm(f"Delete the {info.lag + info.delayed} waiting tasks of queue {name!r} "
             f"({info.lag} not yet delivered, {info.delayed} delayed)?", yes)
     n = run(ctx, lambda tq: admin.purge_queue(tq, name))
-    if as_json:
+    if want_json(ctx, as_json):
         print_json({"queue": name, "purged": n})
     else:
         out.print(f"purged {n} waiting tasks from queue {name}")
@@ -125,18 +135,29 @@ Ctrl-C (or for --seconds).
 Example: taskq watch --interval 1"""
 
 
+WATCH_RUNNING = 20  # running tasks with progress shown by `taskq watch`
+
+
 def watch(
     ctx: typer.Context,
     interval: Annotated[float, typer.Option(min=0.1, help="seconds between refreshes")] = 2.0,
     seconds: Annotated[float | None, typer.Option(min=0, help="stop after this long")] = None,
 ) -> None:
+    if target(ctx).json:
+        fail("watch is a live view and has no --json output; use `taskq --json queues`",
+             EXIT_USAGE)
     async def call(tq: TaskQueue) -> None:
         deadline = None if seconds is None else time.monotonic() + seconds
 
         async def view() -> Group:
             queues_, workers = await asyncio.gather(admin.list_queues(tq),
                                                     admin.list_workers(tq))
+            busy = [q.name for q in queues_ if q.in_flight]
+            running = await asyncio.gather(*(admin.list_tasks(tq, q, "running", WATCH_RUNNING)
+                                             for q in busy))
+            progress = [r for rows in running for r in rows if r.progress is not None]
             return Group(render.queues_table(queues_), render.workers_table(workers),
+                         render.progress_table(progress[:WATCH_RUNNING]),
                          f"[dim]{time.strftime('%H:%M:%S')}  refresh {interval:g}s  "
                          f"Ctrl-C to quit[/dim]")
 

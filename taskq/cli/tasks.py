@@ -17,17 +17,21 @@ from taskq.cli.common import (
     out,
     parse_json,
     print_json,
+    print_table,
     run,
     shorten,
     target,
     timestamp,
+    want_json,
 )
+from taskq.cli.fit import details
 from taskq.cli.queues import JsonOpt, QueueArg, YesOpt
 from taskq.cli.render import tasks_table
-from taskq.errors import ConfigError, TaskValidationError
+from taskq.errors import ConfigError, TaskNotRegistered, TaskValidationError
 from taskq.loading import load_app
 from taskq.queue import TaskQueue
 from taskq.records import TaskRecord, TaskStatus
+from taskq.url_choice import UrlSource
 
 IdArg = Annotated[str, typer.Argument(help="task id, as <queue>:<id>", show_default=False)]
 STATUSES = ", ".join(str(s) for s in TaskStatus)
@@ -57,10 +61,10 @@ def tasks(
     if status is not None and status not in {str(s) for s in TaskStatus}:
         fail(f"unknown status {status!r}; use one of: {STATUSES}", EXIT_USAGE)
     rows = run(ctx, lambda tq: admin.list_tasks(tq, name, status, limit))
-    if as_json:
+    if want_json(ctx, as_json):
         print_json({"tasks": [r.to_dict() for r in rows]})
     else:
-        out.print(tasks_table(rows, f"Tasks of {name}" + (f" ({status})" if status else "")))
+        print_table(tasks_table(rows, f"Tasks of {name}" + (f" ({status})" if status else "")))
 
 
 TASK_HELP = """Everything known of one task: task name, arguments, status, attempts, timings,
@@ -72,10 +76,10 @@ Example: taskq task emails:1718000000000-0"""
 def task(ctx: typer.Context, task_id: IdArg, as_json: JsonOpt = False,
          full: Annotated[bool, typer.Option(help="do not shorten long values")] = False) -> None:
     record = run(ctx, lambda tq: admin.task_record(tq, task_id))
-    if as_json:
+    if want_json(ctx, as_json):
         print_json(record.to_dict())
         return
-    out.print(record_table(record, full))
+    print_table(record_table(record, full))
     if record.traceback:
         out.print("[bold]traceback[/bold]")
         tb = record.traceback if full else record.traceback[-3000:]
@@ -84,9 +88,6 @@ def task(ctx: typer.Context, task_id: IdArg, as_json: JsonOpt = False,
 
 def record_table(r: TaskRecord, full: bool = False) -> Table:
     width = 10_000 if full else 200
-    t = Table(title=f"Task {r.id}", title_justify="left", show_header=False)
-    t.add_column("field", style="bold")
-    t.add_column("value", overflow="fold")
     rows: list[tuple[str, Any]] = [
         ("status", str(r.status)), ("queue", r.queue), ("task", r.task or "?"),
         ("arguments", call_args(r.args, r.kwargs, width, width if full else 60) or "(none)"),
@@ -99,10 +100,9 @@ def record_table(r: TaskRecord, full: bool = False) -> Table:
         ("result", shorten(r.result, width) if r.status is TaskStatus.SUCCEEDED else None),
         ("entry id", r.entry_id),
     ]
-    for name, value in rows:
-        if value is not None and value != "-":
-            t.add_row(name, str(value))
-    return t
+    return details(f"Task {r.id}", [(name, str(value)) for name, value in rows
+                                    if value is not None and value != "-"],
+                   whole=("entry id",))
 
 
 CANCEL_HELP = """Cancel a task: a waiting or delayed one is removed before it runs; a running one
@@ -119,7 +119,7 @@ def cancel(ctx: typer.Context, task_id: IdArg, yes: YesOpt = False,
         fail(f"task {task_id} already ended ({record.status}); nothing to cancel", EXIT_FAILED)
     confirm(f"Cancel task {task_id} ({record.task or '?'}, {record.status})?", yes)
     outcome = run(ctx, lambda tq: admin.cancel(tq, task_id))
-    if as_json:
+    if want_json(ctx, as_json):
         print_json({"task_id": task_id, "outcome": outcome})
         return
     messages = {
@@ -128,14 +128,17 @@ def cancel(ctx: typer.Context, task_id: IdArg, yes: YesOpt = False,
         "running": "its worker was asked to stop it",
         "unknown": "it had already ended",
     }
-    out.print(f"task {task_id}: {messages.get(outcome, outcome)}")
+    out.print(f"task {task_id}: {messages.get(outcome, outcome)}", soft_wrap=True)
     if outcome == "unknown":
         raise typer.Exit(EXIT_FAILED)
 
 
 ENQUEUE_HELP = """Enqueue a task by name. Imports your app (--app module:attr, or TASKQ_APP) to
-check the task exists and validate its arguments. --args is a JSON array, --kwargs a JSON object.
-The app's Redis URL and prefix are used unless --redis-url/--prefix are given.
+check the task exists and validate its arguments. TASK is the task's name: `module.function`
+unless it was registered with name=..., or any unambiguous short form of it (`send_email` for
+`myapp.tasks.send_email`). --args is a JSON array, --kwargs a JSON object.
+Redis: the app's URL given in code, else --redis-url / TASKQ_REDIS_URL (a --redis-url that
+the code overrides is an error); the app's prefix unless --prefix is given.
 
 Example: taskq enqueue send_email --app myapp.tasks:tq --kwargs '{"to": "a@b.c"}'"""
 
@@ -160,25 +163,35 @@ def enqueue(
     except ConfigError as exc:
         fail(f"--app: {exc}", EXIT_USAGE)
     t = target(ctx)
-    if t.url_given:
-        tq.url = t.redis_url
+    if t.url_given and tq.url != t.redis_url:
+        if tq.url_choice.source is UrlSource.CODE:  # the rule: a URL in code wins
+            fail(tq.url_choice.option_error(t.redis_url) or "", EXIT_USAGE)
+        # (this command only sends the message: a copy of the app on that Redis does it)
+        tq = tq.configured(url=t.redis_url)
     if t.prefix_given:
-        tq.prefix = t.prefix
-    registered = tq.get_task(task_name)
-    if registered is None:
+        tq = tq.configured(prefix=t.prefix)
+    try:
+        registered = tq.resolve_task(task_name)
+    except TaskNotRegistered as exc:
+        if exc.matches:  # a short name of several tasks: say which
+            fail(f"{exc} (tasks of {app_spec})", EXIT_USAGE)
         known = ", ".join(sorted(tq.registry)) or "none"
         fail(f"task {task_name!r} is not registered in {app_spec} (registered: {known})")
     try:
         msg = registered.build(tuple(positional), dict(named))
     except TaskValidationError as exc:
         fail(str(exc), EXIT_USAGE)
+    except RecursionError:
+        fail(f"invalid arguments for task {registered.name!r}: nested too deeply", EXIT_USAGE)
 
     async def call(q: TaskQueue) -> str:
         (handle,) = await q.enqueue_many([msg], delay=delay)
         return handle.id
 
     task_id = run(ctx, call, app=tq)
-    if as_json:
-        print_json({"task_id": task_id, "task": task_name, "queue": registered.options.queue})
-    else:
-        out.print(f"enqueued {task_name} as {task_id}  (follow it: taskq task {task_id})")
+    if want_json(ctx, as_json):
+        print_json({"task_id": task_id, "task": registered.name,
+                    "queue": registered.options.queue})
+    else:  # never wrapped: the id and the command stay whole, to copy
+        out.print(f"enqueued {registered.name} as {task_id}", soft_wrap=True)
+        out.print(f"follow it: taskq task {task_id}", soft_wrap=True)

@@ -21,20 +21,15 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import HTTPException
-from redis.asyncio import Redis
 
 from taskq.handle import TaskHandle
+from taskq.scripts import Scripts
 
 PENDING = "pending:"
 _STORED = re.compile(r"^fp:([0-9a-f]{64}):(.+)$")
 MAX_KEY_LENGTH = 200
 WAIT_FOR_PEER_S = 10.0
 _KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
-
-_DELETE_IF_EQUAL = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
 
 
 def check_key(key: str) -> str:
@@ -59,11 +54,12 @@ def reused() -> HTTPException:
 
 
 async def once(
-    redis: Redis, redis_key: str, ttl_ms: int, request_fingerprint: str,
+    scripts: Scripts, redis_key: str, ttl_ms: int, request_fingerprint: str,
     enqueue: Callable[[], Awaitable[TaskHandle[Any]]],
 ) -> tuple[str, bool]:
     """(task id, replayed): enqueue at most once per key within ``ttl_ms``. A key first used
     for a request with another fingerprint raises 422."""
+    redis = scripts.client
     deadline = time.monotonic() + WAIT_FOR_PEER_S
     while True:
         token = PENDING + secrets.token_hex(8)
@@ -71,7 +67,7 @@ async def once(
             try:
                 handle = await enqueue()
             except BaseException:
-                await redis.eval(_DELETE_IF_EQUAL, 1, redis_key, token)  # type: ignore[misc]
+                await scripts.idempotency_release(key=redis_key, token=token)
                 raise
             await redis.set(redis_key, f"fp:{request_fingerprint}:{handle.id}", px=ttl_ms)
             return handle.id, False

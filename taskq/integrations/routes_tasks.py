@@ -85,10 +85,14 @@ def tasks_router(tq: TaskQueue, config: ApiConfig) -> APIRouter:
             description="the same key within the window returns the same task id")] = None,
     ) -> JSONResponse:
         """The body is a JSON object of the task's arguments by name, validated against the
-        task's signature (422 with pydantic's detail). Answers 202 with the task id."""
-        task = tq.registry.get(task_name)
-        if task is None:
-            raise HTTPException(404, str(TaskNotRegistered(task_name)))
+        task's signature (422 with pydantic's detail). Answers 202 with the task id.
+        ``task_name`` is a registered name (``module.function`` unless the task was given
+        one) or an unambiguous short one (``send_email``); 404 when unknown or ambiguous (the
+        detail lists the matching full names)."""
+        try:  # the full name, or an unambiguous short one (taskq.names)
+            task = tq.resolve_task(task_name)
+        except TaskNotRegistered as exc:  # 404, naming the full names when several match
+            raise HTTPException(404, str(exc)) from None
         body = await read_limited(request, config.max_body_bytes)
         if idempotency_key is not None:
             idempotency.check_key(idempotency_key)
@@ -108,7 +112,7 @@ def tasks_router(tq: TaskQueue, config: ApiConfig) -> APIRouter:
             else:
                 key = tq.keys(task.options.queue).idempotency_key(f"{task.name}:{idempotency_key}")
                 task_id, replayed = await idempotency.once(
-                    tq.redis, key, int(config.idempotency_ttl_s * 1000),
+                    tq.scripts, key, int(config.idempotency_ttl_s * 1000),
                     idempotency.fingerprint(msg.args, msg.kwargs, delay_s), add)
         status_url = str(request.url_for("task_status", task_id=task_id).path)
         out = Enqueued(id=task_id, task=task.name, queue=ids.split(task_id)[0],

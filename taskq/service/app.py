@@ -12,7 +12,6 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from taskq.connection import check_url
 from taskq.errors import ConfigError
 from taskq.fastapi import (
     ApiConfig,
@@ -24,9 +23,11 @@ from taskq.fastapi import (
     taskq_router,
 )
 from taskq.queue import TaskQueue
+from taskq.service.docs import offline_docs
 from taskq.service.loader import load_app
 from taskq.service.metrics import metrics_router
 from taskq.service.settings import ApiSettings
+from taskq.url_choice import ENV, UrlSource
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,10 @@ def create_app(settings: ApiSettings | None = None, tq: TaskQueue | None = None)
             raise ConfigError("set TASKQ_APP to the TaskQueue to serve, as module:attribute")
         tq = load_app(settings.app)
     if settings.redis_url:
-        tq.url = check_url(settings.redis_url)
+        problem = tq.url_choice.option_error(settings.redis_url, ENV)
+        if problem is not None and tq.url_choice.source is not UrlSource.CODE:
+            raise ConfigError(problem)
+    tq.check_url()  # TASKQ_REDIS_URL ignored for a URL given in code: say so now, at start
     keys = api_keys(settings)
     config = ApiConfig(keys=keys, max_body_bytes=settings.max_body_bytes,
                        idempotency_ttl_s=settings.idempotency_ttl_s,
@@ -74,10 +78,11 @@ def create_app(settings: ApiSettings | None = None, tq: TaskQueue | None = None)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     app.include_router(taskq_router(tq, config), prefix=PREFIX)
     app.include_router(metrics_router(tq, keys, public=settings.metrics_public))
+    offline_docs(app)  # Swagger UI from the package: /docs renders without internet
     protect_docs(app, config)
     install_access_log_redaction()
-    log.info("serving %d tasks of %s on queues %s", len(tq.registry), settings.app or "the app",
-             ", ".join(tq.queues) or "-")
+    log.info("serving %d tasks of %s on queues %s, Redis %s", len(tq.registry),
+             settings.app or "the app", ", ".join(tq.queues) or "-", tq.url_choice.describe())
     return app
 
 

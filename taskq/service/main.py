@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 import uvicorn
 
+from taskq import url_choice
 from taskq.connection import fatal_config_error
 from taskq.errors import ConfigError, RedisFailure
 from taskq.queue import TaskQueue
@@ -28,19 +29,30 @@ _S = ApiSettings()
 @cli.command(help="Serve the taskq HTTP API for a TaskQueue.\n\n"
              "Example: TASKQ_API_KEYS=... taskq api myapp.tasks:tq --port 8000")
 def main(
+    ctx: typer.Context,
     app: Annotated[str, typer.Argument(help="module:attribute of the TaskQueue",
                                        envvar="TASKQ_APP")] = _S.app,
     host: Annotated[str, typer.Option(envvar="TASKQ_HOST")] = _S.host,
     port: Annotated[int, typer.Option(envvar="TASKQ_PORT")] = _S.port,
     log_level: Annotated[str, typer.Option(envvar="TASKQ_LOG_LEVEL")] = _S.log_level,
+    redis_url: Annotated[str | None, typer.Option(
+        envvar="TASKQ_REDIS_URL",
+        help="Redis URL: sets TASKQ_REDIS_URL for this command; a URL given to the TaskQueue in "
+             "code wins (an error if they differ)")] = _S.redis_url,
 ) -> None:
     logging.basicConfig(level=log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if not app:
         raise typer.BadParameter("give the TaskQueue as module:attribute (or TASKQ_APP)")
-    try:
+    source = ctx.get_parameter_source("redis_url")  # a command-line option, not the envvar
+    option_url = redis_url if source is not None and source.name == "COMMANDLINE" else None
+    url_choice.apply_option(option_url)  # before the app is imported: its TaskQueue reads it
+    try:  # bad settings: a clear message, here
         tq = load_app(app)
-        service = create_app(ApiSettings(app=app), tq)  # bad settings: a clear message, here
+        problem = tq.url_choice.option_error(option_url) if option_url else None
+        if problem is not None:
+            raise ConfigError(problem)
+        service = create_app(ApiSettings(app=app), tq)
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None

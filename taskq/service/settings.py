@@ -12,7 +12,9 @@ class ApiSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="TASKQ_", extra="ignore")
 
     app: str = Field("", description="the TaskQueue to serve, as module:attribute")
-    redis_url: str | None = Field(None, description="Redis URL (else the TaskQueue's own)")
+    redis_url: str | None = Field(
+        None, description="Redis URL, unless the TaskQueue was given one in code (see "
+                          "taskq.url_choice)")
     api_keys: SecretStr = Field(SecretStr(""),
                                 description="comma-separated admin API keys (16+ characters)")
     api_read_keys: SecretStr = Field(SecretStr(""),

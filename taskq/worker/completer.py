@@ -51,14 +51,13 @@ class Completer:
                 await self._complete_group(self.keys[queue], ttl, items)
 
     async def _complete_group(self, keys: QueueKeys, ttl: int, items: list[Delivery]) -> None:
-        minute = self.clock.now_ms() // 60_000
         delay = 0.05
         refused = 0
         while True:
             try:
                 lost = await self.app.scripts.complete(
-                    keys, self.id, items, keys.done_minute(minute), ttl, keys.events,
-                    len(self.ledger.held) + len(items) + 16,
+                    keys=keys, consumer=self.id, items=items, ttl_ms=ttl,
+                    now_ms=self.clock.now_ms(), scan=len(self.ledger.held) + len(items) + 16,
                 )
                 break
             except FATAL as exc:  # retrying cannot fix it: the worker exits (78)

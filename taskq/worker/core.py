@@ -109,8 +109,9 @@ class Worker:
             *(asyncio.create_task(c, name=n) for n, c in self.maintenance.loops()),
         ]
         reader = asyncio.create_task(self.reader.run(), name="taskq-reader")
-        log.info("worker %s consuming %s (concurrency %d)", self.id,
-                 ",".join(self.config.queues), self.config.concurrency)
+        log.info("worker %s consuming %s on Redis %s (concurrency %d)", self.id,
+                 ",".join(self.config.queues), self.app.url_choice.describe(),
+                 self.config.concurrency)
         try:
             await self._stopped_or_failed([reader, *loops])
             await reader

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from taskq.context import TaskContext
+from taskq.records import TaskStatus
 from taskq.worker.config import WorkerConfig
 
 log = logging.getLogger(__name__)
@@ -45,8 +46,7 @@ class Delivery:
     ctx: TaskContext | None = None
     runner: asyncio.Task[None] | None = field(default=None, repr=False)
     # set when the outcome is handed to the completer (a Completable for the complete script)
-    bucket_key: str = ""
-    status: str = ""
+    status: TaskStatus = TaskStatus.RUNNING
     record: bytes = b""
     flags: str = ""
     ttl_ms: int = 0
@@ -225,7 +225,7 @@ class Ledger:
                 counters.lost_leases += 1
                 log.warning("lease lost on %s: another worker owns it now; outcome discarded",
                             d.task_id, extra={"task_id": d.task_id})
-            elif d.status == "succeeded":
+            elif d.status is TaskStatus.SUCCEEDED:
                 counters.succeeded += 1
             key = (d.queue, d.entry_id)
             if held.get(key) is d:

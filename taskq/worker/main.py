@@ -3,7 +3,6 @@ and the repository's ``python -m worker``) runs taskq workers for the TaskQueue 
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -11,12 +10,14 @@ from typing import Annotated
 
 import typer
 
+from taskq import jsonlog, url_choice
 from taskq.errors import ConfigError
 from taskq.loading import load_app
 from taskq.worker.config import WorkerConfig
 from taskq.worker.context import OnTransition
+from taskq.worker.probe import check as probe
 from taskq.worker.process import run_worker
-from taskq.worker.settings import WorkerSettings
+from taskq.worker.settings import LogFormat, WorkerSettings
 from taskq.worker.supervisor import Supervisor
 
 cli = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
@@ -41,32 +42,48 @@ def run(
                                           envvar="TASKQ_LEASE_MS")] = _S.lease_ms,
     grace_s: Annotated[float, typer.Option(help="on SIGTERM, time for running tasks to finish",
                                            envvar="TASKQ_GRACE_S")] = _S.grace_s,
-    redis_url: Annotated[str | None, typer.Option(help="Redis URL (else the app's)",
-                                                  envvar="TASKQ_REDIS_URL")] = _S.redis_url,
+    redis_url: Annotated[str | None, typer.Option(
+        envvar="TASKQ_REDIS_URL",
+        help="Redis URL: sets TASKQ_REDIS_URL for this command; a URL given to the TaskQueue in "
+             "code wins (an error if they differ)")] = _S.redis_url,
     metrics_port: Annotated[int | None, typer.Option(
         min=1, max=65535, envvar="TASKQ_METRICS_PORT",
         help="serve Prometheus metrics on this port (with --processes N: ports P..P+N-1)",
     )] = _S.metrics_port,
     metrics_host: Annotated[str, typer.Option(help="address of the metrics server",
                                               envvar="TASKQ_METRICS_HOST")] = _S.metrics_host,
-    log_level: Annotated[str, typer.Option(envvar="TASKQ_LOG_LEVEL")] = _S.log_level,
+    log_level: Annotated[str, typer.Option(
+        envvar="TASKQ_LOG_LEVEL",
+        help="DEBUG, INFO (one line per ended task attempt), WARNING, ...")] = _S.log_level,
+    log_format: Annotated[LogFormat, typer.Option(
+        envvar="TASKQ_LOG_FORMAT", help="text, or json (one object per line, fields as keys)",
+    )] = _S.log_format,
+    check: Annotated[bool, typer.Option(
+        "--check", help="healthcheck: exit 0 if a live worker of this host heartbeats, else 1",
+    )] = False,
 ) -> None:
-    logging.basicConfig(
-        level=log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s [%(process)d] %(message)s",
-    )
+    jsonlog.configure(log_level, log_format.value)
     if not app:
         raise typer.BadParameter("give the TaskQueue as module:attribute (or TASKQ_APP)")
-    if processes > 1:
+    if processes > 1 and not check:
         args = _strip(_strip(sys.argv[1:], "--processes"), "--metrics-port")
         raise typer.Exit(Supervisor(args, processes, grace_s, metrics_port).run())
+    source = ctx.get_parameter_source("redis_url")  # a command-line option, not the envvar
+    option_url = redis_url if source is not None and source.name == "COMMANDLINE" else None
+    url_choice.apply_option(option_url)  # before the app is imported: its TaskQueue reads it
     try:
         tq = load_app(app)
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
-    if redis_url:
-        tq.url = redis_url
+    problem = tq.url_choice.option_error(option_url) if option_url else None
+    if problem is not None:
+        typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(2)
+    if check:
+        code, message = probe(tq)
+        typer.echo(message, err=code != 0)
+        raise typer.Exit(code)
     names = tuple(q.strip() for q in queues.split(",") if q.strip()) or tuple(tq.queues)
     config = WorkerConfig(
         queues=names or ("default",),

@@ -88,7 +88,8 @@ class Maintenance:
         for (queue, entry), _ in list(ledger.held.items()):
             by_queue.setdefault(queue, []).append(entry)
         for queue, entries in by_queue.items():
-            lost = await self.app.scripts.renew(self.keys[queue], self.context.id, entries)
+            lost = await self.app.scripts.renew(keys=self.keys[queue], consumer=self.context.id,
+                                                entry_ids=entries)
             for entry in lost:
                 ledger.lost(queue, entry)
 
@@ -105,8 +106,8 @@ class Maintenance:
             cursor = "0-0"
             for _ in range(10):  # bounded per cycle
                 cursor, got, missing = await self.app.scripts.reclaim(
-                    keys, self.context.id, self.config.lease_ms, cursor, room, 5,
-                    self.app.dead_letter_cap,
+                    keys=keys, consumer=self.context.id, min_idle_ms=self.config.lease_ms,
+                    cursor=cursor, count=room, rounds=5, dead_cap=self.app.dead_letter_cap,
                 )
                 if missing:
                     log.error("%d pending entries of %s were deleted before they ran; "
@@ -123,7 +124,7 @@ class Maintenance:
     async def promote(self) -> None:
         for keys in self.keys.values():
             for _ in range(20):  # bounded per cycle
-                moved, _missing = await self.app.scripts.promote(keys, 500)
+                moved, _missing = await self.app.scripts.promote(keys=keys, count=500)
                 if moved < 500:
                     break
 
@@ -202,7 +203,7 @@ class Maintenance:
                     continue
                 if await app.redis.exists(worker_alive_key(app.prefix, name)):
                     continue
-                if await app.scripts.forget_consumer(keys, name):
+                if await app.scripts.forget_consumer(keys=keys, consumer=name):
                     log.info("forgot idle consumer %s of %s", name, keys.queue)
 
     async def unregister(self) -> None:
@@ -214,4 +215,4 @@ class Maintenance:
         await pipe.execute()
         for keys in self.keys.values():
             with contextlib.suppress(ResponseError):
-                await app.scripts.forget_consumer(keys, me)
+                await app.scripts.forget_consumer(keys=keys, consumer=me)

@@ -18,10 +18,11 @@ from taskq.connection import REDIS_ERRORS
 from taskq.deadletter import DeadEntry
 from taskq.errors import DecodeError, Retry
 from taskq.queue import TaskQueue
-from taskq.records import TaskStatus, bucket_key, bucket_of_entry, encode_record
+from taskq.records import TaskStatus, encode_record
 from taskq.task import Task
 from taskq.worker.context import OnTransition, WorkerContext
 from taskq.worker.ledger import Delivery, Ledger
+from taskq.worker.tasklog import task_log
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,7 @@ class Outcomes:
         self.ledger = ledger
         self.counters = ledger.counters
         self.on_transition = on_transition
+        self.task_log = task_log()  # None unless taskq.tasks logs INFO (checked once)
 
     def finish(self, d: Delivery, msg: Message, task: Task[Any, Any], status: TaskStatus,
                result: Any, flags: str, attempts: int, started: int | None = None) -> None:
@@ -50,13 +52,12 @@ class Outcomes:
             result=result, worker=self.id,
             error="cancelled" if status is TaskStatus.CANCELLED else None,
         )
-        keys = self.keys[d.queue]
-        d.bucket_key = (bucket_of_entry(keys, d.entry_id) if msg.task_id is None
-                        else bucket_key(keys, d.task_id))
-        d.status = status._value_
+        d.status = status
         d.flags = flags
         d.ttl_ms = self.ttl_ms(task)
         self.ledger.hand_over(d)
+        if self.task_log is not None:
+            self.task_log.ended(d.task_id, msg.task, d.queue, status._value_, attempts, started)
 
     async def failed(self, d: Delivery, msg: Message, task: Task[Any, Any], exc: Exception,
                      attempt: int, started: int) -> None:
@@ -88,14 +89,17 @@ class Outcomes:
         if self.on_transition is not None:
             self.on_transition("before_retry")
         due = await self._owned_call(d, lambda: self.app.scripts.retry(
-            keys, self.id, d.entry_id, d.deliveries, d.task_id, payload, int(delay_s * 1000),
-            bucket_key(keys, d.task_id), record, ttl, keys.events,
+            keys=keys, consumer=self.id, entry_id=d.entry_id, deliveries=d.deliveries,
+            task_id=d.task_id, payload=payload, delay_ms=int(delay_s * 1000), record=record,
+            ttl_ms=ttl,
         ))
         if due:
             self.counters.retried += 1
             log.info("task %s failed (attempt %d/%d: %s); retry in %.2f s", d.task_id, attempt,
                      task.options.max_attempts, type(exc).__name__, delay_s,
                      extra={"task_id": d.task_id})
+            if self.task_log is not None:
+                self.task_log.ended(d.task_id, msg.task, d.queue, "retried", attempt, started)
 
     async def dead(self, d: Delivery, msg: Message | None, reason: str, error_type: str,
                    error: str, tb: str = "", attempts: int | None = None,
@@ -112,22 +116,25 @@ class Outcomes:
             error_type=error_type, error=f"{reason}: {error}", traceback=tb or None,
             worker=self.id,
         )
-        fields = DeadEntry(
+        letter = DeadEntry(
             task_id=d.task_id, entry=d.entry_id, task=task, reason=reason,
             error_type=error_type, error=error, traceback=tb, attempts=attempts,
             enqueued_ms=msg.enqueued_ms if msg else 0, failed_ms=now, worker=self.id,
             payload=d.payload or b"",
-        ).fields()
+        )
         if self.on_transition is not None:
             self.on_transition("before_dead")
         dead = await self._owned_call(d, lambda: self.app.scripts.dead(
-            keys, self.id, d.entry_id, d.deliveries, d.task_id, bucket_key(keys, d.task_id),
-            record, self.app.result_ttl_ms, keys.events, self.app.dead_letter_cap, fields,
+            keys=keys, consumer=self.id, entry_id=d.entry_id, deliveries=d.deliveries,
+            task_id=d.task_id, record=record, ttl_ms=self.app.result_ttl_ms,
+            dead_cap=self.app.dead_letter_cap, letter=letter,
         ))
         if dead:
             self.counters.dead += 1
             log.warning("task %s dead-lettered (%s): %s", d.task_id, reason, error[:200],
                         extra={"task_id": d.task_id})
+            if self.task_log is not None:
+                self.task_log.ended(d.task_id, task, d.queue, "dead", attempts, started)
 
     async def release(self, deliveries: Sequence[Delivery]) -> None:
         """Hand entries back to their stream unrun (paused queue, shutdown): they run again,
@@ -139,8 +146,9 @@ class Outcomes:
                 msg = codec.decode(payload)
                 payload = codec.encode(msg.with_attempts(msg.attempts, task_id))
             try:
-                await self.app.scripts.release(self.keys[d.queue], self.id, d.entry_id,
-                                               d.deliveries, task_id, payload)
+                await self.app.scripts.release(
+                    keys=self.keys[d.queue], consumer=self.id, entry_id=d.entry_id,
+                    deliveries=d.deliveries, task_id=task_id, payload=payload)
             except REDIS_ERRORS as exc:
                 log.warning("could not hand back %s (%s); it returns after its lease", task_id, exc)
             self.ledger.drop(d)

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class LogFormat(StrEnum):
+    """How the worker writes its log: text lines, or one JSON object per line."""
+
+    text = "text"
+    json = "json"
 
 
 class WorkerSettings(BaseSettings):
@@ -22,3 +31,4 @@ class WorkerSettings(BaseSettings):
     metrics_port: int | None = Field(None, description="serve Prometheus metrics on this port")
     metrics_host: str = "127.0.0.1"
     log_level: str = "INFO"
+    log_format: LogFormat = Field(LogFormat.text, description="text or json")

@@ -59,7 +59,8 @@ class Supervisor:
             time.sleep(0.2)
             now = time.monotonic()
             for slot, child in list(self.children.items()):
-                if slot in due or child.poll() is None:
+                # (once a stop signal came, an exit is the stop, not a crash to restart)
+                if slot in due or self.signals or child.poll() is None:
                     continue
                 if child.returncode == EXIT_CONFIG:
                     log.error("worker process %d cannot run with this configuration; stopping",

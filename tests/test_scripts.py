@@ -1,0 +1,57 @@
+"""The Lua contract: every script a file under taskq/lua called through a keyword-only wrapper
+(callers never know the KEYS/ARGV order), and no Lua anywhere else in the package."""
+
+from __future__ import annotations
+
+import inspect
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from taskq import TaskQueue
+from taskq.scripts import NAMES, Scripts, SyncScripts, _bucket
+
+PACKAGE = Path(__file__).resolve().parent.parent / "taskq"
+
+
+def test_every_script_is_a_file_and_every_file_a_script() -> None:
+    lua = resources.files("taskq") / "lua"
+    files = {p.name[:-4] for p in lua.iterdir() if p.name.endswith(".lua")} - {"_lib"}
+    assert files == set(NAMES)
+
+
+def test_no_lua_is_inline_in_the_package() -> None:
+    offenders = [str(p.relative_to(PACKAGE)) for p in PACKAGE.rglob("*.py")
+                 if "redis.call(" in p.read_text() or ".eval(" in p.read_text()]
+    assert offenders == []
+
+
+@pytest.mark.parametrize("cls", [Scripts, SyncScripts])
+def test_every_wrapper_takes_keyword_arguments_only(cls: type) -> None:
+    wrappers = [(name, f) for name, f in vars(cls).items()
+                if inspect.isfunction(f) and not name.startswith("_") and name != "load"]
+    assert wrappers
+    for name, f in wrappers:
+        params = list(inspect.signature(f).parameters.values())[1:]
+        assert params, name
+        assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params), name
+
+
+def test_the_bucket_of_a_task_id_is_its_time() -> None:
+    assert _bucket("default:1700000012345-0") == 170_000_001
+    assert _bucket("a:b:1700000012345-7") == 170_000_001  # a queue name may hold ':'
+    assert _bucket("jobs:1700000012345-d0a1b2") == 170_000_001  # a scheduled id
+    assert _bucket("not an id") == 0
+
+
+async def test_an_idempotency_claim_is_dropped_only_while_it_holds_the_token(
+    tq: TaskQueue,
+) -> None:
+    key = tq.keys("default").idempotency_key("send:k1")
+    await tq.redis.set(key, "pending:abc")
+    assert await tq.scripts.idempotency_release(key=key, token="pending:other") is False
+    assert await tq.redis.get(key) == b"pending:abc"
+    assert await tq.scripts.idempotency_release(key=key, token="pending:abc") is True
+    assert await tq.redis.exists(key) == 0
+    assert await tq.scripts.idempotency_release(key=key, token="pending:abc") is False
