@@ -42,6 +42,13 @@ def _register(tq: TaskQueue) -> None:
         tasklog.end(job)
         return job
 
+    @tq.task(name="padded", max_attempts=25, backoff=0.05, max_backoff=0.2)
+    async def padded(job: int, pad: str, ctx: TaskContext) -> int:
+        """A healthy task with a payload of any size (the memory-pressure scenario)."""
+        tasklog.start(job, ctx.attempt)
+        tasklog.end(job)
+        return job
+
     @tq.task(name="work_sync", max_attempts=25, backoff=0.05, max_backoff=0.2)
     def work_sync(job: int, ms: int, ctx: TaskContext) -> int:
         tasklog.start(job, ctx.attempt)

@@ -13,6 +13,7 @@ from redis.exceptions import AuthenticationError, RedisError
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from taskq import BacklogFull, PayloadTooLarge, TaskqError, TaskQueue, TaskValidationError
+from taskq.errors import RedisOutOfMemory
 
 OK, FAILED, UNKNOWN = "ok", "failed", "unknown"
 
@@ -54,7 +55,8 @@ class Ledger:
         try:
             handles = await asyncio.wait_for(tq.enqueue_many(msgs, delay=delay), timeout)
             ids = [h.id for h in handles]
-        except (BacklogFull, PayloadTooLarge, TaskValidationError, AuthenticationError) as exc:
+        except (BacklogFull, PayloadTooLarge, TaskValidationError, AuthenticationError,
+                RedisOutOfMemory) as exc:  # (OOM: the enqueue script's first write refused)
             state, error = FAILED, type(exc).__name__
         except RedisConnectionError as exc:
             # refused at connect: nothing was sent; otherwise we cannot know

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
@@ -127,11 +127,26 @@ def translate(exc: BaseException, *, where: str, command: Sequence[Any] = ()) ->
     if isinstance(exc, NoPermissionError) or code == "NOPERM" or _script_acl(text):
         return RedisPermissionError(
             f"Redis at {where} refused {_command(command)} to its ACL user (NOPERM; grant the "
-            f"command and keys in the user's ACL): {text}")
+            f"command and keys in the user's ACL): {text}",
+            denied=f"{_command(command)}: {text}")
     if isinstance(exc, OutOfMemoryError) or code == "OOM":
         return RedisOutOfMemory(
             f"Redis at {where} is out of memory (maxmemory reached) and refuses writes: {text}")
     return RedisCommandError(text)
+
+
+FATAL = (RedisAuthError, RedisPermissionError)
+"""Refusals that retrying cannot fix: the credentials or the ACL user must change."""
+
+
+def fatal_config_error(exc: BaseException) -> ConfigError | None:
+    """A :class:`ConfigError` in one line for a refusal that retrying cannot fix (a wrong
+    password, an ACL user lacking a command or the keys); None for anything else."""
+    if isinstance(exc, RedisAuthError):
+        return ConfigError(f"Redis authentication failed: {exc}")
+    if isinstance(exc, RedisPermissionError):
+        return ConfigError(f"Redis permission denied (NOPERM): {exc}")
+    return None
 
 
 def _detail(exc: BaseException) -> str:
@@ -228,29 +243,102 @@ def server_url(url: str) -> str:
     return memory.redis_url(url) if memory.is_memory_url(url) else url
 
 
+SCHEMES = ("redis", "rediss", "unix")
+
+
+def check_url(url: str) -> str:
+    """``url`` when it names one Redis unambiguously; a :class:`ConfigError` in one line
+    otherwise (``redis://:6546/0`` has no host, ``redis://host/abc`` no database number).
+
+    ``redis://[user:password@]host[:port][/db]``, ``rediss://...`` (TLS) and
+    ``unix://[user:password@]/path/to/socket[?db=N]`` are accepted, and ``memory://[NAME]``
+    (an in-process stand-in for tests, :mod:`taskq.memory`).
+    """
+    if memory.is_memory_url(url):  # an in-process stand-in (taskq.memory): no host to check
+        return url
+    shown = redact_url(url)
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # raises ValueError for a port that is not a number in 0-65535
+    except ValueError as exc:
+        raise ConfigError(f"malformed Redis URL {shown!r}: {exc}") from None
+    if parts.scheme not in SCHEMES:
+        raise ConfigError(f"malformed Redis URL {shown!r}: the scheme must be one of "
+                          f"{', '.join(s + '://' for s in SCHEMES)}")
+    query = parse_qs(parts.query)
+    dbs = query.get("db", [])
+    if parts.scheme == "unix":
+        if not parts.path or parts.path == "/":
+            raise ConfigError(f"malformed Redis URL {shown!r}: no socket path "
+                              "(unix:///path/to/redis.sock)")
+    else:
+        if not parts.hostname:
+            raise ConfigError(f"malformed Redis URL {shown!r}: no host "
+                              "(redis://host:port/db)")
+        if port == 0:
+            raise ConfigError(f"malformed Redis URL {shown!r}: port 0")
+        path = parts.path.strip("/")
+        if path:
+            dbs = [path, *dbs]
+    for db in dbs:
+        if not db.isdigit():
+            raise ConfigError(f"malformed Redis URL {shown!r}: the database {db!r} is not a "
+                              "number")
+    return url
+
+
+def _socket_options(url: str, socket_timeout_s: float) -> dict[str, Any]:
+    """The connection options of a client: TCP keepalive only where there is TCP."""
+    options: dict[str, Any] = {
+        "socket_timeout": socket_timeout_s,
+        "socket_connect_timeout": min(socket_timeout_s, 3.0),
+        "health_check_interval": 10,
+    }
+    if urlsplit(url).scheme != "unix":  # a Unix socket connection takes no keepalive
+        options["socket_keepalive"] = True
+    return options
+
+
 def connect(url: str, *, socket_timeout_s: float = 5.0) -> Redis:
-    """An asyncio client with the timeouts a queue needs (dead connections are noticed)."""
+    """An asyncio client with the timeouts a queue needs (dead connections are noticed).
+    Raises :class:`ConfigError` for a malformed URL (:func:`check_url`)."""
     client: Redis = Client.from_url(
-        server_url(url),
-        socket_timeout=socket_timeout_s,
-        socket_connect_timeout=min(socket_timeout_s, 3.0),
-        socket_keepalive=True,
-        health_check_interval=10,
-        retry_on_timeout=False,
-    )
+        check_url(server_url(url)), retry_on_timeout=False,
+        **_socket_options(url, socket_timeout_s))
     return client
 
 
 def connect_sync(url: str, *, socket_timeout_s: float = 5.0) -> SyncRedis:
     """A blocking client with the same timeouts (the producer's ``enqueue_sync``)."""
     client: SyncRedis = SyncClient.from_url(
-        server_url(url),
-        socket_timeout=socket_timeout_s,
-        socket_connect_timeout=min(socket_timeout_s, 3.0),
-        socket_keepalive=True,
-        health_check_interval=10,
-    )
+        check_url(server_url(url)), **_socket_options(url, socket_timeout_s))
     return client
+
+
+async def check_memory(client: Redis) -> None:
+    """Raise :class:`RedisOutOfMemory` when Redis is at its ``maxmemory`` (it then refuses new
+    tasks); a Redis that refuses ``INFO`` (a restricted ACL user) is not checked."""
+    try:
+        info = await client.info("memory")
+    except (RedisPermissionError, RedisCommandError):
+        return
+    used, limit = int(info.get("used_memory", 0)), int(info.get("maxmemory", 0))
+    if limit and used >= limit:
+        raise RedisOutOfMemory(
+            f"Redis is out of memory: {used} bytes used of maxmemory {limit}; new tasks are "
+            "refused until workers drain the queues")
+
+
+async def check_permissions(client_scripts: Any, keys: Sequence[Any]) -> None:
+    """Raise :class:`RedisPermissionError` naming the first command the ACL user may not run
+    on a queue's keys (``client_scripts``: :class:`taskq.scripts.Scripts`; ``keys``: the
+    queues' :class:`taskq.keys.QueueKeys`)."""
+    for k in keys:
+        denied = await client_scripts.probe(keys=k)
+        if denied:
+            raise RedisPermissionError(
+                f"the Redis ACL user may not run {denied} (NOPERM; grant it in the user's "
+                "ACL)", denied=denied)
 
 
 async def check_server(client: Redis) -> None:

@@ -173,7 +173,12 @@ class RedisAuthError(RedisFailure, redis_exceptions.AuthenticationError):
 
 
 class RedisPermissionError(RedisFailure, redis_exceptions.NoPermissionError):
-    """The Redis (ACL) user may not run a command or touch a key (NOPERM)."""
+    """The Redis (ACL) user may not run a command or touch a key (NOPERM). ``denied`` names
+    what was refused (the command and its keys), without where Redis is."""
+
+    def __init__(self, message: str, denied: str = "") -> None:
+        super().__init__(message)
+        self.denied = denied or message
 
 
 class RedisOutOfMemory(RedisFailure, redis_exceptions.OutOfMemoryError):

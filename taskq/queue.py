@@ -14,17 +14,23 @@ from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, overload
 
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
-from redis.exceptions import ResponseError
 
 from taskq import batching, codec, ids, names, state
 from taskq.blocking import LoopThread
 from taskq.codec import Message
-from taskq.connection import connect, connect_sync
+from taskq.connection import (
+    check_memory,
+    check_permissions,
+    check_url,
+    connect,
+    connect_sync,
+)
 from taskq.context import TaskContext
 from taskq.errors import (
     BacklogFull,
     DecodeError,
     PayloadTooLarge,
+    RedisCommandError,
     ResultTimeout,
     TaskNotFound,
     TaskValidationError,
@@ -92,6 +98,7 @@ class TaskQueue:
         socket_timeout: Seconds = 5.0,
     ) -> None:
         self._url = choose(url)
+        check_url(self._url.url)  # a malformed URL: a ConfigError in one line, here
         self._url_checked = False
         self._prefix = prefix
         self.default_queue = default_queue
@@ -372,10 +379,16 @@ class TaskQueue:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
-    async def ready(self) -> None:
-        """Raise unless Redis answers and every script is loaded."""
+    async def ready(self, *, memory: bool = True) -> None:
+        """Raise unless Redis answers, every script is loaded and the ACL user may run what
+        producing to the queues needs (:class:`RedisPermissionError`); with ``memory``, also
+        unless Redis has room for new tasks (:class:`RedisOutOfMemory`)."""
         await self.redis.ping()
         await self.scripts.load()
+        await check_permissions(self.scripts,
+                                [self.keys(q) for q in self.queues or [self.default_queue]])
+        if memory:
+            await check_memory(self.redis)
 
     # -- enqueue --------------------------------------------------------------------------
 
@@ -598,8 +611,11 @@ class TaskQueue:
     async def ensure_groups(self, queues: Iterable[str]) -> None:
         """Create the consumer group of each queue at id 0 (entries already there count)."""
         for q in queues:
-            with contextlib.suppress(ResponseError):  # BUSYGROUP: it exists
+            try:
                 await self.redis.xgroup_create(self.keys(q).stream, GROUP, id="0", mkstream=True)
+            except RedisCommandError as exc:  # BUSYGROUP: it exists (OOM, NOPERM: raised)
+                if "BUSYGROUP" not in str(exc):
+                    raise
 
 
 TERMINAL_NAMES = frozenset(str(s) for s in (TaskStatus.SUCCEEDED, TaskStatus.DEAD,

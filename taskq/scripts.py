@@ -12,6 +12,7 @@ a ``NOSCRIPT`` (a restarted or flushed Redis). ``lua/_lib.lua`` is prepended to 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -29,6 +30,8 @@ from taskq.keys import GROUP, QueueKeys
 from taskq.lane import Lane
 from taskq.records import BUCKET_MS, TaskStatus
 
+log = logging.getLogger(__name__)
+
 NAMES = (
     "cancel",
     "complete",
@@ -36,6 +39,7 @@ NAMES = (
     "enqueue",
     "forget_consumer",
     "idempotency",
+    "probe",
     "promote",
     "purge",
     "reclaim",
@@ -181,7 +185,14 @@ class Scripts:
         """Delay messages by ``delay_ms`` (Redis clock): their due times in ms, or the delayed
         count when ``limit`` refused them (then nothing was added)."""
         args = _schedule_args(task_ids, payloads, delay_ms, limit)
-        return _scheduled(await self._call("schedule", (keys.delayed, keys.payloads), args))
+        return _scheduled(
+            await self._call("schedule", (keys.delayed, keys.payloads, keys.stream), args))
+
+    async def probe(self, *, keys: QueueKeys) -> str | None:
+        """The first command producing to ``keys``'s queue needs that this ACL user may not
+        run (``"the 'xadd' command on '...'"``), or None; nothing is run."""
+        r = await self._call("probe", (keys.stream, keys.delayed, keys.payloads), ())
+        return _s(r) if r else None
 
     async def cancel(self, *, keys: QueueKeys, task_id: str, record: bytes, ttl_ms: int) -> str:
         """Cancel a task wherever it is: 'delayed' or 'queued' (removed, ``record`` stored),
@@ -226,8 +237,12 @@ class Scripts:
         key_list = [keys.stream, keys.stats, keys.done_minute(now_ms // 60_000), keys.entries,
                     keys.cancels, *(records(b) for b in buckets)]
         args = [GROUP, consumer, ttl_ms, keys.events, scan, meta, *(c.record for c in items)]
-        r = await self._call("complete", key_list, args)
-        return [_s(x) for x in r]
+        r = [_s(x) for x in await self._call("complete", key_list, args)]
+        if r and r[-1].startswith("lean:"):
+            log.warning("Redis is out of memory: %s task records kept only their status "
+                        "(no result, no error) so that finishing work frees memory",
+                        r.pop()[5:])
+        return r
 
     async def retry(
         self, *, keys: QueueKeys, consumer: str, entry_id: str, deliveries: int, task_id: str,
@@ -369,4 +384,5 @@ class SyncScripts:
     ) -> list[int] | int:
         """See :meth:`Scripts.schedule`."""
         args = _schedule_args(task_ids, payloads, delay_ms, limit)
-        return _scheduled(self._schedule(keys=[keys.delayed, keys.payloads], args=args))
+        return _scheduled(
+            self._schedule(keys=[keys.delayed, keys.payloads, keys.stream], args=args))

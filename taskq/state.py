@@ -21,7 +21,7 @@ from redis.exceptions import ResponseError
 
 from taskq import codec, ids
 from taskq.codec import Message
-from taskq.errors import TaskNotFound
+from taskq.errors import RedisOutOfMemory, TaskNotFound
 from taskq.keys import GROUP, QueueKeys
 from taskq.records import BUCKET_MS, TaskRecord, TaskStatus, bucket_key, decode_record
 
@@ -87,18 +87,30 @@ def resolve(o: Observed) -> TaskRecord | None:
 # -- one task --------------------------------------------------------------------------------
 
 
+async def _snapshot(redis: Redis, keys: QueueKeys, bucket: str, task_id: str, *,
+                    transaction: bool) -> list[Any]:
+    pipe = redis.pipeline(transaction=transaction)
+    pipe.hmget(bucket, [task_id, task_id + ":p"])
+    pipe.hget(keys.entries, task_id)
+    pipe.zscore(keys.delayed, task_id)
+    pipe.hget(keys.payloads, task_id)
+    replies: list[Any] = await pipe.execute()
+    return replies
+
+
 async def status(redis: Redis, keys: QueueKeys, task_id: str) -> TaskRecord:
     """Where task ``task_id`` of the queue of ``keys`` is now; raises TaskNotFound."""
     queue = keys.queue
     bucket = bucket_key(keys, task_id)
     # One snapshot (MULTI/EXEC; all keys share the queue's hash tag): read apart, a promote
     # landing between the entries and the delayed reads hid the task from both.
-    pipe = redis.pipeline(transaction=True)
-    pipe.hmget(bucket, [task_id, task_id + ":p"])
-    pipe.hget(keys.entries, task_id)
-    pipe.zscore(keys.delayed, task_id)
-    pipe.hget(keys.payloads, task_id)
-    (raw, progress), entry_raw, due, delayed_payload = await pipe.execute()
+    try:
+        replies = await _snapshot(redis, keys, bucket, task_id, transaction=True)
+    except RedisOutOfMemory:
+        # At maxmemory Redis refuses every command queued in a MULTI, reads too. Promotion
+        # (an XADD) is refused then as well, so reading apart cannot miss a promote.
+        replies = await _snapshot(redis, keys, bucket, task_id, transaction=False)
+    (raw, progress), entry_raw, due, delayed_payload = replies
     record = decode_record(task_id, queue, raw) if raw else None
     seen = Observed(task_id, queue, record, codec.unpack(progress) if progress else None,
                     None if due is None else int(due), delayed_payload)

@@ -204,8 +204,10 @@ async def test_acl_refusals_name_the_command_and_key(queue_at: Any) -> None:
     no_xadd = queue_at(f"noxadd:{USER_PASSWORD}@")
     with pytest.raises(RedisPermissionError, match="xadd"):
         await no_xadd.lane.execute("XADD", stream, "*", "m", "x")
-    with pytest.raises(RedisPermissionError, match=f"a script on '{stream}'.*can't run"):
-        await no_xadd.registry["add"].enqueue(a=1, b=2)  # XADD inside the script
+    # XADD inside the script: the script names the refused command (Redis 7.0 does not)
+    with pytest.raises(RedisPermissionError,
+                       match=f"a script on '{stream}'.*no permissions to run the 'xadd' command"):
+        await no_xadd.registry["add"].enqueue(a=1, b=2)
 
 
 async def test_a_full_redis_is_out_of_memory_and_the_api_answers_503(

@@ -21,6 +21,7 @@ from rich.console import Console, RenderableType
 
 from taskq import codec
 from taskq.errors import (
+    ConfigError,
     DeadLetterNotFound,
     QueueNotFound,
     RedisAuthError,
@@ -43,8 +44,8 @@ EXIT_REDIS = 3
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 ok; 1 not found (queue, task, dead letter) or the operation failed or was "
-    "declined; 2 usage error or bad JSON; 3 Redis unreachable, or refusing the password or the ACL "
-    "user's permissions."
+    "declined; 2 usage error, bad JSON or a malformed Redis URL; 3 Redis unreachable, or "
+    "refusing the password or the ACL user's permissions."
 )
 
 PIPED_WIDTH = 160
@@ -113,7 +114,10 @@ def run(ctx: typer.Context, call: Callable[[TaskQueue], Awaitable[T]],
         app: TaskQueue | None = None) -> T:
     """Run ``call`` with a TaskQueue (closed after), turning errors into one line + exit code."""
     t = target(ctx)
-    tq = app or t.app()
+    try:
+        tq = app or t.app()
+    except ConfigError as exc:  # e.g. a malformed Redis URL
+        fail(str(exc), EXIT_USAGE)
 
     async def main() -> T:
         try:

@@ -57,9 +57,23 @@ def to_http(exc: BaseException) -> HTTPException | None:
                              headers={"Retry-After": str(BACKLOG_RETRY_AFTER_S)})
     if isinstance(exc, UNAVAILABLE):
         log.warning("Redis unavailable: %s: %s", type(exc).__name__, exc)
-        return HTTPException(503, "the queue is unavailable; retry later",
+        return HTTPException(503, unavailable_reason(exc),
                              headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER_S)})
     return None
+
+
+def unavailable_reason(exc: BaseException) -> str:
+    """What a client is told when Redis cannot serve it: the kind of fault, never where Redis
+    is nor its credentials (those are logged)."""
+    if isinstance(exc, RedisOutOfMemory):
+        return ("Redis is out of memory: new tasks are refused until "
+                "workers drain the queues; retry later")
+    if isinstance(exc, RedisPermissionError):
+        return (f"Redis refused a command to the service's ACL user (NOPERM): {exc.denied}; "
+                "the operator must grant it")
+    if isinstance(exc, RedisAuthError):
+        return "Redis refused the service's credentials (authentication failed)"
+    return "the queue is unavailable; retry later"
 
 
 @contextlib.contextmanager

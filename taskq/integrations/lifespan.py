@@ -18,15 +18,16 @@ Lifespan = Callable[[Any], AbstractAsyncContextManager[None]]
 def lifespan(tq: TaskQueue, *, check_ready: bool = True) -> Lifespan:
     """A lifespan for ``FastAPI(lifespan=lifespan(tq))``.
 
-    At start it checks that Redis answers and loads the scripts (``check_ready``), so a wrong
-    URL fails the start instead of the first request; at shutdown it closes the connections.
+    At start it checks that Redis answers, loads the scripts and checks the ACL user's
+    permissions (``check_ready``), so a wrong URL, password or ACL fails the start instead of
+    the first request; at shutdown it closes the connections.
     Compose with your own lifespan by entering it inside yours.
     """
 
     @contextlib.asynccontextmanager
     async def _lifespan(_app: Any) -> AsyncIterator[None]:
-        if check_ready:
-            await tq.ready()
+        if check_ready:  # (a full Redis is no reason not to start: /ready reports it)
+            await tq.ready(memory=False)
         try:
             yield
         finally:

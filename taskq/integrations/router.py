@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 
 from taskq.integrations.bodies import json_bodies_only
 from taskq.integrations.config import ApiConfig
+from taskq.integrations.errors import unavailable_reason
 from taskq.integrations.routes_queues import queues_router
 from taskq.integrations.routes_tasks import tasks_router
 from taskq.integrations.schemas import Health, Problem
@@ -30,15 +31,17 @@ def health_router(tq: TaskQueue) -> APIRouter:
     async def health() -> Health:
         return Health(status="ok")
 
-    @router.get("/ready", summary="Readiness: Redis answers and the scripts are loaded",
+    @router.get("/ready", summary="Readiness: Redis answers, the scripts are loaded, the ACL "
+                "user may produce to the queues, Redis has memory for new tasks",
                 responses={503: {"model": Problem}})
     async def ready() -> JSONResponse:
         try:
             await tq.ready()
         except Exception as exc:
-            log.warning("not ready: %s", type(exc).__name__)
-            return JSONResponse({"detail": f"Redis not ready: {type(exc).__name__}"}, 503,
-                                headers={"Retry-After": "2"})
+            log.warning("not ready: %s: %s", type(exc).__name__, exc)
+            return JSONResponse(
+                {"detail": f"Redis not ready: {type(exc).__name__}: {unavailable_reason(exc)}"},
+                503, headers={"Retry-After": "2"})
         return JSONResponse({"status": "ready"})
 
     return router

@@ -31,3 +31,26 @@ local function put_record(bucket, task_id, record, ttl)
   redis.call('HSET', bucket, task_id, record)
   keep_alive(bucket, ttl)
 end
+
+-- The first of `calls` (each {command, key, args...}) this ACL user may not run, as
+-- "the 'xadd' command on 'key'"; nil when every one is allowed. Nothing is run.
+local function acl_denied(calls)
+  if not redis.acl_check_cmd then return nil end  -- Redis before 7.0: not checked here
+  for _, c in ipairs(calls) do
+    if not redis.acl_check_cmd(unpack(c)) then
+      return "the '" .. string.lower(c[1]) .. "' command on '" .. c[2] .. "'"
+    end
+  end
+  return nil
+end
+
+-- Whether Redis would refuse a write that may add memory now (maxmemory with noeviction).
+-- Must run before the script's first write: after one, Redis lets a script's writes through.
+-- ZADD XX is refused for memory exactly as a new task would be, and otherwise changes nothing
+-- (`key` is a stream, or missing: WRONGTYPE, or nothing to update; never a write).
+local function memory_full(key)
+  local ok, err = pcall(redis.call, 'ZADD', key, 'XX', '0', 'x')
+  if ok then return false end
+  local text = type(err) == 'table' and err.err or tostring(err)
+  return string.find(text, 'OOM', 1, true) ~= nil
+end

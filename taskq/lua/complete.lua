@@ -14,8 +14,14 @@
 --          id, status, flags, separated by tabs (flags: "e" drop the entries mapping, "c" drop
 --          the cancel request); queue names and ids hold no tabs or newlines
 -- ARGV[7..] the items' records, in the same order
--- returns  the entry ids the caller no longer owns (nothing was done for those)
+-- returns  the entry ids the caller no longer owns (nothing was done for those), then, when
+--          Redis is at maxmemory, "lean:<n>": n records were stored in their minimal form
+-- Under memory pressure (Redis refuses writes that may add memory) finishing work must free
+-- memory, never add to it: the entries are acked and deleted as always, but each record keeps
+-- only its status ({s, m = 1}, a few bytes, not the result or the traceback),
+-- counted in the stats hash as 'records_lean'. Checked before the first write (see _lib.lua).
 local group, consumer, ttl = ARGV[1], ARGV[2], ARGV[3]
+local full = memory_full(KEYS[1])
 -- Parse the items, and find the batch's id range (ids compare as ms, then sequence).
 local items = {}
 local lo, hi, lo_ms, lo_seq, hi_ms, hi_seq
@@ -53,7 +59,11 @@ for i, item in ipairs(items) do
     local rows = per_bucket[b]
     if not rows then rows = {}; per_bucket[b] = rows end
     rows[#rows + 1] = task_id
-    rows[#rows + 1] = ARGV[6 + i]
+    if full then
+      rows[#rows + 1] = cmsgpack.pack({s = status, m = 1})
+    else
+      rows[#rows + 1] = ARGV[6 + i]
+    end
     if flags ~= '' then
       if string.find(flags, 'e', 1, true) then redis.call('HDEL', KEYS[4], task_id) end
       if string.find(flags, 'c', 1, true) then redis.call('HDEL', KEYS[5], task_id) end
@@ -80,6 +90,10 @@ if #acked > 0 then
   if done > 0 then
     redis.call('HINCRBY', KEYS[2], 'completed', done)
     if redis.call('INCRBY', KEYS[3], done) == done then redis.call('EXPIRE', KEYS[3], 7200) end
+  end
+  if full then
+    redis.call('HINCRBY', KEYS[2], 'records_lean', #acked)
+    lost[#lost + 1] = 'lean:' .. #acked
   end
   if ARGV[4] ~= '' then redis.call('PUBLISH', ARGV[4], cjson.encode(events)) end
 end

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Annotated
 
@@ -9,10 +10,17 @@ import typer
 import uvicorn
 
 from taskq import url_choice
-from taskq.errors import ConfigError
+from taskq.connection import fatal_config_error
+from taskq.errors import ConfigError, RedisFailure
+from taskq.queue import TaskQueue
 from taskq.service.app import create_app
 from taskq.service.loader import load_app
 from taskq.service.settings import ApiSettings
+
+EXIT_CONFIG = 78
+"""Exit code of a start refused by Redis for good: wrong password, missing ACL permission."""
+EXIT_REDIS = 3
+"""Exit code of a start with Redis unreachable or not answering."""
 
 cli = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
 _S = ApiSettings()
@@ -48,8 +56,21 @@ def main(
     except ConfigError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    try:  # a wrong password or ACL, an unreachable Redis: one line here, not a traceback
+        asyncio.run(_check_redis(tq))
+    except RedisFailure as exc:
+        fatal = fatal_config_error(exc)
+        typer.echo(f"error: cannot start: {fatal or exc}", err=True)
+        raise typer.Exit(EXIT_CONFIG if fatal else EXIT_REDIS) from None
     # The app object itself, not an import string: uvicorn then imports nothing by name, so a
     # module of the current directory (a project's own api/main.py) can never stand in for it.
     # Access logs carry method, path and status only: never bodies or headers (API keys).
     uvicorn.run(service, host=host, port=port, log_level=log_level.lower(),
                 proxy_headers=False, server_header=False, timeout_graceful_shutdown=10)
+
+
+async def _check_redis(tq: TaskQueue) -> None:
+    try:
+        await tq.ready(memory=False)
+    finally:
+        await tq.aclose()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from taskq.connection import REDIS_ERRORS
+from taskq.connection import FATAL, REDIS_ERRORS, fatal_config_error
 from taskq.keys import QueueKeys
 from taskq.queue import TaskQueue
 from taskq.worker.context import WorkerContext
@@ -60,6 +60,8 @@ class Completer:
                     now_ms=self.clock.now_ms(), scan=len(self.ledger.held) + len(items) + 16,
                 )
                 break
+            except FATAL as exc:  # retrying cannot fix it: the worker exits (78)
+                raise fatal_config_error(exc) or exc from exc
             except REDIS_ERRORS as exc:
                 log.warning("ack of %d tasks failed (%s); retrying", len(items), exc)
             except Exception:  # a refused script must not stop every later ack

@@ -23,7 +23,14 @@ import secrets
 import socket
 import time
 
-from taskq.connection import REDIS_ERRORS, check_server
+from taskq.connection import (
+    FATAL,
+    REDIS_ERRORS,
+    check_permissions,
+    check_server,
+    fatal_config_error,
+)
+from taskq.errors import RedisFailure, RedisOutOfMemory
 from taskq.queue import TaskQueue
 from taskq.worker.completer import Completer
 from taskq.worker.config import WorkerConfig
@@ -106,7 +113,7 @@ class Worker:
                  ",".join(self.config.queues), self.app.url_choice.describe(),
                  self.config.concurrency)
         try:
-            await self._stopping.wait()
+            await self._stopped_or_failed([reader, *loops])
             await reader
             await self._drain()
         finally:
@@ -114,7 +121,7 @@ class Worker:
             for t in loops:
                 t.cancel()
             await asyncio.gather(reader, *loops, return_exceptions=True)
-            with contextlib.suppress(*REDIS_ERRORS):
+            with contextlib.suppress(*REDIS_ERRORS, RedisFailure):
                 await self.maintenance.unregister()
             self.executors.shutdown()
             log.info("worker %s stopped: %d processed", self.id, self.counters.processed)
@@ -126,12 +133,30 @@ class Worker:
                 await check_server(self.app.redis)
                 await self.app.ensure_groups(self.config.queues)
                 await self.app.scripts.load()
+                await check_permissions(self.app.scripts, list(self.keys.values()))
                 await self.context.clock.sync(self.app.redis)
                 return
+            except FATAL as exc:  # a wrong password or a missing permission: retrying won't fix it
+                raise fatal_config_error(exc) or exc from exc
+            except RedisOutOfMemory as exc:  # (a new queue's stream and group need memory)
+                log.warning("%s; retrying in %.1f s", exc, delay)
             except REDIS_ERRORS as exc:
                 log.warning("Redis unreachable (%s); retrying in %.1f s", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+    async def _stopped_or_failed(self, parts: list[asyncio.Task[None]]) -> None:
+        """Wait until the worker is stopped, or one of its parts ended: that is a failure
+        (e.g. a ConfigError for a refused password or permission), raised here."""
+        stopped = asyncio.ensure_future(self._stopping.wait())
+        try:
+            done, _ = await asyncio.wait([stopped, *parts], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+        for part in done:
+            if part is not stopped and not part.cancelled() and part.exception() is not None:
+                self.stop()
+                part.result()
 
     async def _drain(self) -> None:
         """Hand back what never started; give running tasks the grace period; hand back the rest."""

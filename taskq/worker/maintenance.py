@@ -25,7 +25,8 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
-from taskq.connection import REDIS_ERRORS
+from taskq.connection import FATAL, REDIS_ERRORS, fatal_config_error
+from taskq.errors import RedisOutOfMemory
 from taskq.heartbeat import Heartbeat
 from taskq.keys import GROUP, worker_alive_key, workers_key
 from taskq.queue import TaskQueue
@@ -72,6 +73,8 @@ class Maintenance:
                 await duty()
             except asyncio.CancelledError:
                 raise
+            except FATAL as exc:  # retrying cannot fix it: the worker exits (78)
+                raise fatal_config_error(exc) or exc from exc
             except _ERRORS as exc:
                 log.warning("%s failed: %s: %s", name, type(exc).__name__, exc)
             except Exception:
@@ -135,11 +138,19 @@ class Maintenance:
             lost_leases=c.lost_leases, started_ms=int(w.started_at * 1000),
             heartbeat_ms=int(time.time() * 1000), stopping=self.ledger.stopping,
         )
+        alive, ttl_ms = worker_alive_key(app.prefix, w.id), w.config.heartbeat_every_ms * 3 + 1000
         pipe = app.redis.pipeline(transaction=False)
-        pipe.set(worker_alive_key(app.prefix, w.id), b"1",
-                 px=w.config.heartbeat_every_ms * 3 + 1000)
+        pipe.set(alive, b"1", px=ttl_ms)
         pipe.hset(workers_key(app.prefix), w.id, info.encode())
-        await pipe.execute()
+        try:
+            await pipe.execute()
+        except RedisOutOfMemory:
+            # Redis refuses writes that may add memory; PEXPIRE adds none: the key that says
+            # this worker is alive lives on (its figures in the workers hash are left stale).
+            if await app.redis.pexpire(alive, ttl_ms):
+                log.warning("Redis is out of memory: heartbeat kept alive without its figures")
+            else:
+                raise
         await w.clock.sync(app.redis)
 
     async def refresh_flags(self) -> None:

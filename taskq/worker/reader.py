@@ -10,7 +10,7 @@ import logging
 from redis.exceptions import ResponseError
 
 from taskq import codec
-from taskq.connection import REDIS_ERRORS
+from taskq.connection import FATAL, REDIS_ERRORS, fatal_config_error
 from taskq.keys import GROUP
 from taskq.lane import Lane
 from taskq.queue import TaskQueue
@@ -60,6 +60,8 @@ class Reader:
                     "BLOCK", config.block_ms, "STREAMS", *streams, *(">",) * len(streams),
                 )
                 delay = 0.05
+            except FATAL as exc:  # retrying cannot fix it: the worker exits (78)
+                raise fatal_config_error(exc) or exc from exc
             except ResponseError as exc:
                 if "NOGROUP" in str(exc) or "no longer exists" in str(exc):
                     log.error("the stream or consumer group of %s vanished (Redis restarted "
