@@ -82,7 +82,9 @@ async def start_worker() -> AsyncIterator[Callable[..., Worker]]:
         try:
             await asyncio.wait_for(asyncio.shield(t), 30)
         except TimeoutError:
-            crashed.append(f"worker {w.id} did not stop within 30 s of stop()")
+            stuck = [f"{task.get_name()}: {task.get_stack(limit=1)}"
+                     for task in asyncio.all_tasks() if not task.done()]
+            crashed.append(f"worker {w.id} did not stop within 30 s of stop(); tasks: {stuck}")
             t.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await t
