@@ -74,11 +74,29 @@ async def start_worker() -> AsyncIterator[Callable[..., Worker]]:
         return w
 
     yield start
+    died = [(w, t) for w, t in running if t.done() and not w.stopping]
     for w, _ in running:
         w.stop()
-    for _, t in running:
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(t, 30)
+    crashed: list[str] = []
+    for w, t in running:
+        try:
+            await asyncio.wait_for(asyncio.shield(t), 30)
+        except TimeoutError:
+            stuck = [f"{task.get_name()}: {task.get_stack(limit=1)}"
+                     for task in asyncio.all_tasks() if not task.done()]
+            crashed.append(f"worker {w.id} did not stop within 30 s of stop(); tasks: {stuck}")
+            t.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        except asyncio.CancelledError:
+            crashed.append(f"worker {w.id} was cancelled")
+        except Exception as exc:  # reported below: the test fails
+            crashed.append(f"worker {w.id} crashed: {exc!r}")
+        else:
+            if (w, t) in died:
+                crashed.append(f"worker {w.id} ended before the test stopped it")
+    if crashed:
+        pytest.fail("; ".join(crashed), pytrace=False)
 
 
 @pytest.fixture
@@ -95,6 +113,12 @@ def worker_process(
         return p
 
     yield start
+    # a process that ended although the test neither signalled, killed nor waited for it died
+    # unexpectedly: the test fails (tests that expect an exit call p.expect_exit())
+    died = [p for p in procs if p.proc.poll() is not None and not p.exit_expected]
     for p in procs:
-        with contextlib.suppress(Exception):
-            p.kill()
+        p.kill()
+    if died:
+        pytest.fail("; ".join(f"worker process {p.pid} exited unexpectedly with code "
+                              f"{p.proc.returncode}:\n{p.output()[-2000:]}" for p in died),
+                    pytrace=False)

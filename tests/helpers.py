@@ -53,20 +53,28 @@ class WorkerProcess:
         )
         if log:
             out.close()  # type: ignore[union-attr]  # the child holds its own descriptor
+        self.exit_expected = False  # set by signal/kill/wait: the test is ending it itself
+
+    def expect_exit(self) -> None:
+        """The test expects this process to end on its own: its exit is not a crash."""
+        self.exit_expected = True
 
     @property
     def pid(self) -> int:
         return self.proc.pid
 
     def signal(self, sig: int) -> None:
+        self.exit_expected = True
         self.proc.send_signal(sig)
 
     def kill(self) -> None:
+        self.exit_expected = True
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait(10)
 
     def wait(self, timeout: float) -> int:
+        self.exit_expected = True
         return self.proc.wait(timeout)
 
     def output(self) -> str:

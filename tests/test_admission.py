@@ -9,7 +9,7 @@ from typing import Any
 import msgpack
 import pytest
 
-from taskq import Message, TaskQueue, codec
+from taskq import DecodeError, Message, TaskQueue, TaskValidationError, codec
 from taskq.worker.admission import Cancelled, Ready, Refused, admit
 
 ENTRY = "1700000000000-7"
@@ -79,7 +79,8 @@ def test_an_entry_without_payload_is_refused_as_undecodable(tq: TaskQueue) -> No
 def test_size_is_checked_before_decoding(tq: TaskQueue) -> None:
     r = check(tq, b"\xc1" * 1_001)  # too large, and not msgpack either
     assert type(r) is Refused
-    assert (r.reason, r.error_type, r.msg) == ("payload_too_large", "PayloadTooLarge", None)
+    assert (r.task_id, r.reason, r.error_type, r.msg) == (DEFAULT_ID, "payload_too_large",
+                                                          "PayloadTooLarge", None)
     assert r.error == "1001 bytes > limit 1000"
     assert type(check(tq, b"\xc1" * 1_000)) is Refused  # at the limit: decoded (and refused)
     assert check(tq, b"\xc1" * 1_000).reason == "decode_error"
@@ -92,13 +93,17 @@ def test_undecodable_entries_are_refused(tq: TaskQueue, payload: bytes) -> None:
     assert type(r) is Refused
     assert (r.task_id, r.msg, r.reason, r.error_type) == (DEFAULT_ID, None, "decode_error",
                                                           "DecodeError")
+    with pytest.raises(DecodeError) as decoding:
+        codec.decode(payload)
+    assert r.error == str(decoding.value) and r.error  # the decoder's own account
 
 
 def test_a_task_id_of_another_queue_is_refused(tq: TaskQueue) -> None:
     r = check(tq, enc(task_id="other:1700000000000-d00ff"))
     assert type(r) is Refused
-    assert (r.task_id, r.reason) == (DEFAULT_ID, "decode_error")
-    assert "belongs to another queue" in r.error
+    assert (r.task_id, r.msg, r.reason, r.error_type) == (DEFAULT_ID, None, "decode_error",
+                                                          "DecodeError")
+    assert r.error == "task id 'other:1700000000000-d00ff' belongs to another queue"
 
 
 def test_an_unregistered_task_is_refused(tq: TaskQueue) -> None:
@@ -106,13 +111,19 @@ def test_an_unregistered_task_is_refused(tq: TaskQueue) -> None:
     assert type(r) is Refused
     assert (r.task_id, r.reason, r.error_type) == (OWN_ID, "unknown_task", "TaskNotRegistered")
     assert r.msg is not None and r.msg.task == "nope"
+    assert r.error == "task 'nope' is not registered with this worker"
     assert r.attempts is None
 
 
 def test_invalid_arguments_are_refused(tq: TaskQueue) -> None:
-    r = check(tq, enc(args=("x", "y")))
+    payload = enc(args=("x", "y"))
+    r = check(tq, payload)
     assert type(r) is Refused
+    assert (r.task_id, r.msg) == (DEFAULT_ID, codec.decode(payload))  # kept for a replay
     assert (r.reason, r.error_type) == ("invalid_args", "TaskValidationError")
+    with pytest.raises(TaskValidationError) as binding:
+        tq.registry["add"].signature.for_call(("x", "y"), {})
+    assert r.error == str(binding.value) and r.error
     r = check(tq, enc(args=(1, 2), kwargs={"c": 3}))
     assert type(r) is Refused and r.reason == "invalid_args"
 
@@ -126,13 +137,15 @@ def test_invalid_arguments_are_refused(tq: TaskQueue) -> None:
 def test_deliveries_to_lost_workers_use_up_attempts(tq: TaskQueue, attempts: int,
                                                      deliveries: int, ready: bool) -> None:
     """``add`` has 3 attempts; each delivery beyond the first was to a worker that died."""
-    r = check(tq, enc(attempts=attempts), deliveries=deliveries)
+    payload = enc(attempts=attempts)
+    r = check(tq, payload, deliveries=deliveries)
     runs_before = attempts + deliveries - 1
     if ready:
         assert type(r) is Ready and r.attempt == runs_before + 1
     else:
         assert type(r) is Refused
         assert (r.reason, r.error_type, r.attempts) == ("worker_lost", "WorkerLost", runs_before)
+        assert (r.task_id, r.msg) == (DEFAULT_ID, codec.decode(payload))  # kept for a replay
         assert r.error == (f"its worker was lost during {deliveries - 1} deliveries; "
                            f"{runs_before} of 3 attempts used")
 

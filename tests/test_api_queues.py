@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 
@@ -59,14 +60,24 @@ async def test_dead_letters_list_show_replay_purge(
     r = await client.post("/queues/default/dead/replay", json={"ids": [one["id"]]},
                           headers=ADMIN)
     assert r.json() == {"queue": "default", "replayed": 1}
+    # the replayed letter left the list at once (the others stay)
+    gone = await client.get(f"/queues/default/dead/{one['id']}", headers=READ)
+    assert gone.status_code == 404
 
-    async def replayed_dead_again() -> bool:
-        rec = (await client.get(f"/tasks/{one['task_id']}", headers=READ)).json()
-        return bool(rec["status"] == "dead" and await dead_count(client) == 3)
+    async def dead_again() -> list[dict[str, Any]] | None:
+        now = (await client.get("/queues/default/dead", headers=READ)).json()
+        again = [d for d in now if d["task_id"] == one["task_id"]]
+        return now if again else None
 
-    await eventually(replayed_dead_again, what="replayed task dead again")
+    # a new attempt ran: the task died again, as a new letter written after the first one
+    after = await eventually(dead_again, what="replayed task dead again")
+    assert len(after) == 3 and one["id"] not in {d["id"] for d in after}
+    (again,) = [d for d in after if d["task_id"] == one["task_id"]]
+    assert again["failed_ms"] > one["failed_ms"] and again["attempts"] == 1
+    assert again["error"] == one["error"]
     rec = (await client.get(f"/tasks/{one['task_id']}", headers=READ)).json()
-    assert rec["attempts"] == 1
+    assert rec["status"] == "dead" and rec["attempts"] == 1
+    assert rec["started_ms"] >= one["failed_ms"]
 
     purge = await client.post("/queues/default/dead/purge", json={}, headers=ADMIN)
     assert purge.json() == {"queue": "default", "purged": 3}

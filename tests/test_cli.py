@@ -7,6 +7,7 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from click.testing import Result
@@ -134,9 +135,17 @@ def test_long_arguments_are_shortened(cli: Callable[..., Result], on_redis: Any)
     assert "x" * 500 in flat
 
 
+def with_password(url: str, password: str) -> str:
+    """The test Redis's URL with ``password`` in place of any credentials it has."""
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f":{password}@{host}"))
+
+
 def test_errors_are_one_line_with_exit_codes(cli: Callable[..., Result], on_redis: Any,
-                                             prefix: str) -> None:
+                                             prefix: str, redis_url: str) -> None:
     enqueue_some(on_redis)
+    wrong_password = with_password(redis_url, "secret")
     cases = [
         (cli("queue", "nope"), 1, "no queue named 'nope'"),
         (cli("task", "jobs:1-1"), 1, "no task with id"),
@@ -146,7 +155,7 @@ def test_errors_are_one_line_with_exit_codes(cli: Callable[..., Result], on_redi
         (cli("dead", "replay", "jobs"), 2, "say which dead letters"),
         (runner.invoke(app, ["--redis-url", "redis://127.0.0.1:1/0", "queues"]), 3,
          "cannot reach Redis at redis://127.0.0.1:1/0"),
-        (runner.invoke(app, ["--redis-url", "redis://:secret@127.0.0.1:6379/0", "--prefix",
+        (runner.invoke(app, ["--redis-url", wrong_password, "--prefix",
                              prefix, "queues"]), 3, "refused the credentials"),
         (cli("enqueue", "add", "--app", "tests.apps.cli_app:tq", "--args", "[1,"), 2,
          "--args is not valid JSON"),

@@ -124,3 +124,42 @@ def test_decoding_names_nothing_it_imports() -> None:
     msg = codec.decode(envelope(t=name, a=["rm -rf /"]))
     assert msg.task == name
     assert name not in sys.modules
+
+
+def test_a_first_delivery_keeps_every_field() -> None:
+    """The decoder's fast path (no task id): enqueue time, attempts and bytes survive."""
+    message = Message("t", (b"\x00raw", "text"), {"k": b"\xff"}, attempts=1,
+                      enqueued_ms=1_700_000_000_123)
+    decoded = codec.decode(codec.encode(message))
+    assert decoded == message
+    assert type(decoded.args[0]) is bytes and type(decoded.kwargs["k"]) is bytes
+
+
+def test_absent_optional_fields_take_their_defaults() -> None:
+    assert codec.decode(envelope(a=..., k=..., n=..., e=...)) == Message("app.task")
+
+
+@pytest.mark.parametrize(("data", "error"), [
+    (msgpack.packb([1]), "envelope is a list, not a map"),
+    (envelope(v=2), "unsupported envelope version 2"),
+    (envelope(t=""), "envelope has no task name"),
+    (envelope(a="abc"), "envelope arguments are not a list"),
+    (envelope(k={b"bytes": 1}), "envelope keyword arguments are not a map of names"),
+    (envelope(n=-1), "envelope attempt count is not a non-negative integer"),
+    (envelope(e="yesterday"), "envelope enqueue time is not an integer"),
+    (envelope(i="nope"), "envelope task id 'nope' is not a taskq task id"),
+    (b"\xc1", "not valid msgpack: "),
+    (b"", "not valid msgpack: "),
+])
+def test_decode_errors_name_the_fault(data: bytes, error: str) -> None:
+    with pytest.raises(DecodeError) as info:
+        codec.decode(data)
+    assert str(info.value).startswith(error), str(info.value)
+    assert error.endswith(": ") or str(info.value) == error
+
+
+def test_size_and_encode_errors_say_what_failed() -> None:
+    with pytest.raises(DecodeError, match=r"^payload of 10 bytes exceeds 9$"):
+        codec.decode(b"\x00" * 10, max_bytes=9)
+    with pytest.raises(DecodeError, match=r"^cannot encode arguments of task 'mail': "):
+        codec.encode(Message("mail", (object(),)))

@@ -10,7 +10,7 @@ import pytest
 from fastapi import FastAPI, HTTPException
 from pydantic import BaseModel
 
-from taskq import TaskQueue
+from taskq import RedisUnavailable, TaskQueue
 from taskq.fastapi import (
     ApiConfig,
     ApiKeys,
@@ -119,6 +119,6 @@ async def test_router_mounted_under_the_users_prefix(app_tq: TaskQueue) -> None:
 
 async def test_lifespan_refuses_to_start_without_redis() -> None:
     tq = build("unused", "redis://127.0.0.1:1/0")
-    with pytest.raises(Exception, match=r"(?i)connect"):
+    with pytest.raises(RedisUnavailable, match=r"cannot reach Redis at redis://127.0.0.1:1/0"):
         async with lifespan(tq)(None):
             pass

@@ -21,6 +21,9 @@ from tests.helpers import eventually
 from tests.support import dead_letters, stream_len
 
 FAST = {"block_ms": 100}
+# Leases of the renewal tests: a renewal may come up to 2.1 s (seven renewal periods) late on
+# a loaded machine before another worker's reclaim (every 0.2 s) could take the entry.
+LEASE = {"lease_ms": 2_400, "renew_every_ms": 300, "reclaim_every_ms": 200, **FAST}
 
 
 @pytest.fixture
@@ -206,18 +209,18 @@ async def test_long_task_keeps_its_lease_and_runs_once(
 
     long = register(tq)
     register(second)
-    lease = {"lease_ms": 1_500, "renew_every_ms": 500, "reclaim_every_ms": 200, **FAST}
-    first = start_worker(tq, **lease)
+    first = start_worker(tq, **LEASE)
     handle = await long.enqueue()
     await eventually(lambda: _true(runs), timeout=5, what="task running")
-    other = start_worker(second, **lease)  # reclaims every 0.2 s whatever is idle > 1.5 s
+    started = time.monotonic()
+    other = start_worker(second, **LEASE)  # reclaims every 0.2 s whatever is idle > 2.4 s
     entry = handle.id.split(":", 1)[1]
-    for _ in range(6):
-        await asyncio.sleep(0.5)
-        state = await pending_of(tq, entry)
-        if state is None:
-            break
+    while (state := await pending_of(tq, entry)) is not None:  # sampled until it ends
         assert state == {"consumer": first.id, "deliveries": 1}
+        assert time.monotonic() - started < 15, "the task never ended"
+        await asyncio.sleep(0.2)
+    # the premise: the task held its entry for longer than one lease
+    assert time.monotonic() - started > LEASE["lease_ms"] / 1000
     assert await handle.result(timeout=10) == "done"
     assert len(runs) == 1
     assert other.counters.reclaimed == 0
@@ -231,24 +234,38 @@ async def test_prefetched_entries_keep_their_lease_too(
     """Entries read ahead (waiting for a run slot) age in the PEL; renewal must cover them."""
     runs: list[int] = []
 
+    starts: dict[int, float] = {}
+
     def register(app: TaskQueue) -> Any:
         @app.task(name="step")
         async def step(n: int) -> int:
             runs.append(n)
-            await asyncio.sleep(1.0)
+            starts[n] = time.monotonic()
+            await asyncio.sleep(1.2)
             return n
         return step
 
     step = register(tq)
     register(second)
-    lease = {"lease_ms": 1_500, "renew_every_ms": 500, "reclaim_every_ms": 200, **FAST}
-    # one at a time, three held: the third waits ~2 s for its slot, longer than the lease
-    start_worker(tq, concurrency=1, prefetch=2, **lease)
-    handles = await tq.enqueue_many([step.message(i) for i in range(3)])
+    # one at a time, four held: the last waits ~3.6 s for its slot, a lease and more than
+    # a second (five reclaims of the other worker) longer
+    first = start_worker(tq, concurrency=1, prefetch=3, **LEASE)
+    handles = await tq.enqueue_many([step.message(i) for i in range(4)])
     await eventually(lambda: _true(runs), timeout=5, what="first task running")
-    other = start_worker(second, **lease)
-    assert [await h.result(timeout=15) for h in handles] == [0, 1, 2]
-    assert sorted(runs) == [0, 1, 2]
+    other = start_worker(second, **LEASE)
+    # until the last one runs, no entry the first worker holds is ever idle past its lease
+    idle_max = 0
+    while 3 not in starts:
+        rows = await tq.redis.xpending_range(tq.keys("default").stream, GROUP, min="-",
+                                              max="+", count=10, consumername=first.id)
+        idle_max = max([idle_max, *(int(r["time_since_delivered"]) for r in rows)])
+        assert time.monotonic() - starts[0] < 20, "the last task never started"
+        await asyncio.sleep(0.1)
+    assert idle_max < LEASE["lease_ms"], idle_max
+    assert [await h.result(timeout=20) for h in handles] == [0, 1, 2, 3]
+    assert sorted(runs) == [0, 1, 2, 3]
+    # the premise: the last entry was held (read, waiting for its slot) a second past a lease
+    assert starts[3] - starts[0] > LEASE["lease_ms"] / 1000 + 1.0
     assert other.counters.reclaimed == 0
     # (first.counters.lost_leases may read 1 here: see the test below)
 
@@ -308,7 +325,10 @@ async def test_entry_delivered_too_often_is_dead_lettered_without_running(
     (letter,) = await dead_letters(tq)
     assert letter["reason"] == "worker_lost"
     assert letter["id"] == handle.id
-    assert int(letter["attempts"]) >= 3
+    # three deliveries lost with their workers, none of them a run of this worker's: the
+    # fourth delivery finds all three attempts used
+    assert int(letter["attempts"]) == 3
+    assert letter["error"] == "its worker was lost during 3 deliveries; 3 of 3 attempts used"
     assert await pending_of(tq, entry) is None
     assert await stream_len(tq) == 0
 

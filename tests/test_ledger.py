@@ -158,3 +158,38 @@ async def test_stopping_starts_nothing_and_keeps_unstarted_deliveries_to_hand_ba
     await runs.end(entry(0))
     assert runs.started == [entry(0)]  # the waiting ones never started
     assert len(ledger.held) == 3 and ledger.acks_pending() == 1
+
+
+async def test_a_reclaimed_own_entry_keeps_its_delivery_and_payload(runs_of: RunsOf) -> None:
+    """Reclaiming an entry this worker still holds changes only its fencing token: the same
+    delivery (running, with its payload) stays; nothing new is queued to run it twice."""
+    ledger = Ledger(WorkerConfig(concurrency=1, prefetch=1))
+    runs = runs_of(ledger)
+    ledger.accept("q", entry(0), b"payload", 1)
+    await settle()
+    d = ledger.held[("q", entry(0))]
+    assert (d.deliveries, d.payload) == (1, b"payload")
+    ledger.accept("q", entry(0), None, 2)
+    assert ledger.held[("q", entry(0))] is d and (d.deliveries, d.payload) == (2, b"payload")
+    assert not ledger.waiting and ledger.running == 1
+    await runs.end(entry(0))
+    assert runs.started == [entry(0)]
+
+
+async def test_a_lost_lease_is_counted_once_and_never_for_an_entry_being_acked(
+        runs_of: RunsOf) -> None:
+    ledger = Ledger(WorkerConfig(concurrency=2, prefetch=1))
+    runs = runs_of(ledger)
+    ledger.accept("q", entry(0), b"", 1)
+    ledger.accept("q", entry(1), b"", 1)
+    await settle()
+    ledger.lost("q", entry(0))
+    ledger.lost("q", entry(0))  # reported again by the next renewal
+    assert ledger.counters.lost_leases == 1
+    await runs.end(entry(1))  # handed to the completer: its script's owner check decides
+    ledger.lost("q", entry(1))
+    assert not ledger.held[("q", entry(1))].lost and ledger.counters.lost_leases == 1
+    batch = ledger.take_done()
+    batch[0].status = "succeeded"
+    ledger.acked(batch, [entry(1)])  # the completer found it lost: counted on top
+    assert ledger.counters.lost_leases == 2 and ledger.counters.succeeded == 0

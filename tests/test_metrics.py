@@ -64,6 +64,11 @@ def outcomes(samples: list[Sample]) -> dict[str, float]:
             if s.name == "taskq_worker_tasks_total"}
 
 
+async def redis_ms(app: TaskQueue) -> int:
+    sec, usec = await app.redis.time()
+    return int(sec) * 1000 + int(usec) // 1000
+
+
 def value(samples: list[Sample], name: str, **labels: str) -> float | None:
     for s in samples:
         if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
@@ -135,20 +140,27 @@ async def test_api_metrics_show_queue_figures(app: TaskQueue) -> None:
     mark = app.get_task("mark")
     assert mark is not None
     await app.enqueue_many([mark.message(i) for i in range(3)])
+    first_ms = int((await app.redis.xrange(app.keys("default").stream, count=1))[0][0]
+                   .split(b"-")[0])
     async with serve(make_app(app)) as client:
         url = api_url(client)
         r = await client.get(url)
         assert r.status_code == 401
         assert (await client.get(url, headers={"X-API-Key": "wrong-key-0123456789"})).status_code \
             == 401
+        before_ms = await redis_ms(app)
         samples = await scrape(url, **READ)
+        after_ms = await redis_ms(app)
         assert samples is not None
         assert value(samples, "taskq_queue_length", queue="default") == 3.0
         assert value(samples, "taskq_queue_lag", queue="default") == 3.0
         assert value(samples, "taskq_queue_in_flight", queue="default") == 0.0
         assert value(samples, "taskq_queue_paused", queue="default") == 0.0
         assert value(samples, "taskq_queue_completed_total", queue="default") == 0.0
-        assert (value(samples, "taskq_queue_oldest_waiting_age_s", queue="default") or -1) >= 0
+        # the first entry's age on the Redis clock at the moment of the scrape
+        age = value(samples, "taskq_queue_oldest_waiting_age_s", queue="default")
+        assert age is not None
+        assert (before_ms - first_ms) / 1000 <= age <= (after_ms - first_ms) / 1000
         bearer = await scrape(url, Authorization=f"Bearer {READ_KEY}")
         admin = await scrape(url, **{"X-API-Key": ADMIN_KEY})
         assert bearer is not None and admin is not None

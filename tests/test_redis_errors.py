@@ -25,6 +25,7 @@ from taskq import (
     RedisUnavailable,
     TaskqError,
     TaskQueue,
+    TaskStatus,
 )
 from taskq.cli import app as cli_app
 from taskq.connection import describe, redact_url, translate
@@ -242,13 +243,19 @@ async def test_scripts_reload_after_a_flush(queue_at: Any, private_redis: int) -
     add = tq.registry["add"].with_options(delay=60)
     await add.enqueue(a=1, b=2)
     add.enqueue_sync(a=1, b=2)
+    delayed = tq.keys("default").delayed
+    before = await tq.redis.zcard(delayed)
     admin = redis_sync.Redis(port=private_redis, password=PASSWORD)
     try:
         admin.script_flush()
     finally:
         admin.close()
-    await add.enqueue(a=1, b=2)  # the lane's wrapper
-    add.enqueue_sync(a=1, b=2)  # redis-py's Script
+    h1 = await add.enqueue(a=1, b=2)  # the lane's wrapper
+    h2 = add.enqueue_sync(a=1, b=2)  # redis-py's Script
+    # both ran their (reloaded) script: two more delayed tasks, each with its record
+    assert await tq.redis.zcard(delayed) == before + 2
+    for h in (h1, h2):
+        assert (await tq.status(h.id)).status is TaskStatus.QUEUED
 
 
 async def test_unreachable_and_slow_redis() -> None:

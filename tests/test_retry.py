@@ -26,8 +26,9 @@ async def test_always_failing_task_runs_max_attempts_then_one_dead_letter(
 ) -> None:
     starts: list[float] = []
 
-    # jitter 0 makes each gap exact (0.2 s, then 0.4 s), so "gaps grow" holds on every run
-    @tq.task(max_attempts=3, retry=RetryPolicy(base_s=0.2, cap_s=10.0, jitter=0.0))
+    # jitter 0 makes each wait exact (0.5 s, then 1.0 s): "gaps grow" holds unless the
+    # first gap's delivery is 0.5 s later than the second's (proportional to the waits)
+    @tq.task(max_attempts=3, retry=RetryPolicy(base_s=0.5, cap_s=10.0, jitter=0.0))
     async def always_fails(n: int) -> None:
         starts.append(time.monotonic())
         raise Boom(f"boom {n}")
@@ -38,7 +39,7 @@ async def test_always_failing_task_runs_max_attempts_then_one_dead_letter(
     assert record.status is TaskStatus.DEAD
     assert len(starts) == 3
     gaps = [b - a for a, b in itertools.pairwise(starts)]
-    assert gaps[0] >= 0.2 and gaps[1] >= 0.4, gaps
+    assert gaps[0] >= 0.5 and gaps[1] >= 1.0, gaps
     assert gaps[1] > gaps[0], gaps
     assert record.attempts == 3
     assert record.error_type == "Boom" and "boom 7" in (record.error or "")

@@ -66,12 +66,30 @@ def test_retry_on_and_never_on() -> None:
     assert not p.should_retry(KeyError())
 
 
-@pytest.mark.parametrize(
-    "kwargs", [{"jitter": -0.1}, {"jitter": 1.5}, {"base_s": -1.0}, {"cap_s": -1.0}]
-)
-def test_invalid_policies_are_refused(kwargs: dict[str, float]) -> None:
-    with pytest.raises(ValueError):
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"jitter": -0.1}, "jitter must be between 0 and 1"),
+    ({"jitter": 1.5}, "jitter must be between 0 and 1"),
+    ({"base_s": -1.0}, "backoff times must not be negative"),
+    ({"cap_s": -1.0}, "backoff times must not be negative"),
+])
+def test_invalid_policies_are_refused(kwargs: dict[str, float], message: str) -> None:
+    with pytest.raises(ValueError, match=f"^{message}$"):
         RetryPolicy(**kwargs)  # type: ignore[arg-type]
+
+
+def test_zero_waits_are_allowed() -> None:
+    """At the boundaries: no wait at all (base 0 or cap 0) is a valid policy."""
+    assert RetryPolicy(base_s=0.0).backoff(3) == 0.0
+    assert RetryPolicy(cap_s=0.0).backoff(3) == 0.0
+    assert RetryPolicy(base_s=0.0, cap_s=0.0, jitter=0.0).ceiling(1) == 0.0
+
+
+def test_huge_exponents_are_capped_only_past_sixty_doublings() -> None:
+    """The overflow guard takes the cap only where 2**(n-1) is past 2**60; below it the
+    doubling still decides (a tiny base may double sixty times and stay under the cap)."""
+    p = RetryPolicy(base_s=2.0**-60, cap_s=1_000.0)
+    assert p.ceiling(61) == 1.0  # 2**-60 * 2**60
+    assert p.ceiling(62) == 1_000.0  # past the guard: the cap
 
 
 def test_retry_request_carries_its_delay() -> None:
