@@ -131,6 +131,8 @@ class Ledger:
         held = self.held.get(key)
         if held is not None:  # reclaimed our own entry (renewal stalled): new fencing token
             held.deliveries = deliveries
+            if not self.stopping:
+                held.lost = False  # owned again: its attempt's outcome counts again
             return
         d = Delivery(queue, entry_id, deliveries, payload)
         self.held[key] = d
