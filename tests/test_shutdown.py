@@ -1,5 +1,6 @@
 """SIGTERM: running tasks finish, prefetched ones are handed back at once, the process exits 0;
-a second SIGTERM exits at once."""
+a second SIGTERM exits at once; a cancel swallowed by a task or a Redis call does not hang the
+shutdown."""
 
 from __future__ import annotations
 
@@ -8,8 +9,11 @@ import signal
 import time
 from collections.abc import Callable
 
-from taskq import TaskQueue, TaskStatus
+import pytest
+
+from taskq import Message, TaskQueue, TaskStatus, Worker, WorkerConfig, codec, ids
 from taskq.keys import GROUP
+from taskq.worker.ledger import Delivery
 from tests.apps.common import gate_key
 from tests.helpers import WorkerProcess, eventually, wait_sync
 from tests.support import WORKER_APP, dead_letters, registered, trace, traced
@@ -121,3 +125,151 @@ async def test_task_still_running_after_the_grace_period_is_handed_back(
     assert await trace(app, "started") == ["g", "g"]
     assert await trace(app, "finished") == ["g"]
     assert record.worker is not None and f":{second.pid}:" in record.worker
+
+
+# -- cancels swallowed by Redis calls (redis-py may swallow a CancelledError and carry on) ----
+
+
+async def _stop_within(worker: Worker, run: asyncio.Task[None], seconds: float) -> float:
+    """Stop ``worker``; its run must end within ``seconds``; returns how long it took."""
+    worker.stop()
+    began = time.monotonic()
+    done, _ = await asyncio.wait({run}, timeout=seconds)
+    assert done, f"the worker did not stop within {seconds} s"
+    run.result()
+    return time.monotonic() - began
+
+
+async def test_a_duty_that_swallows_its_cancel_does_not_hang_the_shutdown(
+    tq: TaskQueue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The heartbeat's Redis call swallows the cancel and carries on (into another call): the
+    worker cancels it again and stops on time."""
+    swallowed: list[str] = []
+    entered = asyncio.Event()
+
+    async def heartbeat() -> None:
+        entered.set()
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            swallowed.append("heartbeat")
+        await asyncio.sleep(3600)  # on to the next Redis call
+
+    worker = Worker(tq, WorkerConfig(block_ms=100, grace_s=1))
+    monkeypatch.setattr(worker.maintenance, "heartbeat", heartbeat)
+    run = asyncio.create_task(worker.run())
+    await asyncio.wait_for(entered.wait(), 15)
+    took = await _stop_within(worker, run, 10)
+    assert swallowed == ["heartbeat"]
+    assert took < 5  # block_ms + a few re-cancels, far from any bound
+
+
+async def test_a_task_that_swallows_its_cancel_at_the_grace_period_is_handed_back(
+    tq: TaskQueue,
+) -> None:
+    """Past the grace period the runner is cancelled; the task swallows it, keeps running,
+    then returns: it is cancelled again, the worker stops on time, and the entry is handed
+    back with no outcome (the next run is the one that counts)."""
+    runs: list[str] = []
+
+    @tq.task(max_attempts=3)
+    async def stubborn() -> str:
+        runs.append("run")
+        if len(runs) > 1:
+            return "second run"
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            runs.append("swallowed")
+        try:
+            await asyncio.sleep(3600)  # carries on
+        except asyncio.CancelledError:
+            runs.append("swallowed again")
+        return "late"  # must not be recorded: the entry was handed back
+
+    worker = Worker(tq, WorkerConfig(block_ms=100, grace_s=0.5))
+    run = asyncio.create_task(worker.run())
+    handle = await stubborn.enqueue()
+    await eventually(lambda: _true(runs == ["run"]), timeout=15, what="task running")
+    took = await _stop_within(worker, run, 10)
+    assert runs == ["run", "swallowed", "swallowed again"]
+    assert took < 5
+    record = await handle.status()
+    assert record.status is TaskStatus.QUEUED and record.result is None  # handed back
+    assert record.attempts == 0 and worker.counters.succeeded == 0
+    again = Worker(tq, WorkerConfig(block_ms=100))
+    run = asyncio.create_task(again.run())
+    try:
+        assert await handle.result(timeout=10) == "second run"
+    finally:
+        await _stop_within(again, run, 10)
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+# -- hand-backs --------------------------------------------------------------------------------
+
+
+async def _take(tq: TaskQueue, worker: Worker) -> Delivery:
+    """Read the one entry of the default queue as ``worker``'s consumer (what its reader
+    would hold, never started)."""
+    keys = tq.keys("default")
+    resp = await tq.redis.xreadgroup(GROUP, worker.id, {keys.stream: ">"}, count=10)
+    [(_, [(entry, fields)])] = resp
+    return Delivery("default", entry.decode(), 1, fields[b"m"])
+
+
+async def test_a_task_handed_back_twice_keeps_its_id(tq: TaskQueue) -> None:
+    """Rolling restarts: a worker stopped right after it read an entry that an earlier worker
+    had handed back hands it back again. The task keeps its id: it ends under that id, and
+    its entries mapping goes with it (the fault suite's s09 lost such records)."""
+
+    @tq.task
+    async def work(n: int) -> int:
+        return n
+
+    handle = await work.enqueue(7)
+    await tq.ensure_groups(["default"])
+    keys = tq.keys("default")
+    first, second = (Worker(tq, WorkerConfig(block_ms=100)) for _ in range(2))
+    d1 = await _take(tq, first)
+    assert d1.entry_id == ids.implied_entry(handle.id)
+    await first.outcomes.release([d1])
+    d2 = await _take(tq, second)
+    assert d2.entry_id != d1.entry_id
+    await second.outcomes.release([d2])  # never started: no task id of its own
+    [(entry3, fields)] = await tq.redis.xrange(keys.stream)
+    assert codec.decode(fields[b"m"]).task_id == handle.id  # not "default:<d2's entry>"
+    assert await tq.redis.hgetall(keys.entries) == {handle.id.encode(): entry3}
+    assert (await handle.status()).status is TaskStatus.QUEUED
+    third = Worker(tq, WorkerConfig(block_ms=100))
+    run = asyncio.create_task(third.run())
+    try:
+        assert await handle.result(timeout=10) == 7
+    finally:
+        await _stop_within(third, run, 10)
+    assert await tq.redis.hgetall(keys.entries) == {}
+    assert (await handle.status()).attempts == 1
+
+
+async def test_a_lost_delivery_keeps_no_outcome(tq: TaskQueue) -> None:
+    """An attempt whose delivery was found lost, or abandoned at the end of the grace period
+    (and handed back), hands nothing to the completer, retries nothing, dead-letters nothing."""
+
+    @tq.task
+    async def work() -> None:
+        return None
+
+    worker = Worker(tq, WorkerConfig())
+    d = Delivery("default", "1700000000000-0", 1, None, task_id="default:1700000000000-0",
+                 started=True, lost=True)
+    msg = Message(work.name)
+    worker.outcomes.finish(d, msg, work, TaskStatus.SUCCEEDED, 1, "", 1)
+    assert not d.acking and worker.ledger.done == [] and worker.ledger.acks_pending() == 0
+    await worker.outcomes.failed(d, msg, work, RuntimeError("x"), 1, 0)  # no Redis call made
+    await worker.outcomes.dead(d, msg, "max_attempts", "RuntimeError", "x")
+    assert (worker.counters.failed, worker.counters.retried, worker.counters.dead) == (0, 0, 0)
+    assert await dead_letters(tq) == []
