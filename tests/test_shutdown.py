@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import threading
 import time
 from collections.abc import Callable
 
@@ -13,6 +14,7 @@ import pytest
 
 from taskq import Message, TaskQueue, TaskStatus, Worker, WorkerConfig, codec, ids
 from taskq.keys import GROUP
+from taskq.worker.execution import Executors
 from taskq.worker.ledger import Delivery
 from tests.apps.common import gate_key
 from tests.helpers import WorkerProcess, eventually, wait_sync
@@ -273,3 +275,71 @@ async def test_a_lost_delivery_keeps_no_outcome(tq: TaskQueue) -> None:
     await worker.outcomes.dead(d, msg, "max_attempts", "RuntimeError", "x")
     assert (worker.counters.failed, worker.counters.retried, worker.counters.dead) == (0, 0, 0)
     assert await dead_letters(tq) == []
+
+
+# -- sync tasks at exit ------------------------------------------------------------------------
+
+
+async def test_finished_sync_tasks_give_no_warning_at_exit(
+    app: TaskQueue, worker_process: Callable[..., WorkerProcess]
+) -> None:
+    """Idle threads of the pool are not sync tasks still running."""
+    proc = worker_process(WORKER_APP, "--concurrency", "8")
+    await eventually(lambda: registered(app, proc.pid), timeout=15, what="worker up")
+    sync = app.get_task("sync_sleep")
+    assert sync is not None
+    handles = await app.enqueue_many([sync.message(f"s{i}", 0.02) for i in range(40)])
+    assert [await h.result(timeout=30) for h in handles] == [f"s{i}" for i in range(40)]
+    proc.signal(signal.SIGTERM)
+    assert await asyncio.to_thread(proc.wait, 15) == 0, proc.output()
+    out = proc.output()
+    assert "stopped: 40 processed" in out  # (every sync task ran in this process)
+    assert "still running" not in out
+
+
+async def test_a_sync_task_still_running_at_exit_is_reported_and_not_waited_for(
+    app: TaskQueue, worker_process: Callable[..., WorkerProcess]
+) -> None:
+    proc = worker_process(WORKER_APP, "--lease-ms", "30000", "--grace-s", "0.5")
+    await eventually(lambda: registered(app, proc.pid), timeout=15, what="worker up")
+    sync = app.get_task("sync_sleep")
+    assert sync is not None
+    handle = await sync.enqueue("long", 600.0)
+    await eventually(lambda: _running(handle.id, app), timeout=15, what="task running")
+    proc.signal(signal.SIGTERM)
+    began = time.monotonic()
+    assert await asyncio.to_thread(proc.wait, 15) == 0, proc.output()
+    assert time.monotonic() - began < 10  # its thread (600 s) was not joined
+    assert "exiting with 1 sync tasks still running" in proc.output()
+    assert (await handle.status()).status is TaskStatus.QUEUED  # handed back
+
+
+async def _running(task_id: str, app: TaskQueue) -> bool:
+    return (await app.status(task_id)).status is TaskStatus.RUNNING
+
+
+async def test_executors_count_the_calls_that_run_even_once_cancelled() -> None:
+    executors = Executors(threads=4, processes=1)
+    release = threading.Event()
+    try:
+        assert executors.busy == 0
+        quick = executors.submit(executors.threads, lambda: 1)
+        assert await quick == 1
+        await eventually(lambda: _true(executors.busy == 0), what="quick call counted out")
+        started = threading.Event()
+
+        def blocking() -> None:
+            started.set()
+            release.wait()
+
+        blocked = executors.submit(executors.threads, blocking)
+        assert executors.busy == 1
+        assert await asyncio.to_thread(started.wait, 10)
+        blocked.cancel()  # the attempt ends; its thread runs on
+        await asyncio.sleep(0.05)
+        assert executors.busy == 1
+        release.set()
+        await eventually(lambda: _true(executors.busy == 0), what="blocked call counted out")
+    finally:
+        release.set()
+        executors.shutdown()

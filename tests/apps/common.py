@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 
 from taskq import TaskQueue
 
@@ -58,6 +59,12 @@ def build(prefix: str, url: str | None = None) -> TaskQueue:
                 break
             await asyncio.sleep(0.02)
         await app.redis.rpush(trace_key(prefix, "finished"), key)  # type: ignore[misc]
+        return key
+
+    @app.task(name="sync_sleep", max_attempts=5)
+    def sync_sleep(key: str, seconds: float) -> str:
+        """A sync task: sleeps in one of the worker's threads."""
+        time.sleep(seconds)
         return key
 
     @app.task(name="suicide", max_attempts=2)
