@@ -12,7 +12,7 @@ that a swallowed cancel costs at most one more pass.
 from __future__ import annotations
 
 import asyncio
-import io
+import linecache
 import logging
 import time
 from collections.abc import Coroutine, Iterable
@@ -65,7 +65,18 @@ async def bounded(step: Coroutine[Any, Any, Any], *, timeout_s: float, what: str
 
 
 def stack_of(task: asyncio.Task[Any]) -> str:
-    """Where ``task`` is suspended now (its coroutine stack, as ``Task.print_stack`` shows)."""
-    out = io.StringIO()
-    task.print_stack(file=out)
-    return out.getvalue().rstrip()
+    """Where ``task`` is suspended now: its coroutine and every coroutine it awaits, innermost
+    last (``Task.print_stack`` shows only the outermost)."""
+    lines = [repr(task)]
+    coro: Any = task.get_coro()
+    for _ in range(100):  # (a bound against a cycle)
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "gi_frame", None)
+        if frame is None:
+            break
+        code = frame.f_code
+        lines.append(f'  File "{code.co_filename}", line {frame.f_lineno}, in {code.co_name}')
+        source = linecache.getline(code.co_filename, frame.f_lineno).strip()
+        if source:
+            lines.append(f"    {source}")
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "gi_yieldfrom", None)
+    return "\n".join(lines)

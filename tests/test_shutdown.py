@@ -16,6 +16,7 @@ from taskq import Message, TaskQueue, TaskStatus, Worker, WorkerConfig, codec, i
 from taskq.keys import GROUP
 from taskq.worker.execution import Executors
 from taskq.worker.ledger import Delivery
+from taskq.worker.process import shutdown_limit_s
 from tests.apps.common import gate_key
 from tests.helpers import WorkerProcess, eventually, wait_sync
 from tests.support import WORKER_APP, dead_letters, registered, trace, traced
@@ -343,3 +344,27 @@ async def test_executors_count_the_calls_that_run_even_once_cancelled() -> None:
     finally:
         release.set()
         executors.shutdown()
+
+
+async def test_a_stuck_shutdown_ends_at_its_limit(
+    app: TaskQueue, worker_process: Callable[..., WorkerProcess]
+) -> None:
+    """A task swallows every cancel: the worker hands it back, logs it, and the process exits
+    (code 1) at its shutdown limit instead of waiting for it forever."""
+    proc = worker_process(WORKER_APP, "--lease-ms", "30000", "--grace-s", "0.5")
+    immortal = app.get_task("immortal")
+    assert immortal is not None
+    handle = await immortal.enqueue("i")
+    await eventually(lambda: traced(app, "started", 1), timeout=15, what="task running")
+    proc.signal(signal.SIGTERM)
+    began = time.monotonic()
+    limit = shutdown_limit_s(WorkerConfig(grace_s=0.5))
+    code = await asyncio.to_thread(proc.wait, limit + 15)
+    took = time.monotonic() - began
+    out = proc.output()
+    assert code == 1, out
+    assert took >= limit - 1  # it waited for its limit (the steps before were bounded)
+    assert "grace period over: handing back 1 running tasks" in out
+    assert "still running 2.0 s after it was cancelled" in out  # the runner, with its stack
+    assert "shutdown overdue" in out and "in immortal" in out
+    assert (await handle.status()).status is TaskStatus.QUEUED  # handed back all the same

@@ -146,4 +146,4 @@ def _stacks(loop: asyncio.AbstractEventLoop) -> str:
         tasks = list(asyncio.all_tasks(loop))
     except RuntimeError:  # the set changed under us (another thread): best effort
         return "(not available)"
-    return "\n".join(f"{t!r}\n{stack_of(t)}" for t in tasks)
+    return "\n".join(stack_of(t) for t in tasks)

@@ -11,6 +11,7 @@ Tasks leave traces under ``<prefix>:t:*`` (deleted with the test's other keys):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import time
 
@@ -66,6 +67,14 @@ def build(prefix: str, url: str | None = None) -> TaskQueue:
         """A sync task: sleeps in one of the worker's threads."""
         time.sleep(seconds)
         return key
+
+    @app.task(name="immortal", max_attempts=5)
+    async def immortal(key: str) -> None:
+        """Records its start, then swallows every cancel (a bug no shutdown may wait for)."""
+        await app.redis.rpush(trace_key(prefix, "started"), key)  # type: ignore[misc]
+        for _ in range(10**9):
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.sleep(3600)
 
     @app.task(name="suicide", max_attempts=2)
     async def suicide(key: str) -> None:
