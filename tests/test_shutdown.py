@@ -258,9 +258,10 @@ async def test_a_task_handed_back_twice_keeps_its_id(tq: TaskQueue) -> None:
     assert (await handle.status()).attempts == 1
 
 
-async def test_a_lost_delivery_keeps_no_outcome(tq: TaskQueue) -> None:
-    """An attempt whose delivery was found lost, or abandoned at the end of the grace period
-    (and handed back), hands nothing to the completer, retries nothing, dead-letters nothing."""
+async def test_an_abandoned_delivery_keeps_no_outcome(tq: TaskQueue) -> None:
+    """An attempt abandoned at the end of the grace period (its entry handed back) that goes on
+    (its cancel swallowed) hands nothing to the completer, retries nothing, dead-letters
+    nothing."""
 
     @tq.task
     async def work() -> None:
@@ -268,7 +269,7 @@ async def test_a_lost_delivery_keeps_no_outcome(tq: TaskQueue) -> None:
 
     worker = Worker(tq, WorkerConfig())
     d = Delivery("default", "1700000000000-0", 1, None, task_id="default:1700000000000-0",
-                 started=True, lost=True)
+                 started=True, lost=True, abandoned=True)
     msg = Message(work.name)
     worker.outcomes.finish(d, msg, work, TaskStatus.SUCCEEDED, 1, "", 1)
     assert not d.acking and worker.ledger.done == [] and worker.ledger.acks_pending() == 0

@@ -41,9 +41,10 @@ class Outcomes:
     def finish(self, d: Delivery, msg: Message, task: Task[Any, Any], status: TaskStatus,
                result: Any, flags: str, attempts: int, started: int | None = None) -> None:
         """Hand an owned entry to the completer (batched complete script). The delivery stays
-        held (its lease renewed) until the completer has acked it. A delivery found lost (or
-        abandoned at the end of the grace period, and so handed back) keeps no outcome."""
-        if d.lost:
+        held (its lease renewed) until the completer has acked it. A delivery abandoned at
+        the end of the grace period (and so handed back) keeps no outcome; one found lost goes
+        on to the owner-checked script, which refuses it (and says so)."""
+        if d.abandoned:
             _discarded(d)
             return
         if msg.task_id is not None:
@@ -65,7 +66,7 @@ class Outcomes:
     async def failed(self, d: Delivery, msg: Message, task: Task[Any, Any], exc: Exception,
                      attempt: int, started: int) -> None:
         """The attempt raised: retry it (owner-checked, atomic) or dead-letter it."""
-        if d.lost:
+        if d.abandoned:
             _discarded(d)
             return
         self.counters.failed += 1
@@ -108,7 +109,7 @@ class Outcomes:
                    error: str, tb: str = "", attempts: int | None = None,
                    started: int | None = None) -> None:
         """Dead-letter the entry with ``reason`` (owner-checked, atomic)."""
-        if d.lost:
+        if d.abandoned:
             _discarded(d)
             return
         keys = self.keys[d.queue]
@@ -185,5 +186,5 @@ class Outcomes:
 
 
 def _discarded(d: Delivery) -> None:
-    log.info("outcome of %s discarded: its entry was lost or handed back meanwhile", d.task_id,
-             extra={"task_id": d.task_id})
+    log.info("outcome of %s discarded: it ran past the grace period and was handed back",
+             d.task_id, extra={"task_id": d.task_id})
