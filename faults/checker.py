@@ -56,6 +56,8 @@ class Verdict:
     healthy_ends: dict[int, str] = field(default_factory=dict)
     # dead letters of healthy jobs (any enqueue state), with their reasons
     healthy_dead: dict[int, list[str]] = field(default_factory=dict)
+    # accepted jobs with a succeeded record under a second task id (added twice)
+    sent_twice: set[int] = field(default_factory=set)
 
     @property
     def extra_runs(self) -> int:
@@ -138,6 +140,8 @@ def check(ledger: Ledger, folder: Path, admin: redis.Redis, keys: QueueKeys, *,
                  "enq_unknown": counts[UNKNOWN], "completed": len(completed & maybe),
                  "dead": sum(dead.values()), "lost": len(v.lost),
                  "unexpected": len(v.unexpected), "dup": v.extra_runs}
+    if v.sent_twice:
+        v.figures["sent_twice"] = len(v.sent_twice)
     return v
 
 
@@ -175,11 +179,40 @@ def _records(v: Verdict, ledger: Ledger, admin: redis.Redis, keys: QueueKeys,
                             f"'{status}': {js[:10]}")
     stats = {text(k): int(x) for k, x in admin.hgetall(keys.stats).items()}
     v.stats = stats
-    unknown_done = sum(1 for j in v.completed if ledger.entries.get(j) and
-                       ledger.entries[j].state == UNKNOWN)
-    if stats.get("completed", 0) > succeeded + unknown_done:
+    # Redis counts a completion per task id that succeeded (per owned entry, each task id
+    # having one entry at a time), so it is matched against the succeeded records under every
+    # task id, not only those the ledger knows: an enqueue whose reply a fault lost is sent
+    # again and may then be added twice (two task ids, two runs, two records; the ledger keeps
+    # the id of the second), and an "unknown" enqueue that was added has an id nobody knows.
+    every = succeeded_records(admin, keys)
+    known = {e.task_id for e in ledger.entries.values() if e.task_id}
+    others = {tid: job for tid, job in every.items() if tid not in known}
+    entries = ledger.entries
+    v.sent_twice = {j for j in others.values()
+                    if j is not None and j in entries and entries[j].state == OK}
+    if stats.get("completed", 0) > len(every):
         v.invariants.append(f"Redis counted {stats.get('completed', 0)} completions for "
-                            f"{succeeded} succeeded records (+{unknown_done} unknown enqueues)")
+                            f"{len(every)} succeeded records ({succeeded} of accepted jobs, "
+                            f"{len(others)} of enqueues sent twice or unknown)")
+
+
+def succeeded_records(admin: redis.Redis, keys: QueueKeys) -> dict[str, int | None]:
+    """Every succeeded record in Redis, under any task id: task id -> its job (None when the
+    record names none)."""
+    out: dict[str, int | None] = {}
+    for key in admin.scan_iter(match=f"{keys.tag}:rec:*", count=1000):
+        for field_, raw in admin.hgetall(key).items():
+            tid = text(field_)
+            if tid.endswith(":p"):  # a progress report, not a record
+                continue
+            try:
+                rec = decode_record(tid, keys.queue, raw)
+            except Exception:  # not ours to judge here: the records check reads the known ids
+                continue
+            if str(rec.status) == SUCCEEDED:
+                job = rec.kwargs.get("job")
+                out[tid] = job if isinstance(job, int) else None
+    return out
 
 
 def _invariants(v: Verdict, admin: redis.Redis, keys: QueueKeys, max_consumers: int,

@@ -19,7 +19,11 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
+from taskq.cancelling import cancel_and_wait
+
 log = logging.getLogger(__name__)
+
+CLOSE_S = 2.0
 
 Listener = Callable[[str, list[Any]], None]
 
@@ -80,13 +84,14 @@ class EventHub:
                         listener(str(event[0]), event)
 
     async def close(self) -> None:
+        pubsub, self._pubsub = self._pubsub, None  # the reader returns at its next pass
         if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._reader
-            self._reader = None
-        if self._pubsub is not None:
+            reader, self._reader = self._reader, None
+            # a cancel can be swallowed inside redis-py: cancelled again until it ends
+            await cancel_and_wait([reader], timeout_s=CLOSE_S, what="event reader")
+            if reader.done() and not reader.cancelled():
+                reader.exception()  # retrieved (it logged its errors)
+        if pubsub is not None:
             with contextlib.suppress(Exception):
-                await self._pubsub.aclose()  # type: ignore[no-untyped-call]
-            self._pubsub = None
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
         self._channels.clear()

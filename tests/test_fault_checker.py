@@ -16,6 +16,7 @@ from faults.ledger import Ledger
 from faults.result import Result, Tally
 from faults.scenarios import selfcheck
 from taskq.keys import QueueKeys
+from taskq.records import TaskStatus, bucket_key, encode_record
 
 
 @pytest.fixture
@@ -107,6 +108,29 @@ def test_duplicates_are_bounded_by_what_was_in_flight(
                                "fault (job: extra runs): {2: 1}"]
     _, result = selfcheck.judge(admin, keys, ledger, tmp_path, max_dup=0)
     assert any("1 duplicate completions > bound 0" in f for f in result.failures)
+
+
+def test_an_enqueue_added_twice_completes_twice_and_is_counted_right(
+        admin: redis.Redis, keys: QueueKeys, tmp_path: Path) -> None:
+    """A fault lost the reply of job 1's enqueue; the producer sent it again and both copies
+    were added (two task ids; the ledger keeps the second): both run and succeed, and Redis
+    counts two completions. That is at-least-once, not a double count."""
+    ledger = Ledger()
+    selfcheck.healthy_history(admin, keys, ledger, tmp_path)
+    first_copy = f"{QUEUE}:5000-0"
+    admin.hset(bucket_key(keys, first_copy), first_copy, encode_record(
+        TaskStatus.SUCCEEDED, task="work", kwargs={"job": 1}, attempts=1))
+    selfcheck.ran(tmp_path, [1], pid=12)
+    admin.hset(keys.stats, "completed", 4)
+    rerun: Counter[int] = Counter({1: 1, 2: 1})
+    v, result = selfcheck.judge(admin, keys, ledger, tmp_path, max_dup=2, rerunnable=rerun)
+    assert result.passed, result.failures
+    assert v.sent_twice == {1} and v.figures["sent_twice"] == 1
+    # one completion more than the records: counted without its record (or twice)
+    admin.hset(keys.stats, "completed", 5)
+    _, result = selfcheck.judge(admin, keys, ledger, tmp_path, max_dup=2, rerunnable=rerun)
+    assert any("Redis counted 5 completions for 4 succeeded records" in f
+               for f in result.failures), result.failures
 
 
 def test_broken_history_reports_every_fault(admin: redis.Redis, keys: QueueKeys,

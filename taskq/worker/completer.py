@@ -19,7 +19,7 @@ GROUP_COMMIT_WAIT_S = 0.002
 
 
 class Completer:
-    """Acks what the ledger hands over (see the module); :meth:`run` until cancelled."""
+    """Acks what the ledger hands over (see the module); :meth:`run` until halted."""
 
     def __init__(self, app: TaskQueue, context: WorkerContext, ledger: Ledger) -> None:
         self.app = app
@@ -27,11 +27,21 @@ class Completer:
         self.keys = context.keys
         self.clock = context.clock
         self.ledger = ledger
+        self._halted = False
+
+    def halt(self) -> None:
+        """End :meth:`run` once nothing is left to ack (the last step of a worker's shutdown;
+        this ends it even when a Redis call swallowed the cancel of its task)."""
+        self._halted = True
+        self.ledger.done_ready.set()
 
     async def run(self) -> None:
         ledger = self.ledger
-        while True:
+        while not (self._halted and not ledger.done):
             await ledger.done_ready.wait()
+            if not ledger.done:  # woken by halt()
+                ledger.done_ready.clear()
+                continue
             # Group commit: when many tasks are running, wait a moment so that those about to
             # finish share the script call; when few are, flush at once (latency first).
             if ledger.unfinished() >= GROUP_COMMIT_MIN_RUNNING:
@@ -70,6 +80,10 @@ class Completer:
                 if refused >= 5:  # give up: the entries return after their lease
                     lost = [d.entry_id for d in items]
                     break
+            if self._halted:  # shutting down: no retrying without end
+                log.warning("giving up on the ack of %d tasks at shutdown: they run again after "
+                            "their lease", len(items))
+                return
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
         self.ledger.acked(items, lost)

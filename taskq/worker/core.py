@@ -11,6 +11,13 @@ completions are batched by the :mod:`completer <taskq.worker.completer>` (group 
 retries and dead letters go one by one, each through an owner-checked script.
 :mod:`Maintenance <taskq.worker.maintenance>` renews leases, reclaims dead consumers' entries,
 promotes due delayed tasks, heartbeats and refreshes pause and cancel flags.
+
+Shutdown (:meth:`Worker.stop`): the reader ends after its last read; what never started is
+handed back at once; running tasks get ``grace_s``; those still running then are cancelled, their
+outcome discarded and their entries handed back; the completer flushes the last acks; then the
+loops end and the worker unregisters. Every step but the grace period is bounded in time, and
+tasks are cancelled with :func:`~taskq.cancelling.cancel_and_wait` (a cancel swallowed by a
+Redis call must not hang the shutdown); the maintenance loops renew leases to the end.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import secrets
 import socket
 import time
 
+from taskq.cancelling import bounded, cancel_and_wait
 from taskq.connection import (
     FATAL,
     REDIS_ERRORS,
@@ -44,8 +52,14 @@ from taskq.worker.runner import Runner
 
 log = logging.getLogger(__name__)
 
-ACK_WAIT_TRIES = 250
+# Shutdown: after the grace period, each step gets a bounded time (a worker always exits in
+# about grace_s + block_ms + the sum of these, even when Redis hangs or a cancel is swallowed).
+READER_STOP_S = 2.0  # beyond block_ms, for the reader's last reply
+STOP_TASKS_S = 2.0  # for cancelled tasks (late runners, loops) to end
+RELEASE_S = 5.0  # to hand back what is left
+ACK_WAIT_TRIES = 250  # times ACK_WAIT_S: for the completer to flush the last acks
 ACK_WAIT_S = 0.02
+UNREGISTER_S = 2.0
 
 
 class Worker:
@@ -114,17 +128,9 @@ class Worker:
                  self.config.concurrency)
         try:
             await self._stopped_or_failed([reader, *loops])
-            await reader
-            await self._drain()
+            await self._drain(reader)
         finally:
-            reader.cancel()
-            for t in loops:
-                t.cancel()
-            await asyncio.gather(reader, *loops, return_exceptions=True)
-            with contextlib.suppress(*REDIS_ERRORS, RedisFailure):
-                await self.maintenance.unregister()
-            self.executors.shutdown()
-            log.info("worker %s stopped: %d processed", self.id, self.counters.processed)
+            await self._close(reader, loops)
 
     async def _connect(self) -> None:
         delay = 0.1
@@ -158,21 +164,31 @@ class Worker:
                 self.stop()
                 part.result()
 
-    async def _drain(self) -> None:
-        """Hand back what never started; give running tasks the grace period; hand back the rest."""
-        ledger = self.ledger
+    async def _drain(self, reader: asyncio.Task[None]) -> None:
+        """Hand back what never started; give running tasks the grace period; hand back the
+        rest. Every step but the grace period is bounded (see the module)."""
+        ledger, outcomes = self.ledger, self.outcomes
+        # the reader ends at its next reply (block_ms), unless Redis is slow to answer
+        if not await bounded(_awaited(reader), what="the reader's last read",
+                             timeout_s=self.config.block_ms / 1000 + READER_STOP_S):
+            await cancel_and_wait([reader], timeout_s=STOP_TASKS_S, what="reader")
         # A runner that has not started sees `stopping` and returns (runners are never
         # cancelled before their first step: their `finally` keeps the run-slot count).
-        await self.outcomes.release(ledger.unstarted())
+        await bounded(outcomes.release(ledger.unstarted()), timeout_s=RELEASE_S,
+                      what="the hand-back")
         running = ledger.runners()
+        late: list[Delivery] = []
         if running:
             log.info("waiting up to %.0f s for %d running tasks", self.config.grace_s, len(running))
             _, pending = await asyncio.wait(running, timeout=self.config.grace_s)
             if pending:
                 late = ledger.abandon(pending)
                 log.warning("grace period over: handing back %d running tasks", len(late))
-                await asyncio.gather(*pending, return_exceptions=True)
-                await self.outcomes.release(late)
+                await cancel_and_wait(pending, timeout_s=STOP_TASKS_S, what="runner")
+        # the late ones, and what was taken meanwhile (a reclaim answered after the stop)
+        late += [d for d in ledger.unstarted() if all(d is not x for x in late)]
+        if late:
+            await bounded(outcomes.release(late), timeout_s=RELEASE_S, what="the hand-back")
         # let the completer flush the last acks
         for _ in range(ACK_WAIT_TRIES):
             if not ledger.acks_pending():
@@ -181,3 +197,25 @@ class Worker:
         else:
             log.warning("%d finished tasks still unacknowledged at shutdown: they run again "
                         "after their lease", ledger.acks_pending())
+
+    async def _close(self, reader: asyncio.Task[None], loops: list[asyncio.Task[None]]) -> None:
+        """Stop the reader, the completer and the maintenance loops for sure (each ends on its
+        own too: a cancel swallowed by a Redis call must not hang the shutdown), unregister."""
+        self.ledger.stop()
+        self.completer.halt()
+        self.maintenance.halt()
+        await cancel_and_wait([reader, *loops], timeout_s=STOP_TASKS_S, what="worker task")
+        for t in (reader, *loops):  # retrieve their ends (errors are logged where they happen)
+            if t.done() and not t.cancelled():
+                t.exception()
+        with contextlib.suppress(*REDIS_ERRORS, RedisFailure):
+            await bounded(self.maintenance.unregister(), timeout_s=UNREGISTER_S,
+                          what="unregistering")
+        self.executors.shutdown()
+        log.info("worker %s stopped: %d processed", self.id, self.counters.processed)
+
+
+async def _awaited(task: asyncio.Task[None]) -> None:
+    """Wait for ``task`` to end (raising its error), without cancelling it when the wait is
+    cut off."""
+    await asyncio.shield(task)

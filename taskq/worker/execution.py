@@ -13,6 +13,8 @@ import contextvars
 import functools
 import importlib
 import multiprocessing
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from pydantic_core import to_jsonable_python
@@ -23,12 +25,38 @@ from taskq.task import Task
 
 
 class Executors:
-    """The thread pool (sync tasks) and process pool (cpu_bound tasks) of one worker."""
+    """The thread pool (sync tasks) and process pool (cpu_bound tasks) of one worker, and how
+    many calls run in them now (:attr:`busy`: a timed-out or cancelled call runs on)."""
 
     def __init__(self, threads: int, processes: int) -> None:
         self.threads = concurrent.futures.ThreadPoolExecutor(threads, "taskq-sync")
         self._processes = processes
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+        self._busy = 0
+        self._busy_lock = threading.Lock()
+
+    @property
+    def busy(self) -> int:
+        """Calls submitted to the pools and not ended yet (queued or running)."""
+        return self._busy
+
+    def submit(self, pool: concurrent.futures.Executor,
+               fn: Callable[[], Any]) -> asyncio.Future[Any]:
+        """Run ``fn`` in ``pool``, counted in :attr:`busy` until it ends (not until its
+        awaiting stops: a cancelled call still runs)."""
+        with self._busy_lock:
+            self._busy += 1
+        try:
+            future = pool.submit(fn)
+        except BaseException:
+            self._ended(None)
+            raise
+        future.add_done_callback(self._ended)
+        return asyncio.wrap_future(future)
+
+    def _ended(self, _: object) -> None:
+        with self._busy_lock:
+            self._busy -= 1
 
     @property
     def pool(self) -> concurrent.futures.ProcessPoolExecutor:
@@ -84,13 +112,13 @@ async def invoke(
             return await fn(*args, **kwargs)
         async with asyncio.timeout(timeout):
             return await fn(*args, **kwargs)
-    loop = asyncio.get_running_loop()
     if task.options.cpu_bound:
         call = functools.partial(_call_in_process, fn.__module__, fn.__qualname__, args, kwargs)
-        future = loop.run_in_executor(executors.pool, call)
+        future = executors.submit(executors.pool, call)
     else:
         run = functools.partial(_in_context, ctx, fn, args, kwargs)
-        future = loop.run_in_executor(executors.threads, contextvars.copy_context().run, run)
+        future = executors.submit(executors.threads,
+                                  functools.partial(contextvars.copy_context().run, run))
     try:
         return await asyncio.wait_for(future, timeout)
     except (TimeoutError, asyncio.CancelledError):

@@ -41,6 +41,7 @@ class Delivery:
     task_id: str = ""
     started: bool = False
     lost: bool = False
+    abandoned: bool = False  # still running past the grace period: handed back, no outcome
     cancel: bool = False
     acking: bool = False  # handed to the completer; it drops the delivery once acked
     ctx: TaskContext | None = None
@@ -247,7 +248,8 @@ class Ledger:
         their attempt is discarded, and their runners cancelled. Returns them to hand back."""
         late = [d for d in self.held.values() if d.runner in runners]
         for d in late:
-            d.lost = True  # the attempt's outcome is discarded from now on
+            d.lost = True
+            d.abandoned = True  # the attempt's outcome is discarded from now on
             if d.runner is not None:
                 d.runner.cancel()
         return late

@@ -52,6 +52,7 @@ class Maintenance:
         self.flags = context.flags
         self.ledger = ledger
         self.forgot_consumers_at = time.monotonic()
+        self._halt = asyncio.Event()
 
     def loops(self) -> Iterator[tuple[str, Coroutine[Any, Any, None]]]:
         """Each duty's loop, with the name of its asyncio task."""
@@ -64,11 +65,17 @@ class Maintenance:
         yield "taskq-flags", self._every("flags", c.flags_every_ms, self.refresh_flags,
                                          first=True)
 
+    def halt(self) -> None:
+        """End every loop after its current pass (the last step of a worker's shutdown: leases
+        are renewed until then). Their tasks are cancelled too; this ends them even when a
+        Redis call swallowed that cancel (see :mod:`taskq.cancelling`)."""
+        self._halt.set()
+
     async def _every(self, name: str, period_ms: int, duty: Callable[[], Awaitable[None]],
                      jitter: bool = True, first: bool = False) -> None:
         if not first:
-            await asyncio.sleep(period_ms / 1000 * (random.random() if jitter else 1.0))
-        while True:
+            await self._pause(period_ms / 1000 * (random.random() if jitter else 1.0))
+        while not self._halt.is_set():
             try:
                 await duty()
             except asyncio.CancelledError:
@@ -80,7 +87,15 @@ class Maintenance:
             except Exception:
                 log.exception("%s failed", name)
             period = period_ms / 1000
-            await asyncio.sleep(period * (0.8 + 0.4 * random.random()) if jitter else period)
+            await self._pause(period * (0.8 + 0.4 * random.random()) if jitter else period)
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep ``seconds``, or less when the loops are halted."""
+        if self._halt.is_set():
+            return
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(seconds):
+                await self._halt.wait()
 
     async def renew(self) -> None:
         ledger = self.ledger

@@ -43,7 +43,12 @@ class Outcomes:
     def finish(self, d: Delivery, msg: Message, task: Task[Any, Any], status: TaskStatus,
                result: Any, flags: str, attempts: int, started: int | None = None) -> None:
         """Hand an owned entry to the completer (batched complete script). The delivery stays
-        held (its lease renewed) until the completer has acked it."""
+        held (its lease renewed) until the completer has acked it. A delivery abandoned at
+        the end of the grace period (and so handed back) keeps no outcome; one found lost goes
+        on to the owner-checked script, which refuses it (and says so)."""
+        if d.abandoned:
+            _discarded(d)
+            return
         if msg.task_id is not None:
             flags += "e"
         d.record = encode_record(
@@ -62,6 +67,9 @@ class Outcomes:
     async def failed(self, d: Delivery, msg: Message, task: Task[Any, Any], exc: Exception,
                      attempt: int, started: int) -> None:
         """The attempt raised: retry it (owner-checked, atomic) or dead-letter it."""
+        if d.abandoned:
+            _discarded(d)
+            return
         self.counters.failed += 1
         policy = task.options.retry
         tb = "".join(traceback.format_exception(exc))
@@ -105,6 +113,9 @@ class Outcomes:
                    error: str, tb: str = "", attempts: int | None = None,
                    started: int | None = None) -> None:
         """Dead-letter the entry with ``reason`` (owner-checked, atomic)."""
+        if d.abandoned:
+            _discarded(d)
+            return
         keys = self.keys[d.queue]
         now = int(time.time() * 1000)
         attempts = attempts if attempts is not None else (msg.attempts if msg else 0)
@@ -138,12 +149,14 @@ class Outcomes:
 
     async def release(self, deliveries: Sequence[Delivery]) -> None:
         """Hand entries back to their stream unrun (paused queue, shutdown): they run again,
-        with the attempts they had."""
+        with the attempts they had, under the id of their task (the one their envelope carries
+        when they had moved already, e.g. handed back before)."""
         for d in deliveries:
             payload = d.payload or b""
             task_id = d.task_id or ids.task_id(d.queue, d.entry_id)
             with contextlib.suppress(DecodeError):
                 msg = codec.decode(payload)
+                task_id = d.task_id or ids.of_entry(d.queue, d.entry_id, msg.task_id)
                 payload = codec.encode(msg.with_attempts(msg.attempts, task_id))
             try:
                 await self.app.scripts.release(
@@ -178,3 +191,8 @@ class Outcomes:
         if task is not None and task.options.result_ttl_s is not None:
             return int(task.options.result_ttl_s * 1000)
         return self.app.result_ttl_ms
+
+
+def _discarded(d: Delivery) -> None:
+    log.info("outcome of %s discarded: it ran past the grace period and was handed back",
+             d.task_id, extra={"task_id": d.task_id})

@@ -2,28 +2,38 @@
 
 SIGTERM or SIGINT: stop reading, let running tasks finish within the grace period, hand back
 the rest, exit 0. A second signal exits at once (code 1); what it held returns after its lease.
+The shutdown is bounded: a process still running :func:`shutdown_limit_s` after the signal
+logs where it is stuck and exits (code 1).
 """
 
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import gc
 import logging
 import os
 import signal
 import threading
+from dataclasses import dataclass
 
+from taskq.cancelling import bounded, stack_of
 from taskq.errors import ConfigError
 from taskq.queue import TaskQueue
 from taskq.worker.config import WorkerConfig
 from taskq.worker.context import OnTransition
-from taskq.worker.core import Worker
+from taskq.worker.core import READER_STOP_S, Worker
 from taskq.worker.metrics import MetricsServer, serve_metrics
 
 log = logging.getLogger(__name__)
 
 EXIT_CONFIG = 78
 """Exit code of a worker that cannot run with this configuration (the supervisor stops)."""
+SHUTDOWN_TAIL_S = 15.0
+"""How long a stopped worker may take after its grace period (hand back, last acks, unregister,
+close): the steps are each bounded and take milliseconds when Redis answers; past this, the
+process logs what is stuck and exits (code 1)."""
+CLOSE_S = 2.0
 
 
 def run_worker(app: TaskQueue, config: WorkerConfig,
@@ -35,17 +45,23 @@ def run_worker(app: TaskQueue, config: WorkerConfig,
 
     A sync task still running in a thread after the grace period was handed back already; the
     process then exits without waiting for that thread (which Python would otherwise join)."""
-    code = _run(app, config, metrics_at, on_transition)
-    if any(t.is_alive() and not t.daemon for t in threading.enumerate()
-           if t is not threading.main_thread()):
-        log.warning("exiting with sync tasks still running in threads (already handed back)")
+    ended = _run(app, config, metrics_at, on_transition)
+    if ended.busy:
+        log.warning("exiting with %d sync tasks still running in threads or processes (already "
+                    "handed back)", ended.busy)
         logging.shutdown()
-        os._exit(code)
-    return code
+        os._exit(ended.code)
+    return ended.code
+
+
+@dataclass(frozen=True, slots=True)
+class _Ended:
+    code: int
+    busy: int  # sync and cpu_bound calls still running in the worker's pools
 
 
 def _run(app: TaskQueue, config: WorkerConfig, metrics_at: tuple[str, int] | None,
-         on_transition: OnTransition | None) -> int:
+         on_transition: OnTransition | None) -> _Ended:
     # The app, its imports and the libraries are loaded: keep the cyclic GC from walking them
     # on every full collection (shorter pauses, steadier latency).
     gc.collect()
@@ -61,7 +77,7 @@ def _run(app: TaskQueue, config: WorkerConfig, metrics_at: tuple[str, int] | Non
 
 
 async def _main(app: TaskQueue, config: WorkerConfig, metrics_at: tuple[str, int] | None,
-                on_transition: OnTransition | None) -> int:
+                on_transition: OnTransition | None) -> _Ended:
     worker = Worker(app, config, on_transition=on_transition)
     metrics: MetricsServer | None = None
     if metrics_at is not None:
@@ -70,7 +86,7 @@ async def _main(app: TaskQueue, config: WorkerConfig, metrics_at: tuple[str, int
         except OSError as exc:
             log.error("cannot serve metrics on %s:%d: %s", *metrics_at, exc)
             await app.aclose()
-            return EXIT_CONFIG
+            return _Ended(EXIT_CONFIG, 0)
     loop = asyncio.get_running_loop()
     signals = 0
 
@@ -81,19 +97,53 @@ async def _main(app: TaskQueue, config: WorkerConfig, metrics_at: tuple[str, int
             log.info("%s: finishing running tasks (up to %.0f s); signal again to exit now",
                      signal.Signals(signum).name, config.grace_s)
             worker.stop()
+            _watchdog(loop, shutdown_limit_s(config))
         else:
             log.warning("second signal: exiting now")
             os._exit(1)
 
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig)
+    code = 0
     try:
         await worker.run()
     except ConfigError as exc:
         log.error("cannot run: %s", exc)
-        return EXIT_CONFIG
+        code = EXIT_CONFIG
     finally:
         if metrics is not None:
             metrics.close()
-        await app.aclose()
-    return 0
+        await bounded(app.aclose(), timeout_s=CLOSE_S, what="closing the Redis connections")
+    return _Ended(code, worker.executors.busy)
+
+
+def shutdown_limit_s(config: WorkerConfig) -> float:
+    """The longest a stopped worker takes to exit: its last read, the grace period, and a
+    bounded time for the steps after it (see :mod:`taskq.worker.core`)."""
+    return config.block_ms / 1000 + READER_STOP_S + config.grace_s + SHUTDOWN_TAIL_S
+
+
+def _watchdog(loop: asyncio.AbstractEventLoop, limit_s: float) -> None:
+    """Exit the process (code 1) if it is still running ``limit_s`` from now, after logging
+    where every thread and asyncio task is stuck: the last resort of a bounded shutdown (a
+    thread, so that it fires even when the event loop is blocked)."""
+
+    def overdue() -> None:
+        log.error("shutdown overdue (%.0f s): exiting now; what it held returns after its "
+                  "lease. Stuck tasks:\n%s", limit_s, _stacks(loop))
+        faulthandler.dump_traceback(all_threads=True)
+        logging.shutdown()
+        os._exit(1)
+
+    timer = threading.Timer(limit_s, overdue)
+    timer.daemon = True
+    timer.name = "taskq-shutdown-watchdog"
+    timer.start()
+
+
+def _stacks(loop: asyncio.AbstractEventLoop) -> str:
+    try:
+        tasks = list(asyncio.all_tasks(loop))
+    except RuntimeError:  # the set changed under us (another thread): best effort
+        return "(not available)"
+    return "\n".join(stack_of(t) for t in tasks)
