@@ -10,7 +10,7 @@ What it is not: it is not durable (everything is gone when the process ends, or 
 :func:`stop`), not shared with other processes (a worker process of its own sees an empty
 stand-in of its own), and not a benchmark (fakeredis is much slower than Redis). It listens on
 a loopback port that only this process knows. It needs ``fakeredis[lua]``, loaded on first use
-(``pip install 'taskq[testing]'``).
+(``pip install 'taskq-streams[testing]'``).
 """
 
 from __future__ import annotations
@@ -89,5 +89,5 @@ def _fakeredis() -> Any:
     """fakeredis, with the Lua runtime it needs for taskq's scripts (an optional dependency)."""
     if importlib.util.find_spec("fakeredis") is None or importlib.util.find_spec("lupa") is None:
         raise ConfigError("memory:// URLs need fakeredis with Lua: "
-                          "pip install 'taskq[testing]' (or 'fakeredis[lua]')")
+                          "pip install 'taskq-streams[testing]' (or 'fakeredis[lua]')")
     return importlib.import_module("fakeredis")

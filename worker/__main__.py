@@ -3,4 +3,4 @@
 from taskq.worker.main import main
 
 if __name__ == "__main__":
-    main()
+    main(prog_name="python -m worker")

@@ -22,7 +22,8 @@ EXIT_CONFIG = 78
 EXIT_REDIS = 3
 """Exit code of a start with Redis unreachable or not answering."""
 
-cli = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+cli = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
+                  context_settings={"help_option_names": ["-h", "--help"]})
 _S = ApiSettings()
 
 

@@ -20,11 +20,12 @@ from taskq.worker.process import run_worker
 from taskq.worker.settings import LogFormat, WorkerSettings
 from taskq.worker.supervisor import Supervisor
 
-cli = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+cli = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
+                  context_settings={"help_option_names": ["-h", "--help"]})
 _S = WorkerSettings()
 
 
-@cli.command(help="Run workers for a TaskQueue.\n\nExample: python -m worker myapp.tasks:tq "
+@cli.command(help="Run workers for a TaskQueue.\n\nExample: taskq worker myapp.tasks:tq "
              "--queues emails,default --concurrency 100 --processes 2")
 def run(
     ctx: typer.Context,
@@ -106,12 +107,13 @@ class _Hooks:
 
 
 def main(argv: Sequence[str] | None = None, *,
-         on_transition: OnTransition | None = None) -> None:
+         on_transition: OnTransition | None = None, prog_name: str = "taskq worker") -> None:
     """Run the command line on ``argv`` (default: the process's arguments); exits.
     ``on_transition``: the worker's transition hook (see :class:`taskq.worker.core.Worker`),
     for a single worker process (``--processes 1``); the fault suite installs its crash points
-    this way."""
-    cli(args=None if argv is None else list(argv), obj=_Hooks(on_transition))
+    this way. ``prog_name``: the command named in usage lines."""
+    cli(args=None if argv is None else list(argv), obj=_Hooks(on_transition),
+        prog_name=prog_name)
 
 
 def _strip(args: list[str], option: str) -> list[str]:
