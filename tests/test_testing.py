@@ -226,7 +226,7 @@ def test_memory_url_without_fakeredis_says_what_to_install(
     real = memory.importlib.util.find_spec
     monkeypatch.setattr(memory.importlib.util, "find_spec",
                         lambda name, *a: None if name == "lupa" else real(name, *a))
-    with pytest.raises(ConfigError, match=r"taskq\[testing\]"):
+    with pytest.raises(ConfigError, match=r"taskq-streams\[testing\]"):
         memory.redis_url("memory://no-lua")
 
 
