@@ -11,9 +11,17 @@ local moved, missing = 0, 0
 for _, id in ipairs(ids) do
   local payload = redis.call('HGET', KEYS[2], id)
   if payload then
-    local entry = redis.call('XADD', KEYS[4], '*', 'm', payload)
-    redis.call('HSET', KEYS[3], id, entry)
+    -- The payload leaves the hash before its entry is added: at maxmemory Redis refuses only a
+    -- script's first write that may add memory (XADD), not the writes after one, and moving a
+    -- task from the hash to the stream adds none, so due tasks are promoted under memory
+    -- pressure too. Should the XADD fail all the same, the payload goes back (still delayed).
     redis.call('HDEL', KEYS[2], id)
+    local ok, entry = pcall(redis.call, 'XADD', KEYS[4], '*', 'm', payload)
+    if not ok then
+      redis.call('HSET', KEYS[2], id, payload)
+      return redis.error_reply(type(entry) == 'table' and entry.err or tostring(entry))
+    end
+    redis.call('HSET', KEYS[3], id, entry)
     moved = moved + 1
   else
     missing = missing + 1
