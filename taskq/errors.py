@@ -15,6 +15,8 @@ The tree::
     ├── QueueNotFound            an operator call on a queue that was never used nor registered
     ├── DeadLetterNotFound       no dead letter with that id in the queue
     ├── TaskFailed               awaiting a result of a task that ended dead or cancelled
+    ├── ResultUnavailable        awaiting a result of a task that succeeded while Redis was out
+    │                            of memory (its result was not kept)
     ├── ResultTimeout            awaiting a result took longer than asked
     ├── LeaseLost                a worker no longer owns the entry it tries to finish
     └── RedisFailure             Redis did not answer or refused a command (taskq.connection)
@@ -145,6 +147,16 @@ class TaskFailed(TaskqError):
         self.task_id = task_id
         self.status = status
         self.error = error
+
+
+class ResultUnavailable(TaskqError):
+    """The task succeeded, but its result was not kept: it ended while Redis was out of memory
+    (maxmemory), when a finished task's record keeps only its status."""
+
+    def __init__(self, task_id: str) -> None:
+        super().__init__(f"task {task_id} succeeded but its result was not kept: Redis was out "
+                         "of memory when it finished")
+        self.task_id = task_id
 
 
 class ResultTimeout(TaskqError):

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 from taskq import ids
-from taskq.errors import TaskFailed
+from taskq.errors import ResultUnavailable, TaskFailed
 from taskq.records import TaskRecord, TaskStatus
 
 if TYPE_CHECKING:
@@ -39,11 +39,14 @@ class TaskHandle(Generic[R]):
         return await self.app.wait(self.id, timeout)
 
     async def result(self, timeout: float | None = None) -> R:
-        """The task's return value; raises TaskFailed if it ended dead or cancelled and
-        ResultTimeout if it has not ended within ``timeout`` seconds."""
+        """The task's return value; raises TaskFailed if it ended dead or cancelled,
+        ResultUnavailable if it succeeded while Redis was out of memory (its result was not
+        kept) and ResultTimeout if it has not ended within ``timeout`` seconds."""
         record = await self.wait(timeout)
         if record.status is not TaskStatus.SUCCEEDED:
             raise TaskFailed(self.id, str(record.status), record.error)
+        if record.result_dropped:
+            raise ResultUnavailable(self.id)
         adapter = self.task.signature.return_adapter if self.task is not None else None
         if adapter is not None:
             return cast(R, adapter.validate_python(record.result))
@@ -90,8 +93,9 @@ class SyncTaskHandle(Generic[R]):
         return self.app.sync_loop.run(lambda app: app.wait(task_id, timeout))
 
     def result(self, timeout: float | None = None) -> R:
-        """The task's return value, blocking; raises TaskFailed if it ended dead or cancelled
-        and ResultTimeout if it has not ended within ``timeout`` seconds."""
+        """The task's return value, blocking; raises TaskFailed if it ended dead or cancelled,
+        ResultUnavailable if it succeeded while Redis was out of memory (its result was not
+        kept) and ResultTimeout if it has not ended within ``timeout`` seconds."""
         handle = self.aio
         return self.app.sync_loop.run(lambda app: _result(handle, app, timeout))
 

@@ -8,6 +8,9 @@ to at least the record TTL, so a record lives at least that long after its last 
 A record is written when a task leaves the happy path or ends: failed (will retry), succeeded,
 dead, cancelled. ``queued`` and ``running`` are read from the stream itself (an entry not yet
 delivered, or pending in the group), so the hot path writes nothing extra.
+
+A task that ends while Redis is out of memory gets a lean record, ``{"s": status, "m": 1}``
+(written by ``lua/complete.lua``): it decodes with ``result_dropped`` set and nothing else known.
 """
 
 from __future__ import annotations
@@ -48,7 +51,10 @@ def bucket_of_entry(keys: QueueKeys, entry_id: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class TaskRecord:
-    """What is known of one task. ``to_dict`` is the stable JSON shape of the CLI and the API."""
+    """What is known of one task. ``to_dict`` is the stable JSON shape of the CLI and the API.
+
+    ``result_dropped``: the task ended while Redis was out of memory, and its record kept only
+    its status (no result, arguments, error or timings)."""
 
     id: str
     queue: str
@@ -70,6 +76,7 @@ class TaskRecord:
     worker: str | None = None
     entry_id: str | None = None
     deliveries: int | None = None
+    result_dropped: bool = False
 
     @property
     def terminal(self) -> bool:
@@ -149,4 +156,5 @@ def decode_record(task_id: str, queue: str, data: bytes) -> TaskRecord:
         error=body.get("em"),
         traceback=body.get("tb"),
         worker=body.get("w"),
+        result_dropped=bool(body.get("m")),
     )

@@ -11,6 +11,7 @@ from taskq import TaskQueue, Worker
 from tests.api_fixtures import ADMIN, ADMIN_KEY, READ, make_app, serve
 from tests.apps.api_tasks import build
 from tests.helpers import WorkerProcess, eventually
+from tests.support import end_lean
 
 
 async def enqueue(client: httpx.AsyncClient, task: str, **body: object) -> str:
@@ -39,6 +40,21 @@ async def test_enqueue_run_by_worker_process_and_result(
     assert done.json()["result"] == 5
     again = await client.get(f"/tasks/{body['id']}", headers=READ)
     assert again.json()["status"] == "succeeded" and again.json()["result"] == 5
+
+
+async def test_a_result_not_kept_for_lack_of_memory_shows(client: httpx.AsyncClient,
+                                                          app_tq: TaskQueue) -> None:
+    task_id = await enqueue(client, "add", a=1, b=2)
+    first = await client.get(f"/tasks/{task_id}", headers=READ)
+    assert first.json()["result_dropped"] is False
+    await end_lean(app_tq, task_id)  # as a worker ends it while Redis is out of memory
+    for r in (await client.get(f"/tasks/{task_id}", headers=READ),
+              await client.get(f"/tasks/{task_id}/wait", params={"timeout_s": 5},
+                               headers=READ)):
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert (body["status"], body["result"], body["result_dropped"]) == (
+            "succeeded", None, True)
 
 
 async def test_wait_times_out_with_202(client: httpx.AsyncClient) -> None:

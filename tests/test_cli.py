@@ -17,6 +17,7 @@ from taskq import TaskQueue, admin, codec
 from taskq.cli import app
 from taskq.keys import worker_alive_key, workers_key
 from tests.apps.cli_app import build
+from tests.support import end_lean
 
 T = TypeVar("T")
 runner = CliRunner()
@@ -26,7 +27,8 @@ QUEUE_KEYS = {"name", "length", "in_flight", "lag", "delayed", "dead", "consumer
               "retried_total", "dead_total", "lost_total", "paused"}
 RECORD_KEYS = {"id", "queue", "status", "task", "args", "kwargs", "attempts", "enqueued_ms",
                "started_ms", "finished_ms", "run_at_ms", "result", "error_type", "error",
-               "traceback", "progress", "progress_message", "worker", "entry_id", "deliveries"}
+               "traceback", "progress", "progress_message", "worker", "entry_id", "deliveries",
+               "result_dropped"}
 DEAD_KEYS = {"id", "queue", "task_id", "entry", "task", "reason", "error_type", "error",
              "traceback", "attempts", "enqueued_ms", "failed_ms", "worker", "args", "kwargs",
              "payload_ok"}
@@ -117,6 +119,23 @@ def test_tasks_and_task(cli: Callable[..., Result], on_redis: Any) -> None:
     assert (one["status"], one["task"], one["kwargs"]) == ("queued", "add", {"a": 0, "b": 1})
     r = cli("task", ids[0])
     assert r.exit_code == 0 and "a=0, b=1" in r.stdout and "queued" in r.stdout
+
+
+def test_a_result_not_kept_for_lack_of_memory_shows(cli: Callable[..., Result],
+                                                    on_redis: Any) -> None:
+    ids = enqueue_some(on_redis, n=2, delayed=0)
+    assert as_json(cli("task", ids[0], "--json"))["result_dropped"] is False
+
+    async def end(tq: TaskQueue) -> None:  # as a worker ends it while Redis is out of memory
+        await end_lean(tq, ids[0])
+    on_redis(end)
+    one = as_json(cli("task", ids[0], "--json"))
+    assert (one["status"], one["result"], one["result_dropped"]) == ("succeeded", None, True)
+    r = cli("task", ids[0])
+    assert r.exit_code == 0 and "succeeded" in r.stdout
+    flat = " ".join(r.stdout.replace("│", " ").split())
+    assert "result not kept: Redis was out of memory" in flat, r.stdout
+    assert "arguments (not kept)" in flat, r.stdout
 
 
 def test_long_arguments_are_shortened(cli: Callable[..., Result], on_redis: Any) -> None:

@@ -22,7 +22,8 @@ from taskq.admin.queues import pause, resume
 from taskq.admin.workers import list_workers
 from taskq.cli import app as cli_app
 from taskq.connection import check_url
-from taskq.errors import ConfigError, RedisOutOfMemory, RedisPermissionError
+from taskq.errors import ConfigError, RedisOutOfMemory, RedisPermissionError, ResultUnavailable
+from taskq.handle import TaskHandle
 from taskq.keys import worker_alive_key
 from taskq.records import TERMINAL_STATUSES, TaskStatus
 from tests.api_fixtures import ADMIN, make_app, serve
@@ -274,6 +275,17 @@ async def test_a_full_redis_recovers_once_workers_drain_it(
         for task_id in [*accepted[:50], *accepted[-50:]]:
             status = (await tq.status(task_id)).status
             assert status in TERMINAL_STATUSES, (task_id, status)
+        # a task that finished while Redis was full says its result was not kept (its int
+        # return type would fail to validate the missing result)
+        lean = None
+        for task_id in accepted:  # the first ones ran while Redis was full
+            record = await tq.status(task_id)
+            if record.result_dropped:
+                lean = record
+                break
+        assert lean is not None and lean.status is TaskStatus.SUCCEEDED
+        with pytest.raises(ResultUnavailable, match="Redis was out of memory"):
+            await TaskHandle(lean.id, tq, tq.registry["size"]).result(timeout=5)
         # (its result may not be kept: it may finish while Redis is still full, see the docs)
         assert (await delayed.wait(timeout=60)).status == TaskStatus.SUCCEEDED
         assert (await tq.status(accepted[0])).status == TaskStatus.SUCCEEDED

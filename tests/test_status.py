@@ -8,10 +8,18 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from taskq import TaskContext, TaskFailed, TaskNotFound, TaskQueue, TaskStatus, Worker
+from taskq import (
+    ResultUnavailable,
+    TaskContext,
+    TaskFailed,
+    TaskNotFound,
+    TaskQueue,
+    TaskStatus,
+    Worker,
+)
 from taskq.records import bucket_key
 from tests.helpers import eventually
-from tests.support import dead_letters, stream_len
+from tests.support import dead_letters, end_lean, stream_len
 
 FAST = {"block_ms": 100}
 
@@ -44,7 +52,7 @@ async def test_queued_running_succeeded(tq: TaskQueue,
     release.set()
     record = await handle.wait(timeout=5)
     assert record.status is TaskStatus.SUCCEEDED and record.terminal
-    assert record.result == 42 and record.attempts == 1
+    assert record.result == 42 and record.attempts == 1 and not record.result_dropped
     assert record.started_ms is not None and record.finished_ms is not None
     assert record.finished_ms >= record.started_ms
     assert record.to_dict()["status"] == "succeeded"
@@ -67,6 +75,36 @@ async def test_failed_then_dead(tq: TaskQueue, start_worker: Callable[..., Worke
     assert "broken" in (record.error or "")
     with pytest.raises(TaskFailed):
         await handle.result()
+
+
+async def test_a_result_not_kept_for_lack_of_memory_says_so(tq: TaskQueue) -> None:
+    @tq.task
+    async def double(n: int) -> int:
+        return n * 2
+
+    handle = await double.enqueue(21)
+    await end_lean(tq, handle.id)  # as a worker ends it while Redis is out of memory
+    record = await handle.wait(timeout=5)
+    assert record.status is TaskStatus.SUCCEEDED and record.terminal
+    assert record.result_dropped and record.result is None
+    assert record.to_dict()["result_dropped"] is True
+    # typed (its int return type would fail to validate None) and untyped handles alike
+    for h in (handle, tq.handle(handle.id)):
+        with pytest.raises(ResultUnavailable, match="succeeded but its result was not kept: "
+                                                    "Redis was out of memory") as e:
+            await h.result(timeout=5)
+        assert e.value.task_id == handle.id
+
+    def from_sync_code() -> None:
+        with pytest.raises(ResultUnavailable):
+            tq.sync_handle(handle.id).result(timeout=5)
+    await asyncio.to_thread(from_sync_code)
+
+    # a lean cancelled record is still a cancel
+    cancelled = await double.enqueue(1)
+    await end_lean(tq, cancelled.id, TaskStatus.CANCELLED)
+    with pytest.raises(TaskFailed, match="cancelled"):
+        await cancelled.result(timeout=5)
 
 
 async def test_unknown_ids(tq: TaskQueue) -> None:

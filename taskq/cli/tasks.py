@@ -90,19 +90,27 @@ def record_table(r: TaskRecord, full: bool = False) -> Table:
     width = 10_000 if full else 200
     rows: list[tuple[str, Any]] = [
         ("status", str(r.status)), ("queue", r.queue), ("task", r.task or "?"),
-        ("arguments", call_args(r.args, r.kwargs, width, width if full else 60) or "(none)"),
+        ("arguments", "(not kept)" if r.result_dropped else
+         call_args(r.args, r.kwargs, width, width if full else 60) or "(none)"),
         ("attempts", r.attempts), ("deliveries", r.deliveries), ("worker", r.worker),
         ("enqueued", timestamp(r.enqueued_ms)), ("runs at", timestamp(r.run_at_ms)),
         ("started", timestamp(r.started_ms)), ("finished", timestamp(r.finished_ms)),
         ("progress", None if r.progress is None else
          f"{r.progress:.0%} {r.progress_message or ''}".strip()),
         ("error", f"{r.error_type or ''}: {r.error}" if r.error else None),
-        ("result", shorten(r.result, width) if r.status is TaskStatus.SUCCEEDED else None),
+        ("result", result_text(r, width)),
         ("entry id", r.entry_id),
     ]
     return details(f"Task {r.id}", [(name, str(value)) for name, value in rows
                                     if value is not None and value != "-"],
                    whole=("entry id",))
+
+
+def result_text(r: TaskRecord, width: int) -> str | None:
+    """What the result row says: the result of a succeeded task, or that it was not kept."""
+    if r.result_dropped:
+        return "not kept: Redis was out of memory"
+    return shorten(r.result, width) if r.status is TaskStatus.SUCCEEDED else None
 
 
 CANCEL_HELP = """Cancel a task: a waiting or delayed one is removed before it runs; a running one

@@ -21,7 +21,7 @@ class TaskOut(BaseModel):  # type: ignore[no-redef]
         "finished_ms": 1732190000010, "run_at_ms": None, "result": {"sent_to": "ada@example.com"},
         "error_type": None, "error": None, "traceback": None, "progress": None,
         "progress_message": None, "worker": "host-1234-ab12", "entry_id": None,
-        "deliveries": None,
+        "deliveries": None, "result_dropped": False,
     }]})
 
     id: str
@@ -45,6 +45,9 @@ class TaskOut(BaseModel):  # type: ignore[no-redef]
     worker: str | None = None
     entry_id: str | None = None
     deliveries: int | None = None
+    result_dropped: bool = Field(False, description="true when the task ended while Redis was "
+                                 "out of memory: its record kept only its status (result not "
+                                 "kept: Redis was out of memory)")
 
 
 class Enqueued(BaseModel):

@@ -9,7 +9,10 @@
 - flags: refresh paused queues and cancel requests; forget idle, empty, dead consumers.
 
 They work on the ledger, the app's scripts and client, and the worker's context: never on the
-worker itself.
+worker itself. A duty that keeps failing the same way (Redis out of memory refuses every
+promote, about ten a second) is logged the first time, then at most once per
+``REPEAT_LOG_EVERY_S`` with the number of failures not logged (and that number once more when
+it works again).
 """
 
 from __future__ import annotations
@@ -39,6 +42,39 @@ _ERRORS: tuple[type[Exception], ...] = (*REDIS_ERRORS, ResponseError)
 FORGET_CONSUMERS_EVERY_S = 60.0
 CANCEL_REQUEST_TTL_MS = 600_000
 FORGET_IDLE_MS = 600_000
+REPEAT_LOG_EVERY_S = 60.0
+
+
+class RepeatedFailures:
+    """Which failures of one loop to log: the first of a kind (its type and message), then the
+    same one at most once per ``every_s``, saying how many were not logged in between."""
+
+    __slots__ = ("_kind", "_logged_at", "_unlogged", "every_s")
+
+    def __init__(self, every_s: float) -> None:
+        self.every_s = every_s
+        self._kind: tuple[str, str] | None = None
+        self._logged_at = 0.0
+        self._unlogged = 0
+
+    def failed(self, kind: tuple[str, str], now: float) -> int | None:
+        """None: do not log this failure; else log it, with this many identical failures that
+        were not logged since the last one that was."""
+        if kind == self._kind and now - self._logged_at < self.every_s:
+            self._unlogged += 1
+            return None
+        unlogged = self._unlogged if kind == self._kind else 0
+        self._kind, self._logged_at, self._unlogged = kind, now, 0
+        return unlogged
+
+    def succeeded(self) -> int:
+        """The duty worked: forget its failures; returns how many were not logged."""
+        unlogged, self._kind, self._unlogged = self._unlogged, None, 0
+        return unlogged
+
+
+def _not_logged(count: int) -> str:
+    return f" ({count} more times since, not logged)" if count else ""
 
 
 class Maintenance:
@@ -75,6 +111,7 @@ class Maintenance:
                      jitter: bool = True, first: bool = False) -> None:
         if not first:
             await self._pause(period_ms / 1000 * (random.random() if jitter else 1.0))
+        repeats = RepeatedFailures(REPEAT_LOG_EVERY_S)
         while not self._halt.is_set():
             try:
                 await duty()
@@ -83,9 +120,19 @@ class Maintenance:
             except FATAL as exc:  # retrying cannot fix it: the worker exits (78)
                 raise fatal_config_error(exc) or exc from exc
             except _ERRORS as exc:
-                log.warning("%s failed: %s: %s", name, type(exc).__name__, exc)
-            except Exception:
-                log.exception("%s failed", name)
+                unlogged = repeats.failed((type(exc).__name__, str(exc)), time.monotonic())
+                if unlogged is not None:
+                    log.warning("%s failed: %s: %s%s", name, type(exc).__name__, exc,
+                                _not_logged(unlogged))
+            except Exception as exc:
+                unlogged = repeats.failed((type(exc).__name__, str(exc)), time.monotonic())
+                if unlogged is not None:
+                    log.exception("%s failed%s", name, _not_logged(unlogged))
+            else:
+                unlogged = repeats.succeeded()
+                if unlogged:
+                    log.warning("%s works again (%d more failures before, not logged)", name,
+                                unlogged)
             period = period_ms / 1000
             await self._pause(period * (0.8 + 0.4 * random.random()) if jitter else period)
 
