@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from taskq import TaskQueue, WorkerConfig
+from taskq.codec import Message
+from taskq.deadletter import DeadEntry
+from taskq.records import TaskStatus, decode_record
 from taskq.worker.context import Clock, Flags, WorkerContext
 from taskq.worker.ledger import Delivery, Ledger
 from taskq.worker.outcomes import Outcomes
@@ -23,11 +27,16 @@ async def app() -> AsyncIterator[TaskQueue]:
 
 
 @pytest.fixture
-def outcomes(app: TaskQueue) -> Outcomes:
+def outcomes(app: TaskQueue, transitions: list[str]) -> Outcomes:
     config = WorkerConfig()
     context = WorkerContext("w1", "host", 0.0, config, {"default": app.keys("default")},
                             Clock(), Flags())
-    return Outcomes(app, context, Ledger(config))
+    return Outcomes(app, context, Ledger(config), on_transition=transitions.append)
+
+
+@pytest.fixture
+def transitions() -> list[str]:
+    return []
 
 
 @pytest.fixture
@@ -68,7 +77,7 @@ async def test_owned_call_returns_the_answer_of_an_owned_entry(
     assert (script.calls, sleeps, outcomes.counters.lost_leases) == (1, [], 0)
 
 
-async def test_owned_call_counts_a_lost_lease_once_and_says_so(
+async def test_owned_call_counts_each_lost_lease_once_and_says_so(
         outcomes: Outcomes, sleeps: list[float], caplog: pytest.LogCaptureFixture) -> None:
     script = Script(0, 0)
     with caplog.at_level(logging.WARNING, logger="taskq.worker.outcomes"):
@@ -78,6 +87,8 @@ async def test_owned_call_counts_a_lost_lease_once_and_says_so(
     assert lost.getMessage() == ("lease lost on t1: another worker owns it now; "
                                  "outcome discarded")
     assert lost.__dict__["task_id"] == "t1"
+    assert await outcomes._owned_call(delivery(), Script(0, None)) is None
+    assert outcomes.counters.lost_leases == 2
 
 
 async def test_owned_call_retries_connection_errors_with_capped_doubling_backoff(
@@ -119,3 +130,91 @@ async def test_records_live_for_the_task_ttl_or_the_app_ttl(
     assert outcomes.ttl_ms(short) == 2_500
     assert outcomes.ttl_ms(plain) == 90_000
     assert outcomes.ttl_ms(None) == 90_000
+
+
+class DeadScript:
+    """A stand-in dead-letter script: records its arguments, answers ``answer``."""
+
+    def __init__(self, answer: str | None) -> None:
+        self.answer = answer
+        self.calls: list[dict[str, Any]] = []
+
+    async def __call__(self, **kwargs: Any) -> str | None:
+        self.calls.append(kwargs)
+        return self.answer
+
+
+async def test_dead_letters_an_owned_entry_with_its_record_and_letter(
+        app: TaskQueue, outcomes: Outcomes, transitions: list[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    script = DeadScript("9-0")
+    monkeypatch.setattr(app.scripts, "dead", script)
+    msg = Message("send", (1, "a"), {"k": 2}, attempts=3, enqueued_ms=1_000)
+    d = Delivery("default", "5-0", 4, b"payload", task_id="t5")
+    await outcomes.dead(d, msg, "max_attempts", "ValueError", "bad", "tb text", 4, 2_000)
+    [call] = script.calls
+    record = decode_record("t5", "default", call.pop("record"))
+    letter = call.pop("letter")
+    assert call == {"keys": app.keys("default"), "consumer": "w1", "entry_id": "5-0",
+                    "deliveries": 4, "task_id": "t5", "ttl_ms": 90_000,
+                    "dead_cap": app.dead_letter_cap}
+    assert (record.status, record.task, record.args, record.kwargs, record.attempts,
+            record.enqueued_ms, record.started_ms, record.error_type, record.error,
+            record.traceback, record.worker) == (
+        TaskStatus.DEAD, "send", [1, "a"], {"k": 2}, 4, 1_000, 2_000, "ValueError",
+        "max_attempts: bad", "tb text", "w1")
+    assert record.finished_ms is not None
+    assert letter == DeadEntry(
+        task_id="t5", entry="5-0", task="send", reason="max_attempts", error_type="ValueError",
+        error="bad", traceback="tb text", attempts=4, enqueued_ms=1_000,
+        failed_ms=record.finished_ms, worker="w1", payload=b"payload")
+    assert transitions == ["before_dead"]
+    assert (outcomes.counters.dead, outcomes.counters.lost_leases) == (1, 0)
+
+
+async def test_dead_letters_an_undecodable_entry_with_what_is_known(
+        app: TaskQueue, outcomes: Outcomes, monkeypatch: pytest.MonkeyPatch) -> None:
+    script = DeadScript("9-0")
+    monkeypatch.setattr(app.scripts, "dead", script)
+    d = Delivery("default", "6-0", 1, None, task_id="t6")
+    await outcomes.dead(d, None, "payload_missing", "DecodeError", "gone")
+    [call] = script.calls
+    record = decode_record("t6", "default", call["record"])
+    assert (record.status, record.task, record.args, record.kwargs, record.attempts,
+            record.enqueued_ms, record.started_ms, record.error, record.traceback) == (
+        TaskStatus.DEAD, None, [], {}, 0, None, None, "payload_missing: gone", None)
+    assert call["letter"] == DeadEntry(
+        task_id="t6", entry="6-0", task="", reason="payload_missing", error_type="DecodeError",
+        error="gone", traceback="", attempts=0, enqueued_ms=0, failed_ms=record.finished_ms,
+        worker="w1", payload=b"")
+    assert outcomes.counters.dead == 1
+
+
+async def test_dead_takes_the_attempts_of_the_message_when_none_are_given(
+        app: TaskQueue, outcomes: Outcomes, monkeypatch: pytest.MonkeyPatch) -> None:
+    script = DeadScript("9-0")
+    monkeypatch.setattr(app.scripts, "dead", script)
+    msg = Message("send", attempts=7)
+    await outcomes.dead(Delivery("default", "7-0", 8, b"", task_id="t7"), msg, "poison",
+                        "Poison", "too many")
+    [call] = script.calls
+    assert decode_record("t7", "default", call["record"]).attempts == 7
+    assert call["letter"].attempts == 7
+
+
+async def test_dead_with_a_lost_lease_counts_no_dead_letter(
+        app: TaskQueue, outcomes: Outcomes, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(app.scripts, "dead", DeadScript(None))
+    await outcomes.dead(Delivery("default", "8-0", 1, b"", task_id="t8"), Message("send"),
+                        "max_attempts", "E", "e")
+    assert (outcomes.counters.dead, outcomes.counters.lost_leases) == (0, 1)
+
+
+async def test_dead_of_an_abandoned_delivery_writes_nothing(
+        app: TaskQueue, outcomes: Outcomes, transitions: list[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    script = DeadScript("9-0")
+    monkeypatch.setattr(app.scripts, "dead", script)
+    d = Delivery("default", "9-0", 1, b"", task_id="t9", abandoned=True)
+    await outcomes.dead(d, Message("send"), "max_attempts", "E", "e")
+    assert (script.calls, transitions, outcomes.counters.dead) == ([], [], 0)
