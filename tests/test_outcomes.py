@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -151,7 +152,9 @@ async def test_dead_letters_an_owned_entry_with_its_record_and_letter(
     monkeypatch.setattr(app.scripts, "dead", script)
     msg = Message("send", (1, "a"), {"k": 2}, attempts=3, enqueued_ms=1_000)
     d = Delivery("default", "5-0", 4, b"payload", task_id="t5")
+    before = int(time.time() * 1000)
     await outcomes.dead(d, msg, "max_attempts", "ValueError", "bad", "tb text", 4, 2_000)
+    after = int(time.time() * 1000)
     [call] = script.calls
     record = decode_record("t5", "default", call.pop("record"))
     letter = call.pop("letter")
@@ -163,7 +166,7 @@ async def test_dead_letters_an_owned_entry_with_its_record_and_letter(
             record.traceback, record.worker) == (
         TaskStatus.DEAD, "send", [1, "a"], {"k": 2}, 4, 1_000, 2_000, "ValueError",
         "max_attempts: bad", "tb text", "w1")
-    assert record.finished_ms is not None
+    assert record.finished_ms is not None and before <= record.finished_ms <= after
     assert letter == DeadEntry(
         task_id="t5", entry="5-0", task="send", reason="max_attempts", error_type="ValueError",
         error="bad", traceback="tb text", attempts=4, enqueued_ms=1_000,
@@ -218,3 +221,33 @@ async def test_dead_of_an_abandoned_delivery_writes_nothing(
     d = Delivery("default", "9-0", 1, b"", task_id="t9", abandoned=True)
     await outcomes.dead(d, Message("send"), "max_attempts", "E", "e")
     assert (script.calls, transitions, outcomes.counters.dead) == ([], [], 0)
+
+
+async def test_dead_counts_each_dead_letter_and_logs_it(
+        app: TaskQueue, outcomes: Outcomes, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(app.scripts, "dead", DeadScript("9-0"))
+    with caplog.at_level(logging.WARNING, logger="taskq.worker.outcomes"):
+        await outcomes.dead(Delivery("default", "1-0", 1, b"", task_id="t1"), Message("send"),
+                            "not_retryable", "E", "x" * 300)
+    [warned] = caplog.records
+    assert warned.getMessage() == "task t1 dead-lettered (not_retryable): " + "x" * 200
+    assert warned.__dict__["task_id"] == "t1"
+    await outcomes.dead(Delivery("default", "2-0", 1, b"", task_id="t2"), Message("send"),
+                        "not_retryable", "E", "e")
+    assert outcomes.counters.dead == 2
+
+
+async def test_dead_writes_the_task_log_line_when_it_is_on(
+        app: TaskQueue, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(app.scripts, "dead", DeadScript("9-0"))
+    with caplog.at_level(logging.INFO, logger="taskq.tasks"):
+        config = WorkerConfig()
+        context = WorkerContext("w1", "host", 0.0, config, {"default": app.keys("default")},
+                                Clock(), Flags())
+        logged = Outcomes(app, context, Ledger(config))
+        await logged.dead(Delivery("default", "3-0", 1, b"", task_id="t3"),
+                          Message("send", attempts=2), "max_attempts", "E", "e")
+    [line] = [r.getMessage() for r in caplog.records if r.name == "taskq.tasks"]
+    assert line == "task t3 dead task=send queue=default attempt=2 duration_ms=-1"
