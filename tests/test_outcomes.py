@@ -249,5 +249,10 @@ async def test_dead_writes_the_task_log_line_when_it_is_on(
         logged = Outcomes(app, context, Ledger(config))
         await logged.dead(Delivery("default", "3-0", 1, b"", task_id="t3"),
                           Message("send", attempts=2), "max_attempts", "E", "e")
-    [line] = [r.getMessage() for r in caplog.records if r.name == "taskq.tasks"]
-    assert line == "task t3 dead task=send queue=default attempt=2 duration_ms=-1"
+        # a start in the future: a duration of 0 (clamped), told apart from -1 (never started)
+        future = int(time.time() * 1000) + 3_600_000
+        await logged.dead(Delivery("default", "4-0", 1, b"", task_id="t4"),
+                          Message("send", attempts=2), "max_attempts", "E", "e", started=future)
+    lines = [r.getMessage() for r in caplog.records if r.name == "taskq.tasks"]
+    assert lines == ["task t3 dead task=send queue=default attempt=2 duration_ms=-1",
+                     "task t4 dead task=send queue=default attempt=2 duration_ms=0"]
