@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from taskq import TaskQueue, WorkerConfig
+from taskq import TaskQueue, WorkerConfig, codec
 from taskq.codec import Message
 from taskq.deadletter import DeadEntry
 from taskq.records import TaskStatus, decode_record
@@ -256,3 +256,71 @@ async def test_dead_writes_the_task_log_line_when_it_is_on(
     lines = [r.getMessage() for r in caplog.records if r.name == "taskq.tasks"]
     assert lines == ["task t3 dead task=send queue=default attempt=2 duration_ms=-1",
                      "task t4 dead task=send queue=default attempt=2 duration_ms=0"]
+
+
+class ReleaseScript:
+    """A stand-in hand-back script: records its arguments; raises for the entries in ``down``."""
+
+    def __init__(self, down: set[str] | None = None) -> None:
+        self.down = down or set()
+        self.calls: list[dict[str, Any]] = []
+
+    async def __call__(self, **kwargs: Any) -> None:
+        self.calls.append(kwargs)
+        if kwargs["entry_id"] in self.down:
+            raise RedisConnectionError("connection reset")
+
+
+def held(outcomes: Outcomes, d: Delivery) -> Delivery:
+    outcomes.ledger.held[(d.queue, d.entry_id)] = d
+    return d
+
+
+async def test_release_hands_entries_back_under_the_id_of_their_task(
+        app: TaskQueue, outcomes: Outcomes, monkeypatch: pytest.MonkeyPatch) -> None:
+    script = ReleaseScript()
+    monkeypatch.setattr(app.scripts, "release", script)
+    fresh = held(outcomes, Delivery("default", "1-0", 2, codec.encode(Message("send", (1,),
+                                                                              attempts=3))))
+    moved = held(outcomes, Delivery("default", "2-0", 1, codec.encode(
+        Message("send", attempts=1, task_id="default:0-9"))))
+    known = held(outcomes, Delivery("default", "3-0", 1, codec.encode(Message("send")),
+                                    task_id="default:0-5"))
+    await outcomes.release([fresh, moved, known])
+    ids = ["default:1-0", "default:0-9", "default:0-5"]
+    assert [c["task_id"] for c in script.calls] == ids
+    assert [codec.decode(c["payload"]) for c in script.calls] == [
+        Message("send", (1,), attempts=3, task_id="default:1-0"),
+        Message("send", attempts=1, task_id="default:0-9"),
+        Message("send", task_id="default:0-5")]
+    assert script.calls[0] | {"payload": b""} == {
+        "keys": app.keys("default"), "consumer": "w1", "entry_id": "1-0", "deliveries": 2,
+        "task_id": "default:1-0", "payload": b""}
+    assert [c["deliveries"] for c in script.calls] == [2, 1, 1]
+    assert outcomes.ledger.held == {}
+
+
+async def test_release_hands_back_undecodable_entries_as_they_are(
+        app: TaskQueue, outcomes: Outcomes, monkeypatch: pytest.MonkeyPatch) -> None:
+    script = ReleaseScript()
+    monkeypatch.setattr(app.scripts, "release", script)
+    await outcomes.release([held(outcomes, Delivery("default", "4-0", 1, b"\xc1junk")),
+                            held(outcomes, Delivery("default", "5-0", 1, None))])
+    assert [(c["task_id"], c["payload"]) for c in script.calls] == [
+        ("default:4-0", b"\xc1junk"), ("default:5-0", b"")]
+    assert outcomes.ledger.held == {}
+
+
+async def test_release_goes_on_past_a_redis_failure_and_drops_the_entry(
+        app: TaskQueue, outcomes: Outcomes, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    script = ReleaseScript(down={"6-0"})
+    monkeypatch.setattr(app.scripts, "release", script)
+    with caplog.at_level(logging.WARNING, logger="taskq.worker.outcomes"):
+        await outcomes.release([
+            held(outcomes, Delivery("default", "6-0", 1, codec.encode(Message("send")))),
+            held(outcomes, Delivery("default", "7-0", 1, codec.encode(Message("send"))))])
+    assert [c["entry_id"] for c in script.calls] == ["6-0", "7-0"]
+    assert [r.getMessage() for r in caplog.records] == [
+        "could not hand back default:6-0 (connection reset); it returns after its lease"]
+    assert outcomes.ledger.held == {}
