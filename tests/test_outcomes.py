@@ -1,0 +1,326 @@
+"""Outcomes' owner-checked calls and record lifetimes, without Redis: the script is a stand-in."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from taskq import TaskQueue, WorkerConfig, codec
+from taskq.codec import Message
+from taskq.deadletter import DeadEntry
+from taskq.records import TaskStatus, decode_record
+from taskq.worker.context import Clock, Flags, WorkerContext
+from taskq.worker.ledger import Delivery, Ledger
+from taskq.worker.outcomes import Outcomes
+
+
+@pytest.fixture
+async def app() -> AsyncIterator[TaskQueue]:
+    """A TaskQueue that never connects (the scripts are stand-ins here)."""
+    tq = TaskQueue("redis://127.0.0.1:1/0", prefix="outcomes", result_ttl=90)
+    yield tq
+    await tq.aclose()
+
+
+@pytest.fixture
+def outcomes(app: TaskQueue, transitions: list[str]) -> Outcomes:
+    config = WorkerConfig()
+    context = WorkerContext("w1", "host", 0.0, config, {"default": app.keys("default")},
+                            Clock(), Flags())
+    return Outcomes(app, context, Ledger(config), on_transition=transitions.append)
+
+
+@pytest.fixture
+def transitions() -> list[str]:
+    return []
+
+
+@pytest.fixture
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The backoff delays ``_owned_call`` asks for (recorded, not slept)."""
+    asked: list[float] = []
+
+    async def sleep(delay: float) -> None:
+        asked.append(delay)
+
+    monkeypatch.setattr("taskq.worker.outcomes.asyncio.sleep", sleep)
+    return asked
+
+
+def delivery() -> Delivery:
+    return Delivery("default", "1-0", 1, b"", task_id="t1")
+
+
+class Script:
+    """A stand-in owner-checked script: fails ``failures`` times, then answers ``answer``."""
+
+    def __init__(self, failures: int, answer: object) -> None:
+        self.failures = failures
+        self.answer = answer
+        self.calls = 0
+
+    async def __call__(self) -> object:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise RedisConnectionError("connection reset")
+        return self.answer
+
+
+async def test_owned_call_returns_the_answer_of_an_owned_entry(
+        outcomes: Outcomes, sleeps: list[float]) -> None:
+    script = Script(0, 1_700_000_000_123)
+    assert await outcomes._owned_call(delivery(), script) == 1_700_000_000_123
+    assert (script.calls, sleeps, outcomes.counters.lost_leases) == (1, [], 0)
+
+
+async def test_owned_call_counts_each_lost_lease_once_and_says_so(
+        outcomes: Outcomes, sleeps: list[float], caplog: pytest.LogCaptureFixture) -> None:
+    script = Script(0, 0)
+    with caplog.at_level(logging.WARNING, logger="taskq.worker.outcomes"):
+        assert await outcomes._owned_call(delivery(), script) == 0
+    assert (script.calls, sleeps, outcomes.counters.lost_leases) == (1, [], 1)
+    [lost] = [r for r in caplog.records if "lease lost" in r.getMessage()]
+    assert lost.getMessage() == ("lease lost on t1: another worker owns it now; "
+                                 "outcome discarded")
+    assert lost.__dict__["task_id"] == "t1"
+    assert await outcomes._owned_call(delivery(), Script(0, None)) is None
+    assert outcomes.counters.lost_leases == 2
+
+
+async def test_owned_call_retries_connection_errors_with_capped_doubling_backoff(
+        outcomes: Outcomes, sleeps: list[float], caplog: pytest.LogCaptureFixture) -> None:
+    script = Script(7, 5)
+    with caplog.at_level(logging.WARNING, logger="taskq.worker.outcomes"):
+        assert await outcomes._owned_call(delivery(), script) == 5
+    assert script.calls == 8
+    assert sleeps == [0.05, 0.1, 0.2, 0.4, 0.8, 1.0, 1.0]
+    assert outcomes.counters.lost_leases == 0
+    retries = [r.getMessage() for r in caplog.records]
+    assert retries == ["finishing t1 failed (connection reset); retrying"] * 7
+
+
+async def test_owned_call_gives_up_after_80_attempts(
+        outcomes: Outcomes, sleeps: list[float]) -> None:
+    script = Script(1_000, 5)
+    assert await outcomes._owned_call(delivery(), script) is None
+    assert script.calls == 80
+    assert len(sleeps) == 80
+    assert outcomes.counters.lost_leases == 0
+
+
+async def test_owned_call_succeeds_on_the_last_of_80_attempts(
+        outcomes: Outcomes, sleeps: list[float]) -> None:
+    script = Script(79, 5)
+    assert await outcomes._owned_call(delivery(), script) == 5
+    assert script.calls == 80
+
+
+async def test_records_live_for_the_task_ttl_or_the_app_ttl(
+        app: TaskQueue, outcomes: Outcomes) -> None:
+    @app.task(result_ttl=2.5)
+    async def short() -> None: ...
+
+    @app.task
+    async def plain() -> None: ...
+
+    assert outcomes.ttl_ms(short) == 2_500
+    assert outcomes.ttl_ms(plain) == 90_000
+    assert outcomes.ttl_ms(None) == 90_000
+
+
+class DeadScript:
+    """A stand-in dead-letter script: records its arguments, answers ``answer``."""
+
+    def __init__(self, answer: str | None) -> None:
+        self.answer = answer
+        self.calls: list[dict[str, Any]] = []
+
+    async def __call__(self, **kwargs: Any) -> str | None:
+        self.calls.append(kwargs)
+        return self.answer
+
+
+async def test_dead_letters_an_owned_entry_with_its_record_and_letter(
+        app: TaskQueue, outcomes: Outcomes, transitions: list[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    script = DeadScript("9-0")
+    monkeypatch.setattr(app.scripts, "dead", script)
+    msg = Message("send", (1, "a"), {"k": 2}, attempts=3, enqueued_ms=1_000)
+    d = Delivery("default", "5-0", 4, b"payload", task_id="t5")
+    before = int(time.time() * 1000)
+    await outcomes.dead(d, msg, "max_attempts", "ValueError", "bad", "tb text", 4, 2_000)
+    after = int(time.time() * 1000)
+    [call] = script.calls
+    record = decode_record("t5", "default", call.pop("record"))
+    letter = call.pop("letter")
+    assert call == {"keys": app.keys("default"), "consumer": "w1", "entry_id": "5-0",
+                    "deliveries": 4, "task_id": "t5", "ttl_ms": 90_000,
+                    "dead_cap": app.dead_letter_cap}
+    assert (record.status, record.task, record.args, record.kwargs, record.attempts,
+            record.enqueued_ms, record.started_ms, record.error_type, record.error,
+            record.traceback, record.worker) == (
+        TaskStatus.DEAD, "send", [1, "a"], {"k": 2}, 4, 1_000, 2_000, "ValueError",
+        "max_attempts: bad", "tb text", "w1")
+    assert record.finished_ms is not None and before <= record.finished_ms <= after
+    assert letter == DeadEntry(
+        task_id="t5", entry="5-0", task="send", reason="max_attempts", error_type="ValueError",
+        error="bad", traceback="tb text", attempts=4, enqueued_ms=1_000,
+        failed_ms=record.finished_ms, worker="w1", payload=b"payload")
+    assert transitions == ["before_dead"]
+    assert (outcomes.counters.dead, outcomes.counters.lost_leases) == (1, 0)
+
+
+async def test_dead_letters_an_undecodable_entry_with_what_is_known(
+        app: TaskQueue, outcomes: Outcomes, monkeypatch: pytest.MonkeyPatch) -> None:
+    script = DeadScript("9-0")
+    monkeypatch.setattr(app.scripts, "dead", script)
+    d = Delivery("default", "6-0", 1, None, task_id="t6")
+    await outcomes.dead(d, None, "payload_missing", "DecodeError", "gone")
+    [call] = script.calls
+    record = decode_record("t6", "default", call["record"])
+    assert (record.status, record.task, record.args, record.kwargs, record.attempts,
+            record.enqueued_ms, record.started_ms, record.error, record.traceback) == (
+        TaskStatus.DEAD, None, [], {}, 0, None, None, "payload_missing: gone", None)
+    assert call["letter"] == DeadEntry(
+        task_id="t6", entry="6-0", task="", reason="payload_missing", error_type="DecodeError",
+        error="gone", traceback="", attempts=0, enqueued_ms=0, failed_ms=record.finished_ms,
+        worker="w1", payload=b"")
+    assert outcomes.counters.dead == 1
+
+
+async def test_dead_takes_the_attempts_of_the_message_when_none_are_given(
+        app: TaskQueue, outcomes: Outcomes, monkeypatch: pytest.MonkeyPatch) -> None:
+    script = DeadScript("9-0")
+    monkeypatch.setattr(app.scripts, "dead", script)
+    msg = Message("send", attempts=7)
+    await outcomes.dead(Delivery("default", "7-0", 8, b"", task_id="t7"), msg, "poison",
+                        "Poison", "too many")
+    [call] = script.calls
+    assert decode_record("t7", "default", call["record"]).attempts == 7
+    assert call["letter"].attempts == 7
+
+
+async def test_dead_with_a_lost_lease_counts_no_dead_letter(
+        app: TaskQueue, outcomes: Outcomes, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(app.scripts, "dead", DeadScript(None))
+    await outcomes.dead(Delivery("default", "8-0", 1, b"", task_id="t8"), Message("send"),
+                        "max_attempts", "E", "e")
+    assert (outcomes.counters.dead, outcomes.counters.lost_leases) == (0, 1)
+
+
+async def test_dead_of_an_abandoned_delivery_writes_nothing(
+        app: TaskQueue, outcomes: Outcomes, transitions: list[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    script = DeadScript("9-0")
+    monkeypatch.setattr(app.scripts, "dead", script)
+    d = Delivery("default", "9-0", 1, b"", task_id="t9", abandoned=True)
+    await outcomes.dead(d, Message("send"), "max_attempts", "E", "e")
+    assert (script.calls, transitions, outcomes.counters.dead) == ([], [], 0)
+
+
+async def test_dead_counts_each_dead_letter_and_logs_it(
+        app: TaskQueue, outcomes: Outcomes, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(app.scripts, "dead", DeadScript("9-0"))
+    with caplog.at_level(logging.WARNING, logger="taskq.worker.outcomes"):
+        await outcomes.dead(Delivery("default", "1-0", 1, b"", task_id="t1"), Message("send"),
+                            "not_retryable", "E", "x" * 300)
+    [warned] = caplog.records
+    assert warned.getMessage() == "task t1 dead-lettered (not_retryable): " + "x" * 200
+    assert warned.__dict__["task_id"] == "t1"
+    await outcomes.dead(Delivery("default", "2-0", 1, b"", task_id="t2"), Message("send"),
+                        "not_retryable", "E", "e")
+    assert outcomes.counters.dead == 2
+
+
+async def test_dead_writes_the_task_log_line_when_it_is_on(
+        app: TaskQueue, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(app.scripts, "dead", DeadScript("9-0"))
+    with caplog.at_level(logging.INFO, logger="taskq.tasks"):
+        config = WorkerConfig()
+        context = WorkerContext("w1", "host", 0.0, config, {"default": app.keys("default")},
+                                Clock(), Flags())
+        logged = Outcomes(app, context, Ledger(config))
+        await logged.dead(Delivery("default", "3-0", 1, b"", task_id="t3"),
+                          Message("send", attempts=2), "max_attempts", "E", "e")
+        # a start in the future: a duration of 0 (clamped), told apart from -1 (never started)
+        future = int(time.time() * 1000) + 3_600_000
+        await logged.dead(Delivery("default", "4-0", 1, b"", task_id="t4"),
+                          Message("send", attempts=2), "max_attempts", "E", "e", started=future)
+    lines = [r.getMessage() for r in caplog.records if r.name == "taskq.tasks"]
+    assert lines == ["task t3 dead task=send queue=default attempt=2 duration_ms=-1",
+                     "task t4 dead task=send queue=default attempt=2 duration_ms=0"]
+
+
+class ReleaseScript:
+    """A stand-in hand-back script: records its arguments; raises for the entries in ``down``."""
+
+    def __init__(self, down: set[str] | None = None) -> None:
+        self.down = down or set()
+        self.calls: list[dict[str, Any]] = []
+
+    async def __call__(self, **kwargs: Any) -> None:
+        self.calls.append(kwargs)
+        if kwargs["entry_id"] in self.down:
+            raise RedisConnectionError("connection reset")
+
+
+def held(outcomes: Outcomes, d: Delivery) -> Delivery:
+    outcomes.ledger.held[(d.queue, d.entry_id)] = d
+    return d
+
+
+async def test_release_hands_entries_back_under_the_id_of_their_task(
+        app: TaskQueue, outcomes: Outcomes, monkeypatch: pytest.MonkeyPatch) -> None:
+    script = ReleaseScript()
+    monkeypatch.setattr(app.scripts, "release", script)
+    fresh = held(outcomes, Delivery("default", "1-0", 2, codec.encode(Message("send", (1,),
+                                                                              attempts=3))))
+    moved = held(outcomes, Delivery("default", "2-0", 1, codec.encode(
+        Message("send", attempts=1, task_id="default:0-9"))))
+    known = held(outcomes, Delivery("default", "3-0", 1, codec.encode(Message("send")),
+                                    task_id="default:0-5"))
+    await outcomes.release([fresh, moved, known])
+    ids = ["default:1-0", "default:0-9", "default:0-5"]
+    assert [c["task_id"] for c in script.calls] == ids
+    assert [codec.decode(c["payload"]) for c in script.calls] == [
+        Message("send", (1,), attempts=3, task_id="default:1-0"),
+        Message("send", attempts=1, task_id="default:0-9"),
+        Message("send", task_id="default:0-5")]
+    assert script.calls[0] | {"payload": b""} == {
+        "keys": app.keys("default"), "consumer": "w1", "entry_id": "1-0", "deliveries": 2,
+        "task_id": "default:1-0", "payload": b""}
+    assert [c["deliveries"] for c in script.calls] == [2, 1, 1]
+    assert outcomes.ledger.held == {}
+
+
+async def test_release_hands_back_undecodable_entries_as_they_are(
+        app: TaskQueue, outcomes: Outcomes, monkeypatch: pytest.MonkeyPatch) -> None:
+    script = ReleaseScript()
+    monkeypatch.setattr(app.scripts, "release", script)
+    await outcomes.release([held(outcomes, Delivery("default", "4-0", 1, b"\xc1junk")),
+                            held(outcomes, Delivery("default", "5-0", 1, None))])
+    assert [(c["task_id"], c["payload"]) for c in script.calls] == [
+        ("default:4-0", b"\xc1junk"), ("default:5-0", b"")]
+    assert outcomes.ledger.held == {}
+
+
+async def test_release_goes_on_past_a_redis_failure_and_drops_the_entry(
+        app: TaskQueue, outcomes: Outcomes, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    script = ReleaseScript(down={"6-0"})
+    monkeypatch.setattr(app.scripts, "release", script)
+    with caplog.at_level(logging.WARNING, logger="taskq.worker.outcomes"):
+        await outcomes.release([
+            held(outcomes, Delivery("default", "6-0", 1, codec.encode(Message("send")))),
+            held(outcomes, Delivery("default", "7-0", 1, codec.encode(Message("send"))))])
+    assert [c["entry_id"] for c in script.calls] == ["6-0", "7-0"]
+    assert [r.getMessage() for r in caplog.records] == [
+        "could not hand back default:6-0 (connection reset); it returns after its lease"]
+    assert outcomes.ledger.held == {}
