@@ -9,7 +9,9 @@ The field names are a stored format: change them only together with every writer
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+
+from taskq.fieldvalues import text as _text
+from taskq.fieldvalues import to_int
 
 ERROR_LIMIT = 2_000
 TRACEBACK_LIMIT = 4_000
@@ -51,9 +53,9 @@ def parse(fields: dict[bytes, bytes]) -> DeadEntry:
         task=_text(fields.get(b"task")), reason=_text(fields.get(b"reason")),
         error_type=_text(fields.get(b"error_type")), error=_text(fields.get(b"error")),
         traceback=_text(fields.get(b"traceback")),
-        attempts=_int(fields.get(b"attempts")) or 0,
-        enqueued_ms=_int(fields.get(b"enqueued_ms")) or None,
-        failed_ms=_int(fields.get(b"failed_ms")), worker=_text(fields.get(b"worker")),
+        attempts=to_int(fields.get(b"attempts"), None) or 0,
+        enqueued_ms=to_int(fields.get(b"enqueued_ms"), None) or None,
+        failed_ms=to_int(fields.get(b"failed_ms"), None), worker=_text(fields.get(b"worker")),
         payload=fields.get(b"payload") or b"",
     )
 
@@ -63,16 +65,3 @@ def task_of(fields: dict[bytes, bytes]) -> str:
     return _text(fields.get(b"task"))
 
 
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
-
-
-def _int(value: Any) -> int | None:
-    if value is None or value in (b"", ""):
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None

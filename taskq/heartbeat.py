@@ -11,6 +11,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from taskq.fieldvalues import to_int
+
 
 @dataclass(frozen=True, slots=True)
 class Heartbeat:
@@ -55,23 +57,15 @@ def decode(worker_id: str, raw: bytes | str | None) -> Heartbeat:
         d = {}
 
     def num(key: str) -> int:
-        return _int(d.get(key)) or 0
+        return to_int(d.get(key), None) or 0
 
     return Heartbeat(
-        id=worker_id, host=str(d.get("host", "")), pid=_int(d.get("pid")),
+        id=worker_id, host=str(d.get("host", "")), pid=to_int(d.get("pid"), None),
         queues=[str(q) for q in d.get("queues") or []], concurrency=num("concurrency"),
         in_flight=num("in_flight"), processed=num("processed"), succeeded=num("succeeded"),
         failed=num("failed"), retried=num("retried"), dead=num("dead"),
         reclaimed=num("reclaimed"), lost_leases=num("lost_leases"),
-        started_ms=_int(d.get("started")), heartbeat_ms=_int(d.get("heartbeat")),
+        started_ms=to_int(d.get("started"), None), heartbeat_ms=to_int(d.get("heartbeat"), None),
         stopping=bool(d.get("stopping")),
     )
 
-
-def _int(value: Any) -> int | None:
-    if value is None or value in (b"", ""):
-        return None
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return None

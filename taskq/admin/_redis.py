@@ -1,13 +1,11 @@
-"""Small Redis reads shared by the operator modules: the Redis clock and queue existence.
-
-Also the lenient conversions of values read back from Redis (bytes or text, maybe missing).
-"""
+"""Small Redis reads shared by the operator modules: the Redis clock and queue existence."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from taskq.errors import QueueNotFound
+from taskq.fieldvalues import text
 from taskq.keys import QueueKeys, queues_key
 
 if TYPE_CHECKING:
@@ -16,19 +14,6 @@ if TYPE_CHECKING:
 PAGE = 500
 
 
-def text(value: Any) -> str:
-    if value is None:
-        return ""
-    return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
-
-
-def to_int(value: Any, default: int | None = 0) -> int | None:
-    if value is None or value in (b"", ""):
-        return default
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        return default
 
 
 def entry_ms(entry_id: str) -> int:

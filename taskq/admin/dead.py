@@ -6,8 +6,9 @@ from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from taskq import codec, deadletter
-from taskq.admin._redis import PAGE, require_queue, text
+from taskq.admin._redis import PAGE, require_queue
 from taskq.admin.values import DeadLetter
+from taskq.fieldvalues import text
 from taskq.keys import QueueKeys
 from taskq.state import decode_message
 

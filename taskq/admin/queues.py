@@ -11,10 +11,9 @@ from taskq.admin._redis import (
     known_queues,
     redis_now_ms,
     require_queue,
-    text,
-    to_int,
 )
 from taskq.admin.values import ConsumerInfo, DelayedTask, Failure, QueueInfo
+from taskq.fieldvalues import text, to_int
 from taskq.keys import GROUP, QueueKeys, worker_alive_key
 from taskq.records import TaskStatus
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from taskq import heartbeat
-from taskq.admin._redis import text
 from taskq.admin.values import WorkerInfo
+from taskq.fieldvalues import text
 from taskq.keys import worker_alive_key, workers_key
 
 if TYPE_CHECKING:
