@@ -10,7 +10,6 @@ fast-forwarded (:mod:`taskq.testing.clock`) instead of waited for. It answers a
 from __future__ import annotations
 
 import asyncio
-import logging
 import secrets
 import sys
 import time
@@ -26,13 +25,11 @@ from taskq.queue import TaskQueue
 from taskq.testing.clock import fast_forward
 from taskq.worker import Worker, WorkerConfig
 
-log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 POLL_S = 0.005
 DEFAULT_TIMEOUT_S = 60.0
-JOIN_CHECK_S = 0.5
 GRACE_S = 5.0  # how long a drain that stops early (timeout, max_tasks) waits for a running task
 _ENDS = frozenset({"before_ack", "before_retry", "before_dead"})  # one attempt's outcome each
 
@@ -121,7 +118,7 @@ async def drain(
         await _until_idle(tq, keys, worker, run, time.monotonic() + timeout_s)
     finally:
         worker.stop()
-        await _join(run)
+        await run  # the worker's own stop is bounded (taskq.cancelling)
     if watch.error is not None:
         raise watch.error
     c = worker.counters
@@ -188,22 +185,6 @@ async def _until_idle(tq: TaskQueue, keys: list[QueueKeys], worker: Worker,
         await asyncio.sleep(POLL_S)
     if run.done():
         run.result()  # the worker's own failure, if it failed
-
-
-async def _join(run: asyncio.Task[None]) -> None:
-    """Wait for the stopped worker's run to end. A maintenance loop cancelled in the middle of
-    a redis-py command may lose its cancellation (redis-py can swallow it) and go on: such
-    loops (taskq's own tasks, being cancelled, yet running) are cancelled again."""
-    while True:
-        done, _ = await asyncio.wait([run], timeout=JOIN_CHECK_S)
-        if done:
-            run.result()
-            return
-        for task in asyncio.all_tasks():
-            if (task.get_name().startswith("taskq-") and task is not run and not task.done()
-                    and task.cancelling()):
-                log.debug("cancelling %s again (its cancellation was lost)", task.get_name())
-                task.cancel()
 
 
 async def _left(tq: TaskQueue, keys: list[QueueKeys]) -> tuple[int, int]:
