@@ -25,7 +25,6 @@ from taskq.queue import TaskQueue
 from taskq.testing.clock import fast_forward
 from taskq.worker import Worker, WorkerConfig
 
-
 T = TypeVar("T")
 
 POLL_S = 0.005
