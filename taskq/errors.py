@@ -21,6 +21,8 @@ The tree::
     ├── LeaseLost                a worker no longer owns the entry it tries to finish
     └── RedisFailure             Redis did not answer or refused a command (taskq.connection)
         ├── RedisUnavailable     cannot reach Redis, or the connection was lost
+        │   └── RedisNotReady    Redis refused a command for now, without running it (a
+        │                        failover, a moving Cluster slot, too few replicas, loading)
         ├── RedisTimeout         no reply within the socket timeout
         ├── RedisAuthError       Redis refused the credentials (NOAUTH, WRONGPASS)
         ├── RedisPermissionError the ACL user may not run a command or touch a key (NOPERM)
@@ -173,6 +175,18 @@ class RedisFailure(TaskqError):
 
 class RedisUnavailable(RedisFailure, redis_exceptions.ConnectionError):
     """Redis cannot be reached or the connection was lost: the command may or may not have run."""
+
+
+class RedisNotReady(RedisUnavailable):
+    """Redis refused a command without running it, for a state that passes: a replica that a
+    failover demoted (READONLY), a Cluster slot that moved or is failing over (MOVED, ASK,
+    TRYAGAIN, CLUSTERDOWN, MASTERDOWN), too few replicas for a write (NOREPLICAS), a dataset
+    still loading (LOADING). ``code`` is Redis's error code. Retrying later is right; it never
+    means that consumer groups or leases are gone."""
+
+    def __init__(self, message: str, code: str = "") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class RedisTimeout(RedisFailure, redis_exceptions.TimeoutError):
