@@ -10,9 +10,18 @@ from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
 from taskq import cluster, connection, sentinel, urls
-from taskq.cluster import is_cluster
+from taskq.cluster import ClusterLane, is_cluster
+from taskq.lane import Commands, Lane
 
-__all__ = ["connect", "connect_sync", "is_cluster"]
+__all__ = ["connect", "connect_sync", "is_cluster", "lane"]
+
+
+def lane(client: Redis, blocking_s: float = 0.0) -> Commands:
+    """The auto-pipelined lane (:mod:`taskq.lane`) for ``client``: one connection, or on a
+    Cluster one per primary, routed by slot (:class:`taskq.cluster.ClusterLane`)."""
+    if is_cluster(client):
+        return ClusterLane(cast(Any, client), blocking_s)
+    return Lane(client, blocking_s)
 
 
 def connect(url: str, *, socket_timeout_s: float = 5.0) -> Redis:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import time
-from typing import Any
+from typing import Any, Protocol
 
 import hiredis
 from redis.asyncio import Redis
@@ -35,6 +35,15 @@ from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from taskq.connection import raise_translated
+
+
+class Commands(Protocol):
+    """What callers of a lane use: a :class:`Lane`, or its Cluster form
+    (:class:`taskq.cluster.ClusterLane`)."""
+
+    async def execute(self, *args: Any) -> Any: ...
+
+    async def aclose(self) -> None: ...
 
 
 class _Lost(RedisConnectionError):

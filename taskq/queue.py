@@ -15,15 +15,13 @@ from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, overload
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
-from taskq import batching, codec, ids, names, state
+from taskq import batching, clients, codec, ids, names, state
 from taskq.blocking import LoopThread
 from taskq.codec import Message
 from taskq.connection import (
     check_memory,
     check_permissions,
     check_url,
-    connect,
-    connect_sync,
 )
 from taskq.context import TaskContext
 from taskq.errors import (
@@ -37,7 +35,7 @@ from taskq.errors import (
 )
 from taskq.handle import SyncTaskHandle, TaskHandle
 from taskq.keys import GROUP, QueueKeys, queues_key
-from taskq.lane import Lane
+from taskq.lane import Commands
 from taskq.records import (
     TaskRecord,
     TaskStatus,
@@ -116,7 +114,7 @@ class TaskQueue:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._scripts: Scripts | None = None
         self._events: EventHub | None = None
-        self._lane: Lane | None = None
+        self._lane: Commands | None = None
         self._sync: tuple[SyncRedis, SyncScripts] | None = None
         self._sync_loop: LoopThread | None = None
         self._known_queues: set[str] = set()
@@ -280,7 +278,7 @@ class TaskQueue:
         loop = asyncio.get_running_loop()
         if self._client is None or self._loop is not loop:
             self.check_url()
-            self._client = connect(self.url, socket_timeout_s=self.socket_timeout_s)
+            self._client = clients.connect(self.url, socket_timeout_s=self.socket_timeout_s)
             self._loop = loop
             self._scripts = None
             self._events = None
@@ -288,11 +286,11 @@ class TaskQueue:
         return self._client
 
     @property
-    def lane(self) -> Lane:
+    def lane(self) -> Commands:
         """The auto-pipelined connection of single enqueues (see :mod:`taskq.lane`)."""
         client = self.redis
         if self._lane is None:
-            self._lane = Lane(client)
+            self._lane = clients.lane(client)
         return self._lane
 
     @property
@@ -312,7 +310,7 @@ class TaskQueue:
     def _sync_client(self) -> tuple[SyncRedis, SyncScripts]:
         if self._sync is None:
             self.check_url()
-            client = connect_sync(self.url, socket_timeout_s=self.socket_timeout_s)
+            client = clients.connect_sync(self.url, socket_timeout_s=self.socket_timeout_s)
             self._sync = (client, SyncScripts(client))
         return self._sync
 

@@ -38,7 +38,7 @@ from taskq.connection import (
     check_server,
     fatal_config_error,
 )
-from taskq.errors import RedisFailure, RedisOutOfMemory
+from taskq.errors import ConfigError, RedisFailure, RedisOutOfMemory
 from taskq.queue import TaskQueue
 from taskq.worker.completer import Completer
 from taskq.worker.config import WorkerConfig
@@ -127,7 +127,13 @@ class Worker:
                  ",".join(self.config.queues), self.app.url_choice.describe(),
                  self.config.concurrency)
         try:
-            await self._stopped_or_failed([reader, *loops])
+            try:
+                await self._stopped_or_failed([reader, *loops])
+            except ConfigError:
+                raise
+            except Exception:  # a part failed (the reader: a refusal that cannot heal): the
+                await self._drain(reader)  # worker stops, handing back what it holds
+                raise
             await self._drain(reader)
         finally:
             await self._close(reader, loops)
@@ -169,8 +175,9 @@ class Worker:
         rest. Every step but the grace period is bounded (see the module)."""
         ledger, outcomes = self.ledger, self.outcomes
         # the reader ends at its next reply (block_ms), unless Redis is slow to answer
-        if not await bounded(_awaited(reader), what="the reader's last read",
-                             timeout_s=self.config.block_ms / 1000 + READER_STOP_S):
+        if not reader.done() and not await bounded(
+                _awaited(reader), what="the reader's last read",
+                timeout_s=self.config.block_ms / 1000 + READER_STOP_S):
             await cancel_and_wait([reader], timeout_s=STOP_TASKS_S, what="reader")
         # A runner that has not started sees `stopping` and returns (runners are never
         # cancelled before their first step: their `finally` keeps the run-slot count).

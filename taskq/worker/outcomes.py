@@ -16,7 +16,7 @@ from taskq import codec, ids
 from taskq.codec import Message
 from taskq.connection import REDIS_ERRORS
 from taskq.deadletter import DeadEntry
-from taskq.errors import DecodeError, Retry
+from taskq.errors import DecodeError, RedisFailure, Retry
 from taskq.queue import TaskQueue
 from taskq.records import TaskStatus, encode_record
 from taskq.task import Task
@@ -25,6 +25,8 @@ from taskq.worker.ledger import Delivery, Ledger
 from taskq.worker.tasklog import task_log
 
 log = logging.getLogger(__name__)
+
+RELEASE_ERRORS: tuple[type[Exception], ...] = (*REDIS_ERRORS, RedisFailure)
 
 
 class Outcomes:
@@ -162,8 +164,9 @@ class Outcomes:
                 await self.app.scripts.release(
                     keys=self.keys[d.queue], consumer=self.id, entry_id=d.entry_id,
                     deliveries=d.deliveries, task_id=task_id, payload=payload)
-            except REDIS_ERRORS as exc:
-                log.warning("could not hand back %s (%s); it returns after its lease", task_id, exc)
+            except RELEASE_ERRORS as exc:  # (any refusal: the worker is shutting down)
+                log.warning("could not hand back %s (%s: %s); it returns after its lease",
+                            task_id, type(exc).__name__, exc)
             self.ledger.drop(d)
 
     async def _owned_call(self, d: Delivery, call: Callable[[], Awaitable[Any]]) -> Any:

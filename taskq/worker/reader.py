@@ -1,27 +1,42 @@
 """The reader: the XREADGROUP loop that feeds new entries of the worker's queues to the ledger,
-within the ledger's read room, surviving Redis errors and vanished consumer groups."""
+within the ledger's read room, surviving Redis failures that pass and vanished consumer groups,
+and failing the worker on a refusal that cannot heal (see :class:`Reader`)."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 
-from redis.exceptions import ResponseError
-
-from taskq import codec
+from taskq import clients, codec
+from taskq.cancelling import cancel_and_wait
+from taskq.clients import is_cluster
 from taskq.connection import FATAL, REDIS_ERRORS, fatal_config_error
+from taskq.errors import RedisCommandError, RedisOutOfMemory
 from taskq.keys import GROUP
-from taskq.lane import Lane
+from taskq.lane import Commands
 from taskq.queue import TaskQueue
 from taskq.worker.context import OnTransition, WorkerContext
 from taskq.worker.ledger import Ledger
 
 log = logging.getLogger(__name__)
 
+RETRIED: tuple[type[Exception], ...] = (*REDIS_ERRORS, RedisOutOfMemory)
+"""Read failures that pass: a lost connection, a refusal for now (RedisNotReady), no memory."""
+
 
 class Reader:
-    """Reads for one worker (see the module); :meth:`run` until the worker stops."""
+    """Reads for one worker (see the module); :meth:`run` until the worker stops.
+
+    On one Redis, one XREADGROUP reads every queue. On a Cluster each queue lives in a slot of
+    its own, and a read of several slots is refused (CROSSSLOT): there, one read loop per
+    queue runs, each with its share of the read room.
+
+    Errors: a refusal that passes (:class:`~taskq.errors.RedisNotReady`: a failover, a moving
+    slot), a lost connection or Redis out of memory are retried with backoff; NOGROUP (the
+    stream or group vanished) recreates the groups; any other refusal (CROSSSLOT, WRONGTYPE,
+    ...) cannot heal by itself: the reader raises, and the worker stops (it never looks alive
+    while reading nothing).
+    """
 
     def __init__(self, app: TaskQueue, context: WorkerContext, ledger: Ledger,
                  on_transition: OnTransition | None = None) -> None:
@@ -34,15 +49,29 @@ class Reader:
         self.on_transition = on_transition
 
     async def run(self) -> None:
+        if not is_cluster(self.app.redis):
+            await self._run_loop(tuple(self.keys), 1)
+            return
+        queues = tuple(self.keys)
+        loops = [asyncio.create_task(self._run_loop((q,), len(queues)), name=f"taskq-reader-{q}")
+                 for q in queues]
+        try:
+            done, _ = await asyncio.wait(loops, return_when=asyncio.FIRST_EXCEPTION)
+            for t in done:
+                t.result()  # a loop that failed fails the reader
+        finally:
+            await cancel_and_wait(loops, timeout_s=2.0, what="reader loop")
+
+    async def _run_loop(self, queues: tuple[str, ...], share: int) -> None:
         # Reads go over a lane of their own (see taskq.lane): hiredis parses the reply into
         # plain lists, and a blocking read never holds up the scripts on the shared lane.
-        lane = Lane(self.app.redis, blocking_s=self.config.block_ms / 1000)
+        lane = clients.lane(self.app.redis, blocking_s=self.config.block_ms / 1000)
         try:
-            await self._read_loop(lane)
+            await self._read_loop(lane, queues, share)
         finally:
             await lane.aclose()
 
-    async def _read_loop(self, lane: Lane) -> None:
+    async def _read_loop(self, lane: Commands, queues: tuple[str, ...], share: int) -> None:
         ledger, config, flags = self.ledger, self.config, self.flags
         accept = ledger.accept
         delay = 0.05
@@ -50,32 +79,36 @@ class Reader:
             room = await ledger.wait_room()
             if ledger.stopping:
                 break
-            streams = [k.stream for q, k in self.keys.items() if q not in flags.paused]
+            streams = [self.keys[q].stream for q in queues if q not in flags.paused]
             if not streams:
                 await asyncio.sleep(config.flags_every_ms / 1000)
                 continue
+            count = min(max(1, room // share), config.batch)
             try:
                 resp = await lane.execute(
-                    "XREADGROUP", "GROUP", GROUP, self.id, "COUNT", min(room, config.batch),
+                    "XREADGROUP", "GROUP", GROUP, self.id, "COUNT", count,
                     "BLOCK", config.block_ms, "STREAMS", *streams, *(">",) * len(streams),
                 )
                 delay = 0.05
             except FATAL as exc:  # retrying cannot fix it: the worker exits (78)
                 raise fatal_config_error(exc) or exc from exc
-            except ResponseError as exc:
-                if "NOGROUP" in str(exc) or "no longer exists" in str(exc):
-                    log.error("the stream or consumer group of %s vanished (Redis restarted "
-                              "without persistence, or the stream was deleted): tasks queued "
-                              "before it are gone; recreating consumer groups",
-                              ",".join(config.queues))
-                else:
-                    log.warning("read refused (%s); recreating consumer groups", exc)
-                with contextlib.suppress(*REDIS_ERRORS, ResponseError):
-                    await self.app.ensure_groups(config.queues)
+            except RedisCommandError as exc:
+                if "NOGROUP" not in str(exc) and "no longer exists" not in str(exc):
+                    log.error("read refused by Redis, which cannot heal by itself: %s; the "
+                              "worker stops", exc)
+                    raise
+                log.error("the stream or consumer group of %s vanished (Redis restarted "
+                          "without persistence, or the stream was deleted): tasks queued "
+                          "before it are gone; recreating consumer groups", ",".join(queues))
+                try:
+                    await self.app.ensure_groups(queues)
+                except RETRIED as again:
+                    log.warning("recreating consumer groups failed (%s: %s); retrying",
+                                type(again).__name__, again)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)
                 continue
-            except REDIS_ERRORS as exc:
+            except RETRIED as exc:
                 log.warning("read failed (%s: %s); retrying in %.2f s",
                             type(exc).__name__, exc, delay)
                 await asyncio.sleep(delay)
