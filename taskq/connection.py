@@ -338,21 +338,32 @@ async def check_server(client: Redis) -> None:
     loud warning. Reads ``INFO`` only (a least-privilege ACL user needs ``+info``, not CONFIG);
     a server that refuses INFO gets a warning.
     """
+    primaries = getattr(client, "get_primaries", None)  # a Cluster: every primary is checked
+    if primaries is not None:
+        await client.initialize()
+        for node in primaries():
+            _check_info(await client.info(target_nodes=node), f"Redis node {node.name}")
+        return
     try:
         info = await client.info()
     except ResponseError:  # a stand-in or a restricted managed service
         log.warning("cannot read INFO: make sure Redis is 6.2+ with maxmemory-policy noeviction, "
                     "or Redis may delete queued tasks under memory pressure")
         return
+    _check_info(info, "Redis")
+
+
+def _check_info(info: Mapping[str, Any], name: str) -> None:
+    """:func:`check_server`'s checks on one server's ``INFO`` (``name``: how to call it)."""
     version = tuple(int(p) for p in str(info.get("redis_version", "0")).split(".")[:2])
     if version < (6, 2):
-        raise ConfigError(f"Redis {info.get('redis_version')} is too old: taskq needs 6.2+")
+        raise ConfigError(f"{name} {info.get('redis_version')} is too old: taskq needs 6.2+")
     policy = str(info.get("maxmemory_policy", ""))
     if policy.startswith("allkeys"):
         raise ConfigError(
-            f"Redis maxmemory-policy is {policy}: it may delete queued tasks. "
+            f"{name} maxmemory-policy is {policy}: it may delete queued tasks. "
             "Set maxmemory-policy noeviction (CONFIG SET maxmemory-policy noeviction)"
         )
     if policy.startswith("volatile"):
-        log.warning("Redis maxmemory-policy is %s: task records (keys with a TTL) may be "
-                    "evicted under memory pressure; noeviction is recommended", policy)
+        log.warning("%s maxmemory-policy is %s: task records (keys with a TTL) may be "
+                    "evicted under memory pressure; noeviction is recommended", name, policy)
