@@ -228,9 +228,9 @@ class LocalSentinel:
         port = self.master_port()
         return self.master if port == self.master.port else self.replica
 
-    def failover(self, timeout_s: float = 60.0) -> RedisServer:
+    def failover(self, timeout_s: float = 60.0, wait_demoted: bool = True) -> RedisServer:
         """``SENTINEL FAILOVER``: the replica becomes master; returns the new master once it
-        takes writes and the old one follows it."""
+        takes writes (and with ``wait_demoted``, once the old one follows it)."""
         old = self.current_master()
         new = self.replica if old is self.master else self.master
         client = self.sentinel()
@@ -240,6 +240,9 @@ class LocalSentinel:
             client.close()
         wait_for("the failover", lambda: self.master_port() == new.port
                  and self._role(new) == "master", timeout_s)
+        if wait_demoted:
+            wait_for("the old master to follow the new one",
+                     lambda: self._role(old) == "slave", timeout_s)
         return new
 
     def _role(self, server: RedisServer) -> str:

@@ -24,6 +24,27 @@ from taskq.connection import Client, SyncClient
 from taskq.urls import Target
 
 
+class SentinelClient(Client):
+    """:class:`taskq.connection.Client` on a Sentinel pool: closing it closes the connections
+    to the Sentinels too."""
+
+    async def aclose(self, close_connection_pool: bool | None = None) -> None:
+        await super().aclose(close_connection_pool)
+        manager = getattr(self.connection_pool, "sentinel_manager", None)
+        for client in getattr(manager, "sentinels", ()):
+            await client.aclose()
+
+
+class SyncSentinelClient(SyncClient):
+    """The blocking twin of :class:`SentinelClient`."""
+
+    def close(self) -> None:
+        super().close()
+        manager = getattr(self.connection_pool, "sentinel_manager", None)
+        for client in getattr(manager, "sentinels", ()):
+            client.close()
+
+
 def _sentinel_kwargs(target: Target, options: dict[str, Any]) -> dict[str, Any]:
     kwargs = {k: v for k, v in options.items() if k.startswith("socket_")}
     if target.sentinel_password:
@@ -47,7 +68,7 @@ def connect(target: Target, options: dict[str, Any]) -> Redis:
     """An asyncio client of the master of ``target.service`` (connections made on use)."""
     sentinel = Sentinel(list(target.nodes),  # type: ignore[no-untyped-call]
                         sentinel_kwargs=_sentinel_kwargs(target, options))
-    client: Redis = sentinel.master_for(target.service or "", redis_class=Client,
+    client: Redis = sentinel.master_for(target.service or "", redis_class=SentinelClient,
                                         **_master_kwargs(target, options))
     return client
 
@@ -57,5 +78,5 @@ def connect_sync(target: Target, options: dict[str, Any]) -> Any:
     sentinel = SyncSentinel(list(target.nodes),  # type: ignore[no-untyped-call]
                             sentinel_kwargs=_sentinel_kwargs(target, options))
     return sentinel.master_for(  # type: ignore[no-untyped-call]
-        target.service or "", redis_class=SyncClient,
+        target.service or "", redis_class=SyncSentinelClient,
                                **_master_kwargs(target, options))
