@@ -161,8 +161,10 @@ class LocalSentinel:
         self.folder = folder
         self.service = service
         self.password = password
-        self.master = RedisServer(folder / "master", extra=list(extra or []), password=password)
-        self.replica = RedisServer(folder / "replica", extra=list(extra or []),
+        auth = ["--masterauth", password] if password else []  # (either may follow the other)
+        self.master = RedisServer(folder / "master", extra=[*(extra or []), *auth],
+                                  password=password)
+        self.replica = RedisServer(folder / "replica", extra=[*(extra or []), *auth],
                                    password=password)
         self.sentinel_ports: list[int] = []
         self._sentinels: list[subprocess.Popen[bytes]] = []
@@ -175,10 +177,7 @@ class LocalSentinel:
 
     def start(self, timeout_s: float = 60.0) -> None:
         self.master.start()
-        extra = ["--replicaof", "127.0.0.1", str(self.master.port)]
-        if self.password:
-            extra += ["--masterauth", self.password]
-        self.replica.extra += extra
+        self.replica.extra += ["--replicaof", "127.0.0.1", str(self.master.port)]
         self.replica.start()
         wait_for("the replica to sync", lambda: self._role(self.replica) == "slave"
                  and self._link_up(self.replica), timeout_s)
@@ -242,7 +241,7 @@ class LocalSentinel:
                  and self._role(new) == "master", timeout_s)
         if wait_demoted:
             wait_for("the old master to follow the new one",
-                     lambda: self._role(old) == "slave", timeout_s)
+                     lambda: self._role(old) == "slave" and self._link_up(old), timeout_s)
         return new
 
     def _role(self, server: RedisServer) -> str:

@@ -184,7 +184,11 @@ class ClusterLane:
         return self._client.nodes_manager.get_node_from_slot(_slot(key))
 
     async def execute(self, *args: Any) -> Any:
-        key = _key_of(args)
+        return await self.execute_at(_key_of(args), *args)
+
+    async def execute_at(self, key: Any, *args: Any) -> Any:
+        """Run ``args`` on the primary of ``key``'s slot (None: a keyless command), on the same
+        connection as every other command on that slot (``WAIT`` after a write)."""
         if key is None:  # keyless: SCRIPT LOAD goes to every primary, the rest to any one
             nodes = await primaries(self._client)
             if args[0] == "SCRIPT":

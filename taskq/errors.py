@@ -27,6 +27,7 @@ The tree::
         ├── RedisAuthError       Redis refused the credentials (NOAUTH, WRONGPASS)
         ├── RedisPermissionError the ACL user may not run a command or touch a key (NOPERM)
         ├── RedisOutOfMemory     Redis is at maxmemory and refuses writes (OOM)
+        ├── NotReplicated        fewer replicas than ``min_replicas`` confirmed a write in time
         └── RedisCommandError    any other error reply, with Redis's own text
 
 :class:`Retry` is not an error: a task raises it to ask for another attempt.
@@ -209,6 +210,19 @@ class RedisPermissionError(RedisFailure, redis_exceptions.NoPermissionError):
 
 class RedisOutOfMemory(RedisFailure, redis_exceptions.OutOfMemoryError):
     """Redis is at its maxmemory and refuses writes (OOM); with noeviction nothing is lost."""
+
+
+class NotReplicated(RedisFailure):
+    """A write the master accepted was confirmed by fewer replicas than ``min_replicas``
+    within the timeout (WAIT): it is there, but a failover may lose it. Retrying may run the
+    task twice (see :mod:`taskq.durability`)."""
+
+    def __init__(self, what: str, replicas: int, wanted: int, timeout_ms: int) -> None:
+        super().__init__(f"{what}: only {replicas} of the {wanted} replicas asked for "
+                         f"(min_replicas) confirmed it within {timeout_ms} ms; the master has "
+                         "it, but a failover may lose it")
+        self.replicas = replicas
+        self.wanted = wanted
 
 
 class RedisCommandError(RedisFailure, redis_exceptions.ResponseError):

@@ -13,8 +13,9 @@ import pytest
 from redis.asyncio.connection import Connection
 
 from faults.topology import LocalSentinel
-from taskq import RedisNotReady, TaskQueue, Worker
+from taskq import NotReplicated, RedisNotReady, TaskQueue, Worker
 from taskq.lane import Lane
+from tests.helpers import eventually
 from tests.scaleout import require_redis_server
 
 
@@ -122,3 +123,35 @@ async def test_readonly_means_reconnect_and_the_write_did_not_run(
         assert refused.value.code == "READONLY"
     finally:
         await lane.aclose()
+
+
+async def test_min_replicas_confirms_enqueues_and_completions(
+        made: list[TaskQueue], sentinel: LocalSentinel,
+        start_worker: Callable[..., Worker]) -> None:
+    base = make(sentinel, made)
+    tq = base.configured()  # (a copy with the same registry, then with the guarantee)
+    tq.min_replicas, tq.replicas_timeout_ms = 1, 2000
+    made.append(tq)
+    inc = tq.registry["inc"]
+    handles = await tq.enqueue_many([inc.message(x=i) for i in range(3)])
+    handles.append(await tq.enqueue_one(inc.message(x=3)))
+    handles += await asyncio.to_thread(tq.enqueue_many_sync, [inc.message(x=4)])
+    worker = start_worker(tq)
+    assert sorted([await h.result(timeout=30) for h in handles[:4]]) == [1, 2, 3, 4]
+    assert worker.counters.unreplicated == 0
+    # asking for more replicas than there are: refused in time, yet queued on the master
+    strict = base.configured()
+    strict.min_replicas, strict.replicas_timeout_ms = 2, 100
+    made.append(strict)
+    with pytest.raises(NotReplicated, match="only 1 of the 2 replicas") as refused:
+        await strict.enqueue_one(inc.message(x=5))
+    assert refused.value.replicas == 1
+    with pytest.raises(NotReplicated):
+        await asyncio.to_thread(strict.enqueue_many_sync, [inc.message(x=6)])
+    admin = sentinel.current_master().admin()
+    try:
+        async def both_ran() -> bool:
+            return int(admin.hget(tq.keys("default").stats, "completed") or 0) >= 7
+        await eventually(both_ran, timeout=30)
+    finally:
+        admin.close()
