@@ -27,6 +27,7 @@ from faults.scenarios import (
     memory,
     network,
     poison,
+    scaleout,
     security,
     selfcheck,
     skew,
@@ -53,6 +54,10 @@ SCENARIOS: list[tuple[str, Scenario, float]] = [
     ("s10-clock-skew", skew.clock_skew, 90),
     ("sec-acl-user", security.acl_user, 90),
     ("sec-tls", security.tls, 90),
+    ("s14-sentinel-failover-unguarded", scaleout.sentinel_failover_unguarded, 150),
+    ("s14-sentinel-failover-guarded", scaleout.sentinel_failover_guarded, 150),
+    ("s15-cluster-kill-unguarded", scaleout.cluster_kill_unguarded, 150),
+    ("s15-cluster-kill-guarded", scaleout.cluster_kill_guarded, 150),
 ]
 # scenarios CI may skip; none: CI installs redis-server with TLS, openssl and faketime
 CI_MAY_SKIP: frozenset[str] = frozenset()
