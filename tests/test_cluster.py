@@ -19,7 +19,7 @@ from taskq import TaskQueue, Worker
 from taskq.cli import app as cli_app
 from taskq.cluster import ClusterLane, is_cluster
 from taskq.connection import check_server
-from taskq.errors import ConfigError, TaskFailed
+from taskq.errors import ConfigError, NotReplicated, TaskFailed
 from taskq.records import TaskStatus
 from tests.api_fixtures import READ, make_app, serve
 from tests.scaleout import queues_on_distinct_primaries, require_redis_server
@@ -134,3 +134,22 @@ async def test_the_server_check_reads_every_primary(cluster: LocalCluster,
         admin.config_set("maxmemory-policy", "noeviction")
         admin.close()
         await tq.aclose()
+
+
+async def test_min_replicas_waits_on_each_queues_primary(
+        made: list[TaskQueue], cluster: LocalCluster, cprefix: str,
+        start_worker: Callable[..., Worker]) -> None:
+    queues = queues_on_distinct_primaries(cluster, cprefix, 3)
+    tq = make(cluster, cprefix, queues, made)
+    tq.min_replicas = 1
+    tasks = [tq.registry[f"double_{q}"] for q in queues]
+    handles = [await t.enqueue(x=1) for t in tasks]
+    handles += await tq.enqueue_many([t.message(x=2) for t in tasks])
+    sync = await asyncio.to_thread(tq.enqueue_many_sync, [t.message(x=3) for t in tasks])
+    worker = start_worker(tq, queues=tuple(queues))
+    assert sorted([await h.result(timeout=30) for h in handles]) == [2] * 3 + [4] * 3
+    assert [await asyncio.to_thread(h.result, 30) for h in sync] == [6] * 3
+    assert worker.counters.unreplicated == 0
+    tq.min_replicas, tq.replicas_timeout_ms = 2, 100  # each primary has one replica
+    with pytest.raises(NotReplicated, match="only 1 of the 2"):
+        await tasks[1].enqueue(x=4)
