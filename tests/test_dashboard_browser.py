@@ -10,6 +10,7 @@ shows them; see :func:`test_every_page_loads_offline`).
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import shutil
 from collections.abc import AsyncIterator, Callable
@@ -18,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from taskq import TaskQueue, Worker
+from taskq import TaskQueue, Worker, admin
 from tests.api_fixtures import ADMIN_KEY, READ_KEY, make_app, serve
 from tests.helpers import eventually
 
@@ -54,6 +55,7 @@ class Page:
         self.problems: list[str] = []
         self.allowed: list[str] = []  # console errors a test expects (a refused key's 401)
         self.dialogs: list[str] = []
+        self.dismissing: list[asyncio.Future[None]] = []
         page.set_default_timeout(TIMEOUT_MS)
         page.on("request", self._request)
         page.on("pageerror", lambda e: self.problems.append(f"page error: {e}"))
@@ -70,7 +72,7 @@ class Page:
 
     def _dialog(self, dialog: Any) -> None:
         self.dialogs.append(dialog.message)
-        asyncio.ensure_future(dialog.dismiss())
+        self.dismissing.append(asyncio.ensure_future(dialog.dismiss()))
 
     async def open(self, route: str = "") -> None:
         await self.page.goto(f"{self.root}/ui/#/{route}")
@@ -123,6 +125,8 @@ async def test_every_page_loads_offline(app_tq: TaskQueue, dashboard: Callable[.
     await app_tq.wait(done.id, 20)
     await app_tq.wait(failed.id, 20)
     await eventually(lambda: _running(app_tq, running.id), 20, what="steps running")
+    if SHOTS:
+        await _seed_history(app_tq)
     page = await dashboard(viewport={"width": 1280, "height": 900})
     await page.sign_in()
     p = page.page
@@ -169,6 +173,18 @@ async def test_every_page_loads_offline(app_tq: TaskQueue, dashboard: Callable[.
     page.assert_clean()
 
 
+async def _seed_history(tq: TaskQueue) -> None:
+    """For the screenshots only: an hour of per-minute completion counts, as workers would
+    have left them (a test runs for seconds, so the chart would show one bar)."""
+    sec, _ = await tq.redis.time()
+    now = int(sec) // 60
+    for queue, scale in (("default", 40), ("notes", 9)):
+        keys = tq.keys(queue)
+        for m in range(1, 60):
+            count = int(scale * (1.6 + math.sin(m / 6) + 0.4 * math.cos(m * 1.7)))
+            await tq.redis.set(keys.done_minute(now - m), count, ex=600)
+
+
 async def _running(tq: TaskQueue, task_id: str) -> bool:
     return (await tq.status(task_id)).status == "running"
 
@@ -213,14 +229,10 @@ async def test_replay_takes_the_dead_letter_off_the_list(
 
 
 async def _no_consumers_alive(tq: TaskQueue) -> bool:
-    from taskq import admin
-
     return not [w for w in await admin.list_workers(tq) if w.alive]
 
 
 async def _letters(tq: TaskQueue) -> list[Any]:
-    from taskq import admin
-
     return await admin.dead_letters(tq, "default", 100)
 
 
@@ -285,6 +297,7 @@ async def test_a_read_key_sees_but_cannot_act(app_tq: TaskQueue,
     assert await p.get_by_role("button", name="Pause").is_disabled()
     # a wrong key is refused at sign-in, and the key is never put in the URL
     await p.get_by_role("button", name="Sign out").click()
+    page.allowed.append("status of 401")
     await p.get_by_label("API key").fill("not-a-key-of-this-service")
     await p.get_by_role("button", name="Sign in").click()
     await p.get_by_text("This key was not accepted.").wait_for()

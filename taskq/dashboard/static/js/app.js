@@ -43,7 +43,8 @@ function match(parts) {
 }
 
 function parts() {
-  const raw = location.hash.replace(/^#\/?/, '');
+  if (!location.hash.startsWith('#/')) return [];
+  const raw = location.hash.slice(2);
   if (!raw) return [];
   try {
     return raw.split('/').map(decodeURIComponent);
@@ -138,7 +139,6 @@ function context(params) {
 }
 
 async function show() {
-  if (location.hash && !location.hash.startsWith('#/')) return; // an in-page anchor
   stop();
   const found = match(parts());
   drawNav(found ? found.page : null);
@@ -192,6 +192,12 @@ document.getElementById('find').addEventListener('submit', (e) => {
   const id = input.value.trim();
   if (!id) { input.focus(); return; }
   location.hash = '#/task/' + encodeURIComponent(id);
+});
+
+// The skip link moves focus without touching the address (the hash holds the route).
+document.querySelector('.skip').addEventListener('click', (e) => {
+  e.preventDefault();
+  main.focus();
 });
 
 drawSession();

@@ -4,7 +4,7 @@ import * as api from '../api.js';
 import { h, swap, link, route, num } from '../dom.js';
 import { table, pager } from '../ui.js';
 
-const PAGE = 200;
+const PAGE = 100;
 
 export async function render(ctx) {
   ctx.title('Dead letters');
@@ -33,5 +33,5 @@ export async function render(ctx) {
   }
 
   await load();
-  ctx.every(5000, load);
+  ctx.every(10000, load);
 }

@@ -1,7 +1,7 @@
 // One worker: its heartbeat's figures and the tasks it holds now.
 
 import * as api from '../api.js';
-import { h, swap, link, route, num, when, ago, duration } from '../dom.js';
+import { h, swap, link, route, num, when, ago } from '../dom.js';
 import { table, figures, section } from '../ui.js';
 import { workerState } from './workers.js';
 
@@ -37,7 +37,7 @@ export async function render(ctx) {
         { label: 'Task id', cell: (t) => link(route('task', t.id), t.id, { class: 'mono' }) },
         { label: 'Task', cell: (t) => t.task ?? '–' },
         { label: 'Attempt', className: 'n', cell: (t) => num(t.attempts) },
-        { label: 'Running for', className: 'n', cell: (t) => (t.started_ms ? duration(Date.now() - t.started_ms) : '–') },
+        { label: 'Deliveries', className: 'n', cell: (t) => num(t.deliveries) },
         { label: 'Progress', cell: (t) => (t.progress === null ? '–'
           : h('progress', { max: '1', value: String(t.progress), 'aria-label': `progress of ${t.id}` })) },
       ], held, { empty: w.alive ? 'It holds no task now.' : 'It holds no task (a dead worker\'s tasks are reclaimed).' })));
