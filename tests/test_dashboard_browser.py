@@ -261,6 +261,33 @@ async def test_the_progress_bar_moves_live(app_tq: TaskQueue, dashboard: Callabl
     page.assert_clean()
 
 
+async def test_pause_resume_and_cancel_act_on_the_queue_and_the_task(
+    app_tq: TaskQueue, dashboard: Callable[..., Any], start_worker: Callable[..., Worker]
+) -> None:
+    start_worker(app_tq)
+    handle = await app_tq.registry["sleepy"].enqueue(seconds=60)
+    await eventually(lambda: _running(app_tq, handle.id), 20, what="sleepy running")
+    page = await dashboard()
+    await page.sign_in()
+    p = page.page
+    await page.go("queue/default", "Queue default")
+    await p.get_by_role("button", name="Pause").click()
+    await p.locator("h1 .badge-paused").wait_for()
+    assert (await admin.queue_info(app_tq, "default")).paused
+    await p.get_by_role("button", name="Resume").click()
+    await p.locator("h1 .badge-running").wait_for()
+    assert not (await admin.queue_info(app_tq, "default")).paused
+
+    await page.go(f"task/{handle.id}", "Task")
+    await p.locator("h1 .badge-running").wait_for()
+    await p.get_by_role("button", name="Cancel task").click()
+    await p.get_by_role("dialog").get_by_role("button", name="Cancel task").click()
+    await p.locator("h1 .badge-cancelled").wait_for()  # the live stream saw it end
+    assert (await app_tq.status(handle.id)).status == "cancelled"
+    assert await p.get_by_role("button", name="Cancel task").count() == 0
+    page.assert_clean()
+
+
 async def test_a_script_in_an_error_renders_as_text(
     app_tq: TaskQueue, dashboard: Callable[..., Any], start_worker: Callable[..., Worker]
 ) -> None:
