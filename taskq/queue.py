@@ -546,18 +546,18 @@ class TaskQueue:
             due = await self.scripts.schedule(
                 keys=keys, task_ids=call.task_ids, payloads=call.payloads,
                 delay_ms=plan.delay_ms, limit=plan.limit)
-            await self._replicated(keys, len(call.payloads))
+            if self.min_replicas:
+                await self._replicated(keys, len(call.payloads))
             return self._scheduled(call, due)
         answer = await self.scripts.enqueue(keys=keys, payloads=call.payloads, limit=plan.limit)
-        await self._replicated(keys, len(call.payloads))
+        if self.min_replicas:
+            await self._replicated(keys, len(call.payloads))
         return self._enqueued(call, *answer)
 
     async def _replicated(self, keys: QueueKeys, count: int) -> None:
-        """With ``min_replicas``: raise NotReplicated unless the replicas have what was sent."""
-        if self.min_replicas:
-            await durability.confirm(self.lane, keys.stream, self.min_replicas,
-                                     self.replicas_timeout_ms,
-                                     f"{count} tasks of queue {keys.queue!r}")
+        """Raise NotReplicated unless ``min_replicas`` replicas have what was sent."""
+        await durability.confirm(self.lane, keys.stream, self.min_replicas,
+                                 self.replicas_timeout_ms, f"{count} tasks of queue {keys.queue!r}")
 
     def _scheduled(self, call: batching.Call, due: list[int] | int) -> list[TaskHandle[Any]]:
         """Handles of a schedule script's answer: due times, or the backlog that refused it."""

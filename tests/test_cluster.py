@@ -113,7 +113,7 @@ async def test_delays_cancels_retries_and_dead_letters(
     assert record.status is TaskStatus.DEAD and record.attempts == 2
     assert (await tq.status(cancelled.id)).status is TaskStatus.CANCELLED
     r = await asyncio.to_thread(CliRunner().invoke, cli_app, [
-        "--redis-url", cluster.url, "--prefix", cprefix, "dead", "list", queues[-1]])
+        "--redis-url", cluster.url, "--prefix", cprefix, "dead", "list", queues[-1], "--json"])
     assert r.exit_code == 0 and "always" in r.output, r.output
 
 
@@ -149,7 +149,7 @@ async def test_min_replicas_waits_on_each_queues_primary(
     worker = start_worker(tq, queues=tuple(queues))
     assert sorted([await h.result(timeout=30) for h in handles]) == [2] * 3 + [4] * 3
     assert [await asyncio.to_thread(h.result, 30) for h in sync] == [6] * 3
-    assert worker.counters.unreplicated == 0
+    assert worker.completer.unreplicated == 0
     tq.min_replicas, tq.replicas_timeout_ms = 2, 100  # each primary has one replica
     with pytest.raises(NotReplicated, match="only 1 of the 2"):
         await tasks[1].enqueue(x=4)

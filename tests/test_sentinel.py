@@ -138,7 +138,7 @@ async def test_min_replicas_confirms_enqueues_and_completions(
     handles += await asyncio.to_thread(tq.enqueue_many_sync, [inc.message(x=4)])
     worker = start_worker(tq)
     assert sorted([await h.result(timeout=30) for h in handles[:4]]) == [1, 2, 3, 4]
-    assert worker.counters.unreplicated == 0
+    assert worker.completer.unreplicated == 0
     # asking for more replicas than there are: refused in time, yet queued on the master
     strict = base.configured()
     strict.min_replicas, strict.replicas_timeout_ms = 2, 100

@@ -31,6 +31,7 @@ class Completer:
         self.clock = context.clock
         self.ledger = ledger
         self._halted = False
+        self.unreplicated = 0  # completed tasks fewer replicas than min_replicas confirmed
 
     def halt(self) -> None:
         """End :meth:`run` once nothing is left to ack (the last step of a worker's shutdown;
@@ -71,7 +72,7 @@ class Completer:
                                      self.app.replicas_timeout_ms,
                                      f"completion of {count} tasks of {keys.queue!r}")
         except UNCONFIRMED as exc:
-            self.ledger.counters.unreplicated += count
+            self.unreplicated += count
             log.warning("%s", exc)
 
     async def _complete_group(self, keys: QueueKeys, ttl: int, items: list[Delivery]) -> None:

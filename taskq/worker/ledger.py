@@ -64,7 +64,6 @@ class Counters:
     dead: int = 0
     lost_leases: int = 0
     reclaimed: int = 0
-    unreplicated: int = 0  # completions fewer replicas than min_replicas confirmed
 
 
 Process = Callable[[Delivery], Coroutine[Any, Any, None]]

@@ -165,8 +165,7 @@ class Outcomes:
                     keys=self.keys[d.queue], consumer=self.id, entry_id=d.entry_id,
                     deliveries=d.deliveries, task_id=task_id, payload=payload)
             except RELEASE_ERRORS as exc:  # (any refusal: the worker is shutting down)
-                log.warning("could not hand back %s (%s: %s); it returns after its lease",
-                            task_id, type(exc).__name__, exc)
+                log.warning("could not hand back %s (%s); it returns after its lease", task_id, exc)
             self.ledger.drop(d)
 
     async def _owned_call(self, d: Delivery, call: Callable[[], Awaitable[Any]]) -> Any:
