@@ -25,6 +25,7 @@ from redis.commands.core import AsyncScript, Script
 from redis.exceptions import ResponseError
 
 from taskq import ids
+from taskq.codec import WorkflowRef
 from taskq.deadletter import DeadEntry
 from taskq.keys import GROUP, QueueKeys
 from taskq.lane import Lane
@@ -50,12 +51,19 @@ NAMES = (
     "schedule",
 )
 
+WORKFLOW_PRELUDE = frozenset({"complete", "dead", "workflow_cancel", "workflow_start"})
+"""Scripts that also get ``lua/_workflow.lua`` (they end workflow steps, or start or cancel
+workflows)."""
+
 
 @cache
 def source(name: str) -> str:
     """The full text of script ``name`` (prelude included)."""
     lua = resources.files("taskq") / "lua"
-    return (lua / "_lib.lua").read_text() + "\n" + (lua / f"{name}.lua").read_text()
+    prelude = (lua / "_lib.lua").read_text() + "\n"
+    if name in WORKFLOW_PRELUDE:
+        prelude += (lua / "_workflow.lua").read_text() + "\n"
+    return prelude + (lua / f"{name}.lua").read_text()
 
 
 def _s(value: bytes | str) -> str:
@@ -93,6 +101,35 @@ class Completable(Protocol):
     def record(self) -> bytes: ...
     @property
     def flags(self) -> str: ...
+    @property
+    def step(self) -> StepEnd | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StepEnd:
+    """How a workflow step ended, for the script that finishes it (see
+    :mod:`taskq.workflow`): its place in the workflow, and its result (msgpack) when a
+    successor may need it."""
+
+    ref: WorkflowRef
+    result: bytes = b"\xc0"
+
+
+def step_keys(prefix: str, ref: WorkflowRef) -> list[str]:
+    """The keys a script ending step ``ref`` needs: the workflow hash, then the stream and the
+    entries hash of each workflow queue (all under ``prefix``)."""
+    out = [workflow_key(prefix, ref.id)]
+    for q in ref.queues:
+        k = QueueKeys(prefix, q)
+        out += (k.stream, k.entries)
+    return out
+
+
+def workflow_key(prefix: str, workflow_id: str) -> str:
+    """The hash of workflow ``workflow_id`` ("<home queue>:<suffix>"), under its home queue's
+    hash tag."""
+    home, _, suffix = workflow_id.rpartition(":")
+    return QueueKeys(prefix, home).workflow(suffix)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +145,7 @@ class Completion:
     status: TaskStatus
     record: bytes
     flags: str = ""
+    step: StepEnd | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,6 +275,13 @@ class Scripts:
         key_list = [keys.stream, keys.stats, keys.done_minute(now_ms // 60_000), keys.entries,
                     keys.cancels, *(records(b) for b in buckets)]
         args = [GROUP, consumer, ttl_ms, keys.events, scan, meta, *(c.record for c in items)]
+        steps = [(i, c.step) for i, c in enumerate(items, 1) if c.flags and c.step is not None]
+        if steps:  # workflow steps only: their keys, lines and results follow
+            lines = []
+            for i, step in steps:
+                lines.append(f"{i}\t{len(key_list) + 1}\t{step.ref.step}")
+                key_list += step_keys(keys.prefix, step.ref)
+            args += ("\n".join(lines), *(step.result for _, step in steps))
         r = [_s(x) for x in await self._call("complete", key_list, args)]
         if r and r[-1].startswith("lean:"):
             log.warning("Redis is out of memory: %s task records kept only their status "
@@ -263,17 +308,23 @@ class Scripts:
     async def dead(
         self, *, keys: QueueKeys, consumer: str, entry_id: str, deliveries: int | None,
         task_id: str, record: bytes, ttl_ms: int, dead_cap: int, letter: DeadEntry,
+        step: WorkflowRef | None = None, failure: bytes = b"",
     ) -> str | None:
         """Move an owned entry to the dead letters (``letter``, the stream capped at
         ``dead_cap``; 0: none), storing ``record``: the dead letter's id, or None when the lease
-        was lost. ``deliveries`` None: check the owner only, not the delivery count."""
+        was lost. ``deliveries`` None: check the owner only, not the delivery count. ``step``:
+        the entry is that workflow step, which fails its workflow (``failure``: the input of
+        the failure handler, msgpack), in the same script."""
         flat: list[Any] = []
         for k, v in letter.fields().items():
             flat += (k, v)
+        key_list = [keys.stream, keys.dead, keys.entries, _bucket_key(keys, task_id),
+                    keys.stats, keys.cancels]
+        if step is not None:
+            key_list += step_keys(keys.prefix, step)
+            flat += (step.step, failure)
         r = await self._call(
-            "dead",
-            (keys.stream, keys.dead, keys.entries, _bucket_key(keys, task_id), keys.stats,
-             keys.cancels),
+            "dead", key_list,
             (GROUP, consumer, entry_id, "" if deliveries is None else deliveries, task_id,
              record, ttl_ms, keys.events, dead_cap, *flat),
         )

@@ -14,6 +14,10 @@
 --          id, status, flags, separated by tabs (flags: "e" drop the entries mapping, "c" drop
 --          the cancel request); queue names and ids hold no tabs or newlines
 -- ARGV[7..] the items' records, in the same order
+-- ARGV[7 + #items]  only when the batch holds workflow steps (flag "w"): one line per step,
+--          "item index (1-based)\tKEYS index of its workflow hash\tstep index"; the step's
+--          queues' streams and entries hashes follow its workflow hash in KEYS (see
+--          _workflow.lua), and ARGV[7 + #items + j] is the j-th step's result (msgpack)
 -- returns  the entry ids the caller no longer owns (nothing was done for those), then, when
 --          Redis is at maxmemory, "lean:<n>": n records were stored in their minimal form
 -- Under memory pressure (Redis refuses writes that may add memory) finishing work must free
@@ -96,5 +100,17 @@ if #acked > 0 then
     lost[#lost + 1] = 'lean:' .. #acked
   end
   if ARGV[4] ~= '' then redis.call('PUBLISH', ARGV[4], cjson.encode(events)) end
+end
+local steps = ARGV[7 + #items]
+if steps then  -- workflow steps: counted and their successors enqueued, in this same script
+  local j = 0
+  for line in string.gmatch(steps, '[^\n]+') do
+    j = j + 1
+    local i, base, step = string.match(line, '^(%d+)\t(%d+)\t(%d+)$')
+    local item = items[tonumber(i)]
+    if owned[item[1]] ~= nil and owned[item[1]] == tonumber(item[2]) then
+      wf_step_ended(tonumber(base), step, item[5], ARGV[7 + #items + j], nil, ttl)
+    end
+  end
 end
 return lost

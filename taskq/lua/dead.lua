@@ -15,12 +15,17 @@
 -- ARGV[8]  events channel
 -- ARGV[9]  dead-letter stream length cap (0 = none; only dead letters are ever trimmed)
 -- ARGV[10..] field/value pairs of the dead letter (format: taskq/deadletter.py)
+-- KEYS[7..] only for a workflow step: its workflow hash, then its queues' streams and entries
+--          hashes (see _workflow.lua); then the last two ARGV are the step's index and its
+--          failure handler's input (msgpack)
 -- returns  0 when the caller no longer owns the entry (nothing done), else the dead letter id
 if not owns(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]) then return 0 end
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
 redis.call('XDEL', KEYS[1], ARGV[3])
+local last = #ARGV
+if #KEYS > 6 then last = last - 2 end
 local fields = {}
-for i = 10, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 10, last do fields[#fields + 1] = ARGV[i] end
 local cap = tonumber(ARGV[9])
 local dead
 if cap > 0 then
@@ -35,4 +40,5 @@ redis.call('HINCRBY', KEYS[5], 'dead', 1)
 if ARGV[8] ~= '' then
   redis.call('PUBLISH', ARGV[8], cjson.encode({{ARGV[5], 'dead'}}))
 end
+if #KEYS > 6 then wf_step_ended(7, ARGV[last + 1], 'dead', nil, ARGV[last + 2], ARGV[7]) end
 return dead

@@ -25,6 +25,7 @@ from typing import Any
 
 from taskq.context import TaskContext
 from taskq.records import TaskStatus
+from taskq.scripts import StepEnd
 from taskq.worker.config import WorkerConfig
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,7 @@ class Delivery:
     record: bytes = b""
     flags: str = ""
     ttl_ms: int = 0
+    step: StepEnd | None = None  # a workflow step: how it ended (for the complete script)
 
 
 @dataclass(slots=True)

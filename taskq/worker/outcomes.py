@@ -19,10 +19,12 @@ from taskq.deadletter import DeadEntry
 from taskq.errors import DecodeError, Retry
 from taskq.queue import TaskQueue
 from taskq.records import TaskStatus, encode_record
+from taskq.scripts import StepEnd
 from taskq.task import Task
 from taskq.worker.context import OnTransition, WorkerContext
 from taskq.worker.ledger import Delivery, Ledger
 from taskq.worker.tasklog import task_log
+from taskq.workflow.failure import step_failure
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +53,8 @@ class Outcomes:
             return
         if msg.task_id is not None:
             flags += "e"
+        if msg.workflow is not None:  # (workflow steps always have a task id: flags is set)
+            d.step = StepEnd(msg.workflow, codec.pack(result))
         d.record = encode_record(
             status, task=msg.task, args=msg.args, kwargs=msg.kwargs, attempts=attempts,
             enqueued_ms=msg.enqueued_ms, started_ms=started, finished_ms=int(time.time() * 1000),
@@ -133,12 +137,16 @@ class Outcomes:
             enqueued_ms=msg.enqueued_ms if msg else 0, failed_ms=now, worker=self.id,
             payload=d.payload or b"",
         )
+        step = msg.workflow if msg is not None else None
+        failure = b""
+        if step is not None:
+            failure = step_failure(step, d.task_id, task, reason, error_type, error)
         if self.on_transition is not None:
             self.on_transition("before_dead")
         dead = await self._owned_call(d, lambda: self.app.scripts.dead(
             keys=keys, consumer=self.id, entry_id=d.entry_id, deliveries=d.deliveries,
             task_id=d.task_id, record=record, ttl_ms=self.app.result_ttl_ms,
-            dead_cap=self.app.dead_letter_cap, letter=letter,
+            dead_cap=self.app.dead_letter_cap, letter=letter, step=step, failure=failure,
         ))
         if dead:
             self.counters.dead += 1
