@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from taskq import TaskQueue, TaskValidationError, Worker
+from taskq import TaskQueue, TaskValidationError, Worker, codec
 from taskq.errors import WorkflowError, WorkflowFailed, WorkflowNotFound
 from taskq.workflow import StepFailure, Workflow, chain, chord, group, link, start
 
@@ -163,7 +163,6 @@ async def test_plain_tasks_do_not_carry_workflow_fields(tq: TaskQueue) -> None:
     t = tasks(tq)
     await t["add"].enqueue(1, 2)
     (entry,) = await tq.redis.xrange(tq.keys("default").stream)
-    from taskq import codec
     body = codec.unpack(entry[1][b"m"])
     assert "w" not in body and "x" not in body
 
