@@ -31,6 +31,7 @@ from faults.scenarios import (
     selfcheck,
     skew,
     workers_die,
+    workflows,
 )
 
 Scenario = Callable[[Env], Awaitable[None]]
@@ -53,6 +54,7 @@ SCENARIOS: list[tuple[str, Scenario, float]] = [
     ("s10-clock-skew", skew.clock_skew, 90),
     ("sec-acl-user", security.acl_user, 90),
     ("sec-tls", security.tls, 90),
+    ("s14-workflows-kill", workflows.chords_and_chains, 240),
 ]
 # scenarios CI may skip; none: CI installs redis-server with TLS, openssl and faketime
 CI_MAY_SKIP: frozenset[str] = frozenset()
