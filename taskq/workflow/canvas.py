@@ -12,14 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from taskq.codec import Message
 from taskq.errors import WorkflowError
 from taskq.workflow.step import Step
-
-R = TypeVar("R")
-R2 = TypeVar("R2")
 
 Leaf = Message | Step[Any, Any]
 
@@ -31,16 +28,11 @@ class Node:
 
 
 @dataclass(eq=False)
-class Chain(Node, Generic[R]):
+class Chain(Node):
     """Each part runs after the one before it succeeded (see :func:`chain`)."""
 
     parts: list[Node | Leaf]
     on_error: Leaf | None = None
-
-    def then(self, step: Step[R, R2]) -> Chain[R2]:
-        """This chain followed by ``step``, which takes its result (typed: the step's input
-        type must accept this chain's result type)."""
-        return Chain([*self.parts, step], self.on_error)
 
 
 @dataclass(eq=False)
@@ -61,7 +53,7 @@ class Linked(Node):
     on_failure: Leaf | None = None
 
 
-def chain(*parts: Node | Leaf, on_error: Leaf | None = None) -> Chain[Any]:
+def chain(*parts: Node | Leaf, on_error: Leaf | None = None) -> Chain:
     """Run ``parts`` one after the other, each once the previous succeeded; a
     :class:`~taskq.workflow.Step` part takes the previous part's result. ``on_error`` runs
     (once) if any step ends dead, with a :class:`StepFailure`."""
@@ -74,7 +66,7 @@ def group(parts: Iterable[Node | Leaf], *, on_error: Leaf | None = None) -> Grou
 
 
 def chord(header: Group | Iterable[Node | Leaf], callback: Node | Leaf, *,
-          on_error: Leaf | None = None) -> Chain[Any]:
+          on_error: Leaf | None = None) -> Chain:
     """Run the group ``header``, then ``callback`` once every member succeeded, with the list
     of their results in order. A member that ends dead fails the chord: the callback never
     runs, and ``on_error`` (if given) runs with a :class:`StepFailure`."""
