@@ -49,6 +49,8 @@ NAMES = (
     "replay",
     "retry",
     "schedule",
+    "workflow_cancel",
+    "workflow_start",
 )
 
 WORKFLOW_PRELUDE = frozenset({"complete", "dead", "workflow_cancel", "workflow_start"})

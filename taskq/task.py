@@ -131,6 +131,7 @@ class Signature:
         ret = hints.get("return", Any)
         if inspect.iscoroutinefunction(fn) and typing.get_origin(ret) is Coroutine:
             ret = typing.get_args(ret)[-1]
+        self.returns: Any = ret
         self.return_adapter: TypeAdapter[Any] | None = (
             None if ret in (Any, None, type(None)) else TypeAdapter(ret)
         )

@@ -156,6 +156,13 @@ async def test_shapes_checked_at_enqueue(tq: TaskQueue) -> None:
         t["label"].step_into("nope", "x")
     with pytest.raises(TaskValidationError):
         t["total"].step(plus="not a number")
+    # input types checked at start where both sides are plain classes
+    with pytest.raises(TaskValidationError, match="takes int, but the step before returns str"):
+        await start(tq, chain(t["label"].message("p", 1), t["double"].step()))
+    with pytest.raises(TaskValidationError, match="takes int"):
+        await start(tq, chord([t["add"].message(1, 2)], t["double"].step()))
+    with pytest.raises(TaskValidationError, match="takes list"):
+        await start(tq, chord([t["label"].message("p", 1)], t["total"].step()))
     assert await tq.redis.xlen(tq.keys("default").stream) == 0
 
 

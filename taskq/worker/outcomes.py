@@ -138,15 +138,16 @@ class Outcomes:
             payload=d.payload or b"",
         )
         step = msg.workflow if msg is not None else None
-        failure = b""
+        wf: dict[str, Any] = {}  # a workflow step: its workflow fails in the same script
         if step is not None:
-            failure = step_failure(step, d.task_id, task, reason, error_type, error)
+            wf = {"step": step,
+                  "failure": step_failure(step, d.task_id, task, reason, error_type, error)}
         if self.on_transition is not None:
             self.on_transition("before_dead")
         dead = await self._owned_call(d, lambda: self.app.scripts.dead(
             keys=keys, consumer=self.id, entry_id=d.entry_id, deliveries=d.deliveries,
             task_id=d.task_id, record=record, ttl_ms=self.app.result_ttl_ms,
-            dead_cap=self.app.dead_letter_cap, letter=letter, step=step, failure=failure,
+            dead_cap=self.app.dead_letter_cap, letter=letter, **wf,
         ))
         if dead:
             self.counters.dead += 1

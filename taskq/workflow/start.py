@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import secrets
 import time
+import typing
 from typing import TYPE_CHECKING, Any
 
 from taskq import codec
@@ -36,11 +37,7 @@ async def start(tq: TaskQueue, node: Node | Leaf) -> Workflow:
     plan = compile_plan(node)
     if len(plan.steps) > MAX_STEPS:
         raise WorkflowError(f"{len(plan.steps)} steps: a workflow has at most {MAX_STEPS}")
-    for s in plan.steps:
-        task = tq.registry.get(s.message.task)
-        if task is not None and s.param and s.param not in task.signature.fields:
-            raise TaskValidationError(s.message.task, [
-                {"loc": (s.param,), "msg": "no such parameter", "type": "workflow"}])
+    _check_inputs(tq, plan)
     queues = plan.queues
     ms = int(time.time() * 1000)
     workflow_id = f"{queues[0]}:{ms}-w{secrets.token_hex(8)}"
@@ -58,6 +55,56 @@ async def start(tq: TaskQueue, node: Node | Leaf) -> Workflow:
     if ok < 0:
         raise WorkflowError(f"workflow {workflow_id} exists already")
     return Workflow(workflow_id, tq)
+
+
+def _check_inputs(tq: TaskQueue, plan: Plan) -> None:
+    """Refuse a step whose input parameter is missing, or whose annotation plainly cannot take
+    what the steps before it return (both plain classes, e.g. ``str`` for an ``int``; a plain
+    class for a chord's list). Anything less plain is left to the check when the step runs."""
+    for s in plan.steps:
+        task = tq.registry.get(s.message.task)
+        if task is None or not s.param:
+            continue
+        if s.param not in task.signature.fields:
+            raise TaskValidationError(s.message.task, [
+                {"loc": (s.param,), "msg": "no such parameter", "type": "workflow"}])
+        if s.handler:  # its input is a StepFailure
+            continue
+        want = task.signature.fields[s.param]
+        returns = []
+        for d in s.deps:
+            before = tq.registry.get(plan.steps[d].message.task)
+            returns.append(before.signature.returns if before is not None else Any)
+        given: Any = Any
+        if s.input == "1" and returns:
+            given = returns[0]
+        elif s.input == "L":
+            given = list
+            items = typing.get_args(want)
+            if typing.get_origin(want) is list and items and any(
+                    _mismatch(r, items[0]) for r in returns):
+                raise _input_error(s.message.task, s.param, want, returns)
+        if _mismatch(given, want):
+            raise _input_error(s.message.task, s.param, want, returns)
+
+
+def _mismatch(given: Any, want: Any) -> bool:
+    """True only when both are plain classes and a ``given`` value cannot be a ``want``."""
+    if not (isinstance(given, type) and isinstance(want, type)) or want is object:
+        return False
+    if want is float and given is int:
+        return False
+    try:
+        return not issubclass(given, want)
+    except TypeError:  # a class issubclass refuses (a TypedDict, a protocol): run time decides
+        return False
+
+
+def _input_error(task: str, param: str, want: Any, returns: list[Any]) -> TaskValidationError:
+    names = ", ".join(getattr(r, "__name__", str(r)) for r in returns)
+    return TaskValidationError(task, [{
+        "loc": (param,), "type": "workflow",
+        "msg": f"takes {getattr(want, '__name__', want)}, but the step before returns {names}"}])
 
 
 def _layout(tq: TaskQueue, plan: Plan, workflow_id: str, queues: list[str],
