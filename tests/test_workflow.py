@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from taskq import TaskQueue, TaskValidationError, Worker, codec
+from taskq import Retry, TaskQueue, TaskValidationError, Worker, codec
 from taskq.errors import WorkflowError, WorkflowFailed, WorkflowNotFound
 from taskq.workflow import StepFailure, Workflow, chain, chord, group, link, start
 
@@ -182,3 +182,23 @@ def test_step_types() -> None:
     assert s.param == "x" and s.kwargs == {"prefix": "p"}
     d = t["total"].step(plus=3)
     assert d.param == "values" and d.kwargs == {"plus": 3}
+
+
+async def test_a_retried_step_keeps_its_input_and_its_place(
+        tq: TaskQueue, start_worker: Callable[..., Worker]) -> None:
+    t = tasks(tq)
+    seen: list[int] = []
+
+    @tq.task(max_attempts=3)
+    async def shaky(x: int) -> int:
+        seen.append(x)
+        if len(seen) == 1:
+            raise Retry(delay=0.05)
+        return x + 1
+
+    start_worker(tq, block_ms=100)
+    wf = await start(tq, chain(t["add"].message(2, 3), shaky.step(), t["double"].step()))
+    assert await wf.result(timeout=20) == 12
+    assert seen == [5, 5]  # the second attempt got the same input
+    st = await wf.status()
+    assert [s.state for s in st.steps] == ["succeeded"] * 3
