@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 from collections.abc import Callable
 
 from typer.testing import CliRunner
@@ -15,6 +16,9 @@ from taskq.records import TaskStatus, encode_record
 from taskq.scripts import Completion, StepEnd
 from taskq.workflow import Workflow, chain, chord, start
 from tests.api_fixtures import ADMIN, READ, make_app, serve
+from tests.apps.common import gate_key
+from tests.helpers import WorkerProcess, eventually
+from tests.support import WORKER_APP, registered, trace, traced
 
 runner = CliRunner()
 
@@ -118,3 +122,26 @@ async def test_a_step_ended_twice_counts_once(tq: TaskQueue) -> None:
                                      now_ms=0, scan=10) == []
     assert await tq.redis.xlen(stream) == 0
     assert int(await tq.redis.hget(Workflow(wf.id, tq).key, "w:2")) == 0
+
+
+async def test_sigkilled_worker_mid_chord_callback_runs_once(
+        app: TaskQueue, worker_process: Callable[..., WorkerProcess]) -> None:
+    """A worker SIGKILLed while it runs a chord's members: another worker reclaims them after
+    their lease, the chord completes, and its callback runs exactly once, with every result."""
+    lease = ("--lease-ms", "2000", "--concurrency", "4")
+    first = worker_process(WORKER_APP, *lease)
+    gated, joined = app.get_task("gated"), app.get_task("joined")
+    assert gated is not None and joined is not None
+    wf = await start(app, chord([gated.message(k) for k in "abc"], joined.step()))
+    await eventually(lambda: traced(app, "started", 3), timeout=15, what="members started")
+    second = worker_process(WORKER_APP, *lease)
+    await eventually(lambda: registered(app, second.pid), timeout=15, what="second worker up")
+    assert await trace(app, "finished") == []  # all three held by the first worker (gated)
+    first.signal(signal.SIGKILL)
+    first.wait(5)
+    await app.redis.set(gate_key(app.prefix), 1)  # the reruns may end now
+    assert await wf.result(timeout=30) == "a+b+c"
+    assert sorted(await trace(app, "started")) == ["a", "a", "b", "b", "c", "c"]  # rerun once
+    assert await trace(app, "joined") == ["a,b,c"]  # the callback: once, results in order
+    st = await wf.status()
+    assert [s.state for s in st.steps] == ["succeeded"] * 4
