@@ -53,11 +53,18 @@ class WorkflowRef:
         return [self.id, self.step, self.param, list(self.queues)]
 
 
+def _name_ok(name: Any) -> bool:
+    """A queue name (as :class:`~taskq.keys.QueueKeys` accepts one) or id part: checked here
+    so that a hostile envelope cannot make the worker's complete call fail for a batch."""
+    return (isinstance(name, str) and bool(name)
+            and not any(c.isspace() or not c.isprintable() for c in name))
+
+
 def _workflow_ref(value: Any) -> WorkflowRef:
-    if (isinstance(value, list) and len(value) == 4 and isinstance(value[0], str)
-            and type(value[1]) is int and value[1] >= 0 and isinstance(value[2], str)
-            and isinstance(value[3], list) and value[3]
-            and all(isinstance(q, str) and q for q in value[3])):
+    if (isinstance(value, list) and len(value) == 4 and _name_ok(value[0])
+            and ":" in value[0] and _name_ok(value[0].rpartition(":")[0])
+            and type(value[1]) is int and 0 <= value[1] < 2**31 and isinstance(value[2], str)
+            and isinstance(value[3], list) and value[3] and all(map(_name_ok, value[3]))):
         return WorkflowRef(value[0], value[1], value[2], tuple(value[3]))
     raise DecodeError("envelope workflow field is not [id, step, parameter, [queues]]")
 

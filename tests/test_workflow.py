@@ -202,3 +202,14 @@ async def test_a_retried_step_keeps_its_input_and_its_place(
     assert seen == [5, 5]  # the second attempt got the same input
     st = await wf.status()
     assert [s.state for s in st.steps] == ["succeeded"] * 3
+
+
+@pytest.mark.parametrize("field", [
+    "nope", ["default:1-wab", -1, "", ["default"]], ["no colon", 0, "", ["default"]],
+    ["default:1-wab", 0, "", []], ["default:1-wab", 0, "", ["bad queue"]],
+    ["default:1-wab", 0, 5, ["default"]],
+])
+def test_malformed_workflow_field_is_a_decode_error(field: Any) -> None:
+    body = {"v": 1, "t": "x", "a": [], "k": {}, "n": 0, "e": 0, "w": field}
+    with pytest.raises(codec.DecodeError):
+        codec.decode(codec.pack(body))

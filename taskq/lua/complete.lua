@@ -14,7 +14,7 @@
 --          id, status, flags, separated by tabs (flags: "e" drop the entries mapping, "c" drop
 --          the cancel request); queue names and ids hold no tabs or newlines
 -- ARGV[7..] the items' records, in the same order
--- ARGV[7 + #items]  only when the batch holds workflow steps (flag "w"): one line per step,
+-- ARGV[7 + #items]  only when the batch holds workflow steps: one line per step,
 --          "item index (1-based)\tKEYS index of its workflow hash\tstep index"; the step's
 --          queues' streams and entries hashes follow its workflow hash in KEYS (see
 --          _workflow.lua), and ARGV[7 + #items + j] is the j-th step's result (msgpack)
