@@ -1,5 +1,6 @@
 """Workflows under SIGKILL: chords of 10 members and chains of 3 steps run while workers are
-killed again and again (1,000 of each with --full; 200 of each in the quick profile).
+killed again and again (1,000 of each with --full; 200 of each in the quick profile), beside
+a worker that crashes each time a step has finished and before the script completing it runs.
 
 Checked from the task logs (what really ran) and the workflow hashes: every workflow ends
 succeeded; every step ran (none lost); a chord's callback started exactly once, more only if
@@ -72,6 +73,12 @@ async def chords_and_chains(env: Env) -> None:
     pool = env.pool(3, concurrency=8, lease_ms=2000)
     pool.start()
     env.tend(pool)
+    # and a worker that dies each time a step has finished but before the script that
+    # completes it (and counts it in its workflow) has run: respawned, it dies again
+    crashing = env.pool(1, env.worker_env(FAULTS_CRASH_AT="before_ack"), concurrency=4,
+                        lease_ms=2000)
+    crashing.start()
+    env.tend(crashing)
     await asyncio.sleep(1.5)  # let the workers start
     t0 = time.monotonic()
     starting = asyncio.create_task(_start_all(tq, chords, chains))
@@ -98,6 +105,7 @@ async def chords_and_chains(env: Env) -> None:
         if killed is not None:
             env.fault(env.in_flight(admin, pid=killed.popen.pid))
         await asyncio.sleep(rng.uniform(0.3, 1.0))
+    crashing.respawn = False
     flows = await starting
     keys = [w.key for w in flows]
     enqueue_s = enqueue_s or time.monotonic() - t0
@@ -107,12 +115,14 @@ async def chords_and_chains(env: Env) -> None:
     final = statuses()
     admin.close()
 
-    env.result.figures.update(workflows=len(flows), kills=pool.kills,
+    crashes = sum(1 for p in crashing.history if p.popen.poll() == 86)
+    env.result.figures.update(workflows=len(flows), kills=pool.kills, crashes=crashes,
                               enqueue_s=round(enqueue_s, 1), done_s=round(done_s, 1))
     env.result.check(len(flows) == chords + chains, f"only {len(flows)} workflows started")
     env.result.check(all(s == b"succeeded" for s in final),
                      f"{sum(1 for s in final if s != b'succeeded')} workflows not succeeded")
     env.result.check(pool.kills >= 3, f"only {pool.kills} kills")
+    env.result.check(crashes >= 1, "the before_ack crash point never fired")
     _check_runs(env, chords, chains)
 
 
