@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -9,7 +10,16 @@ import pytest
 
 from taskq import Retry, TaskQueue, TaskValidationError, Worker, codec
 from taskq.errors import WorkflowError, WorkflowFailed, WorkflowNotFound
-from taskq.workflow import StepFailure, Workflow, chain, chord, group, link, start
+from taskq.workflow import (
+    StepFailure,
+    Workflow,
+    chain,
+    chord,
+    group,
+    link,
+    start,
+    start_sync,
+)
 
 
 def tasks(tq: TaskQueue) -> dict[str, Any]:
@@ -213,3 +223,17 @@ def test_malformed_workflow_field_is_a_decode_error(field: Any) -> None:
     body = {"v": 1, "t": "x", "a": [], "k": {}, "n": 0, "e": 0, "w": field}
     with pytest.raises(codec.DecodeError):
         codec.decode(codec.pack(body))
+
+
+async def test_sync_start_and_handle(tq: TaskQueue, start_worker: Callable[..., Worker]) -> None:
+    t = tasks(tq)
+    start_worker(tq, block_ms=100)
+
+    def from_sync_code() -> tuple[Any, str]:
+        wf = start_sync(tq, chain(t["add"].message(1, 2), t["double"].step()))
+        return wf.result(timeout=20), wf.status().status
+
+    try:
+        assert await asyncio.to_thread(from_sync_code) == (6, "succeeded")
+    finally:
+        tq.close_sync()

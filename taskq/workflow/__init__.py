@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from taskq.workflow.canvas import Chain, Group, Linked, Node, chain, chord, group, link
 from taskq.workflow.failure import StepFailure
-from taskq.workflow.handle import StepState, Workflow, WorkflowStatus
-from taskq.workflow.start import start
+from taskq.workflow.handle import StepState, SyncWorkflow, Workflow, WorkflowStatus
+from taskq.workflow.start import start, start_sync
 from taskq.workflow.step import Step
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "Step",
     "StepFailure",
     "StepState",
+    "SyncWorkflow",
     "Workflow",
     "WorkflowStatus",
     "chain",
@@ -33,4 +34,5 @@ __all__ = [
     "group",
     "link",
     "start",
+    "start_sync",
 ]

@@ -174,3 +174,32 @@ class Workflow:
         if not before:
             raise WorkflowNotFound(self.id)
         return before
+
+
+class SyncWorkflow:
+    """:class:`Workflow` for synchronous code (``start_sync`` returns one): the same reads,
+    blocking, run on the TaskQueue's private event loop thread."""
+
+    def __init__(self, id: str, tq: TaskQueue) -> None:
+        split_id(id)
+        self.id = id
+        self.tq = tq
+
+    def __repr__(self) -> str:
+        return f"<SyncWorkflow {self.id}>"
+
+    def status(self) -> WorkflowStatus:
+        workflow_id = self.id
+        return self.tq.sync_loop.run(lambda app: Workflow(workflow_id, app).status())
+
+    def wait(self, timeout: float | None = None) -> WorkflowStatus:
+        workflow_id = self.id
+        return self.tq.sync_loop.run(lambda app: Workflow(workflow_id, app).wait(timeout))
+
+    def result(self, timeout: float | None = None) -> Any:
+        workflow_id = self.id
+        return self.tq.sync_loop.run(lambda app: Workflow(workflow_id, app).result(timeout))
+
+    def cancel(self) -> str:
+        workflow_id = self.id
+        return self.tq.sync_loop.run(lambda app: Workflow(workflow_id, app).cancel())

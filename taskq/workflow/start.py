@@ -20,7 +20,7 @@ from taskq.errors import BacklogFull, PayloadTooLarge, TaskValidationError, Work
 from taskq.keys import queues_key
 from taskq.scripts import workflow_key
 from taskq.workflow.canvas import Leaf, Node, Plan, compile_plan
-from taskq.workflow.handle import Workflow
+from taskq.workflow.handle import SyncWorkflow, Workflow
 from taskq.workflow.scripts import workflow_scripts
 
 if TYPE_CHECKING:
@@ -55,6 +55,15 @@ async def start(tq: TaskQueue, node: Node | Leaf) -> Workflow:
     if ok < 0:
         raise WorkflowError(f"workflow {workflow_id} exists already")
     return Workflow(workflow_id, tq)
+
+
+def start_sync(tq: TaskQueue, node: Node | Leaf) -> SyncWorkflow:
+    """:func:`start` for synchronous code: blocks until the workflow is stored; returns a
+    blocking handle."""
+    async def begin(app: TaskQueue) -> str:
+        return (await start(app, node)).id
+
+    return SyncWorkflow(tq.sync_loop.run(begin), tq)
 
 
 def _check_inputs(tq: TaskQueue, plan: Plan) -> None:
