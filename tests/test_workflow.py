@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from taskq import Retry, TaskQueue, TaskValidationError, Worker, codec
+from taskq import workflow as wf_pkg
 from taskq.errors import WorkflowError, WorkflowFailed, WorkflowNotFound
 from taskq.workflow import (
     StepFailure,
@@ -237,3 +238,11 @@ async def test_sync_start_and_handle(tq: TaskQueue, start_worker: Callable[..., 
         assert await asyncio.to_thread(from_sync_code) == (6, "succeeded")
     finally:
         tq.close_sync()
+
+
+def test_workflow_package_exports() -> None:
+    public = {n for n, v in vars(wf_pkg).items()
+              if not n.startswith("_") and not isinstance(v, type(wf_pkg))
+              and type(v).__module__ != "__future__"}
+    assert set(wf_pkg.__all__) == public
+    assert wf_pkg.__all__ == sorted(wf_pkg.__all__, key=lambda n: (not n[:1].isupper(), n))
