@@ -38,6 +38,7 @@ from taskq.errors import (
 from taskq.handle import SyncTaskHandle, TaskHandle
 from taskq.keys import GROUP, QueueKeys, queues_key
 from taskq.lane import Lane
+from taskq.periodic import CatchUp, Schedule, Spec
 from taskq.records import (
     TaskRecord,
     TaskStatus,
@@ -108,6 +109,8 @@ class TaskQueue:
         self.dead_letter_cap = dead_letter_cap
         self.socket_timeout_s = seconds(socket_timeout) or 5.0
         self.registry: dict[str, Task[Any, Any]] = {}
+        self.schedules: dict[str, Schedule] = {}
+        """Periodic schedules by name (:meth:`schedule`); workers sync them to Redis."""
         self._fresh_connections()
 
     def _fresh_connections(self) -> None:
@@ -208,6 +211,29 @@ class TaskQueue:
             return register(fn)
         return register
 
+    def schedule(
+        self, message: Message, *, cron: str | None = None, every: Seconds | None = None,
+        timezone: str = "UTC", name: str | None = None, catch_up: CatchUp | str = CatchUp.ONCE,
+    ) -> Schedule:
+        """Enqueue ``message`` (from ``task.message(...)``, typed by the task's signature) at
+        every tick of ``cron`` (in ``timezone``, by the IANA database) or ``every`` period.
+
+        Workers that load this TaskQueue sync its schedules to Redis when they start (added,
+        changed, removed, by ``name``: the task's name unless given) and fire them: each tick
+        once, on Redis's clock, whichever workers run. ``catch_up`` says what happens to ticks
+        missed while no worker ran: ``"once"`` (one task), ``"skip"`` or ``"all"`` (see
+        :class:`taskq.periodic.CatchUp` and the docs' *Periodic tasks*)."""
+        if message.task not in self.registry:
+            raise ValueError(f"task {message.task!r} is not registered on this TaskQueue")
+        every_s = seconds(every)
+        sched = Schedule(name or message.task, message,
+                         Spec.of(cron, every_s, timezone), CatchUp(catch_up))
+        if sched.name in self.schedules:
+            raise ValueError(f"a schedule named {sched.name!r} is already declared: give this "
+                             "one another name=")
+        self.schedules[sched.name] = sched
+        return sched
+
     def get_task(self, name: str) -> Task[Any, Any] | None:
         return self.registry.get(name)
 
@@ -262,6 +288,7 @@ class TaskQueue:
             copy._url = self._url
         copy.result_ttl_ms = self.result_ttl_ms
         copy.registry = self.registry
+        copy.schedules = self.schedules
         return copy
 
     def check_url(self) -> None:

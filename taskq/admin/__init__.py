@@ -21,6 +21,13 @@ from taskq.admin.queues import (
     recent_failures,
     resume,
 )
+from taskq.admin.schedules import (
+    ScheduleInfo,
+    list_schedules,
+    pause_schedule,
+    resume_schedule,
+    schedule_info,
+)
 from taskq.admin.tasks import cancel, list_tasks, task_record
 from taskq.admin.values import (
     ConsumerInfo,
@@ -31,7 +38,7 @@ from taskq.admin.values import (
     WorkerInfo,
 )
 from taskq.admin.workers import clean_dead_workers, list_workers
-from taskq.errors import DeadLetterNotFound, QueueNotFound
+from taskq.errors import DeadLetterNotFound, QueueNotFound, ScheduleNotFound
 
 __all__ = [
     "ConsumerInfo",
@@ -41,6 +48,8 @@ __all__ = [
     "Failure",
     "QueueInfo",
     "QueueNotFound",
+    "ScheduleInfo",
+    "ScheduleNotFound",
     "WorkerInfo",
     "cancel",
     "clean_dead_workers",
@@ -48,15 +57,19 @@ __all__ = [
     "dead_letter",
     "dead_letters",
     "list_queues",
+    "list_schedules",
     "list_tasks",
     "list_workers",
     "next_delayed",
     "pause",
+    "pause_schedule",
     "purge_dead",
     "purge_queue",
     "queue_info",
     "recent_failures",
     "replay_dead",
     "resume",
+    "resume_schedule",
+    "schedule_info",
     "task_record",
 ]
