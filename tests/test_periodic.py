@@ -3,6 +3,7 @@ and firing in workers of this test's event loop: each tick once, sync, pause and
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -59,7 +60,7 @@ def test_a_half_hourly_job_runs_in_both_copies_of_the_repeated_hour() -> None:
     assert ticks == [ms(2026, 10, 25, 2, 0), ms(2026, 10, 25, 2, 30),
                      ms(2026, 10, 25, 2, 0, fold=1), ms(2026, 10, 25, 2, 30, fold=1),
                      ms(2026, 10, 25, 3, 0)]
-    assert all(b - a == 1_800_000 for a, b in zip(ticks, ticks[1:], strict=False))
+    assert all(b - a == 1_800_000 for a, b in itertools.pairwise(ticks))
 
 
 def test_cron_in_a_timezone_is_wall_clock_time() -> None:
@@ -154,7 +155,7 @@ async def test_workers_of_one_loop_fire_each_tick_once(
     log = await eventually(fires, timeout=30, what="4 ticks fired")
     ticks = [int(e["k"]) for e in log]
     assert ticks == sorted(set(ticks))  # each once, in order
-    assert all(b - a == 1000 for a, b in zip(ticks, ticks[1:], strict=False))
+    assert all(b - a == 1000 for a, b in itertools.pairwise(ticks))
     tasks = [e["t"] for e in log]
     assert len(set(tasks)) == len(tasks)
     assert sum(w.maintenance.scheduler.fired for w in workers) >= len(log)

@@ -3,6 +3,7 @@ a while (the catch-up policy), and two whose clocks differ by minutes (libfaketi
 
 from __future__ import annotations
 
+import itertools
 import signal
 from collections.abc import Callable
 from typing import Any
@@ -38,7 +39,7 @@ def fires_by(p: WorkerProcess) -> int:
 
 def assert_each_tick_once(ticks: list[tuple[int, str]]) -> None:
     times = [t for t, _ in ticks]
-    assert all(b - a == 1000 for a, b in zip(times, times[1:], strict=False)), times
+    assert all(b - a == 1000 for a, b in itertools.pairwise(times)), times
     assert len({task for _, task in ticks}) == len(ticks)
 
 
