@@ -19,6 +19,7 @@ from taskq.admin import (
     schedule_info,
 )
 from taskq.periodic import Spec
+from taskq.testing import drain
 from tests.helpers import eventually
 
 BERLIN = ZoneInfo("Europe/Berlin")
@@ -223,3 +224,18 @@ async def _fired(app: TaskQueue, n: int) -> bool:
 
 async def _skipped(app: TaskQueue, n: int) -> bool:
     return any(s.skipped_total >= n for s in await list_schedules(app))
+
+
+async def test_drain_in_tests_neither_syncs_nor_fires_schedules() -> None:
+    app = TaskQueue("memory://periodic-drain")
+
+    @app.task(name="job")
+    async def job() -> str:
+        return "ran"
+
+    app.schedule(job.message(), every=1)
+    await job.enqueue()
+    result = await drain(app)
+    assert result.succeeded == 1
+    assert await list_schedules(app) == []
+    await app.aclose()

@@ -105,8 +105,9 @@ class Maintenance:
                                              first=True)
         yield "taskq-flags", self._every("flags", c.flags_every_ms, self.refresh_flags,
                                          first=True)
-        yield "taskq-schedules", self._every("schedules", c.schedules_every_ms,
-                                             self.scheduler.fire, first=True)
+        if c.schedules:
+            yield "taskq-schedules", self._every("schedules", c.schedules_every_ms,
+                                                 self.scheduler.fire, first=True)
 
     def halt(self) -> None:
         """End every loop after its current pass (the last step of a worker's shutdown: leases
