@@ -25,8 +25,8 @@ from tests.helpers import eventually
 BERLIN = ZoneInfo("Europe/Berlin")
 
 
-def ms(*args: int, tz: ZoneInfo = BERLIN, fold: int = 0) -> int:
-    return int(datetime(*args, tzinfo=tz, fold=fold).timestamp() * 1000)  # type: ignore[misc]
+def ms(y: int, mo: int, d: int, h: int, mi: int, tz: ZoneInfo = BERLIN, fold: int = 0) -> int:
+    return int(datetime(y, mo, d, h, mi, tzinfo=tz, fold=fold).timestamp() * 1000)
 
 
 # -- ticks ---------------------------------------------------------------------------------

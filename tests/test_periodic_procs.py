@@ -59,8 +59,9 @@ async def run_window(r: aredis.Redis, prefix: str, ticks: int) -> list[tuple[int
     """Wait for a first fire, then for ``ticks`` more: the fires of that window."""
     first = await eventually(lambda: _fires(r, prefix, 1), timeout=60, what="a first fire")
     start = len(first)
-    log = await eventually(lambda: _fires(r, prefix, start + ticks), timeout=ticks * 4 + 30,
-                           what=f"{ticks} more fires")
+    log: list[tuple[int, str]] = await eventually(
+        lambda: _fires(r, prefix, start + ticks), timeout=ticks * 4 + 30,
+        what=f"{ticks} more fires")
     return log
 
 
