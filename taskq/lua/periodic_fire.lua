@@ -56,6 +56,9 @@ while i <= #ARGV do
   i = i + 1 + nt
   local stored = redis.call('HGET', K, 'd:' .. name)
   local state, last, fired, skipped = 'ok', 0, 0, 0
+  if stored and redis.call('HEXISTS', K, 'p:' .. name) == 0 then
+    stored = false  -- (its fields were edited by hand: nothing to enqueue)
+  end
   if not stored then
     state = 'gone'
   elseif stored ~= digest then
