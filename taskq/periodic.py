@@ -145,6 +145,10 @@ class Schedule:
         put(self, "digest", hashlib.sha256(
             payload + b"\0" + self.info().encode()).hexdigest()[:20])
 
+    def message_at(self, enqueued_ms: int) -> bytes:
+        """The envelope a tick enqueues, with its enqueue time."""
+        return codec.encode(replace(self.message, enqueued_ms=enqueued_ms))
+
     @property
     def queue(self) -> str:
         return self.message.queue or ""

@@ -380,14 +380,14 @@ class Scripts:
 
     async def periodic_fire(
         self, *, keys: QueueKeys, missed_after_ms: int, limit: int,
-        ticks: Sequence[tuple[str, str, Sequence[int], Sequence[int]]],
+        ticks: Sequence[tuple[str, str, bytes, Sequence[int], Sequence[int]]],
     ) -> tuple[int, bool, list[Fired]]:
-        """Fire the due ``ticks`` of the queue's schedules, each (name, digest, head ticks,
-        tail ticks) (see ``lua/periodic_fire.lua``): (Redis time ms, whether this pass found
-        ticks missed, what each schedule did)."""
+        """Fire the due ``ticks`` of the queue's schedules, each (name, digest, message to
+        enqueue (b"": the stored one), head ticks, tail ticks) (see ``lua/periodic_fire.lua``):
+        (Redis time ms, whether this pass found ticks missed, what each schedule did)."""
         args: list[Any] = [missed_after_ms, limit, keys.queue, PERIODIC_LOG_CAP]
-        for name, digest, head, tail in ticks:
-            args += (name, digest, len(head), *head, len(tail), *tail)
+        for name, digest, message, head, tail in ticks:
+            args += (name, digest, message, len(head), *head, len(tail), *tail)
         r = await self._call("periodic_fire", (keys.periodic, keys.stream, keys.periodic_log),
                              args)
         fired = [Fired(_s(x[0]), _s(x[1]), int(x[2]), int(x[3]), int(x[4]), _s(x[5]) or None)

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from taskq import TaskQueue
+from taskq import TaskQueue, codec
 from taskq.periodic import CatchUp, Schedule, Spec
 from taskq.scripts import Fired
 
@@ -55,7 +55,8 @@ async def fire(app: TaskQueue, s: Schedule, last: int, digest: str | None = None
     tail_ticks = s.spec.ticks(now - 3000, until_ms=now + 1000) if tail else []
     _, missed, (r,) = await app.scripts.periodic_fire(
         keys=app.keys("default"), missed_after_ms=5000, limit=app.max_backlog,
-        ticks=[(s.name, digest or s.digest, head[:5] if tail else head, tail_ticks)])
+        ticks=[(s.name, digest or s.digest, s.message_at(now), head[:5] if tail else head,
+                tail_ticks)])
     return missed, r
 
 
@@ -71,6 +72,9 @@ async def test_a_recent_pass_fires_every_due_tick_once(app: TaskQueue) -> None:
     assert (r.state, r.fired, r.skipped) == ("ok", 4, 0)
     assert r.last_tick_ms == last + 4 * EVERY
     assert await stream_len(app) == 4
+    entries = await app.redis.xrange(app.keys("default").stream)
+    sent = [codec.decode(f[b"m"]) for _, f in entries]
+    assert all(m.task == "job" and abs(m.enqueued_ms - last - 4 * EVERY) < 5_000 for m in sent)
     _, again = await fire(app, s, last)  # the same ticks handed over again: claimed already
     assert again.fired == 0 and await stream_len(app) == 4
 
@@ -118,7 +122,7 @@ async def test_a_full_backlog_skips_the_tick(app: TaskQueue) -> None:
     await app.redis.xadd(app.keys("default").stream, {"m": b"x"})
     _, _, (r,) = await app.scripts.periodic_fire(
         keys=app.keys("default"), missed_after_ms=5000, limit=1,
-        ticks=[("s", s.digest, s.spec.ticks(last, until_ms=last + EVERY), [])])
+        ticks=[("s", s.digest, b"", s.spec.ticks(last, until_ms=last + EVERY), [])])
     assert (r.state, r.fired, r.skipped) == ("full", 0, 1)
     assert await stream_len(app) == 1
 

@@ -12,7 +12,8 @@
 -- ARGV[2]  backlog limit of the stream (0 = none): a tick due while the stream is full is skipped
 -- ARGV[3]  the queue's name (task ids are "<queue>:<entry id>")
 -- ARGV[4]  the most entries the periodic log keeps (approximately)
--- ARGV[5..] per schedule: name, digest, H, H ticks (ascending: the first ticks after the last
+-- ARGV[5..] per schedule: name, digest, message (its envelope as enqueued now; '' for the stored
+--          one), H, H ticks (ascending: the first ticks after the last
 --          tick the caller knows, without a hole), T, T ticks (ascending: those around the
 --          caller's estimate of the Redis time)
 -- returns  {now ms, missed (0/1), then per schedule {name, state, last tick, fired, skipped,
@@ -27,9 +28,10 @@ local queue = ARGV[3]
 local cap = ARGV[4]
 local out = {now, missed and 1 or 0}
 
-local function fire(name, tick)
+local function fire(name, tick, message)
   if limit > 0 and redis.call('XLEN', stream) >= limit then return nil end
-  local entry = redis.call('XADD', stream, '*', 'm', redis.call('HGET', K, 'p:' .. name))
+  if message == '' then message = redis.call('HGET', K, 'p:' .. name) end
+  local entry = redis.call('XADD', stream, '*', 'm', message)
   local id = queue .. ':' .. entry
   redis.call('HSET', K, 'l:' .. name, tick, 't:' .. name, id, 'f:' .. name, now)
   redis.call('HINCRBY', K, 'n:' .. name, 1)
@@ -45,11 +47,11 @@ end
 
 local i = 5
 while i <= #ARGV do
-  local name, digest = ARGV[i], ARGV[i + 1]
-  local nh = tonumber(ARGV[i + 2])
+  local name, digest, message = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local nh = tonumber(ARGV[i + 3])
   local head = {}
-  for j = 1, nh do head[j] = tonumber(ARGV[i + 2 + j]) end
-  i = i + 3 + nh
+  for j = 1, nh do head[j] = tonumber(ARGV[i + 3 + j]) end
+  i = i + 4 + nh
   local nt = tonumber(ARGV[i])
   local tail = {}
   for j = 1, nt do tail[j] = tonumber(ARGV[i + j]) end
@@ -86,13 +88,13 @@ while i <= #ARGV do
     elseif missed and policy ~= 'all' then
       skipped = #due + extra
       if policy == 'once' then
-        if fire(name, latest) then fired, skipped = 1, skipped - 1 else state = 'full' end
+        if fire(name, latest, message) then fired, skipped = 1, skipped - 1 else state = 'full' end
       end
       last = latest
     else
       -- each due tick its own task, in order (a worker passed recently, or policy 'all')
       for _, t in ipairs(due) do
-        if fire(name, t) then fired = fired + 1 else skipped = skipped + 1; state = 'full' end
+        if fire(name, t, message) then fired = fired + 1 else skipped = skipped + 1; state = 'full' end
         last = t
       end
     end

@@ -6,6 +6,8 @@
 -- A new schedule's last tick is now (Redis time): it fires from its next tick on.
 local K = KEYS[1]
 local now = now_ms()
+-- a queue's first schedules: no pass was missed before them
+if redis.call('HEXISTS', K, 'seen') == 0 then redis.call('HSET', K, 'seen', now) end
 local out, keep = {}, {}
 for i = 1, #ARGV, 5 do
   local name, digest = ARGV[i], ARGV[i + 1]

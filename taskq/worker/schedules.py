@@ -75,7 +75,12 @@ class Scheduler:
         now = self.clock.now_ms()
         until = now + self.lookahead_ms
         for queue, schedules in self.queues.items():
-            ticks = [(s.name, s.digest, *self._ticks(s, now, until)) for s in schedules]
+            ticks = []
+            for s in schedules:
+                head, tail = self._ticks(s, now, until)
+                # the envelope as enqueued now (its enqueue time: about now), when one may fire
+                message = s.message_at(now) if head or tail else b""
+                ticks.append((s.name, s.digest, message, head, tail))
             _, missed, results = await self.app.scripts.periodic_fire(
                 keys=self.app.keys(queue), missed_after_ms=self.missed_after_ms,
                 limit=self.app.max_backlog, ticks=ticks)
