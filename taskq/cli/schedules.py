@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated
@@ -34,23 +35,27 @@ id, the tasks it enqueued and the ticks it skipped (paused, catch-up policy, ful
 Example: taskq schedules    |    taskq schedules --json"""
 
 
-def _when(ms: int | None) -> str:
+def _next(ms: int | None) -> str:
+    """The next fire time in UTC: its time and how soon within a day, else its date too."""
     if ms is None:
         return "-"
-    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    at = datetime.fromtimestamp(ms / 1000, UTC)
+    if ms - time.time() * 1000 < 86_400_000:
+        return f"{at:%H:%M:%S}Z ({age(ms)})"
+    return f"{at:%Y-%m-%d %H:%M}Z"
 
 
 def schedules_table(items: Sequence[ScheduleInfo]) -> Table:
-    cols = [Col("schedule", whole=True), Col("task", 3), Col("queue", 5), Col("when", 1),
-            Col("next fire (UTC)", 0), Col("last task", 2, whole=True),
-            Col("fired", 4, right=True), Col("skipped", 6, right=True), Col("state", 0)]
+    cols = [Col("schedule", whole=True), Col("task", 5), Col("queue", 6), Col("when", 2),
+            Col("next fire (UTC)", 1), Col("last task", whole=True),
+            Col("fired", 4, right=True), Col("skipped", 7, right=True), Col("state", 0)]
     rows: list[list[Cell]] = []
     for s in items:
         state = (Text("paused", style="bold yellow") if s.paused
                  else Text("active", style="green"))
         nxt = s.next_fire_ms[0] if s.next_fire_ms else None
         rows.append([s.name, s.task, s.queue, s.schedule,
-                     f"{_when(nxt)} ({age(nxt)})" if nxt else "-",
+                     _next(nxt),
                      s.last_task_id or "-", str(s.fired_total), str(s.skipped_total), state])
     return fitted("Schedules", cols, rows, width=out.width,
                   empty="no schedules (none declared, or no worker started since)")
