@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterable, Sequence
-from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, overload
+from typing import Any, Concatenate, Literal, ParamSpec, Protocol, TypeVar, overload
 
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
@@ -213,7 +213,8 @@ class TaskQueue:
 
     def schedule(
         self, message: Message, *, cron: str | None = None, every: Seconds | None = None,
-        timezone: str = "UTC", name: str | None = None, catch_up: CatchUp | str = CatchUp.ONCE,
+        timezone: str = "UTC", name: str | None = None,
+        catch_up: CatchUp | Literal["once", "skip", "all"] = CatchUp.ONCE,
     ) -> Schedule:
         """Enqueue ``message`` (from ``task.message(...)``, typed by the task's signature) at
         every tick of ``cron`` (in ``timezone``, by the IANA database) or ``every`` period.
