@@ -18,8 +18,10 @@ from taskq.admin.queues import (
     pause,
     purge_queue,
     queue_info,
+    queue_page,
     recent_failures,
     resume,
+    throughput,
 )
 from taskq.admin.schedules import (
     ScheduleInfo,
@@ -37,7 +39,7 @@ from taskq.admin.values import (
     QueueInfo,
     WorkerInfo,
 )
-from taskq.admin.workers import clean_dead_workers, list_workers
+from taskq.admin.workers import clean_dead_workers, held_tasks, list_workers, worker_info
 from taskq.errors import DeadLetterNotFound, QueueNotFound, ScheduleNotFound
 
 __all__ = [
@@ -56,6 +58,7 @@ __all__ = [
     "consumers",
     "dead_letter",
     "dead_letters",
+    "held_tasks",
     "list_queues",
     "list_schedules",
     "list_tasks",
@@ -66,10 +69,13 @@ __all__ = [
     "purge_dead",
     "purge_queue",
     "queue_info",
+    "queue_page",
     "recent_failures",
     "replay_dead",
     "resume",
     "resume_schedule",
     "schedule_info",
     "task_record",
+    "throughput",
+    "worker_info",
 ]
