@@ -5,6 +5,8 @@ version. Deterministic: no waiting for ticks."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -148,3 +150,27 @@ async def test_a_changed_schedule_keeps_its_last_tick(app: TaskQueue) -> None:
     assert row == ("s", "changed", last)
     (row,) = await app.scripts.periodic_sync(keys=app.keys("default"), schedules=[changed])
     assert row == ("s", "same", last)
+
+
+async def test_a_daily_0230_fires_once_on_the_spring_forward_day_end_to_end(
+        app: TaskQueue) -> None:
+    # Berlin's 2026-03-29 (02:00 -> 03:00) is in the past of Redis's clock: the days around it
+    # are handed to the firing script as due ticks, as a worker would after a restart with
+    # catch_up="all"
+    s = Schedule("s", app.registry["job"].message(),
+                 Spec(cron="30 2 * * *", timezone="Europe/Berlin"), CatchUp.ALL)
+    keys = app.keys("default")
+    await app.scripts.periodic_sync(keys=keys, schedules=[s])
+    start = int(datetime(2026, 3, 27, 12, 0, tzinfo=ZoneInfo("Europe/Berlin")).timestamp()
+                * 1000)
+    assert start < await now_ms(app) - 5 * 86_400_000  # the premise: those days are past
+    await app.redis.hset(keys.periodic, "l:s", str(start))  # type: ignore[misc]
+    head = s.spec.ticks(start, until_ms=await now_ms(app), limit=4)
+    _, _, (r,) = await app.scripts.periodic_fire(
+        keys=keys, missed_after_ms=5000, limit=0, ticks=[("s", s.digest, b"", head, [])])
+    assert r.fired == 4
+    log = await app.redis.xrange(keys.periodic_log)
+    fired = [datetime.fromtimestamp(int(f[b"k"]) / 1000, ZoneInfo("Europe/Berlin"))
+             for _, f in log]
+    assert [f"{d:%m-%d %H:%M}" for d in fired] == ["03-28 02:30", "03-29 03:00",
+                                                   "03-30 02:30", "03-31 02:30"]
