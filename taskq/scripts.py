@@ -48,6 +48,7 @@ NAMES = (
     "replay",
     "retry",
     "schedule",
+    "task_metrics",
 )
 
 
@@ -334,6 +335,15 @@ class Scripts:
     async def forget_consumer(self, *, keys: QueueKeys, consumer: str) -> bool:
         """Remove a consumer from the group, only when it holds no pending entry."""
         return bool(await self._call("forget_consumer", (keys.stream,), (GROUP, consumer)))
+
+    async def task_metrics(self, *, keys: QueueKeys, increments: Sequence[tuple[str, int]],
+                           max_fields: int) -> int:
+        """Add ``increments`` to the queue's task metrics hash (new fields only while it has
+        fewer than ``max_fields``); returns how many were refused."""
+        args: list[Any] = [max_fields]
+        for field, n in increments:
+            args += (field, n)
+        return int(await self._call("task_metrics", (keys.task_metrics,), args))
 
     # -- operators ---------------------------------------------------------------------------
 
