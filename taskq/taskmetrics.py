@@ -106,16 +106,24 @@ class TaskMetrics:
         series = self.series.get((queue, task))
         if series is None:
             series = self.series[(queue, task)] = TaskSeries()
-        key = f"{outcome}:{reason}"
+        key = outcome + ":" + reason
         outcomes = series.outcomes
         outcomes[key] = outcomes.get(key, 0) + 1
-        if started_ms is not None and msg is not None:
-            series.run.observe_ms(max(0.0, time.time() * 1000 - started_ms))
+        if started_ms is not None and msg is not None:  # (Histogram.observe_ms, inlined)
+            ms = time.time() * 1000 - started_ms
+            ms = ms if ms > 0 else 0.0
+            h = series.run
+            h.counts[bisect_left(_BOUNDS_MS, ms)] += 1
+            h.sum_us += int(ms * 1000)
             # the wait of a task sent straight to the stream, at its first delivery (a delayed,
             # retried, replayed or handed-back task has an id of its own: its wait from the
             # enqueue would count its delay)
             if attempt == 1 and msg.task_id is None:
-                series.wait.observe_ms(max(0, started_ms - msg.enqueued_ms))
+                waited = started_ms - msg.enqueued_ms
+                waited = waited if waited > 0 else 0
+                h = series.wait
+                h.counts[bisect_left(_BOUNDS_MS, waited)] += 1
+                h.sum_us += waited * 1000
 
     def increments(self) -> dict[str, list[tuple[str, int]]]:
         """Per queue, the hash increments since the last :meth:`flushed` (nothing zero)."""
