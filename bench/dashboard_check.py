@@ -92,8 +92,10 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="dashcheck"))
     (tmp / "prometheus.yml").write_text(
         "global: {scrape_interval: 1s}\nscrape_configs:\n"
-        f"  - job_name: taskq-api\n    static_configs: [{{targets: ['127.0.0.1:{api_port}']}}]\n"
-        f"  - job_name: taskq-workers\n    static_configs: [{{targets: ['127.0.0.1:{worker_port}']}}]\n")
+        f"  - job_name: taskq-api\n"
+        f"    static_configs: [{{targets: ['127.0.0.1:{api_port}']}}]\n"
+        f"  - job_name: taskq-workers\n"
+        f"    static_configs: [{{targets: ['127.0.0.1:{worker_port}']}}]\n")
     taskq = str(Path(sys.executable).parent / "taskq")
     procs = [
         subprocess.Popen([taskq, "worker", "bench.dashboard_app:tq", "--queues",
