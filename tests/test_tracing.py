@@ -20,8 +20,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
 
-from taskq import TaskQueue, Worker
+from taskq import TaskQueue, Worker, codec
 from taskq.codec import FIELD
+from taskq.errors import DecodeError
 from taskq.fastapi import DurableTasks
 from taskq.tracing import instrument, uninstrument
 from tests.helpers import eventually
@@ -251,3 +252,19 @@ def test_without_the_extra_instrument_says_what_to_install() -> None:
                          timeout=60, check=False)
     assert run.returncode == 0, run.stderr
     assert "pip install 'taskq-streams[otel]'" in run.stdout
+
+
+def test_the_trace_context_field_round_trips_and_is_checked() -> None:
+    ctx = {"traceparent": "00-" + "1" * 32 + "-" + "2" * 16 + "-01"}
+    traced_msg = codec.decode(codec.encode(codec.Message("t", (1,), trace=ctx)))
+    assert traced_msg.trace == ctx and traced_msg.args == (1,)
+    plain = codec.encode(codec.Message("t"))
+    assert "c" not in msgpack.unpackb(plain) and codec.decode(plain).trace is None
+    # an empty context (a span that was not recorded) is not written
+    assert "c" not in msgpack.unpackb(codec.encode(codec.Message("t", trace={})))
+    base = {"v": 1, "t": "t", "a": [], "k": {}, "n": 0, "e": 0}
+    for bad in ([1], "x", {"traceparent": 1}, {"traceparent": None}):
+        with pytest.raises(DecodeError, match="trace context"):
+            codec.decode(msgpack.packb({**base, "c": bad}))
+    # an unknown optional field leaves the fast path for the full check, which ignores it
+    assert codec.decode(msgpack.packb({**base, "x": 1})).task == "t"
