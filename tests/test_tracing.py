@@ -166,6 +166,21 @@ async def test_retries_and_dead_letters_are_span_events(
                                "taskq.task.attempt": 2}
 
 
+async def test_an_entry_refused_before_it_runs_is_dead_lettered_in_a_span(
+        traced: TaskQueue, exporter: InMemorySpanExporter,
+        start_worker: Callable[..., Worker]) -> None:
+    tq = traced
+    handle = await tq.enqueue_one(codec.Message("nobody.knows", queue="default"))
+    [producer] = spans(exporter, SpanKind.PRODUCER)
+    start_worker(tq, queues=("default",))
+    assert (await tq.wait(handle.id, timeout=20)).status.value == "dead"
+    [span] = await consumers(exporter, 1)
+    assert span.parent is not None and span.parent.span_id == producer.context.span_id
+    assert dict(span.attributes or {})["taskq.task.outcome"] == "dead"
+    [dead] = [e for e in span.events if e.name == "taskq.dead_letter"]
+    assert dict(dead.attributes or {})["taskq.dead_letter.reason"] == "unknown_task"
+
+
 async def test_batches_sync_and_delayed_enqueues_are_traced(
         traced: TaskQueue, exporter: InMemorySpanExporter) -> None:
     tq = traced

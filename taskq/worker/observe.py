@@ -13,7 +13,7 @@ from typing import Protocol
 
 from taskq.codec import Message
 from taskq.queue import TaskQueue
-from taskq.worker.admission import Ready
+from taskq.worker.admission import Ready, Refused
 from taskq.worker.ledger import Delivery
 
 
@@ -55,6 +55,8 @@ class Attempts(Protocol):
 
     async def run(self, d: Delivery, ready: Ready,
                   run: Callable[[Delivery, Ready], Awaitable[None]]) -> None: ...
+
+    async def refused(self, d: Delivery, refused: Refused, dead: Awaitable[None]) -> None: ...
 
 
 def tracing_parts(app: TaskQueue, worker_id: str) -> tuple[Attempts | None, list[Observer]]:

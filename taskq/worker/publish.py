@@ -32,6 +32,7 @@ class Publisher:
         self.app = app
         self.keys = keys
         self.metrics = metrics
+        self._failing = False  # a failure is logged as a warning once, until one works again
 
     async def publish(self) -> None:
         """Send what changed since the last publication (errors are logged, not raised)."""
@@ -41,8 +42,12 @@ class Publisher:
                 refused = await self.app.scripts.task_metrics(
                     keys=keys, increments=increments, max_fields=MAX_FIELDS)
             except _FAILURES as exc:
-                log.debug("task metrics of %s not published (%s); next time", queue, exc)
+                (log.debug if self._failing else log.warning)(
+                    "task metrics of queue %s not published (%s); trying again in %.0f s",
+                    queue, exc, PERIOD_S)
+                self._failing = True
                 continue
+            self._failing = False
             self.metrics.flushed(queue, increments)
             if refused:
                 log.warning("task metrics of queue %s: %d figures refused (the hash holds "

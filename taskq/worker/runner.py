@@ -67,8 +67,12 @@ class Runner:
                 else:
                     await self._attempts.run(d, checked, self._run)
             elif type(checked) is Refused:
-                await self._dead(d, checked.msg, checked.reason, checked.error_type,
-                                 checked.error, attempts=checked.attempts)
+                dead = self._dead(d, checked.msg, checked.reason, checked.error_type,
+                                  checked.error, attempts=checked.attempts)
+                if self._attempts is None:
+                    await dead
+                else:
+                    await self._attempts.refused(d, checked, dead)
             elif type(checked) is Cancelled:
                 self._finish(d, checked.msg, checked.task, TaskStatus.CANCELLED, None, "c",
                              checked.attempts)

@@ -13,7 +13,9 @@ gets the context too, a cpu_bound task's process does not). Attributes: ``messag
 ``messaging.message.id`` (the task id), ``messaging.consumer.group.name``,
 ``messaging.client.id`` (the worker id), ``taskq.task.name``, ``taskq.task.attempt``, and
 ``taskq.task.outcome`` (succeeded, cancelled, retried, dead; absent when the outcome was
-discarded: lease lost, or handed back at shutdown). A retry adds the event ``taskq.retry``, a
+discarded: lease lost, or handed back at shutdown). An entry refused before it runs (unknown
+task, invalid arguments, poison) and dead-lettered gets such a span too when it carries a
+context. A retry adds the event ``taskq.retry``, a
 dead letter ``taskq.dead_letter`` (with its reason), a failed attempt an ``exception`` event
 and the status ERROR.
 """
@@ -28,7 +30,7 @@ from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 from taskq.codec import Message
 from taskq.keys import GROUP
 from taskq.tracing import SYSTEM, Tracing
-from taskq.worker.admission import Ready
+from taskq.worker.admission import Ready, Refused
 from taskq.worker.ledger import Delivery
 
 Run = Callable[[Delivery, Ready], Awaitable[None]]
@@ -42,7 +44,20 @@ class AttemptTracing:
         self.worker_id = worker_id
 
     async def run(self, d: Delivery, ready: Ready, run: Run) -> None:
-        msg = ready.msg
+        """Run ``run(d, ready)`` (the attempt and its outcome) in the attempt's span."""
+        await self.traced(d, ready.msg, ready.task_id, ready.attempt, run(d, ready))
+
+    async def refused(self, d: Delivery, refused: Refused, dead: Awaitable[None]) -> None:
+        """Dead-letter an entry refused before it ran (``dead``) in a span of its own when it
+        carries a trace context (an unknown task, invalid arguments, a poison entry)."""
+        msg = refused.msg
+        if msg is None or not msg.trace:
+            await dead
+            return
+        await self.traced(d, msg, refused.task_id, refused.attempts or msg.attempts + 1, dead)
+
+    async def traced(self, d: Delivery, msg: Message, task_id: str, attempt: int,
+                     step: Awaitable[None]) -> None:
         parent = propagate.extract(msg.trace) if msg.trace else None
         producer = trace.get_current_span(parent).get_span_context() if parent else None
         links = [Link(producer)] if producer is not None and producer.is_valid else None
@@ -53,15 +68,15 @@ class AttemptTracing:
                 "messaging.operation.name": "process",
                 "messaging.operation.type": "process",
                 "messaging.destination.name": d.queue,
-                "messaging.message.id": ready.task_id,
+                "messaging.message.id": task_id,
                 "messaging.consumer.group.name": GROUP,
                 "messaging.client.id": self.worker_id,
                 "taskq.task.name": msg.task,
-                "taskq.task.attempt": ready.attempt,
+                "taskq.task.attempt": attempt,
             })
         token = context.attach(trace.set_span_in_context(span, parent))
         try:
-            await run(d, ready)
+            await step
         finally:
             context.detach(token)
             span.end()
