@@ -42,8 +42,15 @@ INSTRUMENTATION = "taskq"
 class Tracing:
     """The tracer a TaskQueue's producer and workers use (made by :func:`instrument`)."""
 
-    def __init__(self, tracer: Tracer) -> None:
+    def __init__(self, tracer: Tracer, provider: TracerProvider | None = None) -> None:
         self.tracer = tracer
+        self.provider = provider  # None: the global one
+
+    def records(self) -> bool:
+        """Whether spans may be recorded: a provider was given, or the global one was set
+        (by the SDK, ``opentelemetry-instrument``...). Asked once when a worker is made."""
+        provider = self.provider or trace.get_tracer_provider()
+        return not isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider)
 
     @staticmethod
     def untraced(messages: Iterable[Message]) -> bool:
@@ -142,7 +149,8 @@ def instrument(app: TaskQueue, tracer_provider: TracerProvider | None = None) ->
     if not AVAILABLE:
         raise ImportError("taskq tracing needs opentelemetry-api: "
                           "pip install 'taskq-streams[otel]'")
-    app.tracing = Tracing(trace.get_tracer(INSTRUMENTATION, tracer_provider=tracer_provider))
+    app.tracing = Tracing(trace.get_tracer(INSTRUMENTATION, tracer_provider=tracer_provider),
+                          tracer_provider)
 
 
 def uninstrument(app: TaskQueue) -> None:

@@ -231,6 +231,7 @@ async def test_no_tracer_means_no_context_in_the_envelope_and_no_wrapper(
 
 async def test_a_provider_that_records_nothing_leaves_no_context(tq: TaskQueue) -> None:
     instrument(tq, tracer_provider=trace.NoOpTracerProvider())
+    assert Worker(tq).runner._attempts is None  # a worker then makes no spans at all
 
     @tq.task(name="quiet")
     async def quiet() -> None: ...
@@ -239,6 +240,22 @@ async def test_a_provider_that_records_nothing_leaves_no_context(tq: TaskQueue) 
     assert "c" not in await envelope(tq)
     await tq.enqueue_many([quiet.message()])
     assert "c" not in await envelope(tq)
+
+
+def test_instrumented_with_no_provider_configured_a_worker_does_not_trace() -> None:
+    # a fresh process: the global provider is still OpenTelemetry's proxy (nothing set)
+    code = ("from taskq import TaskQueue, Worker\n"
+            "from taskq.tracing import instrument\n"
+            "tq = TaskQueue()\n"
+            "instrument(tq)\n"
+            "assert Worker(tq).runner._attempts is None\n"
+            "from opentelemetry import trace\n"
+            "from opentelemetry.sdk.trace import TracerProvider\n"
+            "trace.set_tracer_provider(TracerProvider())\n"
+            "assert Worker(tq).runner._attempts is not None\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         timeout=60, check=False)
+    assert run.returncode == 0, run.stderr
 
 
 def test_taskq_does_not_import_opentelemetry_unless_instrumented() -> None:

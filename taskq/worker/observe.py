@@ -8,6 +8,7 @@ the runner's asyncio task: an observer may read the context of the attempt (its 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
@@ -15,6 +16,8 @@ from taskq.codec import Message
 from taskq.queue import TaskQueue
 from taskq.worker.admission import Ready, Refused
 from taskq.worker.ledger import Delivery
+
+log = logging.getLogger(__name__)
 
 
 class Observer(Protocol):
@@ -61,8 +64,14 @@ class Attempts(Protocol):
 
 def tracing_parts(app: TaskQueue, worker_id: str) -> tuple[Attempts | None, list[Observer]]:
     """The attempt wrapper and the span observer of an instrumented TaskQueue
-    (:func:`taskq.tracing.instrument`), else nothing; OpenTelemetry is imported only then."""
+    (:func:`taskq.tracing.instrument`), else nothing; OpenTelemetry is imported only then.
+    Instrumented with the global provider while none is set (no SDK configured): nothing
+    either, and it says so once."""
     if app.tracing is None:
+        return None, []
+    if not app.tracing.records():
+        log.info("tracing off in worker %s: no OpenTelemetry tracer provider is configured",
+                 worker_id)
         return None, []
     from taskq.worker.tracing import AttemptTracing, SpanEvents  # noqa: PLC0415 (optional)
 
