@@ -440,7 +440,7 @@ class TaskQueue:
         its limit; a refused batch adds nothing (see :mod:`taskq.batching`).
         """
         if self.tracing is not None and self.tracing.untraced(messages := list(messages)):
-            return await self.tracing.enqueue_many(self, messages, delay)
+            return await self.tracing.enqueue_many(self, messages, delay=delay)
         plan = self._plan(messages, delay)
         if plan is None:
             return []

@@ -33,7 +33,6 @@ else:
 if TYPE_CHECKING:
     from taskq.handle import TaskHandle
     from taskq.queue import TaskQueue
-    from taskq.task import Seconds
 
 SYSTEM = "taskq"
 """``messaging.system`` of every span (the conventions' list has no Redis Streams value)."""
@@ -69,10 +68,11 @@ class Tracing:
         return handle
 
     async def enqueue_many(self, app: TaskQueue, messages: Iterable[Message],
-                           delay: Seconds | None) -> list[TaskHandle[Any]]:
+                           **options: Any) -> list[TaskHandle[Any]]:
+        """``app.enqueue_many(messages, **options)`` with a producer span per message."""
         sends = self.start_sends(app, messages)
         try:
-            handles = await app.enqueue_many(sends.messages, delay=delay)
+            handles = await app.enqueue_many(sends.messages, **options)
         except BaseException as exc:
             sends.failed(exc)
             raise
@@ -80,10 +80,11 @@ class Tracing:
         return handles
 
     def enqueue_many_sync(self, app: TaskQueue, messages: Iterable[Message],
-                          delay: Seconds | None) -> list[TaskHandle[Any]]:
+                          *args: Any) -> list[TaskHandle[Any]]:
+        """``app._enqueue_many_sync(messages, *args)`` with a producer span per message."""
         sends = self.start_sends(app, messages)
         try:
-            handles = app._enqueue_many_sync(sends.messages, delay)
+            handles = app._enqueue_many_sync(sends.messages, *args)
         except BaseException as exc:
             sends.failed(exc)
             raise
