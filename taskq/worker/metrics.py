@@ -1,8 +1,10 @@
 """Prometheus metrics of one worker process, served over HTTP by prometheus_client.
 
-Nothing is counted on the hot path: a custom collector reads the worker's live counters
-(:class:`taskq.worker.ledger.Counters`) and what it holds at each scrape. Every series is labelled
-with the worker id and its queues (comma-separated), so processes of one host stay apart.
+No prometheus-client call is made on the hot path: a custom collector reads the worker's live
+counters (:class:`taskq.worker.ledger.Counters`), what it holds, and its per-task figures
+(:class:`taskq.taskmetrics.TaskMetrics`, plain counts kept per outcome) at each scrape. Every
+series is labelled with the worker id (and its queues, or the queue and task), so processes of
+one host stay apart.
 
     taskq_worker_tasks_total{outcome}      processed, succeeded, failed, retried, dead,
                                            lost_leases, reclaimed (they overlap: see
