@@ -10,7 +10,16 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterable, Sequence
-from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Protocol, TypeVar, overload
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Concatenate,
+    Literal,
+    ParamSpec,
+    Protocol,
+    TypeVar,
+    overload,
+)
 
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
@@ -38,6 +47,7 @@ from taskq.errors import (
 from taskq.handle import SyncTaskHandle, TaskHandle
 from taskq.keys import GROUP, QueueKeys, queues_key
 from taskq.lane import Lane
+from taskq.periodic import CatchUp, Schedule, Spec
 from taskq.records import (
     TaskRecord,
     TaskStatus,
@@ -113,6 +123,8 @@ class TaskQueue:
         self.registry: dict[str, Task[Any, Any]] = {}
         self.tracing: Tracing | None = None
         """Set by :func:`taskq.tracing.instrument`: enqueues and workers trace (OpenTelemetry)."""
+        self.schedules: dict[str, Schedule] = {}
+        """Periodic schedules by name (:meth:`schedule`); workers sync them to Redis."""
         self._fresh_connections()
 
     def _fresh_connections(self) -> None:
@@ -213,6 +225,30 @@ class TaskQueue:
             return register(fn)
         return register
 
+    def schedule(
+        self, message: Message, *, cron: str | None = None, every: Seconds | None = None,
+        timezone: str = "UTC", name: str | None = None,
+        catch_up: CatchUp | Literal["once", "skip", "all"] = CatchUp.ONCE,
+    ) -> Schedule:
+        """Enqueue ``message`` (from ``task.message(...)``, typed by the task's signature) at
+        every tick of ``cron`` (in ``timezone``, by the IANA database) or ``every`` period.
+
+        Workers that load this TaskQueue sync its schedules to Redis when they start (added,
+        changed, removed, by ``name``: the task's name unless given) and fire them: each tick
+        once, on Redis's clock, whichever workers run. ``catch_up`` says what happens to ticks
+        missed while no worker ran: ``"once"`` (one task), ``"skip"`` or ``"all"`` (see
+        :class:`taskq.periodic.CatchUp` and the docs' *Periodic tasks*)."""
+        if message.task not in self.registry:
+            raise ValueError(f"task {message.task!r} is not registered on this TaskQueue")
+        every_s = seconds(every)
+        sched = Schedule(name or message.task, message,
+                         Spec.of(cron, every_s, timezone), CatchUp(catch_up))
+        if sched.name in self.schedules:
+            raise ValueError(f"a schedule named {sched.name!r} is already declared: give this "
+                             "one another name=")
+        self.schedules[sched.name] = sched
+        return sched
+
     def get_task(self, name: str) -> Task[Any, Any] | None:
         return self.registry.get(name)
 
@@ -268,6 +304,7 @@ class TaskQueue:
         copy.result_ttl_ms = self.result_ttl_ms
         copy.registry = self.registry
         copy.tracing = self.tracing
+        copy.schedules = self.schedules
         return copy
 
     def check_url(self) -> None:
