@@ -49,6 +49,8 @@ async def main() -> None:
     to_step: Step[str, bool] = send_email.step(subject="x")
     month_step: Step[str, int] = report.step()
     wf: Workflow = await start(tq, chain(resize.message(3), resize.step(), to_step))
+    tq.schedule(send_email.message(to="ops@x"), cron="0 6 * * *", timezone="Europe/Berlin",
+                name="daily", catch_up="skip")
     print(sent, size, state, outcome, days, month_step, wf)
 '''
 
@@ -69,6 +71,8 @@ async def main() -> None:
     report.enqueue_sync()  # E: call-arg
     send_email.step(subject=1)  # E: arg-type
     resize.step(1)  # E: call-arg
+    tq.schedule(send_email.message(to=1), every=30)  # E: arg-type
+    tq.schedule(resize.message(2), every=30, catch_up="never")  # E: arg-type
     print(wrong, also_wrong)
 '''
 
