@@ -14,6 +14,8 @@
 --          id, status, flags, separated by tabs (flags: "e" drop the entries mapping, "c" drop
 --          the cancel request); queue names and ids hold no tabs or newlines
 -- ARGV[7..] the items' records, in the same order
+-- ARGV[7+n..] (n items; only when some item holds a concurrency slot, see throttle.lua) per
+--          item, the index into KEYS of the slot set it holds, or 0: the slot is freed
 -- returns  the entry ids the caller no longer owns (nothing was done for those), then, when
 --          Redis is at maxmemory, "lean:<n>": n records were stored in their minimal form
 -- Under memory pressure (Redis refuses writes that may add memory) finishing work must free
@@ -47,6 +49,7 @@ if lo ~= nil then
     for _, p in ipairs(pending) do owned[p[1]] = tonumber(p[4]) end
   end
 end
+local slots = ARGV[7 + #items] ~= nil
 local acked, lost, events = {}, {}, {}
 local per_bucket = {}
 local done = 0
@@ -67,6 +70,10 @@ for i, item in ipairs(items) do
     if flags ~= '' then
       if string.find(flags, 'e', 1, true) then redis.call('HDEL', KEYS[4], task_id) end
       if string.find(flags, 'c', 1, true) then redis.call('HDEL', KEYS[5], task_id) end
+    end
+    if slots then
+      local s = tonumber(ARGV[6 + #items + i])
+      if s > 0 then redis.call('ZREM', KEYS[s], task_id) end
     end
     events[#events + 1] = {task_id, status}
     if status == 'succeeded' then done = done + 1 end

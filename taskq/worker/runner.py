@@ -18,6 +18,7 @@ from taskq.worker.admission import Cancelled, Ready, Refused, admit
 from taskq.worker.context import OnTransition, WorkerContext
 from taskq.worker.execution import Executors, encode_result, invoke, is_plain_async
 from taskq.worker.ledger import Delivery, Ledger
+from taskq.worker.limiter import Limiter
 from taskq.worker.outcomes import Outcomes
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,7 @@ class Runner:
         self._dead = outcomes.dead
         self._release = outcomes.release
         self._runner_ended = ledger.runner_ended
+        self._limiter = Limiter(app, context, ledger, outcomes)
 
     async def process(self, d: Delivery) -> None:
         ledger = self.ledger
@@ -59,6 +61,9 @@ class Runner:
                             self._max_payload, self.flags.cancels)
             d.task_id = checked.task_id
             if type(checked) is Ready:
+                limits = checked.task.options.limits
+                if limits is not None and not await self._limiter.admit(d, checked, limits):
+                    return  # it waits (rate or concurrency limit): handed back delayed
                 await self._run(d, checked)
             elif type(checked) is Refused:
                 await self._dead(d, checked.msg, checked.reason, checked.error_type,
