@@ -24,6 +24,7 @@ from faults.scenarios import (
     capacity,
     lease,
     lifecycle,
+    limits,
     memory,
     network,
     poison,
@@ -51,6 +52,8 @@ SCENARIOS: list[tuple[str, Scenario, float]] = [
     ("s12-load", capacity.load, 200),
     ("s13-memory-pressure", memory.memory_pressure, 150),
     ("s10-clock-skew", skew.clock_skew, 90),
+    ("s14-rate-limit", limits.rate_limit, 150),
+    ("s15-concurrency-limit", limits.concurrency_limit, 240),
     ("sec-acl-user", security.acl_user, 90),
     ("sec-tls", security.tls, 90),
 ]

@@ -32,6 +32,11 @@ from taskq.records import BUCKET_MS, TaskStatus
 
 log = logging.getLogger(__name__)
 
+RATE_SLACK_INTERVALS = 5
+RATE_SLACK_MS = 100.0
+"""How far starts may run ahead of a rate (the throttle script's slack): 5 intervals, at most
+100 ms (a promotion's period), so that a batch promoted together starts together."""
+
 NAMES = (
     "cancel",
     "complete",
@@ -336,13 +341,14 @@ class Scripts:
         key_list = [keys.stream, keys.delayed, keys.payloads, keys.entries, keys.stats,
                     keys.reservations]
         if rate_key is not None:
-            key_list.append(rate_key)
+            key_list += (rate_key, rate_key + ":starts")
         if slots_key is not None:
             key_list.append(slots_key)
         r = await self._call("throttle", key_list, (
             GROUP, consumer, entry_id, deliveries, task_id, payload,
             repr(interval_ms) if rate_key is not None else 0,
-            limit if slots_key is not None else 0, lease_ms, wait_ms))
+            limit if slots_key is not None else 0, lease_ms, wait_ms,
+            repr(min(RATE_SLACK_INTERVALS * interval_ms, RATE_SLACK_MS))))
         code = int(r[0])
         if code == 1:
             return Throttled(True, False, 0, "")

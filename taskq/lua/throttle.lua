@@ -1,7 +1,11 @@
 -- Let an owned entry start under its task's limits, or make it wait: one atomic decision.
--- Rate (GCRA on the Redis clock, no burst): starts are spaced `interval` ms apart; an entry
--- over the rate reserves the next free start time and waits in the delayed set until then
--- (when it comes back its reservation lets it start). Concurrency: a sorted set of the task
+-- Rate (GCRA on the Redis clock): an entry over the rate books the next free start time
+-- (spaced `interval` ms apart) and waits in the delayed set until then; when it comes back its
+-- reservation stands. Every start also passes a second GCRA on the starts themselves, with a
+-- tolerance of `slack` ms: an entry that comes back late (a busy worker, a slow promotion)
+-- when starts ran ahead takes the next start slot and waits for it (then it starts), so late
+-- entries are spread at the rate again instead of starting in a burst. At most three checks
+-- per start: booked, paced, started. Concurrency: a sorted set of the task
 -- ids running, scored by their lease deadline (expired ones are dropped first, so a dead
 -- worker's slot frees within a lease); full, the entry waits `poll` ms and asks again.
 -- Waiting acks the entry and delays the same message (attempts unchanged): no attempt is used,
@@ -11,9 +15,10 @@
 -- KEYS[3]  payloads (hash)
 -- KEYS[4]  entries (hash)
 -- KEYS[5]  stats hash
--- KEYS[6]  reservations (sorted set: task id -> reserved start ms)
--- KEYS[7]  the rate state (a string: GCRA's theoretical arrival time), when ARGV[7] > 0
--- KEYS[7 or 8] the concurrency slots (sorted set), when ARGV[9] > 0
+-- KEYS[6]  reservations (sorted set: task id -> booked start ms; "<task id>:p" -> start slot)
+-- KEYS[7]  the rate's bookings (a string: GCRA's theoretical arrival time), when ARGV[7] > 0
+-- KEYS[8]  the rate's starts (the same, for starts), when ARGV[7] > 0
+-- KEYS[7 or 9] the concurrency slots (sorted set), when ARGV[8] > 0
 -- ARGV[1]  group
 -- ARGV[2]  consumer
 -- ARGV[3]  entry id
@@ -24,16 +29,17 @@
 -- ARGV[8]  concurrency limit (0: none)
 -- ARGV[9]  lease ms (a slot's life without renewal)
 -- ARGV[10] wait ms when the concurrency limit is reached
+-- ARGV[11] slack ms: how far starts may run ahead of the rate (a small burst)
 -- returns  {1} start (a concurrency slot is held now, if limited); {0, due ms, 'rate' or
 --          'concurrency'} it waits until then; {-1} the caller no longer owns the entry
 if not owns(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]) then return {-1} end
 local id = ARGV[5]
 local interval, limit = tonumber(ARGV[7]), tonumber(ARGV[8])
-local lease = tonumber(ARGV[9])
+local lease, slack = tonumber(ARGV[9]), tonumber(ARGV[11])
 local now = now_ms()
-local rate_key, slots_key
+local book_key, pace_key, slots_key
 local k = 7
-if interval > 0 then rate_key = KEYS[k]; k = k + 1 end
+if interval > 0 then book_key, pace_key = KEYS[7], KEYS[8]; k = 9 end
 if limit > 0 then slots_key = KEYS[k] end
 
 local function wait_until(due, why)
@@ -47,34 +53,54 @@ local function wait_until(due, why)
   return {0, due, why}
 end
 
-local reserved = false
-if rate_key then reserved = redis.call('ZSCORE', KEYS[6], id) end
-if slots_key then
-  redis.call('ZREMRANGEBYSCORE', slots_key, '-inf', now)
-  if not redis.call('ZSCORE', slots_key, id) and redis.call('ZCARD', slots_key) >= limit then
-    return wait_until(now + tonumber(ARGV[10]), 'concurrency')  -- a reservation is kept
-  end
+-- GCRA's theoretical arrival time of `key`, not before now
+local function tat_of(key)
+  local tat = tonumber(redis.call('GET', key) or '0')
+  if tat < now then return now end
+  return tat
 end
-if rate_key then
-  if reserved then
-    redis.call('ZREM', KEYS[6], id)
+
+local function set_tat(key, tat)
+  redis.call('SET', key, string.format('%.3f', tat), 'PX', math.ceil(tat - now) + 1000)
+end
+
+local paced = false
+if book_key then
+  if redis.call('ZSCORE', KEYS[6], id .. ':p') then
+    paced = true  -- it came back for the start slot it took when it was late: it starts
   else
-    local tat = tonumber(redis.call('GET', rate_key) or '0')
-    if tat < now then tat = now end
-    local next_tat = tat + interval
-    redis.call('SET', rate_key, string.format('%.3f', next_tat), 'PX',
-               math.ceil(next_tat - now) + 1000)
-    if tat > now then
-      -- over the rate: the start time `tat` is this entry's; it waits for it
+    if not redis.call('ZSCORE', KEYS[6], id) then
+      local tat = tat_of(book_key)
+      set_tat(book_key, tat + interval)
       local due = math.ceil(tat)
+      -- booked: from now on this entry holds the start time `due` (kept through waits)
       redis.call('ZADD', KEYS[6], due, id)
       redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now - 3600000)  -- never claimed
+      if tat > now then return wait_until(due, 'rate') end
+    end
+    local pace = tat_of(pace_key)
+    if pace - slack > now then
+      -- late (starts ran ahead of the rate meanwhile): take the next start slot, wait for it
+      set_tat(pace_key, pace + interval)
+      local due = math.ceil(pace - slack)
+      redis.call('ZREM', KEYS[6], id)
+      redis.call('ZADD', KEYS[6], due, id .. ':p')
       return wait_until(due, 'rate')
     end
   end
 end
 if slots_key then
+  redis.call('ZREMRANGEBYSCORE', slots_key, '-inf', now)
+  if not redis.call('ZSCORE', slots_key, id) and redis.call('ZCARD', slots_key) >= limit then
+    return wait_until(now + tonumber(ARGV[10]), 'concurrency')  -- a booking is kept
+  end
   redis.call('ZADD', slots_key, now + lease, id)
   redis.call('PEXPIRE', slots_key, lease * 2)
+end
+if paced then
+  redis.call('ZREM', KEYS[6], id .. ':p')
+elseif book_key then
+  set_tat(pace_key, tat_of(pace_key) + interval)
+  redis.call('ZREM', KEYS[6], id)
 end
 return {1}
