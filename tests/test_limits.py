@@ -62,8 +62,9 @@ async def test_rate_limit_holds_across_workers_and_uses_no_attempt(
     starts.sort()
     span = starts[-1] - starts[0]
     assert span >= 39 / 20 * 0.95, span  # 40 starts spaced 50 ms apart, on Redis's clock
-    for i, t in enumerate(starts):  # no 1-second window holds more than 20 (+1 at its edge)
-        assert sum(1 for u in starts[i:] if u - t < 1.0) <= 21
+    # no 1-second window holds more than 20, plus the slack (100 ms: 2 starts) and 1 at its edge
+    for i, t in enumerate(starts):
+        assert sum(1 for u in starts[i:] if u - t < 1.0) <= 23
     assert sum(w.counters.throttled for w in workers) > 0
     info = await admin.queue_info(tq, "rl")
     assert info.throttled_total > 0 and info.retried_total == 0 and info.dead_total == 0
