@@ -11,6 +11,7 @@ import pytest
 
 from taskq import TaskQueue, TaskStatus, Worker, WorkerConfig, priority
 from taskq.keys import QueueKeys
+from taskq.testing import Harness
 from taskq.worker import readorder
 from taskq.worker.ledger import Ledger
 from tests.helpers import eventually
@@ -166,3 +167,72 @@ async def _true(value: bool) -> bool:
 
 def _now() -> float:
     return time.monotonic()
+
+
+memory_app = TaskQueue("redis://127.0.0.1:1/0", prefix="prio")  # rebound by the harness
+memory_ran: list[str] = []
+
+
+@memory_app.task(queue="m")
+async def note(tag: str) -> str:
+    memory_ran.append(tag)
+    return tag
+
+
+@memory_app.task(queue="m", rate_limit="2/m", concurrency_limit=1)
+async def scarce(tag: str) -> str:
+    memory_ran.append(tag)
+    return tag
+
+
+@pytest.fixture
+def taskq_app() -> TaskQueue:
+    memory_ran.clear()
+    return memory_app
+
+
+async def test_drain_runs_lanes_highest_first_and_limited_tasks(taskq_memory: Harness) -> None:
+    await memory_app.enqueue_many([note.message("mid"),
+                                   note.with_options(priority="low").message("low"),
+                                   note.with_options(priority="high").message("high")])
+    result = await taskq_memory.drain()
+    assert memory_ran == ["high", "mid", "low"]
+    assert result.succeeded == 3
+    memory_ran.clear()
+    handles = [await scarce.enqueue(str(i)) for i in range(3)]
+    await taskq_memory.drain()  # waits are fast-forwarded like delays
+    assert sorted(memory_ran) == ["0", "1", "2"]
+    for h in handles:
+        assert (await h.status()).attempts == 1
+
+
+async def test_operator_view_of_lanes_and_replay_back_into_the_lane(
+        tq: TaskQueue, start_worker: Callable[..., Worker]) -> None:
+    from taskq import admin
+
+    @tq.task(queue="ops", max_attempts=1)
+    async def fails(n: int) -> None:
+        raise RuntimeError("no")
+
+    await tq.enqueue_many([fails.message(i) for i in range(3)])
+    await tq.enqueue_many([fails.with_options(priority="high").message(9)])
+    info = await admin.queue_info(tq, "ops")
+    assert info.priority_waiting == {"high": 1, "normal": 3, "low": 0}
+    names = [q.name for q in await admin.list_queues(tq)]
+    assert "ops" in names and "ops!high" in names
+    (high,) = await admin.list_tasks(tq, "ops!high", status="queued")
+    assert high.queue == "ops!high"
+    start_worker(tq, queues=("ops",), **{"block_ms": 100})
+    record = await tq.wait(high.id, timeout=20)
+    assert record.status is TaskStatus.DEAD
+    letters = await admin.dead_letters(tq, "ops!high")
+    assert [d.task_id for d in letters] == [high.id]
+    assert await admin.replay_dead(tq, "ops!high") == 1
+    await eventually(lambda: _dead_again(tq, high.id), timeout=20, what="replayed, died again")
+
+
+async def _dead_again(tq: TaskQueue, task_id: str) -> bool:
+    from taskq import admin
+
+    return len(await admin.dead_letters(tq, "ops!high")) == 1 and (
+        await tq.status(task_id)).status is TaskStatus.DEAD
