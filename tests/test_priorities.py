@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import pytest
 
-from taskq import TaskQueue, TaskStatus, Worker, WorkerConfig, priority
+from taskq import TaskQueue, TaskStatus, Worker, WorkerConfig, admin, priority
 from taskq.keys import QueueKeys
 from taskq.testing import Harness
 from taskq.worker import readorder
@@ -208,8 +208,6 @@ async def test_drain_runs_lanes_highest_first_and_limited_tasks(taskq_memory: Ha
 
 async def test_operator_view_of_lanes_and_replay_back_into_the_lane(
         tq: TaskQueue, start_worker: Callable[..., Worker]) -> None:
-    from taskq import admin
-
     @tq.task(queue="ops", max_attempts=1)
     async def fails(n: int) -> None:
         raise RuntimeError("no")
@@ -232,7 +230,5 @@ async def test_operator_view_of_lanes_and_replay_back_into_the_lane(
 
 
 async def _dead_again(tq: TaskQueue, task_id: str) -> bool:
-    from taskq import admin
-
     return len(await admin.dead_letters(tq, "ops!high")) == 1 and (
         await tq.status(task_id)).status is TaskStatus.DEAD
