@@ -32,10 +32,10 @@ from taskq.records import BUCKET_MS, TaskStatus
 
 log = logging.getLogger(__name__)
 
-RATE_SLACK_INTERVALS = 5
 RATE_SLACK_MS = 100.0
-"""How far starts may run ahead of a rate (the throttle script's slack): 5 intervals, at most
-100 ms (a promotion's period), so that a batch promoted together starts together."""
+"""How far starts may run ahead of a rate (the throttle script's slack): 100 ms, a promotion's
+period, so that what one promotion moves starts together. In any window of W seconds at most
+``rate * (W + 0.1) + 1`` attempts start."""
 
 NAMES = (
     "cancel",
@@ -348,7 +348,7 @@ class Scripts:
             GROUP, consumer, entry_id, deliveries, task_id, payload,
             repr(interval_ms) if rate_key is not None else 0,
             limit if slots_key is not None else 0, lease_ms, wait_ms,
-            repr(min(RATE_SLACK_INTERVALS * interval_ms, RATE_SLACK_MS))))
+            repr(RATE_SLACK_MS)))
         code = int(r[0])
         if code == 1:
             return Throttled(True, False, 0, "")

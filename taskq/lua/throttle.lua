@@ -36,7 +36,8 @@ if not owns(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]) then return {-1} end
 local id = ARGV[5]
 local interval, limit = tonumber(ARGV[7]), tonumber(ARGV[8])
 local lease, slack = tonumber(ARGV[9]), tonumber(ARGV[11])
-local now = now_ms()
+local clock = redis.call('TIME')  -- in ms with its microseconds: fast rates need them
+local now = tonumber(clock[1]) * 1000 + tonumber(clock[2]) / 1000
 local book_key, pace_key, slots_key
 local k = 7
 if interval > 0 then book_key, pace_key = KEYS[7], KEYS[8]; k = 9 end
@@ -64,26 +65,29 @@ local function set_tat(key, tat)
   redis.call('SET', key, string.format('%.3f', tat), 'PX', math.ceil(tat - now) + 1000)
 end
 
-local paced = false
+local paced, booked = false, false
 if book_key then
   if redis.call('ZSCORE', KEYS[6], id .. ':p') then
     paced = true  -- it came back for the start slot it took when it was late: it starts
   else
-    if not redis.call('ZSCORE', KEYS[6], id) then
+    booked = redis.call('ZSCORE', KEYS[6], id) ~= false
+    if not booked then
       local tat = tat_of(book_key)
       set_tat(book_key, tat + interval)
-      local due = math.ceil(tat)
-      -- booked: from now on this entry holds the start time `due` (kept through waits)
-      redis.call('ZADD', KEYS[6], due, id)
-      redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now - 3600000)  -- never claimed
-      if tat > now then return wait_until(due, 'rate') end
+      if tat > now then
+        -- over the rate: it holds the start time `tat` from now on (kept through waits)
+        local due = math.ceil(tat)
+        redis.call('ZADD', KEYS[6], due, id)
+        redis.call('ZREMRANGEBYSCORE', KEYS[6], '-inf', now - 3600000)  -- never claimed
+        return wait_until(due, 'rate')
+      end
     end
     local pace = tat_of(pace_key)
     if pace - slack > now then
       -- late (starts ran ahead of the rate meanwhile): take the next start slot, wait for it
       set_tat(pace_key, pace + interval)
       local due = math.ceil(pace - slack)
-      redis.call('ZREM', KEYS[6], id)
+      if booked then redis.call('ZREM', KEYS[6], id) end
       redis.call('ZADD', KEYS[6], due, id .. ':p')
       return wait_until(due, 'rate')
     end
@@ -92,7 +96,10 @@ end
 if slots_key then
   redis.call('ZREMRANGEBYSCORE', slots_key, '-inf', now)
   if not redis.call('ZSCORE', slots_key, id) and redis.call('ZCARD', slots_key) >= limit then
-    return wait_until(now + tonumber(ARGV[10]), 'concurrency')  -- a booking is kept
+    if book_key and not paced and not booked then
+      redis.call('ZADD', KEYS[6], math.floor(now), id)  -- it keeps the start it was given
+    end
+    return wait_until(now + tonumber(ARGV[10]), 'concurrency')
   end
   redis.call('ZADD', slots_key, now + lease, id)
   redis.call('PEXPIRE', slots_key, lease * 2)
@@ -101,6 +108,6 @@ if paced then
   redis.call('ZREM', KEYS[6], id .. ':p')
 elseif book_key then
   set_tat(pace_key, tat_of(pace_key) + interval)
-  redis.call('ZREM', KEYS[6], id)
+  if booked then redis.call('ZREM', KEYS[6], id) end
 end
 return {1}
