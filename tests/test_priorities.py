@@ -232,3 +232,19 @@ async def test_operator_view_of_lanes_and_replay_back_into_the_lane(
 async def _dead_again(tq: TaskQueue, task_id: str) -> bool:
     return len(await admin.dead_letters(tq, "ops!high")) == 1 and (
         await tq.status(task_id)).status is TaskStatus.DEAD
+
+
+async def test_a_worker_of_one_lane_reads_only_it(
+        tq: TaskQueue, start_worker: Callable[..., Worker]) -> None:
+    ran: list[str] = []
+
+    @tq.task(queue="only")
+    async def job(tag: str) -> None:
+        ran.append(tag)
+
+    await job.enqueue("normal")
+    h = await job.with_options(priority="high").enqueue("high")
+    w = start_worker(tq, queues=("only!high",), block_ms=100)
+    await h.result(timeout=20)
+    await w.maintenance.discover_lanes()
+    assert list(w.keys) == ["only!high"] and ran == ["high"]

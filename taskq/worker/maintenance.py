@@ -172,8 +172,8 @@ class Maintenance:
         """Start reading the priority lanes of this worker's queues that producers have used
         since (a lane is registered in the queues set by its first enqueue)."""
         app, keys = self.app, self.keys
-        wanted = [lane for q in self.config.queues for lane in priority.lanes(q)
-                  if lane not in keys]
+        wanted = [lane for q in self.config.queues if not priority.is_lane(q)
+                  for lane in priority.lanes(q) if lane not in keys]  # (a lane named: only it)
         if not wanted:
             return
         found = await app.redis.smismember(queues_key(app.prefix), wanted)  # type: ignore[misc]
