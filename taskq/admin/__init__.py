@@ -18,8 +18,10 @@ from taskq.admin.queues import (
     pause,
     purge_queue,
     queue_info,
+    queue_page,
     recent_failures,
     resume,
+    throughput,
 )
 from taskq.admin.tasks import cancel, list_tasks, task_record
 from taskq.admin.values import (
@@ -30,7 +32,7 @@ from taskq.admin.values import (
     QueueInfo,
     WorkerInfo,
 )
-from taskq.admin.workers import clean_dead_workers, list_workers
+from taskq.admin.workers import clean_dead_workers, held_tasks, list_workers, worker_info
 from taskq.errors import DeadLetterNotFound, QueueNotFound
 
 __all__ = [
@@ -47,6 +49,7 @@ __all__ = [
     "consumers",
     "dead_letter",
     "dead_letters",
+    "held_tasks",
     "list_queues",
     "list_tasks",
     "list_workers",
@@ -55,8 +58,11 @@ __all__ = [
     "purge_dead",
     "purge_queue",
     "queue_info",
+    "queue_page",
     "recent_failures",
     "replay_dead",
     "resume",
     "task_record",
+    "throughput",
+    "worker_info",
 ]
