@@ -219,3 +219,46 @@ async def test_sigkilled_worker_frees_its_slot_within_a_lease(
 
 async def _throttled(app: TaskQueue) -> bool:
     return (await admin.queue_info(app, "default")).throttled_total > 0
+
+
+async def test_a_long_attempt_keeps_its_slot_past_the_lease(
+        tq: TaskQueue, start_worker: Callable[..., Worker]) -> None:
+    spans: dict[int, tuple[float, float]] = {}
+
+    @tq.task(queue="long", concurrency_limit=1)
+    async def long(n: int, seconds: float) -> None:
+        t0 = time.monotonic()
+        await asyncio.sleep(seconds)
+        spans[n] = (t0, time.monotonic())
+
+    first = await long.enqueue(1, 2.5)  # 2.5 leases of 1 s: its slot must be renewed
+    for _ in range(2):
+        start_worker(tq, queues=("long",), lease_ms=1000, renew_every_ms=300, **FAST)
+    await eventually(lambda: _slot_held(tq, "long", long.name), timeout=20, what="1 runs")
+    second = await long.enqueue(2, 0.0)
+    await first.wait(timeout=30)
+    await second.wait(timeout=30)
+    assert spans[2][0] >= spans[1][1]  # never beside it, though its lease passed twice
+
+
+async def test_shutdown_hand_back_frees_the_slot(
+        tq: TaskQueue, start_worker: Callable[..., Worker]) -> None:
+    @tq.task(queue="sd", concurrency_limit=1)
+    async def stays(n: int) -> None:
+        await asyncio.sleep(60)
+
+    h = await stays.enqueue(1)
+    w = start_worker(tq, queues=("sd",), grace_s=0.2, **FAST)
+    await eventually(lambda: _slot_held(tq, "sd", stays.name), timeout=20, what="it runs")
+    w.stop()
+    await eventually(lambda: _stopped(w), timeout=30, what="worker stopped")
+    assert await tq.redis.zcard(tq.keys("sd").limit("run", stays.name)) == 0
+    assert (await h.status()).status is TaskStatus.QUEUED  # handed back, to run again
+
+
+async def _slot_held(tq: TaskQueue, queue: str, task: str) -> bool:
+    return bool(await tq.redis.zcard(tq.keys(queue).limit("run", task)))
+
+
+async def _stopped(w: Worker) -> bool:
+    return not w.held
