@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 from collections.abc import Callable
 
 import pytest
@@ -163,10 +162,6 @@ async def test_strict_queue_order(tq: TaskQueue, start_worker: Callable[..., Wor
 
 async def _true(value: bool) -> bool:
     return value
-
-
-def _now() -> float:
-    return time.monotonic()
 
 
 memory_app = TaskQueue("redis://127.0.0.1:1/0", prefix="prio")  # rebound by the harness
