@@ -1,4 +1,4 @@
-"""s14 a rate limit across worker processes, s15 a concurrency limit while workers are killed:
+"""s16 a rate limit across worker processes, s17 a concurrency limit while workers are killed:
 both measured by the tasks themselves (the task log's start and end times)."""
 
 from __future__ import annotations
