@@ -77,11 +77,15 @@ async def concurrency_limit(env: Env) -> None:
     admin = env.admin()
     deadline = time.monotonic() + 60 * env.profile.scale
     while time.monotonic() < deadline and not checker.quiet(admin, env.keys):
-        killed = pool.kill()
+        # aim at a worker running a capped job (a kill of an idle one tests nothing)
+        busy = _running_pids(tasklog.read(env.tasks), deaths)
+        slots = [slot for slot, p in pool.procs.items()
+                 if p.popen.pid in busy and p.popen.poll() is None]
+        killed = pool.kill(rng.choice(slots)) if slots else None
         if killed is not None:
             deaths[killed.popen.pid] = time.monotonic_ns()
             env.fault(env.in_flight(admin, pid=killed.popen.pid))
-        await asyncio.sleep(rng.uniform(0.5, 1.5))
+        await asyncio.sleep(rng.uniform(0.5, 1.5) if killed is not None else 0.05)
         if len(deaths) >= 6:
             break
     admin.close()
@@ -100,6 +104,15 @@ async def concurrency_limit(env: Env) -> None:
     env.result.check(cut > 0, "no kill hit a running job")
     accepted = len(env.ledger.jobs(OK))
     env.result.check(len(v.completed) >= accepted, f"only {len(v.completed)} of {accepted} ran")
+
+
+def _running_pids(runs: tasklog.Runs, deaths: dict[int, int]) -> set[int]:
+    """Processes (not killed yet) with a run that has started and not ended."""
+    out: set[int] = set()
+    for job, starts in runs.starts.items():
+        ended = {pid for pid, _ in runs.ends.get(job, [])}
+        out |= {pid for pid, _, _ in starts if pid not in ended and pid not in deaths}
+    return out
 
 
 def _runs(runs: tasklog.Runs, deaths: dict[int, int]) -> tuple[list[tuple[int, int]], int]:
