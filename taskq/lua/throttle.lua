@@ -3,9 +3,10 @@
 -- (spaced `interval` ms apart) and waits in the delayed set until then; when it comes back its
 -- reservation stands. Every start also passes a second GCRA on the starts themselves, with a
 -- tolerance of `slack` ms: an entry that comes back late (a busy worker, a slow promotion)
--- when starts ran ahead takes the next start slot and waits for it (then it starts), so late
--- entries are spread at the rate again instead of starting in a burst. At most three checks
--- per start: booked, paced, started. Concurrency: a sorted set of the task
+-- when starts ran ahead takes the next start slot and waits for it, so late entries are spread
+-- at the rate again instead of starting in a burst. It starts without a check if it is back by
+-- that slot (it was counted there); later, it asks anew. Usually at most three checks per
+-- start: booked, paced, started. Concurrency: a sorted set of the task
 -- ids running, scored by their lease deadline (expired ones are dropped first, so a dead
 -- worker's slot frees within a lease); full, the entry waits `poll` ms and asks again.
 -- Waiting acks the entry and delays the same message (attempts unchanged): no attempt is used,
@@ -15,7 +16,8 @@
 -- KEYS[3]  payloads (hash)
 -- KEYS[4]  entries (hash)
 -- KEYS[5]  stats hash
--- KEYS[6]  reservations (sorted set: task id -> booked start ms; "<task id>:p" -> start slot)
+-- KEYS[6]  reservations (sorted set: task id -> booked start ms; "<task id>:p" -> the start
+--          slot it took on the starts' GCRA)
 -- KEYS[7]  the rate's bookings (a string: GCRA's theoretical arrival time), when ARGV[7] > 0
 -- KEYS[8]  the rate's starts (the same, for starts), when ARGV[7] > 0
 -- KEYS[7 or 9] the concurrency slots (sorted set), when ARGV[8] > 0
@@ -67,10 +69,16 @@ end
 
 local paced, booked = false, false
 if book_key then
-  if redis.call('ZSCORE', KEYS[6], id .. ':p') then
-    paced = true  -- it came back for the start slot it took when it was late: it starts
+  local slot = redis.call('ZSCORE', KEYS[6], id .. ':p')
+  if slot and now <= tonumber(slot) then
+    paced = true  -- back in time for the start slot it took when it was late: it starts
   else
-    booked = redis.call('ZSCORE', KEYS[6], id) ~= false
+    if slot then  -- back after its slot (a slow promotion): the slot is lost, it asks anew
+      redis.call('ZREM', KEYS[6], id .. ':p')
+      booked = true  -- (it was booked before it took the slot: only the starts' check)
+    else
+      booked = redis.call('ZSCORE', KEYS[6], id) ~= false
+    end
     if not booked then
       local tat = tat_of(book_key)
       set_tat(book_key, tat + interval)
@@ -85,11 +93,11 @@ if book_key then
     local pace = tat_of(pace_key)
     if pace - slack > now then
       -- late (starts ran ahead of the rate meanwhile): take the next start slot, wait for it
+      -- (it comes back up to `slack` early, and starts if it is back by `pace`)
       set_tat(pace_key, pace + interval)
-      local due = math.ceil(pace - slack)
       if booked then redis.call('ZREM', KEYS[6], id) end
-      redis.call('ZADD', KEYS[6], due, id .. ':p')
-      return wait_until(due, 'rate')
+      redis.call('ZADD', KEYS[6], string.format('%.3f', pace), id .. ':p')
+      return wait_until(math.ceil(pace - slack), 'rate')
     end
   end
 end
