@@ -15,7 +15,7 @@ slot whose worker died is freed when its lease runs out. See :mod:`taskq.worker.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,15 +86,12 @@ class Limits:
             concurrency_limit = 1
         return cls(rate, rate_limit_key, concurrency_limit, concurrency_key)
 
-    def check_keys(self, parameters: Container) -> None:
+    def check_keys(self, parameters: Collection[str]) -> None:
         """Raise ValueError when a key names a parameter the task does not have."""
         for what, key in (("rate_limit_key", self.rate_key),
                           ("concurrency_key", self.concurrency_key)):
             if isinstance(key, str) and key not in parameters:
                 raise ValueError(f"{what} {key!r} is not a parameter of the task")
-
-
-Container = Mapping[str, Any] | frozenset[str] | set[str]
 
 
 def key_value(key: KeyOf, arguments: Mapping[str, Any]) -> str:
