@@ -7,10 +7,12 @@ import asyncio
 import signal
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
-from taskq import TaskQueue, TaskStatus, Worker, admin
+from taskq import TaskQueue, TaskStatus, Worker, admin, codec
+from taskq.keys import GROUP
 from taskq.limits import Limits, Rate, key_value, parse_rate
 from tests.apps import limited
 from tests.apps.common import gate_key
@@ -262,3 +264,57 @@ async def _slot_held(tq: TaskQueue, queue: str, task: str) -> bool:
 
 async def _stopped(w: Worker) -> bool:
     return not w.held
+
+
+# -- the throttle script on its own --------------------------------------------------------
+
+
+async def _delivered(tq: TaskQueue, consumer: str = "w") -> tuple[str, bytes]:
+    keys = tq.keys("default")
+    await tq.ensure_groups(["default"])
+    resp = await tq.redis.xreadgroup(GROUP, consumer, {keys.stream: ">"}, count=1)
+    entry, fields = resp[0][1][0]
+    return entry.decode(), fields[codec.FIELD]
+
+
+async def test_throttle_script_decides_and_waits(tq: TaskQueue) -> None:
+    @tq.task
+    async def job(n: int) -> None: ...
+
+    keys = tq.keys("default")
+    slots, rate = keys.limit("run", "job"), keys.limit("rate", "job")
+    handles = [await job.enqueue(i) for i in range(4)]
+
+    async def throttle(entry: str, payload: bytes, task_id: str, **kw: Any) -> Any:
+        args = {"rate_key": None, "interval_ms": 0.0, "slots_key": None, "limit": 0,
+                "lease_ms": 5_000, "wait_ms": 250, **kw}
+        return await tq.scripts.throttle(keys=keys, consumer="w", entry_id=entry,
+                                         deliveries=1, task_id=task_id, payload=payload,
+                                         **args)
+
+    # concurrency 1: the first holds the slot, the second waits (acked, delayed, unchanged)
+    e0, p0 = await _delivered(tq)
+    assert (await throttle(e0, p0, handles[0].id, slots_key=slots, limit=1)).start
+    e1, p1 = await _delivered(tq)
+    waited = await throttle(e1, p1, handles[1].id, slots_key=slots, limit=1)
+    assert (waited.start, waited.why) == (False, "concurrency")
+    assert await tq.redis.zscore(keys.delayed, handles[1].id) == waited.due_ms
+    assert await tq.redis.hget(keys.payloads, handles[1].id) == p1
+    assert (await tq.redis.xpending(keys.stream, GROUP))["pending"] == 1  # e0 only
+    assert (await handles[1].status()).status is TaskStatus.QUEUED
+    # rate 1/s: the next start is booked a second later
+    e2, p2 = await _delivered(tq)
+    assert (await throttle(e2, p2, handles[2].id, rate_key=rate, interval_ms=1000.0)).start
+    e3, p3 = await _delivered(tq)
+    booked = await throttle(e3, p3, handles[3].id, rate_key=rate, interval_ms=1000.0)
+    assert (booked.start, booked.why) == (False, "rate")
+    now_ms = int(time.time() * 1000)
+    assert 500 < booked.due_ms - now_ms <= 1_100
+    assert await tq.redis.zscore(keys.reservations, handles[3].id) == booked.due_ms
+    # an entry the caller does not own changes nothing
+    lost = await throttle(e0, p0, handles[0].id, slots_key=slots, limit=1)
+    assert lost.start and not lost.lost  # still owned by "w": it holds its slot already
+    await tq.redis.xclaim(keys.stream, GROUP, "other", 0, [e0])
+    assert (await throttle(e0, p0, handles[0].id, slots_key=slots, limit=1)).lost
+    stats = await tq.redis.hgetall(keys.stats)
+    assert stats[b"throttled"] == b"2" and stats[b"throttled_rate"] == b"1"

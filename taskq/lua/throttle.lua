@@ -46,6 +46,7 @@ if interval > 0 then book_key, pace_key = KEYS[7], KEYS[8]; k = 9 end
 if limit > 0 then slots_key = KEYS[k] end
 
 local function wait_until(due, why)
+  due = math.ceil(due)
   redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
   redis.call('XDEL', KEYS[1], ARGV[3])
   redis.call('ZADD', KEYS[2], due, id)
