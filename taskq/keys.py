@@ -39,6 +39,9 @@ class QueueKeys:
     """Exists while the queue is paused."""
     stats: str = field(init=False, repr=False, compare=False)
     """Hash of counters: completed, retried, dead, reclaimed, lost."""
+    task_metrics: str = field(init=False, repr=False, compare=False)
+    """Hash of per-task histograms and outcome counts, added to by workers (see
+    :mod:`taskq.taskmetrics`)."""
     events: str = field(init=False, repr=False, compare=False)
     """Pub/sub channel of task status changes (carries task ids, never payloads)."""
     _own: str = field(init=False, repr=False, compare=False)
@@ -56,7 +59,7 @@ class QueueKeys:
         put(self, "tag", tag)
         put(self, "_own", own)
         for name in ("stream", "delayed", "payloads", "entries", "cancels", "dead",
-                     "stats", "events"):
+                     "stats", "task_metrics", "events"):
             put(self, name, f"{own}:{name}")
         put(self, "paused", f"{tag}:paused")
 

@@ -10,7 +10,16 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterable, Sequence
-from typing import Any, Concatenate, Literal, ParamSpec, Protocol, TypeVar, overload
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Concatenate,
+    Literal,
+    ParamSpec,
+    Protocol,
+    TypeVar,
+    overload,
+)
 
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
@@ -51,6 +60,9 @@ from taskq.retry import RetryPolicy
 from taskq.scripts import Scripts, SyncScripts
 from taskq.task import ContextTask, Seconds, Task, TaskOptions, seconds, takes_context
 from taskq.url_choice import UrlChoice, choose
+
+if TYPE_CHECKING:
+    from taskq.tracing import Tracing  # imported by taskq.tracing.instrument, when used
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -111,6 +123,8 @@ class TaskQueue:
         self.dead_letter_cap = dead_letter_cap
         self.socket_timeout_s = seconds(socket_timeout) or 5.0
         self.registry: dict[str, Task[Any, Any]] = {}
+        self.tracing: Tracing | None = None
+        """Set by :func:`taskq.tracing.instrument`: enqueues and workers trace (OpenTelemetry)."""
         self.schedules: dict[str, Schedule] = {}
         """Periodic schedules by name (:meth:`schedule`); workers sync them to Redis."""
         self._fresh_connections()
@@ -309,6 +323,7 @@ class TaskQueue:
             copy._url = self._url
         copy.result_ttl_ms = self.result_ttl_ms
         copy.registry = self.registry
+        copy.tracing = self.tracing
         copy.schedules = self.schedules
         return copy
 
@@ -464,6 +479,8 @@ class TaskQueue:
     async def enqueue_one(self, msg: Message) -> TaskHandle[Any]:
         """Enqueue one message now: a plain XADD on the lane while its queue is known and far
         below its backlog limit (the common case), else :meth:`enqueue_many`."""
+        if self.tracing is not None and msg.trace is None:
+            return await self.tracing.enqueue_one(self, msg)
         ((queue, payload, _),) = self._encode([msg])  # raises PayloadTooLarge
         if queue in self._known_queues and self._gauge.fast(queue, 1, time.monotonic(),
                                                              self.max_backlog):
@@ -479,6 +496,8 @@ class TaskQueue:
         Raises PayloadTooLarge before anything is sent, and BacklogFull when a queue would pass
         its limit; a refused batch adds nothing (see :mod:`taskq.batching`).
         """
+        if self.tracing is not None and self.tracing.untraced(messages := list(messages)):
+            return await self.tracing.enqueue_many(self, messages, delay=delay)
         plan = self._plan(messages, delay)
         if plan is None:
             return []
@@ -512,6 +531,8 @@ class TaskQueue:
     def _enqueue_many_sync(
         self, messages: Iterable[Message], delay: Seconds | None
     ) -> list[TaskHandle[Any]]:
+        if self.tracing is not None and self.tracing.untraced(messages := list(messages)):
+            return self.tracing.enqueue_many_sync(self, messages, delay)
         plan = self._plan(messages, delay)
         if plan is None:
             return []
