@@ -25,7 +25,9 @@ async def rate_limit(env: Env) -> None:
     pool = env.pool(3, concurrency=WINDOW_SLACK, lease_ms=2000)
     pool.start()
     await env.ledger.enqueue(tq, "rated", n)
-    await env.settle(60 + 2 * n / RATE)
+    await env.until(lambda: len(tasklog.read(env.tasks).completed()) >= n, 60 + 2 * n / RATE,
+                    "every job ended")
+    await env.settle(60)
     v = env.verdict()
     checker.report(env.result, v, max_dup=0)
     runs = tasklog.read(env.tasks)
@@ -89,7 +91,9 @@ async def concurrency_limit(env: Env) -> None:
         if len(deaths) >= 6:
             break
     admin.close()
-    await env.settle(120)
+    await env.until(lambda: len(tasklog.read(env.tasks).completed()) >= n, 120,
+                    "every job ended")
+    await env.settle(60)
     v = env.verdict()
     bound = sum(env.rerunnable.values())
     checker.report(env.result, v, max_dup=bound, rerunnable=env.rerunnable)
