@@ -36,6 +36,11 @@ log = logging.getLogger(__name__)
 PERIODIC_LOG_CAP = 10_000
 """About how many fires and skips of a queue's periodic schedules its periodic log keeps."""
 
+RATE_SLACK_MS = 100.0
+"""How far starts may run ahead of a rate (the throttle script's slack): 100 ms, a promotion's
+period, so that what one promotion moves starts together. In any window of W seconds at most
+``rate * (W + 0.1) + 1`` attempts start."""
+
 NAMES = (
     "cancel",
     "complete",
@@ -54,8 +59,10 @@ NAMES = (
     "renew",
     "replay",
     "retry",
+    "renew_slots",
     "schedule",
     "task_metrics",
+    "throttle",
     "workflow_cancel",
     "workflow_start",
 )
@@ -112,6 +119,8 @@ class Completable(Protocol):
     def flags(self) -> str: ...
     @property
     def step(self) -> StepEnd | None: ...
+    @property
+    def slot(self) -> str | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +163,19 @@ class Completion:
     status: TaskStatus
     record: bytes
     flags: str = ""
+    slot: str | None = None  # the concurrency slot set it holds (freed with the ack)
     step: StepEnd | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Throttled:
+    """The throttle script's answer: start now, or wait until ``due_ms`` (``why``: "rate" or
+    "concurrency"), or the lease was ``lost``."""
+
+    start: bool
+    lost: bool
+    due_ms: int
+    why: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,8 +331,17 @@ class Scripts:
         key_list = [keys.stream, keys.stats, keys.done_minute(now_ms // 60_000), keys.entries,
                     keys.cancels, *(records(b) for b in buckets)]
         args = [GROUP, consumer, ttl_ms, keys.events, scan, meta, *(c.record for c in items)]
+        if any(c.slot for c in items):  # only tasks with a concurrency limit
+            where: dict[str, int] = {}
+            for c in items:
+                if c.slot and c.slot not in where:
+                    key_list.append(c.slot)
+                    where[c.slot] = len(key_list)
+            args += [where.get(c.slot, 0) if c.slot else 0 for c in items]
         steps = [(i, c.step) for i, c in enumerate(items, 1) if c.flags and c.step is not None]
         if steps:  # workflow steps only: their keys, lines and results follow
+            if not any(c.slot for c in items):  # the slot section comes first: all 0
+                args += [0] * len(items)
             lines = []
             for i, step in steps:
                 lines.append(f"{i}\t{len(key_list) + 1}\t{step.ref.step}")
@@ -326,15 +356,15 @@ class Scripts:
 
     async def retry(
         self, *, keys: QueueKeys, consumer: str, entry_id: str, deliveries: int, task_id: str,
-        payload: bytes, delay_ms: int, record: bytes, ttl_ms: int,
+        payload: bytes, delay_ms: int, record: bytes, ttl_ms: int, slot: str | None = None,
     ) -> int:
         """Ack an owned entry and schedule its next attempt (``payload``) in ``delay_ms`` (<= 0:
         at once), storing ``record`` (status failed): the due time in ms, or 0 when the lease
-        was lost."""
+        was lost. ``slot``: the concurrency slot set the attempt held (freed)."""
         r = await self._call(
             "retry",
             (keys.stream, keys.delayed, keys.payloads, keys.entries, _bucket_key(keys, task_id),
-             keys.stats),
+             keys.stats, *((slot,) if slot else ())),
             (GROUP, consumer, entry_id, deliveries, task_id, payload, delay_ms, record, ttl_ms,
              keys.events),
         )
@@ -343,6 +373,7 @@ class Scripts:
     async def dead(
         self, *, keys: QueueKeys, consumer: str, entry_id: str, deliveries: int | None,
         task_id: str, record: bytes, ttl_ms: int, dead_cap: int, letter: DeadEntry,
+        slot: str | None = None,
         step: WorkflowRef | None = None, failure: bytes = b"",
     ) -> str | None:
         """Move an owned entry to the dead letters (``letter``, the stream capped at
@@ -354,10 +385,10 @@ class Scripts:
         for k, v in letter.fields().items():
             flat += (k, v)
         key_list = [keys.stream, keys.dead, keys.entries, _bucket_key(keys, task_id),
-                    keys.stats, keys.cancels]
-        if step is not None:
+                    keys.stats, keys.cancels, *((slot,) if slot else ())]
+        if step is not None:  # three more ARGV: an odd count after the pairs says so
+            flat += (len(key_list) + 1, step.step, failure)
             key_list += step_keys(keys.prefix, step)
-            flat += (step.step, failure)
         r = await self._call(
             "dead", key_list,
             (GROUP, consumer, entry_id, "" if deliveries is None else deliveries, task_id,
@@ -367,13 +398,13 @@ class Scripts:
 
     async def release(
         self, *, keys: QueueKeys, consumer: str, entry_id: str, deliveries: int, task_id: str,
-        payload: bytes,
+        payload: bytes, slot: str | None = None,
     ) -> str | None:
         """Hand an owned entry back to the end of the stream (``payload`` carries its task id):
-        the new entry id, or None when the lease was lost."""
+        the new entry id, or None when the lease was lost. ``slot``: as for :meth:`retry`."""
         r = await self._call(
             "release",
-            (keys.stream, keys.entries),
+            (keys.stream, keys.entries, *((slot,) if slot else ())),
             (GROUP, consumer, entry_id, deliveries, task_id, payload),
         )
         return None if r == 0 else _s(r)
@@ -386,6 +417,40 @@ class Scripts:
             "renew", (keys.stream,), (GROUP, consumer, len(entry_ids) + 64, *entry_ids)
         )
         return [_s(x) for x in r]
+
+    async def throttle(
+        self, *, keys: QueueKeys, consumer: str, entry_id: str, deliveries: int, task_id: str,
+        payload: bytes, rate_key: str | None, interval_ms: float, slots_key: str | None,
+        limit: int, lease_ms: int, wait_ms: int,
+    ) -> Throttled:
+        """Let an owned entry start under its limits (taking a concurrency slot in
+        ``slots_key``), or make it wait in the delayed set (``payload``, attempts unchanged);
+        see ``lua/throttle.lua``."""
+        key_list = [keys.stream, keys.delayed, keys.payloads, keys.entries, keys.stats,
+                    keys.reservations]
+        if rate_key is not None:
+            key_list += (rate_key, rate_key + ":starts")
+        if slots_key is not None:
+            key_list.append(slots_key)
+        r = await self._call("throttle", key_list, (
+            GROUP, consumer, entry_id, deliveries, task_id, payload,
+            repr(interval_ms) if rate_key is not None else 0,
+            limit if slots_key is not None else 0, lease_ms, wait_ms,
+            repr(RATE_SLACK_MS)))
+        code = int(r[0])
+        if code == 1:
+            return Throttled(True, False, 0, "")
+        if code == 0:
+            return Throttled(False, False, int(r[1]), _s(r[2]))
+        return Throttled(False, True, 0, "")
+
+    async def renew_slots(self, *, slots: Sequence[tuple[str, str]], lease_ms: int) -> int:
+        """Push the deadline of each (slot set, task id) a lease from now, while still held
+        (all sets of one queue's hash tag)."""
+        if not slots:
+            return 0
+        return int(await self._call("renew_slots", [k for k, _ in slots],
+                                    (lease_ms, *(t for _, t in slots))))
 
     # -- a worker's maintenance --------------------------------------------------------------
 

@@ -21,6 +21,8 @@ from taskq import codec
 from taskq.codec import Message
 from taskq.context import TaskContext
 from taskq.errors import TaskValidationError
+from taskq.limits import Limits
+from taskq.priority import Priority, lane
 from taskq.retry import RetryPolicy
 from taskq.workflow.step import Step
 
@@ -54,8 +56,13 @@ class TaskOptions:
     cpu_bound: bool = False
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     result_ttl_s: float | None = None
+    priority: Priority | None = None
+    """The default priority of its enqueues (None: normal; see :mod:`taskq.priority`)."""
+    limits: Limits | None = None
+    """Rate and concurrency limits (None: none, and the worker checks nothing)."""
 
     def __post_init__(self) -> None:
+        lane(self.queue, self.priority)  # raises ValueError for an unknown level
         if self.max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         if self.timeout_s is not None and self.timeout_s <= 0:
@@ -303,15 +310,18 @@ class Task(Generic[P, R]):
         return self.build(args, dict(kwargs))
 
     def build(
-        self, args: tuple[Any, ...], kwargs: dict[str, Any], queue: str | None = None
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], queue: str | None = None,
+        level: Priority | None = None,
     ) -> Message:
         plain_args, plain_kwargs = self.signature.serialize(args, kwargs)
+        q = queue or self.options.queue
+        level = level or self.options.priority
         return Message(
             task=self.name,
             args=plain_args,
             kwargs=plain_kwargs,
             enqueued_ms=int(time.time() * 1000),
-            queue=queue or self.options.queue,
+            queue=q if level is None else lane(q, level),
         )
 
     async def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> TaskHandle[R]:
@@ -336,9 +346,14 @@ class Task(Generic[P, R]):
         return handle
 
     def with_options(
-        self, *, delay: Seconds | None = None, queue: str | None = None
+        self, *, delay: Seconds | None = None, queue: str | None = None,
+        priority: Priority | None = None,
     ) -> BoundTask[P, R]:
-        return BoundTask(self, seconds(delay), queue)
+        """Enqueue options: ``delay``, another ``queue``, a ``priority`` level ("high",
+        "normal", "low"; see :mod:`taskq.priority`)."""
+        if priority is not None:
+            lane(queue or self.options.queue, priority)  # check the level
+        return BoundTask(self, seconds(delay), queue, priority)
 
     def step(
         self: Task[Concatenate[A, P2], R], *args: P2.args, **kwargs: P2.kwargs
@@ -362,16 +377,22 @@ class BoundTask(Generic[P, R]):
     task: Task[P, R]
     delay_s: float | None
     queue: str | None
+    priority: Priority | None = None
+
+    def message(self, *args: P.args, **kwargs: P.kwargs) -> Message:
+        """A validated message with these options' queue and priority, for
+        :meth:`TaskQueue.enqueue_many`."""
+        return self.task.build(args, dict(kwargs), self.queue, self.priority)
 
     async def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> TaskHandle[R]:
-        msg = self.task.build(args, dict(kwargs), self.queue)
+        msg = self.task.build(args, dict(kwargs), self.queue, self.priority)
         if not self.delay_s:
             return await self.task.app.enqueue_one(msg)
         (handle,) = await self.task.app.enqueue_many([msg], delay=self.delay_s)
         return handle
 
     def enqueue_sync(self, *args: P.args, **kwargs: P.kwargs) -> SyncTaskHandle[R]:
-        msg = self.task.build(args, dict(kwargs), self.queue)
+        msg = self.task.build(args, dict(kwargs), self.queue, self.priority)
         (handle,) = self.task.app.enqueue_many_sync([msg], delay=self.delay_s)
         return handle
 

@@ -246,3 +246,31 @@ def test_workflow_package_exports() -> None:
               and type(v).__module__ != "__future__"}
     assert set(wf_pkg.__all__) == public
     assert wf_pkg.__all__ == sorted(wf_pkg.__all__, key=lambda n: (not n[:1].isupper(), n))
+
+
+async def test_steps_with_a_concurrency_limit(tq: TaskQueue,
+                                              start_worker: Callable[..., Worker]) -> None:
+    """Steps holding a concurrency slot: the slot and the workflow are both settled by the
+    one complete (or dead) script."""
+    t = tasks(tq)
+
+    @tq.task(concurrency_limit=1)
+    async def limited(x: int) -> int:
+        return x * 10
+
+    @tq.task(concurrency_limit=1, max_attempts=1)
+    async def limited_boom(x: int) -> int:
+        raise ValueError(str(x))
+
+    start_worker(tq, block_ms=100, concurrency=4)
+    ok = await start(tq, chord([limited.message(i) for i in range(4)], t["total"].step()))
+    assert await ok.result(timeout=30) == 60
+    bad = await start(tq, chain(limited_boom.message(1), t["double"].step(),
+                                on_error=t["noted"].step()))
+    st = await bad.wait(timeout=30)
+    assert [s.state for s in st.steps] == ["dead", "skipped", "succeeded"]
+    again = await start(tq, chain(limited.message(2), t["double"].step()))
+    assert await again.result(timeout=30) == 40  # the slots were freed
+    dies_again = await start(tq, link(limited_boom.message(2), on_failure=t["noted"].step()))
+    st = await dies_again.wait(timeout=30)  # ran: the dead step's slot was freed too
+    assert [s.state for s in st.steps] == ["dead", "succeeded"]

@@ -94,7 +94,7 @@ async def test_a_step_ended_twice_counts_once(tq: TaskQueue) -> None:
         assert msg.workflow is not None and msg.task_id is not None
         items.append(Completion(entry_id.decode(), 1, msg.task_id, TaskStatus.SUCCEEDED,
                                 encode_record(TaskStatus.SUCCEEDED, result=7), "e",
-                                StepEnd(msg.workflow, codec.pack(msg.workflow.step + 10))))
+                                step=StepEnd(msg.workflow, codec.pack(msg.workflow.step + 10))))
     keys = tq.keys("default")
     for _ in range(2):  # the second call finds nothing owned: nothing happens
         await tq.scripts.complete(keys=keys, consumer="c1", items=items[:1], ttl_ms=60_000,
@@ -117,7 +117,7 @@ async def test_a_step_ended_twice_counts_once(tq: TaskQueue) -> None:
     await tq.redis.xadd(stream, {b"m": codec.encode(codec.decode(delivered[0][1][b"m"]))})
     (again,) = (await tq.redis.xreadgroup("taskq", "c1", {stream: ">"}, count=10))[0][1]
     rerun = Completion(again[0].decode(), 1, items[0].task_id, TaskStatus.SUCCEEDED,
-                       items[0].record, "e", items[0].step)
+                       items[0].record, "e", step=items[0].step)
     assert await tq.scripts.complete(keys=keys, consumer="c1", items=[rerun], ttl_ms=60_000,
                                      now_ms=0, scan=10) == []
     assert await tq.redis.xlen(stream) == 0
