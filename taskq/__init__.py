@@ -32,6 +32,7 @@ from taskq.errors import (
     TaskValidationError,
 )
 from taskq.handle import SyncTaskHandle, TaskHandle
+from taskq.periodic import CatchUp, Schedule
 from taskq.queue import TaskQueue
 from taskq.records import TERMINAL_STATUSES, TaskRecord, TaskStatus
 from taskq.retry import RetryPolicy
@@ -41,6 +42,7 @@ from taskq.worker import Worker, WorkerConfig
 __all__ = [
     "TERMINAL_STATUSES",
     "BacklogFull",
+    "CatchUp",
     "ConfigError",
     "ContextTask",
     "DecodeError",
@@ -61,6 +63,7 @@ __all__ = [
     "ResultUnavailable",
     "Retry",
     "RetryPolicy",
+    "Schedule",
     "SyncTaskHandle",
     "Task",
     "TaskContext",

@@ -10,6 +10,12 @@ A stream entry has one field, ``m``: a msgpack map with short keys (version 1)::
     e  enqueue time, ms since the epoch (the producer's clock; informational)
     i  task id, present only when it differs from "<queue>:<entry id>" (delayed, retried,
        replayed or handed-back tasks keep the id they were given first)
+    c  trace context, present only when the producer traces (:mod:`taskq.tracing`): a map of
+       strings as the OpenTelemetry propagator writes it (``traceparent``, ``tracestate``)
+    w  workflow step, present only for a step of a workflow (see :mod:`taskq.workflow`):
+       ``[workflow id, step index, parameter taking the input ("" none), [queues]]``
+    x  the step's input, appended by the script that enqueues the step (the previous step's
+       result, or a chord's list of results); it becomes the keyword argument named in ``w``
 
 Decoding never executes or imports anything named in the payload. Failures raise
 :class:`~taskq.errors.DecodeError`.
@@ -34,6 +40,37 @@ _is_str = str.__instancecheck__  # map keys are exactly str or bytes (strict_map
 _MAX_DEPTH_ERRORS = (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError)
 
 
+@dataclass(frozen=True, slots=True)
+class WorkflowRef:
+    """Where a message stands in a workflow: the workflow's id, the step's index, the
+    parameter that takes the step's input ("" for none) and the workflow's queues (their
+    streams are where the script finishing this step may enqueue the next ones)."""
+
+    id: str
+    step: int
+    param: str
+    queues: tuple[str, ...]
+
+    def plain(self) -> list[Any]:
+        return [self.id, self.step, self.param, list(self.queues)]
+
+
+def _name_ok(name: Any) -> bool:
+    """A queue name (as :class:`~taskq.keys.QueueKeys` accepts one) or id part: checked here
+    so that a hostile envelope cannot make the worker's complete call fail for a batch."""
+    return (isinstance(name, str) and bool(name)
+            and not any(c.isspace() or not c.isprintable() for c in name))
+
+
+def _workflow_ref(value: Any) -> WorkflowRef:
+    if (isinstance(value, list) and len(value) == 4 and _name_ok(value[0])
+            and ":" in value[0] and _name_ok(value[0].rpartition(":")[0])
+            and type(value[1]) is int and 0 <= value[1] < 2**31 and isinstance(value[2], str)
+            and isinstance(value[3], list) and value[3] and all(map(_name_ok, value[3]))):
+        return WorkflowRef(value[0], value[1], value[2], tuple(value[3]))
+    raise DecodeError("envelope workflow field is not [id, step, parameter, [queues]]")
+
+
 @dataclass(slots=True)
 class Message:
     """One task invocation: what is enqueued, and what a worker runs. Treat it as immutable
@@ -47,6 +84,8 @@ class Message:
     enqueued_ms: int = 0
     task_id: str | None = None
     queue: str | None = None
+    trace: dict[str, str] | None = None
+    workflow: WorkflowRef | None = None
 
     def with_attempts(self, attempts: int, task_id: str) -> Message:
         return replace(self, attempts=attempts, task_id=task_id)
@@ -64,6 +103,10 @@ def encode(message: Message) -> bytes:
     }
     if message.task_id is not None:
         body["i"] = message.task_id
+    if message.workflow is not None:
+        body["w"] = message.workflow.plain()
+    if message.trace:  # (empty: traced, but the span was not recorded)
+        body["c"] = message.trace
     try:
         return _packer().pack(body)  # type: ignore[no-any-return]
     except (TypeError, ValueError, OverflowError) as exc:
@@ -183,13 +226,14 @@ def decode(data: bytes, max_bytes: int | None = None) -> Message:
     except Exception as exc:  # msgpack may raise others on hostile input
         raise DecodeError(f"not valid msgpack: {type(exc).__name__}: {exc}") from exc
     if type(body) is dict:
-        # The hot path: a well-formed first delivery, checked with exact types in one test;
+        # The hot path: a well-formed first delivery (the six fields, none optional),
+        # checked with exact types in one test;
         # anything else takes the full check, which names the fault.
         task, args, kwargs = body.get("t"), body.get("a"), body.get("k")
         attempts, enqueued = body.get("n"), body.get("e")
         if (body.get("v") == VERSION and type(task) is str and task and type(args) is list
                 and type(kwargs) is dict and type(attempts) is int
-                and attempts >= 0 and type(enqueued) is int and "i" not in body
+                and attempts >= 0 and type(enqueued) is int and len(body) == 6
                 and (not kwargs or all(map(_is_str, kwargs)))):
             return Message(task, tuple(args), kwargs, attempts, enqueued)
     return _checked(body)
@@ -208,6 +252,7 @@ def _checked(body: Any) -> Message:
     attempts = body.get("n", 0)
     enqueued = body.get("e", 0)
     task_id = body.get("i")
+    trace = body.get("c")
     if not isinstance(task, str) or not task:
         raise DecodeError("envelope has no task name")
     if not isinstance(args, list):
@@ -220,7 +265,16 @@ def _checked(body: Any) -> Message:
         raise DecodeError("envelope enqueue time is not an integer")
     if task_id is not None and not (isinstance(task_id, str) and ids.is_task_id(task_id)):
         raise DecodeError(f"envelope task id {task_id!r} is not a taskq task id")
-    return Message(task, tuple(args), kwargs, attempts, enqueued, task_id)
+    if trace is not None and not (isinstance(trace, dict) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in trace.items())):
+        raise DecodeError("envelope trace context is not a map of strings")
+    workflow = None
+    if "w" in body:
+        workflow = _workflow_ref(body["w"])
+        if workflow.param and "x" in body:  # the step's input, appended when it was enqueued
+            kwargs = {**kwargs, workflow.param: body["x"]}
+    return Message(task, tuple(args), kwargs, attempts, enqueued, task_id, trace=trace,
+                   workflow=workflow)
 
 
 def pack(value: Any) -> bytes:

@@ -14,11 +14,15 @@ The tree::
     ├── TaskNotFound             no record, entry or delayed task with that id
     ├── QueueNotFound            an operator call on a queue that was never used nor registered
     ├── DeadLetterNotFound       no dead letter with that id in the queue
+    ├── ScheduleNotFound         no periodic schedule of that name in Redis
     ├── TaskFailed               awaiting a result of a task that ended dead or cancelled
     ├── ResultUnavailable        awaiting a result of a task that succeeded while Redis was out
     │                            of memory (its result was not kept)
     ├── ResultTimeout            awaiting a result took longer than asked
     ├── LeaseLost                a worker no longer owns the entry it tries to finish
+    ├── WorkflowError            a chain, group or chord that cannot be built (also a ValueError)
+    ├── WorkflowNotFound         no workflow with that id (never started, or expired)
+    ├── WorkflowFailed           awaiting the result of a workflow that failed or was cancelled
     └── RedisFailure             Redis did not answer or refused a command (taskq.connection)
         ├── RedisUnavailable     cannot reach Redis, or the connection was lost
         │   └── RedisNotReady    Redis refused a command for now, without running it (a
@@ -142,6 +146,14 @@ class DeadLetterNotFound(TaskqError):
         self.dead_id = dead_id
 
 
+class ScheduleNotFound(TaskqError):
+    """No periodic schedule of that name is stored in Redis (none synced by a worker)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no schedule named {name!r}")
+        self.name = name
+
+
 class TaskFailed(TaskqError):
     """The task ended without a result (dead-lettered or cancelled)."""
 
@@ -235,3 +247,27 @@ class Retry(Exception):
     def __init__(self, delay: float | None = None, reason: str = "") -> None:
         super().__init__(reason or "retry requested")
         self.delay = delay
+
+
+class WorkflowError(TaskqError, ValueError):
+    """A chain, group or chord that cannot be built (an empty group, a step that needs an input
+    no previous step gives, a callback that is not a single task, ...)."""
+
+
+class WorkflowNotFound(TaskqError):
+    """No workflow with that id (never started, or expired after it ended)."""
+
+    def __init__(self, workflow_id: str) -> None:
+        super().__init__(f"no workflow with id {workflow_id!r}")
+        self.workflow_id = workflow_id
+
+
+class WorkflowFailed(TaskqError):
+    """Awaiting the result of a workflow that failed (a step ended dead) or was cancelled;
+    ``status`` is its :class:`~taskq.workflow.WorkflowStatus`."""
+
+    def __init__(self, workflow_id: str, status: Any) -> None:
+        state = getattr(status, "status", "?")
+        super().__init__(f"workflow {workflow_id} {state}")
+        self.workflow_id = workflow_id
+        self.status = status

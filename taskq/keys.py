@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from taskq import priority
 from taskq.errors import InvalidQueueName
 
 GROUP = "taskq"
@@ -38,26 +39,51 @@ class QueueKeys:
     """Exists while the queue is paused."""
     stats: str = field(init=False, repr=False, compare=False)
     """Hash of counters: completed, retried, dead, reclaimed, lost."""
+    task_metrics: str = field(init=False, repr=False, compare=False)
+    """Hash of per-task histograms and outcome counts, added to by workers (see
+    :mod:`taskq.taskmetrics`)."""
     events: str = field(init=False, repr=False, compare=False)
     """Pub/sub channel of task status changes (carries task ids, never payloads)."""
+    _own: str = field(init=False, repr=False, compare=False)
+    """The prefix of this queue's (or priority lane's) own keys."""
 
     def __post_init__(self) -> None:
         if not self.queue or any(c.isspace() or not c.isprintable() for c in self.queue):
             raise InvalidQueueName(self.queue)
-        tag = f"{{{self.prefix}:{self.queue}}}"
+        # A priority lane ("<queue>!high", see taskq.priority) lives under its queue's hash
+        # tag, with keys of its own but the queue's pause flag.
+        queue, level = priority.split(self.queue)
+        tag = f"{{{self.prefix}:{queue}}}"
+        own = tag if level == "normal" else f"{tag}:{level}"
         put = object.__setattr__
         put(self, "tag", tag)
-        for name in ("stream", "delayed", "payloads", "entries", "cancels", "dead", "paused",
-                     "stats", "events"):
-            put(self, name, f"{tag}:{name}")
+        put(self, "_own", own)
+        for name in ("stream", "delayed", "payloads", "entries", "cancels", "dead",
+                     "stats", "task_metrics", "events"):
+            put(self, name, f"{own}:{name}")
+        put(self, "paused", f"{tag}:paused")
 
     def records(self, bucket: int) -> str:
         """Hash of task records (id -> encoded record) for ids of one time bucket."""
-        return f"{self.tag}:rec:{bucket}"
+        return f"{self._own}:rec:{bucket}"
+
+    def workflow(self, suffix: str) -> str:
+        """Hash of one workflow's state (see :mod:`taskq.workflow`) homed in this queue."""
+        return f"{self.tag}:wf:{suffix}"
 
     def done_minute(self, minute: int) -> str:
         """Completions in one wall-clock minute (Redis clock), for rates."""
-        return f"{self.tag}:done:{minute}"
+        return f"{self._own}:done:{minute}"
+
+    def limit(self, kind: str, name: str) -> str:
+        """State of one rate limit (``kind`` "rate") or concurrency limit ("run") of the queue,
+        shared by its priority lanes (see :mod:`taskq.limits`)."""
+        return f"{self.tag}:limit:{kind}:{name}"
+
+    @property
+    def reservations(self) -> str:
+        """Sorted set: task id -> the time its rate-limit slot was reserved for."""
+        return f"{self.tag}:limit:reserved"
 
     @property
     def idempotency(self) -> str:
@@ -70,10 +96,25 @@ class QueueKeys:
     def cancel_channel(self) -> str:
         return f"{self.tag}:cancel"
 
+    @property
+    def periodic(self) -> str:
+        """Hash of the queue's periodic schedules (see ``lua/periodic_fire.lua``)."""
+        return f"{self.tag}:periodic"
+
+    @property
+    def periodic_log(self) -> str:
+        """Stream of the queue's periodic fires and skips (capped; for operators)."""
+        return f"{self.tag}:periodic-log"
+
 
 def queues_key(prefix: str) -> str:
     """Set of every queue name that has been used."""
     return f"{prefix}:queues"
+
+
+def periodic_queues_key(prefix: str) -> str:
+    """Set of the queues that periodic schedules enqueue to (or did, until a worker synced)."""
+    return f"{prefix}:periodic-queues"
 
 
 def workers_key(prefix: str) -> str:

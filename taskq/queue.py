@@ -10,7 +10,16 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterable, Sequence
-from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, overload
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Concatenate,
+    Literal,
+    ParamSpec,
+    Protocol,
+    TypeVar,
+    overload,
+)
 
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
@@ -36,6 +45,9 @@ from taskq.errors import (
 from taskq.handle import SyncTaskHandle, TaskHandle
 from taskq.keys import GROUP, QueueKeys, queues_key
 from taskq.lane import Commands
+from taskq.limits import KeyOf, Limits
+from taskq.periodic import CatchUp, Schedule, Spec
+from taskq.priority import Priority
 from taskq.records import (
     TaskRecord,
     TaskStatus,
@@ -46,6 +58,9 @@ from taskq.retry import RetryPolicy
 from taskq.scripts import Scripts, SyncScripts
 from taskq.task import ContextTask, Seconds, Task, TaskOptions, seconds, takes_context
 from taskq.url_choice import UrlChoice, choose
+
+if TYPE_CHECKING:
+    from taskq.tracing import Tracing  # imported by taskq.tracing.instrument, when used
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -116,6 +131,10 @@ class TaskQueue:
         self.min_replicas = min_replicas  # (see taskq.durability)
         self.replicas_timeout_ms = int((seconds(replicas_timeout) or 1.0) * 1000)
         self.registry: dict[str, Task[Any, Any]] = {}
+        self.tracing: Tracing | None = None
+        """Set by :func:`taskq.tracing.instrument`: enqueues and workers trace (OpenTelemetry)."""
+        self.schedules: dict[str, Schedule] = {}
+        """Periodic schedules by name (:meth:`schedule`); workers sync them to Redis."""
         self._fresh_connections()
 
     def _fresh_connections(self) -> None:
@@ -159,6 +178,11 @@ class TaskQueue:
         backoff: Seconds | None = None,
         max_backoff: Seconds | None = None,
         result_ttl: Seconds | None = None,
+        priority: Priority | None = None,
+        rate_limit: str | None = None,
+        rate_limit_key: KeyOf | None = None,
+        concurrency_limit: int | None = None,
+        concurrency_key: KeyOf | None = None,
     ) -> TaskDecorator: ...
 
     def task(  # type: ignore[misc]
@@ -177,10 +201,19 @@ class TaskQueue:
         backoff: Seconds | None = None,
         max_backoff: Seconds | None = None,
         result_ttl: Seconds | None = None,
+        priority: Priority | None = None,
+        rate_limit: str | None = None,
+        rate_limit_key: KeyOf | None = None,
+        concurrency_limit: int | None = None,
+        concurrency_key: KeyOf | None = None,
     ) -> Any:
         """Register a task. ``max_attempts`` counts every run (first one included);
         ``timeout`` is per attempt; ``retry_on``/``never_retry_on`` pick the exceptions that
-        retry; ``backoff``/``max_backoff`` set the exponential backoff's base and cap."""
+        retry; ``backoff``/``max_backoff`` set the exponential backoff's base and cap.
+        ``priority``: the level of its enqueues ("high", "normal", "low"; see
+        :mod:`taskq.priority`). ``rate_limit`` ("100/m"), ``concurrency_limit`` (N at once),
+        ``concurrency_key`` (one at a time per key) and ``rate_limit_key``: limits that hold
+        across every worker (see :mod:`taskq.limits`)."""
         policy = retry or RetryPolicy()
         changes: dict[str, Any] = {}
         if retry_on is not None:
@@ -199,6 +232,8 @@ class TaskQueue:
             cpu_bound=cpu_bound,
             retry=policy,
             result_ttl_s=seconds(result_ttl),
+            priority=priority,
+            limits=Limits.of(rate_limit, rate_limit_key, concurrency_limit, concurrency_key),
         )
 
         def register(f: Callable[..., Any]) -> Task[Any, Any]:
@@ -209,12 +244,38 @@ class TaskQueue:
                 raise ValueError("a cpu_bound task must be a module-level function")
             kind = ContextTask if takes_context(f) else Task
             t: Task[Any, Any] = kind(self, f, task_name, options)
+            if options.limits is not None:
+                options.limits.check_keys(t.signature.fields)
             self.registry[task_name] = t
             return t
 
         if fn is not None:
             return register(fn)
         return register
+
+    def schedule(
+        self, message: Message, *, cron: str | None = None, every: Seconds | None = None,
+        timezone: str = "UTC", name: str | None = None,
+        catch_up: CatchUp | Literal["once", "skip", "all"] = CatchUp.ONCE,
+    ) -> Schedule:
+        """Enqueue ``message`` (from ``task.message(...)``, typed by the task's signature) at
+        every tick of ``cron`` (in ``timezone``, by the IANA database) or ``every`` period.
+
+        Workers that load this TaskQueue sync its schedules to Redis when they start (added,
+        changed, removed, by ``name``: the task's name unless given) and fire them: each tick
+        once, on Redis's clock, whichever workers run. ``catch_up`` says what happens to ticks
+        missed while no worker ran: ``"once"`` (one task), ``"skip"`` or ``"all"`` (see
+        :class:`taskq.periodic.CatchUp` and the docs' *Periodic tasks*)."""
+        if message.task not in self.registry:
+            raise ValueError(f"task {message.task!r} is not registered on this TaskQueue")
+        every_s = seconds(every)
+        sched = Schedule(name or message.task, message,
+                         Spec.of(cron, every_s, timezone), CatchUp(catch_up))
+        if sched.name in self.schedules:
+            raise ValueError(f"a schedule named {sched.name!r} is already declared: give this "
+                             "one another name=")
+        self.schedules[sched.name] = sched
+        return sched
 
     def get_task(self, name: str) -> Task[Any, Any] | None:
         return self.registry.get(name)
@@ -271,6 +332,8 @@ class TaskQueue:
             copy._url = self._url
         copy.result_ttl_ms = self.result_ttl_ms
         copy.registry = self.registry
+        copy.tracing = self.tracing
+        copy.schedules = self.schedules
         return copy
 
     def check_url(self) -> None:
@@ -425,6 +488,8 @@ class TaskQueue:
     async def enqueue_one(self, msg: Message) -> TaskHandle[Any]:
         """Enqueue one message now: a plain XADD on the lane while its queue is known and far
         below its backlog limit (the common case), else :meth:`enqueue_many`."""
+        if self.tracing is not None and msg.trace is None:
+            return await self.tracing.enqueue_one(self, msg)
         ((queue, payload, _),) = self._encode([msg])  # raises PayloadTooLarge
         if queue in self._known_queues and self._gauge.fast(queue, 1, time.monotonic(),
                                                              self.max_backlog):
@@ -440,6 +505,8 @@ class TaskQueue:
         Raises PayloadTooLarge before anything is sent, and BacklogFull when a queue would pass
         its limit; a refused batch adds nothing (see :mod:`taskq.batching`).
         """
+        if self.tracing is not None and self.tracing.untraced(messages := list(messages)):
+            return await self.tracing.enqueue_many(self, messages, delay=delay)
         plan = self._plan(messages, delay)
         if plan is None:
             return []
@@ -473,6 +540,8 @@ class TaskQueue:
     def _enqueue_many_sync(
         self, messages: Iterable[Message], delay: Seconds | None
     ) -> list[TaskHandle[Any]]:
+        if self.tracing is not None and self.tracing.untraced(messages := list(messages)):
+            return self.tracing.enqueue_many_sync(self, messages, delay)
         plan = self._plan(messages, delay)
         if plan is None:
             return []

@@ -25,12 +25,21 @@ from redis.commands.core import AsyncScript, Script
 from redis.exceptions import ResponseError
 
 from taskq import ids
+from taskq.codec import WorkflowRef
 from taskq.deadletter import DeadEntry
 from taskq.keys import GROUP, QueueKeys
 from taskq.lane import Commands
 from taskq.records import BUCKET_MS, TaskStatus
 
 log = logging.getLogger(__name__)
+
+PERIODIC_LOG_CAP = 10_000
+"""About how many fires and skips of a queue's periodic schedules its periodic log keeps."""
+
+RATE_SLACK_MS = 100.0
+"""How far starts may run ahead of a rate (the throttle script's slack): 100 ms, a promotion's
+period, so that what one promotion moves starts together. In any window of W seconds at most
+``rate * (W + 0.1) + 1`` attempts start."""
 
 NAMES = (
     "cancel",
@@ -39,6 +48,9 @@ NAMES = (
     "enqueue",
     "forget_consumer",
     "idempotency",
+    "periodic_fire",
+    "periodic_pause",
+    "periodic_sync",
     "probe",
     "promote",
     "purge",
@@ -47,15 +59,27 @@ NAMES = (
     "renew",
     "replay",
     "retry",
+    "renew_slots",
     "schedule",
+    "task_metrics",
+    "throttle",
+    "workflow_cancel",
+    "workflow_start",
 )
+
+WORKFLOW_PRELUDE = frozenset({"complete", "dead", "workflow_cancel", "workflow_start"})
+"""Scripts that also get ``lua/_workflow.lua`` (they end workflow steps, or start or cancel
+workflows)."""
 
 
 @cache
 def source(name: str) -> str:
     """The full text of script ``name`` (prelude included)."""
     lua = resources.files("taskq") / "lua"
-    return (lua / "_lib.lua").read_text() + "\n" + (lua / f"{name}.lua").read_text()
+    prelude = (lua / "_lib.lua").read_text() + "\n"
+    if name in WORKFLOW_PRELUDE:
+        prelude += (lua / "_workflow.lua").read_text() + "\n"
+    return prelude + (lua / f"{name}.lua").read_text()
 
 
 def _s(value: bytes | str) -> str:
@@ -93,6 +117,37 @@ class Completable(Protocol):
     def record(self) -> bytes: ...
     @property
     def flags(self) -> str: ...
+    @property
+    def step(self) -> StepEnd | None: ...
+    @property
+    def slot(self) -> str | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StepEnd:
+    """How a workflow step ended, for the script that finishes it (see
+    :mod:`taskq.workflow`): its place in the workflow, and its result (msgpack) when a
+    successor may need it."""
+
+    ref: WorkflowRef
+    result: bytes = b"\xc0"
+
+
+def step_keys(prefix: str, ref: WorkflowRef) -> list[str]:
+    """The keys a script ending step ``ref`` needs: the workflow hash, then the stream and the
+    entries hash of each workflow queue (all under ``prefix``)."""
+    out = [workflow_key(prefix, ref.id)]
+    for q in ref.queues:
+        k = QueueKeys(prefix, q)
+        out += (k.stream, k.entries)
+    return out
+
+
+def workflow_key(prefix: str, workflow_id: str) -> str:
+    """The hash of workflow ``workflow_id`` ("<home queue>:<suffix>"), under its home queue's
+    hash tag."""
+    home, _, suffix = workflow_id.rpartition(":")
+    return QueueKeys(prefix, home).workflow(suffix)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +163,19 @@ class Completion:
     status: TaskStatus
     record: bytes
     flags: str = ""
+    slot: str | None = None  # the concurrency slot set it holds (freed with the ack)
+    step: StepEnd | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Throttled:
+    """The throttle script's answer: start now, or wait until ``due_ms`` (``why``: "rate" or
+    "concurrency"), or the lease was ``lost``."""
+
+    start: bool
+    lost: bool
+    due_ms: int
+    why: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +205,32 @@ def _scheduled(r: list[Any]) -> list[int] | int:
     if int(r[0]) == 0:
         return int(r[1])
     return [int(x) for x in r[1:]]
+
+
+class PeriodicDefinition(Protocol):
+    """What the sync script stores of a periodic schedule (:class:`taskq.periodic.Schedule`)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def digest(self) -> str: ...
+    @property
+    def payload(self) -> bytes: ...
+    @property
+    def catch_up(self) -> str: ...
+    def info(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Fired:
+    """What one firing pass did for one periodic schedule."""
+
+    name: str
+    state: str  # ok, paused, full, stale, gone
+    last_tick_ms: int
+    fired: int
+    skipped: int
+    last_task_id: str | None
 
 
 class Scripts:
@@ -237,6 +331,22 @@ class Scripts:
         key_list = [keys.stream, keys.stats, keys.done_minute(now_ms // 60_000), keys.entries,
                     keys.cancels, *(records(b) for b in buckets)]
         args = [GROUP, consumer, ttl_ms, keys.events, scan, meta, *(c.record for c in items)]
+        if any(c.slot for c in items):  # only tasks with a concurrency limit
+            where: dict[str, int] = {}
+            for c in items:
+                if c.slot and c.slot not in where:
+                    key_list.append(c.slot)
+                    where[c.slot] = len(key_list)
+            args += [where.get(c.slot, 0) if c.slot else 0 for c in items]
+        steps = [(i, c.step) for i, c in enumerate(items, 1) if c.flags and c.step is not None]
+        if steps:  # workflow steps only: their keys, lines and results follow
+            if not any(c.slot for c in items):  # the slot section comes first: all 0
+                args += [0] * len(items)
+            lines = []
+            for i, step in steps:
+                lines.append(f"{i}\t{len(key_list) + 1}\t{step.ref.step}")
+                key_list += step_keys(keys.prefix, step.ref)
+            args += ("\n".join(lines), *(step.result for _, step in steps))
         r = [_s(x) for x in await self._call("complete", key_list, args)]
         if r and r[-1].startswith("lean:"):
             log.warning("Redis is out of memory: %s task records kept only their status "
@@ -246,15 +356,15 @@ class Scripts:
 
     async def retry(
         self, *, keys: QueueKeys, consumer: str, entry_id: str, deliveries: int, task_id: str,
-        payload: bytes, delay_ms: int, record: bytes, ttl_ms: int,
+        payload: bytes, delay_ms: int, record: bytes, ttl_ms: int, slot: str | None = None,
     ) -> int:
         """Ack an owned entry and schedule its next attempt (``payload``) in ``delay_ms`` (<= 0:
         at once), storing ``record`` (status failed): the due time in ms, or 0 when the lease
-        was lost."""
+        was lost. ``slot``: the concurrency slot set the attempt held (freed)."""
         r = await self._call(
             "retry",
             (keys.stream, keys.delayed, keys.payloads, keys.entries, _bucket_key(keys, task_id),
-             keys.stats),
+             keys.stats, *((slot,) if slot else ())),
             (GROUP, consumer, entry_id, deliveries, task_id, payload, delay_ms, record, ttl_ms,
              keys.events),
         )
@@ -263,17 +373,24 @@ class Scripts:
     async def dead(
         self, *, keys: QueueKeys, consumer: str, entry_id: str, deliveries: int | None,
         task_id: str, record: bytes, ttl_ms: int, dead_cap: int, letter: DeadEntry,
+        slot: str | None = None,
+        step: WorkflowRef | None = None, failure: bytes = b"",
     ) -> str | None:
         """Move an owned entry to the dead letters (``letter``, the stream capped at
         ``dead_cap``; 0: none), storing ``record``: the dead letter's id, or None when the lease
-        was lost. ``deliveries`` None: check the owner only, not the delivery count."""
+        was lost. ``deliveries`` None: check the owner only, not the delivery count. ``step``:
+        the entry is that workflow step, which fails its workflow (``failure``: the input of
+        the failure handler, msgpack), in the same script."""
         flat: list[Any] = []
         for k, v in letter.fields().items():
             flat += (k, v)
+        key_list = [keys.stream, keys.dead, keys.entries, _bucket_key(keys, task_id),
+                    keys.stats, keys.cancels, *((slot,) if slot else ())]
+        if step is not None:  # three more ARGV: an odd count after the pairs says so
+            flat += (len(key_list) + 1, step.step, failure)
+            key_list += step_keys(keys.prefix, step)
         r = await self._call(
-            "dead",
-            (keys.stream, keys.dead, keys.entries, _bucket_key(keys, task_id), keys.stats,
-             keys.cancels),
+            "dead", key_list,
             (GROUP, consumer, entry_id, "" if deliveries is None else deliveries, task_id,
              record, ttl_ms, keys.events, dead_cap, *flat),
         )
@@ -281,13 +398,13 @@ class Scripts:
 
     async def release(
         self, *, keys: QueueKeys, consumer: str, entry_id: str, deliveries: int, task_id: str,
-        payload: bytes,
+        payload: bytes, slot: str | None = None,
     ) -> str | None:
         """Hand an owned entry back to the end of the stream (``payload`` carries its task id):
-        the new entry id, or None when the lease was lost."""
+        the new entry id, or None when the lease was lost. ``slot``: as for :meth:`retry`."""
         r = await self._call(
             "release",
-            (keys.stream, keys.entries),
+            (keys.stream, keys.entries, *((slot,) if slot else ())),
             (GROUP, consumer, entry_id, deliveries, task_id, payload),
         )
         return None if r == 0 else _s(r)
@@ -300,6 +417,40 @@ class Scripts:
             "renew", (keys.stream,), (GROUP, consumer, len(entry_ids) + 64, *entry_ids)
         )
         return [_s(x) for x in r]
+
+    async def throttle(
+        self, *, keys: QueueKeys, consumer: str, entry_id: str, deliveries: int, task_id: str,
+        payload: bytes, rate_key: str | None, interval_ms: float, slots_key: str | None,
+        limit: int, lease_ms: int, wait_ms: int,
+    ) -> Throttled:
+        """Let an owned entry start under its limits (taking a concurrency slot in
+        ``slots_key``), or make it wait in the delayed set (``payload``, attempts unchanged);
+        see ``lua/throttle.lua``."""
+        key_list = [keys.stream, keys.delayed, keys.payloads, keys.entries, keys.stats,
+                    keys.reservations]
+        if rate_key is not None:
+            key_list += (rate_key, rate_key + ":starts")
+        if slots_key is not None:
+            key_list.append(slots_key)
+        r = await self._call("throttle", key_list, (
+            GROUP, consumer, entry_id, deliveries, task_id, payload,
+            repr(interval_ms) if rate_key is not None else 0,
+            limit if slots_key is not None else 0, lease_ms, wait_ms,
+            repr(RATE_SLACK_MS)))
+        code = int(r[0])
+        if code == 1:
+            return Throttled(True, False, 0, "")
+        if code == 0:
+            return Throttled(False, False, int(r[1]), _s(r[2]))
+        return Throttled(False, True, 0, "")
+
+    async def renew_slots(self, *, slots: Sequence[tuple[str, str]], lease_ms: int) -> int:
+        """Push the deadline of each (slot set, task id) a lease from now, while still held
+        (all sets of one queue's hash tag)."""
+        if not slots:
+            return 0
+        return int(await self._call("renew_slots", [k for k, _ in slots],
+                                    (lease_ms, *(t for _, t in slots))))
 
     # -- a worker's maintenance --------------------------------------------------------------
 
@@ -335,7 +486,48 @@ class Scripts:
         """Remove a consumer from the group, only when it holds no pending entry."""
         return bool(await self._call("forget_consumer", (keys.stream,), (GROUP, consumer)))
 
+    async def periodic_sync(
+        self, *, keys: QueueKeys, schedules: Sequence[PeriodicDefinition]
+    ) -> list[tuple[str, str, int]]:
+        """Store ``schedules`` as the queue's periodic schedules (added, changed, the others
+        removed): (name, 'added' | 'changed' | 'same' | 'removed', last tick ms) each."""
+        args: list[Any] = []
+        for s in schedules:
+            args += (s.name, s.digest, s.payload, s.info(), str(s.catch_up))
+        r = await self._call("periodic_sync", (keys.periodic,), args)
+        return [(_s(n), _s(state), int(last)) for n, state, last in r]
+
+    async def periodic_fire(
+        self, *, keys: QueueKeys, missed_after_ms: int, limit: int,
+        ticks: Sequence[tuple[str, str, bytes, Sequence[int], Sequence[int]]],
+    ) -> tuple[int, bool, list[Fired]]:
+        """Fire the due ``ticks`` of the queue's schedules, each (name, digest, message to
+        enqueue (b"": the stored one), head ticks, tail ticks) (see ``lua/periodic_fire.lua``):
+        (Redis time ms, whether this pass found ticks missed, what each schedule did)."""
+        args: list[Any] = [missed_after_ms, limit, keys.queue, PERIODIC_LOG_CAP]
+        for name, digest, message, head, tail in ticks:
+            args += (name, digest, message, len(head), *head, len(tail), *tail)
+        r = await self._call("periodic_fire", (keys.periodic, keys.stream, keys.periodic_log),
+                             args)
+        fired = [Fired(_s(x[0]), _s(x[1]), int(x[2]), int(x[3]), int(x[4]), _s(x[5]) or None)
+                 for x in r[2:]]
+        return int(r[0]), bool(int(r[1])), fired
+
+    async def task_metrics(self, *, keys: QueueKeys, increments: Sequence[tuple[str, int]],
+                           max_fields: int) -> int:
+        """Add ``increments`` to the queue's task metrics hash (new fields only while it has
+        fewer than ``max_fields``); returns how many were refused."""
+        args: list[Any] = [max_fields]
+        for field, n in increments:
+            args += (field, n)
+        return int(await self._call("task_metrics", (keys.task_metrics,), args))
+
     # -- operators ---------------------------------------------------------------------------
+
+    async def periodic_pause(self, *, keys: QueueKeys, name: str, paused: bool) -> bool:
+        """Pause or resume a periodic schedule; False when none of that name is stored."""
+        return bool(await self._call("periodic_pause", (keys.periodic,),
+                                     (name, "1" if paused else "0")))
 
     async def replay(
         self, *, keys: QueueKeys, dead_id: str, payload: bytes, task_id: str

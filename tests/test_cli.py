@@ -24,7 +24,8 @@ runner = CliRunner()
 
 QUEUE_KEYS = {"name", "length", "in_flight", "lag", "delayed", "dead", "consumers",
               "oldest_waiting_age_s", "completed_last_minute", "completed_total",
-              "retried_total", "dead_total", "lost_total", "paused"}
+              "retried_total", "dead_total", "lost_total", "paused", "throttled_total",
+              "priority_waiting"}
 RECORD_KEYS = {"id", "queue", "status", "task", "args", "kwargs", "attempts", "enqueued_ms",
                "started_ms", "finished_ms", "run_at_ms", "result", "error_type", "error",
                "traceback", "progress", "progress_message", "worker", "entry_id", "deliveries",
@@ -37,8 +38,10 @@ DEAD_KEYS = {"id", "queue", "task_id", "entry", "task", "reason", "error_type", 
 @pytest.fixture
 def cli(redis_url: str, prefix: str) -> Callable[..., Result]:
     def invoke(*args: str, input: str | None = None, env: dict[str, str] | None = None) -> Result:
+        # one table width whatever the terminal running the tests (xdist workers, CI): tests
+        # of narrow terminals pass their own COLUMNS
         return runner.invoke(app, ["--redis-url", redis_url, "--prefix", prefix, *args],
-                             input=input, env=env)
+                             input=input, env={"COLUMNS": "160", **(env or {})})
     return invoke
 
 

@@ -23,6 +23,13 @@ from taskq.admin.queues import (
     resume,
     throughput,
 )
+from taskq.admin.schedules import (
+    ScheduleInfo,
+    list_schedules,
+    pause_schedule,
+    resume_schedule,
+    schedule_info,
+)
 from taskq.admin.tasks import cancel, list_tasks, task_record
 from taskq.admin.values import (
     ConsumerInfo,
@@ -33,7 +40,7 @@ from taskq.admin.values import (
     WorkerInfo,
 )
 from taskq.admin.workers import clean_dead_workers, held_tasks, list_workers, worker_info
-from taskq.errors import DeadLetterNotFound, QueueNotFound
+from taskq.errors import DeadLetterNotFound, QueueNotFound, ScheduleNotFound
 
 __all__ = [
     "ConsumerInfo",
@@ -43,6 +50,8 @@ __all__ = [
     "Failure",
     "QueueInfo",
     "QueueNotFound",
+    "ScheduleInfo",
+    "ScheduleNotFound",
     "WorkerInfo",
     "cancel",
     "clean_dead_workers",
@@ -51,10 +60,12 @@ __all__ = [
     "dead_letters",
     "held_tasks",
     "list_queues",
+    "list_schedules",
     "list_tasks",
     "list_workers",
     "next_delayed",
     "pause",
+    "pause_schedule",
     "purge_dead",
     "purge_queue",
     "queue_info",
@@ -62,6 +73,8 @@ __all__ = [
     "recent_failures",
     "replay_dead",
     "resume",
+    "resume_schedule",
+    "schedule_info",
     "task_record",
     "throughput",
     "worker_info",

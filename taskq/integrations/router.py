@@ -18,7 +18,9 @@ from taskq.integrations.config import ApiConfig
 from taskq.integrations.errors import unavailable_reason
 from taskq.integrations.routes_inspect import inspect_router
 from taskq.integrations.routes_queues import queues_router
+from taskq.integrations.routes_schedules import schedules_router
 from taskq.integrations.routes_tasks import tasks_router
+from taskq.integrations.routes_workflows import workflows_router
 from taskq.integrations.schemas import Health, Problem
 from taskq.integrations.sse import events_router
 from taskq.queue import TaskQueue
@@ -68,6 +70,8 @@ def taskq_router(tq: TaskQueue, config: ApiConfig | None = None) -> APIRouter:
     router.include_router(tasks_router(tq, config))
     router.include_router(events_router(tq, config))
     router.include_router(queues_router(tq, config))
+    router.include_router(schedules_router(tq, config))
+    router.include_router(workflows_router(tq, config))
     router.include_router(inspect_router(tq, config))
     if config.dashboard:
         router.include_router(dashboard_router(auth_disabled=config.keys.disabled))

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
+
+QueueOrder = Literal["strict", "weighted"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,12 +23,21 @@ class WorkerConfig:
     promote_every_ms: int = 100
     heartbeat_every_ms: int = 2_000
     flags_every_ms: int = 500
+    schedules_every_ms: int = 500
+    schedules: bool = True  # sync and fire the app's periodic schedules (taskq.periodic)
     grace_s: float = 25.0
     threads: int | None = None
     processes: int | None = None
     name: str | None = None
+    queue_order: QueueOrder | None = None
+    """How a worker of several queues reads them: None (one read of all at once, each up to
+    the batch), "strict" (in the order given: a later queue only when the earlier ones are
+    empty) or "weighted" (each read picks an order at random, the first queue weighted n, the
+    next n-1, ... the last 1). A queue's priority lanes are always read highest first."""
 
     def __post_init__(self) -> None:
+        if self.queue_order not in (None, "strict", "weighted"):
+            raise ValueError("queue_order must be 'strict' or 'weighted'")
         if not self.queues:
             raise ValueError("a worker needs at least one queue")
         if self.concurrency < 1:

@@ -19,10 +19,13 @@ from taskq.deadletter import DeadEntry
 from taskq.errors import DecodeError, RedisFailure, Retry
 from taskq.queue import TaskQueue
 from taskq.records import TaskStatus, encode_record
+from taskq.scripts import StepEnd
 from taskq.task import Task
 from taskq.worker.context import OnTransition, WorkerContext
 from taskq.worker.ledger import Delivery, Ledger
+from taskq.worker.observe import Observer, combined
 from taskq.worker.tasklog import task_log
+from taskq.workflow.failure import step_failure
 
 log = logging.getLogger(__name__)
 
@@ -33,14 +36,16 @@ class Outcomes:
     """Writes the outcome of each delivery of one worker (see the module)."""
 
     def __init__(self, app: TaskQueue, context: WorkerContext, ledger: Ledger,
-                 on_transition: OnTransition | None = None) -> None:
+                 on_transition: OnTransition | None = None,
+                 observers: Sequence[Observer] = ()) -> None:
         self.app = app
         self.id = context.id
         self.keys = context.keys
         self.ledger = ledger
         self.counters = ledger.counters
         self.on_transition = on_transition
-        self.task_log = task_log()  # None unless taskq.tasks logs INFO (checked once)
+        # the task log line (unless taskq.tasks logs no INFO), task metrics, tracing: chosen once
+        self.observer = combined([task_log(), *observers])
 
     def finish(self, d: Delivery, msg: Message, task: Task[Any, Any], status: TaskStatus,
                result: Any, flags: str, attempts: int, started: int | None = None) -> None:
@@ -53,6 +58,8 @@ class Outcomes:
             return
         if msg.task_id is not None:
             flags += "e"
+        if msg.workflow is not None:  # (workflow steps always have a task id: flags is set)
+            d.step = StepEnd(msg.workflow, codec.pack(result))
         d.record = encode_record(
             status, task=msg.task, args=msg.args, kwargs=msg.kwargs, attempts=attempts,
             enqueued_ms=msg.enqueued_ms, started_ms=started, finished_ms=int(time.time() * 1000),
@@ -63,8 +70,9 @@ class Outcomes:
         d.flags = flags
         d.ttl_ms = self.ttl_ms(task)
         self.ledger.hand_over(d)
-        if self.task_log is not None:
-            self.task_log.ended(d.task_id, msg.task, d.queue, status._value_, attempts, started)
+        if self.observer is not None:
+            self.observer.ended(d.task_id, msg, d.queue, status._value_, "", attempts, started,
+                                "", "")
 
     async def failed(self, d: Delivery, msg: Message, task: Task[Any, Any], exc: Exception,
                      attempt: int, started: int) -> None:
@@ -101,15 +109,16 @@ class Outcomes:
         due = await self._owned_call(d, lambda: self.app.scripts.retry(
             keys=keys, consumer=self.id, entry_id=d.entry_id, deliveries=d.deliveries,
             task_id=d.task_id, payload=payload, delay_ms=int(delay_s * 1000), record=record,
-            ttl_ms=ttl,
+            ttl_ms=ttl, slot=d.slot,
         ))
         if due:
             self.counters.retried += 1
             log.info("task %s failed (attempt %d/%d: %s); retry in %.2f s", d.task_id, attempt,
                      task.options.max_attempts, type(exc).__name__, delay_s,
                      extra={"task_id": d.task_id})
-            if self.task_log is not None:
-                self.task_log.ended(d.task_id, msg.task, d.queue, "retried", attempt, started)
+            if self.observer is not None:
+                self.observer.ended(d.task_id, msg, d.queue, "retried", _retry_reason(exc, task),
+                                    attempt, started, type(exc).__name__, error)
 
     async def dead(self, d: Delivery, msg: Message | None, reason: str, error_type: str,
                    error: str, tb: str = "", attempts: int | None = None,
@@ -135,19 +144,25 @@ class Outcomes:
             enqueued_ms=msg.enqueued_ms if msg else 0, failed_ms=now, worker=self.id,
             payload=d.payload or b"",
         )
+        step = msg.workflow if msg is not None else None
+        wf: dict[str, Any] = {}  # a workflow step: its workflow fails in the same script
+        if step is not None:
+            wf = {"step": step,
+                  "failure": step_failure(step, d.task_id, task, reason, error_type, error)}
         if self.on_transition is not None:
             self.on_transition("before_dead")
         dead = await self._owned_call(d, lambda: self.app.scripts.dead(
             keys=keys, consumer=self.id, entry_id=d.entry_id, deliveries=d.deliveries,
             task_id=d.task_id, record=record, ttl_ms=self.app.result_ttl_ms,
-            dead_cap=self.app.dead_letter_cap, letter=letter,
+            dead_cap=self.app.dead_letter_cap, letter=letter, slot=d.slot, **wf,
         ))
         if dead:
             self.counters.dead += 1
             log.warning("task %s dead-lettered (%s): %s", d.task_id, reason, error[:200],
                         extra={"task_id": d.task_id})
-            if self.task_log is not None:
-                self.task_log.ended(d.task_id, task, d.queue, "dead", attempts, started)
+            if self.observer is not None:
+                self.observer.ended(d.task_id, msg, d.queue, "dead", reason, attempts, started,
+                                    error_type, error)
 
     async def release(self, deliveries: Sequence[Delivery]) -> None:
         """Hand entries back to their stream unrun (paused queue, shutdown): they run again,
@@ -163,7 +178,7 @@ class Outcomes:
             try:
                 await self.app.scripts.release(
                     keys=self.keys[d.queue], consumer=self.id, entry_id=d.entry_id,
-                    deliveries=d.deliveries, task_id=task_id, payload=payload)
+                    deliveries=d.deliveries, task_id=task_id, payload=payload, slot=d.slot)
             except RELEASE_ERRORS as exc:  # (any refusal: the worker is shutting down)
                 log.warning("could not hand back %s (%s); it returns after its lease", task_id, exc)
             self.ledger.drop(d)
@@ -193,6 +208,14 @@ class Outcomes:
         if task is not None and task.options.result_ttl_s is not None:
             return int(task.options.result_ttl_s * 1000)
         return self.app.result_ttl_ms
+
+
+def _retry_reason(exc: Exception, task: Task[Any, Any]) -> str:
+    if isinstance(exc, Retry):
+        return "retry_requested"
+    if isinstance(exc, TimeoutError) and task.options.timeout_s is not None:
+        return "timeout"
+    return "error"
 
 
 def _discarded(d: Delivery) -> None:
