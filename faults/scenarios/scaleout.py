@@ -1,4 +1,4 @@
-"""Failovers under load: a Redis Cluster primary SIGKILLed (its replica is promoted) and a
+"""s19, s20: failovers under load: a Redis Cluster primary SIGKILLed (its replica is promoted) and a
 Sentinel failover with a backlog, each with and without the write guarantee (``min_replicas``).
 
 Without the guarantee the loss of acknowledged enqueues is counted and reported (Redis
