@@ -263,3 +263,25 @@ async def test_schedules_of_a_queue_and_of_its_priority_lane_both_stay(tq: TaskQ
     assert sorted((s.name, s.queue) for s in infos) == [
         ("normal", "default"), ("urgent", "default!high")]
     assert not scheduler._warned  # neither found 'gone' by its firing pass
+
+
+async def test_a_schedule_on_a_priority_lane_runs(
+        apps: Callable[[], TaskQueue], start_worker: Callable[..., Worker]) -> None:
+    """A lane that only a schedule uses is found by the workers of its queue (the sync
+    registers the schedules' queues as an enqueue does), so its ticks run."""
+    app = apps()
+    ran: list[int] = []
+
+    @app.task(name="job")
+    async def job(n: int) -> int:
+        ran.append(n)
+        return n
+
+    app.schedule(job.with_options(priority="high").message(n=7), every=1, name="urgent")
+    start_worker(app, queues=("default",), schedules_every_ms=200, flags_every_ms=200,
+                 block_ms=100)
+
+    async def fired() -> bool:
+        return bool(ran)
+
+    await eventually(fired, timeout=20, what="the lane's periodic task ran")
