@@ -8,7 +8,7 @@ import asyncio
 import logging
 from typing import Any
 
-from taskq import clients, codec
+from taskq import clients, codec, priority
 from taskq.cancelling import cancel_and_wait
 from taskq.clients import is_cluster
 from taskq.connection import FATAL, REDIS_ERRORS, fatal_config_error
@@ -51,12 +51,16 @@ class Reader:
         self.on_transition = on_transition
 
     async def run(self) -> None:
+        # The queues read are looked up before every read: the worker finds a queue's priority
+        # lanes while it runs (self.keys grows), and a lane first used then must be read too.
         if not is_cluster(self.app.redis):
-            await self._run_loop(tuple(self.keys), 1)
+            await self._run_loop(None, 1)
             return
-        queues = tuple(self.keys)
-        loops = [asyncio.create_task(self._run_loop((q,), len(queues)), name=f"taskq-reader-{q}")
-                 for q in queues]
+        # A Cluster: one loop per queue, reading the queue and its lanes (one hash tag, one
+        # slot, so one node)
+        bases = sorted({priority.base(q) for q in self.keys})
+        loops = [asyncio.create_task(self._run_loop(b, len(bases)), name=f"taskq-reader-{b}")
+                 for b in bases]
         try:
             done, _ = await asyncio.wait(loops, return_when=asyncio.FIRST_EXCEPTION)
             for t in done:
@@ -64,16 +68,17 @@ class Reader:
         finally:
             await cancel_and_wait(loops, timeout_s=2.0, what="reader loop")
 
-    async def _run_loop(self, queues: tuple[str, ...], share: int) -> None:
+    async def _run_loop(self, base: str | None, share: int) -> None:
         # Reads go over a lane of their own (see taskq.lane): hiredis parses the reply into
         # plain lists, and a blocking read never holds up the scripts on the shared lane.
         lane = clients.lane(self.app.redis, blocking_s=self.config.block_ms / 1000)
         try:
-            await self._read_loop(lane, queues, share)
+            await self._read_loop(lane, base, share)
         finally:
             await lane.aclose()
 
-    async def _read_loop(self, lane: Commands, queues: tuple[str, ...], share: int) -> None:
+    async def _read_loop(self, lane: Commands, base: str | None, share: int) -> None:
+        """Read every queue of the worker (``base`` None) or only ``base`` and its lanes."""
         ledger, config, flags = self.ledger, self.config, self.flags
         accept = ledger.accept
         delay = 0.05
@@ -81,7 +86,8 @@ class Reader:
             room = await ledger.wait_room()
             if ledger.stopping:
                 break
-            reading = [q for q in queues if q not in flags.paused]
+            reading = [q for q in self.keys if q not in flags.paused
+                       and (base is None or priority.base(q) == base)]
             if not reading:
                 await asyncio.sleep(config.flags_every_ms / 1000)
                 continue
@@ -106,9 +112,9 @@ class Reader:
                     raise
                 log.error("the stream or consumer group of %s vanished (Redis restarted "
                           "without persistence, or the stream was deleted): tasks queued "
-                          "before it are gone; recreating consumer groups", ",".join(queues))
+                          "before it are gone; recreating consumer groups", ",".join(reading))
                 try:
-                    await self.app.ensure_groups(queues)
+                    await self.app.ensure_groups(reading)
                 except RETRIED as again:
                     log.warning("recreating consumer groups failed (%s: %s); retrying",
                                 type(again).__name__, again)
