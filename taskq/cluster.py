@@ -32,10 +32,10 @@ from redis.cluster import RedisCluster as SyncRedisCluster
 from redis.crc import key_slot
 from redis.exceptions import RedisClusterException, RedisError
 
-from taskq.connection import Client, translate
+from taskq.connection import Client, socket_options, translate
 from taskq.errors import ConfigError, RedisNotReady, RedisUnavailable
 from taskq.lane import Lane
-from taskq.urls import Target, redact
+from taskq.urls import Target, parse, redact
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +166,11 @@ class ClusterLane:
     each command sent to the primary of its key's slot (see the module for the retries)."""
 
     def __init__(self, client: RedisCluster, blocking_s: float = 0.0) -> None:
-        self._client = client
+        # The slot map comes from a client of the lane's own, closed with the lane: a lane can
+        # outlive the client it was made from (an API's lifespan closes the TaskQueue a worker
+        # in the same process still reads from), and redis-py reconnects a closed Cluster
+        # client on its next use, which then nobody closes ("Unclosed RedisCluster client").
+        self._client: RedisCluster = _routing_client(client)
         self._blocking_s = blocking_s
         self._lanes: dict[str, Lane] = {}
         self._refreshing = asyncio.Lock()
@@ -234,6 +238,17 @@ class ClusterLane:
         lanes, self._lanes = list(self._lanes.values()), {}
         for lane in lanes:
             await lane.aclose()
+        await self._client.aclose()
+
+
+def _routing_client(client: RedisCluster) -> RedisCluster:
+    """A new client of ``client``'s Cluster (same URL and socket timeout), not yet connected;
+    a lane uses it only to learn and reload the slot map."""
+    url = getattr(client, "taskq_url", "")
+    if not url:  # not made by :func:`connect`: share it (its owner closes it)
+        return client
+    timeout = client.nodes_manager.connection_kwargs.get("socket_timeout") or 5.0
+    return connect(parse(url), socket_options(url, float(timeout)))
 
 
 async def event_client(client: RedisCluster) -> Client:

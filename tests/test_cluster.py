@@ -7,7 +7,9 @@ the end; every test uses its own key prefix.
 from __future__ import annotations
 
 import asyncio
+import gc
 import uuid
+import warnings
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
@@ -15,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from faults.topology import LocalCluster
-from taskq import TaskQueue, Worker
+from taskq import TaskQueue, Worker, clients
 from taskq.cli import app as cli_app
 from taskq.cluster import ClusterLane, is_cluster
 from taskq.connection import check_server
@@ -153,3 +155,29 @@ async def test_min_replicas_waits_on_each_queues_primary(
     tq.min_replicas, tq.replicas_timeout_ms = 2, 100  # each primary has one replica
     with pytest.raises(NotReplicated, match="only 1 of the 2"):
         await tasks[1].enqueue(x=4)
+
+
+async def test_a_lane_outlives_the_client_it_was_made_from(cluster: LocalCluster,
+                                                           cprefix: str) -> None:
+    """An API's lifespan closes the TaskQueue a worker in the same process still reads from:
+    the worker's lane goes on, and reopens no closed client that nobody would close again (the
+    "Unclosed RedisCluster client" ResourceWarning that failed the next test under -n 2)."""
+    tq = TaskQueue(cluster.url, prefix=cprefix)
+    client = tq.redis
+    lane = clients.lane(client, blocking_s=0.1)
+    key = f"{cprefix}:{{q}}:probe"
+    try:
+        assert await lane.execute("SET", key, "1") in (b"OK", "OK", True)
+        await tq.aclose()  # the lifespan's close, the worker still running
+        assert await lane.execute("GET", key) == b"1"
+        assert isinstance(lane, ClusterLane)
+        await lane.refresh()  # a slot map reload after the close
+        assert await lane.execute("DEL", key) == 1
+    finally:
+        await lane.aclose()
+        await tq.aclose()
+    del lane, client
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gc.collect()
+    assert not [w for w in caught if "Unclosed" in str(w.message)], [str(w.message) for w in caught]
