@@ -11,6 +11,12 @@ A stream entry has one field, ``m``: a msgpack map with short keys (version 1)::
     i  task id, present only when it differs from "<queue>:<entry id>" (delayed, retried,
        replayed or handed-back tasks keep the id they were given first)
 
+Optional, present only when the task was sent with these options (see :mod:`taskq.options`):
+
+    u  unique key (the task's name and the key given, ``"<task>:<key>"``)
+    uf ms the unique key is kept after the task succeeded
+    x  expiry: ms since the epoch after which the task is not started
+
 Decoding never executes or imports anything named in the payload. Failures raise
 :class:`~taskq.errors.DecodeError`.
 """
@@ -27,6 +33,7 @@ import msgpack
 
 from taskq import ids
 from taskq.errors import DecodeError
+from taskq.options import SendOptions
 
 VERSION = 1
 FIELD = b"m"
@@ -47,6 +54,7 @@ class Message:
     enqueued_ms: int = 0
     task_id: str | None = None
     queue: str | None = None
+    options: SendOptions | None = None  # unique key, run-at, expiry (None: none of them)
 
     def with_attempts(self, attempts: int, task_id: str) -> Message:
         return replace(self, attempts=attempts, task_id=task_id)
@@ -64,6 +72,8 @@ def encode(message: Message) -> bytes:
     }
     if message.task_id is not None:
         body["i"] = message.task_id
+    if message.options is not None:
+        message.options.to_envelope(body)
     try:
         return _packer().pack(body)  # type: ignore[no-any-return]
     except (TypeError, ValueError, OverflowError) as exc:
@@ -189,7 +199,7 @@ def decode(data: bytes, max_bytes: int | None = None) -> Message:
         attempts, enqueued = body.get("n"), body.get("e")
         if (body.get("v") == VERSION and type(task) is str and task and type(args) is list
                 and type(kwargs) is dict and type(attempts) is int
-                and attempts >= 0 and type(enqueued) is int and "i" not in body
+                and attempts >= 0 and type(enqueued) is int and len(body) == 6
                 and (not kwargs or all(map(_is_str, kwargs)))):
             return Message(task, tuple(args), kwargs, attempts, enqueued)
     return _checked(body)
@@ -220,7 +230,8 @@ def _checked(body: Any) -> Message:
         raise DecodeError("envelope enqueue time is not an integer")
     if task_id is not None and not (isinstance(task_id, str) and ids.is_task_id(task_id)):
         raise DecodeError(f"envelope task id {task_id!r} is not a taskq task id")
-    return Message(task, tuple(args), kwargs, attempts, enqueued, task_id)
+    options = SendOptions.from_envelope(body)  # raises DecodeError for malformed fields
+    return Message(task, tuple(args), kwargs, attempts, enqueued, task_id, None, options)
 
 
 def pack(value: Any) -> bytes:

@@ -59,6 +59,10 @@ class QueueKeys:
         """Completions in one wall-clock minute (Redis clock), for rates."""
         return f"{self.tag}:done:{minute}"
 
+    def unique(self, key: str) -> str:
+        """The hold of one unique key (``"<task>:<key>"``, see :mod:`taskq.options`)."""
+        return f"{self.tag}:uniq:{key}"
+
     @property
     def idempotency(self) -> str:
         return f"{self.tag}:idem"

@@ -36,7 +36,9 @@ NAMES = (
     "cancel",
     "complete",
     "dead",
+    "defer",
     "enqueue",
+    "enqueue_with",
     "forget_consumer",
     "idempotency",
     "probe",
@@ -48,6 +50,7 @@ NAMES = (
     "replay",
     "retry",
     "schedule",
+    "unique_release",
 )
 
 
@@ -93,6 +96,9 @@ class Completable(Protocol):
     def record(self) -> bytes: ...
     @property
     def flags(self) -> str: ...
+    @property
+    def unique(self) -> tuple[str, int] | None:
+        """The task's unique key (as in the envelope) and ms to keep it after success."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +114,7 @@ class Completion:
     status: TaskStatus
     record: bytes
     flags: str = ""
+    unique: tuple[str, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,10 +140,64 @@ def _schedule_args(task_ids: Sequence[str], payloads: Sequence[bytes], delay_ms:
     return args
 
 
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """One message's answer from the enqueue-with-options script."""
+
+    task_id: str
+    deduplicated: int  # 0 added, 1 its key's task lives, 2 its key is kept after success
+    due_ms: int  # 0 when ready now
+    fingerprint: str  # stored with the key (a deduplicated answer)
+
+
+@dataclass(frozen=True, slots=True)
+class SendItem:
+    """One message for the enqueue-with-options script (see :mod:`taskq.options`)."""
+
+    payload: bytes
+    unique_key: str | None  # the full key ("<task>:<key>")
+    task_id: str  # '' for a ready message (its entry id names it)
+    due: str  # '' ready now, 'd<ms>' in ms, 'a<ms>' at epoch ms (Redis clock)
+    fingerprint: str = ""
+
+
+def _send_args(keys: QueueKeys, items: Sequence[SendItem],
+               limit: int) -> tuple[list[str], list[Any]]:
+    key_list = [keys.stream, keys.delayed, keys.payloads, keys.entries]
+    index: dict[str, int] = {}
+    args: list[Any] = [limit, keys.queue]
+    for item in items:
+        k = 0
+        if item.unique_key is not None:
+            k = index.get(item.unique_key, 0)
+            if not k:
+                key_list.append(keys.unique(item.unique_key))
+                k = index[item.unique_key] = len(key_list)
+        args += (k, item.task_id, item.payload, item.due, item.fingerprint)
+    return key_list, args
+
+
+def _sent(r: list[Any]) -> list[Sent] | tuple[int, str]:
+    if int(r[0]) == 0:
+        return int(r[1]), _s(r[2])
+    return [Sent(_s(r[i]), int(r[i + 1]), int(r[i + 2]), _s(r[i + 3]))
+            for i in range(1, len(r), 4)]
+
+
 def _scheduled(r: list[Any]) -> list[int] | int:
     if int(r[0]) == 0:
         return int(r[1])
     return [int(x) for x in r[1:]]
+
+
+def _unique_lines(keys: QueueKeys, items: Sequence[Completable], key_list: list[str]) -> str:
+    """The complete script's unique-key lines (adds the keys to ``key_list``)."""
+    lines = []
+    for i, c in enumerate(items, 1):
+        if c.unique is not None:
+            key_list.append(keys.unique(c.unique[0]))
+            lines.append(f"{i}\t{len(key_list)}\t{c.unique[1]}")
+    return "\n".join(lines)
 
 
 class Scripts:
@@ -188,6 +249,19 @@ class Scripts:
         return _scheduled(
             await self._call("schedule", (keys.delayed, keys.payloads, keys.stream), args))
 
+    async def enqueue_with(
+        self, *, keys: QueueKeys, items: Sequence[SendItem], limit: int
+    ) -> list[Sent] | tuple[int, str]:
+        """Enqueue messages with options (unique keys checked and held in the same step):
+        one :class:`Sent` per item, or (backlog, 'stream' | 'delayed') when ``limit``
+        refused the batch (then nothing was added)."""
+        key_list, args = _send_args(keys, items, limit)
+        return _sent(await self._call("enqueue_with", key_list, args))
+
+    async def unique_release(self, *, keys: QueueKeys, key: str, task_id: str) -> None:
+        """Release unique ``key`` while it holds ``task_id`` (a task cancelled unrun)."""
+        await self._call("unique_release", (keys.unique(key),), (task_id,))
+
     async def probe(self, *, keys: QueueKeys) -> str | None:
         """The first command producing to ``keys``'s queue needs that this ACL user may not
         run (``"the 'xadd' command on '...'"``), or None; nothing is run."""
@@ -203,7 +277,10 @@ class Scripts:
              _bucket_key(keys, task_id)),
             (GROUP, task_id, ids.implied_entry(task_id) or "", record, ttl_ms, keys.events),
         )
-        return _s(r)
+        where, _, unique = _s(r).partition("\t")
+        if unique:  # it held a unique key: free it (a key left behind is taken over anyway)
+            await self.unique_release(keys=keys, key=unique, task_id=task_id)
+        return where
 
     # -- a worker's owner-checked outcomes -------------------------------------------------
 
@@ -237,6 +314,8 @@ class Scripts:
         key_list = [keys.stream, keys.stats, keys.done_minute(now_ms // 60_000), keys.entries,
                     keys.cancels, *(records(b) for b in buckets)]
         args = [GROUP, consumer, ttl_ms, keys.events, scan, meta, *(c.record for c in items)]
+        if any(c.unique is not None for c in items):
+            args.append(_unique_lines(keys, items, key_list))
         r = [_s(x) for x in await self._call("complete", key_list, args)]
         if r and r[-1].startswith("lean:"):
             log.warning("Redis is out of memory: %s task records kept only their status "
@@ -263,6 +342,7 @@ class Scripts:
     async def dead(
         self, *, keys: QueueKeys, consumer: str, entry_id: str, deliveries: int | None,
         task_id: str, record: bytes, ttl_ms: int, dead_cap: int, letter: DeadEntry,
+        unique: str | None = None,
     ) -> str | None:
         """Move an owned entry to the dead letters (``letter``, the stream capped at
         ``dead_cap``; 0: none), storing ``record``: the dead letter's id, or None when the lease
@@ -270,14 +350,27 @@ class Scripts:
         flat: list[Any] = []
         for k, v in letter.fields().items():
             flat += (k, v)
+        key_list = [keys.stream, keys.dead, keys.entries, _bucket_key(keys, task_id), keys.stats,
+                    keys.cancels]
+        if unique is not None:  # released in the same step
+            key_list.append(keys.unique(unique))
         r = await self._call(
-            "dead",
-            (keys.stream, keys.dead, keys.entries, _bucket_key(keys, task_id), keys.stats,
-             keys.cancels),
+            "dead", key_list,
             (GROUP, consumer, entry_id, "" if deliveries is None else deliveries, task_id,
              record, ttl_ms, keys.events, dead_cap, *flat),
         )
         return None if r == 0 else _s(r)
+
+    async def defer(
+        self, *, keys: QueueKeys, consumer: str, entry_id: str, deliveries: int, task_id: str,
+        payload: bytes, delay_ms: int,
+    ) -> int:
+        """Ack an owned entry and hold ``payload`` (its task id inside) ``delay_ms`` in the
+        delayed set, no attempt used: the due time, or 0 when the lease was lost."""
+        r = await self._call(
+            "defer", (keys.stream, keys.delayed, keys.payloads, keys.entries, keys.stats),
+            (GROUP, consumer, entry_id, deliveries, task_id, payload, delay_ms))
+        return int(r)
 
     async def release(
         self, *, keys: QueueKeys, consumer: str, entry_id: str, deliveries: int, task_id: str,
@@ -371,6 +464,14 @@ class SyncScripts:
     def __init__(self, client: SyncRedis) -> None:
         self._enqueue: Script = client.register_script(source("enqueue"))
         self._schedule: Script = client.register_script(source("schedule"))
+        self._enqueue_with: Script = client.register_script(source("enqueue_with"))
+
+    def enqueue_with(
+        self, *, keys: QueueKeys, items: Sequence[SendItem], limit: int
+    ) -> list[Sent] | tuple[int, str]:
+        """See :meth:`Scripts.enqueue_with`."""
+        key_list, args = _send_args(keys, items, limit)
+        return _sent(self._enqueue_with(keys=key_list, args=args))
 
     def enqueue(
         self, *, keys: QueueKeys, payloads: Sequence[bytes], limit: int

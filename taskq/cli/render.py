@@ -51,6 +51,7 @@ def queue_summary(q: QueueInfo) -> Table:
         ("completed, last minute", q.completed_last_minute),
         ("completed / retried / dead / lost (total)",
          f"{q.completed_total} / {q.retried_total} / {q.dead_total} / {q.lost_total}"),
+        ("expired / deferred unknown (total)", f"{q.expired_total} / {q.deferred_total}"),
     ]
     t = details(f"Queue {q.name}", [(name, str(value)) for name, value in rows])
     t.columns[1].justify = "right"

@@ -14,6 +14,8 @@
 --          id, status, flags, separated by tabs (flags: "e" drop the entries mapping, "c" drop
 --          the cancel request); queue names and ids hold no tabs or newlines
 -- ARGV[7..] the items' records, in the same order
+-- ARGV[7+n] (only when some items hold a unique key) one line per such item: item index (1..n),
+--          index of its unique key in KEYS, ms to keep the key after success (0: release)
 -- returns  the entry ids the caller no longer owns (nothing was done for those), then, when
 --          Redis is at maxmemory, "lean:<n>": n records were stored in their minimal form
 -- Under memory pressure (Redis refuses writes that may add memory) finishing work must free
@@ -49,7 +51,7 @@ if lo ~= nil then
 end
 local acked, lost, events = {}, {}, {}
 local per_bucket = {}
-local done = 0
+local done, expired = 0, 0
 for i, item in ipairs(items) do
   local entry, deliveries, b, task_id, status, flags =
     item[1], item[2], item[3], item[4], item[5], item[6]
@@ -69,7 +71,8 @@ for i, item in ipairs(items) do
       if string.find(flags, 'c', 1, true) then redis.call('HDEL', KEYS[5], task_id) end
     end
     events[#events + 1] = {task_id, status}
-    if status == 'succeeded' then done = done + 1 end
+    if status == 'succeeded' then done = done + 1
+    elseif status == 'expired' then expired = expired + 1 end
   else
     lost[#lost + 1] = entry
   end
@@ -90,6 +93,17 @@ if #acked > 0 then
   if done > 0 then
     redis.call('HINCRBY', KEYS[2], 'completed', done)
     if redis.call('INCRBY', KEYS[3], done) == done then redis.call('EXPIRE', KEYS[3], 7200) end
+  end
+  if expired > 0 then redis.call('HINCRBY', KEYS[2], 'expired', expired) end
+  local uniq = ARGV[7 + #items]
+  if uniq then
+    for line in string.gmatch(uniq, '[^\n]+') do
+      local i, k, keep = string.match(line, '^(%d+)\t(%d+)\t(%d+)$')
+      local item = items[tonumber(i)]
+      if item and owned[item[1]] ~= nil and owned[item[1]] == tonumber(item[2]) then
+        release_unique(KEYS[tonumber(k)], item[4], item[5] == 'succeeded' and tonumber(keep) or 0)
+      end
+    end
   end
   if full then
     redis.call('HINCRBY', KEYS[2], 'records_lean', #acked)

@@ -5,6 +5,7 @@
 -- KEYS[4]  record bucket of the task
 -- KEYS[5]  stats hash
 -- KEYS[6]  cancels (hash)
+-- KEYS[7]  (only when the task holds one) its unique key, released here
 -- ARGV[1]  group
 -- ARGV[2]  consumer
 -- ARGV[3]  entry id
@@ -30,6 +31,7 @@ else
 end
 redis.call('HDEL', KEYS[3], ARGV[5])
 redis.call('HDEL', KEYS[6], ARGV[5])
+if KEYS[7] then release_unique(KEYS[7], ARGV[5], 0) end
 put_record(KEYS[4], ARGV[5], ARGV[6], ARGV[7])
 redis.call('HINCRBY', KEYS[5], 'dead', 1)
 if ARGV[8] ~= '' then

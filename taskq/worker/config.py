@@ -24,12 +24,26 @@ class WorkerConfig:
     threads: int | None = None
     processes: int | None = None
     name: str | None = None
+    # Operations (see taskq/worker/limits.py): exit once the queues are empty (``burst``),
+    # after ``max_tasks`` attempts, or when the process's memory passes ``max_memory_mb``.
+    burst: bool = False
+    max_tasks: int | None = None
+    max_memory_mb: int | None = None
+    unknown_grace_s: float = 300.0
+    """How long a task name this worker does not know is handed back (every few seconds, no
+    attempt used) before it is dead-lettered as ``unknown_task``: a rolling deploy's grace."""
 
     def __post_init__(self) -> None:
         if not self.queues:
             raise ValueError("a worker needs at least one queue")
         if self.concurrency < 1:
             raise ValueError("concurrency must be at least 1")
+        if self.max_tasks is not None and self.max_tasks < 1:
+            raise ValueError("max_tasks must be at least 1")
+        if self.max_memory_mb is not None and self.max_memory_mb < 1:
+            raise ValueError("max_memory_mb must be at least 1")
+        if self.unknown_grace_s < 0:
+            raise ValueError("unknown_grace_s must not be negative")
         if self.renew_every_ms * 2 >= self.lease_ms:
             raise ValueError("leases must be renewed at least twice per lease period")
 

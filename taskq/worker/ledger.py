@@ -51,6 +51,8 @@ class Delivery:
     record: bytes = b""
     flags: str = ""
     ttl_ms: int = 0
+    unique: tuple[str, int] | None = None  # its unique key and ms to keep it after success
+    error: BaseException | None = field(default=None, repr=False)  # a failed attempt's error
 
 
 @dataclass(slots=True)
@@ -64,6 +66,8 @@ class Counters:
     dead: int = 0
     lost_leases: int = 0
     reclaimed: int = 0
+    deferred: int = 0  # unknown task names handed back in the deploy grace
+    expired: int = 0
 
 
 Process = Callable[[Delivery], Coroutine[Any, Any, None]]

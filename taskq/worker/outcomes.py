@@ -51,11 +51,13 @@ class Outcomes:
             return
         if msg.task_id is not None:
             flags += "e"
+        if msg.options is not None and msg.options.key is not None:
+            d.unique = (msg.options.key, msg.options.unique_for_ms)
         d.record = encode_record(
             status, task=msg.task, args=msg.args, kwargs=msg.kwargs, attempts=attempts,
             enqueued_ms=msg.enqueued_ms, started_ms=started, finished_ms=int(time.time() * 1000),
             result=result, worker=self.id,
-            error="cancelled" if status is TaskStatus.CANCELLED else None,
+            error=_ended_error(status, msg),
         )
         d.status = status
         d.flags = flags
@@ -139,6 +141,7 @@ class Outcomes:
             keys=keys, consumer=self.id, entry_id=d.entry_id, deliveries=d.deliveries,
             task_id=d.task_id, record=record, ttl_ms=self.app.result_ttl_ms,
             dead_cap=self.app.dead_letter_cap, letter=letter,
+            unique=msg.options.key if msg is not None and msg.options is not None else None,
         ))
         if dead:
             self.counters.dead += 1
@@ -146,6 +149,22 @@ class Outcomes:
                         extra={"task_id": d.task_id})
             if self.task_log is not None:
                 self.task_log.ended(d.task_id, task, d.queue, "dead", attempts, started)
+
+    async def defer(self, d: Delivery, msg: Message, delay_ms: int) -> None:
+        """Hand an entry naming an unknown task back for ``delay_ms`` (no attempt used), with
+        the time it was first found unknown in its envelope (the deploy grace)."""
+        if d.abandoned:
+            _discarded(d)
+            return
+        payload = codec.encode(msg.with_attempts(msg.attempts, d.task_id))
+        due = await self._owned_call(d, lambda: self.app.scripts.defer(
+            keys=self.keys[d.queue], consumer=self.id, entry_id=d.entry_id,
+            deliveries=d.deliveries, task_id=d.task_id, payload=payload, delay_ms=delay_ms))
+        if due:
+            self.counters.deferred += 1
+            log.info("task %s names %r, unknown to this worker: handed back for %.1f s (deploy "
+                     "grace)", d.task_id, msg.task, delay_ms / 1000, extra={"task_id": d.task_id})
+        self.ledger.drop(d)
 
     async def release(self, deliveries: Sequence[Delivery]) -> None:
         """Hand entries back to their stream unrun (paused queue, shutdown): they run again,
@@ -191,6 +210,14 @@ class Outcomes:
         if task is not None and task.options.result_ttl_s is not None:
             return int(task.options.result_ttl_s * 1000)
         return self.app.result_ttl_ms
+
+
+def _ended_error(status: TaskStatus, msg: Message) -> str | None:
+    if status is TaskStatus.CANCELLED:
+        return "cancelled"
+    if status is TaskStatus.EXPIRED and msg.options is not None:
+        return f"expired: not started before its expiry ({msg.options.expires_ms} ms)"
+    return None
 
 
 def _discarded(d: Delivery) -> None:
