@@ -117,16 +117,6 @@ class Executors:
             if call.abandoned:
                 self.abandoned -= 1
 
-
-class _SyncCall:
-    """One sync call's end, for :meth:`Executors.abandon`."""
-
-    __slots__ = ("abandoned", "done")
-
-    def __init__(self) -> None:
-        self.done = False
-        self.abandoned = False
-
     def reset_pool(self) -> None:
         """Drop a broken process pool (one of its processes died); the next use makes one."""
         if self._pool is not None:
@@ -137,6 +127,16 @@ class _SyncCall:
         self.threads.shutdown(wait=False, cancel_futures=True)
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+class _SyncCall:
+    """One sync call's end, for :meth:`Executors.abandon`."""
+
+    __slots__ = ("abandoned", "done")
+
+    def __init__(self) -> None:
+        self.done = False
+        self.abandoned = False
 
 
 def _call_in_process(module: str, qualname: str, args: tuple[Any, ...],

@@ -1,0 +1,184 @@
+"""Unique tasks: one task per key while it lives, atomic with the enqueue (issue 15)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import timedelta
+
+import pytest
+
+from taskq import TaskQueue, Worker
+from taskq.errors import UniqueKeyReused
+from taskq.records import TaskStatus
+from tests.helpers import eventually
+from tests.support import stream_len
+
+
+async def test_fifty_concurrent_enqueues_of_one_key_make_one_task(
+    redis_url: str, prefix: str
+) -> None:
+    """50 enqueues of one key from 5 producers (own connections), 10 at once each: one task,
+    and every handle names it (49 flagged deduplicated)."""
+    producers = [TaskQueue(redis_url, prefix=prefix) for _ in range(5)]
+    tasks = []
+    for p in producers:
+        @p.task(name="charge")
+        async def charge(order: int) -> None: ...
+        tasks.append(charge)
+    try:
+        handles = await asyncio.gather(*(
+            t.with_options(key="order-42").enqueue(42) for t in tasks for _ in range(10)))
+    finally:
+        for p in producers:
+            await p.aclose()
+    assert len(handles) == 50
+    assert len({h.id for h in handles}) == 1
+    assert sum(not h.deduplicated for h in handles) == 1
+    probe = TaskQueue(redis_url, prefix=prefix)
+    try:
+        assert await stream_len(probe) == 1
+    finally:
+        await probe.aclose()
+
+
+async def test_the_key_lives_while_the_task_does_and_is_released_when_it_ends(
+    tq: TaskQueue, start_worker: Callable[..., Worker]
+) -> None:
+    gate = asyncio.Event()
+
+    @tq.task(name="job")
+    async def job(n: int) -> int:
+        await gate.wait()
+        return n
+
+    first = await job.with_options(key="k").enqueue(1)
+    again = await job.with_options(key="k").enqueue(2)  # queued: the same task
+    assert (again.id, again.deduplicated, first.deduplicated) == (first.id, True, False)
+    other = await job.with_options(key="other").enqueue(3)
+    assert other.id != first.id
+    start_worker(tq, block_ms=100)
+    await eventually(lambda: _status_is(tq, first.id, TaskStatus.RUNNING), what="running")
+    running = await job.with_options(key="k").enqueue(4)  # running: the same task
+    assert running.id == first.id and running.deduplicated
+    gate.set()
+    assert await first.result(timeout=10) == 1
+    # succeeded without unique_for: the key is free, a new task is made
+    after = await job.with_options(key="k").enqueue(5)
+    assert after.id != first.id and not after.deduplicated
+    assert await after.result(timeout=10) == 5
+    assert not await tq.redis.exists(tq.keys("default").unique("job:k"))
+
+
+async def test_unique_for_keeps_the_key_after_success(
+    tq: TaskQueue, start_worker: Callable[..., Worker]
+) -> None:
+    @tq.task(name="job")
+    async def job(n: int) -> int:
+        return n
+
+    start_worker(tq, block_ms=100)
+    first = await job.with_options(key="k", unique_for=timedelta(seconds=30)).enqueue(1)
+    assert await first.result(timeout=10) == 1
+    again = await job.with_options(key="k", unique_for=30).enqueue(2)
+    assert (again.id, again.deduplicated) == (first.id, True)
+    ttl = await tq.redis.pttl(tq.keys("default").unique("job:k"))
+    assert 0 < ttl <= 30_000
+
+
+async def test_dead_and_cancelled_tasks_release_their_key(
+    tq: TaskQueue, start_worker: Callable[..., Worker]
+) -> None:
+    @tq.task(name="boom", max_attempts=1)
+    async def boom() -> None:
+        raise ValueError("no")
+
+    @tq.task(name="later")
+    async def later() -> None: ...
+
+    start_worker(tq, block_ms=100)
+    h = await boom.with_options(key="b").enqueue()
+    await eventually(lambda: _status_is(tq, h.id, TaskStatus.DEAD), what="dead")
+    assert not await tq.redis.exists(tq.keys("default").unique("boom:b"))
+    assert not (await boom.with_options(key="b").enqueue()).deduplicated
+
+    delayed = await later.with_options(key="c", delay=60).enqueue()
+    assert delayed.run_at_ms is not None
+    same = await later.with_options(key="c", delay=60).enqueue()
+    assert (same.id, same.deduplicated, same.run_at_ms) == (delayed.id, True, delayed.run_at_ms)
+    assert await delayed.cancel() == "delayed"
+    assert not await tq.redis.exists(tq.keys("default").unique("later:c"))
+    assert not (await later.with_options(key="c", delay=60).enqueue()).deduplicated
+
+
+async def test_enqueue_many_dedupes_within_a_batch_and_keeps_the_order(tq: TaskQueue) -> None:
+    @tq.task(name="job")
+    async def job(n: int) -> None: ...
+
+    msgs = [job.with_options(key="a").message(1), job.message(2),
+            job.with_options(key="a").message(3), job.with_options(key="b").message(4)]
+    handles = await tq.enqueue_many(msgs)
+    assert [h.deduplicated for h in handles] == [False, False, True, False]
+    assert handles[0].id == handles[2].id
+    assert len({handles[0].id, handles[1].id, handles[3].id}) == 3
+    assert await stream_len(tq) == 3
+    (record,) = [await tq.status(handles[1].id)]
+    assert record.kwargs == {"n": 2}
+
+
+async def test_a_key_left_behind_by_a_vanished_task_is_taken_over(tq: TaskQueue) -> None:
+    @tq.task(name="job")
+    async def job() -> None: ...
+
+    h = await job.with_options(key="k").enqueue()
+    # the entry vanishes without any script ending it (an operator's XDEL, a lost payload)
+    await tq.redis.xdel(tq.keys("default").stream, h.id.split(":")[-1])
+    fresh = await job.with_options(key="k").enqueue()
+    assert fresh.id != h.id and not fresh.deduplicated
+
+
+def test_sync_enqueue_dedupes_too(redis_url: str, prefix: str) -> None:
+    tq = TaskQueue(redis_url, prefix=prefix)
+
+    @tq.task(name="job")
+    def job(n: int) -> None: ...
+
+    try:
+        a = job.with_options(key="s").enqueue_sync(1)
+        b = job.with_options(key="s").enqueue_sync(2)
+        assert (b.id, b.deduplicated, a.deduplicated) == (a.id, True, False)
+    finally:
+        tq.close_sync()
+
+
+async def test_a_fingerprint_that_differs_is_refused(tq: TaskQueue) -> None:
+    import dataclasses
+
+    @tq.task(name="job")
+    async def job(n: int) -> None: ...
+
+    def msg(n: int, fp: str) -> object:
+        m = job.with_options(key="idem").message(n)
+        assert m.options is not None
+        return dataclasses.replace(m, options=dataclasses.replace(m.options, fingerprint=fp))
+
+    (first,) = await tq.enqueue_many([msg(1, "aa")])  # type: ignore[list-item]
+    (same,) = await tq.enqueue_many([msg(1, "aa")])  # type: ignore[list-item]
+    assert same.id == first.id and same.deduplicated
+    with pytest.raises(UniqueKeyReused):
+        await tq.enqueue_many([msg(2, "bb")])  # type: ignore[list-item]
+
+
+def test_bad_keys_are_refused(tq: TaskQueue) -> None:
+    @tq.task(name="job")
+    async def job() -> None: ...
+
+    for bad in ("", "has space", "x" * 201, "tab\tkey"):
+        with pytest.raises(ValueError, match="unique key"):
+            job.with_options(key=bad)
+    with pytest.raises(ValueError, match="needs a key"):
+        job.with_options(unique_for=5)
+
+
+async def _status_is(tq: TaskQueue, task_id: str, status: TaskStatus) -> bool:
+    return (await tq.status(task_id)).status is status
