@@ -28,8 +28,11 @@ from taskq.errors import (
     TaskNotRegistered,
     TaskqError,
     TaskValidationError,
+    UniqueKeyReused,
+    WorkerStartupError,
 )
 from taskq.handle import SyncTaskHandle, TaskHandle
+from taskq.lifecycle import TaskHooks, TaskOutcome
 from taskq.queue import TaskQueue
 from taskq.records import TERMINAL_STATUSES, TaskRecord, TaskStatus
 from taskq.retry import RetryPolicy
@@ -62,16 +65,20 @@ __all__ = [
     "TaskContext",
     "TaskFailed",
     "TaskHandle",
+    "TaskHooks",
     "TaskNotFound",
     "TaskNotRegistered",
     "TaskOptions",
+    "TaskOutcome",
     "TaskQueue",
     "TaskRecord",
     "TaskStatus",
     "TaskValidationError",
     "TaskqError",
+    "UniqueKeyReused",
     "Worker",
     "WorkerConfig",
+    "WorkerStartupError",
     "current_context",
 ]
 
