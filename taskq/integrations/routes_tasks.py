@@ -135,7 +135,8 @@ def tasks_router(tq: TaskQueue, config: ApiConfig) -> APIRouter:
         timeout_s: Annotated[float, Query(ge=0, le=config.wait_max_s)] = min(
             30.0, config.wait_max_s),
     ) -> JSONResponse:
-        """200 with the final record once the task ends (succeeded, dead or cancelled); 202
+        """200 with the final record once the task ends (succeeded, dead, cancelled or
+        expired); 202
         with the current record if it has not ended within ``timeout_s``."""
         with http_errors():
             record = await tq.status(check_id(task_id))
