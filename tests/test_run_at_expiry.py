@@ -11,7 +11,6 @@ import pytest
 
 from taskq import TaskQueue, Worker, admin
 from taskq.records import TaskStatus
-from tests.helpers import eventually
 
 
 async def test_run_at_runs_at_that_time_not_before(
@@ -42,9 +41,9 @@ async def test_run_at_in_the_past_runs_now_and_naive_times_are_refused(
         return 1
 
     with pytest.raises(ValueError, match="timezone-aware"):
-        job.with_options(at=datetime.now() + timedelta(seconds=5))  # noqa: DTZ005
+        job.with_options(at=datetime.now() + timedelta(seconds=5))
     with pytest.raises(ValueError, match="timezone-aware"):
-        job.with_options(expires=datetime.now() + timedelta(seconds=5))  # noqa: DTZ005
+        job.with_options(expires=datetime.now() + timedelta(seconds=5))
     with pytest.raises(ValueError, match="not both"):
         job.with_options(at=datetime.now(UTC), delay=1)
     start_worker(tq, block_ms=100)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -152,8 +153,6 @@ def test_sync_enqueue_dedupes_too(redis_url: str, prefix: str) -> None:
 
 
 async def test_a_fingerprint_that_differs_is_refused(tq: TaskQueue) -> None:
-    import dataclasses
-
     @tq.task(name="job")
     async def job(n: int) -> None: ...
 
