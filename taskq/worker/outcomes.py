@@ -137,11 +137,13 @@ class Outcomes:
         )
         if self.on_transition is not None:
             self.on_transition("before_dead")
+        extra: dict[str, Any] = {}
+        if msg is not None and msg.options is not None and msg.options.key is not None:
+            extra["unique"] = msg.options.key  # released in the same script
         dead = await self._owned_call(d, lambda: self.app.scripts.dead(
             keys=keys, consumer=self.id, entry_id=d.entry_id, deliveries=d.deliveries,
             task_id=d.task_id, record=record, ttl_ms=self.app.result_ttl_ms,
-            dead_cap=self.app.dead_letter_cap, letter=letter,
-            unique=msg.options.key if msg is not None and msg.options is not None else None,
+            dead_cap=self.app.dead_letter_cap, letter=letter, **extra,
         ))
         if dead:
             self.counters.dead += 1
