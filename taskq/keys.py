@@ -64,13 +64,6 @@ class QueueKeys:
         return f"{self.tag}:uniq:{key}"
 
     @property
-    def idempotency(self) -> str:
-        return f"{self.tag}:idem"
-
-    def idempotency_key(self, key: str) -> str:
-        return f"{self.tag}:idem:{key}"
-
-    @property
     def cancel_channel(self) -> str:
         return f"{self.tag}:cancel"
 

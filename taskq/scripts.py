@@ -40,7 +40,6 @@ NAMES = (
     "enqueue",
     "enqueue_with",
     "forget_consumer",
-    "idempotency",
     "probe",
     "promote",
     "purge",
@@ -448,13 +447,6 @@ class Scripts:
             (GROUP, batch),
         )
         return int(r[0]), int(r[1])
-
-    # -- the HTTP layer ----------------------------------------------------------------------
-
-    async def idempotency_release(self, *, key: str, token: str) -> bool:
-        """Delete an ``Idempotency-Key`` claim (``key``, see
-        :mod:`taskq.integrations.idempotency`) only while it still holds ``token``."""
-        return bool(await self._call("idempotency", (key,), (token,)))
 
 
 class SyncScripts:

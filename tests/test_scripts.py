@@ -45,13 +45,16 @@ def test_the_bucket_of_a_task_id_is_its_time() -> None:
     assert _bucket("not an id") == 0
 
 
-async def test_an_idempotency_claim_is_dropped_only_while_it_holds_the_token(
+async def test_a_unique_key_is_released_only_while_it_holds_that_task(
     tq: TaskQueue,
 ) -> None:
-    key = tq.keys("default").idempotency_key("send:k1")
-    await tq.redis.set(key, "pending:abc")
-    assert await tq.scripts.idempotency_release(key=key, token="pending:other") is False
-    assert await tq.redis.get(key) == b"pending:abc"
-    assert await tq.scripts.idempotency_release(key=key, token="pending:abc") is True
+    key = tq.keys("default").unique("send:k1")
+    await tq.redis.set(key, "a\ndefault:1-0\nfp")
+    await tq.scripts.unique_release(keys=tq.keys("default"), key="send:k1", task_id="default:2-0")
+    assert await tq.redis.get(key) == b"a\ndefault:1-0\nfp"
+    await tq.redis.set(key, "s\ndefault:1-0\nfp", px=60_000)  # kept after success: kept
+    await tq.scripts.unique_release(keys=tq.keys("default"), key="send:k1", task_id="default:1-0")
+    assert await tq.redis.exists(key) == 1
+    await tq.redis.set(key, "a\ndefault:1-0\nfp")
+    await tq.scripts.unique_release(keys=tq.keys("default"), key="send:k1", task_id="default:1-0")
     assert await tq.redis.exists(key) == 0
-    assert await tq.scripts.idempotency_release(key=key, token="pending:abc") is False

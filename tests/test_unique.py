@@ -11,6 +11,7 @@ import pytest
 
 from taskq import TaskQueue, Worker
 from taskq.errors import UniqueKeyReused
+from taskq.integrations.durable import DurableTaskList
 from taskq.records import TaskStatus
 from tests.helpers import eventually
 from tests.support import stream_len
@@ -181,3 +182,19 @@ def test_bad_keys_are_refused(tq: TaskQueue) -> None:
 
 async def _status_is(tq: TaskQueue, task_id: str, status: TaskStatus) -> bool:
     return (await tq.status(task_id)).status is status
+
+
+async def test_durable_tasks_take_a_key(tq: TaskQueue) -> None:
+    @tq.task(name="job")
+    async def job(n: int) -> None: ...
+
+    @tq.task(name="keyed")
+    async def keyed(key: str) -> None: ...  # its own parameter named key: an argument
+
+    tasks = DurableTaskList()
+    tasks.add_task(job.with_options(key="order-1"), 1)
+    tasks.add_task(job, 2, key="order-1")  # type: ignore[call-arg]
+    tasks.add_task(keyed, key="order-1")
+    a, b, c = await tasks.flush()
+    assert (b.id, b.deduplicated, a.deduplicated) == (a.id, True, False)
+    assert not c.deduplicated and (await c.status()).kwargs == {"key": "order-1"}

@@ -3,13 +3,14 @@
 # No "from __future__ import annotations": FastAPI reads these routes' annotations at run
 # time, and some refer to the factory's local values.
 
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from taskq import codec, ids
-from taskq.errors import ResultTimeout, TaskNotRegistered
+from taskq.errors import ResultTimeout, TaskNotRegistered, UniqueKeyReused
 from taskq.integrations import idempotency
 from taskq.integrations.auth import Role, require
 from taskq.integrations.bodies import parse_json
@@ -82,7 +83,8 @@ def tasks_router(tq: TaskQueue, config: ApiConfig) -> APIRouter:
         delay_s: Annotated[float | None, Query(ge=0, le=MAX_DELAY_S,
                                                description="run this many seconds later")] = None,
         idempotency_key: Annotated[str | None, Header(
-            description="the same key within the window returns the same task id")] = None,
+            description="the same key returns the same task id while the task lives and "
+                        "for the idempotency window after it succeeded")] = None,
     ) -> JSONResponse:
         """The body is a JSON object of the task's arguments by name, validated against the
         task's signature (422 with pydantic's detail). Answers 202 with the task id.
@@ -99,21 +101,15 @@ def tasks_router(tq: TaskQueue, config: ApiConfig) -> APIRouter:
         arguments = _parse_object(body)
         with http_errors():
             msg = task.build((), arguments)
-
-            async def add() -> Any:
+            if idempotency_key is not None:  # the task's unique key: atomic with the add
+                msg = replace(msg, options=idempotency.options(
+                    task.name, idempotency_key, int(config.idempotency_ttl_s * 1000),
+                    idempotency.fingerprint(msg.args, msg.kwargs, delay_s), delay_s))
+            try:
                 (handle,) = await tq.enqueue_many([msg], delay=delay_s)
-                return handle
-
-            replayed = False
-            run_at: int | None = None
-            if idempotency_key is None:
-                handle = await add()
-                task_id, run_at = handle.id, handle.run_at_ms
-            else:
-                key = tq.keys(task.options.queue).idempotency_key(f"{task.name}:{idempotency_key}")
-                task_id, replayed = await idempotency.once(
-                    tq.scripts, key, int(config.idempotency_ttl_s * 1000),
-                    idempotency.fingerprint(msg.args, msg.kwargs, delay_s), add)
+            except UniqueKeyReused:
+                raise idempotency.reused() from None
+            task_id, run_at, replayed = handle.id, handle.run_at_ms, handle.deduplicated
         status_url = str(request.url_for("task_status", task_id=task_id).path)
         out = Enqueued(id=task_id, task=task.name, queue=ids.split(task_id)[0],
                        run_at_ms=run_at, status_url=status_url, idempotent_replay=replayed)
