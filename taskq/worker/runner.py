@@ -168,7 +168,7 @@ class Runner:
         self.counters.expired += 1
         self._finish(d, checked.msg, checked.task, TaskStatus.EXPIRED, None, "",
                      checked.attempts)
-        if self._hooks and checked.msg.options is not None:
+        if self._hooks:
             ctx = TaskContext(d.task_id, checked.task.name, d.queue, checked.attempts,
                               checked.task.options.max_attempts, self.id, state=self.state)
             run_before(self._hooks, ctx)
