@@ -16,7 +16,8 @@
 --          a tab and the task's unique key when its message holds one (the caller releases it)
 local id = ARGV[2]
 local function unique_of(payload)
-  if not payload then return '' end
+  -- (cmsgpack is in every Redis; the memory:// stand-in lacks it: its keys are taken over)
+  if not payload or not cmsgpack then return '' end
   local ok, msg = pcall(cmsgpack.unpack, payload)
   if ok and type(msg) == 'table' and type(msg['u']) == 'string' then return '\t' .. msg['u'] end
   return ''
