@@ -85,7 +85,8 @@ async def test_worker_metrics_count_outcomes(
     url = f"http://127.0.0.1:{port}/metrics"
     first = await eventually(lambda: scrape(url), timeout=20, what="the metrics endpoint")
     assert outcomes(first) == dict.fromkeys(
-        ["processed", "succeeded", "failed", "retried", "dead", "lost_leases", "reclaimed"], 0.0)
+        ["processed", "succeeded", "failed", "retried", "dead", "lost_leases", "reclaimed",
+         "deferred", "expired"], 0.0)
     assert value(first, "taskq_worker_up") == 1.0
     assert value(first, "taskq_worker_concurrency") == 4.0
     up = next(s for s in first if s.name == "taskq_worker_up")

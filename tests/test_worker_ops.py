@@ -120,7 +120,10 @@ async def test_an_unknown_task_waits_out_the_deploy_grace_for_a_worker_that_know
     async def new_task() -> str:
         return "ran"
 
-    start_worker(newer, block_ms=100, unknown_grace_s=60)
+    # Redis hands a new entry to the reader blocked longest; two workers in one event loop
+    # re-block in lockstep (the old one first, every time), so the new one blocks longer here
+    # (between processes, phases differ and the jittered hand-back delay decides)
+    start_worker(newer, block_ms=1_000, unknown_grace_s=60)
     record = await tq.wait(task_id, timeout=30)
     assert (record.status, record.result, record.attempts) == (TaskStatus.SUCCEEDED, "ran", 1)
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Sequence
@@ -158,14 +159,19 @@ class Outcomes:
         if d.abandoned:
             _discarded(d)
             return
+        # Jitter: workers' reads and promotions run on like periods, and Redis hands a new
+        # entry to the reader blocked longest; a fixed delay could give it back to this same
+        # worker every time while a worker that knows the name waits.
+        delay_ms = int(delay_ms * random.uniform(0.5, 1.0))
         payload = codec.encode(msg.with_attempts(msg.attempts, d.task_id))
         due = await self._owned_call(d, lambda: self.app.scripts.defer(
             keys=self.keys[d.queue], consumer=self.id, entry_id=d.entry_id,
             deliveries=d.deliveries, task_id=d.task_id, payload=payload, delay_ms=delay_ms))
         if due:
             self.counters.deferred += 1
-            log.info("task %s names %r, unknown to this worker: handed back for %.1f s (deploy "
-                     "grace)", d.task_id, msg.task, delay_ms / 1000, extra={"task_id": d.task_id})
+            log.info("task %s names %r, unknown to worker %s: handed back for %.1f s (deploy "
+                     "grace)", d.task_id, msg.task, self.id, delay_ms / 1000,
+                     extra={"task_id": d.task_id})
         self.ledger.drop(d)
 
     async def release(self, deliveries: Sequence[Delivery]) -> None:
