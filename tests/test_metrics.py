@@ -100,7 +100,7 @@ async def test_worker_metrics_count_outcomes(
     await boom.enqueue()
     # 5 marks succeed; boom runs twice: a retry, then a dead letter
     want = {"processed": 7.0, "succeeded": 5.0, "failed": 2.0, "retried": 1.0, "dead": 1.0,
-            "lost_leases": 0.0, "reclaimed": 0.0}
+            "lost_leases": 0.0, "reclaimed": 0.0, "deferred": 0.0, "expired": 0.0}
 
     async def counted() -> list[Sample] | None:
         samples = await scrape(url)
