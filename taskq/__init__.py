@@ -33,6 +33,7 @@ from taskq.errors import (
 )
 from taskq.handle import SyncTaskHandle, TaskHandle
 from taskq.lifecycle import TaskHooks, TaskOutcome
+from taskq.periodic import CatchUp, Schedule
 from taskq.queue import TaskQueue
 from taskq.records import TERMINAL_STATUSES, TaskRecord, TaskStatus
 from taskq.retry import RetryPolicy
@@ -42,6 +43,7 @@ from taskq.worker import Worker, WorkerConfig
 __all__ = [
     "TERMINAL_STATUSES",
     "BacklogFull",
+    "CatchUp",
     "ConfigError",
     "ContextTask",
     "DecodeError",
@@ -60,6 +62,7 @@ __all__ = [
     "ResultUnavailable",
     "Retry",
     "RetryPolicy",
+    "Schedule",
     "SyncTaskHandle",
     "Task",
     "TaskContext",

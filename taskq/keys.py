@@ -67,10 +67,25 @@ class QueueKeys:
     def cancel_channel(self) -> str:
         return f"{self.tag}:cancel"
 
+    @property
+    def periodic(self) -> str:
+        """Hash of the queue's periodic schedules (see ``lua/periodic_fire.lua``)."""
+        return f"{self.tag}:periodic"
+
+    @property
+    def periodic_log(self) -> str:
+        """Stream of the queue's periodic fires and skips (capped; for operators)."""
+        return f"{self.tag}:periodic-log"
+
 
 def queues_key(prefix: str) -> str:
     """Set of every queue name that has been used."""
     return f"{prefix}:queues"
+
+
+def periodic_queues_key(prefix: str) -> str:
+    """Set of the queues that periodic schedules enqueue to (or did, until a worker synced)."""
+    return f"{prefix}:periodic-queues"
 
 
 def workers_key(prefix: str) -> str:

@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterable, Sequence
-from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, overload
+from typing import Any, Concatenate, Literal, ParamSpec, Protocol, TypeVar, overload
 
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
@@ -39,6 +39,7 @@ from taskq.errors import (
 from taskq.handle import SyncTaskHandle, TaskHandle
 from taskq.keys import GROUP, QueueKeys, queues_key
 from taskq.lane import Lane
+from taskq.periodic import CatchUp, Schedule, Spec
 from taskq.records import (
     TaskRecord,
     TaskStatus,
@@ -112,6 +113,8 @@ class TaskQueue:
         self.registry: dict[str, Task[Any, Any]] = {}
         self.lifespan: lifecycle.Lifespan | None = None
         self.task_hooks: tuple[lifecycle.TaskHooks, ...] = ()
+        self.schedules: dict[str, Schedule] = {}
+        """Periodic schedules by name (:meth:`schedule`); workers sync them to Redis."""
         self._fresh_connections()
 
     def _fresh_connections(self) -> None:
@@ -226,6 +229,29 @@ class TaskQueue:
         """Call ``hooks.before(ctx)`` and ``hooks.after(ctx, outcome)`` around each attempt in
         every worker of this TaskQueue (tracing, metrics; see :mod:`taskq.lifecycle`)."""
         self.task_hooks = (*self.task_hooks, hooks)
+    def schedule(
+        self, message: Message, *, cron: str | None = None, every: Seconds | None = None,
+        timezone: str = "UTC", name: str | None = None,
+        catch_up: CatchUp | Literal["once", "skip", "all"] = CatchUp.ONCE,
+    ) -> Schedule:
+        """Enqueue ``message`` (from ``task.message(...)``, typed by the task's signature) at
+        every tick of ``cron`` (in ``timezone``, by the IANA database) or ``every`` period.
+
+        Workers that load this TaskQueue sync its schedules to Redis when they start (added,
+        changed, removed, by ``name``: the task's name unless given) and fire them: each tick
+        once, on Redis's clock, whichever workers run. ``catch_up`` says what happens to ticks
+        missed while no worker ran: ``"once"`` (one task), ``"skip"`` or ``"all"`` (see
+        :class:`taskq.periodic.CatchUp` and the docs' *Periodic tasks*)."""
+        if message.task not in self.registry:
+            raise ValueError(f"task {message.task!r} is not registered on this TaskQueue")
+        every_s = seconds(every)
+        sched = Schedule(name or message.task, message,
+                         Spec.of(cron, every_s, timezone), CatchUp(catch_up))
+        if sched.name in self.schedules:
+            raise ValueError(f"a schedule named {sched.name!r} is already declared: give this "
+                             "one another name=")
+        self.schedules[sched.name] = sched
+        return sched
 
     def get_task(self, name: str) -> Task[Any, Any] | None:
         return self.registry.get(name)
@@ -283,6 +309,7 @@ class TaskQueue:
         copy.registry = self.registry
         copy.lifespan = self.lifespan
         copy.task_hooks = self.task_hooks
+        copy.schedules = self.schedules
         return copy
 
     def check_url(self) -> None:

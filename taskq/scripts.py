@@ -32,6 +32,9 @@ from taskq.records import BUCKET_MS, TaskStatus
 
 log = logging.getLogger(__name__)
 
+PERIODIC_LOG_CAP = 10_000
+"""About how many fires and skips of a queue's periodic schedules its periodic log keeps."""
+
 NAMES = (
     "cancel",
     "complete",
@@ -40,6 +43,9 @@ NAMES = (
     "enqueue",
     "enqueue_with",
     "forget_consumer",
+    "periodic_fire",
+    "periodic_pause",
+    "periodic_sync",
     "probe",
     "promote",
     "purge",
@@ -197,6 +203,32 @@ def _unique_lines(keys: QueueKeys, items: Sequence[Completable], key_list: list[
             key_list.append(keys.unique(c.unique[0]))
             lines.append(f"{i}\t{len(key_list)}\t{c.unique[1]}")
     return "\n".join(lines)
+
+
+class PeriodicDefinition(Protocol):
+    """What the sync script stores of a periodic schedule (:class:`taskq.periodic.Schedule`)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def digest(self) -> str: ...
+    @property
+    def payload(self) -> bytes: ...
+    @property
+    def catch_up(self) -> str: ...
+    def info(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Fired:
+    """What one firing pass did for one periodic schedule."""
+
+    name: str
+    state: str  # ok, paused, full, stale, gone
+    last_tick_ms: int
+    fired: int
+    skipped: int
+    last_task_id: str | None
 
 
 class Scripts:
@@ -427,7 +459,39 @@ class Scripts:
         """Remove a consumer from the group, only when it holds no pending entry."""
         return bool(await self._call("forget_consumer", (keys.stream,), (GROUP, consumer)))
 
+    async def periodic_sync(
+        self, *, keys: QueueKeys, schedules: Sequence[PeriodicDefinition]
+    ) -> list[tuple[str, str, int]]:
+        """Store ``schedules`` as the queue's periodic schedules (added, changed, the others
+        removed): (name, 'added' | 'changed' | 'same' | 'removed', last tick ms) each."""
+        args: list[Any] = []
+        for s in schedules:
+            args += (s.name, s.digest, s.payload, s.info(), str(s.catch_up))
+        r = await self._call("periodic_sync", (keys.periodic,), args)
+        return [(_s(n), _s(state), int(last)) for n, state, last in r]
+
+    async def periodic_fire(
+        self, *, keys: QueueKeys, missed_after_ms: int, limit: int,
+        ticks: Sequence[tuple[str, str, bytes, Sequence[int], Sequence[int]]],
+    ) -> tuple[int, bool, list[Fired]]:
+        """Fire the due ``ticks`` of the queue's schedules, each (name, digest, message to
+        enqueue (b"": the stored one), head ticks, tail ticks) (see ``lua/periodic_fire.lua``):
+        (Redis time ms, whether this pass found ticks missed, what each schedule did)."""
+        args: list[Any] = [missed_after_ms, limit, keys.queue, PERIODIC_LOG_CAP]
+        for name, digest, message, head, tail in ticks:
+            args += (name, digest, message, len(head), *head, len(tail), *tail)
+        r = await self._call("periodic_fire", (keys.periodic, keys.stream, keys.periodic_log),
+                             args)
+        fired = [Fired(_s(x[0]), _s(x[1]), int(x[2]), int(x[3]), int(x[4]), _s(x[5]) or None)
+                 for x in r[2:]]
+        return int(r[0]), bool(int(r[1])), fired
+
     # -- operators ---------------------------------------------------------------------------
+
+    async def periodic_pause(self, *, keys: QueueKeys, name: str, paused: bool) -> bool:
+        """Pause or resume a periodic schedule; False when none of that name is stored."""
+        return bool(await self._call("periodic_pause", (keys.periodic,),
+                                     (name, "1" if paused else "0")))
 
     async def replay(
         self, *, keys: QueueKeys, dead_id: str, payload: bytes, task_id: str

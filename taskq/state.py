@@ -194,10 +194,13 @@ async def list_tasks(
     return out[:limit]
 
 
-async def running(redis: Redis, keys: QueueKeys, limit: int) -> list[TaskRecord]:
-    """Delivered, unfinished tasks (the group's pending list, oldest first)."""
+async def running(redis: Redis, keys: QueueKeys, limit: int,
+                  consumer: str | None = None) -> list[TaskRecord]:
+    """Delivered, unfinished tasks (the group's pending list, oldest first); with ``consumer``
+    only those that consumer (a worker) holds."""
     try:
-        pending = await redis.xpending_range(keys.stream, GROUP, min="-", max="+", count=limit)
+        pending = await redis.xpending_range(keys.stream, GROUP, min="-", max="+", count=limit,
+                                             consumername=consumer)
     except Exception:  # no stream or group
         return []
     if not pending:
