@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import signal
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -13,8 +14,8 @@ from taskq import TaskQueue, Worker
 from taskq.errors import UniqueKeyReused
 from taskq.integrations.durable import DurableTaskList
 from taskq.records import TaskStatus
-from tests.helpers import eventually
-from tests.support import stream_len
+from tests.helpers import WorkerProcess, eventually
+from tests.support import WORKER_APP, stream_len, traced
 
 
 async def test_fifty_concurrent_enqueues_of_one_key_make_one_task(
@@ -198,3 +199,25 @@ async def test_durable_tasks_take_a_key(tq: TaskQueue) -> None:
     a, b, c = await tasks.flush()
     assert (b.id, b.deduplicated, a.deduplicated) == (a.id, True, False)
     assert not c.deduplicated and (await c.status()).kwargs == {"key": "order-1"}
+
+
+async def test_a_sigkilled_workers_unique_task_keeps_its_key_until_another_finishes_it(
+    app: TaskQueue, worker_process: Callable[..., WorkerProcess]
+) -> None:
+    """The key lives with the task through a worker's death (its entry stays pending), so a
+    repeated enqueue meanwhile adds nothing; the worker that reclaims and finishes it frees
+    the key."""
+    slow = app.registry["slow"]
+    lease = ("--lease-ms", "2000")
+    first = worker_process(WORKER_APP, *lease)
+    h = await slow.with_options(key="k").enqueue("a", 1.5)
+    await eventually(lambda: traced(app, "started", 1), timeout=15, what="task started")
+    first.signal(signal.SIGKILL)
+    first.wait(10)
+    again = await slow.with_options(key="k").enqueue("b", 0.0)  # its task is pending: alive
+    assert (again.id, again.deduplicated) == (h.id, True)
+    worker_process(WORKER_APP, *lease)
+    record = await h.wait(timeout=30)
+    assert record.status is TaskStatus.SUCCEEDED and record.result == "a"
+    assert not await app.redis.exists(app.keys("default").unique("slow:k"))
+    assert not (await slow.with_options(key="k").enqueue("c", 0.0)).deduplicated
