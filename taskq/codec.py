@@ -10,6 +10,8 @@ A stream entry has one field, ``m``: a msgpack map with short keys (version 1)::
     e  enqueue time, ms since the epoch (the producer's clock; informational)
     i  task id, present only when it differs from "<queue>:<entry id>" (delayed, retried,
        replayed or handed-back tasks keep the id they were given first)
+    c  trace context, present only when the producer traces (:mod:`taskq.tracing`): a map of
+       strings as the OpenTelemetry propagator writes it (``traceparent``, ``tracestate``)
 
 Optional, present only when the task was sent with these options (see :mod:`taskq.options`):
 
@@ -54,6 +56,7 @@ class Message:
     enqueued_ms: int = 0
     task_id: str | None = None
     queue: str | None = None
+    trace: dict[str, str] | None = None
     options: SendOptions | None = None  # unique key, run-at, expiry (None: none of them)
 
     def with_attempts(self, attempts: int, task_id: str) -> Message:
@@ -72,6 +75,8 @@ def encode(message: Message) -> bytes:
     }
     if message.task_id is not None:
         body["i"] = message.task_id
+    if message.trace:  # (empty: traced, but the span was not recorded)
+        body["c"] = message.trace
     if message.options is not None:
         message.options.to_envelope(body)
     try:
@@ -193,7 +198,8 @@ def decode(data: bytes, max_bytes: int | None = None) -> Message:
     except Exception as exc:  # msgpack may raise others on hostile input
         raise DecodeError(f"not valid msgpack: {type(exc).__name__}: {exc}") from exc
     if type(body) is dict:
-        # The hot path: a well-formed first delivery, checked with exact types in one test;
+        # The hot path: a well-formed first delivery (the six fields, none optional),
+        # checked with exact types in one test;
         # anything else takes the full check, which names the fault.
         task, args, kwargs = body.get("t"), body.get("a"), body.get("k")
         attempts, enqueued = body.get("n"), body.get("e")
@@ -218,6 +224,7 @@ def _checked(body: Any) -> Message:
     attempts = body.get("n", 0)
     enqueued = body.get("e", 0)
     task_id = body.get("i")
+    trace = body.get("c")
     if not isinstance(task, str) or not task:
         raise DecodeError("envelope has no task name")
     if not isinstance(args, list):
@@ -230,8 +237,12 @@ def _checked(body: Any) -> Message:
         raise DecodeError("envelope enqueue time is not an integer")
     if task_id is not None and not (isinstance(task_id, str) and ids.is_task_id(task_id)):
         raise DecodeError(f"envelope task id {task_id!r} is not a taskq task id")
+    if trace is not None and not (isinstance(trace, dict) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in trace.items())):
+        raise DecodeError("envelope trace context is not a map of strings")
     options = SendOptions.from_envelope(body)  # raises DecodeError for malformed fields
-    return Message(task, tuple(args), kwargs, attempts, enqueued, task_id, None, options)
+    return Message(task, tuple(args), kwargs, attempts, enqueued, task_id, None, trace,
+                   options)
 
 
 def pack(value: Any) -> bytes:

@@ -38,6 +38,9 @@ class QueueKeys:
     """Exists while the queue is paused."""
     stats: str = field(init=False, repr=False, compare=False)
     """Hash of counters: completed, retried, dead, reclaimed, lost."""
+    task_metrics: str = field(init=False, repr=False, compare=False)
+    """Hash of per-task histograms and outcome counts, added to by workers (see
+    :mod:`taskq.taskmetrics`)."""
     events: str = field(init=False, repr=False, compare=False)
     """Pub/sub channel of task status changes (carries task ids, never payloads)."""
 
@@ -48,7 +51,7 @@ class QueueKeys:
         put = object.__setattr__
         put(self, "tag", tag)
         for name in ("stream", "delayed", "payloads", "entries", "cancels", "dead", "paused",
-                     "stats", "events"):
+                     "stats", "task_metrics", "events"):
             put(self, name, f"{tag}:{name}")
 
     def records(self, bucket: int) -> str:

@@ -10,7 +10,16 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterable, Sequence
-from typing import Any, Concatenate, Literal, ParamSpec, Protocol, TypeVar, overload
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Concatenate,
+    Literal,
+    ParamSpec,
+    Protocol,
+    TypeVar,
+    overload,
+)
 
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
@@ -50,6 +59,9 @@ from taskq.retry import RetryPolicy
 from taskq.scripts import Scripts, SendItem, Sent, SyncScripts
 from taskq.task import ContextTask, Seconds, Task, TaskOptions, seconds, takes_context
 from taskq.url_choice import UrlChoice, choose
+
+if TYPE_CHECKING:
+    from taskq.tracing import Tracing  # imported by taskq.tracing.instrument, when used
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -113,6 +125,8 @@ class TaskQueue:
         self.registry: dict[str, Task[Any, Any]] = {}
         self.lifespan: lifecycle.Lifespan | None = None
         self.task_hooks: tuple[lifecycle.TaskHooks, ...] = ()
+        self.tracing: Tracing | None = None
+        """Set by :func:`taskq.tracing.instrument`: enqueues and workers trace (OpenTelemetry)."""
         self.schedules: dict[str, Schedule] = {}
         """Periodic schedules by name (:meth:`schedule`); workers sync them to Redis."""
         self._fresh_connections()
@@ -309,6 +323,7 @@ class TaskQueue:
         copy.registry = self.registry
         copy.lifespan = self.lifespan
         copy.task_hooks = self.task_hooks
+        copy.tracing = self.tracing
         copy.schedules = self.schedules
         return copy
 
@@ -464,6 +479,8 @@ class TaskQueue:
     async def enqueue_one(self, msg: Message) -> TaskHandle[Any]:
         """Enqueue one message now: a plain XADD on the lane while its queue is known and far
         below its backlog limit (the common case), else :meth:`enqueue_many`."""
+        if self.tracing is not None and msg.trace is None:
+            return await self.tracing.enqueue_one(self, msg)
         if msg.options is not None and options.routed(msg.options):
             (handle,) = await self._send_with([msg], 0)
             return handle
@@ -485,6 +502,8 @@ class TaskQueue:
         the enqueue-with-options script, checked per queue and call.
         """
         msgs = messages if isinstance(messages, list | tuple) else list(messages)
+        if self.tracing is not None and self.tracing.untraced(msgs := list(msgs)):
+            return await self.tracing.enqueue_many(self, msgs, delay=delay)
         if any(m.options is not None and options.routed(m.options) for m in msgs):
             return await self._mixed(msgs, _delay_ms(delay))
         plan = self._plan(msgs, delay)
@@ -521,6 +540,8 @@ class TaskQueue:
         self, messages: Iterable[Message], delay: Seconds | None
     ) -> list[TaskHandle[Any]]:
         msgs = messages if isinstance(messages, list | tuple) else list(messages)
+        if self.tracing is not None and self.tracing.untraced(msgs := list(msgs)):
+            return self.tracing.enqueue_many_sync(self, msgs, delay)
         if any(m.options is not None and options.routed(m.options) for m in msgs):
             return self._mixed_sync(msgs, _delay_ms(delay))
         plan = self._plan(msgs, delay)

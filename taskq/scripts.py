@@ -55,6 +55,7 @@ NAMES = (
     "replay",
     "retry",
     "schedule",
+    "task_metrics",
     "unique_release",
 )
 
@@ -485,6 +486,15 @@ class Scripts:
         fired = [Fired(_s(x[0]), _s(x[1]), int(x[2]), int(x[3]), int(x[4]), _s(x[5]) or None)
                  for x in r[2:]]
         return int(r[0]), bool(int(r[1])), fired
+
+    async def task_metrics(self, *, keys: QueueKeys, increments: Sequence[tuple[str, int]],
+                           max_fields: int) -> int:
+        """Add ``increments`` to the queue's task metrics hash (new fields only while it has
+        fewer than ``max_fields``); returns how many were refused."""
+        args: list[Any] = [max_fields]
+        for field, n in increments:
+            args += (field, n)
+        return int(await self._call("task_metrics", (keys.task_metrics,), args))
 
     # -- operators ---------------------------------------------------------------------------
 

@@ -27,6 +27,7 @@ from taskq.worker.execution import (
     is_plain_async,
 )
 from taskq.worker.ledger import Delivery, Ledger
+from taskq.worker.observe import Attempts
 from taskq.worker.outcomes import Outcomes
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ class Runner:
     def __init__(self, app: TaskQueue, context: WorkerContext, ledger: Ledger,
                  outcomes: Outcomes, executors: Executors,
                  on_transition: OnTransition | None = None,
+                 attempts: Attempts | None = None,
                  on_limit: Callable[[str], None] | None = None) -> None:
         self.app = app
         self.state: Any = None  # what the worker lifespan yielded
@@ -53,6 +55,9 @@ class Runner:
         self.counters = ledger.counters
         self.executors = executors
         self.on_transition = on_transition
+        self._attempts = attempts  # tracing: wraps each attempt (None: not traced)
+        # one attempt: with the app's task hooks around it when it has any (chosen once)
+        self._run_one = self._run_hooked if self._hooks else self._run
         self._registry = app.registry
         self._max_payload = app.max_payload_bytes
         # bound once: called per task
@@ -77,13 +82,17 @@ class Runner:
                             self._unknown_grace_ms)
             d.task_id = checked.task_id
             if type(checked) is Ready:
-                if self._hooks:
-                    await self._run_hooked(d, checked)
+                if self._attempts is None:
+                    await self._run_one(d, checked)
                 else:
-                    await self._run(d, checked)
+                    await self._attempts.run(d, checked, self._run_one)
             elif type(checked) is Refused:
-                await self._dead(d, checked.msg, checked.reason, checked.error_type,
-                                 checked.error, attempts=checked.attempts)
+                dead = self._dead(d, checked.msg, checked.reason, checked.error_type,
+                                  checked.error, attempts=checked.attempts)
+                if self._attempts is None:
+                    await dead
+                else:
+                    await self._attempts.refused(d, checked, dead)
             elif type(checked) is Cancelled:
                 self._finish(d, checked.msg, checked.task, TaskStatus.CANCELLED, None, "c",
                              checked.attempts)
