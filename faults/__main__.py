@@ -24,6 +24,7 @@ from faults.scenarios import (
     capacity,
     lease,
     lifecycle,
+    limits,
     memory,
     network,
     periodic,
@@ -53,6 +54,8 @@ SCENARIOS: list[tuple[str, Scenario, float]] = [
     ("s13-memory-pressure", memory.memory_pressure, 150),
     ("s10-clock-skew", skew.clock_skew, 90),
     ("s14-schedule-kills", periodic.schedule_kills, 120),
+    ("s16-rate-limit", limits.rate_limit, 150),
+    ("s17-concurrency-limit", limits.concurrency_limit, 240),
     ("sec-acl-user", security.acl_user, 90),
     ("sec-tls", security.tls, 90),
 ]

@@ -86,6 +86,21 @@ def _register(tq: TaskQueue) -> None:
         tasklog.start(job, ctx.attempt)
         ctypes.string_at(0)
 
+    @tq.task(name="rated", max_attempts=25, rate_limit="50/s")
+    async def rated(job: int, ctx: TaskContext) -> int:
+        """Limited to 50 starts a second across every worker (scenario s16)."""
+        tasklog.start(job, ctx.attempt)
+        tasklog.end(job)
+        return job
+
+    @tq.task(name="capped", max_attempts=25, concurrency_limit=2)
+    async def capped(job: int, ms: int, ctx: TaskContext) -> int:
+        """At most 2 running at once across every worker (scenario s17)."""
+        tasklog.start(job, ctx.attempt)
+        await asyncio.sleep(ms / 1000)
+        tasklog.end(job)
+        return job
+
     @tq.task(name="typed", max_attempts=3)
     async def typed(job: int, count: int, ctx: TaskContext) -> Any:
         tasklog.start(job, ctx.attempt)

@@ -48,7 +48,9 @@ from taskq.errors import (
 from taskq.handle import SyncTaskHandle, TaskHandle
 from taskq.keys import GROUP, QueueKeys, queues_key
 from taskq.lane import Lane
+from taskq.limits import KeyOf, Limits
 from taskq.periodic import CatchUp, Schedule, Spec
+from taskq.priority import Priority
 from taskq.records import (
     TaskRecord,
     TaskStatus,
@@ -172,6 +174,11 @@ class TaskQueue:
         backoff: Seconds | None = None,
         max_backoff: Seconds | None = None,
         result_ttl: Seconds | None = None,
+        priority: Priority | None = None,
+        rate_limit: str | None = None,
+        rate_limit_key: KeyOf | None = None,
+        concurrency_limit: int | None = None,
+        concurrency_key: KeyOf | None = None,
     ) -> TaskDecorator: ...
 
     def task(  # type: ignore[misc]
@@ -190,10 +197,19 @@ class TaskQueue:
         backoff: Seconds | None = None,
         max_backoff: Seconds | None = None,
         result_ttl: Seconds | None = None,
+        priority: Priority | None = None,
+        rate_limit: str | None = None,
+        rate_limit_key: KeyOf | None = None,
+        concurrency_limit: int | None = None,
+        concurrency_key: KeyOf | None = None,
     ) -> Any:
         """Register a task. ``max_attempts`` counts every run (first one included);
         ``timeout`` is per attempt; ``retry_on``/``never_retry_on`` pick the exceptions that
-        retry; ``backoff``/``max_backoff`` set the exponential backoff's base and cap."""
+        retry; ``backoff``/``max_backoff`` set the exponential backoff's base and cap.
+        ``priority``: the level of its enqueues ("high", "normal", "low"; see
+        :mod:`taskq.priority`). ``rate_limit`` ("100/m"), ``concurrency_limit`` (N at once),
+        ``concurrency_key`` (one at a time per key) and ``rate_limit_key``: limits that hold
+        across every worker (see :mod:`taskq.limits`)."""
         policy = retry or RetryPolicy()
         changes: dict[str, Any] = {}
         if retry_on is not None:
@@ -212,6 +228,8 @@ class TaskQueue:
             cpu_bound=cpu_bound,
             retry=policy,
             result_ttl_s=seconds(result_ttl),
+            priority=priority,
+            limits=Limits.of(rate_limit, rate_limit_key, concurrency_limit, concurrency_key),
         )
 
         def register(f: Callable[..., Any]) -> Task[Any, Any]:
@@ -222,6 +240,8 @@ class TaskQueue:
                 raise ValueError("a cpu_bound task must be a module-level function")
             kind = ContextTask if takes_context(f) else Task
             t: Task[Any, Any] = kind(self, f, task_name, options)
+            if options.limits is not None:
+                options.limits.check_keys(t.signature.fields)
             self.registry[task_name] = t
             return t
 

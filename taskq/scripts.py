@@ -35,6 +35,11 @@ log = logging.getLogger(__name__)
 PERIODIC_LOG_CAP = 10_000
 """About how many fires and skips of a queue's periodic schedules its periodic log keeps."""
 
+RATE_SLACK_MS = 100.0
+"""How far starts may run ahead of a rate (the throttle script's slack): 100 ms, a promotion's
+period, so that what one promotion moves starts together. In any window of W seconds at most
+``rate * (W + 0.1) + 1`` attempts start."""
+
 NAMES = (
     "cancel",
     "complete",
@@ -54,8 +59,10 @@ NAMES = (
     "renew",
     "replay",
     "retry",
+    "renew_slots",
     "schedule",
     "task_metrics",
+    "throttle",
     "unique_release",
 )
 
@@ -103,6 +110,8 @@ class Completable(Protocol):
     @property
     def flags(self) -> str: ...
     @property
+    def slot(self) -> str | None: ...
+    @property
     def unique(self) -> tuple[str, int] | None:
         """The task's unique key (as in the envelope) and ms to keep it after success."""
 
@@ -120,7 +129,19 @@ class Completion:
     status: TaskStatus
     record: bytes
     flags: str = ""
+    slot: str | None = None  # the concurrency slot set it holds (freed with the ack)
     unique: tuple[str, int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Throttled:
+    """The throttle script's answer: start now, or wait until ``due_ms`` (``why``: "rate" or
+    "concurrency"), or the lease was ``lost``."""
+
+    start: bool
+    lost: bool
+    due_ms: int
+    why: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,8 +367,15 @@ class Scripts:
         key_list = [keys.stream, keys.stats, keys.done_minute(now_ms // 60_000), keys.entries,
                     keys.cancels, *(records(b) for b in buckets)]
         args = [GROUP, consumer, ttl_ms, keys.events, scan, meta, *(c.record for c in items)]
+        if any(c.slot for c in items):  # only tasks with a concurrency limit
+            where: dict[str, int] = {}
+            for c in items:
+                if c.slot and c.slot not in where:
+                    key_list.append(c.slot)
+                    where[c.slot] = len(key_list)
+            args += [where.get(c.slot, 0) if c.slot else 0 for c in items]
         if any(c.unique is not None for c in items):
-            args.append(_unique_lines(keys, items, key_list))
+            args.append("U" + _unique_lines(keys, items, key_list))
         r = [_s(x) for x in await self._call("complete", key_list, args)]
         if r and r[-1].startswith("lean:"):
             log.warning("Redis is out of memory: %s task records kept only their status "
@@ -357,15 +385,15 @@ class Scripts:
 
     async def retry(
         self, *, keys: QueueKeys, consumer: str, entry_id: str, deliveries: int, task_id: str,
-        payload: bytes, delay_ms: int, record: bytes, ttl_ms: int,
+        payload: bytes, delay_ms: int, record: bytes, ttl_ms: int, slot: str | None = None,
     ) -> int:
         """Ack an owned entry and schedule its next attempt (``payload``) in ``delay_ms`` (<= 0:
         at once), storing ``record`` (status failed): the due time in ms, or 0 when the lease
-        was lost."""
+        was lost. ``slot``: the concurrency slot set the attempt held (freed)."""
         r = await self._call(
             "retry",
             (keys.stream, keys.delayed, keys.payloads, keys.entries, _bucket_key(keys, task_id),
-             keys.stats),
+             keys.stats, *((slot,) if slot else ())),
             (GROUP, consumer, entry_id, deliveries, task_id, payload, delay_ms, record, ttl_ms,
              keys.events),
         )
@@ -375,6 +403,7 @@ class Scripts:
         self, *, keys: QueueKeys, consumer: str, entry_id: str, deliveries: int | None,
         task_id: str, record: bytes, ttl_ms: int, dead_cap: int, letter: DeadEntry,
         unique: str | None = None,
+        slot: str | None = None,
     ) -> str | None:
         """Move an owned entry to the dead letters (``letter``, the stream capped at
         ``dead_cap``; 0: none), storing ``record``: the dead letter's id, or None when the lease
@@ -384,6 +413,8 @@ class Scripts:
             flat += (k, v)
         key_list = [keys.stream, keys.dead, keys.entries, _bucket_key(keys, task_id), keys.stats,
                     keys.cancels]
+        if slot:  # the concurrency slot the attempt held: freed in the same step
+            key_list.append(slot)
         if unique is not None:  # released in the same step
             key_list.append(keys.unique(unique))
         r = await self._call(
@@ -406,13 +437,13 @@ class Scripts:
 
     async def release(
         self, *, keys: QueueKeys, consumer: str, entry_id: str, deliveries: int, task_id: str,
-        payload: bytes,
+        payload: bytes, slot: str | None = None,
     ) -> str | None:
         """Hand an owned entry back to the end of the stream (``payload`` carries its task id):
-        the new entry id, or None when the lease was lost."""
+        the new entry id, or None when the lease was lost. ``slot``: as for :meth:`retry`."""
         r = await self._call(
             "release",
-            (keys.stream, keys.entries),
+            (keys.stream, keys.entries, *((slot,) if slot else ())),
             (GROUP, consumer, entry_id, deliveries, task_id, payload),
         )
         return None if r == 0 else _s(r)
@@ -425,6 +456,40 @@ class Scripts:
             "renew", (keys.stream,), (GROUP, consumer, len(entry_ids) + 64, *entry_ids)
         )
         return [_s(x) for x in r]
+
+    async def throttle(
+        self, *, keys: QueueKeys, consumer: str, entry_id: str, deliveries: int, task_id: str,
+        payload: bytes, rate_key: str | None, interval_ms: float, slots_key: str | None,
+        limit: int, lease_ms: int, wait_ms: int,
+    ) -> Throttled:
+        """Let an owned entry start under its limits (taking a concurrency slot in
+        ``slots_key``), or make it wait in the delayed set (``payload``, attempts unchanged);
+        see ``lua/throttle.lua``."""
+        key_list = [keys.stream, keys.delayed, keys.payloads, keys.entries, keys.stats,
+                    keys.reservations]
+        if rate_key is not None:
+            key_list += (rate_key, rate_key + ":starts")
+        if slots_key is not None:
+            key_list.append(slots_key)
+        r = await self._call("throttle", key_list, (
+            GROUP, consumer, entry_id, deliveries, task_id, payload,
+            repr(interval_ms) if rate_key is not None else 0,
+            limit if slots_key is not None else 0, lease_ms, wait_ms,
+            repr(RATE_SLACK_MS)))
+        code = int(r[0])
+        if code == 1:
+            return Throttled(True, False, 0, "")
+        if code == 0:
+            return Throttled(False, False, int(r[1]), _s(r[2]))
+        return Throttled(False, True, 0, "")
+
+    async def renew_slots(self, *, slots: Sequence[tuple[str, str]], lease_ms: int) -> int:
+        """Push the deadline of each (slot set, task id) a lease from now, while still held
+        (all sets of one queue's hash tag)."""
+        if not slots:
+            return 0
+        return int(await self._call("renew_slots", [k for k, _ in slots],
+                                    (lease_ms, *(t for _, t in slots))))
 
     # -- a worker's maintenance --------------------------------------------------------------
 

@@ -21,6 +21,8 @@ from taskq import codec, options
 from taskq.codec import Message
 from taskq.context import TaskContext
 from taskq.errors import TaskValidationError
+from taskq.limits import Limits
+from taskq.priority import Priority, lane
 from taskq.retry import RetryPolicy
 
 if TYPE_CHECKING:
@@ -51,8 +53,13 @@ class TaskOptions:
     cpu_bound: bool = False
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     result_ttl_s: float | None = None
+    priority: Priority | None = None
+    """The default priority of its enqueues (None: normal; see :mod:`taskq.priority`)."""
+    limits: Limits | None = None
+    """Rate and concurrency limits (None: none, and the worker checks nothing)."""
 
     def __post_init__(self) -> None:
+        lane(self.queue, self.priority)  # raises ValueError for an unknown level
         if self.max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         if self.timeout_s is not None and self.timeout_s <= 0:
@@ -257,15 +264,18 @@ class Task(Generic[P, R]):
         return self.build(args, dict(kwargs))
 
     def build(
-        self, args: tuple[Any, ...], kwargs: dict[str, Any], queue: str | None = None
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], queue: str | None = None,
+        level: Priority | None = None,
     ) -> Message:
         plain_args, plain_kwargs = self.signature.serialize(args, kwargs)
+        q = queue or self.options.queue
+        level = level or self.options.priority
         return Message(
             task=self.name,
             args=plain_args,
             kwargs=plain_kwargs,
             enqueued_ms=int(time.time() * 1000),
-            queue=queue or self.options.queue,
+            queue=q if level is None else lane(q, level),
         )
 
     async def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> TaskHandle[R]:
@@ -293,11 +303,15 @@ class Task(Generic[P, R]):
         self, *, delay: Seconds | None = None, queue: str | None = None,
         key: str | None = None, unique_for: Seconds | None = None,
         at: datetime | None = None, expires: timedelta | datetime | None = None,
+        priority: Priority | None = None,
     ) -> BoundTask[P, R]:
-        """Enqueue options (see :mod:`taskq.options`): ``delay`` or ``at`` (a timezone-aware
-        time), ``queue``, a unique ``key`` (kept ``unique_for`` after success), ``expires``
-        (not started by then: ends ``expired``). Raises ValueError for a naive ``at`` or
-        ``expires``, a malformed key, or ``delay`` and ``at`` together."""
+        """Enqueue options: ``delay`` or ``at`` (a timezone-aware time), another ``queue``, a
+        ``priority`` level ("high", "normal", "low"; see :mod:`taskq.priority`), a unique
+        ``key`` (kept ``unique_for`` after success), ``expires`` (not started by then: ends
+        ``expired``); see :mod:`taskq.options`. Raises ValueError for a naive ``at`` or
+        ``expires``, a malformed key, ``delay`` and ``at`` together, or an unknown level."""
+        if priority is not None:
+            lane(queue or self.options.queue, priority)  # check the level
         if delay is not None and at is not None:
             raise ValueError("give delay or at, not both")
         if at is not None:
@@ -308,7 +322,8 @@ class Task(Generic[P, R]):
             options.unique_key(self.name, key)
         if unique_for is not None and key is None:
             raise ValueError("unique_for needs a key")
-        return BoundTask(self, seconds(delay), queue, key, seconds(unique_for), at, expires)
+        return BoundTask(self, seconds(delay), queue, priority, key, seconds(unique_for), at,
+                         expires)
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,6 +334,7 @@ class BoundTask(Generic[P, R]):
     task: Task[P, R]
     delay_s: float | None
     queue: str | None
+    priority: Priority | None = None
     key: str | None = None
     unique_for_s: float | None = None
     at: datetime | None = None
@@ -326,7 +342,7 @@ class BoundTask(Generic[P, R]):
 
     def message(self, *args: P.args, **kwargs: P.kwargs) -> Message:
         """A validated message with these options, for :meth:`TaskQueue.enqueue_many` (a
-        ``delay`` given here becomes a run-at time: a batch's own ``delay=`` applies to the
+        ``delay`` given here travels with the message: a batch's own ``delay=`` applies to the
         messages without one)."""
         msg = self._build(args, dict(kwargs))
         if not self.delay_s:
@@ -336,7 +352,7 @@ class BoundTask(Generic[P, R]):
         return replace(msg, options=replace(opts, delay_ms=delay_ms))
 
     def _build(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Message:
-        msg = self.task.build(args, kwargs, self.queue)
+        msg = self.task.build(args, kwargs, self.queue, self.priority)
         opts = options.build(self.task.name, key=self.key, unique_for=self.unique_for_s,
                              at=self.at, expires=self.expires)
         return msg if opts is None else replace(msg, options=opts)

@@ -17,7 +17,10 @@ class QueueInfo:
     finished (the group's pending list); ``lag``: entries not yet delivered; ``delayed``:
     scheduled tasks and retries waiting for their time; ``dead``: dead letters;
     ``completed_last_minute``: completions over the last 60 s (current minute counter plus the
-    previous one pro rata).
+    previous one pro rata); ``throttled_total``: times a task was made to wait by its rate or
+    concurrency limit (no attempt used); ``priority_waiting``: for a queue with priority lanes,
+    entries in the stream of each level that has one (``{"high": 3, "normal": 40}``; see
+    :mod:`taskq.priority`), else empty.
     """
 
     name: str
@@ -36,6 +39,8 @@ class QueueInfo:
     paused: bool
     expired_total: int = 0  # ended unstarted after their expiry (``with_options(expires=)``)
     deferred_total: int = 0  # looks at an unknown task name handed back in the deploy grace
+    throttled_total: int = 0
+    priority_waiting: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -14,8 +14,10 @@
 --          id, status, flags, separated by tabs (flags: "e" drop the entries mapping, "c" drop
 --          the cancel request); queue names and ids hold no tabs or newlines
 -- ARGV[7..] the items' records, in the same order
--- ARGV[7+n] (only when some items hold a unique key) one line per such item: item index (1..n),
---          index of its unique key in KEYS, ms to keep the key after success (0: release)
+-- ARGV[7+n..] (n items; only when some item holds a concurrency slot, see throttle.lua) per
+--          item, the index into KEYS of the slot set it holds, or 0: the slot is freed
+-- ARGV[last] (only when some items hold a unique key) "U" then one line per such item: item
+--          index (1..n), index of its unique key in KEYS, ms to keep it after success (0: release)
 -- returns  the entry ids the caller no longer owns (nothing was done for those), then, when
 --          Redis is at maxmemory, "lean:<n>": n records were stored in their minimal form
 -- Under memory pressure (Redis refuses writes that may add memory) finishing work must free
@@ -49,6 +51,8 @@ if lo ~= nil then
     for _, p in ipairs(pending) do owned[p[1]] = tonumber(p[4]) end
   end
 end
+local extra = ARGV[7 + #items]
+local slots = extra ~= nil and string.byte(extra, 1) ~= 85  -- ('U': unique keys, no slots)
 local acked, lost, events = {}, {}, {}
 local per_bucket = {}
 local done, expired = 0, 0
@@ -69,6 +73,10 @@ for i, item in ipairs(items) do
     if flags ~= '' then
       if string.find(flags, 'e', 1, true) then redis.call('HDEL', KEYS[4], task_id) end
       if string.find(flags, 'c', 1, true) then redis.call('HDEL', KEYS[5], task_id) end
+    end
+    if slots then
+      local s = tonumber(ARGV[6 + #items + i])
+      if s > 0 then redis.call('ZREM', KEYS[s], task_id) end
     end
     events[#events + 1] = {task_id, status}
     if status == 'succeeded' then done = done + 1
@@ -95,9 +103,9 @@ if #acked > 0 then
     if redis.call('INCRBY', KEYS[3], done) == done then redis.call('EXPIRE', KEYS[3], 7200) end
   end
   if expired > 0 then redis.call('HINCRBY', KEYS[2], 'expired', expired) end
-  local uniq = ARGV[7 + #items]
-  if uniq then
-    for line in string.gmatch(uniq, '[^\n]+') do
+  local uniq = ARGV[#ARGV]
+  if #ARGV > 6 + #items and string.byte(uniq, 1) == 85 then
+    for line in string.gmatch(string.sub(uniq, 2), '[^\n]+') do
       local i, k, keep = string.match(line, '^(%d+)\t(%d+)\t(%d+)$')
       local item = items[tonumber(i)]
       if item and owned[item[1]] ~= nil and owned[item[1]] == tonumber(item[2]) then

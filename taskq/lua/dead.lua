@@ -5,7 +5,8 @@
 -- KEYS[4]  record bucket of the task
 -- KEYS[5]  stats hash
 -- KEYS[6]  cancels (hash)
--- KEYS[7]  (only when the task holds one) its unique key, released here
+-- KEYS[7..] (optional) the concurrency slot set the attempt held (a sorted set: its slot is
+--          freed) and/or the task's unique key (a string: released), in any order
 -- ARGV[1]  group
 -- ARGV[2]  consumer
 -- ARGV[3]  entry id
@@ -20,6 +21,11 @@
 if not owns(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]) then return 0 end
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
 redis.call('XDEL', KEYS[1], ARGV[3])
+for i = 7, #KEYS do  -- (what each key is, by its type: a missing one has nothing to free)
+  local kind = redis.call('TYPE', KEYS[i])['ok']
+  if kind == 'zset' then redis.call('ZREM', KEYS[i], ARGV[5])
+  elseif kind == 'string' then release_unique(KEYS[i], ARGV[5], 0) end
+end
 local fields = {}
 for i = 10, #ARGV do fields[#fields + 1] = ARGV[i] end
 local cap = tonumber(ARGV[9])
@@ -31,7 +37,6 @@ else
 end
 redis.call('HDEL', KEYS[3], ARGV[5])
 redis.call('HDEL', KEYS[6], ARGV[5])
-if KEYS[7] then release_unique(KEYS[7], ARGV[5], 0) end
 put_record(KEYS[4], ARGV[5], ARGV[6], ARGV[7])
 redis.call('HINCRBY', KEYS[5], 'dead', 1)
 if ARGV[8] ~= '' then

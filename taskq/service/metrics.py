@@ -42,6 +42,7 @@ COUNTERS = {
     "expired_total": ("expired", "Tasks that expired before they started"),
     "deferred_total": ("deferred_unknown",
                        "Unknown task names handed back during the deploy grace"),
+    "throttled_total": ("throttled", "Times a task waited for its rate or concurrency limit"),
 }
 
 

@@ -183,6 +183,7 @@ class Worker:
             try:
                 await check_server(self.app.redis)
                 await self.app.ensure_groups(self.config.queues)
+                await self.maintenance.discover_lanes()
                 await self.app.scripts.load()
                 await check_permissions(self.app.scripts, list(self.keys.values()))
                 await self.context.clock.sync(self.app.redis)

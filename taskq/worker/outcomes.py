@@ -106,7 +106,7 @@ class Outcomes:
         due = await self._owned_call(d, lambda: self.app.scripts.retry(
             keys=keys, consumer=self.id, entry_id=d.entry_id, deliveries=d.deliveries,
             task_id=d.task_id, payload=payload, delay_ms=int(delay_s * 1000), record=record,
-            ttl_ms=ttl,
+            ttl_ms=ttl, slot=d.slot,
         ))
         if due:
             self.counters.retried += 1
@@ -149,7 +149,7 @@ class Outcomes:
         dead = await self._owned_call(d, lambda: self.app.scripts.dead(
             keys=keys, consumer=self.id, entry_id=d.entry_id, deliveries=d.deliveries,
             task_id=d.task_id, record=record, ttl_ms=self.app.result_ttl_ms,
-            dead_cap=self.app.dead_letter_cap, letter=letter, **extra,
+            dead_cap=self.app.dead_letter_cap, letter=letter, slot=d.slot, **extra,
         ))
         if dead:
             self.counters.dead += 1
@@ -194,7 +194,7 @@ class Outcomes:
             try:
                 await self.app.scripts.release(
                     keys=self.keys[d.queue], consumer=self.id, entry_id=d.entry_id,
-                    deliveries=d.deliveries, task_id=task_id, payload=payload)
+                    deliveries=d.deliveries, task_id=task_id, payload=payload, slot=d.slot)
             except REDIS_ERRORS as exc:
                 log.warning("could not hand back %s (%s); it returns after its lease", task_id, exc)
             self.ledger.drop(d)

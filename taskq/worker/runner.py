@@ -27,6 +27,7 @@ from taskq.worker.execution import (
     is_plain_async,
 )
 from taskq.worker.ledger import Delivery, Ledger
+from taskq.worker.limiter import Limiter
 from taskq.worker.observe import Attempts
 from taskq.worker.outcomes import Outcomes
 
@@ -67,6 +68,7 @@ class Runner:
         self._release = outcomes.release
         self._defer = outcomes.defer
         self._runner_ended = ledger.runner_ended
+        self._limiter = Limiter(app, context, ledger, outcomes)
 
     async def process(self, d: Delivery) -> None:
         ledger = self.ledger
@@ -82,6 +84,9 @@ class Runner:
                             self._unknown_grace_ms)
             d.task_id = checked.task_id
             if type(checked) is Ready:
+                limits = checked.task.options.limits
+                if limits is not None and not await self._limiter.admit(d, checked, limits):
+                    return  # it waits (rate or concurrency limit): handed back delayed
                 if self._attempts is None:
                     await self._run_one(d, checked)
                 else:
