@@ -221,3 +221,29 @@ async def test_a_sigkilled_workers_unique_task_keeps_its_key_until_another_finis
     assert record.status is TaskStatus.SUCCEEDED and record.result == "a"
     assert not await app.redis.exists(app.keys("default").unique("slow:k"))
     assert not (await slow.with_options(key="k").enqueue("c", 0.0)).deduplicated
+
+
+async def test_unique_keys_with_priorities_and_limits(
+    tq: TaskQueue, start_worker: Callable[..., Worker]
+) -> None:
+    """A key lives in its priority lane (where its task is found); a task holding both a
+    concurrency slot and a unique key frees both when it is dead-lettered."""
+    @tq.task(name="job", queue="pq")
+    async def job(n: int) -> None: ...
+
+    high = await job.with_options(key="k", priority="high").enqueue(1)
+    again = await job.with_options(key="k", priority="high").enqueue(2)
+    assert (again.id, again.deduplicated) == (high.id, True)
+    assert high.id.startswith("pq!high:")
+
+    @tq.task(name="capped", queue="cq", concurrency_limit=1, max_attempts=1)
+    async def capped() -> None:
+        raise ValueError("no")
+
+    start_worker(tq, queues=("cq",), block_ms=100)
+    h = await capped.with_options(key="c").enqueue()
+    assert (await h.wait(timeout=15)).status is TaskStatus.DEAD
+    assert not await tq.redis.exists(tq.keys("cq").unique("capped:c"))
+    h2 = await capped.with_options(key="c").enqueue()  # the slot was freed too: it runs
+    assert not h2.deduplicated
+    assert (await h2.wait(timeout=15)).status is TaskStatus.DEAD
