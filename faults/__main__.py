@@ -33,6 +33,7 @@ from faults.scenarios import (
     selfcheck,
     skew,
     workers_die,
+    workflows,
 )
 
 Scenario = Callable[[Env], Awaitable[None]]
@@ -58,6 +59,7 @@ SCENARIOS: list[tuple[str, Scenario, float]] = [
     ("s17-concurrency-limit", limits.concurrency_limit, 240),
     ("sec-acl-user", security.acl_user, 90),
     ("sec-tls", security.tls, 90),
+    ("s18-workflows-kill", workflows.chords_and_chains, 240),
 ]
 # scenarios CI may skip; none: CI installs redis-server with TLS, openssl and faketime
 CI_MAY_SKIP: frozenset[str] = frozenset()

@@ -23,6 +23,9 @@ The tree::
     │                            of memory (its result was not kept)
     ├── ResultTimeout            awaiting a result took longer than asked
     ├── LeaseLost                a worker no longer owns the entry it tries to finish
+    ├── WorkflowError            a chain, group or chord that cannot be built (also a ValueError)
+    ├── WorkflowNotFound         no workflow with that id (never started, or expired)
+    ├── WorkflowFailed           awaiting the result of a workflow that failed or was cancelled
     └── RedisFailure             Redis did not answer or refused a command (taskq.connection)
         ├── RedisUnavailable     cannot reach Redis, or the connection was lost
         ├── RedisTimeout         no reply within the socket timeout
@@ -233,3 +236,27 @@ class Retry(Exception):
     def __init__(self, delay: float | None = None, reason: str = "") -> None:
         super().__init__(reason or "retry requested")
         self.delay = delay
+
+
+class WorkflowError(TaskqError, ValueError):
+    """A chain, group or chord that cannot be built (an empty group, a step that needs an input
+    no previous step gives, a callback that is not a single task, ...)."""
+
+
+class WorkflowNotFound(TaskqError):
+    """No workflow with that id (never started, or expired after it ended)."""
+
+    def __init__(self, workflow_id: str) -> None:
+        super().__init__(f"no workflow with id {workflow_id!r}")
+        self.workflow_id = workflow_id
+
+
+class WorkflowFailed(TaskqError):
+    """Awaiting the result of a workflow that failed (a step ended dead) or was cancelled;
+    ``status`` is its :class:`~taskq.workflow.WorkflowStatus`."""
+
+    def __init__(self, workflow_id: str, status: Any) -> None:
+        state = getattr(status, "status", "?")
+        super().__init__(f"workflow {workflow_id} {state}")
+        self.workflow_id = workflow_id
+        self.status = status

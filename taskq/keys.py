@@ -67,6 +67,10 @@ class QueueKeys:
         """Hash of task records (id -> encoded record) for ids of one time bucket."""
         return f"{self._own}:rec:{bucket}"
 
+    def workflow(self, suffix: str) -> str:
+        """Hash of one workflow's state (see :mod:`taskq.workflow`) homed in this queue."""
+        return f"{self.tag}:wf:{suffix}"
+
     def done_minute(self, minute: int) -> str:
         """Completions in one wall-clock minute (Redis clock), for rates."""
         return f"{self._own}:done:{minute}"

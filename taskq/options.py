@@ -3,7 +3,7 @@
 ``task.with_options(key=..., unique_for=..., at=..., expires=...)`` builds one
 :class:`SendOptions` and attaches it to the message (``Message.options``); a message without
 any of them carries ``None`` and costs nothing. What reaches the worker travels in the
-envelope (``u``, ``uf``, ``x``; see :mod:`taskq.codec`); the run-at time and the HTTP request's
+envelope (``u``, ``uf``, ``ex``; see :mod:`taskq.codec`); the run-at time and the HTTP request's
 fingerprint only steer the enqueue.
 
 - ``key``: while a task with the same key (of the same task name, in its queue) is queued,
@@ -49,13 +49,13 @@ class SendOptions:
             if self.unique_for_ms > 0:
                 body["uf"] = self.unique_for_ms
         if self.expires_ms is not None:
-            body["x"] = self.expires_ms
+            body["ex"] = self.expires_ms
         if self.unknown_since_ms is not None:
             body["ug"] = self.unknown_since_ms
 
     @staticmethod
     def from_envelope(body: dict[str, Any]) -> SendOptions | None:
-        key, keep, expires = body.get("u"), body.get("uf", 0), body.get("x")
+        key, keep, expires = body.get("u"), body.get("uf", 0), body.get("ex")
         unknown = body.get("ug")
         if key is None and expires is None and unknown is None:
             return None

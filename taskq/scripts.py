@@ -25,6 +25,7 @@ from redis.commands.core import AsyncScript, Script
 from redis.exceptions import ResponseError
 
 from taskq import ids
+from taskq.codec import WorkflowRef
 from taskq.deadletter import DeadEntry
 from taskq.keys import GROUP, QueueKeys
 from taskq.lane import Lane
@@ -64,14 +65,23 @@ NAMES = (
     "task_metrics",
     "throttle",
     "unique_release",
+    "workflow_cancel",
+    "workflow_start",
 )
+
+WORKFLOW_PRELUDE = frozenset({"complete", "dead", "workflow_cancel", "workflow_start"})
+"""Scripts that also get ``lua/_workflow.lua`` (they end workflow steps, or start or cancel
+workflows)."""
 
 
 @cache
 def source(name: str) -> str:
     """The full text of script ``name`` (prelude included)."""
     lua = resources.files("taskq") / "lua"
-    return (lua / "_lib.lua").read_text() + "\n" + (lua / f"{name}.lua").read_text()
+    prelude = (lua / "_lib.lua").read_text() + "\n"
+    if name in WORKFLOW_PRELUDE:
+        prelude += (lua / "_workflow.lua").read_text() + "\n"
+    return prelude + (lua / f"{name}.lua").read_text()
 
 
 def _s(value: bytes | str) -> str:
@@ -110,10 +120,39 @@ class Completable(Protocol):
     @property
     def flags(self) -> str: ...
     @property
+    def step(self) -> StepEnd | None: ...
+    @property
     def slot(self) -> str | None: ...
     @property
     def unique(self) -> tuple[str, int] | None:
         """The task's unique key (as in the envelope) and ms to keep it after success."""
+
+
+@dataclass(frozen=True, slots=True)
+class StepEnd:
+    """How a workflow step ended, for the script that finishes it (see
+    :mod:`taskq.workflow`): its place in the workflow, and its result (msgpack) when a
+    successor may need it."""
+
+    ref: WorkflowRef
+    result: bytes = b"\xc0"
+
+
+def step_keys(prefix: str, ref: WorkflowRef) -> list[str]:
+    """The keys a script ending step ``ref`` needs: the workflow hash, then the stream and the
+    entries hash of each workflow queue (all under ``prefix``)."""
+    out = [workflow_key(prefix, ref.id)]
+    for q in ref.queues:
+        k = QueueKeys(prefix, q)
+        out += (k.stream, k.entries)
+    return out
+
+
+def workflow_key(prefix: str, workflow_id: str) -> str:
+    """The hash of workflow ``workflow_id`` ("<home queue>:<suffix>"), under its home queue's
+    hash tag."""
+    home, _, suffix = workflow_id.rpartition(":")
+    return QueueKeys(prefix, home).workflow(suffix)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +170,7 @@ class Completion:
     flags: str = ""
     slot: str | None = None  # the concurrency slot set it holds (freed with the ack)
     unique: tuple[str, int] | None = None
+    step: StepEnd | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -374,8 +414,18 @@ class Scripts:
                     key_list.append(c.slot)
                     where[c.slot] = len(key_list)
             args += [where.get(c.slot, 0) if c.slot else 0 for c in items]
-        if any(c.unique is not None for c in items):
-            args.append("U" + _unique_lines(keys, items, key_list))
+        steps = [(i, c.step) for i, c in enumerate(items, 1) if c.flags and c.step is not None]
+        unique = any(c.unique is not None for c in items)
+        if steps or unique:  # the sections before theirs are there: slots (0: none), steps
+            if not any(c.slot for c in items):
+                args += [0] * len(items)
+            lines = []
+            for i, step in steps:
+                lines.append(f"{i}\t{len(key_list) + 1}\t{step.ref.step}")
+                key_list += step_keys(keys.prefix, step.ref)
+            args += ("\n".join(lines), *(step.result for _, step in steps))
+            if unique:
+                args.append(_unique_lines(keys, items, key_list))
         r = [_s(x) for x in await self._call("complete", key_list, args)]
         if r and r[-1].startswith("lean:"):
             log.warning("Redis is out of memory: %s task records kept only their status "
@@ -404,19 +454,23 @@ class Scripts:
         task_id: str, record: bytes, ttl_ms: int, dead_cap: int, letter: DeadEntry,
         unique: str | None = None,
         slot: str | None = None,
+        step: WorkflowRef | None = None, failure: bytes = b"",
     ) -> str | None:
         """Move an owned entry to the dead letters (``letter``, the stream capped at
         ``dead_cap``; 0: none), storing ``record``: the dead letter's id, or None when the lease
-        was lost. ``deliveries`` None: check the owner only, not the delivery count."""
+        was lost. ``deliveries`` None: check the owner only, not the delivery count. ``step``:
+        the entry is that workflow step, which fails its workflow (``failure``: the input of
+        the failure handler, msgpack), in the same script."""
         flat: list[Any] = []
         for k, v in letter.fields().items():
             flat += (k, v)
-        key_list = [keys.stream, keys.dead, keys.entries, _bucket_key(keys, task_id), keys.stats,
-                    keys.cancels]
-        if slot:  # the concurrency slot the attempt held: freed in the same step
-            key_list.append(slot)
-        if unique is not None:  # released in the same step
+        key_list = [keys.stream, keys.dead, keys.entries, _bucket_key(keys, task_id),
+                    keys.stats, keys.cancels, *((slot,) if slot else ())]
+        if unique is not None:  # released in the same step (before a workflow step's keys)
             key_list.append(keys.unique(unique))
+        if step is not None:  # three more ARGV: an odd count after the pairs says so
+            flat += (len(key_list) + 1, step.step, failure)
+            key_list += step_keys(keys.prefix, step)
         r = await self._call(
             "dead", key_list,
             (GROUP, consumer, entry_id, "" if deliveries is None else deliveries, task_id,

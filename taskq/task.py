@@ -11,7 +11,7 @@ import typing
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Generic, NotRequired, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, NotRequired, ParamSpec, TypeVar
 
 import pydantic
 from pydantic import ConfigDict, TypeAdapter
@@ -24,6 +24,7 @@ from taskq.errors import TaskValidationError
 from taskq.limits import Limits
 from taskq.priority import Priority, lane
 from taskq.retry import RetryPolicy
+from taskq.workflow.step import Step
 
 if TYPE_CHECKING:
     from taskq.handle import SyncTaskHandle, TaskHandle
@@ -31,6 +32,8 @@ if TYPE_CHECKING:
 
 P = ParamSpec("P")
 R = TypeVar("R")
+P2 = ParamSpec("P2")
+A = TypeVar("A")
 
 Seconds = float | int | timedelta
 
@@ -135,6 +138,7 @@ class Signature:
         ret = hints.get("return", Any)
         if inspect.iscoroutinefunction(fn) and typing.get_origin(ret) is Coroutine:
             ret = typing.get_args(ret)[-1]
+        self.returns: Any = ret
         self.return_adapter: TypeAdapter[Any] | None = (
             None if ret in (Any, None, type(None)) else TypeAdapter(ret)
         )
@@ -201,6 +205,48 @@ class Signature:
         if self._simple:  # plain parameters: every value goes by name
             return (), values
         return self._split(values)
+
+    def first_param(self) -> str:
+        """The first parameter a caller passes (after an injected context); "" if none."""
+        return next(iter(self._bind_sig.parameters), "")
+
+    def serialize_partial(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], omit: str
+    ) -> dict[str, Any]:
+        """Validate every argument but ``omit`` (a workflow step's input, given when the step
+        is enqueued) and return them by name, as plain data. Only for tasks whose parameters
+        can all be passed by name (no ``*args``, ``**kwargs`` or positional-only ones)."""
+        params = list(self._bind_sig.parameters.values())
+        named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        if omit not in self._bind_sig.parameters:
+            raise TaskValidationError(self.name, [
+                {"loc": (omit,), "msg": "no such parameter takes the step's input",
+                 "type": "workflow"}])
+        if any(p.kind not in named for p in params):
+            raise TaskValidationError(self.name, [
+                {"loc": (), "msg": "a workflow step's task takes every argument by name (no "
+                 "*args, **kwargs or positional-only parameters)", "type": "workflow"}])
+        rest = self._bind_sig.replace(parameters=[p for p in params if p.name != omit])
+        try:
+            bound = rest.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise TaskValidationError(self.name, [{"loc": (), "msg": str(exc)}]) from None
+        bound.apply_defaults()
+        values = dict(bound.arguments)
+        adapter = self._partial_adapter(omit)
+        try:
+            checked = adapter.validate_python(values)
+            plain: dict[str, Any] = adapter.dump_python(checked, mode="json")
+        except pydantic.ValidationError as exc:
+            errors = [{"loc": e["loc"], "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+            raise TaskValidationError(self.name, errors) from None
+        return plain
+
+    def _partial_adapter(self, omit: str) -> TypeAdapter[Any]:
+        td = TypedDict(f"{self.name}_step_arguments",  # type: ignore[misc]
+                       {n: t for n, t in self.fields.items() if n != omit})
+        td.__pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[attr-defined]
+        return TypeAdapter(td)
 
     def for_call(
         self, args: tuple[Any, ...], kwargs: dict[str, Any]
@@ -324,6 +370,19 @@ class Task(Generic[P, R]):
             raise ValueError("unique_for needs a key")
         return BoundTask(self, seconds(delay), queue, priority, key, seconds(unique_for), at,
                          expires)
+
+    def step(
+        self: Task[Concatenate[A, P2], R], *args: P2.args, **kwargs: P2.kwargs
+    ) -> Step[A, R]:
+        """A workflow step (see :mod:`taskq.workflow`) whose first parameter takes the result
+        of the step before it; the other arguments are given here, validated now."""
+        return self.step_into(self.signature.first_param(), *args, **kwargs)
+
+    def step_into(self, param: str, *args: Any, **kwargs: Any) -> Step[Any, R]:
+        """A workflow step whose parameter ``param`` takes the result of the step before it
+        (checked to exist now; its type is checked when the step runs)."""
+        return Step(self.name, self.options.queue, param,
+                    self.signature.serialize_partial(args, kwargs, param))
 
 
 @dataclass(frozen=True, slots=True)

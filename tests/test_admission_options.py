@@ -57,7 +57,7 @@ def test_options_round_trip_and_plain_envelopes_stay_plain() -> None:
     assert back.options == SendOptions("add:k", 5, 7, unknown_since_ms=9)
     assert codec.decode(enc()).options is None
     assert len(codec.unpack(enc())) == 6  # no option field at all
-    for bad in ({"u": 5}, {"uf": -1, "u": "k"}, {"x": "soon"}, {"ug": 1.5}):
+    for bad in ({"u": 5}, {"uf": -1, "u": "k"}, {"ex": "soon"}, {"ug": 1.5}):
         body = {"v": 1, "t": "add", "a": [], "k": {}, "n": 0, "e": 0, **bad}
         with pytest.raises(DecodeError):
             codec.decode(codec.pack(body))

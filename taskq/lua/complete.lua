@@ -16,8 +16,14 @@
 -- ARGV[7..] the items' records, in the same order
 -- ARGV[7+n..] (n items; only when some item holds a concurrency slot, see throttle.lua) per
 --          item, the index into KEYS of the slot set it holds, or 0: the slot is freed
--- ARGV[last] (only when some items hold a unique key) "U" then one line per such item: item
---          index (1..n), index of its unique key in KEYS, ms to keep it after success (0: release)
+-- ARGV[7+2n]  only when the batch holds workflow steps (then the slot section above is there,
+--          zeros when no item holds a slot): one line per step, "item index (1-based)\tKEYS
+--          index of its workflow hash\tstep index"; the step's queues' streams and entries
+--          hashes follow its workflow hash in KEYS (see _workflow.lua), and ARGV[7+2n+j] is
+--          the j-th step's result (msgpack)
+-- ARGV[8+2n+s] (s: the number of step lines; only when some item holds a unique key: then the
+--          sections above are there, empty when unused) one line per such item: item index
+--          (1..n), index of its unique key in KEYS, ms to keep it after success (0: release)
 -- returns  the entry ids the caller no longer owns (nothing was done for those), then, when
 --          Redis is at maxmemory, "lean:<n>": n records were stored in their minimal form
 -- Under memory pressure (Redis refuses writes that may add memory) finishing work must free
@@ -51,8 +57,7 @@ if lo ~= nil then
     for _, p in ipairs(pending) do owned[p[1]] = tonumber(p[4]) end
   end
 end
-local extra = ARGV[7 + #items]
-local slots = extra ~= nil and string.byte(extra, 1) ~= 85  -- ('U': unique keys, no slots)
+local slots = ARGV[7 + #items] ~= nil
 local acked, lost, events = {}, {}, {}
 local per_bucket = {}
 local done, expired = 0, 0
@@ -103,9 +108,14 @@ if #acked > 0 then
     if redis.call('INCRBY', KEYS[3], done) == done then redis.call('EXPIRE', KEYS[3], 7200) end
   end
   if expired > 0 then redis.call('HINCRBY', KEYS[2], 'expired', expired) end
-  local uniq = ARGV[#ARGV]
-  if #ARGV > 6 + #items and string.byte(uniq, 1) == 85 then
-    for line in string.gmatch(string.sub(uniq, 2), '[^\n]+') do
+  local at = 8 + 2 * #items  -- (after the slot and workflow sections)
+  local step_lines = ARGV[7 + 2 * #items]
+  if step_lines then
+    for _ in string.gmatch(step_lines, '[^\n]+') do at = at + 1 end
+  end
+  local uniq = ARGV[at]
+  if uniq then
+    for line in string.gmatch(uniq, '[^\n]+') do
       local i, k, keep = string.match(line, '^(%d+)\t(%d+)\t(%d+)$')
       local item = items[tonumber(i)]
       if item and owned[item[1]] ~= nil and owned[item[1]] == tonumber(item[2]) then
@@ -118,5 +128,17 @@ if #acked > 0 then
     lost[#lost + 1] = 'lean:' .. #acked
   end
   if ARGV[4] ~= '' then redis.call('PUBLISH', ARGV[4], cjson.encode(events)) end
+end
+local steps = ARGV[7 + 2 * #items]
+if steps then  -- workflow steps: counted and their successors enqueued, in this same script
+  local j = 0
+  for line in string.gmatch(steps, '[^\n]+') do
+    j = j + 1
+    local i, base, step = string.match(line, '^(%d+)\t(%d+)\t(%d+)$')
+    local item = items[tonumber(i)]
+    if owned[item[1]] ~= nil and owned[item[1]] == tonumber(item[2]) then
+      wf_step_ended(tonumber(base), step, item[5], ARGV[7 + 2 * #items + j], nil, ttl)
+    end
+  end
 end
 return lost

@@ -25,6 +25,7 @@ from typing import Any
 
 from taskq.context import TaskContext
 from taskq.records import TaskStatus
+from taskq.scripts import StepEnd
 from taskq.worker.config import WorkerConfig
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ class Delivery:
     ttl_ms: int = 0
     rank: int = 0  # lower starts first among waiting deliveries (priority lanes, queue order)
     slot: str | None = None  # the concurrency slot set it holds (see taskq.worker.limiter)
+    step: StepEnd | None = None  # a workflow step: how it ended (for the complete script)
     unique: tuple[str, int] | None = None  # its unique key and ms to keep it after success
     error: BaseException | None = field(default=None, repr=False)  # a failed attempt's error
 

@@ -20,11 +20,13 @@ from taskq.deadletter import DeadEntry
 from taskq.errors import DecodeError, Retry
 from taskq.queue import TaskQueue
 from taskq.records import TaskStatus, encode_record
+from taskq.scripts import StepEnd
 from taskq.task import Task
 from taskq.worker.context import OnTransition, WorkerContext
 from taskq.worker.ledger import Delivery, Ledger
 from taskq.worker.observe import Observer, combined
 from taskq.worker.tasklog import task_log
+from taskq.workflow.failure import step_failure
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,8 @@ class Outcomes:
             flags += "e"
         if msg.options is not None and msg.options.key is not None:
             d.unique = (msg.options.key, msg.options.unique_for_ms)
+        if msg.workflow is not None:  # (workflow steps always have a task id: flags is set)
+            d.step = StepEnd(msg.workflow, codec.pack(result))
         d.record = encode_record(
             status, task=msg.task, args=msg.args, kwargs=msg.kwargs, attempts=attempts,
             enqueued_ms=msg.enqueued_ms, started_ms=started, finished_ms=int(time.time() * 1000),
@@ -141,6 +145,11 @@ class Outcomes:
             enqueued_ms=msg.enqueued_ms if msg else 0, failed_ms=now, worker=self.id,
             payload=d.payload or b"",
         )
+        step = msg.workflow if msg is not None else None
+        wf: dict[str, Any] = {}  # a workflow step: its workflow fails in the same script
+        if step is not None:
+            wf = {"step": step,
+                  "failure": step_failure(step, d.task_id, task, reason, error_type, error)}
         if self.on_transition is not None:
             self.on_transition("before_dead")
         extra: dict[str, Any] = {}
@@ -149,7 +158,7 @@ class Outcomes:
         dead = await self._owned_call(d, lambda: self.app.scripts.dead(
             keys=keys, consumer=self.id, entry_id=d.entry_id, deliveries=d.deliveries,
             task_id=d.task_id, record=record, ttl_ms=self.app.result_ttl_ms,
-            dead_cap=self.app.dead_letter_cap, letter=letter, slot=d.slot, **extra,
+            dead_cap=self.app.dead_letter_cap, letter=letter, slot=d.slot, **extra, **wf,
         ))
         if dead:
             self.counters.dead += 1
