@@ -247,3 +247,20 @@ async def test_unique_keys_with_priorities_and_limits(
     h2 = await capped.with_options(key="c").enqueue()  # the slot was freed too: it runs
     assert not h2.deduplicated
     assert (await h2.wait(timeout=15)).status is TaskStatus.DEAD
+
+
+async def test_a_limited_task_that_succeeds_frees_its_slot_and_its_key(
+    tq: TaskQueue, start_worker: Callable[..., Worker]
+) -> None:
+    @tq.task(name="ok", queue="oq", concurrency_limit=1)
+    async def ok(n: int) -> int:
+        return n
+
+    start_worker(tq, queues=("oq",), block_ms=100)
+    first = await ok.with_options(key="k").enqueue(1)
+    plain = await ok.enqueue(2)  # the same batch may hold keyed and plain items
+    assert await first.result(timeout=15) == 1 and await plain.result(timeout=15) == 2
+    assert not await tq.redis.exists(tq.keys("oq").unique("ok:k"))
+    kept = await ok.with_options(key="k", unique_for=60).enqueue(3)
+    assert not kept.deduplicated and await kept.result(timeout=15) == 3  # the slot was freed
+    assert (await ok.with_options(key="k").enqueue(4)).id == kept.id  # kept after success
