@@ -29,6 +29,7 @@ from faults.scenarios import (
     network,
     periodic,
     poison,
+    scaleout,
     security,
     selfcheck,
     skew,
@@ -60,6 +61,10 @@ SCENARIOS: list[tuple[str, Scenario, float]] = [
     ("sec-acl-user", security.acl_user, 90),
     ("sec-tls", security.tls, 90),
     ("s18-workflows-kill", workflows.chords_and_chains, 240),
+    ("s19-sentinel-failover-unguarded", scaleout.sentinel_failover_unguarded, 150),
+    ("s19-sentinel-failover-guarded", scaleout.sentinel_failover_guarded, 150),
+    ("s20-cluster-kill-unguarded", scaleout.cluster_kill_unguarded, 150),
+    ("s20-cluster-kill-guarded", scaleout.cluster_kill_guarded, 150),
 ]
 # scenarios CI may skip; none: CI installs redis-server with TLS, openssl and faketime
 CI_MAY_SKIP: frozenset[str] = frozenset()

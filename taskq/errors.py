@@ -28,10 +28,13 @@ The tree::
     ├── WorkflowFailed           awaiting the result of a workflow that failed or was cancelled
     └── RedisFailure             Redis did not answer or refused a command (taskq.connection)
         ├── RedisUnavailable     cannot reach Redis, or the connection was lost
+        │   └── RedisNotReady    Redis refused a command for now, without running it (a
+        │                        failover, a moving Cluster slot, too few replicas, loading)
         ├── RedisTimeout         no reply within the socket timeout
         ├── RedisAuthError       Redis refused the credentials (NOAUTH, WRONGPASS)
         ├── RedisPermissionError the ACL user may not run a command or touch a key (NOPERM)
         ├── RedisOutOfMemory     Redis is at maxmemory and refuses writes (OOM)
+        ├── NotReplicated        fewer replicas than ``min_replicas`` confirmed a write in time
         └── RedisCommandError    any other error reply, with Redis's own text
 
 :class:`Retry` is not an error: a task raises it to ask for another attempt.
@@ -204,6 +207,18 @@ class RedisUnavailable(RedisFailure, redis_exceptions.ConnectionError):
     """Redis cannot be reached or the connection was lost: the command may or may not have run."""
 
 
+class RedisNotReady(RedisUnavailable):
+    """Redis refused a command without running it, for a state that passes: a replica that a
+    failover demoted (READONLY), a Cluster slot that moved or is failing over (MOVED, ASK,
+    TRYAGAIN, CLUSTERDOWN, MASTERDOWN), too few replicas for a write (NOREPLICAS), a dataset
+    still loading (LOADING). ``code`` is Redis's error code. Retrying later is right; it never
+    means that consumer groups or leases are gone."""
+
+    def __init__(self, message: str, code: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+
+
 class RedisTimeout(RedisFailure, redis_exceptions.TimeoutError):
     """No reply within the socket timeout: the command may or may not have run."""
 
@@ -224,6 +239,19 @@ class RedisPermissionError(RedisFailure, redis_exceptions.NoPermissionError):
 
 class RedisOutOfMemory(RedisFailure, redis_exceptions.OutOfMemoryError):
     """Redis is at its maxmemory and refuses writes (OOM); with noeviction nothing is lost."""
+
+
+class NotReplicated(RedisFailure):
+    """A write the master accepted was confirmed by fewer replicas than ``min_replicas``
+    within the timeout (WAIT): it is there, but a failover may lose it. Retrying may run the
+    task twice (see :mod:`taskq.durability`)."""
+
+    def __init__(self, what: str, replicas: int, wanted: int, timeout_ms: int) -> None:
+        super().__init__(f"{what}: only {replicas} of the {wanted} replicas asked for "
+                         f"(min_replicas) confirmed it within {timeout_ms} ms; the master has "
+                         "it, but a failover may lose it")
+        self.replicas = replicas
+        self.wanted = wanted
 
 
 class RedisCommandError(RedisFailure, redis_exceptions.ResponseError):

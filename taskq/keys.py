@@ -95,13 +95,14 @@ class QueueKeys:
 
     @property
     def periodic(self) -> str:
-        """Hash of the queue's periodic schedules (see ``lua/periodic_fire.lua``)."""
-        return f"{self.tag}:periodic"
+        """Hash of the queue's (or priority lane's) periodic schedules (see
+        ``lua/periodic_fire.lua``); a lane's own, as its sync removes the schedules it lacks."""
+        return f"{self._own}:periodic"
 
     @property
     def periodic_log(self) -> str:
         """Stream of the queue's periodic fires and skips (capped; for operators)."""
-        return f"{self.tag}:periodic-log"
+        return f"{self._own}:periodic-log"
 
 
 def queues_key(prefix: str) -> str:

@@ -24,15 +24,13 @@ from typing import (
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
-from taskq import batching, codec, ids, lifecycle, names, options, state
+from taskq import batching, clients, codec, durability, ids, lifecycle, names, options, state
 from taskq.blocking import LoopThread
 from taskq.codec import Message
 from taskq.connection import (
     check_memory,
     check_permissions,
     check_url,
-    connect,
-    connect_sync,
 )
 from taskq.context import TaskContext
 from taskq.errors import (
@@ -47,7 +45,7 @@ from taskq.errors import (
 )
 from taskq.handle import SyncTaskHandle, TaskHandle
 from taskq.keys import GROUP, QueueKeys, queues_key
-from taskq.lane import Lane
+from taskq.lane import Commands
 from taskq.limits import KeyOf, Limits
 from taskq.periodic import CatchUp, Schedule, Spec
 from taskq.priority import Priority
@@ -100,6 +98,10 @@ class TaskQueue:
     message (refused at enqueue), ``max_backlog`` waiting entries per queue stream (and per
     delayed set), records kept ``result_ttl`` after a task's last change, dead letters capped
     at ``dead_letter_cap`` per queue (only dead letters are ever trimmed).
+
+    ``min_replicas``: an enqueue succeeds only once that many replicas confirmed it within
+    ``replicas_timeout`` (else :class:`~taskq.errors.NotReplicated`), and workers confirm
+    completions the same way (see :mod:`taskq.durability`). 0 (the default): no waiting.
     """
 
     def __init__(
@@ -113,6 +115,8 @@ class TaskQueue:
         result_ttl: Seconds = 3_600,
         dead_letter_cap: int = 100_000,
         socket_timeout: Seconds = 5.0,
+        min_replicas: int = 0,
+        replicas_timeout: Seconds = 1.0,
     ) -> None:
         self._url = choose(url)
         check_url(self._url.url)  # a malformed URL: a ConfigError in one line, here
@@ -124,6 +128,10 @@ class TaskQueue:
         self.result_ttl_ms = int((seconds(result_ttl) or 0) * 1000)
         self.dead_letter_cap = dead_letter_cap
         self.socket_timeout_s = seconds(socket_timeout) or 5.0
+        if min_replicas < 0:
+            raise ValueError("min_replicas must be 0 or more")
+        self.min_replicas = min_replicas  # (see taskq.durability)
+        self.replicas_timeout_ms = int((seconds(replicas_timeout) or 1.0) * 1000)
         self.registry: dict[str, Task[Any, Any]] = {}
         self.lifespan: lifecycle.Lifespan | None = None
         self.task_hooks: tuple[lifecycle.TaskHooks, ...] = ()
@@ -139,7 +147,7 @@ class TaskQueue:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._scripts: Scripts | None = None
         self._events: EventHub | None = None
-        self._lane: Lane | None = None
+        self._lane: Commands | None = None
         self._sync: tuple[SyncRedis, SyncScripts] | None = None
         self._sync_loop: LoopThread | None = None
         self._known_queues: set[str] = set()
@@ -336,7 +344,8 @@ class TaskQueue:
                          default_queue=self.default_queue,
                          max_payload_bytes=self.max_payload_bytes, max_backlog=self.max_backlog,
                          dead_letter_cap=self.dead_letter_cap,
-                         socket_timeout=self.socket_timeout_s)
+                         socket_timeout=self.socket_timeout_s, min_replicas=self.min_replicas,
+                         replicas_timeout=self.replicas_timeout_ms / 1000)
         if url is None:
             copy._url = self._url
         copy.result_ttl_ms = self.result_ttl_ms
@@ -363,7 +372,7 @@ class TaskQueue:
         loop = asyncio.get_running_loop()
         if self._client is None or self._loop is not loop:
             self.check_url()
-            self._client = connect(self.url, socket_timeout_s=self.socket_timeout_s)
+            self._client = clients.connect(self.url, socket_timeout_s=self.socket_timeout_s)
             self._loop = loop
             self._scripts = None
             self._events = None
@@ -371,11 +380,11 @@ class TaskQueue:
         return self._client
 
     @property
-    def lane(self) -> Lane:
+    def lane(self) -> Commands:
         """The auto-pipelined connection of single enqueues (see :mod:`taskq.lane`)."""
         client = self.redis
         if self._lane is None:
-            self._lane = Lane(client)
+            self._lane = clients.lane(client)
         return self._lane
 
     @property
@@ -395,7 +404,7 @@ class TaskQueue:
     def _sync_client(self) -> tuple[SyncRedis, SyncScripts]:
         if self._sync is None:
             self.check_url()
-            client = connect_sync(self.url, socket_timeout_s=self.socket_timeout_s)
+            client = clients.connect_sync(self.url, socket_timeout_s=self.socket_timeout_s)
             self._sync = (client, SyncScripts(client))
         return self._sync
 
@@ -572,17 +581,27 @@ class TaskQueue:
             client.sadd(queues_key(self.prefix), *plan.new_queues)
             self._known_queues |= plan.new_queues
         calls = plan.calls
-        if plan.single:
-            c = calls[0]
-            entry = client.xadd(self.keys(c.queue).stream, {codec.FIELD: c.payloads[0]})
-            self._gauge.added(c.queue, 1)
-            return [self._handle(ids.task_id(c.queue, _text(entry)), c.messages[0])]  # type: ignore[arg-type]
-        if plan.precheck:
+        if plan.precheck and not plan.single:
             self._prechecked(plan, [
                 client.zcard(self.keys(q).delayed) if plan.delay_ms > 0
                 else client.xlen(self.keys(q).stream)
                 for q in plan.precheck
             ])
+        handles = self._send_sync(plan, client, scripts)
+        if self.min_replicas:  # (one thread's blocking client reuses one connection)
+            durability.confirm_sync(client, [self.keys(c.queue).stream for c in calls],
+                                    self.min_replicas, self.replicas_timeout_ms,
+                                    f"{len(handles)} tasks")
+        return handles
+
+    def _send_sync(self, plan: batching.Plan, client: SyncRedis,
+                   scripts: SyncScripts) -> list[TaskHandle[Any]]:
+        calls = plan.calls
+        if plan.single:
+            c = calls[0]
+            entry = client.xadd(self.keys(c.queue).stream, {codec.FIELD: c.payloads[0]})
+            self._gauge.added(c.queue, 1)
+            return [self._handle(ids.task_id(c.queue, _text(entry)), c.messages[0])]  # type: ignore[arg-type]
         handles: list[TaskHandle[Any]] = []
         for c in calls:
             keys = self.keys(c.queue)
@@ -613,19 +632,32 @@ class TaskQueue:
 
     async def _xadd(self, queue: str, payload: bytes, msg: Message) -> TaskHandle[Any]:
         """One message to a queue far below its limit: a plain XADD, one command."""
-        entry = await self.lane.execute("XADD", self.keys(queue).stream, "*", codec.FIELD,
-                                        payload)
+        stream = self.keys(queue).stream
+        entry = await self.lane.execute("XADD", stream, "*", codec.FIELD, payload)
+        if self.min_replicas:
+            await durability.confirm(self.lane, stream, self.min_replicas,
+                                     self.replicas_timeout_ms, f"task {queue}:{_text(entry)}")
         self._gauge.added(queue, 1)
         return self._handle(ids.task_id(queue, _text(entry)), msg)
 
     async def _send(self, call: batching.Call, plan: batching.Plan) -> list[TaskHandle[Any]]:
         keys = self.keys(call.queue)
         if call.task_ids is not None:
-            return self._scheduled(call, await self.scripts.schedule(
+            due = await self.scripts.schedule(
                 keys=keys, task_ids=call.task_ids, payloads=call.payloads,
-                delay_ms=plan.delay_ms, limit=plan.limit))
-        return self._enqueued(call, *await self.scripts.enqueue(
-            keys=keys, payloads=call.payloads, limit=plan.limit))
+                delay_ms=plan.delay_ms, limit=plan.limit)
+            if self.min_replicas:
+                await self._replicated(keys, len(call.payloads))
+            return self._scheduled(call, due)
+        answer = await self.scripts.enqueue(keys=keys, payloads=call.payloads, limit=plan.limit)
+        if self.min_replicas:
+            await self._replicated(keys, len(call.payloads))
+        return self._enqueued(call, *answer)
+
+    async def _replicated(self, keys: QueueKeys, count: int) -> None:
+        """Raise NotReplicated unless ``min_replicas`` replicas have what was sent."""
+        await durability.confirm(self.lane, keys.stream, self.min_replicas,
+                                 self.replicas_timeout_ms, f"{count} tasks of queue {keys.queue!r}")
 
     def _scheduled(self, call: batching.Call, due: list[int] | int) -> list[TaskHandle[Any]]:
         """Handles of a schedule script's answer: due times, or the backlog that refused it."""

@@ -28,7 +28,7 @@ from taskq import ids
 from taskq.codec import WorkflowRef
 from taskq.deadletter import DeadEntry
 from taskq.keys import GROUP, QueueKeys
-from taskq.lane import Lane
+from taskq.lane import Commands
 from taskq.records import BUCKET_MS, TaskStatus
 
 log = logging.getLogger(__name__)
@@ -297,7 +297,7 @@ class Scripts:
     """Typed wrappers over the scripts, bound to one asyncio client. With a ``lane`` (see
     :mod:`taskq.lane`) the calls go through it: packed by hiredis, auto-pipelined."""
 
-    def __init__(self, client: Redis, lane: Lane | None = None) -> None:
+    def __init__(self, client: Redis, lane: Commands | None = None) -> None:
         self.client = client
         self._lane = lane
         self._s: dict[str, AsyncScript] = {n: client.register_script(source(n)) for n in NAMES}

@@ -105,6 +105,24 @@ async def test_high_priority_overtakes_a_backlog(
     assert 0 <= overtaken <= 16, overtaken
 
 
+async def test_a_lane_first_used_after_the_worker_started_is_read(
+        tq: TaskQueue, start_worker: Callable[..., Worker]) -> None:
+    """The worker finds a new lane while it runs and reads it (the reader looks up its queues
+    before every read; a merge once froze them at start, so such a lane was never read)."""
+    ran: list[str] = []
+
+    @tq.task(queue="late")
+    async def work(tag: str) -> None:
+        ran.append(tag)
+
+    w = start_worker(tq, queues=("late",), block_ms=100, flags_every_ms=100)
+    assert await (await work.enqueue("normal")).result(timeout=20) is None
+    assert "late!high" not in w.keys  # premise: the lane did not exist when it started
+    h = await work.with_options(priority="high").enqueue("high")
+    await h.result(timeout=20)
+    assert ran == ["normal", "high"] and "late!high" in w.keys
+
+
 async def test_lanes_found_at_start_are_read_first(
         tq: TaskQueue, start_worker: Callable[..., Worker]) -> None:
     order: list[str] = []

@@ -17,7 +17,7 @@ from taskq import codec, ids
 from taskq.codec import Message
 from taskq.connection import REDIS_ERRORS
 from taskq.deadletter import DeadEntry
-from taskq.errors import DecodeError, Retry
+from taskq.errors import DecodeError, RedisFailure, Retry
 from taskq.queue import TaskQueue
 from taskq.records import TaskStatus, encode_record
 from taskq.scripts import StepEnd
@@ -29,6 +29,8 @@ from taskq.worker.tasklog import task_log
 from taskq.workflow.failure import step_failure
 
 log = logging.getLogger(__name__)
+
+RELEASE_ERRORS: tuple[type[Exception], ...] = (*REDIS_ERRORS, RedisFailure)
 
 
 class Outcomes:
@@ -204,7 +206,7 @@ class Outcomes:
                 await self.app.scripts.release(
                     keys=self.keys[d.queue], consumer=self.id, entry_id=d.entry_id,
                     deliveries=d.deliveries, task_id=task_id, payload=payload, slot=d.slot)
-            except REDIS_ERRORS as exc:
+            except RELEASE_ERRORS as exc:  # (any refusal: the worker is shutting down)
                 log.warning("could not hand back %s (%s); it returns after its lease", task_id, exc)
             self.ledger.drop(d)
 
