@@ -12,6 +12,7 @@ import pytest
 
 from taskq import TaskQueue, admin
 from taskq.errors import RedisUnavailable, TaskNotFound
+from taskq.integrations.routes_queues import _DEAD_EXAMPLE
 from taskq.records import TaskRecord, TaskStatus
 from tests.api_fixtures import ADMIN, READ, make_app
 
@@ -152,6 +153,7 @@ async def test_replay_and_purge_refuse_other_bodies_with_422(
     assert r.status_code == 422
     [problem] = r.json()["detail"]
     assert (problem["loc"], problem["type"]) == (["body", "nope"], "extra_forbidden")
+    assert "url" not in problem  # pydantic's documentation links stay out of the answer
     r = await client.post(url, json={"ids": "1-0"}, headers=ADMIN)
     assert r.status_code == 422
     assert r.json()["detail"][0]["loc"] == ["body", "ids"]
@@ -252,3 +254,30 @@ async def test_cancel_is_for_admin_keys(client: httpx.AsyncClient, cancels: Canc
     assert (await client.post("/tasks/default:1-0/cancel", headers=READ)).status_code == 403
     assert (await client.post("/tasks/default:1-0/cancel")).status_code == 401
     assert cancels.calls == []
+
+
+async def test_reading_a_task_needs_a_key(client: httpx.AsyncClient, cancels: Cancels) -> None:
+    assert (await client.get("/tasks/default:1-0")).status_code == 401
+    r = await client.get("/tasks/default:1-0", headers=READ)
+    assert (r.status_code, r.json()["status"]) == (200, "succeeded")
+
+
+# -- the schema clients are generated from ---------------------------------------------------
+
+
+def test_the_schema_documents_the_dead_letter_and_cancel_routes(tq: TaskQueue) -> None:
+    paths = make_app(tq).openapi()["paths"]
+    problem = {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    operations = [(paths["/v1/queues/{name}/dead"]["get"], "queues"),
+                  (paths["/v1/queues/{name}/dead/{dead_id}"]["get"], "queues"),
+                  (paths["/v1/queues/{name}/dead/replay"]["post"], "queues"),
+                  (paths["/v1/queues/{name}/dead/purge"]["post"], "queues"),
+                  (paths["/v1/tasks/{task_id}/cancel"]["post"], "tasks")]
+    for operation, tag in operations:
+        assert operation["tags"] == [tag]
+        for status in ("401", "404"):
+            assert operation["responses"][status]["content"] == problem, (operation, status)
+    listed = paths["/v1/queues/{name}/dead"]["get"]["responses"]["200"]["content"]
+    assert listed["application/json"]["example"] == [_DEAD_EXAMPLE]
+    shown = paths["/v1/queues/{name}/dead/{dead_id}"]["get"]["responses"]["200"]["content"]
+    assert shown["application/json"]["example"] == _DEAD_EXAMPLE
