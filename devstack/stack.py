@@ -106,7 +106,7 @@ def banner(base: str, key: str, redis: StackRedis, data: Path) -> str:
     lines = [
         "", "taskq local stack is up",
         f"  Redis:   {redact_url(redis.url)}  ({where})",
-        f"  API:     {base}/v1   docs: {base}/docs",
+        f"  API:     {base}/v1   docs: {base}/docs   dashboard: {base}/ui/",
         f"  API key: {key}   (admin; kept in {data / 'api-key'})",
         "  workers: 2 processes running examples/tasks.py",
         "", "The CLI on this stack (ready to paste):",

@@ -26,6 +26,7 @@ from faults.scenarios import (
     lifecycle,
     memory,
     network,
+    periodic,
     poison,
     security,
     selfcheck,
@@ -51,6 +52,7 @@ SCENARIOS: list[tuple[str, Scenario, float]] = [
     ("s12-load", capacity.load, 200),
     ("s13-memory-pressure", memory.memory_pressure, 150),
     ("s10-clock-skew", skew.clock_skew, 90),
+    ("s14-schedule-kills", periodic.schedule_kills, 120),
     ("sec-acl-user", security.acl_user, 90),
     ("sec-tls", security.tls, 90),
 ]

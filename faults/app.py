@@ -2,8 +2,9 @@
 
 Settings come from the environment of the worker process: TASKQ_REDIS_URL, FAULTS_PREFIX,
 FAULTS_LOG_DIR (where the task logs go), FAULTS_SOCKET_TIMEOUT, FAULTS_MAX_PAYLOAD,
-FAULTS_MAX_BACKLOG and FAULTS_RESULT_TTL. Every task logs ``start`` when it begins and ``end``
-when it is done (see :mod:`faults.tasklog`); the harness trusts nothing else to say a task ran.
+FAULTS_MAX_BACKLOG and FAULTS_RESULT_TTL; FAULTS_SCHEDULE_EVERY_S adds a periodic ``tick``.
+Every task logs ``start`` when it begins and ``end`` when it is done (see
+:mod:`faults.tasklog`); the harness trusts nothing else to say a task ran.
 """
 
 from __future__ import annotations
@@ -92,7 +93,34 @@ def _register(tq: TaskQueue) -> None:
         return count
 
 
+def ticks_ran_key(prefix: str) -> str:
+    """Set of the task ids of the periodic ``tick`` runs (the schedule-kills scenario)."""
+    return f"{prefix}:ticks-ran"
+
+
+def _schedule(tq: TaskQueue, every_s: float) -> None:
+    """A periodic ``tick`` every ``every_s`` (catch-up: every tick), for the schedule-kills
+    scenario; each run adds its task id to :func:`ticks_ran_key` and counts its runs."""
+
+    @tq.task(name="tick", max_attempts=25, backoff=0.05, max_backoff=0.2)
+    async def tick(ctx: TaskContext) -> None:
+        pipe = tq.redis.pipeline(transaction=False)
+        pipe.sadd(ticks_ran_key(tq.prefix), ctx.task_id)
+        pipe.incr(f"{tq.prefix}:ticks-runs")
+        await pipe.execute()
+
+    tq.schedule(tick.message(), every=every_s, name="tick", catch_up="all")
+
+
 def _from_env() -> TaskQueue:
+    env = os.environ
+    tq = _app_from_env()
+    if env.get("FAULTS_SCHEDULE_EVERY_S"):
+        _schedule(tq, float(env["FAULTS_SCHEDULE_EVERY_S"]))
+    return tq
+
+
+def _app_from_env() -> TaskQueue:
     env = os.environ
     return make_app(
         env.get("TASKQ_REDIS_URL", "redis://127.0.0.1:6379/0"),

@@ -30,6 +30,7 @@ from taskq.errors import (
     TaskValidationError,
 )
 from taskq.handle import SyncTaskHandle, TaskHandle
+from taskq.periodic import CatchUp, Schedule
 from taskq.queue import TaskQueue
 from taskq.records import TERMINAL_STATUSES, TaskRecord, TaskStatus
 from taskq.retry import RetryPolicy
@@ -39,6 +40,7 @@ from taskq.worker import Worker, WorkerConfig
 __all__ = [
     "TERMINAL_STATUSES",
     "BacklogFull",
+    "CatchUp",
     "ConfigError",
     "ContextTask",
     "DecodeError",
@@ -57,6 +59,7 @@ __all__ = [
     "ResultUnavailable",
     "Retry",
     "RetryPolicy",
+    "Schedule",
     "SyncTaskHandle",
     "Task",
     "TaskContext",

@@ -10,6 +10,8 @@ A stream entry has one field, ``m``: a msgpack map with short keys (version 1)::
     e  enqueue time, ms since the epoch (the producer's clock; informational)
     i  task id, present only when it differs from "<queue>:<entry id>" (delayed, retried,
        replayed or handed-back tasks keep the id they were given first)
+    c  trace context, present only when the producer traces (:mod:`taskq.tracing`): a map of
+       strings as the OpenTelemetry propagator writes it (``traceparent``, ``tracestate``)
 
 Decoding never executes or imports anything named in the payload. Failures raise
 :class:`~taskq.errors.DecodeError`.
@@ -47,6 +49,7 @@ class Message:
     enqueued_ms: int = 0
     task_id: str | None = None
     queue: str | None = None
+    trace: dict[str, str] | None = None
 
     def with_attempts(self, attempts: int, task_id: str) -> Message:
         return replace(self, attempts=attempts, task_id=task_id)
@@ -64,6 +67,8 @@ def encode(message: Message) -> bytes:
     }
     if message.task_id is not None:
         body["i"] = message.task_id
+    if message.trace:  # (empty: traced, but the span was not recorded)
+        body["c"] = message.trace
     try:
         return _packer().pack(body)  # type: ignore[no-any-return]
     except (TypeError, ValueError, OverflowError) as exc:
@@ -183,13 +188,14 @@ def decode(data: bytes, max_bytes: int | None = None) -> Message:
     except Exception as exc:  # msgpack may raise others on hostile input
         raise DecodeError(f"not valid msgpack: {type(exc).__name__}: {exc}") from exc
     if type(body) is dict:
-        # The hot path: a well-formed first delivery, checked with exact types in one test;
+        # The hot path: a well-formed first delivery (the six fields, none optional),
+        # checked with exact types in one test;
         # anything else takes the full check, which names the fault.
         task, args, kwargs = body.get("t"), body.get("a"), body.get("k")
         attempts, enqueued = body.get("n"), body.get("e")
         if (body.get("v") == VERSION and type(task) is str and task and type(args) is list
                 and type(kwargs) is dict and type(attempts) is int
-                and attempts >= 0 and type(enqueued) is int and "i" not in body
+                and attempts >= 0 and type(enqueued) is int and len(body) == 6
                 and (not kwargs or all(map(_is_str, kwargs)))):
             return Message(task, tuple(args), kwargs, attempts, enqueued)
     return _checked(body)
@@ -208,6 +214,7 @@ def _checked(body: Any) -> Message:
     attempts = body.get("n", 0)
     enqueued = body.get("e", 0)
     task_id = body.get("i")
+    trace = body.get("c")
     if not isinstance(task, str) or not task:
         raise DecodeError("envelope has no task name")
     if not isinstance(args, list):
@@ -220,7 +227,10 @@ def _checked(body: Any) -> Message:
         raise DecodeError("envelope enqueue time is not an integer")
     if task_id is not None and not (isinstance(task_id, str) and ids.is_task_id(task_id)):
         raise DecodeError(f"envelope task id {task_id!r} is not a taskq task id")
-    return Message(task, tuple(args), kwargs, attempts, enqueued, task_id)
+    if trace is not None and not (isinstance(trace, dict) and all(
+            isinstance(k, str) and isinstance(v, str) for k, v in trace.items())):
+        raise DecodeError("envelope trace context is not a map of strings")
+    return Message(task, tuple(args), kwargs, attempts, enqueued, task_id, None, trace)
 
 
 def pack(value: Any) -> bytes:

@@ -14,6 +14,7 @@ The tree::
     ├── TaskNotFound             no record, entry or delayed task with that id
     ├── QueueNotFound            an operator call on a queue that was never used nor registered
     ├── DeadLetterNotFound       no dead letter with that id in the queue
+    ├── ScheduleNotFound         no periodic schedule of that name in Redis
     ├── TaskFailed               awaiting a result of a task that ended dead or cancelled
     ├── ResultUnavailable        awaiting a result of a task that succeeded while Redis was out
     │                            of memory (its result was not kept)
@@ -137,6 +138,14 @@ class DeadLetterNotFound(TaskqError):
         super().__init__(f"no dead letter {dead_id!r} in queue {queue!r}")
         self.queue = queue
         self.dead_id = dead_id
+
+
+class ScheduleNotFound(TaskqError):
+    """No periodic schedule of that name is stored in Redis (none synced by a worker)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"no schedule named {name!r}")
+        self.name = name
 
 
 class TaskFailed(TaskqError):

@@ -38,6 +38,9 @@ class QueueKeys:
     """Exists while the queue is paused."""
     stats: str = field(init=False, repr=False, compare=False)
     """Hash of counters: completed, retried, dead, reclaimed, lost."""
+    task_metrics: str = field(init=False, repr=False, compare=False)
+    """Hash of per-task histograms and outcome counts, added to by workers (see
+    :mod:`taskq.taskmetrics`)."""
     events: str = field(init=False, repr=False, compare=False)
     """Pub/sub channel of task status changes (carries task ids, never payloads)."""
 
@@ -48,7 +51,7 @@ class QueueKeys:
         put = object.__setattr__
         put(self, "tag", tag)
         for name in ("stream", "delayed", "payloads", "entries", "cancels", "dead", "paused",
-                     "stats", "events"):
+                     "stats", "task_metrics", "events"):
             put(self, name, f"{tag}:{name}")
 
     def records(self, bucket: int) -> str:
@@ -70,10 +73,25 @@ class QueueKeys:
     def cancel_channel(self) -> str:
         return f"{self.tag}:cancel"
 
+    @property
+    def periodic(self) -> str:
+        """Hash of the queue's periodic schedules (see ``lua/periodic_fire.lua``)."""
+        return f"{self.tag}:periodic"
+
+    @property
+    def periodic_log(self) -> str:
+        """Stream of the queue's periodic fires and skips (capped; for operators)."""
+        return f"{self.tag}:periodic-log"
+
 
 def queues_key(prefix: str) -> str:
     """Set of every queue name that has been used."""
     return f"{prefix}:queues"
+
+
+def periodic_queues_key(prefix: str) -> str:
+    """Set of the queues that periodic schedules enqueue to (or did, until a worker synced)."""
+    return f"{prefix}:periodic-queues"
 
 
 def workers_key(prefix: str) -> str:

@@ -10,7 +10,16 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterable, Sequence
-from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, overload
+from typing import (
+    TYPE_CHECKING,
+    Any,
+    Concatenate,
+    Literal,
+    ParamSpec,
+    Protocol,
+    TypeVar,
+    overload,
+)
 
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
@@ -38,6 +47,7 @@ from taskq.errors import (
 from taskq.handle import SyncTaskHandle, TaskHandle
 from taskq.keys import GROUP, QueueKeys, queues_key
 from taskq.lane import Lane
+from taskq.periodic import CatchUp, Schedule, Spec
 from taskq.records import (
     TaskRecord,
     TaskStatus,
@@ -48,6 +58,9 @@ from taskq.retry import RetryPolicy
 from taskq.scripts import Scripts, SyncScripts
 from taskq.task import ContextTask, Seconds, Task, TaskOptions, seconds, takes_context
 from taskq.url_choice import UrlChoice, choose
+
+if TYPE_CHECKING:
+    from taskq.tracing import Tracing  # imported by taskq.tracing.instrument, when used
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -108,6 +121,10 @@ class TaskQueue:
         self.dead_letter_cap = dead_letter_cap
         self.socket_timeout_s = seconds(socket_timeout) or 5.0
         self.registry: dict[str, Task[Any, Any]] = {}
+        self.tracing: Tracing | None = None
+        """Set by :func:`taskq.tracing.instrument`: enqueues and workers trace (OpenTelemetry)."""
+        self.schedules: dict[str, Schedule] = {}
+        """Periodic schedules by name (:meth:`schedule`); workers sync them to Redis."""
         self._fresh_connections()
 
     def _fresh_connections(self) -> None:
@@ -208,6 +225,30 @@ class TaskQueue:
             return register(fn)
         return register
 
+    def schedule(
+        self, message: Message, *, cron: str | None = None, every: Seconds | None = None,
+        timezone: str = "UTC", name: str | None = None,
+        catch_up: CatchUp | Literal["once", "skip", "all"] = CatchUp.ONCE,
+    ) -> Schedule:
+        """Enqueue ``message`` (from ``task.message(...)``, typed by the task's signature) at
+        every tick of ``cron`` (in ``timezone``, by the IANA database) or ``every`` period.
+
+        Workers that load this TaskQueue sync its schedules to Redis when they start (added,
+        changed, removed, by ``name``: the task's name unless given) and fire them: each tick
+        once, on Redis's clock, whichever workers run. ``catch_up`` says what happens to ticks
+        missed while no worker ran: ``"once"`` (one task), ``"skip"`` or ``"all"`` (see
+        :class:`taskq.periodic.CatchUp` and the docs' *Periodic tasks*)."""
+        if message.task not in self.registry:
+            raise ValueError(f"task {message.task!r} is not registered on this TaskQueue")
+        every_s = seconds(every)
+        sched = Schedule(name or message.task, message,
+                         Spec.of(cron, every_s, timezone), CatchUp(catch_up))
+        if sched.name in self.schedules:
+            raise ValueError(f"a schedule named {sched.name!r} is already declared: give this "
+                             "one another name=")
+        self.schedules[sched.name] = sched
+        return sched
+
     def get_task(self, name: str) -> Task[Any, Any] | None:
         return self.registry.get(name)
 
@@ -262,6 +303,8 @@ class TaskQueue:
             copy._url = self._url
         copy.result_ttl_ms = self.result_ttl_ms
         copy.registry = self.registry
+        copy.tracing = self.tracing
+        copy.schedules = self.schedules
         return copy
 
     def check_url(self) -> None:
@@ -416,6 +459,8 @@ class TaskQueue:
     async def enqueue_one(self, msg: Message) -> TaskHandle[Any]:
         """Enqueue one message now: a plain XADD on the lane while its queue is known and far
         below its backlog limit (the common case), else :meth:`enqueue_many`."""
+        if self.tracing is not None and msg.trace is None:
+            return await self.tracing.enqueue_one(self, msg)
         ((queue, payload, _),) = self._encode([msg])  # raises PayloadTooLarge
         if queue in self._known_queues and self._gauge.fast(queue, 1, time.monotonic(),
                                                              self.max_backlog):
@@ -431,6 +476,8 @@ class TaskQueue:
         Raises PayloadTooLarge before anything is sent, and BacklogFull when a queue would pass
         its limit; a refused batch adds nothing (see :mod:`taskq.batching`).
         """
+        if self.tracing is not None and self.tracing.untraced(messages := list(messages)):
+            return await self.tracing.enqueue_many(self, messages, delay=delay)
         plan = self._plan(messages, delay)
         if plan is None:
             return []
@@ -464,6 +511,8 @@ class TaskQueue:
     def _enqueue_many_sync(
         self, messages: Iterable[Message], delay: Seconds | None
     ) -> list[TaskHandle[Any]]:
+        if self.tracing is not None and self.tracing.untraced(messages := list(messages)):
+            return self.tracing.enqueue_many_sync(self, messages, delay)
         plan = self._plan(messages, delay)
         if plan is None:
             return []

@@ -32,6 +32,9 @@ from taskq.records import BUCKET_MS, TaskStatus
 
 log = logging.getLogger(__name__)
 
+PERIODIC_LOG_CAP = 10_000
+"""About how many fires and skips of a queue's periodic schedules its periodic log keeps."""
+
 NAMES = (
     "cancel",
     "complete",
@@ -39,6 +42,9 @@ NAMES = (
     "enqueue",
     "forget_consumer",
     "idempotency",
+    "periodic_fire",
+    "periodic_pause",
+    "periodic_sync",
     "probe",
     "promote",
     "purge",
@@ -48,6 +54,7 @@ NAMES = (
     "replay",
     "retry",
     "schedule",
+    "task_metrics",
 )
 
 
@@ -137,6 +144,32 @@ def _scheduled(r: list[Any]) -> list[int] | int:
     if int(r[0]) == 0:
         return int(r[1])
     return [int(x) for x in r[1:]]
+
+
+class PeriodicDefinition(Protocol):
+    """What the sync script stores of a periodic schedule (:class:`taskq.periodic.Schedule`)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def digest(self) -> str: ...
+    @property
+    def payload(self) -> bytes: ...
+    @property
+    def catch_up(self) -> str: ...
+    def info(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Fired:
+    """What one firing pass did for one periodic schedule."""
+
+    name: str
+    state: str  # ok, paused, full, stale, gone
+    last_tick_ms: int
+    fired: int
+    skipped: int
+    last_task_id: str | None
 
 
 class Scripts:
@@ -335,7 +368,48 @@ class Scripts:
         """Remove a consumer from the group, only when it holds no pending entry."""
         return bool(await self._call("forget_consumer", (keys.stream,), (GROUP, consumer)))
 
+    async def periodic_sync(
+        self, *, keys: QueueKeys, schedules: Sequence[PeriodicDefinition]
+    ) -> list[tuple[str, str, int]]:
+        """Store ``schedules`` as the queue's periodic schedules (added, changed, the others
+        removed): (name, 'added' | 'changed' | 'same' | 'removed', last tick ms) each."""
+        args: list[Any] = []
+        for s in schedules:
+            args += (s.name, s.digest, s.payload, s.info(), str(s.catch_up))
+        r = await self._call("periodic_sync", (keys.periodic,), args)
+        return [(_s(n), _s(state), int(last)) for n, state, last in r]
+
+    async def periodic_fire(
+        self, *, keys: QueueKeys, missed_after_ms: int, limit: int,
+        ticks: Sequence[tuple[str, str, bytes, Sequence[int], Sequence[int]]],
+    ) -> tuple[int, bool, list[Fired]]:
+        """Fire the due ``ticks`` of the queue's schedules, each (name, digest, message to
+        enqueue (b"": the stored one), head ticks, tail ticks) (see ``lua/periodic_fire.lua``):
+        (Redis time ms, whether this pass found ticks missed, what each schedule did)."""
+        args: list[Any] = [missed_after_ms, limit, keys.queue, PERIODIC_LOG_CAP]
+        for name, digest, message, head, tail in ticks:
+            args += (name, digest, message, len(head), *head, len(tail), *tail)
+        r = await self._call("periodic_fire", (keys.periodic, keys.stream, keys.periodic_log),
+                             args)
+        fired = [Fired(_s(x[0]), _s(x[1]), int(x[2]), int(x[3]), int(x[4]), _s(x[5]) or None)
+                 for x in r[2:]]
+        return int(r[0]), bool(int(r[1])), fired
+
+    async def task_metrics(self, *, keys: QueueKeys, increments: Sequence[tuple[str, int]],
+                           max_fields: int) -> int:
+        """Add ``increments`` to the queue's task metrics hash (new fields only while it has
+        fewer than ``max_fields``); returns how many were refused."""
+        args: list[Any] = [max_fields]
+        for field, n in increments:
+            args += (field, n)
+        return int(await self._call("task_metrics", (keys.task_metrics,), args))
+
     # -- operators ---------------------------------------------------------------------------
+
+    async def periodic_pause(self, *, keys: QueueKeys, name: str, paused: bool) -> bool:
+        """Pause or resume a periodic schedule; False when none of that name is stored."""
+        return bool(await self._call("periodic_pause", (keys.periodic,),
+                                     (name, "1" if paused else "0")))
 
     async def replay(
         self, *, keys: QueueKeys, dead_id: str, payload: bytes, task_id: str

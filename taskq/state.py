@@ -100,6 +100,29 @@ async def _snapshot(redis: Redis, keys: QueueKeys, bucket: str, task_id: str, *,
 
 async def status(redis: Redis, keys: QueueKeys, task_id: str) -> TaskRecord:
     """Where task ``task_id`` of the queue of ``keys`` is now; raises TaskNotFound."""
+    record: TaskRecord | None = None
+    for _ in range(_READS):
+        found, record = await _observe(redis, keys, task_id)
+        if found is not None:
+            return found
+        # The task moved between the snapshot and the entry's reads (promoted, read, ended):
+        # an ended record answers; otherwise look again rather than answer a stale state.
+        raw = await redis.hget(bucket_key(keys, task_id), task_id)  # type: ignore[misc]
+        if raw:
+            record = decode_record(task_id, keys.queue, raw)
+            if record.terminal:
+                return record
+    if record is not None:
+        return record
+    raise TaskNotFound(task_id)
+
+
+_READS = 3  # snapshots tried before a moving task's last record is answered as it is
+
+
+async def _observe(redis: Redis, keys: QueueKeys,
+                   task_id: str) -> tuple[TaskRecord | None, TaskRecord | None]:
+    """The resolved state (None when the task was found nowhere) and the record read."""
     queue = keys.queue
     bucket = bucket_key(keys, task_id)
     # One snapshot (MULTI/EXEC; all keys share the queue's hash tag): read apart, a promote
@@ -118,16 +141,7 @@ async def status(redis: Redis, keys: QueueKeys, task_id: str) -> TaskRecord:
         entry = ids.entry_of(task_id, _text(entry_raw) or None)
         if entry is not None:
             seen = await _with_entry(redis, keys, seen, entry)
-    found = resolve(seen)
-    if found is not None:
-        return found
-    # The task may have ended between the two reads: read its record again.
-    raw = await redis.hget(bucket, task_id)  # type: ignore[misc]
-    if raw:
-        return decode_record(task_id, queue, raw)
-    if record is not None:
-        return record
-    raise TaskNotFound(task_id)
+    return resolve(seen), record
 
 
 async def _with_entry(redis: Redis, keys: QueueKeys, seen: Observed, entry: str) -> Observed:
@@ -179,10 +193,13 @@ async def list_tasks(
     return out[:limit]
 
 
-async def running(redis: Redis, keys: QueueKeys, limit: int) -> list[TaskRecord]:
-    """Delivered, unfinished tasks (the group's pending list, oldest first)."""
+async def running(redis: Redis, keys: QueueKeys, limit: int,
+                  consumer: str | None = None) -> list[TaskRecord]:
+    """Delivered, unfinished tasks (the group's pending list, oldest first); with ``consumer``
+    only those that consumer (a worker) holds."""
     try:
-        pending = await redis.xpending_range(keys.stream, GROUP, min="-", max="+", count=limit)
+        pending = await redis.xpending_range(keys.stream, GROUP, min="-", max="+", count=limit,
+                                             consumername=consumer)
     except Exception:  # no stream or group
         return []
     if not pending:

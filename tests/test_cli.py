@@ -37,8 +37,10 @@ DEAD_KEYS = {"id", "queue", "task_id", "entry", "task", "reason", "error_type", 
 @pytest.fixture
 def cli(redis_url: str, prefix: str) -> Callable[..., Result]:
     def invoke(*args: str, input: str | None = None, env: dict[str, str] | None = None) -> Result:
+        # one table width whatever the terminal running the tests (xdist workers, CI): tests
+        # of narrow terminals pass their own COLUMNS
         return runner.invoke(app, ["--redis-url", redis_url, "--prefix", prefix, *args],
-                             input=input, env=env)
+                             input=input, env={"COLUMNS": "160", **(env or {})})
     return invoke
 
 

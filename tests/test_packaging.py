@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from taskq.dashboard import ASSETS as DASHBOARD
 from tests.api_fixtures import free_port
 from tests.helpers import ROOT, wait_sync
 
@@ -45,6 +46,10 @@ def test_the_wheel_holds_the_taskq_package_only(wheel: Path) -> None:
     assert "taskq/service/app.py" in names  # the HTTP service ships inside taskq
     assert "taskq/lua/enqueue.lua" in names and "taskq/py.typed" in names
     assert "taskq/service/static/swagger-ui/swagger-ui-bundle.js" in names  # offline /docs
+    dashboard = {n.removeprefix("taskq/dashboard/static/") for n in names
+                 if n.startswith("taskq/dashboard/static/")}  # the dashboard, every file of it
+    assert dashboard == {p.relative_to(DASHBOARD).as_posix() for p in DASHBOARD.rglob("*")
+                         if p.is_file() and "__pycache__" not in p.parts}
     assert not [n for n in names if "stack_fake" in n or n.startswith("taskq/devstack")]
 
 

@@ -45,6 +45,8 @@ async def main() -> None:
     days: int = await (await report.enqueue("2024-01")).result()
     await report.enqueue(month="2024-01")
     report.message("2024-01")
+    tq.schedule(send_email.message(to="ops@x"), cron="0 6 * * *", timezone="Europe/Berlin",
+                name="daily", catch_up="skip")
     print(sent, size, state, outcome, days)
 '''
 
@@ -63,6 +65,8 @@ async def main() -> None:
     await report.enqueue(month=1)  # E: arg-type
     await report.enqueue("2024-01", "extra")  # E: call-arg
     report.enqueue_sync()  # E: call-arg
+    tq.schedule(send_email.message(to=1), every=30)  # E: arg-type
+    tq.schedule(resize.message(2), every=30, catch_up="never")  # E: arg-type
     print(wrong, also_wrong)
 '''
 

@@ -6,9 +6,12 @@ import asyncio
 import random
 import time
 
+import redis
+
 from faults import checker
 from faults.harness import Env
 from faults.ledger import OK, produce
+from faults.workers import WorkerPool
 
 
 async def control(env: Env) -> None:
@@ -42,7 +45,9 @@ async def kill_workers(env: Env) -> None:
     rng = random.Random()
     admin = env.admin()
     while not producer.done():
-        killed = pool.kill()  # returns once the process is gone
+        # a kill that hits a worker still starting up (or one that happens to hold nothing)
+        # tests nothing: aim at a consuming worker that holds entries, at a random moment
+        killed = pool.kill(await _busy_slot(env, pool, admin, rng))  # returns once it is gone
         if killed is not None:
             # what can run twice: the entries the dead process held (running, finished but
             # not yet acknowledged, prefetched), frozen under its consumer until the lease
@@ -69,6 +74,21 @@ async def kill_workers(env: Env) -> None:
     env.result.check(len(v.completed) >= accepted, f"only {len(v.completed)} of {accepted} ran")
     env.result.check(pool.kills >= 3 and bound > 0,
                      f"{pool.kills} kills, {bound} entries in flight at them: nothing was hit")
+
+
+async def _busy_slot(env: Env, pool: WorkerPool, admin: redis.Redis,
+                     rng: random.Random, within: float = 2.0) -> int | None:
+    """A random slot whose worker is consuming and holds entries now; after ``within`` seconds
+    without one, any live slot's (None: the pool picks)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        busy = [slot for slot, p in pool.procs.items()
+                if p.popen.poll() is None and pool.consuming(slot)
+                and env.in_flight(admin, pid=p.popen.pid)]
+        if busy:
+            return rng.choice(busy)
+        await asyncio.sleep(0.05)
+    return None
 
 
 CRASH_POINTS = ("after_read", "before_ack", "before_retry", "before_dead")

@@ -18,8 +18,17 @@ from taskq.admin.queues import (
     pause,
     purge_queue,
     queue_info,
+    queue_page,
     recent_failures,
     resume,
+    throughput,
+)
+from taskq.admin.schedules import (
+    ScheduleInfo,
+    list_schedules,
+    pause_schedule,
+    resume_schedule,
+    schedule_info,
 )
 from taskq.admin.tasks import cancel, list_tasks, task_record
 from taskq.admin.values import (
@@ -30,8 +39,8 @@ from taskq.admin.values import (
     QueueInfo,
     WorkerInfo,
 )
-from taskq.admin.workers import clean_dead_workers, list_workers
-from taskq.errors import DeadLetterNotFound, QueueNotFound
+from taskq.admin.workers import clean_dead_workers, held_tasks, list_workers, worker_info
+from taskq.errors import DeadLetterNotFound, QueueNotFound, ScheduleNotFound
 
 __all__ = [
     "ConsumerInfo",
@@ -41,22 +50,32 @@ __all__ = [
     "Failure",
     "QueueInfo",
     "QueueNotFound",
+    "ScheduleInfo",
+    "ScheduleNotFound",
     "WorkerInfo",
     "cancel",
     "clean_dead_workers",
     "consumers",
     "dead_letter",
     "dead_letters",
+    "held_tasks",
     "list_queues",
+    "list_schedules",
     "list_tasks",
     "list_workers",
     "next_delayed",
     "pause",
+    "pause_schedule",
     "purge_dead",
     "purge_queue",
     "queue_info",
+    "queue_page",
     "recent_failures",
     "replay_dead",
     "resume",
+    "resume_schedule",
+    "schedule_info",
     "task_record",
+    "throughput",
+    "worker_info",
 ]

@@ -32,10 +32,11 @@ def _letter(queue: str, dead_id: Any, fields: dict[bytes, bytes]) -> DeadLetter:
 
 
 async def _scan(
-    tq: TaskQueue, keys: QueueKeys, newest_first: bool
+    tq: TaskQueue, keys: QueueKeys, newest_first: bool, after: str | None = None
 ) -> AsyncIterator[tuple[str, dict[bytes, bytes]]]:
-    """Every dead letter, page by page (bounded to MAX_SCAN)."""
-    cursor: str | None = None
+    """Every dead letter, page by page (bounded to MAX_SCAN), from just past ``after`` (a dead
+    letter's id: older ones when ``newest_first``, newer ones otherwise) or from the end."""
+    cursor: str | None = after
     seen = 0
     while seen < MAX_SCAN:
         if newest_first:
@@ -53,14 +54,17 @@ async def _scan(
 
 
 async def dead_letters(
-    tq: TaskQueue, name: str, limit: int = 50, task: str | None = None
+    tq: TaskQueue, name: str, limit: int = 50, task: str | None = None,
+    before: str | None = None,
 ) -> list[DeadLetter]:
-    """The newest dead letters of a queue (newest first), optionally only those of ``task``."""
+    """The newest dead letters of a queue (newest first), optionally only those of ``task``;
+    with ``before`` (a dead letter's id, as a page's last one) only those older than it, so
+    pages of a long list cost one page each."""
     keys = await require_queue(tq, name)
     out: list[DeadLetter] = []
     if limit <= 0:
         return out
-    async for dead_id, fields in _scan(tq, keys, newest_first=True):
+    async for dead_id, fields in _scan(tq, keys, newest_first=True, after=before):
         if task is None or deadletter.task_of(fields) == task:
             out.append(_letter(name, dead_id, fields))
             if len(out) >= limit:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from taskq.queue import TaskQueue
 
 FAILURE_SCAN = 200
+MAX_THROUGHPUT_MINUTES = 120  # the counters expire after 7,200 s (lua/complete.lua)
 PURGE_BATCH = 1_000
 
 
@@ -28,6 +29,20 @@ async def list_queues(tq: TaskQueue) -> list[QueueInfo]:
     """Every queue ever used (or registered), by name."""
     names = await known_queues(tq)
     return list(await asyncio.gather(*(_queue_info(tq, n) for n in names)))
+
+
+async def queue_page(
+    tq: TaskQueue, offset: int = 0, limit: int = 50, match: str | None = None
+) -> tuple[int, list[QueueInfo]]:
+    """One page of the queues by name (those whose name contains ``match``, case-insensitive):
+    how many there are in all, and the figures of ``limit`` of them from ``offset``. Only the
+    page's queues are read, so a thousand queues cost one page's reads."""
+    names = await known_queues(tq)
+    if match:
+        needle = match.lower()
+        names = [n for n in names if needle in n.lower()]
+    page = names[max(0, offset):max(0, offset) + max(0, limit)]
+    return len(names), list(await asyncio.gather(*(_queue_info(tq, n) for n in page)))
 
 
 async def queue_info(tq: TaskQueue, name: str) -> QueueInfo:
@@ -73,6 +88,18 @@ async def _count_undelivered(tq: TaskQueue, keys: QueueKeys, after: str, bound: 
     if bound > 1_000:
         return bound
     return len(await state.undelivered(tq.redis, keys, after, bound + 1))
+
+
+async def throughput(tq: TaskQueue, name: str, minutes: int = 60) -> tuple[int, list[int]]:
+    """Completions per wall-clock minute (Redis clock) of the last ``minutes`` minutes, oldest
+    first, the current (partial) minute last; with the start of that last minute in ms. The
+    per-minute counters live two hours, so at most 120 minutes can be asked for."""
+    keys = await require_queue(tq, name)
+    n = max(1, min(minutes, MAX_THROUGHPUT_MINUTES))
+    now = await redis_now_ms(tq)
+    last = now // 60_000
+    counts = await tq.redis.mget([keys.done_minute(m) for m in range(last - n + 1, last + 1)])
+    return last * 60_000, [to_int(c) or 0 for c in counts]
 
 
 async def consumers(tq: TaskQueue, name: str) -> list[ConsumerInfo]:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from taskq import heartbeat
+from taskq import heartbeat, state
 from taskq.admin.values import WorkerInfo
 from taskq.fieldvalues import text
 from taskq.keys import worker_alive_key, workers_key
+from taskq.records import TaskRecord
 
 if TYPE_CHECKING:
     from taskq.queue import TaskQueue
@@ -26,6 +27,30 @@ async def list_workers(tq: TaskQueue) -> list[WorkerInfo]:
     out = [_worker(heartbeat.decode(wid, v), bool(a))
            for (wid, v), a in zip(items, alive, strict=True)]
     out.sort(key=lambda w: (not w.alive, w.id))
+    return out
+
+
+async def worker_info(tq: TaskQueue, worker_id: str) -> WorkerInfo | None:
+    """One registered worker, or None."""
+    raw = await tq.redis.hget(workers_key(tq.prefix), worker_id)  # type: ignore[misc]
+    if raw is None:
+        return None
+    alive = await tq.redis.exists(worker_alive_key(tq.prefix, worker_id))
+    return _worker(heartbeat.decode(worker_id, raw), bool(alive))
+
+
+async def held_tasks(tq: TaskQueue, worker_id: str, limit: int = 100) -> list[TaskRecord]:
+    """The tasks a worker holds (delivered to it, not yet finished), oldest first, over the
+    queues its heartbeat names. A dead worker's held tasks wait for a live worker to reclaim
+    them."""
+    info = await worker_info(tq, worker_id)
+    if info is None:
+        return []
+    out: list[TaskRecord] = []
+    for q in info.queues:
+        if len(out) >= limit:
+            break
+        out += await state.running(tq.redis, tq.keys(q), limit - len(out), consumer=worker_id)
     return out
 
 

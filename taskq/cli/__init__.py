@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from taskq.cli import dead, processes, queues, tasks
+from taskq.cli import dead, processes, queues, schedules, tasks
 from taskq.cli.common import EXIT_CODES_HELP, Target, configure_output
 from taskq.cli.usage import OneLineErrors
 
@@ -60,6 +60,7 @@ queues.register(app)
 tasks.register(app)
 app.add_typer(dead.app, name="dead")
 processes.register(app)
+schedules.register(app)
 
 
 def main() -> None:

@@ -16,7 +16,9 @@ class ApiConfig:
     ``sse_max_s``: longest event stream (the client reconnects after it);
     ``sse_max_per_key``: event streams open at once per API key (429 past it; per client
     address when authentication is off); ``docs_public``: serve ``/openapi.json`` and
-    ``/docs`` without a key (see :func:`taskq.integrations.docs.protect_docs`)."""
+    ``/docs`` without a key (see :func:`taskq.integrations.docs.protect_docs`);
+    ``dashboard``: serve the web dashboard at ``ui/`` beside the routes (see
+    :mod:`taskq.dashboard`)."""
 
     keys: ApiKeys = field(default_factory=ApiKeys)
     max_body_bytes: int = 1_048_576
@@ -27,3 +29,4 @@ class ApiConfig:
     sse_heartbeat_s: float = 15.0
     sse_max_per_key: int = 16
     docs_public: bool = False
+    dashboard: bool = True

@@ -12,10 +12,13 @@ import logging
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 
+from taskq.dashboard import dashboard_router
 from taskq.integrations.bodies import json_bodies_only
 from taskq.integrations.config import ApiConfig
 from taskq.integrations.errors import unavailable_reason
+from taskq.integrations.routes_inspect import inspect_router
 from taskq.integrations.routes_queues import queues_router
+from taskq.integrations.routes_schedules import schedules_router
 from taskq.integrations.routes_tasks import tasks_router
 from taskq.integrations.schemas import Health, Problem
 from taskq.integrations.sse import events_router
@@ -49,9 +52,10 @@ def health_router(tq: TaskQueue) -> APIRouter:
 
 def taskq_router(tq: TaskQueue, config: ApiConfig | None = None) -> APIRouter:
     """Every endpoint: health, registry, enqueue, status, wait, cancel, events, queues and
-    dead letters. Authentication follows ``config.keys``: with no keys configured every
-    protected route answers 401 until keys are given or ``ApiKeys.off()`` is passed. Request
-    bodies must be JSON (415 otherwise; see :mod:`taskq.integrations.bodies`)."""
+    dead letters, workers; and the web dashboard at ``ui/`` (``config.dashboard``).
+    Authentication follows ``config.keys``: with no keys configured every protected route
+    answers 401 until keys are given or ``ApiKeys.off()`` is passed. Request bodies must be JSON
+    (415 otherwise; see :mod:`taskq.integrations.bodies`)."""
     config = config or ApiConfig()
     if config.keys.disabled:
         log.warning("AUTHENTICATION IS DISABLED: anyone who can reach this API can enqueue, "
@@ -65,4 +69,8 @@ def taskq_router(tq: TaskQueue, config: ApiConfig | None = None) -> APIRouter:
     router.include_router(tasks_router(tq, config))
     router.include_router(events_router(tq, config))
     router.include_router(queues_router(tq, config))
+    router.include_router(schedules_router(tq, config))
+    router.include_router(inspect_router(tq, config))
+    if config.dashboard:
+        router.include_router(dashboard_router(auth_disabled=config.keys.disabled))
     return router

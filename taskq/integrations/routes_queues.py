@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
@@ -87,9 +87,24 @@ def queues_router(tq: TaskQueue, config: ApiConfig) -> APIRouter:
 
     @router.get("/queues", dependencies=read, summary="Every queue with its figures",
                 response_model=list[admin.QueueInfo], responses=_example([_QUEUE_EXAMPLE]))
-    async def queues() -> list[dict[str, Any]]:
+    async def queues(
+        response: Response,
+        offset: Annotated[int, Query(ge=0, description="skip this many (by name)")] = 0,
+        limit: Annotated[int | None, Query(ge=1, le=1000, description="at most this many; "
+                                           "every queue when absent")] = None,
+        match: Annotated[str | None, Query(max_length=200, description="only queues whose "
+                                           "name contains this (any case)")] = None,
+    ) -> list[dict[str, Any]]:
+        """By name. ``X-Total-Count`` tells how many queues match in all; with ``limit`` only
+        that page's queues are read from Redis."""
         with _queue_errors():
-            return [q.to_dict() for q in await admin.list_queues(tq)]
+            if limit is None and not offset and not match:
+                found = await admin.list_queues(tq)
+                total = len(found)
+            else:
+                total, found = await admin.queue_page(tq, offset, limit or 1_000_000, match)
+        response.headers["X-Total-Count"] = str(total)
+        return [q.to_dict() for q in found]
 
     @router.get("/queues/{name}", dependencies=read, summary="One queue's figures",
                 response_model=admin.QueueInfo, responses=_example(_QUEUE_EXAMPLE))
@@ -118,9 +133,15 @@ def queues_router(tq: TaskQueue, config: ApiConfig) -> APIRouter:
         name: QueueName,
         limit: Annotated[int, Query(ge=1, le=1000)] = 50,
         task: Annotated[str | None, Query(description="only this task's")] = None,
+        before: Annotated[str | None, Query(
+            description="only dead letters older than this one (the id of the last one of "
+                        "the previous page)", examples=["1732190000123-0"])] = None,
     ) -> list[dict[str, Any]]:
+        if before is not None and not ids.is_entry_id(before):
+            raise HTTPException(422, [{"loc": ["query", "before"], "type": "value_error",
+                                       "msg": "not a dead-letter id (<ms>-<seq>)"}])
         with _queue_errors():
-            letters = await admin.dead_letters(tq, name, limit, task)
+            letters = await admin.dead_letters(tq, name, limit, task, before)
         return [codec.json_safe(d.to_dict()) for d in letters]
 
     @router.get("/queues/{name}/dead/{dead_id}", dependencies=read, summary="One dead letter",

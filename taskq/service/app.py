@@ -2,7 +2,8 @@
 
 It loads the TaskQueue named by ``TASKQ_APP`` (``module:attribute``), so it knows the
 registered tasks and their argument schemas, and serves :func:`taskq.fastapi.taskq_router`
-under ``/v1``. ``app`` is built on first access, from the environment.
+under ``/v1`` and the web dashboard under ``/ui/``. ``app`` is built on first access, from
+the environment.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from taskq.dashboard import dashboard_router
 from taskq.errors import ConfigError
 from taskq.fastapi import (
     ApiConfig,
@@ -69,7 +71,7 @@ def create_app(settings: ApiSettings | None = None, tq: TaskQueue | None = None)
                        idempotency_ttl_s=settings.idempotency_ttl_s,
                        wait_max_s=settings.wait_max_s,
                        sse_max_per_key=settings.sse_max_per_key,
-                       docs_public=settings.docs_public)
+                       docs_public=settings.docs_public, dashboard=False)
     app = FastAPI(
         title="taskq", version="1", lifespan=lifespan(tq), root_path=settings.root_path,
         description="Enqueue and inspect the tasks of a taskq TaskQueue. Send an API key in "
@@ -78,6 +80,8 @@ def create_app(settings: ApiSettings | None = None, tq: TaskQueue | None = None)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     app.include_router(taskq_router(tq, config), prefix=PREFIX)
     app.include_router(metrics_router(tq, keys, public=settings.metrics_public))
+    if settings.dashboard:  # at /ui/ rather than /v1/ui/: the API's version is not the page's
+        app.include_router(dashboard_router(auth_disabled=keys.disabled, api=f"..{PREFIX}/"))
     offline_docs(app)  # Swagger UI from the package: /docs renders without internet
     protect_docs(app, config)
     install_access_log_redaction()

@@ -1,5 +1,8 @@
 """``GET /metrics``: every queue's figures in the Prometheus text format, read from Redis at
-scrape time (:func:`taskq.admin.list_queues`; nothing is kept between scrapes).
+scrape time (:func:`taskq.admin.list_queues`; nothing is kept between scrapes), and the task
+metrics every worker published to each queue's task metrics hash (:mod:`taskq.taskmetrics`):
+``taskq_task_queue_wait_seconds``, ``taskq_task_run_seconds`` (histograms) and
+``taskq_task_outcomes_total``, labelled ``queue`` and ``task``.
 
 A read-only (or admin) API key is required, in ``X-API-Key`` or as ``Authorization: Bearer``
 (what Prometheus's ``authorization`` scrape option sends), unless ``TASKQ_METRICS_PUBLIC=true``.
@@ -15,7 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from taskq import admin
+from taskq import admin, taskmetrics
 from taskq.fastapi import ApiKeys
 from taskq.integrations.errors import http_errors
 from taskq.queue import TaskQueue
@@ -42,8 +45,10 @@ COUNTERS = {
 class QueueSnapshot(Collector):
     """The figures of ``queues``, read once, as metric families."""
 
-    def __init__(self, queues: Sequence[admin.QueueInfo]) -> None:
+    def __init__(self, queues: Sequence[admin.QueueInfo],
+                 tasks: Sequence[tuple[str, dict[str, taskmetrics.TaskSeries]]] = ()) -> None:
         self.queues = [q.to_dict() for q in queues]
+        self.tasks = tasks
 
     def collect(self) -> Iterator[Metric]:
         for field, doc in GAUGES.items():
@@ -56,6 +61,21 @@ class QueueSnapshot(Collector):
             for q in self.queues:
                 counter.add_metric([q["name"]], q[field])
             yield counter
+        rows = [([queue, task], series) for queue, by_task in self.tasks
+                for task, series in sorted(by_task.items())]
+        yield from taskmetrics.families("taskq_task", rows, ["queue", "task"])
+
+
+async def task_metrics(tq: TaskQueue, queues: Sequence[str]
+                       ) -> list[tuple[str, dict[str, taskmetrics.TaskSeries]]]:
+    """Each queue's published task metrics, read in one round trip."""
+    if not queues:
+        return []
+    pipe = tq.redis.pipeline(transaction=False)
+    for q in queues:
+        pipe.hgetall(tq.keys(q).task_metrics)
+    hashes = await pipe.execute()
+    return [(q, taskmetrics.parse(h)) for q, h in zip(queues, hashes, strict=True)]
 
 
 def _key(x_api_key: str | None, authorization: str | None) -> str | None:
@@ -76,7 +96,9 @@ def metrics_router(tq: TaskQueue, keys: ApiKeys, public: bool) -> APIRouter:
             raise HTTPException(401, "missing or invalid API key",
                                 headers={"WWW-Authenticate": "Bearer"})
         with http_errors():  # Redis unavailable: 503
-            snapshot = QueueSnapshot(await admin.list_queues(tq))
+            queues = await admin.list_queues(tq)
+            tasks = await task_metrics(tq, [q.name for q in queues])
+            snapshot = QueueSnapshot(queues, tasks)
         return Response(generate_latest(snapshot), media_type=CONTENT_TYPE_LATEST)
 
     return router

@@ -23,6 +23,8 @@ class ApiSettings(BaseSettings):
     metrics_public: bool = Field(False, description="serve /metrics without an API key")
     docs_public: bool = Field(False, description="serve /openapi.json and /docs without an "
                                                  "API key")
+    dashboard: bool = Field(True, description="serve the web dashboard at /ui/ (its data "
+                                              "still needs an API key)")
     sse_max_per_key: int = Field(16, ge=1, description="event streams open at once per API key")
     host: str = "127.0.0.1"
     port: int = 8000

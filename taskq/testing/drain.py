@@ -143,12 +143,13 @@ def drain_sync(
 def _config(queues: tuple[str, ...]) -> WorkerConfig:
     """The worker's timings in a drain: one task at a time (in order, and ``max_tasks`` is
     exact), quick to notice new and due entries, quick to stop; leases long enough that
-    nothing is reclaimed from under a slow test."""
+    nothing is reclaimed from under a slow test. Periodic schedules are neither synced nor
+    fired (a test enqueues a schedule's message itself when it wants it run)."""
     return WorkerConfig(
         queues=queues, concurrency=1, prefetch=0, batch=1, block_ms=20, lease_ms=60_000,
         renew_every_ms=10_000, reclaim_every_ms=1_000, promote_every_ms=5,
         heartbeat_every_ms=60_000, flags_every_ms=100, grace_s=GRACE_S,
-        name=f"taskq-drain-{secrets.token_hex(4)}",
+        name=f"taskq-drain-{secrets.token_hex(4)}", schedules=False,
     )
 
 

@@ -20,6 +20,8 @@ class WorkerConfig:
     promote_every_ms: int = 100
     heartbeat_every_ms: int = 2_000
     flags_every_ms: int = 500
+    schedules_every_ms: int = 500
+    schedules: bool = True  # sync and fire the app's periodic schedules (taskq.periodic)
     grace_s: float = 25.0
     threads: int | None = None
     processes: int | None = None

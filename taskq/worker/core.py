@@ -40,13 +40,16 @@ from taskq.connection import (
 )
 from taskq.errors import RedisFailure, RedisOutOfMemory
 from taskq.queue import TaskQueue
+from taskq.taskmetrics import TaskMetrics
 from taskq.worker.completer import Completer
 from taskq.worker.config import WorkerConfig
 from taskq.worker.context import Clock, Flags, OnTransition, WorkerContext
 from taskq.worker.execution import Executors
 from taskq.worker.ledger import Delivery, Ledger
 from taskq.worker.maintenance import Maintenance
+from taskq.worker.observe import tracing_parts
 from taskq.worker.outcomes import Outcomes
+from taskq.worker.publish import Publisher
 from taskq.worker.reader import Reader
 from taskq.worker.runner import Runner
 
@@ -88,9 +91,15 @@ class Worker:
             self.config.threads or min(64, self.config.concurrency),
             self.config.processes or cpu,
         )
-        self.outcomes = Outcomes(app, self.context, self.ledger, on_transition)
+        # per-task metrics (served by metrics.py, published for the API) and, when the
+        # TaskQueue is instrumented, tracing: decided here, once
+        self.task_metrics = TaskMetrics(app.registry)
+        self.publisher = Publisher(app, self.keys, self.task_metrics)
+        attempts, observers = tracing_parts(app, self.id)
+        self.outcomes = Outcomes(app, self.context, self.ledger, on_transition,
+                                 observers=[self.task_metrics, *observers])
         self.runner = Runner(app, self.context, self.ledger, self.outcomes, self.executors,
-                             on_transition)
+                             on_transition, attempts)
         self.ledger.runs(self.runner.process)
         self.reader = Reader(app, self.context, self.ledger, on_transition)
         self.completer = Completer(app, self.context, self.ledger)
@@ -121,6 +130,7 @@ class Worker:
         loops = [
             asyncio.create_task(self.completer.run(), name="taskq-completer"),
             *(asyncio.create_task(c, name=n) for n, c in self.maintenance.loops()),
+            asyncio.create_task(self.publisher.run(), name="taskq-task-metrics"),
         ]
         reader = asyncio.create_task(self.reader.run(), name="taskq-reader")
         log.info("worker %s consuming %s on Redis %s (concurrency %d)", self.id,
@@ -209,6 +219,8 @@ class Worker:
             if t.done() and not t.cancelled():
                 t.exception()
         with contextlib.suppress(*REDIS_ERRORS, RedisFailure):
+            await bounded(self.publisher.publish(), timeout_s=UNREGISTER_S,
+                          what="publishing the last task metrics")
             await bounded(self.maintenance.unregister(), timeout_s=UNREGISTER_S,
                           what="unregistering")
         self.executors.shutdown()

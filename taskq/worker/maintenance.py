@@ -7,6 +7,8 @@
 - promote: move due delayed tasks and retries to the stream (any worker; atomic; no scheduler).
 - heartbeat: register the worker with its figures; a key with a TTL says it is alive.
 - flags: refresh paused queues and cancel requests; forget idle, empty, dead consumers.
+- schedules: sync the app's periodic schedules at start, then fire their due ticks (one script
+  call per queue with schedules per pass; see :mod:`taskq.worker.schedules`).
 
 They work on the ledger, the app's scripts and client, and the worker's context: never on the
 worker itself. A duty that keeps failing the same way (Redis out of memory refuses every
@@ -35,6 +37,7 @@ from taskq.keys import GROUP, worker_alive_key, workers_key
 from taskq.queue import TaskQueue
 from taskq.worker.context import WorkerContext
 from taskq.worker.ledger import Ledger
+from taskq.worker.schedules import Scheduler
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +91,8 @@ class Maintenance:
         self.flags = context.flags
         self.ledger = ledger
         self.forgot_consumers_at = time.monotonic()
+        self.scheduler = Scheduler(app, context.clock, missed_after_ms=self.config.lease_ms,
+                                   every_ms=self.config.schedules_every_ms)
         self._halt = asyncio.Event()
 
     def loops(self) -> Iterator[tuple[str, Coroutine[Any, Any, None]]]:
@@ -100,6 +105,9 @@ class Maintenance:
                                              first=True)
         yield "taskq-flags", self._every("flags", c.flags_every_ms, self.refresh_flags,
                                          first=True)
+        if c.schedules:
+            yield "taskq-schedules", self._every("schedules", c.schedules_every_ms,
+                                                 self.scheduler.fire, first=True)
 
     def halt(self) -> None:
         """End every loop after its current pass (the last step of a worker's shutdown: leases

@@ -1,8 +1,10 @@
 """Prometheus metrics of one worker process, served over HTTP by prometheus_client.
 
-Nothing is counted on the hot path: a custom collector reads the worker's live counters
-(:class:`taskq.worker.ledger.Counters`) and what it holds at each scrape. Every series is labelled
-with the worker id and its queues (comma-separated), so processes of one host stay apart.
+No prometheus-client call is made on the hot path: a custom collector reads the worker's live
+counters (:class:`taskq.worker.ledger.Counters`), what it holds, and its per-task figures
+(:class:`taskq.taskmetrics.TaskMetrics`, plain counts kept per outcome) at each scrape. Every
+series is labelled with the worker id (and its queues, or the queue and task), so processes of
+one host stay apart.
 
     taskq_worker_tasks_total{outcome}      processed, succeeded, failed, retried, dead,
                                            lost_leases, reclaimed (they overlap: see
@@ -11,6 +13,10 @@ with the worker id and its queues (comma-separated), so processes of one host st
     taskq_worker_concurrency               tasks run at once at most
     taskq_worker_up                        1 while the process serves metrics
     taskq_worker_start_time_seconds        when the worker started (Unix time)
+    taskq_worker_task_queue_wait_seconds   histogram per queue and task: enqueue to start
+    taskq_worker_task_run_seconds          histogram per queue and task: start to outcome
+    taskq_worker_task_outcomes_total       per queue, task, outcome and reason
+                                           (see :mod:`taskq.taskmetrics`)
 
 The registry also carries prometheus_client's process, platform and GC collectors.
 """
@@ -34,6 +40,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from taskq.taskmetrics import families
 from taskq.worker.core import Worker
 from taskq.worker.ledger import Counters
 
@@ -67,6 +74,9 @@ class WorkerCollector(Collector):
         yield _gauge("taskq_worker_up", "1 while the worker process serves metrics", labels, 1)
         yield _gauge("taskq_worker_start_time_seconds", "When the worker started (Unix time)",
                      labels, w.started_at)
+        rows = [([w.id, queue, task], series)
+                for (queue, task), series in list(w.task_metrics.series.items())]
+        yield from families("taskq_worker_task", rows, ["worker", "queue", "task"])
 
 
 def _gauge(name: str, doc: str, labels: list[str], value: float) -> GaugeMetricFamily:

@@ -22,6 +22,7 @@ from taskq.records import TaskStatus, encode_record
 from taskq.task import Task
 from taskq.worker.context import OnTransition, WorkerContext
 from taskq.worker.ledger import Delivery, Ledger
+from taskq.worker.observe import Observer, combined
 from taskq.worker.tasklog import task_log
 
 log = logging.getLogger(__name__)
@@ -31,14 +32,16 @@ class Outcomes:
     """Writes the outcome of each delivery of one worker (see the module)."""
 
     def __init__(self, app: TaskQueue, context: WorkerContext, ledger: Ledger,
-                 on_transition: OnTransition | None = None) -> None:
+                 on_transition: OnTransition | None = None,
+                 observers: Sequence[Observer] = ()) -> None:
         self.app = app
         self.id = context.id
         self.keys = context.keys
         self.ledger = ledger
         self.counters = ledger.counters
         self.on_transition = on_transition
-        self.task_log = task_log()  # None unless taskq.tasks logs INFO (checked once)
+        # the task log line (unless taskq.tasks logs no INFO), task metrics, tracing: chosen once
+        self.observer = combined([task_log(), *observers])
 
     def finish(self, d: Delivery, msg: Message, task: Task[Any, Any], status: TaskStatus,
                result: Any, flags: str, attempts: int, started: int | None = None) -> None:
@@ -61,8 +64,9 @@ class Outcomes:
         d.flags = flags
         d.ttl_ms = self.ttl_ms(task)
         self.ledger.hand_over(d)
-        if self.task_log is not None:
-            self.task_log.ended(d.task_id, msg.task, d.queue, status._value_, attempts, started)
+        if self.observer is not None:
+            self.observer.ended(d.task_id, msg, d.queue, status._value_, "", attempts, started,
+                                "", "")
 
     async def failed(self, d: Delivery, msg: Message, task: Task[Any, Any], exc: Exception,
                      attempt: int, started: int) -> None:
@@ -106,8 +110,9 @@ class Outcomes:
             log.info("task %s failed (attempt %d/%d: %s); retry in %.2f s", d.task_id, attempt,
                      task.options.max_attempts, type(exc).__name__, delay_s,
                      extra={"task_id": d.task_id})
-            if self.task_log is not None:
-                self.task_log.ended(d.task_id, msg.task, d.queue, "retried", attempt, started)
+            if self.observer is not None:
+                self.observer.ended(d.task_id, msg, d.queue, "retried", _retry_reason(exc, task),
+                                    attempt, started, type(exc).__name__, error)
 
     async def dead(self, d: Delivery, msg: Message | None, reason: str, error_type: str,
                    error: str, tb: str = "", attempts: int | None = None,
@@ -144,8 +149,9 @@ class Outcomes:
             self.counters.dead += 1
             log.warning("task %s dead-lettered (%s): %s", d.task_id, reason, error[:200],
                         extra={"task_id": d.task_id})
-            if self.task_log is not None:
-                self.task_log.ended(d.task_id, task, d.queue, "dead", attempts, started)
+            if self.observer is not None:
+                self.observer.ended(d.task_id, msg, d.queue, "dead", reason, attempts, started,
+                                    error_type, error)
 
     async def release(self, deliveries: Sequence[Delivery]) -> None:
         """Hand entries back to their stream unrun (paused queue, shutdown): they run again,
@@ -191,6 +197,14 @@ class Outcomes:
         if task is not None and task.options.result_ttl_s is not None:
             return int(task.options.result_ttl_s * 1000)
         return self.app.result_ttl_ms
+
+
+def _retry_reason(exc: Exception, task: Task[Any, Any]) -> str:
+    if isinstance(exc, Retry):
+        return "retry_requested"
+    if isinstance(exc, TimeoutError) and task.options.timeout_s is not None:
+        return "timeout"
+    return "error"
 
 
 def _discarded(d: Delivery) -> None:

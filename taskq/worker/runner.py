@@ -18,6 +18,7 @@ from taskq.worker.admission import Cancelled, Ready, Refused, admit
 from taskq.worker.context import OnTransition, WorkerContext
 from taskq.worker.execution import Executors, encode_result, invoke, is_plain_async
 from taskq.worker.ledger import Delivery, Ledger
+from taskq.worker.observe import Attempts
 from taskq.worker.outcomes import Outcomes
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,8 @@ class Runner:
 
     def __init__(self, app: TaskQueue, context: WorkerContext, ledger: Ledger,
                  outcomes: Outcomes, executors: Executors,
-                 on_transition: OnTransition | None = None) -> None:
+                 on_transition: OnTransition | None = None,
+                 attempts: Attempts | None = None) -> None:
         self.app = app
         self.id = context.id
         self.keys = context.keys
@@ -37,6 +39,7 @@ class Runner:
         self.counters = ledger.counters
         self.executors = executors
         self.on_transition = on_transition
+        self._attempts = attempts  # tracing: wraps each attempt (None: not traced)
         self._registry = app.registry
         self._max_payload = app.max_payload_bytes
         # bound once: called per task
@@ -59,10 +62,17 @@ class Runner:
                             self._max_payload, self.flags.cancels)
             d.task_id = checked.task_id
             if type(checked) is Ready:
-                await self._run(d, checked)
+                if self._attempts is None:
+                    await self._run(d, checked)
+                else:
+                    await self._attempts.run(d, checked, self._run)
             elif type(checked) is Refused:
-                await self._dead(d, checked.msg, checked.reason, checked.error_type,
-                                 checked.error, attempts=checked.attempts)
+                dead = self._dead(d, checked.msg, checked.reason, checked.error_type,
+                                  checked.error, attempts=checked.attempts)
+                if self._attempts is None:
+                    await dead
+                else:
+                    await self._attempts.refused(d, checked, dead)
             elif type(checked) is Cancelled:
                 self._finish(d, checked.msg, checked.task, TaskStatus.CANCELLED, None, "c",
                              checked.attempts)

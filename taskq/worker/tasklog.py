@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import time
 
+from taskq.codec import Message
+
 log = logging.getLogger("taskq.tasks")
 
 
@@ -20,8 +22,10 @@ class TaskLog:
 
     __slots__ = ()
 
-    def ended(self, task_id: str, task: str, queue: str, outcome: str, attempt: int,
-              started_ms: int | None) -> None:
+    def ended(self, task_id: str, msg: Message | None, queue: str, outcome: str, reason: str,
+              attempt: int, started_ms: int | None, error_type: str, error: str) -> None:
+        """An observer (:mod:`taskq.worker.observe`)."""
+        task = msg.task if msg is not None else ""
         duration_ms = -1 if started_ms is None else max(0, int(time.time() * 1000) - started_ms)
         log.info("task %s %s task=%s queue=%s attempt=%d duration_ms=%d", task_id, outcome,
                  task, queue, attempt, duration_ms,

@@ -1,0 +1,241 @@
+"""Periodic schedules: tick arithmetic (cron in a timezone, DST; fixed periods), the declaration,
+and firing in workers of this test's event loop: each tick once, sync, pause and resume."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from taskq import CatchUp, TaskQueue, Worker
+from taskq.admin import (
+    ScheduleNotFound,
+    list_schedules,
+    pause_schedule,
+    resume_schedule,
+    schedule_info,
+)
+from taskq.periodic import Spec
+from taskq.testing import drain
+from tests.helpers import eventually
+
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+def ms(y: int, mo: int, d: int, h: int, mi: int, tz: ZoneInfo = BERLIN, fold: int = 0) -> int:
+    return int(datetime(y, mo, d, h, mi, tzinfo=tz, fold=fold).timestamp() * 1000)
+
+
+# -- ticks ---------------------------------------------------------------------------------
+
+def test_every_ticks_are_multiples_of_the_period_since_the_epoch() -> None:
+    spec = Spec.of(None, timedelta(seconds=30), "UTC")
+    assert spec.ticks(61_000, until_ms=200_000) == [90_000, 120_000, 150_000, 180_000]
+    assert spec.ticks(90_000, until_ms=90_000) == []  # strictly after
+    assert spec.ticks(0, until_ms=10**9, limit=3) == [30_000, 60_000, 90_000]
+    assert spec.text() == "every 30s"
+
+
+def test_a_daily_0230_fires_once_on_the_spring_forward_day() -> None:
+    # Europe/Berlin, 2026-03-29: 02:00 -> 03:00; 02:30 does not exist that day
+    spec = Spec(cron="30 2 * * *", timezone="Europe/Berlin")
+    ticks = spec.ticks(ms(2026, 3, 28, 0, 0), until_ms=ms(2026, 3, 31, 0, 0))
+    assert ticks == [ms(2026, 3, 28, 2, 30), ms(2026, 3, 29, 3, 0), ms(2026, 3, 30, 2, 30)]
+    assert ticks[2] - ticks[1] == 23.5 * 3600 * 1000
+
+
+def test_a_daily_0230_fires_once_on_the_fall_back_day() -> None:
+    # 2026-10-25: 03:00 -> 02:00; 02:30 happens twice, the job runs at the first
+    spec = Spec(cron="30 2 * * *", timezone="Europe/Berlin")
+    ticks = spec.ticks(ms(2026, 10, 24, 12, 0), until_ms=ms(2026, 10, 26, 12, 0))
+    assert ticks == [ms(2026, 10, 25, 2, 30), ms(2026, 10, 26, 2, 30)]
+    assert ticks[1] - ticks[0] == 25 * 3600 * 1000
+
+
+def test_a_half_hourly_job_runs_in_both_copies_of_the_repeated_hour() -> None:
+    spec = Spec(cron="*/30 * * * *", timezone="Europe/Berlin")
+    ticks = spec.ticks(ms(2026, 10, 25, 1, 45), until_ms=ms(2026, 10, 25, 3, 15))
+    assert ticks == [ms(2026, 10, 25, 2, 0), ms(2026, 10, 25, 2, 30),
+                     ms(2026, 10, 25, 2, 0, fold=1), ms(2026, 10, 25, 2, 30, fold=1),
+                     ms(2026, 10, 25, 3, 0)]
+    assert all(b - a == 1_800_000 for a, b in itertools.pairwise(ticks))
+
+
+def test_cron_in_a_timezone_is_wall_clock_time() -> None:
+    spec = Spec(cron="0 6 * * *", timezone="Europe/Berlin")
+    winter = spec.next_ticks(ms(2026, 1, 10, 12, 0), 1)[0]
+    summer = spec.next_ticks(ms(2026, 7, 10, 12, 0), 1)[0]
+    assert winter == ms(2026, 1, 11, 5, 0, tz=ZoneInfo("UTC"))
+    assert summer == ms(2026, 7, 11, 4, 0, tz=ZoneInfo("UTC"))
+
+
+@pytest.mark.parametrize(("kwargs", "error"), [
+    ({}, "exactly one of"),
+    ({"cron": "* * * * *", "every": 5}, "exactly one of"),
+    ({"cron": "61 * * * *"}, "invalid cron expression"),
+    ({"cron": "0 6 * * *", "timezone": "Mars/Olympus"}, "unknown timezone"),
+    ({"every": 0.5}, "at least one second"),
+    ({"every": 5, "catch_up": "sometimes"}, "sometimes"),
+])
+def test_bad_declarations_are_refused_clearly(tq: TaskQueue, kwargs: dict[str, object],
+                                              error: str) -> None:
+    @tq.task(name="ping")
+    async def ping() -> None: ...
+
+    with pytest.raises(ValueError, match=error):
+        tq.schedule(ping.message(), **kwargs)  # type: ignore[arg-type]
+
+
+def test_names_are_unique_and_default_to_the_task(tq: TaskQueue) -> None:
+    @tq.task(name="report")
+    async def report(kind: str) -> None: ...
+
+    s = tq.schedule(report.message(kind="daily"), cron="0 6 * * *", timezone="Europe/Berlin")
+    assert s.name == "report" and s.catch_up is CatchUp.ONCE
+    with pytest.raises(ValueError, match="already declared"):
+        tq.schedule(report.message(kind="hourly"), cron="0 * * * *")
+    tq.schedule(report.message(kind="hourly"), cron="0 * * * *", name="hourly-report")
+    assert sorted(tq.schedules) == ["hourly-report", "report"]
+    other = TaskQueue(tq.url, prefix=tq.prefix)
+    with pytest.raises(ValueError, match="not registered"):
+        other.schedule(report.message(kind="x"), every=60)
+
+
+# -- firing in workers -----------------------------------------------------------------------
+
+def periodic_app(url: str, prefix: str, every_s: float = 1.0) -> TaskQueue:
+    app = TaskQueue(url, prefix=prefix)
+
+    @app.task(name="tick")
+    async def tick(label: str) -> str:
+        return label
+
+    app.schedule(tick.message(label="t"), every=every_s, name="every-second")
+    return app
+
+
+@pytest.fixture
+async def papp(redis_url: str, prefix: str) -> AsyncIterator[TaskQueue]:
+    """The app of :func:`periodic_app`, closed after the test's workers stopped."""
+    app = periodic_app(redis_url, prefix)
+    yield app
+    await app.aclose()
+
+
+@pytest.fixture
+async def apps(redis_url: str, prefix: str) -> AsyncIterator[Callable[[], TaskQueue]]:
+    """New TaskQueues on the test's prefix, closed after the test's workers stopped."""
+    made: list[TaskQueue] = []
+
+    def make() -> TaskQueue:
+        made.append(TaskQueue(redis_url, prefix=prefix))
+        return made[-1]
+
+    yield make
+    for app in made:
+        await app.aclose()
+
+
+async def fired_log(app: TaskQueue, queue: str = "default") -> list[dict[str, str]]:
+    entries = await app.redis.xrange(app.keys(queue).periodic_log)
+    return [{k.decode(): v.decode() for k, v in fields.items()} for _, fields in entries]
+
+
+async def test_workers_of_one_loop_fire_each_tick_once(
+        papp: TaskQueue, start_worker: Callable[..., Worker]) -> None:
+    app = papp
+    workers = [start_worker(app, schedules_every_ms=200) for _ in range(3)]
+
+    async def fires() -> list[dict[str, str]] | None:
+        log = [e for e in await fired_log(app) if e["w"] == "fired"]
+        return log if len(log) >= 4 else None
+
+    log = await eventually(fires, timeout=30, what="4 ticks fired")
+    ticks = [int(e["k"]) for e in log]
+    assert ticks == sorted(set(ticks))  # each once, in order
+    assert all(b - a == 1000 for a, b in itertools.pairwise(ticks))
+    tasks = [e["t"] for e in log]
+    assert len(set(tasks)) == len(tasks)
+    assert sum(w.maintenance.scheduler.fired for w in workers) >= len(log)
+    info = await schedule_info(app, "every-second")
+    assert info.task == "tick" and info.schedule == "every 1s" and not info.paused
+    assert info.fired_total >= 4 and info.last_task_id is not None
+    assert len(info.next_fire_ms) == 3 and info.next_fire_ms[0] > (info.last_tick_ms or 0)
+
+
+async def test_sync_adds_changes_and_removes_by_name(
+        apps: Callable[[], TaskQueue], start_worker: Callable[..., Worker]) -> None:
+    app = apps()
+
+    @app.task(name="job")
+    async def job(n: int) -> int:
+        return n
+
+    app.schedule(job.message(n=1), cron="0 6 * * *", timezone="Europe/Berlin", name="a")
+    app.schedule(job.message(n=2), every=3600, name="b")
+    w = start_worker(app)
+    await eventually(lambda: _names(app, {"a", "b"}), what="a and b stored")
+    first = await schedule_info(app, "a")
+    w.stop()
+
+    # the next deploy: "a" changed (another hour), "b" removed, "c" added
+    app2 = apps()
+    job2 = app2.task(name="job")(job.fn)
+    app2.schedule(job2.message(n=1), cron="0 7 * * *", timezone="Europe/Berlin", name="a")
+    app2.schedule(job2.message(n=3), every=60, name="c", catch_up="skip")
+    start_worker(app2)
+    await eventually(lambda: _names(app2, {"a", "c"}), what="a and c stored, b removed")
+    a = await schedule_info(app2, "a")
+    assert a.cron == "0 7 * * *" and a.last_tick_ms == first.last_tick_ms  # same identity
+    c = await schedule_info(app2, "c")
+    assert c.catch_up == "skip" and c.every_s == 60
+    with pytest.raises(ScheduleNotFound):
+        await schedule_info(app2, "b")
+
+
+async def _names(app: TaskQueue, want: set[str]) -> bool:
+    return {s.name for s in await list_schedules(app)} == want
+
+
+async def test_pause_and_resume(papp: TaskQueue, start_worker: Callable[..., Worker]) -> None:
+    app = papp
+    start_worker(app, schedules_every_ms=200)
+    await eventually(lambda: _fired(app, 1), timeout=20, what="a first tick")
+    await pause_schedule(app, "every-second")
+    paused_at = (await schedule_info(app, "every-second")).fired_total
+    # while paused, ticks pass without a task (they are counted as skipped)
+    await eventually(lambda: _skipped(app, 2), timeout=20, what="2 ticks skipped")
+    info = await schedule_info(app, "every-second")
+    assert info.paused and info.next_fire_ms == []
+    assert info.fired_total <= paused_at + 1  # (one may have fired as the pause came)
+    await resume_schedule(app, "every-second")
+    await eventually(lambda: _fired(app, info.fired_total + 2), timeout=20,
+                     what="firing again")
+    with pytest.raises(ScheduleNotFound):
+        await pause_schedule(app, "nope")
+
+
+async def _fired(app: TaskQueue, n: int) -> bool:
+    return any(s.fired_total >= n for s in await list_schedules(app))
+
+
+async def _skipped(app: TaskQueue, n: int) -> bool:
+    return any(s.skipped_total >= n for s in await list_schedules(app))
+
+
+async def test_drain_in_tests_neither_syncs_nor_fires_schedules() -> None:
+    app = TaskQueue("memory://periodic-drain")
+
+    @app.task(name="job")
+    async def job() -> str:
+        return "ran"
+
+    app.schedule(job.message(), every=1)
+    await job.enqueue()
+    result = await drain(app)
+    assert result.succeeded == 1
+    assert await list_schedules(app) == []
+    await app.aclose()
