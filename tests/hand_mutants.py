@@ -39,10 +39,10 @@ MUTANTS: list[tuple[str, str, str]] = [  # (file, text, its replacement)
     (Q, "return DeadSelection() if data is None else",
      "return DeadSelection(ids=[]) if data is None else"),
     (Q, '"loc": ("body", *e["loc"])', '"loc": e["loc"]'),
-    (Q, "letters = await admin.dead_letters(tq, name, limit, task)",
-     "letters = await admin.dead_letters(tq, name, 50, task)"),
-    (Q, "letters = await admin.dead_letters(tq, name, limit, task)",
-     "letters = await admin.dead_letters(tq, name, limit, None)"),
+    (Q, "letters = await admin.dead_letters(tq, name, limit, task, before)",
+     "letters = await admin.dead_letters(tq, name, 50, task, before)"),
+    (Q, "letters = await admin.dead_letters(tq, name, limit, task, before)",
+     "letters = await admin.dead_letters(tq, name, limit, None, before)"),
     (Q, "Query(ge=1, le=1000)] = 50", "Query(ge=0, le=1000)] = 50"),
     (Q, "Query(ge=1, le=1000)] = 50", "Query(ge=1, le=10000)] = 50"),
     (Q, "Query(ge=1, le=1000)] = 50", "Query(ge=1, le=1000)] = 10"),
@@ -90,6 +90,11 @@ MUTANTS: list[tuple[str, str, str]] = [  # (file, text, its replacement)
      'return Cancelled(id=task_id, outcome="queued")'),
     (T, '@router.post("/tasks/{task_id}/cancel", dependencies=admin,',
      '@router.post("/tasks/{task_id}/cancel", dependencies=read,'),
+    (Q, "letters = await admin.dead_letters(tq, name, limit, task, before)",
+     "letters = await admin.dead_letters(tq, name, limit, task, None)"),
+    (Q, "if before is not None and not ids.is_entry_id(before):",
+     "if before is not None and ids.is_entry_id(before):"),
+    (Q, "if before is not None and not ids.is_entry_id(before):", "if False:"),
 ]
 
 

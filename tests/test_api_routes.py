@@ -82,9 +82,21 @@ async def test_dead_letters_are_listed_with_the_limit_and_task_asked(
                          headers=READ)
     assert r.status_code == 200
     await client.get("/queues/mail/dead", params={"limit": 1}, headers=READ)
-    assert dead.calls == [("dead_letters", "default", 50, None),
-                          ("dead_letters", "mail", 1000, "fail"),
-                          ("dead_letters", "mail", 1, None)]
+    await client.get("/queues/mail/dead", params={"before": "1732190000123-0"}, headers=READ)
+    assert dead.calls == [("dead_letters", "default", 50, None, None),
+                          ("dead_letters", "mail", 1000, "fail", None),
+                          ("dead_letters", "mail", 1, None, None),
+                          ("dead_letters", "mail", 50, None, "1732190000123-0")]
+
+
+async def test_a_page_starts_only_after_a_dead_letter_id(
+        client: httpx.AsyncClient, dead: Admin) -> None:
+    for before in ("-", "+", "1732190000123", "x"):
+        r = await client.get("/queues/default/dead", params={"before": before}, headers=READ)
+        assert (r.status_code, r.json()) == (422, {"detail": [
+            {"loc": ["query", "before"], "type": "value_error",
+             "msg": "not a dead-letter id (<ms>-<seq>)"}]})
+    assert dead.calls == []
 
 
 async def test_a_dead_letter_limit_out_of_range_is_422(

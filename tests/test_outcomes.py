@@ -662,3 +662,47 @@ def test_finish_writes_the_task_log_line_when_it_is_on(
     lines = [r.getMessage() for r in caplog.records if r.name == "taskq.tasks"]
     assert lines == ["task t3 succeeded task=send queue=default attempt=3 duration_ms=0",
                      "task t4 cancelled task=send queue=default attempt=1 duration_ms=-1"]
+
+
+class Seen:
+    """An observer of outcomes: records what each ``ended`` call is told."""
+
+    def __init__(self) -> None:
+        self.ended_calls: list[tuple[Any, ...]] = []
+
+    def ended(self, *args: Any) -> None:
+        self.ended_calls.append(args)
+
+
+async def test_observers_see_each_outcome_with_its_reason(
+        app: TaskQueue, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(app.scripts, "retry", RetryScript(1))
+    monkeypatch.setattr(app.scripts, "dead", DeadScript("9-0"))
+
+    @app.task(timeout=2.5, max_attempts=2)
+    async def send() -> None: ...
+
+    @app.task(max_attempts=2)
+    async def plain() -> None: ...
+
+    seen = Seen()
+    config = WorkerConfig()
+    context = WorkerContext("w1", "host", 0.0, config, {"default": app.keys("default")},
+                            Clock(), Flags())
+    watched = Outcomes(app, context, Ledger(config), observers=[seen])
+    d = Delivery("default", "1-0", 1, b"", task_id="t1")
+    msg = Message("send")
+    await watched.failed(d, msg, send, raised(TimeoutError()), 1, 5)
+    await watched.failed(d, msg, send, raised(Retry()), 1, 5)
+    await watched.failed(d, msg, send, raised(ValueError("v")), 1, 5)
+    await watched.failed(d, msg, plain, raised(TimeoutError("t")), 1, 5)
+    await watched.failed(d, msg, send, raised(ValueError("v")), 2, 5)
+    watched.finish(d, msg, send, TaskStatus.SUCCEEDED, None, "", 2, 6)
+    assert seen.ended_calls == [
+        ("t1", msg, "default", "retried", "timeout", 1, 5, "TimeoutError",
+         "timed out after 2.5 s"),
+        ("t1", msg, "default", "retried", "retry_requested", 1, 5, "Retry", "retry requested"),
+        ("t1", msg, "default", "retried", "error", 1, 5, "ValueError", "v"),
+        ("t1", msg, "default", "retried", "error", 1, 5, "TimeoutError", "t"),
+        ("t1", msg, "default", "dead", "max_attempts", 2, 5, "ValueError", "v"),
+        ("t1", msg, "default", "succeeded", "", 2, 6, "", "")]
