@@ -19,6 +19,7 @@ from typing import Any
 import redis
 
 from taskq import memory
+from taskq.clients import connect_sync
 from taskq.connection import redact_url
 from taskq.errors import ConfigError
 
@@ -32,7 +33,11 @@ def free_port() -> int:
 
 
 def answers(url: str, timeout_s: float = 1.0) -> bool:
-    client = redis.Redis.from_url(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
+    """Whether Redis at ``url`` (any form taskq takes: Cluster and Sentinel URLs too) answers."""
+    try:
+        client = connect_sync(url, socket_timeout_s=timeout_s)
+    except (redis.RedisError, OSError, ConfigError):
+        return False
     try:
         return bool(client.ping())
     except (redis.RedisError, OSError):

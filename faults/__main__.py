@@ -24,14 +24,17 @@ from faults.scenarios import (
     capacity,
     lease,
     lifecycle,
+    limits,
     memory,
     network,
     periodic,
     poison,
+    scaleout,
     security,
     selfcheck,
     skew,
     workers_die,
+    workflows,
 )
 
 Scenario = Callable[[Env], Awaitable[None]]
@@ -53,8 +56,15 @@ SCENARIOS: list[tuple[str, Scenario, float]] = [
     ("s13-memory-pressure", memory.memory_pressure, 150),
     ("s10-clock-skew", skew.clock_skew, 90),
     ("s14-schedule-kills", periodic.schedule_kills, 120),
+    ("s16-rate-limit", limits.rate_limit, 150),
+    ("s17-concurrency-limit", limits.concurrency_limit, 240),
     ("sec-acl-user", security.acl_user, 90),
     ("sec-tls", security.tls, 90),
+    ("s18-workflows-kill", workflows.chords_and_chains, 240),
+    ("s19-sentinel-failover-unguarded", scaleout.sentinel_failover_unguarded, 150),
+    ("s19-sentinel-failover-guarded", scaleout.sentinel_failover_guarded, 150),
+    ("s20-cluster-kill-unguarded", scaleout.cluster_kill_unguarded, 150),
+    ("s20-cluster-kill-guarded", scaleout.cluster_kill_guarded, 150),
 ]
 # scenarios CI may skip; none: CI installs redis-server with TLS, openssl and faketime
 CI_MAY_SKIP: frozenset[str] = frozenset()

@@ -31,6 +31,7 @@ def make_app(url: str, prefix: str, *, socket_timeout: float = 2.0,
                    max_payload_bytes=max_payload, max_backlog=max_backlog,
                    result_ttl=result_ttl)
     _register(tq)
+    _register_workflow_steps(tq)
     return tq
 
 
@@ -86,11 +87,61 @@ def _register(tq: TaskQueue) -> None:
         tasklog.start(job, ctx.attempt)
         ctypes.string_at(0)
 
+    @tq.task(name="rated", max_attempts=25, rate_limit="50/s")
+    async def rated(job: int, ctx: TaskContext) -> int:
+        """Limited to 50 starts a second across every worker (scenario s16)."""
+        tasklog.start(job, ctx.attempt)
+        tasklog.end(job)
+        return job
+
+    @tq.task(name="capped", max_attempts=25, concurrency_limit=2)
+    async def capped(job: int, ms: int, ctx: TaskContext) -> int:
+        """At most 2 running at once across every worker (scenario s17)."""
+        tasklog.start(job, ctx.attempt)
+        await asyncio.sleep(ms / 1000)
+        tasklog.end(job)
+        return job
+
     @tq.task(name="typed", max_attempts=3)
     async def typed(job: int, count: int, ctx: TaskContext) -> Any:
         tasklog.start(job, ctx.attempt)
         tasklog.end(job)
         return count
+
+
+def _register_workflow_steps(tq: TaskQueue) -> None:
+    """Workflow steps (the workflows scenario): each checks the input it was given."""
+
+    @tq.task(name="wf_member", max_attempts=25, backoff=0.05, max_backoff=0.2)
+    async def wf_member(job: int, ms: int, ctx: TaskContext) -> int:
+        tasklog.start(job, ctx.attempt)
+        if ms:
+            await asyncio.sleep(ms / 1000)
+        tasklog.end(job)
+        return job
+
+    @tq.task(name="wf_gather", max_attempts=25, backoff=0.05, max_backoff=0.2)
+    async def wf_gather(values: list[int], job: int, first: int, ms: int,
+                        ctx: TaskContext) -> int:
+        """A chord's callback: its members' results must arrive whole and in order."""
+        tasklog.start(job, ctx.attempt)
+        if values != list(range(first, first + len(values))):
+            tasklog.write(f"bad {job} {values}")
+        if ms:
+            await asyncio.sleep(ms / 1000)
+        tasklog.end(job)
+        return sum(values)
+
+    @tq.task(name="wf_next", max_attempts=25, backoff=0.05, max_backoff=0.2)
+    async def wf_next(prev: int, job: int, ms: int, ctx: TaskContext) -> int:
+        """A chain's later step: it must be given its predecessor's result."""
+        tasklog.start(job, ctx.attempt)
+        if prev != job - 1:
+            tasklog.write(f"bad {job} {prev}")
+        if ms:
+            await asyncio.sleep(ms / 1000)
+        tasklog.end(job)
+        return job
 
 
 def ticks_ran_key(prefix: str) -> str:

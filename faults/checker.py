@@ -69,8 +69,14 @@ def text(v: Any) -> str:
 
 
 def quiet(admin: redis.Redis, keys: QueueKeys) -> bool:
-    """Nothing left to run: stream empty (finished entries are deleted), no delayed task."""
-    return bool(admin.xlen(keys.stream) == 0 and admin.zcard(keys.delayed) == 0)
+    """Nothing left to run: stream empty (finished entries are deleted), no delayed task. Read
+    at one instant (MULTI): read apart, a promotion between the reads (a task moving from the
+    delayed set to the stream, as tasks waiting for a limit do all the time) looked quiet."""
+    pipe = admin.pipeline(transaction=True)
+    pipe.xlen(keys.stream)
+    pipe.zcard(keys.delayed)
+    length, delayed = pipe.execute()
+    return bool(length == 0 and delayed == 0)
 
 
 def settle(admin: redis.Redis, keys: QueueKeys, timeout: float) -> float:

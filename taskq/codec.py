@@ -12,6 +12,10 @@ A stream entry has one field, ``m``: a msgpack map with short keys (version 1)::
        replayed or handed-back tasks keep the id they were given first)
     c  trace context, present only when the producer traces (:mod:`taskq.tracing`): a map of
        strings as the OpenTelemetry propagator writes it (``traceparent``, ``tracestate``)
+    w  workflow step, present only for a step of a workflow (see :mod:`taskq.workflow`):
+       ``[workflow id, step index, parameter taking the input ("" none), [queues]]``
+    x  the step's input, appended by the script that enqueues the step (the previous step's
+       result, or a chord's list of results); it becomes the keyword argument named in ``w``
 
 Decoding never executes or imports anything named in the payload. Failures raise
 :class:`~taskq.errors.DecodeError`.
@@ -36,6 +40,37 @@ _is_str = str.__instancecheck__  # map keys are exactly str or bytes (strict_map
 _MAX_DEPTH_ERRORS = (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError)
 
 
+@dataclass(frozen=True, slots=True)
+class WorkflowRef:
+    """Where a message stands in a workflow: the workflow's id, the step's index, the
+    parameter that takes the step's input ("" for none) and the workflow's queues (their
+    streams are where the script finishing this step may enqueue the next ones)."""
+
+    id: str
+    step: int
+    param: str
+    queues: tuple[str, ...]
+
+    def plain(self) -> list[Any]:
+        return [self.id, self.step, self.param, list(self.queues)]
+
+
+def _name_ok(name: Any) -> bool:
+    """A queue name (as :class:`~taskq.keys.QueueKeys` accepts one) or id part: checked here
+    so that a hostile envelope cannot make the worker's complete call fail for a batch."""
+    return (isinstance(name, str) and bool(name)
+            and not any(c.isspace() or not c.isprintable() for c in name))
+
+
+def _workflow_ref(value: Any) -> WorkflowRef:
+    if (isinstance(value, list) and len(value) == 4 and _name_ok(value[0])
+            and ":" in value[0] and _name_ok(value[0].rpartition(":")[0])
+            and type(value[1]) is int and 0 <= value[1] < 2**31 and isinstance(value[2], str)
+            and isinstance(value[3], list) and value[3] and all(map(_name_ok, value[3]))):
+        return WorkflowRef(value[0], value[1], value[2], tuple(value[3]))
+    raise DecodeError("envelope workflow field is not [id, step, parameter, [queues]]")
+
+
 @dataclass(slots=True)
 class Message:
     """One task invocation: what is enqueued, and what a worker runs. Treat it as immutable
@@ -50,6 +85,7 @@ class Message:
     task_id: str | None = None
     queue: str | None = None
     trace: dict[str, str] | None = None
+    workflow: WorkflowRef | None = None
 
     def with_attempts(self, attempts: int, task_id: str) -> Message:
         return replace(self, attempts=attempts, task_id=task_id)
@@ -67,6 +103,8 @@ def encode(message: Message) -> bytes:
     }
     if message.task_id is not None:
         body["i"] = message.task_id
+    if message.workflow is not None:
+        body["w"] = message.workflow.plain()
     if message.trace:  # (empty: traced, but the span was not recorded)
         body["c"] = message.trace
     try:
@@ -230,7 +268,13 @@ def _checked(body: Any) -> Message:
     if trace is not None and not (isinstance(trace, dict) and all(
             isinstance(k, str) and isinstance(v, str) for k, v in trace.items())):
         raise DecodeError("envelope trace context is not a map of strings")
-    return Message(task, tuple(args), kwargs, attempts, enqueued, task_id, None, trace)
+    workflow = None
+    if "w" in body:
+        workflow = _workflow_ref(body["w"])
+        if workflow.param and "x" in body:  # the step's input, appended when it was enqueued
+            kwargs = {**kwargs, workflow.param: body["x"]}
+    return Message(task, tuple(args), kwargs, attempts, enqueued, task_id, trace=trace,
+                   workflow=workflow)
 
 
 def pack(value: Any) -> bytes:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
-from urllib.parse import parse_qs, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
@@ -21,27 +21,35 @@ from redis.asyncio.client import Pipeline, PubSub
 from redis.asyncio.connection import SSLConnection
 from redis.connection import SSLConnection as SyncSSLConnection
 from redis.exceptions import (
+    AskError,
     AuthenticationError,
     AuthorizationError,
+    BusyLoadingError,
+    ClusterDownError,
     DataError,
     InvalidResponse,
     LockError,
+    MasterDownError,
+    MovedError,
     NoPermissionError,
     NoScriptError,
     OutOfMemoryError,
+    ReadOnlyError,
     RedisError,
     ResponseError,
+    TryAgainError,
     WatchError,
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from taskq import memory
+from taskq import memory, urls
 from taskq.errors import (
     ConfigError,
     RedisAuthError,
     RedisCommandError,
     RedisFailure,
+    RedisNotReady,
     RedisOutOfMemory,
     RedisPermissionError,
     RedisTimeout,
@@ -61,18 +69,8 @@ _SCRIPT_CALLS = frozenset({"EVAL", "EVALSHA", "EVAL_RO", "EVALSHA_RO", "FCALL", 
 
 
 def redact_url(url: str) -> str:
-    """``url`` with its password replaced by ``***`` (never print secrets)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<invalid url>"
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    user = parts.username or ""
-    return urlunsplit((parts.scheme, f"{user}:***@{host}", parts.path, parts.query, ""))
+    """``url`` with its passwords replaced by ``***`` (never print secrets)."""
+    return urls.redact(url)
 
 
 def describe(kwargs: Mapping[str, Any], *, tls: bool = False) -> str:
@@ -88,6 +86,9 @@ def describe(kwargs: Mapping[str, Any], *, tls: bool = False) -> str:
 
 
 def _where(pool: Any) -> str:
+    service = getattr(pool, "service_name", None)
+    if service is not None:  # redis-py's Sentinel pool (its connections find the master)
+        return f"the master of Sentinel service {service!r}"
     tls = issubclass(pool.connection_class, SSLConnection | SyncSSLConnection)
     return describe(pool.connection_kwargs, tls=tls)
 
@@ -119,9 +120,13 @@ def translate(exc: BaseException, *, where: str, command: Sequence[Any] = ()) ->
     if not isinstance(exc, ResponseError):  # any other redis-py error
         return RedisCommandError(f"{type(exc).__name__} from Redis at {where}: {_detail(exc)}")
     text = str(exc)
-    code = text.partition(" ")[0]
+    code = _NOT_READY_CLASSES.get(type(exc)) or text.partition(" ")[0]
     if code == "NOSCRIPT":
         return exc
+    if code in NOT_READY:
+        return RedisNotReady(f"Redis at {where} refused {_command(command)} for now: "
+                             f"{NOT_READY[code]} ({code} {text.removeprefix(code).strip()})",
+                             code=code)
     if code in ("NOAUTH", "WRONGPASS"):
         return RedisAuthError(f"Redis at {where} refused the credentials: {text}")
     if isinstance(exc, NoPermissionError) or code == "NOPERM" or _script_acl(text):
@@ -134,6 +139,24 @@ def translate(exc: BaseException, *, where: str, command: Sequence[Any] = ()) ->
             f"Redis at {where} is out of memory (maxmemory reached) and refuses writes: {text}")
     return RedisCommandError(text)
 
+
+NOT_READY = {
+    "READONLY": "it is a replica now (a failover demoted it); the master is looked up again",
+    "NOREPLICAS": "fewer replicas are connected than its min-replicas-to-write",
+    "MOVED": "the slot is served by another Cluster node now",
+    "ASK": "the slot is moving to another Cluster node",
+    "TRYAGAIN": "the slot is moving to another Cluster node",
+    "CLUSTERDOWN": "the Cluster is down or failing over",
+    "MASTERDOWN": "the replica lost its master",
+    "LOADING": "it is loading its dataset",
+}
+"""Error codes of a command refused for now, not run (:class:`RedisNotReady`)."""
+
+_NOT_READY_CLASSES: dict[type[Exception], str] = {  # redis-py's classes (the code stripped)
+    ReadOnlyError: "READONLY", MovedError: "MOVED", AskError: "ASK",
+    TryAgainError: "TRYAGAIN", ClusterDownError: "CLUSTERDOWN",
+    MasterDownError: "MASTERDOWN", BusyLoadingError: "LOADING",
+}
 
 FATAL = (RedisAuthError, RedisPermissionError)
 """Refusals that retrying cannot fix: the credentials or the ACL user must change."""
@@ -243,51 +266,15 @@ def server_url(url: str) -> str:
     return memory.redis_url(url) if memory.is_memory_url(url) else url
 
 
-SCHEMES = ("redis", "rediss", "unix")
-
-
 def check_url(url: str) -> str:
-    """``url`` when it names one Redis unambiguously; a :class:`ConfigError` in one line
-    otherwise (``redis://:6546/0`` has no host, ``redis://host/abc`` no database number).
-
-    ``redis://[user:password@]host[:port][/db]``, ``rediss://...`` (TLS) and
-    ``unix://[user:password@]/path/to/socket[?db=N]`` are accepted, and ``memory://[NAME]``
-    (an in-process stand-in for tests, :mod:`taskq.memory`).
-    """
-    if memory.is_memory_url(url):  # an in-process stand-in (taskq.memory): no host to check
-        return url
-    shown = redact_url(url)
-    try:
-        parts = urlsplit(url)
-        port = parts.port  # raises ValueError for a port that is not a number in 0-65535
-    except ValueError as exc:
-        raise ConfigError(f"malformed Redis URL {shown!r}: {exc}") from None
-    if parts.scheme not in SCHEMES:
-        raise ConfigError(f"malformed Redis URL {shown!r}: the scheme must be one of "
-                          f"{', '.join(s + '://' for s in SCHEMES)}")
-    query = parse_qs(parts.query)
-    dbs = query.get("db", [])
-    if parts.scheme == "unix":
-        if not parts.path or parts.path == "/":
-            raise ConfigError(f"malformed Redis URL {shown!r}: no socket path "
-                              "(unix:///path/to/redis.sock)")
-    else:
-        if not parts.hostname:
-            raise ConfigError(f"malformed Redis URL {shown!r}: no host "
-                              "(redis://host:port/db)")
-        if port == 0:
-            raise ConfigError(f"malformed Redis URL {shown!r}: port 0")
-        path = parts.path.strip("/")
-        if path:
-            dbs = [path, *dbs]
-    for db in dbs:
-        if not db.isdigit():
-            raise ConfigError(f"malformed Redis URL {shown!r}: the database {db!r} is not a "
-                              "number")
+    """``url`` when it names Redis unambiguously (every form of :mod:`taskq.urls`); a
+    :class:`ConfigError` in one line otherwise (``redis://:6546/0`` has no host,
+    ``redis://host/abc`` no database number, ``redis+sentinel://h:26379`` no service)."""
+    urls.parse(url)
     return url
 
 
-def _socket_options(url: str, socket_timeout_s: float) -> dict[str, Any]:
+def socket_options(url: str, socket_timeout_s: float) -> dict[str, Any]:
     """The connection options of a client: TCP keepalive only where there is TCP."""
     options: dict[str, Any] = {
         "socket_timeout": socket_timeout_s,
@@ -300,18 +287,20 @@ def _socket_options(url: str, socket_timeout_s: float) -> dict[str, Any]:
 
 
 def connect(url: str, *, socket_timeout_s: float = 5.0) -> Redis:
-    """An asyncio client with the timeouts a queue needs (dead connections are noticed).
-    Raises :class:`ConfigError` for a malformed URL (:func:`check_url`)."""
+    """An asyncio client of one Redis (``redis://``, ``rediss://``, ``unix://``,
+    ``memory://``) with the timeouts a queue needs (dead connections are noticed). Raises
+    :class:`ConfigError` for a malformed URL (:func:`check_url`). Every URL, Cluster and
+    Sentinel ones too: :func:`taskq.clients.connect`."""
     client: Redis = Client.from_url(
         check_url(server_url(url)), retry_on_timeout=False,
-        **_socket_options(url, socket_timeout_s))
+        **socket_options(url, socket_timeout_s))
     return client
 
 
 def connect_sync(url: str, *, socket_timeout_s: float = 5.0) -> SyncRedis:
     """A blocking client with the same timeouts (the producer's ``enqueue_sync``)."""
     client: SyncRedis = SyncClient.from_url(
-        check_url(server_url(url)), **_socket_options(url, socket_timeout_s))
+        check_url(server_url(url)), **socket_options(url, socket_timeout_s))
     return client
 
 
@@ -349,21 +338,32 @@ async def check_server(client: Redis) -> None:
     loud warning. Reads ``INFO`` only (a least-privilege ACL user needs ``+info``, not CONFIG);
     a server that refuses INFO gets a warning.
     """
+    primaries = getattr(client, "get_primaries", None)  # a Cluster: every primary is checked
+    if primaries is not None:
+        await client.initialize()
+        for node in primaries():
+            _check_info(await client.info(target_nodes=node), f"Redis node {node.name}")
+        return
     try:
         info = await client.info()
     except ResponseError:  # a stand-in or a restricted managed service
         log.warning("cannot read INFO: make sure Redis is 6.2+ with maxmemory-policy noeviction, "
                     "or Redis may delete queued tasks under memory pressure")
         return
+    _check_info(info, "Redis")
+
+
+def _check_info(info: Mapping[str, Any], name: str) -> None:
+    """:func:`check_server`'s checks on one server's ``INFO`` (``name``: how to call it)."""
     version = tuple(int(p) for p in str(info.get("redis_version", "0")).split(".")[:2])
     if version < (6, 2):
-        raise ConfigError(f"Redis {info.get('redis_version')} is too old: taskq needs 6.2+")
+        raise ConfigError(f"{name} {info.get('redis_version')} is too old: taskq needs 6.2+")
     policy = str(info.get("maxmemory_policy", ""))
     if policy.startswith("allkeys"):
         raise ConfigError(
-            f"Redis maxmemory-policy is {policy}: it may delete queued tasks. "
+            f"{name} maxmemory-policy is {policy}: it may delete queued tasks. "
             "Set maxmemory-policy noeviction (CONFIG SET maxmemory-policy noeviction)"
         )
     if policy.startswith("volatile"):
-        log.warning("Redis maxmemory-policy is %s: task records (keys with a TTL) may be "
-                    "evicted under memory pressure; noeviction is recommended", policy)
+        log.warning("%s maxmemory-policy is %s: task records (keys with a TTL) may be "
+                    "evicted under memory pressure; noeviction is recommended", name, policy)

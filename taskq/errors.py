@@ -20,12 +20,18 @@ The tree::
     │                            of memory (its result was not kept)
     ├── ResultTimeout            awaiting a result took longer than asked
     ├── LeaseLost                a worker no longer owns the entry it tries to finish
+    ├── WorkflowError            a chain, group or chord that cannot be built (also a ValueError)
+    ├── WorkflowNotFound         no workflow with that id (never started, or expired)
+    ├── WorkflowFailed           awaiting the result of a workflow that failed or was cancelled
     └── RedisFailure             Redis did not answer or refused a command (taskq.connection)
         ├── RedisUnavailable     cannot reach Redis, or the connection was lost
+        │   └── RedisNotReady    Redis refused a command for now, without running it (a
+        │                        failover, a moving Cluster slot, too few replicas, loading)
         ├── RedisTimeout         no reply within the socket timeout
         ├── RedisAuthError       Redis refused the credentials (NOAUTH, WRONGPASS)
         ├── RedisPermissionError the ACL user may not run a command or touch a key (NOPERM)
         ├── RedisOutOfMemory     Redis is at maxmemory and refuses writes (OOM)
+        ├── NotReplicated        fewer replicas than ``min_replicas`` confirmed a write in time
         └── RedisCommandError    any other error reply, with Redis's own text
 
 :class:`Retry` is not an error: a task raises it to ask for another attempt.
@@ -184,6 +190,18 @@ class RedisUnavailable(RedisFailure, redis_exceptions.ConnectionError):
     """Redis cannot be reached or the connection was lost: the command may or may not have run."""
 
 
+class RedisNotReady(RedisUnavailable):
+    """Redis refused a command without running it, for a state that passes: a replica that a
+    failover demoted (READONLY), a Cluster slot that moved or is failing over (MOVED, ASK,
+    TRYAGAIN, CLUSTERDOWN, MASTERDOWN), too few replicas for a write (NOREPLICAS), a dataset
+    still loading (LOADING). ``code`` is Redis's error code. Retrying later is right; it never
+    means that consumer groups or leases are gone."""
+
+    def __init__(self, message: str, code: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+
+
 class RedisTimeout(RedisFailure, redis_exceptions.TimeoutError):
     """No reply within the socket timeout: the command may or may not have run."""
 
@@ -206,6 +224,19 @@ class RedisOutOfMemory(RedisFailure, redis_exceptions.OutOfMemoryError):
     """Redis is at its maxmemory and refuses writes (OOM); with noeviction nothing is lost."""
 
 
+class NotReplicated(RedisFailure):
+    """A write the master accepted was confirmed by fewer replicas than ``min_replicas``
+    within the timeout (WAIT): it is there, but a failover may lose it. Retrying may run the
+    task twice (see :mod:`taskq.durability`)."""
+
+    def __init__(self, what: str, replicas: int, wanted: int, timeout_ms: int) -> None:
+        super().__init__(f"{what}: only {replicas} of the {wanted} replicas asked for "
+                         f"(min_replicas) confirmed it within {timeout_ms} ms; the master has "
+                         "it, but a failover may lose it")
+        self.replicas = replicas
+        self.wanted = wanted
+
+
 class RedisCommandError(RedisFailure, redis_exceptions.ResponseError):
     """Any other error reply (WRONGTYPE, NOGROUP, BUSYGROUP, ...), with Redis's own text."""
 
@@ -216,3 +247,27 @@ class Retry(Exception):
     def __init__(self, delay: float | None = None, reason: str = "") -> None:
         super().__init__(reason or "retry requested")
         self.delay = delay
+
+
+class WorkflowError(TaskqError, ValueError):
+    """A chain, group or chord that cannot be built (an empty group, a step that needs an input
+    no previous step gives, a callback that is not a single task, ...)."""
+
+
+class WorkflowNotFound(TaskqError):
+    """No workflow with that id (never started, or expired after it ended)."""
+
+    def __init__(self, workflow_id: str) -> None:
+        super().__init__(f"no workflow with id {workflow_id!r}")
+        self.workflow_id = workflow_id
+
+
+class WorkflowFailed(TaskqError):
+    """Awaiting the result of a workflow that failed (a step ended dead) or was cancelled;
+    ``status`` is its :class:`~taskq.workflow.WorkflowStatus`."""
+
+    def __init__(self, workflow_id: str, status: Any) -> None:
+        state = getattr(status, "status", "?")
+        super().__init__(f"workflow {workflow_id} {state}")
+        self.workflow_id = workflow_id
+        self.status = status

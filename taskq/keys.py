@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from taskq import priority
 from taskq.errors import InvalidQueueName
 
 GROUP = "taskq"
@@ -43,24 +44,46 @@ class QueueKeys:
     :mod:`taskq.taskmetrics`)."""
     events: str = field(init=False, repr=False, compare=False)
     """Pub/sub channel of task status changes (carries task ids, never payloads)."""
+    _own: str = field(init=False, repr=False, compare=False)
+    """The prefix of this queue's (or priority lane's) own keys."""
 
     def __post_init__(self) -> None:
         if not self.queue or any(c.isspace() or not c.isprintable() for c in self.queue):
             raise InvalidQueueName(self.queue)
-        tag = f"{{{self.prefix}:{self.queue}}}"
+        # A priority lane ("<queue>!high", see taskq.priority) lives under its queue's hash
+        # tag, with keys of its own but the queue's pause flag.
+        queue, level = priority.split(self.queue)
+        tag = f"{{{self.prefix}:{queue}}}"
+        own = tag if level == "normal" else f"{tag}:{level}"
         put = object.__setattr__
         put(self, "tag", tag)
-        for name in ("stream", "delayed", "payloads", "entries", "cancels", "dead", "paused",
+        put(self, "_own", own)
+        for name in ("stream", "delayed", "payloads", "entries", "cancels", "dead",
                      "stats", "task_metrics", "events"):
-            put(self, name, f"{tag}:{name}")
+            put(self, name, f"{own}:{name}")
+        put(self, "paused", f"{tag}:paused")
 
     def records(self, bucket: int) -> str:
         """Hash of task records (id -> encoded record) for ids of one time bucket."""
-        return f"{self.tag}:rec:{bucket}"
+        return f"{self._own}:rec:{bucket}"
+
+    def workflow(self, suffix: str) -> str:
+        """Hash of one workflow's state (see :mod:`taskq.workflow`) homed in this queue."""
+        return f"{self.tag}:wf:{suffix}"
 
     def done_minute(self, minute: int) -> str:
         """Completions in one wall-clock minute (Redis clock), for rates."""
-        return f"{self.tag}:done:{minute}"
+        return f"{self._own}:done:{minute}"
+
+    def limit(self, kind: str, name: str) -> str:
+        """State of one rate limit (``kind`` "rate") or concurrency limit ("run") of the queue,
+        shared by its priority lanes (see :mod:`taskq.limits`)."""
+        return f"{self.tag}:limit:{kind}:{name}"
+
+    @property
+    def reservations(self) -> str:
+        """Sorted set: task id -> the time its rate-limit slot was reserved for."""
+        return f"{self.tag}:limit:reserved"
 
     @property
     def idempotency(self) -> str:
@@ -75,13 +98,14 @@ class QueueKeys:
 
     @property
     def periodic(self) -> str:
-        """Hash of the queue's periodic schedules (see ``lua/periodic_fire.lua``)."""
-        return f"{self.tag}:periodic"
+        """Hash of the queue's (or priority lane's) periodic schedules (see
+        ``lua/periodic_fire.lua``); a lane's own, as its sync removes the schedules it lacks."""
+        return f"{self._own}:periodic"
 
     @property
     def periodic_log(self) -> str:
         """Stream of the queue's periodic fires and skips (capped; for operators)."""
-        return f"{self.tag}:periodic-log"
+        return f"{self._own}:periodic-log"
 
 
 def queues_key(prefix: str) -> str:

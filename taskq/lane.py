@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import time
-from typing import Any
+from typing import Any, Protocol
 
 import hiredis
 from redis.asyncio import Redis
@@ -35,6 +35,15 @@ from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from taskq.connection import raise_translated
+
+
+class Commands(Protocol):
+    """What callers of a lane use: a :class:`Lane`, or its Cluster form
+    (:class:`taskq.cluster.ClusterLane`)."""
+
+    async def execute(self, *args: Any) -> Any: ...
+
+    async def aclose(self) -> None: ...
 
 
 class _Lost(RedisConnectionError):
@@ -92,9 +101,19 @@ class Lane:
     socket timeout before a reply is overdue."""
 
     def __init__(self, client: Redis, blocking_s: float = 0.0) -> None:
-        self._client = client
-        kwargs = client.connection_pool.connection_kwargs
-        self._timeout: float = (kwargs.get("socket_timeout") or 30.0) + blocking_s
+        self._setup(client.connection_pool, blocking_s)
+
+    @classmethod
+    def on_pool(cls, pool: Any, blocking_s: float = 0.0) -> Lane:
+        """A lane on connections made as ``pool`` makes them: anything with redis-py's
+        ``connection_class`` and ``connection_kwargs`` (a Cluster node, a Sentinel's pool)."""
+        lane = cls.__new__(cls)
+        lane._setup(pool, blocking_s)
+        return lane
+
+    def _setup(self, pool: Any, blocking_s: float) -> None:
+        self._pool = pool
+        self._timeout: float = (pool.connection_kwargs.get("socket_timeout") or 30.0) + blocking_s
         self._replies: _Replies | None = None
         self._conn: AbstractConnection | None = None  # redis-py's, kept to close it properly
         self._connecting = asyncio.Lock()
@@ -111,8 +130,16 @@ class Lane:
                 if not reused:
                     raise
                 return await self._send(args)
+            except ResponseError as exc:
+                if not str(exc).startswith("READONLY"):
+                    raise
+                # A replica now (a failover demoted it): the command did not run. Reconnect
+                # (a Sentinel-managed connection asks the Sentinels for the new master) and
+                # send it once more.
+                self._drop(RedisConnectionError("Redis is a replica now (READONLY)"))
+                return await self._send(args)
         except (RedisError, OSError) as exc:
-            raise_translated(exc, pool=self._client.connection_pool, command=args)
+            raise_translated(exc, pool=self._pool, command=args)
 
     async def _send(self, args: tuple[Any, ...]) -> Any:
         replies = self._replies
@@ -124,6 +151,11 @@ class Lane:
         if self._watchdog is None:
             self._arm()
         return await fut
+
+    def _drop(self, error: Exception) -> None:
+        """Give up the connection (its waiting commands fail with ``error``)."""
+        if self._replies is not None:
+            self._replies.fail(error)
 
     async def aclose(self) -> None:
         self._closed = True
@@ -148,8 +180,8 @@ class Lane:
             if replies is not None and replies.lost is None:
                 return replies  # another caller connected meanwhile
             await self._forget_connection()
-            pool = self._client.connection_pool
-            conn = pool.connection_class(**pool.connection_kwargs)
+            pool = self._pool
+            conn: AbstractConnection = pool.connection_class(**pool.connection_kwargs)
             self._conn = conn
             await conn.connect()  # type: ignore[no-untyped-call]
             # redis-py (5 and 6) keeps the connection's asyncio streams here; from now on the

@@ -24,15 +24,13 @@ from typing import (
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
-from taskq import batching, codec, ids, names, state
+from taskq import batching, clients, codec, durability, ids, names, state
 from taskq.blocking import LoopThread
 from taskq.codec import Message
 from taskq.connection import (
     check_memory,
     check_permissions,
     check_url,
-    connect,
-    connect_sync,
 )
 from taskq.context import TaskContext
 from taskq.errors import (
@@ -46,8 +44,10 @@ from taskq.errors import (
 )
 from taskq.handle import SyncTaskHandle, TaskHandle
 from taskq.keys import GROUP, QueueKeys, queues_key
-from taskq.lane import Lane
+from taskq.lane import Commands
+from taskq.limits import KeyOf, Limits
 from taskq.periodic import CatchUp, Schedule, Spec
+from taskq.priority import Priority
 from taskq.records import (
     TaskRecord,
     TaskStatus,
@@ -96,6 +96,10 @@ class TaskQueue:
     message (refused at enqueue), ``max_backlog`` waiting entries per queue stream (and per
     delayed set), records kept ``result_ttl`` after a task's last change, dead letters capped
     at ``dead_letter_cap`` per queue (only dead letters are ever trimmed).
+
+    ``min_replicas``: an enqueue succeeds only once that many replicas confirmed it within
+    ``replicas_timeout`` (else :class:`~taskq.errors.NotReplicated`), and workers confirm
+    completions the same way (see :mod:`taskq.durability`). 0 (the default): no waiting.
     """
 
     def __init__(
@@ -109,6 +113,8 @@ class TaskQueue:
         result_ttl: Seconds = 3_600,
         dead_letter_cap: int = 100_000,
         socket_timeout: Seconds = 5.0,
+        min_replicas: int = 0,
+        replicas_timeout: Seconds = 1.0,
     ) -> None:
         self._url = choose(url)
         check_url(self._url.url)  # a malformed URL: a ConfigError in one line, here
@@ -120,6 +126,10 @@ class TaskQueue:
         self.result_ttl_ms = int((seconds(result_ttl) or 0) * 1000)
         self.dead_letter_cap = dead_letter_cap
         self.socket_timeout_s = seconds(socket_timeout) or 5.0
+        if min_replicas < 0:
+            raise ValueError("min_replicas must be 0 or more")
+        self.min_replicas = min_replicas  # (see taskq.durability)
+        self.replicas_timeout_ms = int((seconds(replicas_timeout) or 1.0) * 1000)
         self.registry: dict[str, Task[Any, Any]] = {}
         self.tracing: Tracing | None = None
         """Set by :func:`taskq.tracing.instrument`: enqueues and workers trace (OpenTelemetry)."""
@@ -133,7 +143,7 @@ class TaskQueue:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._scripts: Scripts | None = None
         self._events: EventHub | None = None
-        self._lane: Lane | None = None
+        self._lane: Commands | None = None
         self._sync: tuple[SyncRedis, SyncScripts] | None = None
         self._sync_loop: LoopThread | None = None
         self._known_queues: set[str] = set()
@@ -168,6 +178,11 @@ class TaskQueue:
         backoff: Seconds | None = None,
         max_backoff: Seconds | None = None,
         result_ttl: Seconds | None = None,
+        priority: Priority | None = None,
+        rate_limit: str | None = None,
+        rate_limit_key: KeyOf | None = None,
+        concurrency_limit: int | None = None,
+        concurrency_key: KeyOf | None = None,
     ) -> TaskDecorator: ...
 
     def task(  # type: ignore[misc]
@@ -186,10 +201,19 @@ class TaskQueue:
         backoff: Seconds | None = None,
         max_backoff: Seconds | None = None,
         result_ttl: Seconds | None = None,
+        priority: Priority | None = None,
+        rate_limit: str | None = None,
+        rate_limit_key: KeyOf | None = None,
+        concurrency_limit: int | None = None,
+        concurrency_key: KeyOf | None = None,
     ) -> Any:
         """Register a task. ``max_attempts`` counts every run (first one included);
         ``timeout`` is per attempt; ``retry_on``/``never_retry_on`` pick the exceptions that
-        retry; ``backoff``/``max_backoff`` set the exponential backoff's base and cap."""
+        retry; ``backoff``/``max_backoff`` set the exponential backoff's base and cap.
+        ``priority``: the level of its enqueues ("high", "normal", "low"; see
+        :mod:`taskq.priority`). ``rate_limit`` ("100/m"), ``concurrency_limit`` (N at once),
+        ``concurrency_key`` (one at a time per key) and ``rate_limit_key``: limits that hold
+        across every worker (see :mod:`taskq.limits`)."""
         policy = retry or RetryPolicy()
         changes: dict[str, Any] = {}
         if retry_on is not None:
@@ -208,6 +232,8 @@ class TaskQueue:
             cpu_bound=cpu_bound,
             retry=policy,
             result_ttl_s=seconds(result_ttl),
+            priority=priority,
+            limits=Limits.of(rate_limit, rate_limit_key, concurrency_limit, concurrency_key),
         )
 
         def register(f: Callable[..., Any]) -> Task[Any, Any]:
@@ -218,6 +244,8 @@ class TaskQueue:
                 raise ValueError("a cpu_bound task must be a module-level function")
             kind = ContextTask if takes_context(f) else Task
             t: Task[Any, Any] = kind(self, f, task_name, options)
+            if options.limits is not None:
+                options.limits.check_keys(t.signature.fields)
             self.registry[task_name] = t
             return t
 
@@ -298,7 +326,8 @@ class TaskQueue:
                          default_queue=self.default_queue,
                          max_payload_bytes=self.max_payload_bytes, max_backlog=self.max_backlog,
                          dead_letter_cap=self.dead_letter_cap,
-                         socket_timeout=self.socket_timeout_s)
+                         socket_timeout=self.socket_timeout_s, min_replicas=self.min_replicas,
+                         replicas_timeout=self.replicas_timeout_ms / 1000)
         if url is None:
             copy._url = self._url
         copy.result_ttl_ms = self.result_ttl_ms
@@ -323,7 +352,7 @@ class TaskQueue:
         loop = asyncio.get_running_loop()
         if self._client is None or self._loop is not loop:
             self.check_url()
-            self._client = connect(self.url, socket_timeout_s=self.socket_timeout_s)
+            self._client = clients.connect(self.url, socket_timeout_s=self.socket_timeout_s)
             self._loop = loop
             self._scripts = None
             self._events = None
@@ -331,11 +360,11 @@ class TaskQueue:
         return self._client
 
     @property
-    def lane(self) -> Lane:
+    def lane(self) -> Commands:
         """The auto-pipelined connection of single enqueues (see :mod:`taskq.lane`)."""
         client = self.redis
         if self._lane is None:
-            self._lane = Lane(client)
+            self._lane = clients.lane(client)
         return self._lane
 
     @property
@@ -355,7 +384,7 @@ class TaskQueue:
     def _sync_client(self) -> tuple[SyncRedis, SyncScripts]:
         if self._sync is None:
             self.check_url()
-            client = connect_sync(self.url, socket_timeout_s=self.socket_timeout_s)
+            client = clients.connect_sync(self.url, socket_timeout_s=self.socket_timeout_s)
             self._sync = (client, SyncScripts(client))
         return self._sync
 
@@ -521,17 +550,27 @@ class TaskQueue:
             client.sadd(queues_key(self.prefix), *plan.new_queues)
             self._known_queues |= plan.new_queues
         calls = plan.calls
-        if plan.single:
-            c = calls[0]
-            entry = client.xadd(self.keys(c.queue).stream, {codec.FIELD: c.payloads[0]})
-            self._gauge.added(c.queue, 1)
-            return [self._handle(ids.task_id(c.queue, _text(entry)), c.messages[0])]  # type: ignore[arg-type]
-        if plan.precheck:
+        if plan.precheck and not plan.single:
             self._prechecked(plan, [
                 client.zcard(self.keys(q).delayed) if plan.delay_ms > 0
                 else client.xlen(self.keys(q).stream)
                 for q in plan.precheck
             ])
+        handles = self._send_sync(plan, client, scripts)
+        if self.min_replicas:  # (one thread's blocking client reuses one connection)
+            durability.confirm_sync(client, [self.keys(c.queue).stream for c in calls],
+                                    self.min_replicas, self.replicas_timeout_ms,
+                                    f"{len(handles)} tasks")
+        return handles
+
+    def _send_sync(self, plan: batching.Plan, client: SyncRedis,
+                   scripts: SyncScripts) -> list[TaskHandle[Any]]:
+        calls = plan.calls
+        if plan.single:
+            c = calls[0]
+            entry = client.xadd(self.keys(c.queue).stream, {codec.FIELD: c.payloads[0]})
+            self._gauge.added(c.queue, 1)
+            return [self._handle(ids.task_id(c.queue, _text(entry)), c.messages[0])]  # type: ignore[arg-type]
         handles: list[TaskHandle[Any]] = []
         for c in calls:
             keys = self.keys(c.queue)
@@ -562,19 +601,32 @@ class TaskQueue:
 
     async def _xadd(self, queue: str, payload: bytes, msg: Message) -> TaskHandle[Any]:
         """One message to a queue far below its limit: a plain XADD, one command."""
-        entry = await self.lane.execute("XADD", self.keys(queue).stream, "*", codec.FIELD,
-                                        payload)
+        stream = self.keys(queue).stream
+        entry = await self.lane.execute("XADD", stream, "*", codec.FIELD, payload)
+        if self.min_replicas:
+            await durability.confirm(self.lane, stream, self.min_replicas,
+                                     self.replicas_timeout_ms, f"task {queue}:{_text(entry)}")
         self._gauge.added(queue, 1)
         return self._handle(ids.task_id(queue, _text(entry)), msg)
 
     async def _send(self, call: batching.Call, plan: batching.Plan) -> list[TaskHandle[Any]]:
         keys = self.keys(call.queue)
         if call.task_ids is not None:
-            return self._scheduled(call, await self.scripts.schedule(
+            due = await self.scripts.schedule(
                 keys=keys, task_ids=call.task_ids, payloads=call.payloads,
-                delay_ms=plan.delay_ms, limit=plan.limit))
-        return self._enqueued(call, *await self.scripts.enqueue(
-            keys=keys, payloads=call.payloads, limit=plan.limit))
+                delay_ms=plan.delay_ms, limit=plan.limit)
+            if self.min_replicas:
+                await self._replicated(keys, len(call.payloads))
+            return self._scheduled(call, due)
+        answer = await self.scripts.enqueue(keys=keys, payloads=call.payloads, limit=plan.limit)
+        if self.min_replicas:
+            await self._replicated(keys, len(call.payloads))
+        return self._enqueued(call, *answer)
+
+    async def _replicated(self, keys: QueueKeys, count: int) -> None:
+        """Raise NotReplicated unless ``min_replicas`` replicas have what was sent."""
+        await durability.confirm(self.lane, keys.stream, self.min_replicas,
+                                 self.replicas_timeout_ms, f"{count} tasks of queue {keys.queue!r}")
 
     def _scheduled(self, call: batching.Call, due: list[int] | int) -> list[TaskHandle[Any]]:
         """Handles of a schedule script's answer: due times, or the backlog that refused it."""

@@ -19,6 +19,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 
+from taskq import cluster
 from taskq.cancelling import cancel_and_wait
 
 log = logging.getLogger(__name__)
@@ -38,17 +39,27 @@ class EventHub:
         self._channels: set[str] = set()
         self._listeners: dict[str, set[Listener]] = defaultdict(set)
         self._lock = asyncio.Lock()
+        self._node_client: Redis | None = None
 
     async def subscribe(self, channel: str, listener: Listener) -> None:
         async with self._lock:
             self._listeners[channel].add(listener)
             if self._pubsub is None:
-                self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+                self._pubsub = (await self._subscriber()).pubsub(ignore_subscribe_messages=True)
             if channel not in self._channels:
                 await self._pubsub.subscribe(channel)
                 self._channels.add(channel)
             if self._reader is None or self._reader.done():
                 self._reader = asyncio.create_task(self._read(), name="taskq-events")
+
+    async def _subscriber(self) -> Redis:
+        """The client to subscribe with: the queue's own, or on a Cluster (whose client has no
+        pub/sub) a client of one primary: a script's PUBLISH reaches every node."""
+        if not cluster.is_cluster(self._client):
+            return self._client
+        if self._node_client is None:
+            self._node_client = await cluster.event_client(self._client)  # type: ignore[arg-type]
+        return self._node_client
 
     def unsubscribe(self, channel: str, listener: Listener) -> None:
         self._listeners[channel].discard(listener)
@@ -94,4 +105,8 @@ class EventHub:
         if pubsub is not None:
             with contextlib.suppress(Exception):
                 await pubsub.aclose()  # type: ignore[no-untyped-call]
+        if self._node_client is not None:
+            node_client, self._node_client = self._node_client, None
+            with contextlib.suppress(Exception):
+                await node_client.aclose()
         self._channels.clear()

@@ -25,15 +25,21 @@ from redis.commands.core import AsyncScript, Script
 from redis.exceptions import ResponseError
 
 from taskq import ids
+from taskq.codec import WorkflowRef
 from taskq.deadletter import DeadEntry
 from taskq.keys import GROUP, QueueKeys
-from taskq.lane import Lane
+from taskq.lane import Commands
 from taskq.records import BUCKET_MS, TaskStatus
 
 log = logging.getLogger(__name__)
 
 PERIODIC_LOG_CAP = 10_000
 """About how many fires and skips of a queue's periodic schedules its periodic log keeps."""
+
+RATE_SLACK_MS = 100.0
+"""How far starts may run ahead of a rate (the throttle script's slack): 100 ms, a promotion's
+period, so that what one promotion moves starts together. In any window of W seconds at most
+``rate * (W + 0.1) + 1`` attempts start."""
 
 NAMES = (
     "cancel",
@@ -53,16 +59,27 @@ NAMES = (
     "renew",
     "replay",
     "retry",
+    "renew_slots",
     "schedule",
     "task_metrics",
+    "throttle",
+    "workflow_cancel",
+    "workflow_start",
 )
+
+WORKFLOW_PRELUDE = frozenset({"complete", "dead", "workflow_cancel", "workflow_start"})
+"""Scripts that also get ``lua/_workflow.lua`` (they end workflow steps, or start or cancel
+workflows)."""
 
 
 @cache
 def source(name: str) -> str:
     """The full text of script ``name`` (prelude included)."""
     lua = resources.files("taskq") / "lua"
-    return (lua / "_lib.lua").read_text() + "\n" + (lua / f"{name}.lua").read_text()
+    prelude = (lua / "_lib.lua").read_text() + "\n"
+    if name in WORKFLOW_PRELUDE:
+        prelude += (lua / "_workflow.lua").read_text() + "\n"
+    return prelude + (lua / f"{name}.lua").read_text()
 
 
 def _s(value: bytes | str) -> str:
@@ -100,6 +117,37 @@ class Completable(Protocol):
     def record(self) -> bytes: ...
     @property
     def flags(self) -> str: ...
+    @property
+    def step(self) -> StepEnd | None: ...
+    @property
+    def slot(self) -> str | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StepEnd:
+    """How a workflow step ended, for the script that finishes it (see
+    :mod:`taskq.workflow`): its place in the workflow, and its result (msgpack) when a
+    successor may need it."""
+
+    ref: WorkflowRef
+    result: bytes = b"\xc0"
+
+
+def step_keys(prefix: str, ref: WorkflowRef) -> list[str]:
+    """The keys a script ending step ``ref`` needs: the workflow hash, then the stream and the
+    entries hash of each workflow queue (all under ``prefix``)."""
+    out = [workflow_key(prefix, ref.id)]
+    for q in ref.queues:
+        k = QueueKeys(prefix, q)
+        out += (k.stream, k.entries)
+    return out
+
+
+def workflow_key(prefix: str, workflow_id: str) -> str:
+    """The hash of workflow ``workflow_id`` ("<home queue>:<suffix>"), under its home queue's
+    hash tag."""
+    home, _, suffix = workflow_id.rpartition(":")
+    return QueueKeys(prefix, home).workflow(suffix)
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +163,19 @@ class Completion:
     status: TaskStatus
     record: bytes
     flags: str = ""
+    slot: str | None = None  # the concurrency slot set it holds (freed with the ack)
+    step: StepEnd | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Throttled:
+    """The throttle script's answer: start now, or wait until ``due_ms`` (``why``: "rate" or
+    "concurrency"), or the lease was ``lost``."""
+
+    start: bool
+    lost: bool
+    due_ms: int
+    why: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,7 +237,7 @@ class Scripts:
     """Typed wrappers over the scripts, bound to one asyncio client. With a ``lane`` (see
     :mod:`taskq.lane`) the calls go through it: packed by hiredis, auto-pipelined."""
 
-    def __init__(self, client: Redis, lane: Lane | None = None) -> None:
+    def __init__(self, client: Redis, lane: Commands | None = None) -> None:
         self.client = client
         self._lane = lane
         self._s: dict[str, AsyncScript] = {n: client.register_script(source(n)) for n in NAMES}
@@ -270,6 +331,22 @@ class Scripts:
         key_list = [keys.stream, keys.stats, keys.done_minute(now_ms // 60_000), keys.entries,
                     keys.cancels, *(records(b) for b in buckets)]
         args = [GROUP, consumer, ttl_ms, keys.events, scan, meta, *(c.record for c in items)]
+        if any(c.slot for c in items):  # only tasks with a concurrency limit
+            where: dict[str, int] = {}
+            for c in items:
+                if c.slot and c.slot not in where:
+                    key_list.append(c.slot)
+                    where[c.slot] = len(key_list)
+            args += [where.get(c.slot, 0) if c.slot else 0 for c in items]
+        steps = [(i, c.step) for i, c in enumerate(items, 1) if c.flags and c.step is not None]
+        if steps:  # workflow steps only: their keys, lines and results follow
+            if not any(c.slot for c in items):  # the slot section comes first: all 0
+                args += [0] * len(items)
+            lines = []
+            for i, step in steps:
+                lines.append(f"{i}\t{len(key_list) + 1}\t{step.ref.step}")
+                key_list += step_keys(keys.prefix, step.ref)
+            args += ("\n".join(lines), *(step.result for _, step in steps))
         r = [_s(x) for x in await self._call("complete", key_list, args)]
         if r and r[-1].startswith("lean:"):
             log.warning("Redis is out of memory: %s task records kept only their status "
@@ -279,15 +356,15 @@ class Scripts:
 
     async def retry(
         self, *, keys: QueueKeys, consumer: str, entry_id: str, deliveries: int, task_id: str,
-        payload: bytes, delay_ms: int, record: bytes, ttl_ms: int,
+        payload: bytes, delay_ms: int, record: bytes, ttl_ms: int, slot: str | None = None,
     ) -> int:
         """Ack an owned entry and schedule its next attempt (``payload``) in ``delay_ms`` (<= 0:
         at once), storing ``record`` (status failed): the due time in ms, or 0 when the lease
-        was lost."""
+        was lost. ``slot``: the concurrency slot set the attempt held (freed)."""
         r = await self._call(
             "retry",
             (keys.stream, keys.delayed, keys.payloads, keys.entries, _bucket_key(keys, task_id),
-             keys.stats),
+             keys.stats, *((slot,) if slot else ())),
             (GROUP, consumer, entry_id, deliveries, task_id, payload, delay_ms, record, ttl_ms,
              keys.events),
         )
@@ -296,17 +373,24 @@ class Scripts:
     async def dead(
         self, *, keys: QueueKeys, consumer: str, entry_id: str, deliveries: int | None,
         task_id: str, record: bytes, ttl_ms: int, dead_cap: int, letter: DeadEntry,
+        slot: str | None = None,
+        step: WorkflowRef | None = None, failure: bytes = b"",
     ) -> str | None:
         """Move an owned entry to the dead letters (``letter``, the stream capped at
         ``dead_cap``; 0: none), storing ``record``: the dead letter's id, or None when the lease
-        was lost. ``deliveries`` None: check the owner only, not the delivery count."""
+        was lost. ``deliveries`` None: check the owner only, not the delivery count. ``step``:
+        the entry is that workflow step, which fails its workflow (``failure``: the input of
+        the failure handler, msgpack), in the same script."""
         flat: list[Any] = []
         for k, v in letter.fields().items():
             flat += (k, v)
+        key_list = [keys.stream, keys.dead, keys.entries, _bucket_key(keys, task_id),
+                    keys.stats, keys.cancels, *((slot,) if slot else ())]
+        if step is not None:  # three more ARGV: an odd count after the pairs says so
+            flat += (len(key_list) + 1, step.step, failure)
+            key_list += step_keys(keys.prefix, step)
         r = await self._call(
-            "dead",
-            (keys.stream, keys.dead, keys.entries, _bucket_key(keys, task_id), keys.stats,
-             keys.cancels),
+            "dead", key_list,
             (GROUP, consumer, entry_id, "" if deliveries is None else deliveries, task_id,
              record, ttl_ms, keys.events, dead_cap, *flat),
         )
@@ -314,13 +398,13 @@ class Scripts:
 
     async def release(
         self, *, keys: QueueKeys, consumer: str, entry_id: str, deliveries: int, task_id: str,
-        payload: bytes,
+        payload: bytes, slot: str | None = None,
     ) -> str | None:
         """Hand an owned entry back to the end of the stream (``payload`` carries its task id):
-        the new entry id, or None when the lease was lost."""
+        the new entry id, or None when the lease was lost. ``slot``: as for :meth:`retry`."""
         r = await self._call(
             "release",
-            (keys.stream, keys.entries),
+            (keys.stream, keys.entries, *((slot,) if slot else ())),
             (GROUP, consumer, entry_id, deliveries, task_id, payload),
         )
         return None if r == 0 else _s(r)
@@ -333,6 +417,40 @@ class Scripts:
             "renew", (keys.stream,), (GROUP, consumer, len(entry_ids) + 64, *entry_ids)
         )
         return [_s(x) for x in r]
+
+    async def throttle(
+        self, *, keys: QueueKeys, consumer: str, entry_id: str, deliveries: int, task_id: str,
+        payload: bytes, rate_key: str | None, interval_ms: float, slots_key: str | None,
+        limit: int, lease_ms: int, wait_ms: int,
+    ) -> Throttled:
+        """Let an owned entry start under its limits (taking a concurrency slot in
+        ``slots_key``), or make it wait in the delayed set (``payload``, attempts unchanged);
+        see ``lua/throttle.lua``."""
+        key_list = [keys.stream, keys.delayed, keys.payloads, keys.entries, keys.stats,
+                    keys.reservations]
+        if rate_key is not None:
+            key_list += (rate_key, rate_key + ":starts")
+        if slots_key is not None:
+            key_list.append(slots_key)
+        r = await self._call("throttle", key_list, (
+            GROUP, consumer, entry_id, deliveries, task_id, payload,
+            repr(interval_ms) if rate_key is not None else 0,
+            limit if slots_key is not None else 0, lease_ms, wait_ms,
+            repr(RATE_SLACK_MS)))
+        code = int(r[0])
+        if code == 1:
+            return Throttled(True, False, 0, "")
+        if code == 0:
+            return Throttled(False, False, int(r[1]), _s(r[2]))
+        return Throttled(False, True, 0, "")
+
+    async def renew_slots(self, *, slots: Sequence[tuple[str, str]], lease_ms: int) -> int:
+        """Push the deadline of each (slot set, task id) a lease from now, while still held
+        (all sets of one queue's hash tag)."""
+        if not slots:
+            return 0
+        return int(await self._call("renew_slots", [k for k, _ in slots],
+                                    (lease_ms, *(t for _, t in slots))))
 
     # -- a worker's maintenance --------------------------------------------------------------
 

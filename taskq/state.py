@@ -92,7 +92,8 @@ async def _snapshot(redis: Redis, keys: QueueKeys, bucket: str, task_id: str, *,
     pipe = redis.pipeline(transaction=transaction)
     pipe.hmget(bucket, [task_id, task_id + ":p"])
     pipe.hget(keys.entries, task_id)
-    pipe.zscore(keys.delayed, task_id)
+    # (ZSCORE by execute_command: redis-py 6's Cluster transaction fails on zscore's kwargs)
+    pipe.execute_command("ZSCORE", keys.delayed, task_id)
     pipe.hget(keys.payloads, task_id)
     replies: list[Any] = await pipe.execute()
     return replies

@@ -11,7 +11,7 @@ import typing
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Generic, NotRequired, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Concatenate, Generic, NotRequired, ParamSpec, TypeVar
 
 import pydantic
 from pydantic import ConfigDict, TypeAdapter
@@ -21,7 +21,10 @@ from taskq import codec
 from taskq.codec import Message
 from taskq.context import TaskContext
 from taskq.errors import TaskValidationError
+from taskq.limits import Limits
+from taskq.priority import Priority, lane
 from taskq.retry import RetryPolicy
+from taskq.workflow.step import Step
 
 if TYPE_CHECKING:
     from taskq.handle import SyncTaskHandle, TaskHandle
@@ -29,6 +32,8 @@ if TYPE_CHECKING:
 
 P = ParamSpec("P")
 R = TypeVar("R")
+P2 = ParamSpec("P2")
+A = TypeVar("A")
 
 Seconds = float | int | timedelta
 
@@ -51,8 +56,13 @@ class TaskOptions:
     cpu_bound: bool = False
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     result_ttl_s: float | None = None
+    priority: Priority | None = None
+    """The default priority of its enqueues (None: normal; see :mod:`taskq.priority`)."""
+    limits: Limits | None = None
+    """Rate and concurrency limits (None: none, and the worker checks nothing)."""
 
     def __post_init__(self) -> None:
+        lane(self.queue, self.priority)  # raises ValueError for an unknown level
         if self.max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
         if self.timeout_s is not None and self.timeout_s <= 0:
@@ -128,6 +138,7 @@ class Signature:
         ret = hints.get("return", Any)
         if inspect.iscoroutinefunction(fn) and typing.get_origin(ret) is Coroutine:
             ret = typing.get_args(ret)[-1]
+        self.returns: Any = ret
         self.return_adapter: TypeAdapter[Any] | None = (
             None if ret in (Any, None, type(None)) else TypeAdapter(ret)
         )
@@ -195,6 +206,48 @@ class Signature:
             return (), values
         return self._split(values)
 
+    def first_param(self) -> str:
+        """The first parameter a caller passes (after an injected context); "" if none."""
+        return next(iter(self._bind_sig.parameters), "")
+
+    def serialize_partial(
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], omit: str
+    ) -> dict[str, Any]:
+        """Validate every argument but ``omit`` (a workflow step's input, given when the step
+        is enqueued) and return them by name, as plain data. Only for tasks whose parameters
+        can all be passed by name (no ``*args``, ``**kwargs`` or positional-only ones)."""
+        params = list(self._bind_sig.parameters.values())
+        named = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+        if omit not in self._bind_sig.parameters:
+            raise TaskValidationError(self.name, [
+                {"loc": (omit,), "msg": "no such parameter takes the step's input",
+                 "type": "workflow"}])
+        if any(p.kind not in named for p in params):
+            raise TaskValidationError(self.name, [
+                {"loc": (), "msg": "a workflow step's task takes every argument by name (no "
+                 "*args, **kwargs or positional-only parameters)", "type": "workflow"}])
+        rest = self._bind_sig.replace(parameters=[p for p in params if p.name != omit])
+        try:
+            bound = rest.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise TaskValidationError(self.name, [{"loc": (), "msg": str(exc)}]) from None
+        bound.apply_defaults()
+        values = dict(bound.arguments)
+        adapter = self._partial_adapter(omit)
+        try:
+            checked = adapter.validate_python(values)
+            plain: dict[str, Any] = adapter.dump_python(checked, mode="json")
+        except pydantic.ValidationError as exc:
+            errors = [{"loc": e["loc"], "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
+            raise TaskValidationError(self.name, errors) from None
+        return plain
+
+    def _partial_adapter(self, omit: str) -> TypeAdapter[Any]:
+        td = TypedDict(f"{self.name}_step_arguments",  # type: ignore[misc]
+                       {n: t for n, t in self.fields.items() if n != omit})
+        td.__pydantic_config__ = ConfigDict(extra="forbid")  # type: ignore[attr-defined]
+        return TypeAdapter(td)
+
     def for_call(
         self, args: tuple[Any, ...], kwargs: dict[str, Any]
     ) -> tuple[tuple[Any, ...], dict[str, Any]]:
@@ -257,15 +310,18 @@ class Task(Generic[P, R]):
         return self.build(args, dict(kwargs))
 
     def build(
-        self, args: tuple[Any, ...], kwargs: dict[str, Any], queue: str | None = None
+        self, args: tuple[Any, ...], kwargs: dict[str, Any], queue: str | None = None,
+        level: Priority | None = None,
     ) -> Message:
         plain_args, plain_kwargs = self.signature.serialize(args, kwargs)
+        q = queue or self.options.queue
+        level = level or self.options.priority
         return Message(
             task=self.name,
             args=plain_args,
             kwargs=plain_kwargs,
             enqueued_ms=int(time.time() * 1000),
-            queue=queue or self.options.queue,
+            queue=q if level is None else lane(q, level),
         )
 
     async def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> TaskHandle[R]:
@@ -290,9 +346,27 @@ class Task(Generic[P, R]):
         return handle
 
     def with_options(
-        self, *, delay: Seconds | None = None, queue: str | None = None
+        self, *, delay: Seconds | None = None, queue: str | None = None,
+        priority: Priority | None = None,
     ) -> BoundTask[P, R]:
-        return BoundTask(self, seconds(delay), queue)
+        """Enqueue options: ``delay``, another ``queue``, a ``priority`` level ("high",
+        "normal", "low"; see :mod:`taskq.priority`)."""
+        if priority is not None:
+            lane(queue or self.options.queue, priority)  # check the level
+        return BoundTask(self, seconds(delay), queue, priority)
+
+    def step(
+        self: Task[Concatenate[A, P2], R], *args: P2.args, **kwargs: P2.kwargs
+    ) -> Step[A, R]:
+        """A workflow step (see :mod:`taskq.workflow`) whose first parameter takes the result
+        of the step before it; the other arguments are given here, validated now."""
+        return self.step_into(self.signature.first_param(), *args, **kwargs)
+
+    def step_into(self, param: str, *args: Any, **kwargs: Any) -> Step[Any, R]:
+        """A workflow step whose parameter ``param`` takes the result of the step before it
+        (checked to exist now; its type is checked when the step runs)."""
+        return Step(self.name, self.options.queue, param,
+                    self.signature.serialize_partial(args, kwargs, param))
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,16 +377,22 @@ class BoundTask(Generic[P, R]):
     task: Task[P, R]
     delay_s: float | None
     queue: str | None
+    priority: Priority | None = None
+
+    def message(self, *args: P.args, **kwargs: P.kwargs) -> Message:
+        """A validated message with these options' queue and priority, for
+        :meth:`TaskQueue.enqueue_many`."""
+        return self.task.build(args, dict(kwargs), self.queue, self.priority)
 
     async def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> TaskHandle[R]:
-        msg = self.task.build(args, dict(kwargs), self.queue)
+        msg = self.task.build(args, dict(kwargs), self.queue, self.priority)
         if not self.delay_s:
             return await self.task.app.enqueue_one(msg)
         (handle,) = await self.task.app.enqueue_many([msg], delay=self.delay_s)
         return handle
 
     def enqueue_sync(self, *args: P.args, **kwargs: P.kwargs) -> SyncTaskHandle[R]:
-        msg = self.task.build(args, dict(kwargs), self.queue)
+        msg = self.task.build(args, dict(kwargs), self.queue, self.priority)
         (handle,) = self.task.app.enqueue_many_sync([msg], delay=self.delay_s)
         return handle
 

@@ -18,7 +18,9 @@ async def test_sigkilled_worker_task_is_finished_by_another(
     app: TaskQueue, worker_process: Callable[..., WorkerProcess]
 ) -> None:
     first = worker_process(WORKER_APP, *LEASE, "--concurrency", "4")
-    handle = await app.get_task("slow").enqueue("a", 2.0)  # type: ignore[union-attr]
+    # stuck_once: the first run sleeps far longer than the test (however slow the machine and
+    # the second worker's start, it is still running at the kill); the rerun ends at once
+    handle = await app.get_task("stuck_once").enqueue("a", 600.0)  # type: ignore[union-attr]
     await eventually(lambda: traced(app, "started", 1), timeout=15, what="task started")
     second = worker_process(WORKER_APP, *LEASE, "--concurrency", "4")
     await eventually(lambda: registered(app, second.pid), timeout=15,

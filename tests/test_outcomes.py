@@ -163,7 +163,7 @@ async def test_dead_letters_an_owned_entry_with_its_record_and_letter(
     letter = call.pop("letter")
     assert call == {"keys": app.keys("default"), "consumer": "w1", "entry_id": "5-0",
                     "deliveries": 4, "task_id": "t5", "ttl_ms": 90_000,
-                    "dead_cap": app.dead_letter_cap}
+                    "dead_cap": app.dead_letter_cap, "slot": None}
     assert (record.status, record.task, record.args, record.kwargs, record.attempts,
             record.enqueued_ms, record.started_ms, record.error_type, record.error,
             record.traceback, record.worker) == (
@@ -298,7 +298,7 @@ async def test_release_hands_entries_back_under_the_id_of_their_task(
         Message("send", task_id="default:0-5")]
     assert script.calls[0] | {"payload": b""} == {
         "keys": app.keys("default"), "consumer": "w1", "entry_id": "1-0", "deliveries": 2,
-        "task_id": "default:1-0", "payload": b""}
+        "task_id": "default:1-0", "payload": b"", "slot": None}
     assert [c["deliveries"] for c in script.calls] == [2, 1, 1]
     assert outcomes.ledger.held == {}
 

@@ -239,3 +239,49 @@ async def test_drain_in_tests_neither_syncs_nor_fires_schedules() -> None:
     assert result.succeeded == 1
     assert await list_schedules(app) == []
     await app.aclose()
+
+
+async def test_schedules_of_a_queue_and_of_its_priority_lane_both_stay(tq: TaskQueue) -> None:
+    """A queue and its priority lanes share a hash tag; each keeps its own schedules (a sync
+    of one must not remove the other's, nor may list_schedules show them twice)."""
+    from taskq.worker.context import Clock  # noqa: PLC0415
+    from taskq.worker.schedules import Scheduler  # noqa: PLC0415
+
+    @tq.task(name="job")
+    async def job(n: int) -> int:
+        return n
+
+    tq.schedule(job.message(n=1), every=3600, name="normal")
+    tq.schedule(job.with_options(priority="high").message(n=2), every=3600, name="urgent")
+    assert tq.schedules["urgent"].queue == "default!high"
+    clock = Clock()
+    await clock.sync(tq.redis)
+    scheduler = Scheduler(tq, clock, missed_after_ms=60_000, every_ms=1_000)
+    await scheduler.sync()
+    await scheduler.fire()
+    infos = await list_schedules(tq)
+    assert sorted((s.name, s.queue) for s in infos) == [
+        ("normal", "default"), ("urgent", "default!high")]
+    assert not scheduler._warned  # neither found 'gone' by its firing pass
+
+
+async def test_a_schedule_on_a_priority_lane_runs(
+        apps: Callable[[], TaskQueue], start_worker: Callable[..., Worker]) -> None:
+    """A lane that only a schedule uses is found by the workers of its queue (the sync
+    registers the schedules' queues as an enqueue does), so its ticks run."""
+    app = apps()
+    ran: list[int] = []
+
+    @app.task(name="job")
+    async def job(n: int) -> int:
+        ran.append(n)
+        return n
+
+    app.schedule(job.with_options(priority="high").message(n=7), every=1, name="urgent")
+    start_worker(app, queues=("default",), schedules_every_ms=200, flags_every_ms=200,
+                 block_ms=100)
+
+    async def fired() -> bool:
+        return bool(ran)
+
+    await eventually(fired, timeout=20, what="the lane's periodic task ran")

@@ -12,6 +12,7 @@ from tests.helpers import ROOT
 
 HEADER = '''\
 from taskq import TaskContext, TaskHandle, TaskQueue, TaskStatus
+from taskq.workflow import Step, Workflow, chain, start
 
 tq = TaskQueue(prefix="typing")
 
@@ -45,9 +46,12 @@ async def main() -> None:
     days: int = await (await report.enqueue("2024-01")).result()
     await report.enqueue(month="2024-01")
     report.message("2024-01")
+    to_step: Step[str, bool] = send_email.step(subject="x")
+    month_step: Step[str, int] = report.step()
+    wf: Workflow = await start(tq, chain(resize.message(3), resize.step(), to_step))
     tq.schedule(send_email.message(to="ops@x"), cron="0 6 * * *", timezone="Europe/Berlin",
                 name="daily", catch_up="skip")
-    print(sent, size, state, outcome, days)
+    print(sent, size, state, outcome, days, month_step, wf)
 '''
 
 # each bad line is tagged with the error code mypy must report on it
@@ -65,6 +69,8 @@ async def main() -> None:
     await report.enqueue(month=1)  # E: arg-type
     await report.enqueue("2024-01", "extra")  # E: call-arg
     report.enqueue_sync()  # E: call-arg
+    send_email.step(subject=1)  # E: arg-type
+    resize.step(1)  # E: call-arg
     tq.schedule(send_email.message(to=1), every=30)  # E: arg-type
     tq.schedule(resize.message(2), every=30, catch_up="never")  # E: arg-type
     print(wrong, also_wrong)

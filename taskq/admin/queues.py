@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from taskq import deadletter, state
+from taskq import deadletter, priority, state
 from taskq.admin._redis import (
     entry_ms,
     known_queues,
@@ -79,7 +79,25 @@ async def _queue_info(tq: TaskQueue, name: str) -> QueueInfo:
         oldest_waiting_age_s=oldest, completed_last_minute=rate,
         completed_total=st.get("completed", 0), retried_total=st.get("retried", 0),
         dead_total=st.get("dead", 0), lost_total=st.get("lost", 0), paused=bool(paused),
+        throttled_total=st.get("throttled", 0),
+        priority_waiting=await _lanes_waiting(tq, name, int(length)),
     )
+
+
+async def _lanes_waiting(tq: TaskQueue, name: str, length: int) -> dict[str, int]:
+    """Stream lengths of the queue's levels, when it has priority lanes (a lane's own figures
+    are those of its name, ``<queue>!high``)."""
+    if priority.is_lane(name):
+        return {}
+    lanes = [lane for lane in priority.lanes(name) if lane != name]
+    pipe = tq.redis.pipeline(transaction=False)
+    for lane in lanes:
+        pipe.xlen(tq.keys(lane).stream)
+    sizes = {lane: int(n) for lane, n in zip(lanes, await pipe.execute(), strict=True)}
+    if not any(sizes.values()):
+        return {}
+    sizes[name] = length
+    return {priority.level(q): sizes[q] for q in priority.lanes(name)}
 
 
 async def _count_undelivered(tq: TaskQueue, keys: QueueKeys, after: str, bound: int) -> int:

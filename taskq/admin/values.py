@@ -17,7 +17,10 @@ class QueueInfo:
     finished (the group's pending list); ``lag``: entries not yet delivered; ``delayed``:
     scheduled tasks and retries waiting for their time; ``dead``: dead letters;
     ``completed_last_minute``: completions over the last 60 s (current minute counter plus the
-    previous one pro rata).
+    previous one pro rata); ``throttled_total``: times a task was made to wait by its rate or
+    concurrency limit (no attempt used); ``priority_waiting``: for a queue with priority lanes,
+    entries in the stream of each level that has one (``{"high": 3, "normal": 40}``; see
+    :mod:`taskq.priority`), else empty.
     """
 
     name: str
@@ -34,6 +37,8 @@ class QueueInfo:
     dead_total: int
     lost_total: int
     paused: bool
+    throttled_total: int = 0
+    priority_waiting: dict[str, int] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

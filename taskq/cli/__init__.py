@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from taskq.cli import dead, processes, queues, schedules, tasks
+from taskq.cli import dead, processes, queues, schedules, tasks, workflows
 from taskq.cli.common import EXIT_CODES_HELP, Target, configure_output
 from taskq.cli.usage import OneLineErrors
 
@@ -61,6 +61,7 @@ tasks.register(app)
 app.add_typer(dead.app, name="dead")
 processes.register(app)
 schedules.register(app)
+workflows.register(app)
 
 
 def main() -> None:

@@ -51,7 +51,11 @@ def queue_summary(q: QueueInfo) -> Table:
         ("completed, last minute", q.completed_last_minute),
         ("completed / retried / dead / lost (total)",
          f"{q.completed_total} / {q.retried_total} / {q.dead_total} / {q.lost_total}"),
+        ("waited for a rate/concurrency limit (total)", q.throttled_total),
     ]
+    if q.priority_waiting:
+        rows.append(("stream length by priority",
+                     " / ".join(f"{lvl} {n}" for lvl, n in q.priority_waiting.items())))
     t = details(f"Queue {q.name}", [(name, str(value)) for name, value in rows])
     t.columns[1].justify = "right"
     return t

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
@@ -113,6 +114,14 @@ def result_text(r: TaskRecord, width: int) -> str | None:
     return shorten(r.result, width) if r.status is TaskStatus.SUCCEEDED else None
 
 
+class Level(StrEnum):
+    """A priority level (see taskq.priority)."""
+
+    high = "high"
+    normal = "normal"
+    low = "low"
+
+
 CANCEL_HELP = """Cancel a task: a waiting or delayed one is removed before it runs; a running one
 is asked to stop (async tasks are cancelled, a sync task's result is discarded). Asks first
 unless --yes.
@@ -160,6 +169,8 @@ def enqueue(
     args: Annotated[str | None, typer.Option("--args", help="JSON array")] = None,
     kwargs: Annotated[str | None, typer.Option("--kwargs", help="JSON object")] = None,
     delay: Annotated[float | None, typer.Option(min=0, help="run after this many seconds")] = None,
+    priority: Annotated[Level | None, typer.Option(
+        help="high, normal or low (default: the task's own)")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     positional = parse_json(args, list, "--args")
@@ -186,7 +197,8 @@ def enqueue(
         known = ", ".join(sorted(tq.registry)) or "none"
         fail(f"task {task_name!r} is not registered in {app_spec} (registered: {known})")
     try:
-        msg = registered.build(tuple(positional), dict(named))
+        msg = registered.build(tuple(positional), dict(named),
+                               level=priority.value if priority is not None else None)
     except TaskValidationError as exc:
         fail(str(exc), EXIT_USAGE)
     except RecursionError:
@@ -199,7 +211,7 @@ def enqueue(
     task_id = run(ctx, call, app=tq)
     if want_json(ctx, as_json):
         print_json({"task_id": task_id, "task": registered.name,
-                    "queue": registered.options.queue})
+                    "queue": msg.queue or registered.options.queue})
     else:  # never wrapped: the id and the command stay whole, to copy
         out.print(f"enqueued {registered.name} as {task_id}", soft_wrap=True)
         out.print(f"follow it: taskq task {task_id}", soft_wrap=True)

@@ -24,6 +24,7 @@ from taskq.errors import (
     TaskNotRegistered,
     TaskqError,
     TaskValidationError,
+    WorkflowNotFound,
 )
 
 log = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ def to_http(exc: BaseException) -> HTTPException | None:
     """The HTTP answer for a taskq error; None for anything else."""
     if isinstance(exc, TaskValidationError):
         return HTTPException(422, validation_detail(exc))
-    if isinstance(exc, TaskNotFound | TaskNotRegistered | InvalidQueueName):
+    if isinstance(exc, TaskNotFound | TaskNotRegistered | InvalidQueueName | WorkflowNotFound):
         return HTTPException(404, str(exc))
     if isinstance(exc, PayloadTooLarge):
         return HTTPException(413, str(exc))

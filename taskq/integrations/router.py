@@ -20,6 +20,7 @@ from taskq.integrations.routes_inspect import inspect_router
 from taskq.integrations.routes_queues import queues_router
 from taskq.integrations.routes_schedules import schedules_router
 from taskq.integrations.routes_tasks import tasks_router
+from taskq.integrations.routes_workflows import workflows_router
 from taskq.integrations.schemas import Health, Problem
 from taskq.integrations.sse import events_router
 from taskq.queue import TaskQueue
@@ -70,6 +71,7 @@ def taskq_router(tq: TaskQueue, config: ApiConfig | None = None) -> APIRouter:
     router.include_router(events_router(tq, config))
     router.include_router(queues_router(tq, config))
     router.include_router(schedules_router(tq, config))
+    router.include_router(workflows_router(tq, config))
     router.include_router(inspect_router(tq, config))
     if config.dashboard:
         router.include_router(dashboard_router(auth_disabled=config.keys.disabled))

@@ -27,7 +27,7 @@ _QUEUE_EXAMPLE = {
     "name": "default", "length": 12, "in_flight": 4, "lag": 8, "delayed": 2, "dead": 1,
     "consumers": 2, "oldest_waiting_age_s": 0.8, "completed_last_minute": 340,
     "completed_total": 10452, "retried_total": 17, "dead_total": 1, "lost_total": 0,
-    "paused": False,
+    "paused": False, "throttled_total": 0, "priority_waiting": {},
 }
 _DEAD_EXAMPLE = {
     "id": "1732190000123-0", "queue": "default", "task_id": "default:1732190000000-0",

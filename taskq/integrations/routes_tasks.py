@@ -18,6 +18,7 @@ from taskq.integrations.errors import http_errors
 from taskq.integrations.examples import arguments_schema, body_examples
 from taskq.integrations.limits import read_limited
 from taskq.integrations.schemas import Cancelled, Enqueued, Problem, TaskInfo, TaskOut
+from taskq.priority import Priority
 from taskq.queue import TaskQueue
 from taskq.records import TaskRecord
 from taskq.task import Task
@@ -81,6 +82,8 @@ def tasks_router(tq: TaskQueue, config: ApiConfig) -> APIRouter:
         task_name: Annotated[str, Path(examples=names[:1] or ["send_welcome_email"])],
         delay_s: Annotated[float | None, Query(ge=0, le=MAX_DELAY_S,
                                                description="run this many seconds later")] = None,
+        priority: Annotated[Priority | None, Query(
+            description="high, normal or low (default: the task's own)")] = None,
         idempotency_key: Annotated[str | None, Header(
             description="the same key within the window returns the same task id")] = None,
     ) -> JSONResponse:
@@ -98,7 +101,7 @@ def tasks_router(tq: TaskQueue, config: ApiConfig) -> APIRouter:
             idempotency.check_key(idempotency_key)
         arguments = _parse_object(body)
         with http_errors():
-            msg = task.build((), arguments)
+            msg = task.build((), arguments, level=priority)
 
             async def add() -> Any:
                 (handle,) = await tq.enqueue_many([msg], delay=delay_s)

@@ -5,6 +5,7 @@
 -- KEYS[4]  record bucket of the task
 -- KEYS[5]  stats hash
 -- KEYS[6]  cancels (hash)
+-- KEYS[7]  (optional) the concurrency slot set the attempt held: its slot is freed
 -- ARGV[1]  group
 -- ARGV[2]  consumer
 -- ARGV[3]  entry id
@@ -15,12 +16,23 @@
 -- ARGV[8]  events channel
 -- ARGV[9]  dead-letter stream length cap (0 = none; only dead letters are ever trimmed)
 -- ARGV[10..] field/value pairs of the dead letter (format: taskq/deadletter.py)
+-- ARGV[last-2..last] only for a workflow step (the count from ARGV[10] is then odd): the KEYS
+--          index of its workflow hash (after the slot set, if any; then its queues' streams
+--          and entries hashes, see _workflow.lua), the step's index, and its failure handler's
+--          input (msgpack)
 -- returns  0 when the caller no longer owns the entry (nothing done), else the dead letter id
 if not owns(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]) then return 0 end
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
 redis.call('XDEL', KEYS[1], ARGV[3])
+-- A workflow step: three more ARGV after the pairs (so an odd count from ARGV[10])
+local last, wf = #ARGV, nil
+if (last - 9) % 2 == 1 then
+  wf = {base = tonumber(ARGV[last - 2]), step = ARGV[last - 1], failure = ARGV[last]}
+  last = last - 3
+end
+if KEYS[7] and (wf == nil or wf.base > 7) then redis.call('ZREM', KEYS[7], ARGV[5]) end
 local fields = {}
-for i = 10, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 10, last do fields[#fields + 1] = ARGV[i] end
 local cap = tonumber(ARGV[9])
 local dead
 if cap > 0 then
@@ -35,4 +47,5 @@ redis.call('HINCRBY', KEYS[5], 'dead', 1)
 if ARGV[8] ~= '' then
   redis.call('PUBLISH', ARGV[8], cjson.encode({{ARGV[5], 'dead'}}))
 end
+if wf then wf_step_ended(wf.base, wf.step, 'dead', nil, wf.failure, ARGV[7]) end
 return dead

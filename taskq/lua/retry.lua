@@ -5,6 +5,7 @@
 -- KEYS[4]  entries (hash)
 -- KEYS[5]  record bucket of the task
 -- KEYS[6]  stats hash
+-- KEYS[7]  (optional) the concurrency slot set the attempt held: its slot is freed
 -- ARGV[1]  group
 -- ARGV[2]  consumer
 -- ARGV[3]  entry id
@@ -19,6 +20,7 @@
 if not owns(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]) then return 0 end
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
 redis.call('XDEL', KEYS[1], ARGV[3])
+if KEYS[7] then redis.call('ZREM', KEYS[7], ARGV[5]) end
 local id, delay = ARGV[5], tonumber(ARGV[7])
 local now = now_ms()
 if delay <= 0 then

@@ -39,6 +39,7 @@ COUNTERS = {
     "retried_total": ("retried", "Retries scheduled since the queue was created"),
     "dead_total": ("dead_lettered", "Tasks dead-lettered since the queue was created"),
     "lost_total": ("lost", "Outcomes discarded after a lost lease"),
+    "throttled_total": ("throttled", "Times a task waited for its rate or concurrency limit"),
 }
 
 

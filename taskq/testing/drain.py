@@ -17,7 +17,7 @@ from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from taskq import deadletter
+from taskq import deadletter, priority
 from taskq.deadletter import DeadEntry
 from taskq.errors import TaskqError
 from taskq.keys import QueueKeys
@@ -107,7 +107,7 @@ async def drain(
     ``timeout_s``.
     """
     names = tuple(queues or tq.queues or (tq.default_queue,))
-    keys = [tq.keys(q) for q in names]
+    keys = [tq.keys(lane) for q in names for lane in priority.lanes(q)]  # their priority lanes
     watch = _Watch(max_tasks, raise_on_error)
     worker = Worker(tq, _config(names), on_transition=watch)
     watch.worker = worker

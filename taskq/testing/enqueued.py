@@ -14,7 +14,7 @@ from typing import Any, cast
 from redis import Redis as SyncRedis
 
 from taskq import codec, ids
-from taskq.connection import connect_sync
+from taskq.clients import connect_sync
 from taskq.errors import DecodeError
 from taskq.keys import QueueKeys
 from taskq.queue import TaskQueue

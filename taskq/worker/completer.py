@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import logging
 
+from taskq import durability
 from taskq.connection import FATAL, REDIS_ERRORS, fatal_config_error
+from taskq.errors import NotReplicated
 from taskq.keys import QueueKeys
 from taskq.queue import TaskQueue
 from taskq.worker.context import WorkerContext
@@ -15,6 +17,7 @@ from taskq.worker.ledger import Delivery, Ledger
 log = logging.getLogger(__name__)
 
 GROUP_COMMIT_MIN_RUNNING = 16
+UNCONFIRMED: tuple[type[Exception], ...] = (NotReplicated, *REDIS_ERRORS)
 GROUP_COMMIT_WAIT_S = 0.002
 
 
@@ -28,6 +31,7 @@ class Completer:
         self.clock = context.clock
         self.ledger = ledger
         self._halted = False
+        self.unreplicated = 0  # completed tasks fewer replicas than min_replicas confirmed
 
     def halt(self) -> None:
         """End :meth:`run` once nothing is left to ack (the last step of a worker's shutdown;
@@ -60,6 +64,17 @@ class Completer:
             for (queue, ttl), items in groups.items():
                 await self._complete_group(self.keys[queue], ttl, items)
 
+    async def _replicated(self, keys: QueueKeys, count: int) -> None:
+        """With ``min_replicas``: WAIT for the replicas to have the completion; short of them,
+        log (a failover may then run these tasks again), never retry."""
+        try:
+            await durability.confirm(self.app.lane, keys.stream, self.app.min_replicas,
+                                     self.app.replicas_timeout_ms,
+                                     f"completion of {count} tasks of {keys.queue!r}")
+        except UNCONFIRMED as exc:
+            self.unreplicated += count
+            log.warning("%s", exc)
+
     async def _complete_group(self, keys: QueueKeys, ttl: int, items: list[Delivery]) -> None:
         delay = 0.05
         refused = 0
@@ -69,6 +84,8 @@ class Completer:
                     keys=keys, consumer=self.id, items=items, ttl_ms=ttl,
                     now_ms=self.clock.now_ms(), scan=len(self.ledger.held) + len(items) + 16,
                 )
+                if self.app.min_replicas:
+                    await self._replicated(keys, len(items))
                 break
             except FATAL as exc:  # retrying cannot fix it: the worker exits (78)
                 raise fatal_config_error(exc) or exc from exc

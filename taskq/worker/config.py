@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
+
+QueueOrder = Literal["strict", "weighted"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,8 +29,15 @@ class WorkerConfig:
     threads: int | None = None
     processes: int | None = None
     name: str | None = None
+    queue_order: QueueOrder | None = None
+    """How a worker of several queues reads them: None (one read of all at once, each up to
+    the batch), "strict" (in the order given: a later queue only when the earlier ones are
+    empty) or "weighted" (each read picks an order at random, the first queue weighted n, the
+    next n-1, ... the last 1). A queue's priority lanes are always read highest first."""
 
     def __post_init__(self) -> None:
+        if self.queue_order not in (None, "strict", "weighted"):
+            raise ValueError("queue_order must be 'strict' or 'weighted'")
         if not self.queues:
             raise ValueError("a worker needs at least one queue")
         if self.concurrency < 1:

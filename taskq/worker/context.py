@@ -8,7 +8,7 @@ Maintenance is the only writer of :class:`Flags` and :class:`Clock`; the others 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from redis.asyncio import Redis
@@ -54,6 +54,7 @@ class WorkerContext:
     host: str
     started_at: float  # Unix time
     config: WorkerConfig
-    keys: Mapping[str, QueueKeys]
+    keys: dict[str, QueueKeys]
+    """Keys of each queue read: the configured ones, and the priority lanes found since."""
     clock: Clock
     flags: Flags

@@ -38,7 +38,7 @@ from taskq.connection import (
     check_server,
     fatal_config_error,
 )
-from taskq.errors import RedisFailure, RedisOutOfMemory
+from taskq.errors import ConfigError, RedisFailure, RedisOutOfMemory
 from taskq.queue import TaskQueue
 from taskq.taskmetrics import TaskMetrics
 from taskq.worker.completer import Completer
@@ -137,7 +137,13 @@ class Worker:
                  ",".join(self.config.queues), self.app.url_choice.describe(),
                  self.config.concurrency)
         try:
-            await self._stopped_or_failed([reader, *loops])
+            try:
+                await self._stopped_or_failed([reader, *loops])
+            except ConfigError:
+                raise
+            except Exception:  # a part failed (the reader: a refusal that cannot heal): the
+                await self._drain(reader)  # worker stops, handing back what it holds
+                raise
             await self._drain(reader)
         finally:
             await self._close(reader, loops)
@@ -148,6 +154,7 @@ class Worker:
             try:
                 await check_server(self.app.redis)
                 await self.app.ensure_groups(self.config.queues)
+                await self.maintenance.discover_lanes()
                 await self.app.scripts.load()
                 await check_permissions(self.app.scripts, list(self.keys.values()))
                 await self.context.clock.sync(self.app.redis)
@@ -179,8 +186,9 @@ class Worker:
         rest. Every step but the grace period is bounded (see the module)."""
         ledger, outcomes = self.ledger, self.outcomes
         # the reader ends at its next reply (block_ms), unless Redis is slow to answer
-        if not await bounded(_awaited(reader), what="the reader's last read",
-                             timeout_s=self.config.block_ms / 1000 + READER_STOP_S):
+        if not reader.done() and not await bounded(
+                _awaited(reader), what="the reader's last read",
+                timeout_s=self.config.block_ms / 1000 + READER_STOP_S):
             await cancel_and_wait([reader], timeout_s=STOP_TASKS_S, what="reader")
         # A runner that has not started sees `stopping` and returns (runners are never
         # cancelled before their first step: their `finally` keeps the run-slot count).

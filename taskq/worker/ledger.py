@@ -25,6 +25,7 @@ from typing import Any
 
 from taskq.context import TaskContext
 from taskq.records import TaskStatus
+from taskq.scripts import StepEnd
 from taskq.worker.config import WorkerConfig
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,9 @@ class Delivery:
     record: bytes = b""
     flags: str = ""
     ttl_ms: int = 0
+    rank: int = 0  # lower starts first among waiting deliveries (priority lanes, queue order)
+    slot: str | None = None  # the concurrency slot set it holds (see taskq.worker.limiter)
+    step: StepEnd | None = None  # a workflow step: how it ended (for the complete script)
 
 
 @dataclass(slots=True)
@@ -64,6 +68,7 @@ class Counters:
     dead: int = 0
     lost_leases: int = 0
     reclaimed: int = 0
+    throttled: int = 0  # made to wait by a rate or concurrency limit (no attempt used)
 
 
 Process = Callable[[Delivery], Coroutine[Any, Any, None]]
@@ -90,6 +95,7 @@ class Ledger:
         self.room = asyncio.Event()  # set when the read room may have grown
         self.done_ready = asyncio.Event()  # set when ``done`` got its first delivery
         self._process: Process = _unwired
+        self.ranks: dict[str, int] = {}  # queue -> rank of its deliveries (set by the reader)
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def runs(self, process: Process) -> None:
@@ -126,8 +132,11 @@ class Ledger:
         """Entries reclaiming may take now: the capacity less everything held."""
         return self.capacity - len(self.held)
 
-    def accept(self, queue: str, entry_id: str, payload: bytes | None, deliveries: int) -> None:
-        """Take an entry delivered to (or reclaimed by) this worker."""
+    def accept(self, queue: str, entry_id: str, payload: bytes | None, deliveries: int,
+               rank: int = 0) -> None:
+        """Take an entry delivered to (or reclaimed by) this worker. Waiting deliveries start
+        by ``rank`` (lower first: a higher priority lane, or an earlier queue in strict order),
+        in the order taken within a rank."""
         key = (queue, entry_id)
         held = self.held.get(key)
         if held is not None:  # reclaimed our own entry (renewal stalled): new fencing token
@@ -139,7 +148,22 @@ class Ledger:
             self.running += 1
             d.runner = self._spawn(self._process(d))
         else:
-            self.waiting.append(d)
+            waiting = self.waiting
+            if rank:
+                d.rank = rank
+            if not waiting or rank >= waiting[-1].rank:  # (always, for queues without lanes)
+                waiting.append(d)
+            else:
+                self._jump(d)
+
+    def _jump(self, d: Delivery) -> None:
+        """Put ``d`` before the waiting deliveries of a higher rank (after its own rank's)."""
+        waiting = self.waiting
+        for i, other in enumerate(waiting):
+            if other.rank > d.rank:
+                waiting.insert(i, d)
+                return
+        waiting.append(d)
 
     # -- runs ------------------------------------------------------------------------------
 

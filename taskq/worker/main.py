@@ -17,7 +17,7 @@ from taskq.worker.config import WorkerConfig
 from taskq.worker.context import OnTransition
 from taskq.worker.probe import check as probe
 from taskq.worker.process import run_worker
-from taskq.worker.settings import LogFormat, WorkerSettings
+from taskq.worker.settings import LogFormat, QueueOrderOption, WorkerSettings
 from taskq.worker.supervisor import Supervisor
 
 cli = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
@@ -33,6 +33,10 @@ def run(
                                        envvar="TASKQ_APP")] = _S.app,
     queues: Annotated[str, typer.Option(help="comma-separated queues (default: all the app's)",
                                         envvar="TASKQ_QUEUES")] = _S.queues,
+    queue_order: Annotated[QueueOrderOption | None, typer.Option(
+        envvar="TASKQ_QUEUE_ORDER",
+        help="with several queues: strict (in the order of --queues) or weighted (the first "
+             "queue weighted n, the last 1); default: all read at once")] = _S.queue_order,
     concurrency: Annotated[int, typer.Option(min=1, help="tasks run at once per process",
                                              envvar="TASKQ_CONCURRENCY")] = _S.concurrency,
     processes: Annotated[int, typer.Option(min=1, help="worker processes (supervised)",
@@ -89,6 +93,7 @@ def run(
     config = WorkerConfig(
         queues=names or ("default",),
         concurrency=concurrency,
+        queue_order=queue_order.value if queue_order is not None else None,
         prefetch=prefetch,
         lease_ms=lease_ms,
         renew_every_ms=max(100, lease_ms // 3),

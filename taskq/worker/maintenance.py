@@ -30,10 +30,11 @@ from typing import Any
 
 from redis.exceptions import ResponseError
 
+from taskq import priority
 from taskq.connection import FATAL, REDIS_ERRORS, fatal_config_error
 from taskq.errors import RedisOutOfMemory
 from taskq.heartbeat import Heartbeat
-from taskq.keys import GROUP, worker_alive_key, workers_key
+from taskq.keys import GROUP, queues_key, worker_alive_key, workers_key
 from taskq.queue import TaskQueue
 from taskq.worker.context import WorkerContext
 from taskq.worker.ledger import Ledger
@@ -162,6 +163,35 @@ class Maintenance:
                                                 entry_ids=entries)
             for entry in lost:
                 ledger.lost(queue, entry)
+        await self._renew_slots()
+
+    async def _renew_slots(self) -> None:
+        """Renew the concurrency slots of the attempts held (see taskq.worker.limiter), one
+        script call per queue that has any: a worker that dies stops renewing, and its slots
+        free themselves a lease later."""
+        by_tag: dict[str, list[tuple[str, str]]] = {}
+        for (queue, _), d in list(self.ledger.held.items()):
+            if d.slot is not None and not d.lost:
+                by_tag.setdefault(self.keys[queue].tag, []).append((d.slot, d.task_id))
+        for slots in by_tag.values():
+            await self.app.scripts.renew_slots(slots=slots, lease_ms=self.config.lease_ms)
+
+    async def discover_lanes(self) -> None:
+        """Start reading the priority lanes of this worker's queues that producers have used
+        since (a lane is registered in the queues set by its first enqueue)."""
+        app, keys = self.app, self.keys
+        wanted = [lane for q in self.config.queues if not priority.is_lane(q)
+                  for lane in priority.lanes(q) if lane not in keys]  # (a lane named: only it)
+        if not wanted:
+            return
+        found = await app.redis.smismember(queues_key(app.prefix), wanted)  # type: ignore[misc]
+        new = [lane for lane, here in zip(wanted, found, strict=True) if here]
+        if not new:
+            return
+        await app.ensure_groups(new)
+        for lane in new:
+            keys[lane] = app.keys(lane)
+        log.info("reading priority lanes %s", ", ".join(new))
 
     async def reclaim(self) -> None:
         ledger = self.ledger
@@ -186,7 +216,8 @@ class Maintenance:
                     ledger.counters.reclaimed += 1
                     log.info("reclaimed entry %s of %s (delivery %d)", r.entry_id, queue,
                              r.deliveries)
-                    ledger.accept(queue, r.entry_id, r.payload or None, r.deliveries)
+                    ledger.accept(queue, r.entry_id, r.payload or None, r.deliveries,
+                                  ledger.ranks.get(queue, 0))
                 room -= len(got)
                 if cursor == "0-0" or room <= 0:
                     break
@@ -224,7 +255,9 @@ class Maintenance:
         await w.clock.sync(app.redis)
 
     async def refresh_flags(self) -> None:
-        """Paused queues and cancel requests from Redis; cancels what is held and cancelled."""
+        """Paused queues and cancel requests from Redis; cancels what is held and cancelled;
+        priority lanes used since."""
+        await self.discover_lanes()
         app, keys, flags = self.app, self.keys, self.flags
         pipe = app.redis.pipeline(transaction=False)
         queues = list(keys)

@@ -16,16 +16,20 @@ from taskq import codec, ids
 from taskq.codec import Message
 from taskq.connection import REDIS_ERRORS
 from taskq.deadletter import DeadEntry
-from taskq.errors import DecodeError, Retry
+from taskq.errors import DecodeError, RedisFailure, Retry
 from taskq.queue import TaskQueue
 from taskq.records import TaskStatus, encode_record
+from taskq.scripts import StepEnd
 from taskq.task import Task
 from taskq.worker.context import OnTransition, WorkerContext
 from taskq.worker.ledger import Delivery, Ledger
 from taskq.worker.observe import Observer, combined
 from taskq.worker.tasklog import task_log
+from taskq.workflow.failure import step_failure
 
 log = logging.getLogger(__name__)
+
+RELEASE_ERRORS: tuple[type[Exception], ...] = (*REDIS_ERRORS, RedisFailure)
 
 
 class Outcomes:
@@ -54,6 +58,8 @@ class Outcomes:
             return
         if msg.task_id is not None:
             flags += "e"
+        if msg.workflow is not None:  # (workflow steps always have a task id: flags is set)
+            d.step = StepEnd(msg.workflow, codec.pack(result))
         d.record = encode_record(
             status, task=msg.task, args=msg.args, kwargs=msg.kwargs, attempts=attempts,
             enqueued_ms=msg.enqueued_ms, started_ms=started, finished_ms=int(time.time() * 1000),
@@ -103,7 +109,7 @@ class Outcomes:
         due = await self._owned_call(d, lambda: self.app.scripts.retry(
             keys=keys, consumer=self.id, entry_id=d.entry_id, deliveries=d.deliveries,
             task_id=d.task_id, payload=payload, delay_ms=int(delay_s * 1000), record=record,
-            ttl_ms=ttl,
+            ttl_ms=ttl, slot=d.slot,
         ))
         if due:
             self.counters.retried += 1
@@ -138,12 +144,17 @@ class Outcomes:
             enqueued_ms=msg.enqueued_ms if msg else 0, failed_ms=now, worker=self.id,
             payload=d.payload or b"",
         )
+        step = msg.workflow if msg is not None else None
+        wf: dict[str, Any] = {}  # a workflow step: its workflow fails in the same script
+        if step is not None:
+            wf = {"step": step,
+                  "failure": step_failure(step, d.task_id, task, reason, error_type, error)}
         if self.on_transition is not None:
             self.on_transition("before_dead")
         dead = await self._owned_call(d, lambda: self.app.scripts.dead(
             keys=keys, consumer=self.id, entry_id=d.entry_id, deliveries=d.deliveries,
             task_id=d.task_id, record=record, ttl_ms=self.app.result_ttl_ms,
-            dead_cap=self.app.dead_letter_cap, letter=letter,
+            dead_cap=self.app.dead_letter_cap, letter=letter, slot=d.slot, **wf,
         ))
         if dead:
             self.counters.dead += 1
@@ -167,8 +178,8 @@ class Outcomes:
             try:
                 await self.app.scripts.release(
                     keys=self.keys[d.queue], consumer=self.id, entry_id=d.entry_id,
-                    deliveries=d.deliveries, task_id=task_id, payload=payload)
-            except REDIS_ERRORS as exc:
+                    deliveries=d.deliveries, task_id=task_id, payload=payload, slot=d.slot)
+            except RELEASE_ERRORS as exc:  # (any refusal: the worker is shutting down)
                 log.warning("could not hand back %s (%s); it returns after its lease", task_id, exc)
             self.ledger.drop(d)
 

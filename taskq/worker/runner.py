@@ -18,6 +18,7 @@ from taskq.worker.admission import Cancelled, Ready, Refused, admit
 from taskq.worker.context import OnTransition, WorkerContext
 from taskq.worker.execution import Executors, encode_result, invoke, is_plain_async
 from taskq.worker.ledger import Delivery, Ledger
+from taskq.worker.limiter import Limiter
 from taskq.worker.observe import Attempts
 from taskq.worker.outcomes import Outcomes
 
@@ -48,6 +49,7 @@ class Runner:
         self._dead = outcomes.dead
         self._release = outcomes.release
         self._runner_ended = ledger.runner_ended
+        self._limiter = Limiter(app, context, ledger, outcomes)
 
     async def process(self, d: Delivery) -> None:
         ledger = self.ledger
@@ -62,6 +64,9 @@ class Runner:
                             self._max_payload, self.flags.cancels)
             d.task_id = checked.task_id
             if type(checked) is Ready:
+                limits = checked.task.options.limits
+                if limits is not None and not await self._limiter.admit(d, checked, limits):
+                    return  # it waits (rate or concurrency limit): handed back delayed
                 if self._attempts is None:
                     await self._run(d, checked)
                 else:

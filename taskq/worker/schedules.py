@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 
-from taskq.keys import periodic_queues_key
+from taskq.keys import periodic_queues_key, queues_key
 from taskq.periodic import MAX_TICKS, Schedule
 from taskq.queue import TaskQueue
 from taskq.scripts import Fired
@@ -50,6 +50,9 @@ class Scheduler:
         registry = periodic_queues_key(app.prefix)
         if by_queue:  # first: a queue with schedules in Redis is always in this set
             await app.redis.sadd(registry, *by_queue)  # type: ignore[misc]
+            # and known as a queue, as an enqueue makes it: a priority lane only a schedule
+            # uses is then found by its queue's workers (taskq.priority)
+            await app.redis.sadd(queues_key(app.prefix), *by_queue)  # type: ignore[misc]
         stored = {q.decode() if isinstance(q, bytes) else str(q)
                   for q in await app.redis.smembers(registry)}  # type: ignore[misc]
         for queue in sorted(stored | set(by_queue)):

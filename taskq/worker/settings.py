@@ -15,6 +15,13 @@ class LogFormat(StrEnum):
     json = "json"
 
 
+class QueueOrderOption(StrEnum):
+    """How a worker of several queues reads them (see WorkerConfig.queue_order)."""
+
+    strict = "strict"
+    weighted = "weighted"
+
+
 class WorkerSettings(BaseSettings):
     """Environment: TASKQ_APP, TASKQ_REDIS_URL, TASKQ_QUEUES, TASKQ_CONCURRENCY, ..."""
 
@@ -23,6 +30,7 @@ class WorkerSettings(BaseSettings):
     app: str = Field("", description="the TaskQueue to serve, as module:attribute")
     redis_url: str | None = None
     queues: str = Field("", description="comma-separated queues (default: the app's queues)")
+    queue_order: QueueOrderOption | None = None
     concurrency: int = 100
     processes: int = 1
     prefetch: int | None = None

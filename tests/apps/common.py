@@ -38,6 +38,12 @@ def build(prefix: str, url: str | None = None) -> TaskQueue:
         await app.redis.rpush(trace_key(prefix, "finished"), key)  # type: ignore[misc]
         return key
 
+    @app.task(name="joined", max_attempts=5)
+    async def joined(keys: list[str]) -> str:
+        """A chord's callback: records its start with the members' results, then its end."""
+        await app.redis.rpush(trace_key(prefix, "joined"), ",".join(keys))  # type: ignore[misc]
+        return "+".join(keys)
+
     @app.task(name="stuck_once", max_attempts=5)
     async def stuck_once(key: str, seconds: float) -> str:
         """Like ``slow``, but only the first run of the test sleeps (later runs end at once):

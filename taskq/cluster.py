@@ -1,0 +1,243 @@
+"""Redis Cluster (``redis+cluster://`` URLs): the client, and the lane routed by slot.
+
+Every key of a queue shares one hash tag (:mod:`taskq.keys`), so each queue lives in one slot
+on one primary, and every script of a queue runs there. What changes on a Cluster:
+
+- the client is redis-py's :class:`~redis.asyncio.cluster.RedisCluster` (it follows MOVED and
+  ASK, and reloads its slot map), raising taskq errors as :class:`taskq.connection.Client` does;
+- the auto-pipelined lane (:mod:`taskq.lane`) becomes one lane per primary:
+  :class:`ClusterLane` routes each command by its key's slot, follows MOVED (reloading the
+  slot map), retries TRYAGAIN, CLUSTERDOWN and a node that cannot be reached with backoff for
+  up to ``FAILOVER_S`` (a replica's promotion), and loads a script on the node that lacks it;
+- a worker reads each queue separately (a read of several streams in different slots is refused
+  with CROSSSLOT): :mod:`taskq.worker.reader` runs one read loop per queue;
+- task-end events use classic pub/sub (PUBLISH in a script reaches every node of a Cluster);
+  waiters subscribe on one primary (:func:`event_client`);
+- the server check (:func:`taskq.connection.check_server`) reads ``INFO`` of every primary.
+
+None of this runs for a ``redis://`` URL: the single-Redis path is the one it always was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any, NoReturn
+
+from redis.asyncio import ConnectionPool
+from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
+from redis.cluster import ClusterNode as SyncClusterNode
+from redis.cluster import RedisCluster as SyncRedisCluster
+from redis.crc import key_slot
+from redis.exceptions import RedisClusterException, RedisError
+
+from taskq.connection import Client, translate
+from taskq.errors import ConfigError, RedisNotReady, RedisUnavailable
+from taskq.lane import Lane
+from taskq.urls import Target, redact
+
+log = logging.getLogger(__name__)
+
+FAILOVER_S = 20.0
+"""How long a command is retried through a Cluster's failover (a primary's replica is promoted
+after ``cluster-node-timeout``, 15 s by default) before its error reaches the caller."""
+
+def _where(url: str) -> str:
+    return redact(url)
+
+
+def _raise(exc: BaseException, url: str, command: Any = ()) -> NoReturn:
+    error = translate(exc, where=_where(url), command=command)
+    if error is exc:
+        raise exc
+    raise error from exc
+
+
+class ClusterClient(RedisCluster):
+    """redis-py's asyncio Cluster client, raising taskq errors (see :mod:`taskq.connection`)."""
+
+    taskq_url: str = ""
+
+    async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await super().execute_command(*args, **kwargs)
+        except (RedisError, OSError) as exc:
+            _raise(exc, self.taskq_url, args)
+
+    def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> ClusterPipeline:
+        pipe = _ClusterPipeline(self, transaction)
+        return pipe
+
+
+class _ClusterPipeline(ClusterPipeline):
+    async def execute(self, raise_on_error: bool = True,
+                      allow_redirections: bool = True) -> list[Any]:
+        try:
+            return await super().execute(raise_on_error, allow_redirections)
+        except (RedisError, OSError) as exc:
+            _raise(exc, getattr(self.cluster_client, "taskq_url", ""))
+
+
+class SyncClusterClient(SyncRedisCluster):
+    """redis-py's blocking Cluster client, raising taskq errors (``enqueue_sync``)."""
+
+    taskq_url: str = ""
+
+    def execute_command(self, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return super().execute_command(*args, **kwargs)  # type: ignore[no-untyped-call]
+        except (RedisError, OSError) as exc:
+            _raise(exc, self.taskq_url, args)
+
+
+def _kwargs(target: Target, options: dict[str, Any]) -> dict[str, Any]:
+    kwargs: dict[str, Any] = {
+        "username": target.username, "password": target.password, "ssl": target.tls,
+        "require_full_coverage": True,
+        **{k: v for k, v in options.items() if k != "health_check_interval"},
+    }
+    return kwargs
+
+
+def connect(target: Target, options: dict[str, Any]) -> ClusterClient:
+    """An asyncio Cluster client for ``target`` (a ``redis+cluster://`` URL), not yet
+    connected (its first command discovers the Cluster from the seed nodes)."""
+    try:
+        client = ClusterClient(startup_nodes=[ClusterNode(h, p) for h, p in target.nodes],
+                               **_kwargs(target, options))
+    except RedisClusterException as exc:
+        raise ConfigError(f"Redis Cluster URL {redact(target.url)!r}: {exc}") from None
+    client.taskq_url = target.url
+    return client
+
+
+def connect_sync(target: Target, options: dict[str, Any]) -> SyncClusterClient:
+    """The blocking twin of :func:`connect` (it connects to a seed node at once)."""
+    try:
+        client = SyncClusterClient(
+            startup_nodes=[SyncClusterNode(h, p)  # type: ignore[no-untyped-call]
+                           for h, p in target.nodes],
+            **_kwargs(target, options))
+    except RedisClusterException as exc:
+        _raise(exc, target.url)
+    except (RedisError, OSError) as exc:
+        _raise(exc, target.url)
+    client.taskq_url = target.url
+    return client
+
+
+def is_cluster(client: Any) -> bool:
+    return isinstance(client, RedisCluster | SyncRedisCluster)
+
+
+async def primaries(client: RedisCluster) -> list[ClusterNode]:
+    """The Cluster's primaries (discovering the Cluster first if need be)."""
+    await _initialized(client)
+    return list(client.get_primaries())
+
+
+async def _initialized(client: RedisCluster) -> None:
+    try:
+        await client.initialize()
+    except (RedisError, OSError) as exc:
+        _raise(exc, getattr(client, "taskq_url", ""))
+
+
+def _key_of(args: tuple[Any, ...]) -> Any:
+    """The key that decides where a command goes (its first key), or None (keyless)."""
+    name = args[0].upper() if isinstance(args[0], str) else args[0].decode().upper()
+    if name in ("EVALSHA", "EVAL", "EVALSHA_RO", "EVAL_RO", "FCALL"):
+        return args[3] if int(args[2]) > 0 else None
+    if name in ("XREADGROUP", "XREAD"):
+        words = [a.upper() if isinstance(a, str) else a for a in args]
+        return args[words.index("STREAMS") + 1]
+    if name in ("SCRIPT", "PING", "TIME", "INFO", "WAIT"):
+        return None
+    return args[1]
+
+
+def _slot(key: Any) -> int:
+    return key_slot(key.encode() if isinstance(key, str) else key)
+
+
+class ClusterLane:
+    """The lane of :mod:`taskq.lane` on a Cluster: one :class:`~taskq.lane.Lane` per primary,
+    each command sent to the primary of its key's slot (see the module for the retries)."""
+
+    def __init__(self, client: RedisCluster, blocking_s: float = 0.0) -> None:
+        self._client = client
+        self._blocking_s = blocking_s
+        self._lanes: dict[str, Lane] = {}
+        self._refreshing = asyncio.Lock()
+        self._refreshed_at = 0.0
+
+    def lane_for(self, node: ClusterNode) -> Lane:
+        lane = self._lanes.get(node.name)
+        if lane is None:
+            lane = self._lanes[node.name] = Lane.on_pool(node, self._blocking_s)
+        return lane
+
+    async def node_of(self, key: Any) -> ClusterNode:
+        """The primary that serves ``key``'s slot now."""
+        await _initialized(self._client)
+        return self._client.nodes_manager.get_node_from_slot(_slot(key))
+
+    async def execute(self, *args: Any) -> Any:
+        return await self.execute_at(_key_of(args), *args)
+
+    async def execute_at(self, key: Any, *args: Any) -> Any:
+        """Run ``args`` on the primary of ``key``'s slot (None: a keyless command), on the same
+        connection as every other command on that slot (``WAIT`` after a write)."""
+        if key is None:  # keyless: SCRIPT LOAD goes to every primary, the rest to any one
+            nodes = await primaries(self._client)
+            if args[0] == "SCRIPT":
+                replies = [await self.lane_for(n).execute(*args) for n in nodes]
+                return replies[0]
+            return await self.lane_for(nodes[0]).execute(*args)
+        deadline = time.monotonic() + FAILOVER_S
+        delay = 0.05
+        while True:
+            node = await self.node_of(key)
+            try:
+                return await self.lane_for(node).execute(*args)
+            except RedisNotReady as exc:  # not run: MOVED, TRYAGAIN, CLUSTERDOWN, ...
+                if time.monotonic() > deadline:
+                    raise
+                if exc.code in ("MOVED", "CLUSTERDOWN", "READONLY"):
+                    await self.refresh()
+                    if exc.code == "MOVED":
+                        continue
+            except RedisUnavailable:
+                # the command was not sent, or its connection broke before the reply: a
+                # primary that is gone is replaced by its replica after the node timeout
+                if time.monotonic() > deadline:
+                    raise
+                await self.refresh()
+                if (await self.node_of(key)).name != node.name:
+                    continue
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+    async def refresh(self) -> None:
+        """Reload the slot map (at most every 0.2 s, however many callers ask)."""
+        async with self._refreshing:
+            if time.monotonic() - self._refreshed_at < 0.2:
+                return
+            try:
+                await self._client.nodes_manager.initialize()
+            except (RedisError, OSError) as exc:
+                log.warning("cannot reload the Redis Cluster's slot map: %s", exc)
+            self._refreshed_at = time.monotonic()
+
+    async def aclose(self) -> None:
+        lanes, self._lanes = list(self._lanes.values()), {}
+        for lane in lanes:
+            await lane.aclose()
+
+
+async def event_client(client: RedisCluster) -> Client:
+    """A plain client on one primary, for subscriptions (PUBLISH reaches every node)."""
+    node = (await primaries(client))[0]
+    return Client(connection_pool=ConnectionPool(connection_class=node.connection_class,
+                                                 **node.connection_kwargs))

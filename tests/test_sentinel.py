@@ -1,0 +1,157 @@
+"""taskq through Redis Sentinel (1 master, 1 replica, 3 Sentinels, started here): the master is
+found through the Sentinels, and after a failover every client follows the new master."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from redis.asyncio.connection import Connection
+
+from faults.topology import LocalSentinel
+from taskq import NotReplicated, RedisNotReady, TaskQueue, Worker
+from taskq.lane import Lane
+from tests.helpers import eventually
+from tests.scaleout import require_redis_server
+
+
+@pytest.fixture(scope="module")
+def sentinel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSentinel]:
+    require_redis_server("a Redis Sentinel test")
+    s = LocalSentinel(Path(tmp_path_factory.mktemp("sentinel")), password="s3cret-pw")
+    try:
+        s.start()
+        yield s
+    finally:
+        s.stop()
+
+
+@pytest.fixture
+async def made() -> AsyncIterator[list[TaskQueue]]:
+    """TaskQueues made by the test, closed after its workers stopped (ask for it first)."""
+    queues: list[TaskQueue] = []
+    yield queues
+    for tq in queues:
+        await tq.aclose()
+
+
+def make(sentinel: LocalSentinel, made: list[TaskQueue]) -> TaskQueue:
+    tq = TaskQueue(sentinel.url, prefix=f"s{uuid.uuid4().hex[:8]}")
+    made.append(tq)
+
+    @tq.task(name="inc")
+    async def inc(x: int) -> int:
+        return x + 1
+
+    return tq
+
+
+async def test_the_master_is_found_and_followed_through_a_failover(
+        made: list[TaskQueue], sentinel: LocalSentinel,
+        start_worker: Callable[..., Worker]) -> None:
+    tq = make(sentinel, made)
+    inc = tq.registry["inc"]
+    await tq.ready()
+    before = sentinel.current_master()
+    start_worker(tq)
+    assert await (await inc.enqueue(x=1)).result(timeout=30) == 2
+    new = await asyncio.to_thread(sentinel.failover)
+    assert new is not before
+    # the same TaskQueue, its lane, its worker and a blocking producer all use the new master
+    after = [await inc.enqueue(x=i) for i in range(5)]
+    assert [await h.result(timeout=30) for h in after] == [1, 2, 3, 4, 5]
+    sync = await asyncio.to_thread(inc.enqueue_sync, x=10)
+    assert await asyncio.to_thread(sync.result, 30) == 11
+    admin = new.admin()
+    try:
+        assert admin.xlen(tq.keys("default").stream) == 0  # everything ran and was acked there
+        assert int(admin.hget(tq.keys("default").stats, "completed") or 0) >= 7
+    finally:
+        admin.close()
+
+
+class _Switching:
+    """A connection pool stand-in whose next connection goes to the next of ``ports``, as a
+    Sentinel-managed connection asks the Sentinels anew (here: first the replica)."""
+
+    connection_class = Connection
+
+    def __init__(self, ports: list[int], password: str) -> None:
+        self.ports = ports
+        self.password = password
+        self.made = 0
+
+    @property
+    def connection_kwargs(self) -> dict[str, Any]:
+        port = self.ports[min(self.made, len(self.ports) - 1)]
+        self.made += 1
+        return {"host": "127.0.0.1", "port": port, "password": self.password,
+                "socket_timeout": 5}
+
+
+async def test_readonly_means_reconnect_and_the_write_did_not_run(
+        sentinel: LocalSentinel) -> None:
+    master = sentinel.current_master()
+    replica = sentinel.replica if master is sentinel.master else sentinel.master
+    key = f"s{uuid.uuid4().hex[:8]}:ro"
+    # a lane whose connection is on a replica (a demoted master): the XADD is refused with
+    # READONLY, the lane reconnects (now to the master) and sends it once more
+    pool = _Switching([replica.port, master.port], sentinel.password or "")
+    lane = Lane.on_pool(pool)
+    try:
+        await lane.execute("PING")  # connected to the replica
+        pool.made = 1
+        entry = await lane.execute("XADD", key, "*", "m", "x")
+        assert entry
+    finally:
+        await lane.aclose()
+    admin = master.admin()
+    try:
+        assert admin.xlen(key) == 1  # once, on the master
+        admin.delete(key)
+    finally:
+        admin.close()
+    # a lane that finds only a replica: RedisNotReady, and nothing was written
+    lane = Lane.on_pool(_Switching([replica.port], sentinel.password or ""))
+    try:
+        with pytest.raises(RedisNotReady, match="READONLY") as refused:
+            await lane.execute("XADD", key, "*", "m", "x")
+        assert refused.value.code == "READONLY"
+    finally:
+        await lane.aclose()
+
+
+async def test_min_replicas_confirms_enqueues_and_completions(
+        made: list[TaskQueue], sentinel: LocalSentinel,
+        start_worker: Callable[..., Worker]) -> None:
+    base = make(sentinel, made)
+    tq = base.configured()  # (a copy with the same registry, then with the guarantee)
+    tq.min_replicas, tq.replicas_timeout_ms = 1, 2000
+    made.append(tq)
+    inc = tq.registry["inc"]
+    handles = await tq.enqueue_many([inc.message(x=i) for i in range(3)])
+    handles.append(await tq.enqueue_one(inc.message(x=3)))
+    handles += await asyncio.to_thread(tq.enqueue_many_sync, [inc.message(x=4)])
+    worker = start_worker(tq)
+    assert sorted([await h.result(timeout=30) for h in handles[:4]]) == [1, 2, 3, 4]
+    assert worker.completer.unreplicated == 0
+    # asking for more replicas than there are: refused in time, yet queued on the master
+    strict = base.configured()
+    strict.min_replicas, strict.replicas_timeout_ms = 2, 100
+    made.append(strict)
+    with pytest.raises(NotReplicated, match="only 1 of the 2 replicas") as refused:
+        await strict.enqueue_one(inc.message(x=5))
+    assert refused.value.replicas == 1
+    with pytest.raises(NotReplicated):
+        await asyncio.to_thread(strict.enqueue_many_sync, [inc.message(x=6)])
+    admin = sentinel.current_master().admin()
+    try:
+        async def both_ran() -> bool:
+            return int(admin.hget(tq.keys("default").stats, "completed") or 0) >= 7
+        await eventually(both_ran, timeout=30)
+    finally:
+        admin.close()
