@@ -385,7 +385,7 @@ async def test_failed_schedules_the_next_attempt_with_its_record_and_payload(
     payload = call.pop("payload")
     assert call == {"keys": app.keys("default"), "consumer": "w1", "entry_id": "5-0",
                     "deliveries": 4, "task_id": "default:5-0", "delay_ms": 3_000,
-                    "ttl_ms": 7_000}
+                    "ttl_ms": 7_000, "slot": None}
     assert codec.decode(payload) == Message("send", (1,), {"k": 2}, attempts=2,
                                             enqueued_ms=1_000, task_id="default:5-0")
     assert (record.status, record.task, record.args, record.kwargs, record.attempts,

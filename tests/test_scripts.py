@@ -20,7 +20,16 @@ from taskq import TaskQueue
 from taskq.deadletter import DeadEntry
 from taskq.keys import QueueKeys
 from taskq.records import TaskStatus
-from taskq.scripts import NAMES, Completion, Reclaimed, Scripts, SyncScripts, _bucket, source
+from taskq.scripts import (
+    NAMES,
+    WORKFLOW_PRELUDE,
+    Completion,
+    Reclaimed,
+    Scripts,
+    SyncScripts,
+    _bucket,
+    source,
+)
 
 PACKAGE = Path(__file__).resolve().parent.parent / "taskq"
 
@@ -102,9 +111,11 @@ BUCKET = K.records(170_000_001)
 
 def test_a_script_is_the_prelude_then_its_file() -> None:
     lua = resources.files("taskq") / "lua"
+    workflow = (lua / "_workflow.lua").read_text() + "\n"
     for name in NAMES:
         assert source(name) == (lua / "_lib.lua").read_text() + "\n" + (
-            lua / f"{name}.lua").read_text()
+            workflow if name in WORKFLOW_PRELUDE else "") + (lua / f"{name}.lua").read_text()
+    assert set(NAMES) > WORKFLOW_PRELUDE
 
 
 async def test_enqueue_passes_the_limit_then_the_messages() -> None:
