@@ -12,14 +12,16 @@ import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from taskq import TaskQueue, WorkerConfig, codec
-from taskq.codec import Message
+from taskq.codec import Message, WorkflowRef
 from taskq.deadletter import DeadEntry
 from taskq.errors import Retry
 from taskq.records import TaskStatus, decode_record
 from taskq.retry import RetryPolicy
+from taskq.scripts import StepEnd
 from taskq.worker.context import Clock, Flags, WorkerContext
 from taskq.worker.ledger import Delivery, Ledger
 from taskq.worker.outcomes import Outcomes
+from taskq.workflow.failure import step_failure
 
 
 @pytest.fixture
@@ -706,3 +708,33 @@ async def test_observers_see_each_outcome_with_its_reason(
         ("t1", msg, "default", "retried", "error", 1, 5, "TimeoutError", "t"),
         ("t1", msg, "default", "dead", "max_attempts", 2, 5, "ValueError", "v"),
         ("t1", msg, "default", "succeeded", "", 2, 6, "", "")]
+
+
+async def test_a_slot_and_a_workflow_step_go_with_each_outcome(
+        app: TaskQueue, outcomes: Outcomes, monkeypatch: pytest.MonkeyPatch) -> None:
+    retry, dead, release = RetryScript(1), DeadScript("9-0"), ReleaseScript()
+    monkeypatch.setattr(app.scripts, "retry", retry)
+    monkeypatch.setattr(app.scripts, "dead", dead)
+    monkeypatch.setattr(app.scripts, "release", release)
+
+    @app.task(max_attempts=2)
+    async def send() -> None: ...
+
+    ref = WorkflowRef("wf1", 2, "x", ("default",))
+    msg = Message("send", workflow=ref, task_id="default:1-0")
+    d = held(outcomes, Delivery("default", "1-0", 1, b"", task_id="default:1-0", slot="s1"))
+    await outcomes.failed(d, msg, send, raised(ValueError("v")), 1, 0)
+    await outcomes.failed(d, msg, send, raised(ValueError("v")), 2, 0)
+    await outcomes.release([d])
+    outcomes.finish(d, msg, send, TaskStatus.SUCCEEDED, {"r": 1}, "", 1)
+    [r], [dl], [rl] = retry.calls, dead.calls, release.calls
+    assert (r["slot"], dl["slot"], rl["slot"]) == ("s1", "s1", "s1")
+    assert dl["step"] == ref
+    assert dl["failure"] == step_failure(ref, "default:1-0", "send", "max_attempts",
+                                         "ValueError", "v")
+    assert d.step == StepEnd(ref, codec.pack({"r": 1}))
+    plain = held(outcomes, Delivery("default", "2-0", 1, b"", task_id="default:2-0"))
+    outcomes.finish(plain, Message("send"), send, TaskStatus.SUCCEEDED, 1, "", 1)
+    await outcomes.dead(plain, Message("send"), "poison", "E", "e")
+    assert plain.step is None
+    assert "step" not in dead.calls[1] and "failure" not in dead.calls[1]
