@@ -411,7 +411,8 @@ async def _store_schedules(redis_url: str, prefix: str) -> str:
     app = TaskQueue(redis_url, prefix=prefix)
 
     @app.task(name="add")
-    async def add(a: int, b: int) -> int: ...
+    async def add(a: int, b: int) -> int:
+        return a + b
 
     app.schedule(add.message(a=6, b=0), cron="0 6 * * *", timezone="Europe/Berlin",
                  name="daily-report")
