@@ -30,8 +30,11 @@ from taskq.errors import (
     TaskNotRegistered,
     TaskqError,
     TaskValidationError,
+    UniqueKeyReused,
+    WorkerStartupError,
 )
 from taskq.handle import SyncTaskHandle, TaskHandle
+from taskq.lifecycle import TaskHooks, TaskOutcome
 from taskq.periodic import CatchUp, Schedule
 from taskq.queue import TaskQueue
 from taskq.records import TERMINAL_STATUSES, TaskRecord, TaskStatus
@@ -69,16 +72,20 @@ __all__ = [
     "TaskContext",
     "TaskFailed",
     "TaskHandle",
+    "TaskHooks",
     "TaskNotFound",
     "TaskNotRegistered",
     "TaskOptions",
+    "TaskOutcome",
     "TaskQueue",
     "TaskRecord",
     "TaskStatus",
     "TaskValidationError",
     "TaskqError",
+    "UniqueKeyReused",
     "Worker",
     "WorkerConfig",
+    "WorkerStartupError",
     "current_context",
 ]
 

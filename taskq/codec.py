@@ -17,6 +17,12 @@ A stream entry has one field, ``m``: a msgpack map with short keys (version 1)::
     x  the step's input, appended by the script that enqueues the step (the previous step's
        result, or a chord's list of results); it becomes the keyword argument named in ``w``
 
+Optional, present only when the task was sent with these options (see :mod:`taskq.options`):
+
+    u  unique key (the task's name and the key given, ``"<task>:<key>"``)
+    uf ms the unique key is kept after the task succeeded
+    ex expiry: ms since the epoch after which the task is not started
+
 Decoding never executes or imports anything named in the payload. Failures raise
 :class:`~taskq.errors.DecodeError`.
 """
@@ -33,6 +39,7 @@ import msgpack
 
 from taskq import ids
 from taskq.errors import DecodeError
+from taskq.options import SendOptions
 
 VERSION = 1
 FIELD = b"m"
@@ -86,6 +93,7 @@ class Message:
     queue: str | None = None
     trace: dict[str, str] | None = None
     workflow: WorkflowRef | None = None
+    options: SendOptions | None = None  # unique key, run-at, expiry (None: none of them)
 
     def with_attempts(self, attempts: int, task_id: str) -> Message:
         return replace(self, attempts=attempts, task_id=task_id)
@@ -107,6 +115,8 @@ def encode(message: Message) -> bytes:
         body["w"] = message.workflow.plain()
     if message.trace:  # (empty: traced, but the span was not recorded)
         body["c"] = message.trace
+    if message.options is not None:
+        message.options.to_envelope(body)
     try:
         return _packer().pack(body)  # type: ignore[no-any-return]
     except (TypeError, ValueError, OverflowError) as exc:
@@ -273,8 +283,9 @@ def _checked(body: Any) -> Message:
         workflow = _workflow_ref(body["w"])
         if workflow.param and "x" in body:  # the step's input, appended when it was enqueued
             kwargs = {**kwargs, workflow.param: body["x"]}
+    options = SendOptions.from_envelope(body)  # raises DecodeError for malformed fields
     return Message(task, tuple(args), kwargs, attempts, enqueued, task_id, trace=trace,
-                   workflow=workflow)
+                   workflow=workflow, options=options)
 
 
 def pack(value: Any) -> bytes:

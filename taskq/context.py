@@ -9,6 +9,9 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+S = TypeVar("S")
 
 ProgressSink = Callable[[str, str, float, str], Awaitable[None]]
 
@@ -25,6 +28,16 @@ class TaskContext:
     worker_id: str
     _sink: ProgressSink | None = field(default=None, repr=False)
     _cancel_requested: bool = field(default=False, repr=False)
+    state: Any = field(default=None, repr=False)
+    """What the worker lifespan yielded (``@tq.worker_lifespan``); None without one, and in
+    the pool processes of ``cpu_bound`` tasks."""
+
+    def state_as(self, kind: type[S]) -> S:
+        """``state``, checked to be a ``kind`` (a typed view for type checkers)."""
+        if not isinstance(self.state, kind):
+            raise TypeError(f"the worker state is a {type(self.state).__name__}, not a "
+                            f"{kind.__name__} (see @tq.worker_lifespan)")
+        return self.state
 
     @property
     def cancelled(self) -> bool:

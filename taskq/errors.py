@@ -4,6 +4,7 @@ The tree::
 
     TaskqError
     ├── ConfigError              bad settings or a Redis server taskq refuses to run on
+    │   └── WorkerStartupError   the app's worker lifespan failed to start (exit code 78)
     ├── InvalidQueueName         a queue name that cannot be one (also a ValueError)
     ├── TaskNotRegistered        a task name that is not registered (never imported from a payload),
     │                            or a short name that matches several
@@ -11,6 +12,8 @@ The tree::
     ├── PayloadTooLarge          an encoded message over the configured size limit
     ├── DecodeError              bytes that are not a valid taskq message
     ├── BacklogFull              the queue's backlog limit is reached; enqueue refused
+    ├── UniqueKeyReused          a unique key (an HTTP Idempotency-Key) held for a task sent
+    │                            with other arguments (a request fingerprint that differs)
     ├── TaskNotFound             no record, entry or delayed task with that id
     ├── QueueNotFound            an operator call on a queue that was never used nor registered
     ├── DeadLetterNotFound       no dead letter with that id in the queue
@@ -56,6 +59,10 @@ class TaskqError(Exception):
 
 class ConfigError(TaskqError):
     """Settings that cannot work, or a Redis server configured to lose queue data."""
+
+
+class WorkerStartupError(ConfigError):
+    """The worker lifespan (``@tq.worker_lifespan``) raised before its ``yield``."""
 
 
 class InvalidQueueName(TaskqError, ValueError):
@@ -119,6 +126,16 @@ class BacklogFull(TaskqError):
         self.queue = queue
         self.backlog = backlog
         self.limit = limit
+
+
+class UniqueKeyReused(TaskqError):
+    """An enqueue with a request fingerprint found its unique key held for another request."""
+
+    def __init__(self, key: str, task_id: str) -> None:
+        super().__init__(f"unique key {key!r} is held by task {task_id} sent with other "
+                         "arguments; use a new key")
+        self.key = key
+        self.task_id = task_id
 
 
 class TaskNotFound(TaskqError):

@@ -26,6 +26,8 @@ class TaskHandle(Generic[R]):
     app: TaskQueue
     task: Task[Any, R] | None = None
     run_at_ms: int | None = None
+    deduplicated: bool = False
+    """True when a task with the same unique key existed: this is that task's handle."""
 
     @property
     def queue(self) -> str:
@@ -58,7 +60,7 @@ class TaskHandle(Generic[R]):
 
     def sync(self) -> SyncTaskHandle[R]:
         """The blocking handle on the same task, for plain ``def`` code."""
-        return SyncTaskHandle(self.id, self.app, self.task, self.run_at_ms)
+        return SyncTaskHandle(self.id, self.app, self.task, self.run_at_ms, self.deduplicated)
 
 
 @dataclass(slots=True, unsafe_hash=True)
@@ -71,6 +73,7 @@ class SyncTaskHandle(Generic[R]):
     app: TaskQueue
     task: Task[Any, R] | None = None
     run_at_ms: int | None = None
+    deduplicated: bool = False
 
     @property
     def queue(self) -> str:
@@ -79,7 +82,7 @@ class SyncTaskHandle(Generic[R]):
     @property
     def aio(self) -> TaskHandle[R]:
         """The async handle on the same task (for code that has an event loop)."""
-        return TaskHandle(self.id, self.app, self.task, self.run_at_ms)
+        return TaskHandle(self.id, self.app, self.task, self.run_at_ms, self.deduplicated)
 
     def status(self) -> TaskRecord:
         """Where the task is now; raises TaskNotFound for unknown or expired ids."""

@@ -85,12 +85,9 @@ class QueueKeys:
         """Sorted set: task id -> the time its rate-limit slot was reserved for."""
         return f"{self.tag}:limit:reserved"
 
-    @property
-    def idempotency(self) -> str:
-        return f"{self.tag}:idem"
-
-    def idempotency_key(self, key: str) -> str:
-        return f"{self.tag}:idem:{key}"
+    def unique(self, key: str) -> str:
+        """The hold of one unique key (``"<task>:<key>"``, see :mod:`taskq.options`)."""
+        return f"{self._own}:uniq:{key}"  # per priority lane: its task is found there
 
     @property
     def cancel_channel(self) -> str:

@@ -24,7 +24,7 @@ from typing import (
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
-from taskq import batching, clients, codec, durability, ids, names, state
+from taskq import batching, clients, codec, durability, ids, lifecycle, names, options, state
 from taskq.blocking import LoopThread
 from taskq.codec import Message
 from taskq.connection import (
@@ -41,6 +41,7 @@ from taskq.errors import (
     ResultTimeout,
     TaskNotFound,
     TaskValidationError,
+    UniqueKeyReused,
 )
 from taskq.handle import SyncTaskHandle, TaskHandle
 from taskq.keys import GROUP, QueueKeys, queues_key
@@ -55,7 +56,7 @@ from taskq.records import (
 )
 from taskq.results import EventHub
 from taskq.retry import RetryPolicy
-from taskq.scripts import Scripts, SyncScripts
+from taskq.scripts import Scripts, SendItem, Sent, SyncScripts
 from taskq.task import ContextTask, Seconds, Task, TaskOptions, seconds, takes_context
 from taskq.url_choice import UrlChoice, choose
 
@@ -64,6 +65,7 @@ if TYPE_CHECKING:
 
 P = ParamSpec("P")
 R = TypeVar("R")
+L = TypeVar("L", bound=Callable[..., Any])
 
 log = logging.getLogger(__name__)
 _SYNC_LOOP_LOCK = threading.Lock()
@@ -131,6 +133,8 @@ class TaskQueue:
         self.min_replicas = min_replicas  # (see taskq.durability)
         self.replicas_timeout_ms = int((seconds(replicas_timeout) or 1.0) * 1000)
         self.registry: dict[str, Task[Any, Any]] = {}
+        self.lifespan: lifecycle.Lifespan | None = None
+        self.task_hooks: tuple[lifecycle.TaskHooks, ...] = ()
         self.tracing: Tracing | None = None
         """Set by :func:`taskq.tracing.instrument`: enqueues and workers trace (OpenTelemetry)."""
         self.schedules: dict[str, Schedule] = {}
@@ -253,6 +257,20 @@ class TaskQueue:
             return register(fn)
         return register
 
+    def worker_lifespan(self, fn: L) -> L:
+        """Decorate the worker lifespan: an async generator function that sets up what tasks
+        share (a database pool, a client), yields it (tasks read it as ``ctx.state``), and
+        tears it down after the worker drained. Runs once per worker process (see
+        :mod:`taskq.lifecycle`); one per TaskQueue."""
+        if self.lifespan is not None:
+            raise ValueError("this TaskQueue has a worker lifespan already")
+        self.lifespan = fn
+        return fn
+
+    def add_task_hooks(self, hooks: lifecycle.TaskHooks) -> None:
+        """Call ``hooks.before(ctx)`` and ``hooks.after(ctx, outcome)`` around each attempt in
+        every worker of this TaskQueue (tracing, metrics; see :mod:`taskq.lifecycle`)."""
+        self.task_hooks = (*self.task_hooks, hooks)
     def schedule(
         self, message: Message, *, cron: str | None = None, every: Seconds | None = None,
         timezone: str = "UTC", name: str | None = None,
@@ -332,6 +350,8 @@ class TaskQueue:
             copy._url = self._url
         copy.result_ttl_ms = self.result_ttl_ms
         copy.registry = self.registry
+        copy.lifespan = self.lifespan
+        copy.task_hooks = self.task_hooks
         copy.tracing = self.tracing
         copy.schedules = self.schedules
         return copy
@@ -490,6 +510,9 @@ class TaskQueue:
         below its backlog limit (the common case), else :meth:`enqueue_many`."""
         if self.tracing is not None and msg.trace is None:
             return await self.tracing.enqueue_one(self, msg)
+        if msg.options is not None and options.routed(msg.options):
+            (handle,) = await self._send_with([msg], 0)
+            return handle
         ((queue, payload, _),) = self._encode([msg])  # raises PayloadTooLarge
         if queue in self._known_queues and self._gauge.fast(queue, 1, time.monotonic(),
                                                              self.max_backlog):
@@ -503,11 +526,16 @@ class TaskQueue:
         """Enqueue messages (from ``task.message(...)``), in one round trip for up to 500.
 
         Raises PayloadTooLarge before anything is sent, and BacklogFull when a queue would pass
-        its limit; a refused batch adds nothing (see :mod:`taskq.batching`).
+        its limit; a refused batch adds nothing (see :mod:`taskq.batching`). Messages with a
+        unique key or a run-at time (``task.with_options(...).message(...)``) are added by
+        the enqueue-with-options script, checked per queue and call.
         """
-        if self.tracing is not None and self.tracing.untraced(messages := list(messages)):
-            return await self.tracing.enqueue_many(self, messages, delay=delay)
-        plan = self._plan(messages, delay)
+        msgs = messages if isinstance(messages, list | tuple) else list(messages)
+        if self.tracing is not None and self.tracing.untraced(msgs := list(msgs)):
+            return await self.tracing.enqueue_many(self, msgs, delay=delay)
+        if any(m.options is not None and options.routed(m.options) for m in msgs):
+            return await self._mixed(msgs, _delay_ms(delay))
+        plan = self._plan(msgs, delay)
         if plan is None:
             return []
         if plan.new_queues:
@@ -540,9 +568,12 @@ class TaskQueue:
     def _enqueue_many_sync(
         self, messages: Iterable[Message], delay: Seconds | None
     ) -> list[TaskHandle[Any]]:
-        if self.tracing is not None and self.tracing.untraced(messages := list(messages)):
-            return self.tracing.enqueue_many_sync(self, messages, delay)
-        plan = self._plan(messages, delay)
+        msgs = messages if isinstance(messages, list | tuple) else list(messages)
+        if self.tracing is not None and self.tracing.untraced(msgs := list(msgs)):
+            return self.tracing.enqueue_many_sync(self, msgs, delay)
+        if any(m.options is not None and options.routed(m.options) for m in msgs):
+            return self._mixed_sync(msgs, _delay_ms(delay))
+        plan = self._plan(msgs, delay)
         if plan is None:
             return []
         client, scripts = self._sync_client()
@@ -649,6 +680,88 @@ class TaskQueue:
         return [TaskHandle(prefix + e, self, registry.get(m.task))
                 for e, m in zip(entries, call.messages, strict=True)]
 
+    # -- enqueue with options (unique keys, run-at): taskq/lua/enqueue_with.lua --------------
+
+    async def _mixed(self, msgs: Sequence[Message], delay_ms: int) -> list[TaskHandle[Any]]:
+        """A batch with some routed messages: those through the options script, the others as
+        usual; handles in the order of ``msgs``."""
+        routed = [i for i, m in enumerate(msgs) if options.routed(m.options)]
+        plain = [m for m in msgs if not options.routed(m.options)]
+        sent = await self._send_with([msgs[i] for i in routed], delay_ms)
+        rest = await self.enqueue_many(plain, delay=delay_ms / 1000) if plain else []
+        return _merge(len(msgs), routed, sent, rest)
+
+    def _mixed_sync(self, msgs: Sequence[Message], delay_ms: int) -> list[TaskHandle[Any]]:
+        routed = [i for i, m in enumerate(msgs) if options.routed(m.options)]
+        plain = [m for m in msgs if not options.routed(m.options)]
+        client, scripts = self._sync_client()
+        groups = self._with_items([msgs[i] for i in routed], delay_ms)
+        new = {q for q, _, _ in groups} - self._known_queues
+        if new:
+            client.sadd(queues_key(self.prefix), *new)
+            self._known_queues |= new
+        sent: list[TaskHandle[Any]] = []
+        for queue, items, batch in groups:
+            r = scripts.enqueue_with(keys=self.keys(queue), items=items, limit=self.max_backlog)
+            sent += self._with_handles(queue, batch, r)
+        rest = self._enqueue_many_sync(plain, delay_ms / 1000) if plain else []
+        return _merge(len(msgs), routed, sent, rest)
+
+    async def _send_with(self, msgs: Sequence[Message], delay_ms: int) -> list[TaskHandle[Any]]:
+        groups = self._with_items(msgs, delay_ms)
+        new = {q for q, _, _ in groups} - self._known_queues
+        if new:
+            await self.redis.sadd(queues_key(self.prefix), *new)  # type: ignore[misc]
+            self._known_queues |= new
+        handles: list[TaskHandle[Any]] = []
+        for queue, items, batch in groups:
+            r = await self.scripts.enqueue_with(keys=self.keys(queue), items=items,
+                                                limit=self.max_backlog)
+            handles += self._with_handles(queue, batch, r)
+        return handles
+
+    def _with_items(self, msgs: Sequence[Message],
+                    delay_ms: int) -> list[tuple[str, list[SendItem], list[Message]]]:
+        """Per queue, in chunks: the script items of ``msgs`` (encoded, size-checked; a
+        delayed one gets its task id now)."""
+        by_queue: dict[str, list[tuple[SendItem, Message]]] = {}
+        limit = self.max_payload_bytes
+        for m in msgs:
+            queue = m.queue or self._queue_of(m.task)
+            opts = m.options
+            due = options.due(opts, delay_ms)
+            task_id = ids.new_scheduled_id(queue) if due else ""
+            try:
+                payload = codec.encode(m.with_attempts(m.attempts, task_id) if due else m)
+            except DecodeError:
+                _check_arguments(m)
+                raise
+            if len(payload) > limit:
+                raise PayloadTooLarge(len(payload), limit)
+            item = SendItem(payload, opts.key if opts else None, task_id, due,
+                            opts.fingerprint if opts else "")
+            by_queue.setdefault(queue, []).append((item, m))
+        out = []
+        for queue, pairs in by_queue.items():
+            for i in range(0, len(pairs), batching.CHUNK):
+                chunk = pairs[i : i + batching.CHUNK]
+                out.append((queue, [p for p, _ in chunk], [m for _, m in chunk]))
+        return out
+
+    def _with_handles(self, queue: str, msgs: list[Message],
+                      r: list[Sent] | tuple[int, str]) -> list[TaskHandle[Any]]:
+        if isinstance(r, tuple):
+            raise BacklogFull(queue, r[0], self.max_backlog)
+        handles = []
+        for sent, m in zip(r, msgs, strict=True):
+            opts = m.options
+            if (sent.deduplicated and opts is not None and opts.fingerprint
+                    and sent.fingerprint and sent.fingerprint != opts.fingerprint):
+                raise UniqueKeyReused(opts.key or "", sent.task_id)
+            handles.append(TaskHandle(sent.task_id, self, self.registry.get(m.task),
+                                      sent.due_ms or None, sent.deduplicated > 0))
+        return handles
+
     def handle(self, task_id: str) -> TaskHandle[Any]:
         """A handle on a task id from elsewhere (an HTTP client, a log line)."""
         ids.split(task_id)
@@ -720,7 +833,7 @@ class TaskQueue:
 
 
 TERMINAL_NAMES = frozenset(str(s) for s in (TaskStatus.SUCCEEDED, TaskStatus.DEAD,
-                                            TaskStatus.CANCELLED))
+                                            TaskStatus.CANCELLED, TaskStatus.EXPIRED))
 
 
 def _running_in(loop: asyncio.AbstractEventLoop) -> bool:
@@ -744,6 +857,16 @@ def _check_arguments(msg: Message) -> None:
         errors = codec.argument_errors(msg)
         if errors:
             raise TaskValidationError(msg.task, errors) from None
+
+
+def _merge(n: int, routed: list[int], sent: list[TaskHandle[Any]],
+           rest: list[TaskHandle[Any]]) -> list[TaskHandle[Any]]:
+    """Handles in input order: ``sent`` at the ``routed`` indices, ``rest`` elsewhere."""
+    out: list[TaskHandle[Any] | None] = [None] * n
+    for i, h in zip(routed, sent, strict=True):
+        out[i] = h
+    it = iter(rest)
+    return [h if h is not None else next(it) for h in out]
 
 
 def _delay_ms(delay: Seconds | None) -> int:

@@ -35,9 +35,11 @@ class TaskStatus(StrEnum):
     FAILED = "failed"
     DEAD = "dead"
     CANCELLED = "cancelled"
+    EXPIRED = "expired"  # not started before its expiry (``with_options(expires=...)``)
 
 
-TERMINAL_STATUSES = frozenset({TaskStatus.SUCCEEDED, TaskStatus.DEAD, TaskStatus.CANCELLED})
+TERMINAL_STATUSES = frozenset({TaskStatus.SUCCEEDED, TaskStatus.DEAD, TaskStatus.CANCELLED,
+                               TaskStatus.EXPIRED})
 
 
 def bucket_key(keys: QueueKeys, task_id: str) -> str:

@@ -45,9 +45,10 @@ NAMES = (
     "cancel",
     "complete",
     "dead",
+    "defer",
     "enqueue",
+    "enqueue_with",
     "forget_consumer",
-    "idempotency",
     "periodic_fire",
     "periodic_pause",
     "periodic_sync",
@@ -63,6 +64,7 @@ NAMES = (
     "schedule",
     "task_metrics",
     "throttle",
+    "unique_release",
     "workflow_cancel",
     "workflow_start",
 )
@@ -121,6 +123,9 @@ class Completable(Protocol):
     def step(self) -> StepEnd | None: ...
     @property
     def slot(self) -> str | None: ...
+    @property
+    def unique(self) -> tuple[str, int] | None:
+        """The task's unique key (as in the envelope) and ms to keep it after success."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +169,7 @@ class Completion:
     record: bytes
     flags: str = ""
     slot: str | None = None  # the concurrency slot set it holds (freed with the ack)
+    unique: tuple[str, int] | None = None
     step: StepEnd | None = None
 
 
@@ -201,10 +207,64 @@ def _schedule_args(task_ids: Sequence[str], payloads: Sequence[bytes], delay_ms:
     return args
 
 
+@dataclass(frozen=True, slots=True)
+class Sent:
+    """One message's answer from the enqueue-with-options script."""
+
+    task_id: str
+    deduplicated: int  # 0 added, 1 its key's task lives, 2 its key is kept after success
+    due_ms: int  # 0 when ready now
+    fingerprint: str  # stored with the key (a deduplicated answer)
+
+
+@dataclass(frozen=True, slots=True)
+class SendItem:
+    """One message for the enqueue-with-options script (see :mod:`taskq.options`)."""
+
+    payload: bytes
+    unique_key: str | None  # the full key ("<task>:<key>")
+    task_id: str  # '' for a ready message (its entry id names it)
+    due: str  # '' ready now, 'd<ms>' in ms, 'a<ms>' at epoch ms (Redis clock)
+    fingerprint: str = ""
+
+
+def _send_args(keys: QueueKeys, items: Sequence[SendItem],
+               limit: int) -> tuple[list[str], list[Any]]:
+    key_list = [keys.stream, keys.delayed, keys.payloads, keys.entries]
+    index: dict[str, int] = {}
+    args: list[Any] = [limit, keys.queue]
+    for item in items:
+        k = 0
+        if item.unique_key is not None:
+            k = index.get(item.unique_key, 0)
+            if not k:
+                key_list.append(keys.unique(item.unique_key))
+                k = index[item.unique_key] = len(key_list)
+        args += (k, item.task_id, item.payload, item.due, item.fingerprint)
+    return key_list, args
+
+
+def _sent(r: list[Any]) -> list[Sent] | tuple[int, str]:
+    if int(r[0]) == 0:
+        return int(r[1]), _s(r[2])
+    return [Sent(_s(r[i]), int(r[i + 1]), int(r[i + 2]), _s(r[i + 3]))
+            for i in range(1, len(r), 4)]
+
+
 def _scheduled(r: list[Any]) -> list[int] | int:
     if int(r[0]) == 0:
         return int(r[1])
     return [int(x) for x in r[1:]]
+
+
+def _unique_lines(keys: QueueKeys, items: Sequence[Completable], key_list: list[str]) -> str:
+    """The complete script's unique-key lines (adds the keys to ``key_list``)."""
+    lines = []
+    for i, c in enumerate(items, 1):
+        if c.unique is not None:
+            key_list.append(keys.unique(c.unique[0]))
+            lines.append(f"{i}\t{len(key_list)}\t{c.unique[1]}")
+    return "\n".join(lines)
 
 
 class PeriodicDefinition(Protocol):
@@ -282,6 +342,19 @@ class Scripts:
         return _scheduled(
             await self._call("schedule", (keys.delayed, keys.payloads, keys.stream), args))
 
+    async def enqueue_with(
+        self, *, keys: QueueKeys, items: Sequence[SendItem], limit: int
+    ) -> list[Sent] | tuple[int, str]:
+        """Enqueue messages with options (unique keys checked and held in the same step):
+        one :class:`Sent` per item, or (backlog, 'stream' | 'delayed') when ``limit``
+        refused the batch (then nothing was added)."""
+        key_list, args = _send_args(keys, items, limit)
+        return _sent(await self._call("enqueue_with", key_list, args))
+
+    async def unique_release(self, *, keys: QueueKeys, key: str, task_id: str) -> None:
+        """Release unique ``key`` while it holds ``task_id`` (a task cancelled unrun)."""
+        await self._call("unique_release", (keys.unique(key),), (task_id,))
+
     async def probe(self, *, keys: QueueKeys) -> str | None:
         """The first command producing to ``keys``'s queue needs that this ACL user may not
         run (``"the 'xadd' command on '...'"``), or None; nothing is run."""
@@ -297,7 +370,10 @@ class Scripts:
              _bucket_key(keys, task_id)),
             (GROUP, task_id, ids.implied_entry(task_id) or "", record, ttl_ms, keys.events),
         )
-        return _s(r)
+        where, _, unique = _s(r).partition("\t")
+        if unique:  # it held a unique key: free it (a key left behind is taken over anyway)
+            await self.unique_release(keys=keys, key=unique, task_id=task_id)
+        return where
 
     # -- a worker's owner-checked outcomes -------------------------------------------------
 
@@ -339,14 +415,17 @@ class Scripts:
                     where[c.slot] = len(key_list)
             args += [where.get(c.slot, 0) if c.slot else 0 for c in items]
         steps = [(i, c.step) for i, c in enumerate(items, 1) if c.flags and c.step is not None]
-        if steps:  # workflow steps only: their keys, lines and results follow
-            if not any(c.slot for c in items):  # the slot section comes first: all 0
+        unique = any(c.unique is not None for c in items)
+        if steps or unique:  # the sections before theirs are there: slots (0: none), steps
+            if not any(c.slot for c in items):
                 args += [0] * len(items)
             lines = []
             for i, step in steps:
                 lines.append(f"{i}\t{len(key_list) + 1}\t{step.ref.step}")
                 key_list += step_keys(keys.prefix, step.ref)
             args += ("\n".join(lines), *(step.result for _, step in steps))
+            if unique:
+                args.append(_unique_lines(keys, items, key_list))
         r = [_s(x) for x in await self._call("complete", key_list, args)]
         if r and r[-1].startswith("lean:"):
             log.warning("Redis is out of memory: %s task records kept only their status "
@@ -373,6 +452,7 @@ class Scripts:
     async def dead(
         self, *, keys: QueueKeys, consumer: str, entry_id: str, deliveries: int | None,
         task_id: str, record: bytes, ttl_ms: int, dead_cap: int, letter: DeadEntry,
+        unique: str | None = None,
         slot: str | None = None,
         step: WorkflowRef | None = None, failure: bytes = b"",
     ) -> str | None:
@@ -386,6 +466,8 @@ class Scripts:
             flat += (k, v)
         key_list = [keys.stream, keys.dead, keys.entries, _bucket_key(keys, task_id),
                     keys.stats, keys.cancels, *((slot,) if slot else ())]
+        if unique is not None:  # released in the same step (before a workflow step's keys)
+            key_list.append(keys.unique(unique))
         if step is not None:  # three more ARGV: an odd count after the pairs says so
             flat += (len(key_list) + 1, step.step, failure)
             key_list += step_keys(keys.prefix, step)
@@ -395,6 +477,17 @@ class Scripts:
              record, ttl_ms, keys.events, dead_cap, *flat),
         )
         return None if r == 0 else _s(r)
+
+    async def defer(
+        self, *, keys: QueueKeys, consumer: str, entry_id: str, deliveries: int, task_id: str,
+        payload: bytes, delay_ms: int,
+    ) -> int:
+        """Ack an owned entry and hold ``payload`` (its task id inside) ``delay_ms`` in the
+        delayed set, no attempt used: the due time, or 0 when the lease was lost."""
+        r = await self._call(
+            "defer", (keys.stream, keys.delayed, keys.payloads, keys.entries, keys.stats),
+            (GROUP, consumer, entry_id, deliveries, task_id, payload, delay_ms))
+        return int(r)
 
     async def release(
         self, *, keys: QueueKeys, consumer: str, entry_id: str, deliveries: int, task_id: str,
@@ -548,13 +641,6 @@ class Scripts:
         )
         return int(r[0]), int(r[1])
 
-    # -- the HTTP layer ----------------------------------------------------------------------
-
-    async def idempotency_release(self, *, key: str, token: str) -> bool:
-        """Delete an ``Idempotency-Key`` claim (``key``, see
-        :mod:`taskq.integrations.idempotency`) only while it still holds ``token``."""
-        return bool(await self._call("idempotency", (key,), (token,)))
-
 
 class SyncScripts:
     """The producer-side scripts for synchronous code (``enqueue_sync``); the same contract as
@@ -563,6 +649,14 @@ class SyncScripts:
     def __init__(self, client: SyncRedis) -> None:
         self._enqueue: Script = client.register_script(source("enqueue"))
         self._schedule: Script = client.register_script(source("schedule"))
+        self._enqueue_with: Script = client.register_script(source("enqueue_with"))
+
+    def enqueue_with(
+        self, *, keys: QueueKeys, items: Sequence[SendItem], limit: int
+    ) -> list[Sent] | tuple[int, str]:
+        """See :meth:`Scripts.enqueue_with`."""
+        key_list, args = _send_args(keys, items, limit)
+        return _sent(self._enqueue_with(keys=key_list, args=args))
 
     def enqueue(
         self, *, keys: QueueKeys, payloads: Sequence[bytes], limit: int

@@ -25,7 +25,8 @@ from taskq.errors import RedisOutOfMemory, TaskNotFound
 from taskq.keys import GROUP, QueueKeys
 from taskq.records import BUCKET_MS, TaskRecord, TaskStatus, bucket_key, decode_record
 
-RECORD_STATUSES = (TaskStatus.SUCCEEDED, TaskStatus.DEAD, TaskStatus.CANCELLED)
+RECORD_STATUSES = (TaskStatus.SUCCEEDED, TaskStatus.DEAD, TaskStatus.CANCELLED,
+                   TaskStatus.EXPIRED)
 PAGE = 500
 MAX_RECORD_FIELDS = 50_000
 MAX_DELAYED_SCAN = 100_000

@@ -10,14 +10,14 @@ import types
 import typing
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Concatenate, Generic, NotRequired, ParamSpec, TypeVar
 
 import pydantic
 from pydantic import ConfigDict, TypeAdapter
 from typing_extensions import TypedDict
 
-from taskq import codec
+from taskq import codec, options
 from taskq.codec import Message
 from taskq.context import TaskContext
 from taskq.errors import TaskValidationError
@@ -347,13 +347,29 @@ class Task(Generic[P, R]):
 
     def with_options(
         self, *, delay: Seconds | None = None, queue: str | None = None,
+        key: str | None = None, unique_for: Seconds | None = None,
+        at: datetime | None = None, expires: timedelta | datetime | None = None,
         priority: Priority | None = None,
     ) -> BoundTask[P, R]:
-        """Enqueue options: ``delay``, another ``queue``, a ``priority`` level ("high",
-        "normal", "low"; see :mod:`taskq.priority`)."""
+        """Enqueue options: ``delay`` or ``at`` (a timezone-aware time), another ``queue``, a
+        ``priority`` level ("high", "normal", "low"; see :mod:`taskq.priority`), a unique
+        ``key`` (kept ``unique_for`` after success), ``expires`` (not started by then: ends
+        ``expired``); see :mod:`taskq.options`. Raises ValueError for a naive ``at`` or
+        ``expires``, a malformed key, ``delay`` and ``at`` together, or an unknown level."""
         if priority is not None:
             lane(queue or self.options.queue, priority)  # check the level
-        return BoundTask(self, seconds(delay), queue, priority)
+        if delay is not None and at is not None:
+            raise ValueError("give delay or at, not both")
+        if at is not None:
+            options.aware_ms(at, "at")
+        if isinstance(expires, datetime):
+            options.aware_ms(expires, "expires")
+        if key is not None:
+            options.unique_key(self.name, key)
+        if unique_for is not None and key is None:
+            raise ValueError("unique_for needs a key")
+        return BoundTask(self, seconds(delay), queue, priority, key, seconds(unique_for), at,
+                         expires)
 
     def step(
         self: Task[Concatenate[A, P2], R], *args: P2.args, **kwargs: P2.kwargs
@@ -378,21 +394,37 @@ class BoundTask(Generic[P, R]):
     delay_s: float | None
     queue: str | None
     priority: Priority | None = None
+    key: str | None = None
+    unique_for_s: float | None = None
+    at: datetime | None = None
+    expires: timedelta | datetime | None = None
 
     def message(self, *args: P.args, **kwargs: P.kwargs) -> Message:
-        """A validated message with these options' queue and priority, for
-        :meth:`TaskQueue.enqueue_many`."""
-        return self.task.build(args, dict(kwargs), self.queue, self.priority)
+        """A validated message with these options, for :meth:`TaskQueue.enqueue_many` (a
+        ``delay`` given here travels with the message: a batch's own ``delay=`` applies to the
+        messages without one)."""
+        msg = self._build(args, dict(kwargs))
+        if not self.delay_s:
+            return msg
+        delay_ms = int(self.delay_s * 1000)
+        opts = msg.options or options.SendOptions()
+        return replace(msg, options=replace(opts, delay_ms=delay_ms))
+
+    def _build(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Message:
+        msg = self.task.build(args, kwargs, self.queue, self.priority)
+        opts = options.build(self.task.name, key=self.key, unique_for=self.unique_for_s,
+                             at=self.at, expires=self.expires)
+        return msg if opts is None else replace(msg, options=opts)
 
     async def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> TaskHandle[R]:
-        msg = self.task.build(args, dict(kwargs), self.queue, self.priority)
+        msg = self._build(args, dict(kwargs))
         if not self.delay_s:
             return await self.task.app.enqueue_one(msg)
         (handle,) = await self.task.app.enqueue_many([msg], delay=self.delay_s)
         return handle
 
     def enqueue_sync(self, *args: P.args, **kwargs: P.kwargs) -> SyncTaskHandle[R]:
-        msg = self.task.build(args, dict(kwargs), self.queue, self.priority)
+        msg = self._build(args, dict(kwargs))
         (handle,) = self.task.app.enqueue_many_sync([msg], delay=self.delay_s)
         return handle
 

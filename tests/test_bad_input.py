@@ -63,7 +63,7 @@ async def test_bad_entries_are_dead_lettered_and_the_worker_goes_on(
     for _, fields, _ in cases:
         entries.append((await app.redis.xadd(stream, fields)).decode())  # type: ignore[arg-type]
 
-    worker = start_worker(app, block_ms=100)
+    worker = start_worker(app, block_ms=100, unknown_grace_s=0)  # unknown names: dead at once
     letters = await eventually(
         lambda: _at_least(app, len(cases)), timeout=10, what="every bad entry dead-lettered"
     )
@@ -122,7 +122,7 @@ async def test_unknown_task_never_imports_the_named_module(
 ) -> None:
     name = "tests.apps.never_imported"  # no such module; importing it would raise
     await tq.redis.xadd(tq.keys("default").stream, {"m": envelope(f"{name}.run")})
-    start_worker(tq, block_ms=100)
+    start_worker(tq, block_ms=100, unknown_grace_s=0)
     (letter,) = await eventually(lambda: _at_least(tq, 1), timeout=10, what="dead letter")
     assert letter["reason"] == "unknown_task"
     assert name not in sys.modules

@@ -24,8 +24,8 @@ runner = CliRunner()
 
 QUEUE_KEYS = {"name", "length", "in_flight", "lag", "delayed", "dead", "consumers",
               "oldest_waiting_age_s", "completed_last_minute", "completed_total",
-              "retried_total", "dead_total", "lost_total", "paused", "throttled_total",
-              "priority_waiting"}
+              "retried_total", "dead_total", "lost_total", "paused", "expired_total",
+              "deferred_total", "throttled_total", "priority_waiting"}
 RECORD_KEYS = {"id", "queue", "status", "task", "args", "kwargs", "attempts", "enqueued_ms",
                "started_ms", "finished_ms", "run_at_ms", "result", "error_type", "error",
                "traceback", "progress", "progress_message", "worker", "entry_id", "deliveries",

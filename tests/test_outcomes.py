@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+import traceback
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -11,12 +12,16 @@ import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from taskq import TaskQueue, WorkerConfig, codec
-from taskq.codec import Message
+from taskq.codec import Message, WorkflowRef
 from taskq.deadletter import DeadEntry
+from taskq.errors import Retry
 from taskq.records import TaskStatus, decode_record
+from taskq.retry import RetryPolicy
+from taskq.scripts import StepEnd
 from taskq.worker.context import Clock, Flags, WorkerContext
 from taskq.worker.ledger import Delivery, Ledger
 from taskq.worker.outcomes import Outcomes
+from taskq.workflow.failure import step_failure
 
 
 @pytest.fixture
@@ -324,3 +329,412 @@ async def test_release_goes_on_past_a_redis_failure_and_drops_the_entry(
     assert [r.getMessage() for r in caplog.records] == [
         "could not hand back default:6-0 (connection reset); it returns after its lease"]
     assert outcomes.ledger.held == {}
+
+
+class RetryScript:
+    """A stand-in retry script: records its arguments, answers ``answer`` (a due time, or 0
+    when the lease was lost)."""
+
+    def __init__(self, answer: int) -> None:
+        self.answer = answer
+        self.calls: list[dict[str, Any]] = []
+
+    async def __call__(self, **kwargs: Any) -> int:
+        self.calls.append(kwargs)
+        return self.answer
+
+
+class DeadCall:
+    """Stands in for ``Outcomes.dead``: records the arguments ``failed`` hands it."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+
+    async def __call__(self, *args: Any) -> None:
+        self.calls.append(args)
+
+
+def raised(exc: Exception) -> Exception:
+    """``exc`` with a traceback, as a task's failure has one."""
+    try:
+        raise exc
+    except Exception as caught:
+        return caught
+
+
+def formatted(exc: Exception) -> str:
+    return "".join(traceback.format_exception(exc))
+
+
+async def test_failed_schedules_the_next_attempt_with_its_record_and_payload(
+        app: TaskQueue, outcomes: Outcomes, transitions: list[str],
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    script = RetryScript(1_700_000_003_000)
+    monkeypatch.setattr(app.scripts, "retry", script)
+
+    @app.task(max_attempts=3, backoff=1.5, retry=RetryPolicy(jitter=0.0), result_ttl=7)
+    async def send(n: int, k: int = 0) -> None: ...
+
+    msg = Message("send", (1,), {"k": 2}, attempts=1, enqueued_ms=1_000)
+    d = Delivery("default", "5-0", 4, b"payload", task_id="default:5-0")
+    exc = raised(ValueError("bad input"))
+    before = int(time.time() * 1000)
+    with caplog.at_level(logging.INFO, logger="taskq.worker.outcomes"):
+        await outcomes.failed(d, msg, send, exc, 2, 2_000)
+    after = int(time.time() * 1000)
+    [call] = script.calls
+    record = decode_record("default:5-0", "default", call.pop("record"))
+    payload = call.pop("payload")
+    assert call == {"keys": app.keys("default"), "consumer": "w1", "entry_id": "5-0",
+                    "deliveries": 4, "task_id": "default:5-0", "delay_ms": 3_000,
+                    "ttl_ms": 7_000, "slot": None}
+    assert codec.decode(payload) == Message("send", (1,), {"k": 2}, attempts=2,
+                                            enqueued_ms=1_000, task_id="default:5-0")
+    assert (record.status, record.task, record.args, record.kwargs, record.attempts,
+            record.enqueued_ms, record.started_ms, record.error_type, record.error,
+            record.traceback, record.worker, record.result) == (
+        TaskStatus.FAILED, "send", [1], {"k": 2}, 2, 1_000, 2_000, "ValueError", "bad input",
+        formatted(exc), "w1", None)
+    assert "ValueError: bad input" in formatted(exc)
+    assert record.finished_ms is not None and before <= record.finished_ms <= after
+    assert transitions == ["before_retry"]
+    assert (outcomes.counters.failed, outcomes.counters.retried, outcomes.counters.dead,
+            outcomes.counters.lost_leases) == (1, 1, 0, 0)
+    [info] = [r for r in caplog.records if r.name == "taskq.worker.outcomes"]
+    assert info.levelno == logging.INFO
+    assert info.getMessage() == ("task default:5-0 failed (attempt 2/3: ValueError); "
+                                 "retry in 3.00 s")
+    assert info.__dict__["task_id"] == "default:5-0"
+
+
+async def test_failed_counts_every_failure_and_retries_before_the_last_attempt(
+        app: TaskQueue, outcomes: Outcomes, monkeypatch: pytest.MonkeyPatch) -> None:
+    script = RetryScript(1)
+    monkeypatch.setattr(app.scripts, "retry", script)
+    dead = DeadCall()
+    monkeypatch.setattr(outcomes, "dead", dead)
+
+    @app.task(max_attempts=3, backoff=0.25, retry=RetryPolicy(jitter=0.0))
+    async def send() -> None: ...
+
+    d = Delivery("default", "1-0", 1, b"", task_id="default:1-0")
+    await outcomes.failed(d, Message("send"), send, raised(ValueError("x")), 1, 0)
+    await outcomes.failed(d, Message("send"), send, raised(ValueError("x")), 2, 0)
+    assert [c["delay_ms"] for c in script.calls] == [250, 500]
+    assert dead.calls == []
+    assert (outcomes.counters.failed, outcomes.counters.retried) == (2, 2)
+
+
+async def test_failed_on_the_last_attempt_dead_letters_as_max_attempts(
+        app: TaskQueue, outcomes: Outcomes, transitions: list[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    script = RetryScript(1)
+    monkeypatch.setattr(app.scripts, "retry", script)
+    dead = DeadCall()
+    monkeypatch.setattr(outcomes, "dead", dead)
+
+    @app.task(max_attempts=3)
+    async def send() -> None: ...
+
+    msg = Message("send", attempts=2)
+    d = Delivery("default", "1-0", 1, b"", task_id="default:1-0")
+    exc = raised(ValueError("bad input"))
+    await outcomes.failed(d, msg, send, exc, 3, 2_000)
+    await outcomes.failed(d, msg, send, raised(ValueError("")), 4, 2_000)
+    assert dead.calls == [
+        (d, msg, "max_attempts", "ValueError", "bad input", formatted(exc), 3, 2_000),
+        (d, msg, "max_attempts", "ValueError", "ValueError", dead.calls[1][5], 4, 2_000)]
+    assert script.calls == [] and transitions == []
+    assert (outcomes.counters.failed, outcomes.counters.retried) == (2, 0)
+
+
+async def test_failed_dead_letters_what_the_policy_does_not_retry_at_once(
+        app: TaskQueue, outcomes: Outcomes, monkeypatch: pytest.MonkeyPatch) -> None:
+    script = RetryScript(1)
+    monkeypatch.setattr(app.scripts, "retry", script)
+    dead = DeadCall()
+    monkeypatch.setattr(outcomes, "dead", dead)
+
+    @app.task(max_attempts=5, retry_on=[KeyError], retry=RetryPolicy(jitter=0.0))
+    async def send() -> None: ...
+
+    d = Delivery("default", "1-0", 1, b"", task_id="default:1-0")
+    await outcomes.failed(d, Message("send"), send, raised(ValueError("no")), 1, 0)
+    assert [c[2:5] for c in dead.calls] == [("not_retryable", "ValueError", "no")]
+    await outcomes.failed(d, Message("send"), send, raised(KeyError("k")), 1, 0)
+    assert [c["delay_ms"] for c in script.calls] == [1_000]
+    assert len(dead.calls) == 1
+
+
+async def test_failed_retries_a_retry_request_whatever_the_policy_says(
+        app: TaskQueue, outcomes: Outcomes, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    script = RetryScript(1)
+    monkeypatch.setattr(app.scripts, "retry", script)
+    dead = DeadCall()
+    monkeypatch.setattr(outcomes, "dead", dead)
+
+    @app.task(max_attempts=5, retry_on=[KeyError], backoff=4, retry=RetryPolicy(jitter=0.0))
+    async def send() -> None: ...
+
+    d = Delivery("default", "1-0", 1, b"", task_id="default:1-0")
+    with caplog.at_level(logging.INFO, logger="taskq.worker.outcomes"):
+        await outcomes.failed(d, Message("send"), send, raised(Retry(delay=2.5)), 1, 0)
+        await outcomes.failed(d, Message("send"), send, raised(Retry(delay=-3)), 1, 0)
+        await outcomes.failed(d, Message("send"), send, raised(Retry()), 2, 0)
+        await outcomes.failed(d, Message("send"), send, raised(Retry(delay=0.5)), 5, 0)
+    assert [c["delay_ms"] for c in script.calls] == [2_500, 0, 8_000]
+    assert [decode_record("default:1-0", "default", c["record"]).error
+            for c in script.calls] == ["retry requested"] * 3
+    assert [c[2:5] for c in dead.calls] == [("max_attempts", "Retry", "retry requested")]
+    assert [r.getMessage() for r in caplog.records] == [
+        "task default:1-0 failed (attempt 1/5: Retry); retry in 2.50 s",
+        "task default:1-0 failed (attempt 1/5: Retry); retry in 0.00 s",
+        "task default:1-0 failed (attempt 2/5: Retry); retry in 8.00 s"]
+
+
+async def test_failed_names_a_timeout_by_the_task_limit(
+        app: TaskQueue, outcomes: Outcomes, monkeypatch: pytest.MonkeyPatch) -> None:
+    script = RetryScript(1)
+    monkeypatch.setattr(app.scripts, "retry", script)
+
+    @app.task(timeout=2.5)
+    async def limited() -> None: ...
+
+    @app.task
+    async def unlimited() -> None: ...
+
+    d = Delivery("default", "1-0", 1, b"", task_id="default:1-0")
+    await outcomes.failed(d, Message("limited"), limited, raised(TimeoutError()), 1, 0)
+    await outcomes.failed(d, Message("limited"), limited, raised(ValueError("v")), 1, 0)
+    await outcomes.failed(d, Message("unlimited"), unlimited, raised(TimeoutError("t")), 1, 0)
+    await outcomes.failed(d, Message("unlimited"), unlimited, raised(TimeoutError()), 1, 0)
+    records = [decode_record("default:1-0", "default", c["record"]) for c in script.calls]
+    assert [(r.error_type, r.error) for r in records] == [
+        ("TimeoutError", "timed out after 2.5 s"), ("ValueError", "v"),
+        ("TimeoutError", "t"), ("TimeoutError", "TimeoutError")]
+
+
+async def test_failed_with_a_lost_lease_counts_no_retry(
+        app: TaskQueue, outcomes: Outcomes, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(app.scripts, "retry", RetryScript(0))
+
+    @app.task
+    async def send() -> None: ...
+
+    with caplog.at_level(logging.INFO, logger="taskq"):
+        await outcomes.failed(Delivery("default", "1-0", 1, b"", task_id="default:1-0"),
+                              Message("send"), send, raised(ValueError("x")), 1, 0)
+    assert (outcomes.counters.failed, outcomes.counters.retried,
+            outcomes.counters.lost_leases) == (1, 0, 1)
+    assert [r.levelno for r in caplog.records] == [logging.WARNING]  # the lost lease only
+
+
+async def test_failed_of_an_abandoned_delivery_writes_nothing(
+        app: TaskQueue, outcomes: Outcomes, transitions: list[str],
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    script = RetryScript(1)
+    monkeypatch.setattr(app.scripts, "retry", script)
+    dead = DeadCall()
+    monkeypatch.setattr(outcomes, "dead", dead)
+
+    @app.task(max_attempts=1)
+    async def send() -> None: ...
+
+    d = Delivery("default", "1-0", 1, b"", task_id="default:1-0", abandoned=True)
+    with caplog.at_level(logging.INFO, logger="taskq.worker.outcomes"):
+        await outcomes.failed(d, Message("send"), send, raised(ValueError("x")), 1, 0)
+        await outcomes.failed(d, Message("send"), send, raised(Retry()), 0, 0)
+    assert (script.calls, dead.calls, transitions) == ([], [], [])
+    assert (outcomes.counters.failed, outcomes.counters.retried) == (0, 0)
+    assert [(r.getMessage(), r.__dict__["task_id"]) for r in caplog.records] == [
+        ("outcome of default:1-0 discarded: it ran past the grace period and was handed "
+         "back", "default:1-0")] * 2
+    assert {r.levelno for r in caplog.records} == {logging.INFO}
+
+
+async def test_failed_writes_the_task_log_line_and_needs_no_transition_hook(
+        app: TaskQueue, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(app.scripts, "retry", RetryScript(1))
+
+    @app.task
+    async def send() -> None: ...
+
+    with caplog.at_level(logging.INFO, logger="taskq.tasks"):
+        config = WorkerConfig()
+        context = WorkerContext("w1", "host", 0.0, config, {"default": app.keys("default")},
+                                Clock(), Flags())
+        logged = Outcomes(app, context, Ledger(config))
+        future = int(time.time() * 1000) + 3_600_000
+        await logged.failed(Delivery("default", "3-0", 1, b"", task_id="t3"),
+                            Message("send"), send, raised(ValueError("x")), 2, future)
+    lines = [r.getMessage() for r in caplog.records if r.name == "taskq.tasks"]
+    assert lines == ["task t3 retried task=send queue=default attempt=2 duration_ms=0"]
+    assert logged.counters.retried == 1
+
+
+def test_finish_hands_the_outcome_to_the_completer(
+        app: TaskQueue, outcomes: Outcomes, caplog: pytest.LogCaptureFixture) -> None:
+    @app.task(result_ttl=4)
+    async def send() -> None: ...
+
+    msg = Message("send", (1,), {"k": 2}, attempts=2, enqueued_ms=1_000)
+    d = held(outcomes, Delivery("default", "5-0", 3, b"", task_id="default:5-0"))
+    before = int(time.time() * 1000)
+    with caplog.at_level(logging.INFO, logger="taskq"):
+        outcomes.finish(d, msg, send, TaskStatus.SUCCEEDED, {"ok": [1]}, "c", 2, 2_000)
+    after = int(time.time() * 1000)
+    record = decode_record("default:5-0", "default", d.record)
+    assert (record.status, record.task, record.args, record.kwargs, record.attempts,
+            record.enqueued_ms, record.started_ms, record.result, record.worker,
+            record.error, record.error_type) == (
+        TaskStatus.SUCCEEDED, "send", [1], {"k": 2}, 2, 1_000, 2_000, {"ok": [1]}, "w1",
+        None, None)
+    assert record.finished_ms is not None and before <= record.finished_ms <= after
+    assert (d.status, d.flags, d.ttl_ms, d.acking) == (TaskStatus.SUCCEEDED, "c", 4_000, True)
+    assert list(outcomes.ledger.done) == [d]
+    assert outcomes.ledger.acking == 1
+    assert caplog.records == []  # the task log is off
+
+
+def test_finish_of_a_moved_task_drops_its_entries_mapping(
+        app: TaskQueue, outcomes: Outcomes) -> None:
+    @app.task
+    async def send() -> None: ...
+
+    moved = Message("send", task_id="default:0-9")
+    d = held(outcomes, Delivery("default", "5-0", 1, b"", task_id="default:0-9"))
+    outcomes.finish(d, moved, send, TaskStatus.SUCCEEDED, None, "c", 1)
+    d2 = held(outcomes, Delivery("default", "6-0", 1, b"", task_id="default:0-8"))
+    outcomes.finish(d2, Message("send", task_id="default:0-8"), send, TaskStatus.SUCCEEDED,
+                    None, "", 1)
+    d3 = held(outcomes, Delivery("default", "7-0", 1, b"", task_id="default:7-0"))
+    outcomes.finish(d3, Message("send"), send, TaskStatus.SUCCEEDED, None, "", 1)
+    assert (d.flags, d2.flags, d3.flags) == ("ce", "e", "")
+    assert d.ttl_ms == 90_000
+    assert decode_record("default:0-9", "default", d.record).started_ms is None
+
+
+def test_finish_of_a_cancelled_task_says_so_in_its_record(
+        app: TaskQueue, outcomes: Outcomes) -> None:
+    @app.task
+    async def send() -> None: ...
+
+    d = held(outcomes, Delivery("default", "5-0", 1, b"", task_id="default:5-0"))
+    outcomes.finish(d, Message("send"), send, TaskStatus.CANCELLED, None, "c", 1, 2_000)
+    record = decode_record("default:5-0", "default", d.record)
+    assert (record.status, record.error, record.result) == (TaskStatus.CANCELLED, "cancelled",
+                                                            None)
+    assert d.status is TaskStatus.CANCELLED
+
+
+def test_finish_of_an_abandoned_delivery_keeps_no_outcome(
+        app: TaskQueue, outcomes: Outcomes, caplog: pytest.LogCaptureFixture) -> None:
+    @app.task
+    async def send() -> None: ...
+
+    d = held(outcomes, Delivery("default", "5-0", 1, b"", task_id="default:5-0",
+                                abandoned=True))
+    with caplog.at_level(logging.INFO, logger="taskq.worker.outcomes"):
+        outcomes.finish(d, Message("send", task_id="default:0-1"), send, TaskStatus.SUCCEEDED,
+                        1, "", 1)
+    assert (d.record, d.status, d.flags, d.acking) == (b"", TaskStatus.RUNNING, "", False)
+    assert list(outcomes.ledger.done) == []
+    assert [r.getMessage() for r in caplog.records] == [
+        "outcome of default:5-0 discarded: it ran past the grace period and was handed back"]
+
+
+def test_finish_writes_the_task_log_line_when_it_is_on(
+        app: TaskQueue, caplog: pytest.LogCaptureFixture) -> None:
+    @app.task
+    async def send() -> None: ...
+
+    with caplog.at_level(logging.INFO, logger="taskq.tasks"):
+        config = WorkerConfig()
+        context = WorkerContext("w1", "host", 0.0, config, {"default": app.keys("default")},
+                                Clock(), Flags())
+        logged = Outcomes(app, context, Ledger(config))
+        future = int(time.time() * 1000) + 3_600_000
+        logged.finish(Delivery("default", "3-0", 1, b"", task_id="t3"),
+                      Message("send", attempts=2), send, TaskStatus.SUCCEEDED, 1, "", 3, future)
+        logged.finish(Delivery("default", "4-0", 1, b"", task_id="t4"),
+                      Message("send"), send, TaskStatus.CANCELLED, 1, "", 1)
+    lines = [r.getMessage() for r in caplog.records if r.name == "taskq.tasks"]
+    assert lines == ["task t3 succeeded task=send queue=default attempt=3 duration_ms=0",
+                     "task t4 cancelled task=send queue=default attempt=1 duration_ms=-1"]
+
+
+class Seen:
+    """An observer of outcomes: records what each ``ended`` call is told."""
+
+    def __init__(self) -> None:
+        self.ended_calls: list[tuple[Any, ...]] = []
+
+    def ended(self, *args: Any) -> None:
+        self.ended_calls.append(args)
+
+
+async def test_observers_see_each_outcome_with_its_reason(
+        app: TaskQueue, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(app.scripts, "retry", RetryScript(1))
+    monkeypatch.setattr(app.scripts, "dead", DeadScript("9-0"))
+
+    @app.task(timeout=2.5, max_attempts=2)
+    async def send() -> None: ...
+
+    @app.task(max_attempts=2)
+    async def plain() -> None: ...
+
+    seen = Seen()
+    config = WorkerConfig()
+    context = WorkerContext("w1", "host", 0.0, config, {"default": app.keys("default")},
+                            Clock(), Flags())
+    watched = Outcomes(app, context, Ledger(config), observers=[seen])
+    d = Delivery("default", "1-0", 1, b"", task_id="t1")
+    msg = Message("send")
+    await watched.failed(d, msg, send, raised(TimeoutError()), 1, 5)
+    await watched.failed(d, msg, send, raised(Retry()), 1, 5)
+    await watched.failed(d, msg, send, raised(ValueError("v")), 1, 5)
+    await watched.failed(d, msg, plain, raised(TimeoutError("t")), 1, 5)
+    await watched.failed(d, msg, send, raised(ValueError("v")), 2, 5)
+    watched.finish(d, msg, send, TaskStatus.SUCCEEDED, None, "", 2, 6)
+    assert seen.ended_calls == [
+        ("t1", msg, "default", "retried", "timeout", 1, 5, "TimeoutError",
+         "timed out after 2.5 s"),
+        ("t1", msg, "default", "retried", "retry_requested", 1, 5, "Retry", "retry requested"),
+        ("t1", msg, "default", "retried", "error", 1, 5, "ValueError", "v"),
+        ("t1", msg, "default", "retried", "error", 1, 5, "TimeoutError", "t"),
+        ("t1", msg, "default", "dead", "max_attempts", 2, 5, "ValueError", "v"),
+        ("t1", msg, "default", "succeeded", "", 2, 6, "", "")]
+
+
+async def test_a_slot_and_a_workflow_step_go_with_each_outcome(
+        app: TaskQueue, outcomes: Outcomes, monkeypatch: pytest.MonkeyPatch) -> None:
+    retry, dead, release = RetryScript(1), DeadScript("9-0"), ReleaseScript()
+    monkeypatch.setattr(app.scripts, "retry", retry)
+    monkeypatch.setattr(app.scripts, "dead", dead)
+    monkeypatch.setattr(app.scripts, "release", release)
+
+    @app.task(max_attempts=2)
+    async def send() -> None: ...
+
+    ref = WorkflowRef("wf1", 2, "x", ("default",))
+    msg = Message("send", workflow=ref, task_id="default:1-0")
+    d = held(outcomes, Delivery("default", "1-0", 1, b"", task_id="default:1-0", slot="s1"))
+    await outcomes.failed(d, msg, send, raised(ValueError("v")), 1, 0)
+    await outcomes.failed(d, msg, send, raised(ValueError("v")), 2, 0)
+    await outcomes.release([d])
+    outcomes.finish(d, msg, send, TaskStatus.SUCCEEDED, {"r": 1}, "", 1)
+    [r], [dl], [rl] = retry.calls, dead.calls, release.calls
+    assert (r["slot"], dl["slot"], rl["slot"]) == ("s1", "s1", "s1")
+    assert dl["step"] == ref
+    assert dl["failure"] == step_failure(ref, "default:1-0", "send", "max_attempts",
+                                         "ValueError", "v")
+    assert d.step == StepEnd(ref, codec.pack({"r": 1}))
+    plain = held(outcomes, Delivery("default", "2-0", 1, b"", task_id="default:2-0"))
+    outcomes.finish(plain, Message("send"), send, TaskStatus.SUCCEEDED, 1, "", 1)
+    await outcomes.dead(plain, Message("send"), "poison", "E", "e")
+    assert plain.step is None
+    assert "step" not in dead.calls[1] and "failure" not in dead.calls[1]

@@ -270,7 +270,9 @@ async def test_sync_task_over_its_timeout_fails(
 async def test_failed_status_between_attempts(
     tq: TaskQueue, start_worker: Callable[..., Worker]
 ) -> None:
-    @tq.task(max_attempts=2, retry=RetryPolicy(base_s=1.0, jitter=0.0))
+    # a backoff far longer than the test: the task stays failed (in the delayed set) however
+    # slow the machine, so the status read cannot land after the next attempt's promotion
+    @tq.task(max_attempts=2, retry=RetryPolicy(base_s=600.0, jitter=0.0))
     async def fails_once_more() -> None:
         raise Boom("try again")
 
@@ -281,8 +283,11 @@ async def test_failed_status_between_attempts(
         rec = await handle.status()
         return rec if rec.status is TaskStatus.FAILED else None
 
-    record = await eventually(failed, timeout=5, what="FAILED status")
+    record = await eventually(failed, timeout=15, what="FAILED status")
     assert record.attempts == 1
     assert record.error_type == "Boom" and record.error == "try again"
     assert record.run_at_ms is not None
-    assert (await handle.wait(timeout=10)).status is TaskStatus.DEAD
+    now_ms = int(time.time() * 1000)
+    assert now_ms + 60_000 < record.run_at_ms <= now_ms + 600_000  # the backoff, not now
+    assert await handle.cancel() == "delayed"  # awaiting its retry: removed
+    assert (await handle.wait(timeout=10)).status is TaskStatus.CANCELLED

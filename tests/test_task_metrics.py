@@ -138,7 +138,7 @@ async def test_worker_and_api_serve_the_task_metrics(
     handles = [await ok.enqueue() for _ in range(3)]
     handles += [await twice.enqueue(), await doomed.enqueue()]
     handles.append(await tq.enqueue_one(Message("nobody.knows", queue="default")))
-    w = start_worker(tq, queues=("default",))
+    w = start_worker(tq, queues=("default",), unknown_grace_s=0)  # unknown: dead at once
     for h in handles:
         await tq.wait(h.id, timeout=20)
 

@@ -172,7 +172,7 @@ async def test_an_entry_refused_before_it_runs_is_dead_lettered_in_a_span(
     tq = traced
     handle = await tq.enqueue_one(codec.Message("nobody.knows", queue="default"))
     [producer] = spans(exporter, SpanKind.PRODUCER)
-    start_worker(tq, queues=("default",))
+    start_worker(tq, queues=("default",), unknown_grace_s=0)  # unknown: dead at once
     assert (await tq.wait(handle.id, timeout=20)).status.value == "dead"
     [span] = await consumers(exporter, 1)
     assert span.parent is not None and span.parent.span_id == producer.context.span_id

@@ -56,7 +56,8 @@ async def poison(env: Env) -> None:
     for reason, body in _raw_poison(900_001):
         entry = admin.xadd(env.keys.stream, {"m": body})
         expected[entry.decode()] = reason
-    pool = env.pool(2, concurrency=6, lease_ms=2000)
+    # unknown task names are dead-lettered at once here (no rolling deploy's grace)
+    pool = env.pool(2, concurrency=6, lease_ms=2000, extra_args=["--unknown-grace-s", "0"])
     pool.start()
     env.tend(pool)
     # phase 1: failing and hanging tasks among healthy ones; phase 2: process-killing ones

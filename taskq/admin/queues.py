@@ -79,6 +79,7 @@ async def _queue_info(tq: TaskQueue, name: str) -> QueueInfo:
         oldest_waiting_age_s=oldest, completed_last_minute=rate,
         completed_total=st.get("completed", 0), retried_total=st.get("retried", 0),
         dead_total=st.get("dead", 0), lost_total=st.get("lost", 0), paused=bool(paused),
+        expired_total=st.get("expired", 0), deferred_total=st.get("deferred", 0),
         throttled_total=st.get("throttled", 0),
         priority_waiting=await _lanes_waiting(tq, name, int(length)),
     )

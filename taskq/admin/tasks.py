@@ -17,7 +17,8 @@ async def list_tasks(
     tq: TaskQueue, name: str, status: TaskStatus | str | None = None, limit: int = 50
 ) -> list[TaskRecord]:
     """Tasks of a queue by status, as the read model sees them (:func:`taskq.state.list_tasks`):
-    ``queued``, ``running``, ``failed``, or recent ``succeeded``/``dead``/``cancelled``."""
+    ``queued``, ``running``, ``failed``, or recent ``succeeded``/``dead``/``cancelled``/
+    ``expired``."""
     keys = await require_queue(tq, name)
     return await state.list_tasks(tq.redis, keys, status, limit, result_ttl_ms=tq.result_ttl_ms)
 

@@ -37,6 +37,8 @@ class QueueInfo:
     dead_total: int
     lost_total: int
     paused: bool
+    expired_total: int = 0  # ended unstarted after their expiry (``with_options(expires=)``)
+    deferred_total: int = 0  # looks at an unknown task name handed back in the deploy grace
     throttled_total: int = 0
     priority_waiting: dict[str, int] = field(default_factory=dict)
 

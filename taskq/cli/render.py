@@ -51,6 +51,7 @@ def queue_summary(q: QueueInfo) -> Table:
         ("completed, last minute", q.completed_last_minute),
         ("completed / retried / dead / lost (total)",
          f"{q.completed_total} / {q.retried_total} / {q.dead_total} / {q.lost_total}"),
+        ("expired / deferred unknown (total)", f"{q.expired_total} / {q.deferred_total}"),
         ("waited for a rate/concurrency limit (total)", q.throttled_total),
     ]
     if q.priority_waiting:

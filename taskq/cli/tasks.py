@@ -46,7 +46,7 @@ def register(app: typer.Typer) -> None:
 
 
 TASKS_HELP = f"""The tasks of a queue, by status: queued (waiting), running (delivered), failed
-(waiting for a retry), succeeded, dead, cancelled (recent records, newest first). Without
+(waiting for a retry), succeeded, dead, cancelled, expired (recent records, newest first). Without
 --status: running, queued, failed, then recent ended ones. Statuses: {STATUSES}.
 
 Example: taskq tasks emails --status running --limit 20"""

@@ -12,7 +12,10 @@ the request fails instead of answering success for work that was never stored.
         tasks.add_task(send_welcome_email, user.email)
         return user
 
-It works in ``async def`` and plain ``def`` routes.
+It works in ``async def`` and plain ``def`` routes. Enqueue options go through
+``with_options``: ``tasks.add_task(charge.with_options(key=f"order-{order.id}"), order.id)``
+(a unique key: a retried request adds no second task; see :mod:`taskq.options`); ``key=`` is
+also taken from the arguments when the task has no parameter of that name.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from fastapi import Depends
 from taskq.codec import Message
 from taskq.handle import TaskHandle
 from taskq.queue import TaskQueue
-from taskq.task import Seconds, Task, seconds
+from taskq.task import BoundTask, Seconds, Task, seconds
 
 P = ParamSpec("P")
 
@@ -40,9 +43,20 @@ class DurableTaskList:
         self.handles: list[TaskHandle[Any]] = []
         """Handles of the tasks enqueued so far (filled by :meth:`flush`)."""
 
-    def add_task(self, task: Task[P, Any], *args: P.args, **kwargs: P.kwargs) -> None:
-        """Validate now, enqueue before the response is sent. Raises TaskValidationError."""
-        self._add(task, None, args, dict(kwargs))
+    def add_task(self, task: Task[P, Any] | BoundTask[P, Any], *args: P.args,
+                 **kwargs: P.kwargs) -> None:
+        """Validate now, enqueue before the response is sent. Raises TaskValidationError.
+        ``task`` may carry options (``task.with_options(key=..., expires=...)``); ``key=``
+        among the arguments is the unique key when the task has no parameter of that name."""
+        kw: dict[str, Any] = dict(kwargs)
+        if isinstance(task, Task) and "key" in kw and "key" not in task.signature.fields:
+            task = task.with_options(key=kw.pop("key"))
+        if isinstance(task, BoundTask):
+            msg = task.message(*args, **kw)
+            with self._lock:
+                self._pending.append((task.task.app, msg, None))
+            return
+        self._add(task, None, args, kw)
 
     def add_delayed(
         self, delay: Seconds, task: Task[P, Any], *args: P.args, **kwargs: P.kwargs

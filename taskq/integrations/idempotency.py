@@ -1,42 +1,36 @@
-"""``Idempotency-Key``: the same key within the window gives the same task id, enqueued once.
+"""``Idempotency-Key``: the same key gives the same task id, enqueued once.
 
-The first request claims ``{prefix:queue}:idem:<task>:<key>`` with ``SET NX PX`` and a pending
-token, enqueues, then stores the task id there (keeping the TTL), prefixed with a fingerprint of
-the request (its arguments and delay). The same key with a different request is a client error
-(422, as payment APIs answer), never the first request's task passed off as this one's. A
-concurrent request with the same key finds the claim and waits (briefly) for the id. If the
-first request fails to enqueue, it deletes its claim (only if still its own), so a retry can
-enqueue.
+It is the task's unique key (:mod:`taskq.options`), scoped by the task's name: the enqueue
+script checks and takes it in the same atomic step as the add, so concurrent requests with one
+key make one task, without a claim to wait for. The key is held while the task is queued,
+delayed, running or retrying, and for the idempotency window after it succeeded; a task that
+ended dead, cancelled or expired frees it (a retried request then enqueues anew). With the key
+the request's fingerprint (its arguments and delay) is stored: the same key with a different
+request is a client error (422, as payment APIs answer), never the first request's task passed
+off as this one's. A code enqueue with ``with_options(key=...)`` and an HTTP request with the
+same Idempotency-Key for the same task share the key.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
-import re
-import secrets
-import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import HTTPException
 
-from taskq.handle import TaskHandle
-from taskq.scripts import Scripts
+from taskq.options import KEY_MAX, SendOptions, unique_key
 
-PENDING = "pending:"
-_STORED = re.compile(r"^fp:([0-9a-f]{64}):(.+)$")
-MAX_KEY_LENGTH = 200
-WAIT_FOR_PEER_S = 10.0
-_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
+MAX_KEY_LENGTH = KEY_MAX
 
 
 def check_key(key: str) -> str:
-    if not _KEY.match(key):
+    try:
+        unique_key("task", key)
+    except ValueError:
         raise HTTPException(422, [{"loc": ["header", "Idempotency-Key"],
                                    "msg": f"1 to {MAX_KEY_LENGTH} printable ASCII characters",
-                                   "type": "value_error"}])
+                                   "type": "value_error"}]) from None
     return key
 
 
@@ -46,41 +40,16 @@ def fingerprint(args: Any, kwargs: dict[str, Any], delay_s: float | None) -> str
     return hashlib.sha256(text.encode(errors="surrogatepass")).hexdigest()
 
 
+def options(task: str, key: str, window_ms: int, request_fingerprint: str,
+            delay_s: float | None) -> SendOptions:
+    """The send options of a request with an Idempotency-Key."""
+    return SendOptions(key=unique_key(task, key), unique_for_ms=window_ms,
+                       fingerprint=request_fingerprint,
+                       delay_ms=int(delay_s * 1000) if delay_s else 0)
+
+
 def reused() -> HTTPException:
     return HTTPException(422, [{"loc": ["header", "Idempotency-Key"],
                                 "msg": "this Idempotency-Key was already used with a different "
                                        "request (arguments or delay); use a new key",
                                 "type": "idempotency_key_reused"}])
-
-
-async def once(
-    scripts: Scripts, redis_key: str, ttl_ms: int, request_fingerprint: str,
-    enqueue: Callable[[], Awaitable[TaskHandle[Any]]],
-) -> tuple[str, bool]:
-    """(task id, replayed): enqueue at most once per key within ``ttl_ms``. A key first used
-    for a request with another fingerprint raises 422."""
-    redis = scripts.client
-    deadline = time.monotonic() + WAIT_FOR_PEER_S
-    while True:
-        token = PENDING + secrets.token_hex(8)
-        if await redis.set(redis_key, token, nx=True, px=ttl_ms):
-            try:
-                handle = await enqueue()
-            except BaseException:
-                await scripts.idempotency_release(key=redis_key, token=token)
-                raise
-            await redis.set(redis_key, f"fp:{request_fingerprint}:{handle.id}", px=ttl_ms)
-            return handle.id, False
-        raw = await redis.get(redis_key)
-        value = raw.decode() if isinstance(raw, bytes) else raw
-        if value is not None and not value.startswith(PENDING):
-            stored = _STORED.match(value)
-            if stored is None:  # written before fingerprints were kept: the id alone
-                return value, True
-            if stored.group(1) != request_fingerprint:
-                raise reused()
-            return stored.group(2), True
-        if time.monotonic() > deadline:
-            raise HTTPException(409, "a request with this Idempotency-Key is still in progress",
-                                headers={"Retry-After": "1"})
-        await asyncio.sleep(0.02)

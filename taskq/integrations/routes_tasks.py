@@ -3,13 +3,14 @@
 # No "from __future__ import annotations": FastAPI reads these routes' annotations at run
 # time, and some refer to the factory's local values.
 
+from dataclasses import replace
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request
 from fastapi.responses import JSONResponse
 
 from taskq import codec, ids
-from taskq.errors import ResultTimeout, TaskNotRegistered
+from taskq.errors import ResultTimeout, TaskNotRegistered, UniqueKeyReused
 from taskq.integrations import idempotency
 from taskq.integrations.auth import Role, require
 from taskq.integrations.bodies import parse_json
@@ -85,7 +86,8 @@ def tasks_router(tq: TaskQueue, config: ApiConfig) -> APIRouter:
         priority: Annotated[Priority | None, Query(
             description="high, normal or low (default: the task's own)")] = None,
         idempotency_key: Annotated[str | None, Header(
-            description="the same key within the window returns the same task id")] = None,
+            description="the same key returns the same task id while the task lives and "
+                        "for the idempotency window after it succeeded")] = None,
     ) -> JSONResponse:
         """The body is a JSON object of the task's arguments by name, validated against the
         task's signature (422 with pydantic's detail). Answers 202 with the task id.
@@ -102,21 +104,15 @@ def tasks_router(tq: TaskQueue, config: ApiConfig) -> APIRouter:
         arguments = _parse_object(body)
         with http_errors():
             msg = task.build((), arguments, level=priority)
-
-            async def add() -> Any:
+            if idempotency_key is not None:  # the task's unique key: atomic with the add
+                msg = replace(msg, options=idempotency.options(
+                    task.name, idempotency_key, int(config.idempotency_ttl_s * 1000),
+                    idempotency.fingerprint(msg.args, msg.kwargs, delay_s), delay_s))
+            try:
                 (handle,) = await tq.enqueue_many([msg], delay=delay_s)
-                return handle
-
-            replayed = False
-            run_at: int | None = None
-            if idempotency_key is None:
-                handle = await add()
-                task_id, run_at = handle.id, handle.run_at_ms
-            else:
-                key = tq.keys(task.options.queue).idempotency_key(f"{task.name}:{idempotency_key}")
-                task_id, replayed = await idempotency.once(
-                    tq.scripts, key, int(config.idempotency_ttl_s * 1000),
-                    idempotency.fingerprint(msg.args, msg.kwargs, delay_s), add)
+            except UniqueKeyReused:
+                raise idempotency.reused() from None
+            task_id, run_at, replayed = handle.id, handle.run_at_ms, handle.deduplicated
         status_url = str(request.url_for("task_status", task_id=task_id).path)
         out = Enqueued(id=task_id, task=task.name, queue=ids.split(task_id)[0],
                        run_at_ms=run_at, status_url=status_url, idempotent_replay=replayed)
@@ -138,7 +134,8 @@ def tasks_router(tq: TaskQueue, config: ApiConfig) -> APIRouter:
         timeout_s: Annotated[float, Query(ge=0, le=config.wait_max_s)] = min(
             30.0, config.wait_max_s),
     ) -> JSONResponse:
-        """200 with the final record once the task ends (succeeded, dead or cancelled); 202
+        """200 with the final record once the task ends (succeeded, dead, cancelled or
+        expired); 202
         with the current record if it has not ended within ``timeout_s``."""
         with http_errors():
             record = await tq.status(check_id(task_id))

@@ -26,8 +26,8 @@ class TaskOut(BaseModel):  # type: ignore[no-redef]
 
     id: str
     queue: str
-    status: str = Field(description="queued, running, failed (will retry), succeeded, dead "
-                                    "or cancelled")
+    status: str = Field(description="queued, running, failed (will retry), succeeded, dead, "
+                                    "cancelled or expired (not started before its expiry)")
     task: str | None = None
     args: list[Any] = []
     kwargs: dict[str, Any] = {}

@@ -168,7 +168,7 @@ def events_router(tq: TaskQueue, config: ApiConfig) -> APIRouter:
             'id: 1\nevent: status\ndata: {"id": "default:1732190000000-0", "status": '
             '"running", "progress": 0.4, "progress_message": "resized 4/10", ...}\n\n')}},
             "description": "events named `status`, in order; the stream ends after the "
-                           "terminal status (succeeded, dead or cancelled)"},
+                           "terminal status (succeeded, dead, cancelled or expired)"},
             404: {"model": Problem},
             429: {"model": Problem, "description": "this key holds too many open streams"}},
     )

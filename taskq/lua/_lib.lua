@@ -54,3 +54,17 @@ local function memory_full(key)
   local text = type(err) == 'table' and err.err or tostring(err)
   return string.find(text, 'OOM', 1, true) ~= nil
 end
+
+-- End a unique key's hold for `task_id` (taskq/lua/enqueue_with.lua writes it): deleted, or
+-- kept `keep_ms` as "succeeded" (unique_for); untouched when it holds another task.
+local function release_unique(key, task_id, keep_ms)
+  local held = redis.call('GET', key)
+  if not held then return end
+  local state, holder, fp = string.match(held, '^(%a)\n([^\n]*)\n(.*)$')
+  if state ~= 'a' or holder ~= task_id then return end
+  if keep_ms > 0 then
+    redis.call('SET', key, 's\n' .. task_id .. '\n' .. fp, 'PX', keep_ms)
+  else
+    redis.call('DEL', key)
+  end
+end

@@ -21,6 +21,9 @@
 --          index of its workflow hash\tstep index"; the step's queues' streams and entries
 --          hashes follow its workflow hash in KEYS (see _workflow.lua), and ARGV[7+2n+j] is
 --          the j-th step's result (msgpack)
+-- ARGV[8+2n+s] (s: the number of step lines; only when some item holds a unique key: then the
+--          sections above are there, empty when unused) one line per such item: item index
+--          (1..n), index of its unique key in KEYS, ms to keep it after success (0: release)
 -- returns  the entry ids the caller no longer owns (nothing was done for those), then, when
 --          Redis is at maxmemory, "lean:<n>": n records were stored in their minimal form
 -- Under memory pressure (Redis refuses writes that may add memory) finishing work must free
@@ -57,7 +60,7 @@ end
 local slots = ARGV[7 + #items] ~= nil
 local acked, lost, events = {}, {}, {}
 local per_bucket = {}
-local done = 0
+local done, expired = 0, 0
 for i, item in ipairs(items) do
   local entry, deliveries, b, task_id, status, flags =
     item[1], item[2], item[3], item[4], item[5], item[6]
@@ -81,7 +84,8 @@ for i, item in ipairs(items) do
       if s > 0 then redis.call('ZREM', KEYS[s], task_id) end
     end
     events[#events + 1] = {task_id, status}
-    if status == 'succeeded' then done = done + 1 end
+    if status == 'succeeded' then done = done + 1
+    elseif status == 'expired' then expired = expired + 1 end
   else
     lost[#lost + 1] = entry
   end
@@ -102,6 +106,22 @@ if #acked > 0 then
   if done > 0 then
     redis.call('HINCRBY', KEYS[2], 'completed', done)
     if redis.call('INCRBY', KEYS[3], done) == done then redis.call('EXPIRE', KEYS[3], 7200) end
+  end
+  if expired > 0 then redis.call('HINCRBY', KEYS[2], 'expired', expired) end
+  local at = 8 + 2 * #items  -- (after the slot and workflow sections)
+  local step_lines = ARGV[7 + 2 * #items]
+  if step_lines then
+    for _ in string.gmatch(step_lines, '[^\n]+') do at = at + 1 end
+  end
+  local uniq = ARGV[at]
+  if uniq then
+    for line in string.gmatch(uniq, '[^\n]+') do
+      local i, k, keep = string.match(line, '^(%d+)\t(%d+)\t(%d+)$')
+      local item = items[tonumber(i)]
+      if item and owned[item[1]] ~= nil and owned[item[1]] == tonumber(item[2]) then
+        release_unique(KEYS[tonumber(k)], item[4], item[5] == 'succeeded' and tonumber(keep) or 0)
+      end
+    end
   end
   if full then
     redis.call('HINCRBY', KEYS[2], 'records_lean', #acked)

@@ -5,7 +5,9 @@
 -- KEYS[4]  record bucket of the task
 -- KEYS[5]  stats hash
 -- KEYS[6]  cancels (hash)
--- KEYS[7]  (optional) the concurrency slot set the attempt held: its slot is freed
+-- KEYS[7..] (optional) the concurrency slot set the attempt held (a sorted set: its slot is
+--          freed) and/or the task's unique key (a string: released), in any order, before the
+--          keys of a workflow step
 -- ARGV[1]  group
 -- ARGV[2]  consumer
 -- ARGV[3]  entry id
@@ -30,7 +32,13 @@ if (last - 9) % 2 == 1 then
   wf = {base = tonumber(ARGV[last - 2]), step = ARGV[last - 1], failure = ARGV[last]}
   last = last - 3
 end
-if KEYS[7] and (wf == nil or wf.base > 7) then redis.call('ZREM', KEYS[7], ARGV[5]) end
+-- the slot set and the unique key, when given, come before the workflow's keys; each is told
+-- by its type (a missing one has nothing to free)
+for i = 7, (wf and wf.base - 1 or #KEYS) do
+  local kind = redis.call('TYPE', KEYS[i])['ok']
+  if kind == 'zset' then redis.call('ZREM', KEYS[i], ARGV[5])
+  elseif kind == 'string' then release_unique(KEYS[i], ARGV[5], 0) end
+end
 local fields = {}
 for i = 10, last do fields[#fields + 1] = ARGV[i] end
 local cap = tonumber(ARGV[9])

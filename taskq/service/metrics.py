@@ -39,6 +39,9 @@ COUNTERS = {
     "retried_total": ("retried", "Retries scheduled since the queue was created"),
     "dead_total": ("dead_lettered", "Tasks dead-lettered since the queue was created"),
     "lost_total": ("lost", "Outcomes discarded after a lost lease"),
+    "expired_total": ("expired", "Tasks that expired before they started"),
+    "deferred_total": ("deferred_unknown",
+                       "Unknown task names handed back during the deploy grace"),
     "throttled_total": ("throttled", "Times a task waited for its rate or concurrency limit"),
 }
 

@@ -1,7 +1,9 @@
 """Admission: the pure check of one delivered entry before it may run (no I/O, no state).
 
 In order: the payload is there and within the size limit, decodes, carries a task id of its own
-queue (if any), names a registered task, has attempts left counting deliveries to workers that
+queue (if any), names a registered task (an unknown name is :class:`Deferred` while the deploy
+grace lasts, counted from the first worker that did not know it), has not expired (else
+:class:`Expired`), has attempts left counting deliveries to workers that
 died (poison that kills its process ends here), was not cancelled, and its arguments validate.
 The answer is :class:`Ready` (run it), :class:`Refused` (dead-letter it with a reason) or
 :class:`Cancelled` (finish it as cancelled without running). Named tuples, not dataclasses:
@@ -10,12 +12,14 @@ one is made per task on the worker's hot path.
 
 from __future__ import annotations
 
-from collections.abc import Container, Mapping
+from collections.abc import Callable, Container, Mapping
+from dataclasses import replace
 from typing import Any, NamedTuple
 
 from taskq import codec, ids
 from taskq.codec import Message
 from taskq.errors import DecodeError, TaskValidationError
+from taskq.options import SendOptions
 from taskq.task import Task
 
 
@@ -50,14 +54,41 @@ class Cancelled(NamedTuple):
     attempts: int  # runs before this delivery
 
 
-Admission = Ready | Refused | Cancelled
+class Expired(NamedTuple):
+    """An entry whose expiry passed before it started: finished as expired, never run."""
+
+    task_id: str
+    msg: Message
+    task: Task[Any, Any]
+    attempts: int
+
+
+class Deferred(NamedTuple):
+    """An entry naming a task this worker does not know, within the deploy grace: handed back
+    for ``delay_ms`` without using an attempt (a newer worker may know it)."""
+
+    task_id: str
+    msg: Message  # its options carry the time it was first found unknown
+    delay_ms: int
+
+
+Admission = Ready | Refused | Cancelled | Expired | Deferred
+UNKNOWN_RETRY_MS = 5_000
+"""How long an unknown task waits between two looks, during the deploy grace."""
+
+
+def _no_clock() -> int:
+    raise RuntimeError("admit() needs now_ms for entries with an expiry or a deploy grace")
 
 
 def admit(queue: str, entry_id: str, deliveries: int, payload: bytes | None,
           registry: Mapping[str, Task[Any, Any]], max_payload_bytes: int,
-          cancels: Container[str]) -> Admission:
+          cancels: Container[str], now_ms: Callable[[], int] = _no_clock,
+          unknown_grace_ms: int = 0) -> Admission:
     """Check the entry ``entry_id`` of ``queue``, delivered ``deliveries`` times (1: first
-    read), against the tasks of ``registry`` and the cancelled task ids ``cancels``."""
+    read), against the tasks of ``registry`` and the cancelled task ids ``cancels``.
+    ``now_ms``: the Redis clock (read only for an entry with an expiry, or an unknown task
+    while ``unknown_grace_ms`` > 0)."""
     task_id = ids.task_id(queue, entry_id)
     if payload is None:
         return Refused(task_id, None, "decode_error", "DecodeError", "entry has no 'm' field")
@@ -75,8 +106,10 @@ def admit(queue: str, entry_id: str, deliveries: int, payload: bytes | None,
         task_id = msg.task_id
     task = registry.get(msg.task)
     if task is None:
-        return Refused(task_id, msg, "unknown_task", "TaskNotRegistered",
-                       f"task {msg.task!r} is not registered with this worker")
+        return _unknown(task_id, msg, now_ms, unknown_grace_ms)
+    opts = msg.options
+    if opts is not None and opts.expires_ms is not None and now_ms() >= opts.expires_ms:
+        return Expired(task_id, msg, task, msg.attempts)
     runs_before = msg.attempts + deliveries - 1
     if runs_before >= task.options.max_attempts:
         return Refused(task_id, msg, "worker_lost", "WorkerLost",
@@ -90,3 +123,20 @@ def admit(queue: str, entry_id: str, deliveries: int, payload: bytes | None,
     except TaskValidationError as exc:
         return Refused(task_id, msg, "invalid_args", "TaskValidationError", str(exc))
     return Ready(task_id, msg, task, args, kwargs, runs_before + 1)
+
+
+def _unknown(task_id: str, msg: Message, now_ms: Callable[[], int],
+             grace_ms: int) -> Deferred | Refused:
+    """An unregistered task name: deferred while the deploy grace lasts, then refused."""
+    if grace_ms > 0:
+        now = now_ms()
+        opts = msg.options or SendOptions()
+        since = opts.unknown_since_ms if opts.unknown_since_ms is not None else now
+        if now - since < grace_ms:
+            marked = replace(msg, options=replace(opts, unknown_since_ms=since))
+            return Deferred(task_id, marked, min(UNKNOWN_RETRY_MS, grace_ms - (now - since)))
+        return Refused(task_id, msg, "unknown_task", "TaskNotRegistered",
+                       f"task {msg.task!r} is not registered with this worker (no worker knew "
+                       f"it for {(now - since) / 1000:.0f} s, the deploy grace)")
+    return Refused(task_id, msg, "unknown_task", "TaskNotRegistered",
+                   f"task {msg.task!r} is not registered with this worker")

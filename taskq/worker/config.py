@@ -34,6 +34,14 @@ class WorkerConfig:
     the batch), "strict" (in the order given: a later queue only when the earlier ones are
     empty) or "weighted" (each read picks an order at random, the first queue weighted n, the
     next n-1, ... the last 1). A queue's priority lanes are always read highest first."""
+    # Operations (see taskq/worker/limits.py): exit once the queues are empty (``burst``),
+    # after ``max_tasks`` attempts, or when the process's memory passes ``max_memory_mb``.
+    burst: bool = False
+    max_tasks: int | None = None
+    max_memory_mb: int | None = None
+    unknown_grace_s: float = 300.0
+    """How long a task name this worker does not know is handed back (every few seconds, no
+    attempt used) before it is dead-lettered as ``unknown_task``: a rolling deploy's grace."""
 
     def __post_init__(self) -> None:
         if self.queue_order not in (None, "strict", "weighted"):
@@ -42,6 +50,12 @@ class WorkerConfig:
             raise ValueError("a worker needs at least one queue")
         if self.concurrency < 1:
             raise ValueError("concurrency must be at least 1")
+        if self.max_tasks is not None and self.max_tasks < 1:
+            raise ValueError("max_tasks must be at least 1")
+        if self.max_memory_mb is not None and self.max_memory_mb < 1:
+            raise ValueError("max_memory_mb must be at least 1")
+        if self.unknown_grace_s < 0:
+            raise ValueError("unknown_grace_s must not be negative")
         if self.renew_every_ms * 2 >= self.lease_ms:
             raise ValueError("leases must be renewed at least twice per lease period")
 

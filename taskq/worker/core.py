@@ -29,7 +29,9 @@ import os
 import secrets
 import socket
 import time
+from collections.abc import AsyncIterator
 
+from taskq import lifecycle
 from taskq.cancelling import bounded, cancel_and_wait
 from taskq.connection import (
     FATAL,
@@ -38,7 +40,7 @@ from taskq.connection import (
     check_server,
     fatal_config_error,
 )
-from taskq.errors import ConfigError, RedisFailure, RedisOutOfMemory
+from taskq.errors import ConfigError, RedisFailure, RedisOutOfMemory, WorkerStartupError
 from taskq.queue import TaskQueue
 from taskq.taskmetrics import TaskMetrics
 from taskq.worker.completer import Completer
@@ -46,6 +48,7 @@ from taskq.worker.config import WorkerConfig
 from taskq.worker.context import Clock, Flags, OnTransition, WorkerContext
 from taskq.worker.execution import Executors
 from taskq.worker.ledger import Delivery, Ledger
+from taskq.worker.limits import Limits
 from taskq.worker.maintenance import Maintenance
 from taskq.worker.observe import tracing_parts
 from taskq.worker.outcomes import Outcomes
@@ -99,7 +102,9 @@ class Worker:
         self.outcomes = Outcomes(app, self.context, self.ledger, on_transition,
                                  observers=[self.task_metrics, *observers])
         self.runner = Runner(app, self.context, self.ledger, self.outcomes, self.executors,
-                             on_transition, attempts)
+                             on_transition, attempts, on_limit=self.stop)
+        self.limits = Limits(app, self.context, self.ledger, self.stop)
+        self.stop_reason: str | None = None
         self.ledger.runs(self.runner.process)
         self.reader = Reader(app, self.context, self.ledger, on_transition)
         self.completer = Completer(app, self.context, self.ledger)
@@ -120,33 +125,63 @@ class Worker:
     def stopping(self) -> bool:
         return self.ledger.stopping
 
-    def stop(self) -> None:
-        """Stop reading; running tasks get ``grace_s`` to finish; the rest is handed back."""
+    def stop(self, reason: str | None = None) -> None:
+        """Stop reading; running tasks get ``grace_s`` to finish; the rest is handed back.
+        ``reason``: why the worker ends on its own (``--burst``, ``--max-tasks``, ...)."""
+        if reason is not None and self.stop_reason is None and not self.ledger.stopping:
+            self.stop_reason = reason
+            log.info("worker %s stops: %s", self.id, reason)
         self.ledger.stop()
         self._stopping.set()
 
     async def run(self) -> None:
         await self._connect()
-        loops = [
-            asyncio.create_task(self.completer.run(), name="taskq-completer"),
-            *(asyncio.create_task(c, name=n) for n, c in self.maintenance.loops()),
-            asyncio.create_task(self.publisher.run(), name="taskq-task-metrics"),
-        ]
-        reader = asyncio.create_task(self.reader.run(), name="taskq-reader")
-        log.info("worker %s consuming %s on Redis %s (concurrency %d)", self.id,
-                 ",".join(self.config.queues), self.app.url_choice.describe(),
-                 self.config.concurrency)
-        try:
+        async with self._lifespan():
+            loops = [
+                asyncio.create_task(self.completer.run(), name="taskq-completer"),
+                *(asyncio.create_task(c, name=n) for n, c in self.maintenance.loops()),
+                asyncio.create_task(self.publisher.run(), name="taskq-task-metrics"),
+            ]
+            if self.limits.needed:
+                loops.append(asyncio.create_task(self.limits.run(), name="taskq-limits"))
+            reader = asyncio.create_task(self.reader.run(), name="taskq-reader")
+            log.info("worker %s consuming %s on Redis %s (concurrency %d)", self.id,
+                     ",".join(self.config.queues), self.app.url_choice.describe(),
+                     self.config.concurrency)
             try:
-                await self._stopped_or_failed([reader, *loops])
-            except ConfigError:
-                raise
-            except Exception:  # a part failed (the reader: a refusal that cannot heal): the
-                await self._drain(reader)  # worker stops, handing back what it holds
-                raise
-            await self._drain(reader)
+                try:
+                    await self._stopped_or_failed([reader, *loops])
+                except ConfigError:
+                    raise
+                except Exception:  # a part failed (the reader: a refusal that cannot heal):
+                    await self._drain(reader)  # the worker stops, handing back what it holds
+                    raise
+                await self._drain(reader)
+            finally:
+                await self._close(reader, loops)
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self) -> AsyncIterator[None]:
+        """The app's worker lifespan around the worker's work: its startup before the first
+        read (a failure raises WorkerStartupError: exit code 78), its shutdown after the
+        drain (a failure is logged). See :mod:`taskq.lifecycle`."""
+        if self.app.lifespan is None:
+            yield
+            return
+        try:
+            cm = lifecycle.as_context_manager(self.app.lifespan)
+            self.runner.state = await cm.__aenter__()
+        except Exception as exc:
+            log.exception("the worker lifespan failed at startup")
+            raise WorkerStartupError(
+                f"the worker lifespan failed at startup: {type(exc).__name__}: {exc}") from exc
+        try:
+            yield
         finally:
-            await self._close(reader, loops)
+            try:
+                await cm.__aexit__(None, None, None)
+            except Exception:
+                log.exception("the worker lifespan failed at shutdown")
 
     async def _connect(self) -> None:
         delay = 0.1

@@ -1,20 +1,28 @@
 """Running one task attempt: async in the event loop, sync in a thread, cpu_bound in a process.
 
-Each kind honours the task's timeout. A thread or a process cannot be killed safely: when a sync
-or cpu_bound task times out or is cancelled, the attempt ends at once (failed or cancelled) and
-the thread or process runs the function to its end with its result discarded.
+Each kind honours the task's timeout. An async task is cancelled. A ``cpu_bound`` task that times
+out has its pool's processes killed (a process pool cannot stop one call): the pool is replaced
+on next use, and the other calls it was running end with :class:`PoolRecycled` (handed back
+unrun, no attempt used). A thread cannot be killed in Python: a sync task that times out (or is
+cancelled) ends its attempt at once, its thread runs the function to its end with the result
+discarded, counted in :attr:`Executors.abandoned` until it ends; ``--max-tasks`` recycling (the
+process exits, the supervisor starts a fresh one) is what frees a thread stuck for good.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import contextvars
 import functools
 import importlib
+import logging
 import multiprocessing
 import threading
+import weakref
 from collections.abc import Callable
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
 from pydantic_core import to_jsonable_python
@@ -22,6 +30,12 @@ from pydantic_core import to_jsonable_python
 from taskq.codec import pack
 from taskq.context import TaskContext, set_context
 from taskq.task import Task
+
+log = logging.getLogger(__name__)
+
+
+class PoolRecycled(Exception):
+    """A cpu_bound call whose pool was killed because another call in it timed out."""
 
 
 class Executors:
@@ -34,6 +48,10 @@ class Executors:
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
         self._busy = 0
         self._busy_lock = threading.Lock()
+        self._killed: weakref.WeakSet[concurrent.futures.ProcessPoolExecutor] = weakref.WeakSet()
+        self.abandoned = 0
+        """Sync calls that timed out and still run in their thread."""
+        self.pools_killed = 0
 
     @property
     def busy(self) -> int:
@@ -66,6 +84,39 @@ class Executors:
             )
         return self._pool
 
+    def kill_pool(self, pool: concurrent.futures.ProcessPoolExecutor) -> None:
+        """Kill every process of ``pool`` (a cpu_bound call in it timed out); the next use
+        makes a fresh pool. Uses the executor's process table (CPython's ``_processes``)."""
+        if pool in self._killed:
+            return
+        self._killed.add(pool)
+        self.pools_killed += 1
+        if self._pool is pool:
+            self._pool = None
+        processes = list((getattr(pool, "_processes", None) or {}).values())
+        for p in processes:
+            with contextlib.suppress(Exception):
+                p.kill()
+        pool.shutdown(wait=False, cancel_futures=True)
+        log.warning("a cpu_bound task timed out: killed its pool's %d processes (replaced on "
+                    "next use)", len(processes))
+
+    def was_killed(self, pool: concurrent.futures.ProcessPoolExecutor) -> bool:
+        return pool in self._killed
+
+    def abandon(self, call: _SyncCall) -> None:
+        """A sync call timed out: count its thread as abandoned until the call ends."""
+        with self._busy_lock:
+            if not call.done:
+                call.abandoned = True
+                self.abandoned += 1
+
+    def sync_ended(self, call: _SyncCall) -> None:
+        with self._busy_lock:
+            call.done = True
+            if call.abandoned:
+                self.abandoned -= 1
+
     def reset_pool(self) -> None:
         """Drop a broken process pool (one of its processes died); the next use makes one."""
         if self._pool is not None:
@@ -76,6 +127,16 @@ class Executors:
         self.threads.shutdown(wait=False, cancel_futures=True)
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+class _SyncCall:
+    """One sync call's end, for :meth:`Executors.abandon`."""
+
+    __slots__ = ("abandoned", "done")
+
+    def __init__(self) -> None:
+        self.done = False
+        self.abandoned = False
 
 
 def _call_in_process(module: str, qualname: str, args: tuple[Any, ...],
@@ -89,9 +150,13 @@ def _call_in_process(module: str, qualname: str, args: tuple[Any, ...],
     return fn(*args, **kwargs)
 
 
-def _in_context(ctx: TaskContext, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+def _in_context(ctx: TaskContext, fn: Any, args: tuple[Any, ...], kwargs: dict[str, Any],
+                call: _SyncCall, executors: Executors) -> Any:
     set_context(ctx)
-    return fn(*args, **kwargs)
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        executors.sync_ended(call)
 
 
 async def invoke(
@@ -113,16 +178,42 @@ async def invoke(
         async with asyncio.timeout(timeout):
             return await fn(*args, **kwargs)
     if task.options.cpu_bound:
-        call = functools.partial(_call_in_process, fn.__module__, fn.__qualname__, args, kwargs)
-        future = executors.submit(executors.pool, call)
-    else:
-        run = functools.partial(_in_context, ctx, fn, args, kwargs)
-        future = executors.submit(executors.threads,
-                                  functools.partial(contextvars.copy_context().run, run))
+        return await _in_pool(task, args, kwargs, ctx, executors, timeout)
+    call = _SyncCall()
+    run = functools.partial(_in_context, ctx, fn, args, kwargs, call, executors)
+    future = executors.submit(executors.threads,
+                              functools.partial(contextvars.copy_context().run, run))
     try:
         return await asyncio.wait_for(future, timeout)
-    except (TimeoutError, asyncio.CancelledError):
+    except TimeoutError:
         ctx.request_cancel()  # a sync task may poll ctx.cancelled and stop early
+        executors.abandon(call)
+        log.warning("sync task %s timed out after %g s: its thread runs on until the function "
+                    "returns (%d such threads now)", ctx.task_id, timeout, executors.abandoned)
+        raise
+    except asyncio.CancelledError:
+        ctx.request_cancel()
+        raise
+
+
+async def _in_pool(task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                   ctx: TaskContext, executors: Executors, timeout: float | None) -> Any:
+    fn = task.fn
+    call = functools.partial(_call_in_process, fn.__module__, fn.__qualname__, args, kwargs)
+    pool = executors.pool
+    future = executors.submit(pool, call)
+    try:
+        return await asyncio.wait_for(future, timeout)
+    except TimeoutError:
+        ctx.request_cancel()
+        executors.kill_pool(pool)
+        raise
+    except asyncio.CancelledError:
+        ctx.request_cancel()
+        raise
+    except BrokenProcessPool as exc:
+        if executors.was_killed(pool):
+            raise PoolRecycled("its process pool was killed for another task's timeout") from exc
         raise
 
 

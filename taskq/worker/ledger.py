@@ -55,6 +55,8 @@ class Delivery:
     rank: int = 0  # lower starts first among waiting deliveries (priority lanes, queue order)
     slot: str | None = None  # the concurrency slot set it holds (see taskq.worker.limiter)
     step: StepEnd | None = None  # a workflow step: how it ended (for the complete script)
+    unique: tuple[str, int] | None = None  # its unique key and ms to keep it after success
+    error: BaseException | None = field(default=None, repr=False)  # a failed attempt's error
 
 
 @dataclass(slots=True)
@@ -69,6 +71,8 @@ class Counters:
     lost_leases: int = 0
     reclaimed: int = 0
     throttled: int = 0  # made to wait by a rate or concurrency limit (no attempt used)
+    deferred: int = 0  # unknown task names handed back in the deploy grace
+    expired: int = 0
 
 
 Process = Callable[[Delivery], Coroutine[Any, Any, None]]

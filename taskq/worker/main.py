@@ -66,13 +66,30 @@ def run(
     check: Annotated[bool, typer.Option(
         "--check", help="healthcheck: exit 0 if a live worker of this host heartbeats, else 1",
     )] = False,
+    burst: Annotated[bool, typer.Option(
+        "--burst", envvar="TASKQ_BURST",
+        help="exit 0 once the queues are empty (no entry, no delayed task due within 60 s)",
+    )] = _S.burst,
+    max_tasks: Annotated[int | None, typer.Option(
+        min=1, envvar="TASKQ_MAX_TASKS",
+        help="exit 0 after running this many tasks (the supervisor starts a fresh process)",
+    )] = _S.max_tasks,
+    max_memory: Annotated[int | None, typer.Option(
+        min=1, envvar="TASKQ_MAX_MEMORY", metavar="MB",
+        help="exit 0 once the process's memory passes this many MB (finishing what it holds)",
+    )] = _S.max_memory,
+    unknown_grace_s: Annotated[float, typer.Option(
+        min=0, envvar="TASKQ_UNKNOWN_GRACE_S",
+        help="hand back tasks of names this worker does not know for this long (rolling "
+             "deploys) before dead-lettering them as unknown_task; 0: at once",
+    )] = _S.unknown_grace_s,
 ) -> None:
     jsonlog.configure(log_level, log_format.value)
     if not app:
         raise typer.BadParameter("give the TaskQueue as module:attribute (or TASKQ_APP)")
     if processes > 1 and not check:
         args = _strip(_strip(sys.argv[1:], "--processes"), "--metrics-port")
-        raise typer.Exit(Supervisor(args, processes, grace_s, metrics_port).run())
+        raise typer.Exit(Supervisor(args, processes, grace_s, metrics_port, burst=burst).run())
     source = ctx.get_parameter_source("redis_url")  # a command-line option, not the envvar
     option_url = redis_url if source is not None and source.name == "COMMANDLINE" else None
     url_choice.apply_option(option_url)  # before the app is imported: its TaskQueue reads it
@@ -98,6 +115,10 @@ def run(
         lease_ms=lease_ms,
         renew_every_ms=max(100, lease_ms // 3),
         grace_s=grace_s,
+        burst=burst,
+        max_tasks=max_tasks,
+        max_memory_mb=max_memory,
+        unknown_grace_s=unknown_grace_s,
     )
     metrics_at = (metrics_host, metrics_port) if metrics_port else None
     hooks = ctx.obj if isinstance(ctx.obj, _Hooks) else _Hooks()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import random
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Sequence
@@ -58,13 +59,15 @@ class Outcomes:
             return
         if msg.task_id is not None:
             flags += "e"
+        if msg.options is not None and msg.options.key is not None:
+            d.unique = (msg.options.key, msg.options.unique_for_ms)
         if msg.workflow is not None:  # (workflow steps always have a task id: flags is set)
             d.step = StepEnd(msg.workflow, codec.pack(result))
         d.record = encode_record(
             status, task=msg.task, args=msg.args, kwargs=msg.kwargs, attempts=attempts,
             enqueued_ms=msg.enqueued_ms, started_ms=started, finished_ms=int(time.time() * 1000),
             result=result, worker=self.id,
-            error="cancelled" if status is TaskStatus.CANCELLED else None,
+            error=_ended_error(status, msg),
         )
         d.status = status
         d.flags = flags
@@ -151,10 +154,13 @@ class Outcomes:
                   "failure": step_failure(step, d.task_id, task, reason, error_type, error)}
         if self.on_transition is not None:
             self.on_transition("before_dead")
+        extra: dict[str, Any] = {}
+        if msg is not None and msg.options is not None and msg.options.key is not None:
+            extra["unique"] = msg.options.key  # released in the same script
         dead = await self._owned_call(d, lambda: self.app.scripts.dead(
             keys=keys, consumer=self.id, entry_id=d.entry_id, deliveries=d.deliveries,
             task_id=d.task_id, record=record, ttl_ms=self.app.result_ttl_ms,
-            dead_cap=self.app.dead_letter_cap, letter=letter, slot=d.slot, **wf,
+            dead_cap=self.app.dead_letter_cap, letter=letter, slot=d.slot, **extra, **wf,
         ))
         if dead:
             self.counters.dead += 1
@@ -163,6 +169,27 @@ class Outcomes:
             if self.observer is not None:
                 self.observer.ended(d.task_id, msg, d.queue, "dead", reason, attempts, started,
                                     error_type, error)
+
+    async def defer(self, d: Delivery, msg: Message, delay_ms: int) -> None:
+        """Hand an entry naming an unknown task back for ``delay_ms`` (no attempt used), with
+        the time it was first found unknown in its envelope (the deploy grace)."""
+        if d.abandoned:
+            _discarded(d)
+            return
+        # Jitter: workers' reads and promotions run on like periods, and Redis hands a new
+        # entry to the reader blocked longest; a fixed delay could give it back to this same
+        # worker every time while a worker that knows the name waits.
+        delay_ms = int(delay_ms * random.uniform(0.5, 1.0))
+        payload = codec.encode(msg.with_attempts(msg.attempts, d.task_id))
+        due = await self._owned_call(d, lambda: self.app.scripts.defer(
+            keys=self.keys[d.queue], consumer=self.id, entry_id=d.entry_id,
+            deliveries=d.deliveries, task_id=d.task_id, payload=payload, delay_ms=delay_ms))
+        if due:
+            self.counters.deferred += 1
+            log.info("task %s names %r, unknown to worker %s: handed back for %.1f s (deploy "
+                     "grace)", d.task_id, msg.task, self.id, delay_ms / 1000,
+                     extra={"task_id": d.task_id})
+        self.ledger.drop(d)
 
     async def release(self, deliveries: Sequence[Delivery]) -> None:
         """Hand entries back to their stream unrun (paused queue, shutdown): they run again,
@@ -208,6 +235,14 @@ class Outcomes:
         if task is not None and task.options.result_ttl_s is not None:
             return int(task.options.result_ttl_s * 1000)
         return self.app.result_ttl_ms
+
+
+def _ended_error(status: TaskStatus, msg: Message) -> str | None:
+    if status is TaskStatus.CANCELLED:
+        return "cancelled"
+    if status is TaskStatus.EXPIRED and msg.options is not None:
+        return f"expired: not started before its expiry ({msg.options.expires_ms} ms)"
+    return None
 
 
 def _retry_reason(exc: Exception, task: Task[Any, Any]) -> str:

@@ -8,15 +8,24 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Callable
+from typing import Any
 
 from taskq import codec
 from taskq.connection import REDIS_ERRORS
 from taskq.context import TaskContext, set_context
+from taskq.lifecycle import TaskOutcome, run_after, run_before
 from taskq.queue import TaskQueue
 from taskq.records import TaskStatus, bucket_key
-from taskq.worker.admission import Cancelled, Ready, Refused, admit
+from taskq.worker.admission import Cancelled, Deferred, Expired, Ready, Refused, admit
 from taskq.worker.context import OnTransition, WorkerContext
-from taskq.worker.execution import Executors, encode_result, invoke, is_plain_async
+from taskq.worker.execution import (
+    Executors,
+    PoolRecycled,
+    encode_result,
+    invoke,
+    is_plain_async,
+)
 from taskq.worker.ledger import Delivery, Ledger
 from taskq.worker.limiter import Limiter
 from taskq.worker.observe import Attempts
@@ -31,8 +40,15 @@ class Runner:
     def __init__(self, app: TaskQueue, context: WorkerContext, ledger: Ledger,
                  outcomes: Outcomes, executors: Executors,
                  on_transition: OnTransition | None = None,
-                 attempts: Attempts | None = None) -> None:
+                 attempts: Attempts | None = None,
+                 on_limit: Callable[[str], None] | None = None) -> None:
         self.app = app
+        self.state: Any = None  # what the worker lifespan yielded
+        self._hooks = app.task_hooks
+        self._now_ms = context.clock.now_ms
+        self._unknown_grace_ms = int(context.config.unknown_grace_s * 1000)
+        self._max_tasks = context.config.max_tasks or 0  # 0: no limit (processed is >= 1)
+        self._on_limit = on_limit
         self.id = context.id
         self.keys = context.keys
         self.flags = context.flags
@@ -41,6 +57,8 @@ class Runner:
         self.executors = executors
         self.on_transition = on_transition
         self._attempts = attempts  # tracing: wraps each attempt (None: not traced)
+        # one attempt: with the app's task hooks around it when it has any (chosen once)
+        self._run_one = self._run_hooked if self._hooks else self._run
         self._registry = app.registry
         self._max_payload = app.max_payload_bytes
         # bound once: called per task
@@ -48,6 +66,7 @@ class Runner:
         self._failed = outcomes.failed
         self._dead = outcomes.dead
         self._release = outcomes.release
+        self._defer = outcomes.defer
         self._runner_ended = ledger.runner_ended
         self._limiter = Limiter(app, context, ledger, outcomes)
 
@@ -61,16 +80,17 @@ class Runner:
                 return
             d.started = True
             checked = admit(d.queue, d.entry_id, d.deliveries, d.payload, self._registry,
-                            self._max_payload, self.flags.cancels)
+                            self._max_payload, self.flags.cancels, self._now_ms,
+                            self._unknown_grace_ms)
             d.task_id = checked.task_id
             if type(checked) is Ready:
                 limits = checked.task.options.limits
                 if limits is not None and not await self._limiter.admit(d, checked, limits):
                     return  # it waits (rate or concurrency limit): handed back delayed
                 if self._attempts is None:
-                    await self._run(d, checked)
+                    await self._run_one(d, checked)
                 else:
-                    await self._attempts.run(d, checked, self._run)
+                    await self._attempts.run(d, checked, self._run_one)
             elif type(checked) is Refused:
                 dead = self._dead(d, checked.msg, checked.reason, checked.error_type,
                                   checked.error, attempts=checked.attempts)
@@ -81,6 +101,10 @@ class Runner:
             elif type(checked) is Cancelled:
                 self._finish(d, checked.msg, checked.task, TaskStatus.CANCELLED, None, "c",
                              checked.attempts)
+            elif type(checked) is Expired:
+                self._expired(d, checked)
+            elif type(checked) is Deferred:
+                await self._defer(d, checked.msg, checked.delay_ms)
         except asyncio.CancelledError:
             if not (ledger.stopping or d.lost):
                 raise
@@ -93,10 +117,14 @@ class Runner:
     async def _run(self, d: Delivery, ready: Ready) -> None:
         _, msg, task, args, kwargs, attempt = ready
         ctx = TaskContext(d.task_id, task.name, d.queue, attempt, task.options.max_attempts,
-                          self.id, self._progress)
+                          self.id, self._progress, state=self.state)
         d.ctx = ctx
         started = int(time.time() * 1000)
         self.counters.processed += 1
+        if self.counters.processed == self._max_tasks and self._on_limit is not None:
+            self._on_limit(f"ran {self._max_tasks} tasks (--max-tasks)")
+        if self._hooks:
+            run_before(self._hooks, ctx)
         try:
             if is_plain_async(task):  # the common case, without a coroutine in between
                 set_context(ctx)
@@ -116,8 +144,12 @@ class Runner:
             if d.cancel:
                 self._finish(d, msg, task, TaskStatus.CANCELLED, None, "c", attempt, started)
                 return
+            if type(exc) is PoolRecycled:  # killed for another task's timeout: not its fault
+                await self._release([d])  # handed back, no attempt used
+                return
             if "BrokenProcessPool" in type(exc).__name__:
                 self.executors.reset_pool()
+            d.error = exc
             await self._failed(d, msg, task, exc, attempt, started)
             return
         if d.cancel:  # a sync task flagged while running: its result is discarded
@@ -127,6 +159,34 @@ class Runner:
             self.on_transition("before_ack")
         flags = "c" if d.task_id in self.flags.cancels else ""  # asked too late: clear it
         self._finish(d, msg, task, TaskStatus.SUCCEEDED, result, flags, attempt, started)
+
+    async def _run_hooked(self, d: Delivery, ready: Ready) -> None:
+        """:meth:`_run` (which calls the hooks' ``before``), then the hooks' ``after`` with
+        the attempt's outcome."""
+        t0 = time.monotonic()
+        error: BaseException | None = None
+        try:
+            await self._run(d, ready)
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            if d.ctx is not None:
+                status = d.status._value_ if d.acking else "failed"
+                if error is None and not d.acking:
+                    error = d.error
+                run_after(self._hooks, d.ctx, TaskOutcome(status, error, time.monotonic() - t0))
+
+    def _expired(self, d: Delivery, checked: Expired) -> None:
+        """Finish an entry whose expiry passed before it started (status ``expired``)."""
+        self.counters.expired += 1
+        self._finish(d, checked.msg, checked.task, TaskStatus.EXPIRED, None, "",
+                     checked.attempts)
+        if self._hooks:
+            ctx = TaskContext(d.task_id, checked.task.name, d.queue, checked.attempts,
+                              checked.task.options.max_attempts, self.id, state=self.state)
+            run_before(self._hooks, ctx)
+            run_after(self._hooks, ctx, TaskOutcome("expired", None, 0.0))
 
     async def _progress(self, queue: str, task_id: str, fraction: float, message: str) -> None:
         keys = self.keys.get(queue) or self.app.keys(queue)

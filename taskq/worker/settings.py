@@ -40,3 +40,7 @@ class WorkerSettings(BaseSettings):
     metrics_host: str = "127.0.0.1"
     log_level: str = "INFO"
     log_format: LogFormat = Field(LogFormat.text, description="text or json")
+    burst: bool = False
+    max_tasks: int | None = None
+    max_memory: int | None = Field(None, description="MB")
+    unknown_grace_s: float = 300.0

@@ -4,7 +4,9 @@ Children are ``python -m taskq.worker`` processes with the same options and ``--
 (taskq's own entry point, whatever the current directory holds). A child that dies is restarted
 after a pause that grows while children keep dying quickly (a crash loop does not spin).
 SIGTERM/SIGINT go to every child; the supervisor exits 0 once all have ended (a second signal
-is forwarded too, so the children exit at once).
+is forwarded too, so the children exit at once). A child that exits 0 on its own was recycled
+(``--max-tasks``, ``--max-memory``) and is started again at once; with ``--burst`` it is done,
+and the supervisor exits 0 once every child is.
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ log = logging.getLogger(__name__)
 
 class Supervisor:
     def __init__(self, child_args: Sequence[str], processes: int, grace_s: float,
-                 metrics_port: int | None = None) -> None:
+                 metrics_port: int | None = None, *, burst: bool = False) -> None:
         self.child_args = list(child_args)
+        self.burst = burst
+        self.finished: set[int] = set()
         self.metrics_port = metrics_port  # child i serves metrics on metrics_port + i
         self.processes = processes
         self.grace_s = grace_s
@@ -55,12 +59,21 @@ class Supervisor:
         backoff: dict[int, float] = dict.fromkeys(range(self.processes), 0.5)
         started = dict.fromkeys(range(self.processes), time.monotonic())
         due: dict[int, float] = {}
-        while self.signals == 0:
+        while self.signals == 0 and len(self.finished) < self.processes:
             time.sleep(0.2)
             now = time.monotonic()
             for slot, child in list(self.children.items()):
                 # (once a stop signal came, an exit is the stop, not a crash to restart)
-                if slot in due or self.signals or child.poll() is None:
+                if slot in due or slot in self.finished or self.signals or child.poll() is None:
+                    continue
+                if child.returncode == 0:
+                    if self.burst:
+                        log.info("worker process %d finished (queues empty)", slot)
+                        self.finished.add(slot)
+                        continue
+                    log.info("worker process %d (pid %d) recycled itself; starting a fresh one",
+                             slot, child.pid)
+                    due[slot] = now
                     continue
                 if child.returncode == EXIT_CONFIG:
                     log.error("worker process %d cannot run with this configuration; stopping",

@@ -1,0 +1,136 @@
+"""Per-enqueue options beyond the delay: a unique key, an absolute run-at time, an expiry.
+
+``task.with_options(key=..., unique_for=..., at=..., expires=...)`` builds one
+:class:`SendOptions` and attaches it to the message (``Message.options``); a message without
+any of them carries ``None`` and costs nothing. What reaches the worker travels in the
+envelope (``u``, ``uf``, ``ex``; see :mod:`taskq.codec`); the run-at time and the HTTP request's
+fingerprint only steer the enqueue.
+
+- ``key``: while a task with the same key (of the same task name, in its queue) is queued,
+  delayed, running or retrying, enqueueing that key again returns the existing task's handle
+  (``handle.deduplicated``) instead of adding a second task. Atomic with the add
+  (:mod:`taskq.lua.enqueue_with`). The key is released by the script that ends the task.
+- ``unique_for``: keep the key this long after the task succeeded (same id returned).
+- ``at``: run at this timezone-aware time (the Redis clock decides when it has come).
+- ``expires``: a task not started by then is not run; it ends with status ``expired``.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from taskq.errors import DecodeError
+
+KEY_MAX = 200
+_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
+
+Expiry = timedelta | datetime | float | int
+
+
+@dataclass(frozen=True, slots=True)
+class SendOptions:
+    """Options of one message. ``key`` is the full unique key (``"<task>:<key>"``)."""
+
+    key: str | None = None
+    unique_for_ms: int = 0
+    expires_ms: int | None = None
+    run_at_ms: int | None = None
+    delay_ms: int = 0  # (``with_options(delay=...).message(...)``) counted on the Redis clock
+    fingerprint: str = ""  # what an HTTP request asked for (Idempotency-Key), compared on a hit
+    unknown_since_ms: int | None = None  # first found unregistered by a worker (deploy grace)
+
+    def to_envelope(self, body: dict[str, Any]) -> None:
+        if self.key is not None:
+            body["u"] = self.key
+            if self.unique_for_ms > 0:
+                body["uf"] = self.unique_for_ms
+        if self.expires_ms is not None:
+            body["ex"] = self.expires_ms
+        if self.unknown_since_ms is not None:
+            body["ug"] = self.unknown_since_ms
+
+    @staticmethod
+    def from_envelope(body: dict[str, Any]) -> SendOptions | None:
+        key, keep, expires = body.get("u"), body.get("uf", 0), body.get("ex")
+        unknown = body.get("ug")
+        if key is None and expires is None and unknown is None:
+            return None
+        if unknown is not None and (not isinstance(unknown, int) or isinstance(unknown, bool)):
+            raise DecodeError("envelope 'ug' is not an integer")
+        if key is not None and not (isinstance(key, str) and key):
+            raise DecodeError("envelope unique key is not a string")
+        if not isinstance(keep, int) or isinstance(keep, bool) or keep < 0:
+            raise DecodeError("envelope unique_for is not a non-negative integer")
+        if expires is not None and (not isinstance(expires, int) or isinstance(expires, bool)):
+            raise DecodeError("envelope expiry is not an integer")
+        return SendOptions(key, keep, expires, unknown_since_ms=unknown)
+
+
+def unique_key(task: str, key: str) -> str:
+    """The stored form of a unique key: scoped by the task's name. Raises ValueError for a key
+    that is not 1 to 200 printable ASCII characters (no spaces)."""
+    if not isinstance(key, str) or not _KEY.match(key):
+        raise ValueError(f"a unique key must be 1 to {KEY_MAX} printable ASCII characters "
+                         f"without spaces, not {key!r}")
+    return f"{task}:{key}"
+
+
+def aware_ms(value: datetime, what: str) -> int:
+    """Epoch ms of a timezone-aware datetime; a naive one is refused (whose clock is it?)."""
+    if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
+        raise ValueError(f"{what} must be a timezone-aware datetime (e.g. "
+                         f"datetime.now(timezone.utc) + ...), not a naive one: {value!r}")
+    return int(value.timestamp() * 1000)
+
+
+def expiry_ms(expires: Expiry, now_ms: int | None = None) -> int:
+    """Epoch ms of an expiry given as a datetime (aware), or as a timedelta or seconds from
+    now (the producer's clock)."""
+    if isinstance(expires, datetime):
+        return aware_ms(expires, "expires")
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    span = expires.total_seconds() if isinstance(expires, timedelta) else float(expires)
+    if span <= 0:
+        raise ValueError("expires must be in the future")
+    return now + int(span * 1000)
+
+
+def build(task: str, *, key: str | None, unique_for: timedelta | float | int | None,
+          at: datetime | None, expires: Expiry | None) -> SendOptions | None:
+    """The options of ``task.with_options(...)``; None when none is given."""
+    if key is None and unique_for is None and at is None and expires is None:
+        return None
+    if unique_for is not None and key is None:
+        raise ValueError("unique_for needs a key")
+    keep = unique_for.total_seconds() if isinstance(unique_for, timedelta) else unique_for
+    if keep is not None and keep < 0:
+        raise ValueError("unique_for must not be negative")
+    return SendOptions(
+        key=None if key is None else unique_key(task, key),
+        unique_for_ms=int((keep or 0) * 1000),
+        expires_ms=None if expires is None else expiry_ms(expires),
+        run_at_ms=None if at is None else aware_ms(at, "at"),
+    )
+
+
+def routed(message_options: SendOptions | None) -> bool:
+    """Whether a message needs the enqueue-with-options script (a key or a run-at time); an
+    expiry alone travels in the envelope of a plain enqueue."""
+    return message_options is not None and (
+        message_options.key is not None or message_options.run_at_ms is not None
+        or message_options.delay_ms > 0)
+
+
+def due(message_options: SendOptions | None, batch_delay_ms: int) -> str:
+    """The due spec of the enqueue-with-options script: '' ready now, 'd<ms>' in ms, 'a<ms>'
+    at epoch ms (Redis clock)."""
+    if message_options is not None:
+        if message_options.run_at_ms is not None:
+            return f"a{message_options.run_at_ms}"
+        if message_options.delay_ms > 0:
+            return f"d{message_options.delay_ms}"
+    return f"d{batch_delay_ms}" if batch_delay_ms > 0 else ""
