@@ -9,6 +9,7 @@ import dataclasses
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import (
     TYPE_CHECKING,
@@ -556,7 +557,8 @@ class TaskQueue:
         if len(calls) == 1:
             return await self._send(calls[0], plan)
         results = await asyncio.gather(*(self._send(c, plan) for c in calls))
-        return [h for handles in results for h in handles]
+        return _in_order(msgs, [m for c in calls for m in c.messages],
+                         [h for handles in results for h in handles])
 
     def enqueue_many_sync(
         self, messages: Iterable[Message], *, delay: Seconds | None = None
@@ -588,6 +590,8 @@ class TaskQueue:
                 for q in plan.precheck
             ])
         handles = self._send_sync(plan, client, scripts)
+        if len(calls) > 1:
+            handles = _in_order(msgs, [m for c in calls for m in c.messages], handles)
         if self.min_replicas:  # (one thread's blocking client reuses one connection)
             durability.confirm_sync(client, [self.keys(c.queue).stream for c in calls],
                                     self.min_replicas, self.replicas_timeout_ms,
@@ -704,6 +708,7 @@ class TaskQueue:
         for queue, items, batch in groups:
             r = scripts.enqueue_with(keys=self.keys(queue), items=items, limit=self.max_backlog)
             sent += self._with_handles(queue, batch, r)
+        sent = _in_order([msgs[i] for i in routed], [m for _, _, b in groups for m in b], sent)
         rest = self._enqueue_many_sync(plain, delay_ms / 1000) if plain else []
         return _merge(len(msgs), routed, sent, rest)
 
@@ -718,7 +723,7 @@ class TaskQueue:
             r = await self.scripts.enqueue_with(keys=self.keys(queue), items=items,
                                                 limit=self.max_backlog)
             handles += self._with_handles(queue, batch, r)
-        return handles
+        return _in_order(msgs, [m for _, _, batch in groups for m in batch], handles)
 
     def _with_items(self, msgs: Sequence[Message],
                     delay_ms: int) -> list[tuple[str, list[SendItem], list[Message]]]:
@@ -857,6 +862,19 @@ def _check_arguments(msg: Message) -> None:
         errors = codec.argument_errors(msg)
         if errors:
             raise TaskValidationError(msg.task, errors) from None
+
+
+def _in_order(msgs: Sequence[Message], sent: Sequence[Message],
+              handles: Sequence[TaskHandle[Any]]) -> list[TaskHandle[Any]]:
+    """``handles`` (one per message of ``sent``: ``msgs`` grouped by queue) in the order of
+    ``msgs``, as the caller gave them. A message object given twice keeps its two places."""
+    places: dict[int, deque[int]] = {}
+    for i, m in enumerate(msgs):
+        places.setdefault(id(m), deque()).append(i)
+    out: list[TaskHandle[Any] | None] = [None] * len(msgs)
+    for m, h in zip(sent, handles, strict=True):
+        out[places[id(m)].popleft()] = h
+    return [h for h in out if h is not None]
 
 
 def _merge(n: int, routed: list[int], sent: list[TaskHandle[Any]],

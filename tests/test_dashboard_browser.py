@@ -1,7 +1,8 @@
 """The dashboard in a real headless Chromium (Debian's ``chromium``, driven by Playwright through
 its executable path): every page loads with no request leaving this machine, replay takes a dead
 letter off the list, a progress bar moves live, a script in an error shows as text, a read key
-cannot act, and the pages fit a phone's width.
+cannot act, the pages fit a phone's width, schedules pause and resume, and a workflow's steps show
+live and it cancels.
 
 ``TASKQ_DASHBOARD_SHOTS=DIR`` also saves a screenshot of each page into DIR (docs/dashboard.md
 shows them; see :func:`test_every_page_loads_offline`).
@@ -20,6 +21,9 @@ from typing import Any
 import pytest
 
 from taskq import TaskQueue, Worker, admin
+from taskq.worker.context import Clock
+from taskq.worker.schedules import Scheduler
+from taskq.workflow import chain, start
 from tests.api_fixtures import ADMIN_KEY, READ_KEY, make_app, serve
 from tests.helpers import eventually
 
@@ -398,4 +402,101 @@ async def test_keyboard_reaches_every_control_and_each_has_a_name(
     await p.keyboard.press("Escape")  # closes without acting
     await dialog.wait_for(state="detached")
     assert len(await _letters(app_tq)) == 1
+    page.assert_clean()
+
+
+async def _store_schedules(redis_url: str, prefix: str) -> str:
+    """Store two schedules as a starting worker would, and fire "ping" once (as the worker's
+    scheduler would); returns the task id it fired."""
+    app = TaskQueue(redis_url, prefix=prefix)
+
+    @app.task(name="add")
+    async def add(a: int, b: int) -> int:
+        return a + b
+
+    app.schedule(add.message(a=6, b=0), cron="0 6 * * *", timezone="Europe/Berlin",
+                 name="daily-report")
+    app.schedule(add.message(a=1, b=1), every=1, name="ping", catch_up="skip")
+    scheduler = Scheduler(app, Clock(), missed_after_ms=6000, every_ms=500)
+    try:
+        await scheduler.sync()
+
+        async def fired() -> str | None:
+            await scheduler.clock.sync(app.redis)
+            await scheduler.fire()
+            return (await admin.schedule_info(app, "ping")).last_task_id
+
+        return str(await eventually(fired, 20, interval=0.2, what="ping fired"))
+    finally:
+        await app.aclose()
+
+
+async def test_schedules_pause_and_resume(app_tq: TaskQueue, dashboard: Callable[..., Any],
+                                          redis_url: str, prefix: str) -> None:
+    fired = await _store_schedules(redis_url, prefix)
+    page = await dashboard(viewport={"width": 1280, "height": 700})
+    await page.sign_in()
+    p = page.page
+    await p.get_by_role("link", name="Schedules").click()
+    await p.locator("h1", has_text="Schedules").wait_for()
+    daily, ping = p.locator('tr[data-row="daily-report"]'), p.locator('tr[data-row="ping"]')
+    await daily.get_by_text("0 6 * * * (Europe/Berlin)").wait_for()
+    await ping.get_by_role("link", name=fired).wait_for()  # the last run, a link to its task
+    assert await daily.get_by_text("never").count() == 1
+    assert await ping.locator(".badge-running").count() == 1
+    await page.shot("schedules")
+
+    await ping.get_by_role("button", name="Pause").click()
+    await ping.locator(".badge-paused").wait_for()
+    assert (await admin.schedule_info(app_tq, "ping")).paused
+    assert not (await admin.schedule_info(app_tq, "daily-report")).paused
+    await ping.get_by_role("button", name="Resume").click()
+    await ping.locator(".badge-running").wait_for()
+    assert not (await admin.schedule_info(app_tq, "ping")).paused
+
+    await p.set_viewport_size(PHONE)  # the table turns into cards; nothing scrolls sideways
+    await page.page.wait_for_function(f"document.documentElement.scrollWidth <= {PHONE['width']}")
+    await ping.get_by_role("link", name=fired).click()
+    await p.locator("h1", has_text=fired).wait_for()
+    page.assert_clean()
+
+
+async def test_a_workflow_shows_its_steps_live_and_cancels(
+    app_tq: TaskQueue, dashboard: Callable[..., Any], start_worker: Callable[..., Worker]
+) -> None:
+    add, sleepy = app_tq.registry["add"], app_tq.registry["sleepy"]
+    start_worker(app_tq, concurrency=2)
+    wf = await start(app_tq, chain(add.message(a=1, b=2), sleepy.message(seconds=60),
+                                   add.message(a=3, b=4)))
+
+    async def sleeping() -> bool:
+        return [s.state for s in (await wf.status()).steps] == ["succeeded", "running", "waiting"]
+
+    await eventually(sleeping, 20, what="the second step running")
+    page = await dashboard(viewport={"width": 1280, "height": 700})
+    await page.sign_in()
+    p = page.page
+    await p.get_by_role("link", name="Workflows").click()
+    await p.get_by_label("Workflow id").fill(wf.id)
+    await p.get_by_label("Workflow id").press("Enter")
+    await p.locator("h1", has_text=wf.id).wait_for()
+    rows = [p.locator(f'tr[data-row="{i}"]') for i in range(3)]
+    steps = (await wf.status()).steps
+    for row, state, step in zip(rows, ("succeeded", "running", "waiting"), steps, strict=True):
+        await row.locator(f".badge-{state}").wait_for()
+        await row.get_by_role("link", name=step.task_id).wait_for()  # each step's task
+    await rows[0].get_by_text("3", exact=True).wait_for()  # its result
+    await page.shot("workflow")
+
+    await p.get_by_role("button", name="Cancel workflow").click()
+    await p.get_by_role("dialog").get_by_role("button", name="Cancel workflow").click()
+    await p.locator("h1 .badge-cancelled").wait_for()
+    await rows[2].locator(".badge-cancelled").wait_for()  # the waiting step never runs
+    assert (await wf.status()).status == "cancelled"
+    assert await p.get_by_role("button", name="Cancel workflow").count() == 0
+    await rows[1].locator(".badge-running").wait_for()  # a running step goes on...
+    await app_tq.cancel(steps[1].task_id)
+    await rows[1].locator(".badge-cancelled").wait_for()  # ...and its end shows live
+    await p.set_viewport_size(PHONE)
+    await page.page.wait_for_function(f"document.documentElement.scrollWidth <= {PHONE['width']}")
     page.assert_clean()

@@ -217,6 +217,38 @@ async def test_enqueue_many_in_one_call(tq: TaskQueue, start_worker: Callable[..
     assert await elsewhere.result(timeout=10) == 42
 
 
+async def test_enqueue_many_returns_handles_in_the_order_given(
+        tq: TaskQueue, start_worker: Callable[..., Worker]) -> None:
+    """Messages of several queues, interleaved (and with options, and delayed): each handle
+    stands where its message stood, async and sync (the batch is sent grouped by queue)."""
+    @tq.task
+    async def double(n: int) -> int:
+        return 2 * n
+
+    @tq.task(queue="other")
+    async def negate(n: int) -> int:
+        return -n
+
+    def mixed(base: int) -> list[Message]:
+        return [double.message(base + 1), negate.message(base + 2), double.message(base + 3),
+                negate.with_options(key=f"k{base}").message(base + 4),
+                double.with_options(key=f"j{base}").message(base + 5), negate.message(base + 6)]
+
+    plain = [m for i, m in enumerate(mixed(0)) if i not in (3, 4)]
+    batches = [(await tq.enqueue_many(plain), [1, -2, 3, -6]),
+               (await tq.enqueue_many(mixed(10)), [11, -12, 13, -14, 15, -16]),
+               (await tq.enqueue_many(plain * 2, delay=0.05), [1, -2, 3, -6] * 2),
+               ([tq.handle(h.id) for h in await asyncio.to_thread(tq.enqueue_many_sync,
+                                                                  mixed(20))],
+                [21, -22, 23, -24, 25, -26])]
+    queues = ["default", "other", "default", "other", "default", "other"]
+    assert [h.queue for h in batches[1][0]] == queues
+    start_worker(tq, queues=("default", "other"), **FAST)
+    for handles, expected in batches:
+        assert [await h.result(timeout=30) for h in handles] == [2 * e if e > 0 else e
+                                                                  for e in expected]
+
+
 async def test_enqueue_sync(tq: TaskQueue, start_worker: Callable[..., Worker]) -> None:
     @tq.task
     async def echo(text: str) -> str:

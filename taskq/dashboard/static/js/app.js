@@ -13,18 +13,24 @@ import * as deadLetter from './pages/dead_letter.js';
 import * as task from './pages/task.js';
 import * as workers from './pages/workers.js';
 import * as worker from './pages/worker.js';
+import * as schedules from './pages/schedules.js';
+import * as workflows from './pages/workflows.js';
+import * as workflow from './pages/workflow.js';
 
 // Every page: its path (':x' parts are parameters) and, for the menu, its label. A new page
-// (schedules, workflows, ...) is a module in pages/ exporting render(ctx) and one line here.
+// is a module in pages/ exporting render(ctx) and one line here.
 export const PAGES = [
   { path: [], page: queues, nav: 'Queues' },
   { path: ['dead'], page: deadIndex, nav: 'Dead letters' },
   { path: ['workers'], page: workers, nav: 'Workers' },
+  { path: ['schedules'], page: schedules, nav: 'Schedules' },
+  { path: ['workflows'], page: workflows, nav: 'Workflows' },
   { path: ['queue', ':name'], page: queue },
   { path: ['queue', ':name', 'dead'], page: deadList },
   { path: ['queue', ':name', 'dead', ':id'], page: deadLetter },
   { path: ['task', ':id'], page: task },
   { path: ['worker', ':id'], page: worker },
+  { path: ['workflow', ':id'], page: workflow },
 ];
 
 const main = document.getElementById('main');
