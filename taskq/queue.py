@@ -708,6 +708,10 @@ class TaskQueue:
         for queue, items, batch in groups:
             r = scripts.enqueue_with(keys=self.keys(queue), items=items, limit=self.max_backlog)
             sent += self._with_handles(queue, batch, r)
+        if self.min_replicas and groups:  # (one thread's blocking client: one connection)
+            durability.confirm_sync(client, [self.keys(q).stream for q, _, _ in groups],
+                                    self.min_replicas, self.replicas_timeout_ms,
+                                    f"{len(sent)} tasks")
         sent = _in_order([msgs[i] for i in routed], [m for _, _, b in groups for m in b], sent)
         rest = self._enqueue_many_sync(plain, delay_ms / 1000) if plain else []
         return _merge(len(msgs), routed, sent, rest)
@@ -722,6 +726,8 @@ class TaskQueue:
         for queue, items, batch in groups:
             r = await self.scripts.enqueue_with(keys=self.keys(queue), items=items,
                                                 limit=self.max_backlog)
+            if self.min_replicas:
+                await self._replicated(self.keys(queue), len(batch))
             handles += self._with_handles(queue, batch, r)
         return _in_order(msgs, [m for _, _, batch in groups for m in batch], handles)
 

@@ -148,10 +148,17 @@ async def test_min_replicas_confirms_enqueues_and_completions(
     assert refused.value.replicas == 1
     with pytest.raises(NotReplicated):
         await asyncio.to_thread(strict.enqueue_many_sync, [inc.message(x=6)])
+    # tasks with options (a unique key) go through their own script: confirmed the same way
+    keyed = strict.registry["inc"]
+    with pytest.raises(NotReplicated):
+        await strict.enqueue_many([keyed.with_options(key="seven").message(x=7)])  # type: ignore[attr-defined]
+    with pytest.raises(NotReplicated):
+        await asyncio.to_thread(strict.enqueue_many_sync,
+                                [keyed.with_options(key="eight").message(x=8)])  # type: ignore[attr-defined]
     admin = sentinel.current_master().admin()
     try:
         async def both_ran() -> bool:
-            return int(admin.hget(tq.keys("default").stats, "completed") or 0) >= 7
+            return int(admin.hget(tq.keys("default").stats, "completed") or 0) >= 9
         await eventually(both_ran, timeout=30)
     finally:
         admin.close()
