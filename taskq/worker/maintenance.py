@@ -34,7 +34,7 @@ from taskq import priority
 from taskq.connection import FATAL, REDIS_ERRORS, fatal_config_error
 from taskq.errors import RedisOutOfMemory
 from taskq.heartbeat import Heartbeat
-from taskq.keys import GROUP, queues_key, worker_alive_key, workers_key
+from taskq.keys import GROUP, worker_alive_key, workers_key
 from taskq.queue import TaskQueue
 from taskq.worker.context import WorkerContext
 from taskq.worker.ledger import Ledger
@@ -184,7 +184,13 @@ class Maintenance:
                   for lane in priority.lanes(q) if lane not in keys]  # (a lane named: only it)
         if not wanted:
             return
-        found = await app.redis.smismember(queues_key(app.prefix), wanted)  # type: ignore[misc]
+        # A lane in use has a stream or a delayed set (EXISTS: a command the documented
+        # least-privilege ACL user already has; SMISMEMBER on the queues set is not)
+        pipe = app.redis.pipeline(transaction=False)
+        for lane in wanted:
+            lane_keys = app.keys(lane)
+            pipe.exists(lane_keys.stream, lane_keys.delayed)
+        found = await pipe.execute()
         new = [lane for lane, here in zip(wanted, found, strict=True) if here]
         if not new:
             return
