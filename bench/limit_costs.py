@@ -9,10 +9,10 @@ import asyncio
 import json
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from bench.polling import until
 from faults.redis_server import RedisServer
 from taskq import TaskQueue, Worker, WorkerConfig
 
@@ -46,7 +46,7 @@ async def _case(server: RedisServer, name: str, options: dict[str, Any],
     worker = Worker(tq, WorkerConfig(queues=("q",), concurrency=16))
     run = asyncio.create_task(worker.run())
     deadline = time.monotonic() + 120
-    await _until(lambda: done >= N, deadline)
+    await until(lambda: done >= N, deadline)
     seconds = time.monotonic() - t0
     worker.stop()
     await run
@@ -75,15 +75,6 @@ async def main() -> list[dict[str, Any]]:
             ]
         finally:
             server.stop()
-
-
-
-async def _until(check: Callable[[], bool], deadline: float, every: float = 0.01) -> None:
-    """Poll ``check`` until true or the deadline (monotonic) passed."""
-    while not check():
-        if time.monotonic() > deadline:
-            return
-        await asyncio.sleep(every)
 
 
 if __name__ == "__main__":

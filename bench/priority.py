@@ -14,10 +14,10 @@ import os
 import statistics
 import time
 import uuid
-from collections.abc import Callable
 
 import redis as redis_sync
 
+from bench.polling import until
 from taskq import TaskQueue, Worker, WorkerConfig
 
 BACKLOG = 50_000
@@ -48,10 +48,10 @@ async def main() -> dict[str, object]:
         results = []
         deadline = time.monotonic() + 120
         for probe in range(1, PROBES + 1):
-            await _until(lambda p=probe: started >= p * BACKLOG // (PROBES + 2), deadline)
+            await until(lambda p=probe: started >= p * BACKLOG // (PROBES + 2), deadline)
             before, t0 = started, time.monotonic()
             await noop.with_options(priority="high").enqueue(-probe)
-            await _until(lambda p=probe: p in high_at, deadline, 0.001)
+            await until(lambda p=probe: p in high_at, deadline, 0.001)
             n, t1 = high_at[probe]
             results.append({"started_before_it": n - before, "ms": round((t1 - t0) * 1000, 1),
                             "low_waiting": BACKLOG - before})
@@ -72,15 +72,6 @@ async def main() -> dict[str, object]:
             for key in client.scan_iter(match=pattern, count=1000):
                 client.delete(key)
         client.close()
-
-
-
-async def _until(check: Callable[[], bool], deadline: float, every: float = 0.01) -> None:
-    """Poll ``check`` until true or the deadline (monotonic) passed."""
-    while not check():
-        if time.monotonic() > deadline:
-            return
-        await asyncio.sleep(every)
 
 
 if __name__ == "__main__":
