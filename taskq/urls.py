@@ -64,7 +64,7 @@ SCHEMES: dict[str, tuple[Kind, bool]] = {
 _DEFAULT_PORT = {Kind.SINGLE: 6379, Kind.CLUSTER: 6379, Kind.SENTINEL: 26379}
 _SECRET_QUERY = ("password", "sentinel_password", "ssl_password")
 
-_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+_TRUE, _FALSE = ("1", "true", "yes"), ("0", "false", "no")  # as redis-py reads them
 TLS_OPTIONS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs",
                "ssl_check_hostname")
 """Certificate options of TLS URLs (redis-py's names; every client kind takes them)."""
@@ -217,9 +217,9 @@ def _options(query: dict[str, list[str]], kind: Kind, tls: bool,
                 raise bad(f"{name}={value!r} is not true or false")
             tls_options.append((name, value.lower() in _TRUE))
             continue
-        if name == "ssl_cert_reqs" and value.lower() not in _CERT_REQS:
+        if name == "ssl_cert_reqs" and value not in _CERT_REQS:
             raise bad(f"{name}={value!r} is not one of {', '.join(_CERT_REQS)}")
-        tls_options.append((name, value.lower() if name == "ssl_cert_reqs" else value))
+        tls_options.append((name, value))
     return tuple(tls_options)
 
 

@@ -78,7 +78,7 @@ def test_single_url_of_a_node_keeps_credentials_and_tls() -> None:
 
 
 def test_tls_options_for_every_kind() -> None:
-    query = "ssl_ca_certs=/ca.pem&ssl_certfile=/c.pem&ssl_keyfile=/k.pem&ssl_cert_reqs=Required" \
+    query = "ssl_ca_certs=/ca.pem&ssl_certfile=/c.pem&ssl_keyfile=/k.pem&ssl_cert_reqs=required" \
             "&ssl_check_hostname=false"
     expected = {"ssl": True, "ssl_ca_certs": "/ca.pem", "ssl_certfile": "/c.pem",
                 "ssl_keyfile": "/k.pem", "ssl_cert_reqs": "required", "ssl_check_hostname": False}
@@ -98,6 +98,8 @@ def test_tls_options_for_every_kind() -> None:
     ("rediss+sentinel://s1/svc?ssl_password=x", "unknown query option 'ssl_password'"),
     ("redis://h/0?colour=blue", "unknown query option 'colour'"),
     ("rediss://h/0?ssl_cert_reqs=maybe", "is not one of none, optional, required"),
+    ("rediss://h/0?ssl_cert_reqs=Required", "is not one of none, optional, required"),
+    ("rediss://h/0?ssl_check_hostname=off", "is not true or false"),
     ("rediss+cluster://n1/?ssl_check_hostname=perhaps", "is not true or false"),
     ("rediss+cluster://n1/?ssl_ca_certs=", "ssl_ca_certs is empty"),
     ("redis+cluster://n1/?db=2", "only database 0"),
