@@ -129,3 +129,24 @@ async def test_ready_and_the_api_follow_a_failover(
         assert admin.exists(stq.keys("default").stream)
     finally:
         admin.close()
+
+
+@pytest.fixture
+async def aof_tq(sentinel: LocalSentinel) -> AsyncIterator[TaskQueue]:
+    tq = build(f"s{uuid.uuid4().hex[:8]}", sentinel.url, min_replicas=1)
+    tq.wait_aof = True
+    yield tq
+    await tq.aclose()
+
+
+async def test_wait_aof_on_redis_70_confirms_with_wait(
+        aof_tq: TaskQueue, start_worker: Callable[..., Worker]) -> None:
+    """``wait_aof`` through the real clients (async and blocking) on this Redis 7.0: WAIT, so
+    the one replica confirms (WAITAOF itself needs 7.2: tests/test_durability_aof.py)."""
+    add = aof_tq.registry["add"]
+    handles = [await add.enqueue(a=1, b=2),
+               await asyncio.to_thread(add.enqueue_sync, a=3, b=4)]
+    worker = start_worker(aof_tq)
+    assert await handles[0].result(timeout=30) == 3
+    assert await asyncio.to_thread(handles[1].result, 30) == 7
+    assert worker.completer.unreplicated == 0
