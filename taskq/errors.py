@@ -47,6 +47,7 @@ code written against redis-py's exceptions keeps catching them, as before.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
 from typing import Any
 
@@ -146,12 +147,23 @@ class TaskNotFound(TaskqError):
         self.task_id = task_id
 
 
+KNOWN_SHOWN = 12
+"""Queue names a QueueNotFound message lists at most."""
+
+
 class QueueNotFound(TaskqError):
     """No queue of that name has ever been used (nor is one registered)."""
 
-    def __init__(self, name: str) -> None:
-        super().__init__(f"no queue named {name!r}")
+    def __init__(self, name: str, known: Sequence[str] = ()) -> None:
+        close = difflib.get_close_matches(name, list(known), n=1)
+        shown = ", ".join(known[:KNOWN_SHOWN]) or "none"
+        if len(known) > KNOWN_SHOWN:
+            shown += f", … ({len(known) - KNOWN_SHOWN} more)"
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        super().__init__(f"no queue named {name!r} (known: {shown}){hint}")
         self.name = name
+        self.known = tuple(known)
+        self.suggestion = close[0] if close else None
 
 
 class DeadLetterNotFound(TaskqError):

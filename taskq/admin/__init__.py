@@ -11,6 +11,7 @@ This module is the facade; the work is done in ``queues``, ``tasks``, ``dead`` a
 from __future__ import annotations
 
 from taskq.admin.dead import dead_letter, dead_letters, purge_dead, replay_dead
+from taskq.admin.dead import resolve_task as resolve_dead_task
 from taskq.admin.queues import (
     consumers,
     list_queues,
@@ -72,6 +73,7 @@ __all__ = [
     "queue_page",
     "recent_failures",
     "replay_dead",
+    "resolve_dead_task",
     "resume",
     "resume_schedule",
     "schedule_info",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from taskq import codec, deadletter
+from taskq import codec, deadletter, names
 from taskq.admin._redis import PAGE, require_queue
 from taskq.admin.values import DeadLetter
 from taskq.fieldvalues import text
@@ -53,6 +53,20 @@ async def _scan(
         cursor = text(rows[-1][0])
 
 
+async def resolve_task(tq: TaskQueue, name: str, task: str | None) -> str | None:
+    """The full task name a ``--task`` filter stands for: itself when a dead letter of the
+    queue (or a registered task) has that name, else the one such name ending with
+    ``.task`` (``send_email`` for ``myapp.tasks.send_email``); raises TaskNotRegistered with
+    the candidates when several do. None stays None."""
+    if task is None:
+        return None
+    keys = await require_queue(tq, name)
+    found = set(tq.registry)
+    async for _, fields in _scan(tq, keys, newest_first=True):
+        found.add(deadletter.task_of(fields))
+    return names.resolve_among(found, task)
+
+
 async def dead_letters(
     tq: TaskQueue, name: str, limit: int = 50, task: str | None = None,
     before: str | None = None,
@@ -61,6 +75,7 @@ async def dead_letters(
     with ``before`` (a dead letter's id, as a page's last one) only those older than it, so
     pages of a long list cost one page each."""
     keys = await require_queue(tq, name)
+    task = await resolve_task(tq, name, task)
     out: list[DeadLetter] = []
     if limit <= 0:
         return out
@@ -117,8 +132,10 @@ async def replay_dead(
 ) -> int:
     """Enqueue dead letters again (all when ``dead_ids`` is None), each atomically moved from the
     dead letters to the stream with its attempts reset. Dead letters without a payload (lost
-    entries) cannot run and stay. Returns how many were replayed."""
+    entries) cannot run and stay. ``task``: a full or short task name (see
+    :func:`resolve_task`). Returns how many were replayed."""
     keys = await require_queue(tq, name)
+    task = await resolve_task(tq, name, task)
     count = 0
     for dead_id, fields in await _select(tq, keys, dead_ids, task):
         payload = replay_payload(fields)
@@ -134,8 +151,10 @@ async def replay_dead(
 async def purge_dead(
     tq: TaskQueue, name: str, dead_ids: list[str] | None = None, task: str | None = None
 ) -> int:
-    """Delete dead letters (all when ``dead_ids`` is None); returns how many were deleted."""
+    """Delete dead letters (all when ``dead_ids`` is None; ``task``: only that task's, a full
+    or short name); returns how many were deleted."""
     keys = await require_queue(tq, name)
+    task = await resolve_task(tq, name, task)
     if dead_ids is None and task is None:
         pipe = tq.redis.pipeline(transaction=True)
         pipe.xlen(keys.dead)

@@ -84,13 +84,17 @@ def queue(ctx: typer.Context, name: QueueArg, as_json: JsonOpt = False,
 
 
 PAUSE_HELP = """Pause a queue: workers stop taking new tasks from it within about 1.5 s; running
-tasks finish; enqueueing still works (tasks wait). Undo with `taskq resume`.
+tasks finish; enqueueing still works (tasks wait). Undo with `taskq resume`. A name that is no
+queue yet is refused (a typo would pause nothing) unless --create: pause it before the deploy
+that brings its tasks.
 
-Example: taskq pause emails"""
+Example: taskq pause emails    |    taskq pause reports --create"""
 
 
-def pause(ctx: typer.Context, name: QueueArg, as_json: JsonOpt = False) -> None:
-    run(ctx, lambda tq: admin.pause(tq, name))
+def pause(ctx: typer.Context, name: QueueArg, as_json: JsonOpt = False,
+          create: Annotated[bool, typer.Option(
+              "--create", help="pause it even if no queue has that name yet")] = False) -> None:
+    run(ctx, lambda tq: admin.pause(tq, name, create=create))
     if want_json(ctx, as_json):
         print_json({"queue": name, "paused": True})
     else:
