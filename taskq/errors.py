@@ -154,15 +154,22 @@ KNOWN_SHOWN = 12
 class QueueNotFound(TaskqError):
     """No queue of that name has ever been used (nor is one registered)."""
 
-    def __init__(self, name: str, known: Sequence[str] = ()) -> None:
-        close = difflib.get_close_matches(name, list(known), n=1)
-        shown = ", ".join(known[:KNOWN_SHOWN]) or "none"
-        if len(known) > KNOWN_SHOWN:
-            shown += f", … ({len(known) - KNOWN_SHOWN} more)"
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        super().__init__(f"no queue named {name!r} (known: {shown}){hint}")
+    def __init__(self, name: str, known: Sequence[str] | None = None) -> None:
+        """``known``: the queues there are, listed in the message with the closest to
+        ``name`` (a typo's likely meaning)."""
+        names = list(known or ())
+        close = difflib.get_close_matches(name, names, n=1)
+        text = f"no queue named {name!r}"
+        if known is not None:
+            shown = ", ".join(names[:KNOWN_SHOWN]) or "none"
+            if len(names) > KNOWN_SHOWN:
+                shown += f", … ({len(names) - KNOWN_SHOWN} more)"
+            text += f" (known: {shown})"
+        if close:
+            text += f"; did you mean {close[0]!r}?"
+        super().__init__(text)
         self.name = name
-        self.known = tuple(known)
+        self.known = tuple(names)
         self.suggestion = close[0] if close else None
 
 

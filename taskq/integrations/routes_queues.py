@@ -114,10 +114,15 @@ def queues_router(tq: TaskQueue, config: ApiConfig) -> APIRouter:
 
     @router.post("/queues/{name}/pause", dependencies=admin_only, summary="Pause a queue",
                  responses={403: {"model": Problem}, 404: {"model": Problem}})
-    async def pause(name: QueueName) -> Paused:
+    async def pause(
+        name: QueueName,
+        create: Annotated[bool, Query(description="pause it even if no queue has that name "
+                                      "yet (before the deploy that brings its tasks); "
+                                      "without it an unknown queue is a 404")] = False,
+    ) -> Paused:
         """Workers stop taking new tasks from the queue; running tasks finish."""
         with _queue_errors():
-            await admin.pause(tq, name)
+            await admin.pause(tq, name, create=create)
         return Paused(queue=name, paused=True)
 
     @router.post("/queues/{name}/resume", dependencies=admin_only, summary="Resume a queue",
