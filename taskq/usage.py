@@ -43,10 +43,11 @@ def _say(line: str) -> None:
     sys.stderr.flush()
 
 
-def run_one_line(main: Any, name: str, args: Sequence[str] | None, prog_name: str | None,
-                 complete_var: str | None, standalone_mode: bool, windows_expand_args: bool,
-                 **extra: Any) -> Any:
-    """Click's ``main`` (``main``: the class's, bound) with its errors as one line."""
+def run_one_line(main: Any, name: str, aborted: str, args: Sequence[str] | None,
+                 prog_name: str | None, complete_var: str | None, standalone_mode: bool,
+                 windows_expand_args: bool, **extra: Any) -> Any:
+    """Click's ``main`` (``main``: the class's, bound) with its errors as one line;
+    ``aborted``: the line for a Ctrl-C or end of input click turned into an abort."""
     if not standalone_mode:
         return main(args, prog_name, complete_var, False, windows_expand_args, **extra)
     try:
@@ -58,7 +59,7 @@ def run_one_line(main: Any, name: str, args: Sequence[str] | None, prog_name: st
             _say(one_line(exc, prog_name or name))
         sys.exit(getattr(exc, "exit_code", EXIT_FAILED))
     except typer.Abort:
-        _say("error: aborted; nothing was changed")
+        _say(aborted)
         sys.exit(EXIT_FAILED)
     sys.exit(code if isinstance(code, int) else 0)
 
@@ -71,8 +72,9 @@ class OneLineErrors(TyperGroup):
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
              complete_var: str | None = None, standalone_mode: bool = True,
              windows_expand_args: bool = True, **extra: Any) -> Any:
-        return run_one_line(super().main, self.name or "taskq", args, prog_name, complete_var,
-                            standalone_mode, windows_expand_args, **extra)
+        return run_one_line(super().main, self.name or "taskq",
+                            "error: aborted; nothing was changed", args, prog_name,
+                            complete_var, standalone_mode, windows_expand_args, **extra)
 
 
 class OneLineCommand(TyperCommand):
@@ -81,5 +83,6 @@ class OneLineCommand(TyperCommand):
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
              complete_var: str | None = None, standalone_mode: bool = True,
              windows_expand_args: bool = True, **extra: Any) -> Any:
-        return run_one_line(super().main, self.name or "taskq", args, prog_name, complete_var,
-                            standalone_mode, windows_expand_args, **extra)
+        return run_one_line(super().main, self.name or "taskq", "error: aborted", args,
+                            prog_name, complete_var, standalone_mode, windows_expand_args,
+                            **extra)
