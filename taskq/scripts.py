@@ -69,7 +69,7 @@ NAMES = (
     "workflow_start",
 )
 
-WORKFLOW_PRELUDE = frozenset({"complete", "dead", "workflow_cancel", "workflow_start"})
+WORKFLOW_PRELUDE = frozenset({"cancel", "complete", "dead", "workflow_cancel", "workflow_start"})
 """Scripts that also get ``lua/_workflow.lua`` (they end workflow steps, or start or cancel
 workflows)."""
 
@@ -308,6 +308,11 @@ class Scripts:
             sha = await self.client.script_load(source(name))
             script.sha = sha
 
+    async def call(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """Run script ``name`` (one of :data:`NAMES`): for the typed wrappers kept beside
+        their concept (:mod:`taskq.workflow.scripts`); callers elsewhere use the wrappers."""
+        return await self._call(name, keys, args)
+
     async def _call(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         lane = self._lane
         if lane is None:
@@ -363,13 +368,23 @@ class Scripts:
 
     async def cancel(self, *, keys: QueueKeys, task_id: str, record: bytes, ttl_ms: int) -> str:
         """Cancel a task wherever it is: 'delayed' or 'queued' (removed, ``record`` stored),
-        'running' (a cancel request for its worker) or 'unknown'."""
-        r = await self._call(
-            "cancel",
-            (keys.stream, keys.delayed, keys.payloads, keys.entries, keys.cancels,
-             _bucket_key(keys, task_id)),
-            (GROUP, task_id, ids.implied_entry(task_id) or "", record, ttl_ms, keys.events),
-        )
+        'running' (a cancel request for its worker) or 'unknown'. A workflow step removed
+        while delayed or queued also ends its workflow as cancelled, in the same script: the
+        first call finds that the task is a step (its envelope says of which workflow) and
+        does nothing; a second one passes the workflow's keys. The step's place in its
+        workflow never changes, so the second call acts on the same workflow; it re-checks
+        where the task is."""
+        key_list = [keys.stream, keys.delayed, keys.payloads, keys.entries, keys.cancels,
+                    _bucket_key(keys, task_id)]
+        args: list[Any] = [GROUP, task_id, ids.implied_entry(task_id) or "", record, ttl_ms,
+                           keys.events]
+        r = await self._call("cancel", key_list, args)
+        if isinstance(r, list):  # a workflow step: again, with its workflow's keys
+            ref = WorkflowRef(_s(r[1]), int(r[2]), "", tuple(_s(q) for q in r[3:]))
+            r = await self._call("cancel", [*key_list, *step_keys(keys.prefix, ref)],
+                                 [*args, ref.step])
+            if isinstance(r, list):  # (never: the keys were given)
+                return "unknown"
         where, _, unique = _s(r).partition("\t")
         if unique:  # it held a unique key: free it (a key left behind is taken over anyway)
             await self.unique_release(keys=keys, key=unique, task_id=task_id)
