@@ -308,7 +308,7 @@ class Scripts:
             sha = await self.client.script_load(source(name))
             script.sha = sha
 
-    async def call(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+    async def call(self, *, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         """Run script ``name`` (one of :data:`NAMES`): for the typed wrappers kept beside
         their concept (:mod:`taskq.workflow.scripts`); callers elsewhere use the wrappers."""
         return await self._call(name, keys, args)

@@ -179,7 +179,7 @@ async def test_min_replicas_confirms_workflow_starts(
     strict = base.configured()
     strict.min_replicas, strict.replicas_timeout_ms = 2, 100
     made.append(strict)
-    with pytest.raises(NotReplicated, match="workflow .*only 1 of the 2 replicas"):
+    with pytest.raises(NotReplicated, match=r"workflow .*only 1 of the 2 replicas"):
         await start(strict, chain(inc.message(x=100), inc.step()))
     with pytest.raises(NotReplicated):
         await asyncio.to_thread(start_sync, strict, chain(inc.message(x=200), inc.step()))

@@ -87,6 +87,28 @@ async def test_cancelling_a_delayed_step_by_id_ends_its_workflow(
     assert await tq.cancel(second) == "unknown"  # a second cancel changes nothing
 
 
+async def test_cancelling_a_running_step_by_id_ends_its_workflow(
+        tq: TaskQueue, start_worker: Callable[..., Worker]) -> None:
+    ran: list[str] = []
+    t = _tasks(tq, ran)
+    started = asyncio.Event()
+
+    @tq.task
+    async def slow(x: int) -> int:
+        started.set()
+        await asyncio.sleep(60)
+        return x
+
+    start_worker(tq, block_ms=100)
+    wf = await start(tq, chain(t["add"].message(1, 2), slow.step(), t["double"].step()))
+    await asyncio.wait_for(started.wait(), 20)
+    assert await tq.cancel((await wf.status()).steps[1].task_id) == "running"
+    st = await wf.wait(timeout=20)
+    assert (st.status, st.finished) == ("cancelled", True)
+    assert [s.state for s in st.steps] == ["succeeded", "cancelled", "skipped"]
+    assert "double" not in ran
+
+
 async def test_cancelling_a_queued_step_with_the_cli_ends_its_workflow(
         tq: TaskQueue, redis_url: str, prefix: str) -> None:
     t = _tasks(tq, [])

@@ -34,7 +34,7 @@ class WorkflowScripts:
             args += (f, v)
         for q_index, task_id, payload in first:
             args += (q_index, task_id, payload)
-        r = await self._scripts.call("workflow_start", keys, args)
+        r = await self._scripts.call(name="workflow_start", keys=keys, args=args)
         return int(r[0]), list(r[1:])
 
     async def cancel(
@@ -46,7 +46,7 @@ class WorkflowScripts:
         keys = [key]
         for q in queues:
             keys += (q.stream, q.entries, q.records(bucket))
-        r = await self._scripts.call("workflow_cancel", keys,
-                                     [GROUP, record, ttl_ms, *(q.events for q in queues)])
+        r = await self._scripts.call(name="workflow_cancel", keys=keys,
+                                     args=[GROUP, record, ttl_ms, *(q.events for q in queues)])
         status = r[0].decode() if isinstance(r[0], bytes) else str(r[0])
         return status, int(r[1])
