@@ -24,9 +24,10 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript, Script
 from redis.exceptions import ResponseError
 
-from taskq import ids
+from taskq import codec, ids
 from taskq.codec import WorkflowRef
 from taskq.deadletter import DeadEntry
+from taskq.errors import DecodeError
 from taskq.keys import GROUP, QueueKeys
 from taskq.lane import Commands
 from taskq.records import BUCKET_MS, TaskStatus
@@ -136,6 +137,17 @@ class StepEnd:
 
     ref: WorkflowRef
     result: bytes = b"\xc0"
+
+
+def _step_of(answer: list[Any]) -> WorkflowRef | None:
+    """The workflow step the cancel script found: its ``{'step', workflow id, index, queue,
+    ...}``, or the ``{'payload', message}`` of a Lua without cmsgpack, decoded here."""
+    if _s(answer[0]) == "step":
+        return WorkflowRef(_s(answer[1]), int(answer[2]), "", tuple(_s(q) for q in answer[3:]))
+    try:
+        return codec.decode(answer[1]).workflow
+    except DecodeError:
+        return None
 
 
 def step_keys(prefix: str, ref: WorkflowRef) -> list[str]:
@@ -379,11 +391,14 @@ class Scripts:
         args: list[Any] = [GROUP, task_id, ids.implied_entry(task_id) or "", record, ttl_ms,
                            keys.events]
         r = await self._call("cancel", key_list, args)
-        if isinstance(r, list):  # a workflow step: again, with its workflow's keys
-            ref = WorkflowRef(_s(r[1]), int(r[2]), "", tuple(_s(q) for q in r[3:]))
-            r = await self._call("cancel", [*key_list, *step_keys(keys.prefix, ref)],
-                                 [*args, ref.step])
-            if isinstance(r, list):  # (never: the keys were given)
+        if isinstance(r, list):  # a workflow step (or, in memory://, maybe): call again
+            ref = _step_of(r)
+            if ref is None:
+                r = await self._call("cancel", key_list, [*args, ""])
+            else:
+                r = await self._call("cancel", [*key_list, *step_keys(keys.prefix, ref)],
+                                     [*args, ref.step])
+            if isinstance(r, list):  # (never: the second call says what it is)
                 return "unknown"
         where, _, unique = _s(r).partition("\t")
         if unique:  # it held a unique key: free it (a key left behind is taken over anyway)

@@ -212,3 +212,21 @@ def test_one_slot_rule_for_cluster_workflows() -> None:
     with pytest.raises(WorkflowError, match="must share one queue") as refused:
         check_one_slot("p", [a, b])
     assert repr(a) in str(refused.value) and repr(b) in str(refused.value)
+
+
+async def test_the_memory_stand_in_ends_the_workflow_too() -> None:
+    """Its Lua has no cmsgpack: the cancel script hands the message to Python to tell."""
+    pytest.importorskip("fakeredis")
+    pytest.importorskip("lupa")
+    tq = TaskQueue("memory://")
+    try:
+        t = _tasks(tq, [])
+        wf = await start(tq, chain(t["add"].message(1, 2), t["double"].step()))
+        assert await tq.cancel((await wf.status()).steps[0].task_id) == "queued"
+        st = await wf.status()
+        assert st.status == "cancelled" and [s.state for s in st.steps] == [
+            "cancelled", "skipped"]
+        plain = await t["add"].enqueue(1, 2)
+        assert await tq.cancel(plain.id) == "queued"
+    finally:
+        await tq.aclose()

@@ -16,24 +16,33 @@
 -- ARGV[4]  record (status "cancelled")
 -- ARGV[5]  record ttl ms
 -- ARGV[6]  events channel
--- ARGV[7]  (with KEYS[7..]) the step's index in its workflow
+-- ARGV[7]  (optional) the step's index in its workflow (with KEYS[7..]), or '' when the
+--          caller knows the task is no workflow step
 -- returns  'delayed' | 'queued' | 'running' | 'unknown'; 'delayed' and 'queued' are followed by
 --          a tab and the task's unique key when its message holds one (the caller releases it);
---          or, when the task to remove is a workflow step and KEYS[7..] were not given,
+--          or, without ARGV[7], when the task to remove is a workflow step,
 --          {'step', workflow id, step index, queue, ...} and nothing was done (the caller
---          calls again with the workflow's keys: every key a script touches is in KEYS)
+--          calls again with the workflow's keys: every key a script touches is in KEYS); and
+--          where Lua has no cmsgpack (the memory:// stand-in), {'payload', message} for the
+--          caller to tell, nothing done
 local id = ARGV[2]
 local with_wf = KEYS[7] ~= nil
--- What the message says: its unique key ('' or a tab and the key) and its workflow field.
+local checked = ARGV[7] ~= nil
+-- What the message says: its unique key ('' or a tab and the key) and, unless the caller
+-- checked already, what makes it call again (see 'returns').
 -- (cmsgpack is in every Redis; the memory:// stand-in lacks it: its keys are taken over)
 local function peek(payload)
-  if not payload or not cmsgpack then return '', nil end
+  if not payload then return '', nil end
+  if not cmsgpack then
+    if checked then return '', nil end
+    return '', {'payload', payload}
+  end
   local ok, msg = pcall(cmsgpack.unpack, payload)
   if not ok or type(msg) ~= 'table' then return '', nil end
   local u = type(msg['u']) == 'string' and ('\t' .. msg['u']) or ''
   local w = msg['w']
-  if type(w) == 'table' and type(w[1]) == 'string' and type(w[2]) == 'number'
-      and type(w[4]) == 'table' then
+  if not checked and type(w) == 'table' and type(w[1]) == 'string'
+      and type(w[2]) == 'number' and type(w[4]) == 'table' then
     local out = {'step', w[1], tostring(w[2])}
     for _, q in ipairs(w[4]) do out[#out + 1] = q end
     return u, out
@@ -50,7 +59,7 @@ local function finish()
 end
 if redis.call('ZSCORE', KEYS[2], id) then
   local u, step = peek(redis.call('HGET', KEYS[3], id))
-  if step and not with_wf then return step end
+  if step then return step end
   redis.call('ZREM', KEYS[2], id)
   redis.call('HDEL', KEYS[3], id)
   finish()
@@ -67,7 +76,7 @@ local rows = redis.call('XRANGE', KEYS[1], entry, entry)
 if #rows > 0 then
   local u, step, body = '', nil, rows[1][2]
   for j = 1, #body, 2 do if body[j] == 'm' then u, step = peek(body[j + 1]) end end
-  if step and not with_wf then return step end
+  if step then return step end
   redis.call('XDEL', KEYS[1], entry)
   redis.call('HDEL', KEYS[4], id)
   finish()
