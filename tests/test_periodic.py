@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from taskq import CatchUp, TaskQueue, Worker
+from taskq import CatchUp, TaskContext, TaskQueue, Worker
 from taskq.admin import (
     ScheduleNotFound,
     list_schedules,
@@ -289,3 +289,38 @@ async def test_a_schedule_on_a_priority_lane_runs(
         return bool(ran)
 
     await eventually(fired, timeout=20, what="the lane's periodic task ran")
+
+
+async def test_a_periodic_task_learns_its_tick_in_the_schedules_timezone(
+        apps: Callable[[], TaskQueue], start_worker: Callable[..., Worker]) -> None:
+    """ctx.scheduled_at is the tick the task was fired for (not when it ran), in the
+    schedule's timezone, and the same in the retry of that tick."""
+    app = apps()
+    seen: list[tuple[int, datetime | None, str]] = []
+
+    @app.task(name="tick", max_attempts=2, backoff=0.05)
+    async def tick(ctx: TaskContext) -> None:
+        seen.append((ctx.attempt, ctx.scheduled_at, ctx.task_id))
+        if ctx.attempt == 1:
+            raise RuntimeError("the first attempt fails: the retry must see the same tick")
+
+    @app.task(name="plain")
+    async def plain(ctx: TaskContext) -> None:
+        seen.append((0, ctx.scheduled_at, ctx.task_id))
+
+    app.schedule(tick.message(), every=1, timezone="Europe/Berlin", name="berlin")
+    start_worker(app, schedules_every_ms=200)
+    await plain.enqueue()
+
+    async def retried() -> bool:
+        return any(a == 2 for a, _, _ in seen)
+
+    await eventually(retried, timeout=30, what="a tick's task retried")
+    log = {e["t"]: int(e["k"]) for e in await fired_log(app) if e["w"] == "fired"}
+    second = next(s for s in seen if s[0] == 2)
+    first = next(s for s in seen if s[0] == 1 and s[2] == second[2])
+    at = second[1]
+    assert at is not None and first[1] == at
+    assert at.tzinfo == BERLIN and at.utcoffset() in (timedelta(hours=1), timedelta(hours=2))
+    assert int(at.timestamp() * 1000) == log[second[2]]  # the tick, not the start time
+    assert [s[1] for s in seen if s[0] == 0] == [None]  # not a periodic task
