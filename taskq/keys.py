@@ -111,7 +111,8 @@ def queues_key(prefix: str) -> str:
 
 
 def periodic_queues_key(prefix: str) -> str:
-    """Set of the queues that periodic schedules enqueue to (or did, until a worker synced)."""
+    """Set of the queues whose periodic hash holds schedules (a sync that leaves one without
+    takes it out: :meth:`taskq.worker.schedules.Scheduler.sync`)."""
     return f"{prefix}:periodic-queues"
 
 

@@ -324,3 +324,55 @@ async def test_a_periodic_task_learns_its_tick_in_the_schedules_timezone(
     assert at.tzinfo == BERLIN and at.utcoffset() in (timedelta(hours=1), timedelta(hours=2))
     assert int(at.timestamp() * 1000) == log[second[2]]  # the tick, not the start time
     assert [s[1] for s in seen if s[0] == 0] == [None]  # not a periodic task
+
+
+async def test_a_queue_whose_last_schedule_is_removed_leaves_the_periodic_queues_set(
+        apps: Callable[[], TaskQueue]) -> None:
+    """The set the syncs and the operator view read shrinks: a queue left without schedules
+    is taken out (its hash deleted), so later syncs make no script call for it."""
+    from taskq.keys import periodic_queues_key  # noqa: PLC0415
+    from taskq.worker.context import Clock  # noqa: PLC0415
+    from taskq.worker.schedules import Scheduler  # noqa: PLC0415
+
+    async def synced(app: TaskQueue) -> Scheduler:
+        clock = Clock()
+        await clock.sync(app.redis)
+        scheduler = Scheduler(app, clock, missed_after_ms=60_000, every_ms=1_000)
+        await scheduler.sync()
+        return scheduler
+
+    async def registry(app: TaskQueue) -> set[str]:
+        return {q.decode() for q in await app.redis.smembers(  # type: ignore[misc]
+            periodic_queues_key(app.prefix))}
+
+    old = apps()
+    job = old.task(name="job", queue="reports")(_job)
+    other = old.task(name="other", queue="mail")(_job)
+    old.schedule(job.message(n=1), every=3600, name="a")
+    old.schedule(other.message(n=2), every=3600, name="b")
+    await synced(old)
+    assert await registry(old) == {"reports", "mail"}
+
+    new = apps()  # the next deploy: the schedule of queue "mail" is gone
+    job2 = new.task(name="job", queue="reports")(_job)
+    new.task(name="other", queue="mail")(_job)
+    new.schedule(job2.message(n=1), every=3600, name="a")
+    await synced(new)
+    assert await registry(new) == {"reports"}
+    assert await new.redis.exists(new.keys("mail").periodic) == 0
+    assert {s.name for s in await list_schedules(new)} == {"a"}
+
+    # a sync of code that schedules on "mail" again puts it back
+    await synced(old)
+    assert await registry(old) == {"reports", "mail"}
+
+    # and a worker whose sync finds the hash refilled meanwhile (another worker's sync ran
+    # between its script and its removal from the set) keeps the queue in the set
+    scheduler = await synced(new)
+    await old.scripts.periodic_sync(keys=old.keys("mail"), schedules=[old.schedules["b"]])
+    await scheduler._forget(["mail"])
+    assert await registry(new) == {"reports", "mail"}
+
+
+async def _job(n: int) -> int:
+    return n
