@@ -7,7 +7,7 @@ puts the same message in the delayed set until the start time it reserved (rate)
 wait (concurrency): no attempt used, no failure recorded; counted as ``throttled`` in the
 queue's figures and the worker's metrics. The slot is freed by the script that ends the attempt
 (complete, retry, dead, release), renewed with the leases, and lost within a lease when its
-worker dies.
+worker dies; a freed slot wakes the earliest waiter at once (:mod:`taskq.worker.wakeup`).
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ from taskq.worker.context import OnTransition, WorkerContext
 from taskq.worker.ledger import Delivery, Ledger
 from taskq.worker.observe import Observer, combined
 from taskq.worker.tasklog import task_log
+from taskq.worker.wakeup import wake_waiters
 from taskq.workflow.failure import step_failure
 
 log = logging.getLogger(__name__)
@@ -115,6 +116,8 @@ class Outcomes:
             ttl_ms=ttl, slot=d.slot,
         ))
         if due:
+            if d.slot:
+                await wake_waiters(self.app, self.keys, (d,))
             self.counters.retried += 1
             log.info("task %s failed (attempt %d/%d: %s); retry in %.2f s", d.task_id, attempt,
                      task.options.max_attempts, type(exc).__name__, delay_s,
@@ -163,6 +166,8 @@ class Outcomes:
             dead_cap=self.app.dead_letter_cap, letter=letter, slot=d.slot, **extra, **wf,
         ), ran=started is not None)
         if dead:
+            if d.slot:
+                await wake_waiters(self.app, self.keys, (d,))
             self.counters.dead += 1
             log.warning("task %s dead-lettered (%s): %s", d.task_id, reason, error[:200],
                         extra={"task_id": d.task_id})
@@ -204,9 +209,11 @@ class Outcomes:
                 task_id = d.task_id or ids.of_entry(d.queue, d.entry_id, msg.task_id)
                 payload = codec.encode(msg.with_attempts(msg.attempts, task_id))
             try:
-                await self.app.scripts.release(
+                released = await self.app.scripts.release(
                     keys=self.keys[d.queue], consumer=self.id, entry_id=d.entry_id,
                     deliveries=d.deliveries, task_id=task_id, payload=payload, slot=d.slot)
+                if released and d.slot:
+                    await wake_waiters(self.app, self.keys, (d,))
             except RELEASE_ERRORS as exc:  # (any refusal: the worker is shutting down)
                 log.warning("could not hand back %s (%s); it returns after its lease", task_id, exc)
             self.ledger.drop(d)
