@@ -130,17 +130,16 @@ def replay(ctx: typer.Context, name: QueueArg, ids: IdsArg = None, all_: AllOpt 
     r = run(ctx, lambda tq: admin.replay_dead_letters(tq, name, chosen, task))
     if want_json(ctx, as_json):
         print_json(r.to_dict())
-    elif r.replayed:
-        out.print(f"replayed {r.replayed} dead letter(s) of {name}; they are queued again")
+    elif r.replayed or r.workflow_steps:
+        again = "; they are queued again" if r.replayed else ""
+        out.print(f"replayed {r.replayed} dead letter(s) of {name}{again}")
     if r.workflow_steps and not want_json(ctx, as_json):
         shown = ", ".join(r.workflow_steps[:5]) + (", ..." if len(r.workflow_steps) > 5 else "")
         out.print(f"not replayed: {len(r.workflow_steps)} dead letter(s) of workflow steps "
                   f"({shown}): a step's death already failed its workflow, and a replay "
                   "cannot resume it; start the workflow again (the dead letters stay: purge "
                   "them when done)", markup=False, highlight=False)
-    if not r.replayed and r.workflow_steps:
-        fail("nothing was replayed: only dead letters of workflow steps matched")
-    if not r.replayed:
+    if not r.replayed and not r.workflow_steps:
         _none_matched(name, task, "replayed")
 
 
