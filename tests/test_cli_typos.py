@@ -225,6 +225,7 @@ async def test_a_queue_used_only_at_high_priority_is_one_queue(
         assert "hi" in [q.name for q in await admin.list_queues(other)]
         info = await admin.queue_info(other, "hi")
         assert info.consumers == 1 and info.completed_total == 3
+        assert sum((await admin.throughput(other, "hi", 3))[1]) == 3
         (consumer,) = await admin.consumers(other, "hi")
         assert consumer.alive
     finally:

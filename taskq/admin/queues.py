@@ -146,15 +146,20 @@ async def _count_undelivered(tq: TaskQueue, keys: QueueKeys, after: str, bound: 
 
 
 async def throughput(tq: TaskQueue, name: str, minutes: int = 60) -> tuple[int, list[int]]:
-    """Completions per wall-clock minute (Redis clock) of the last ``minutes`` minutes, oldest
-    first, the current (partial) minute last; with the start of that last minute in ms. The
-    per-minute counters live two hours, so at most 120 minutes can be asked for."""
-    keys = await require_queue(tq, name)
+    """Completions per wall-clock minute (Redis clock, every priority level of a queue) of the
+    last ``minutes`` minutes, oldest first, the current (partial) minute last; with the start
+    of that last minute in ms. The per-minute counters live two hours, so at most 120 minutes
+    can be asked for."""
+    await require_queue(tq, name)
     n = max(1, min(minutes, MAX_THROUGHPUT_MINUTES))
     now = await redis_now_ms(tq)
     last = now // 60_000
-    counts = await tq.redis.mget([keys.done_minute(m) for m in range(last - n + 1, last + 1)])
-    return last * 60_000, [to_int(c) or 0 for c in counts]
+    total = [0] * n
+    for level in levels_of(name):  # a queue's every priority level (all under one hash tag)
+        keys = tq.keys(level)
+        counts = await tq.redis.mget([keys.done_minute(m) for m in range(last - n + 1, last + 1)])
+        total = [t + (to_int(c) or 0) for t, c in zip(total, counts, strict=True)]
+    return last * 60_000, total
 
 
 async def consumers(tq: TaskQueue, name: str) -> list[ConsumerInfo]:
