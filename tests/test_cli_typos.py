@@ -87,6 +87,8 @@ def test_pausing_a_queue_before_it_exists_takes_create(cli: Callable[..., Result
     assert r.exit_code == 0 and json.loads(r.stdout) == {"queue": "reports", "paused": True}
     info = json.loads(cli("queue", "reports", "--json").stdout)["queue"]  # a queue now
     assert info["paused"] is True
+    listed = json.loads(cli("queues", "--json").stdout)["queues"]
+    assert [(q["name"], q["paused"]) for q in listed] == [("jobs", False), ("reports", True)]
     assert cli("resume", "reports").exit_code == 0
 
 

@@ -15,7 +15,7 @@ from taskq.admin._redis import (
 )
 from taskq.admin.values import ConsumerInfo, DelayedTask, Failure, QueueInfo
 from taskq.fieldvalues import text, to_int
-from taskq.keys import GROUP, QueueKeys, worker_alive_key
+from taskq.keys import GROUP, QueueKeys, queues_key, worker_alive_key
 from taskq.records import TaskStatus
 
 if TYPE_CHECKING:
@@ -203,9 +203,12 @@ async def recent_failures(tq: TaskQueue, name: str, limit: int = 10) -> list[Fai
 async def pause(tq: TaskQueue, name: str, *, create: bool = False) -> None:
     """Workers stop taking new tasks from the queue within about a second; running ones finish
     and enqueueing still works. ``create``: pause a queue that is not one yet (before the
-    deploy that brings its tasks) instead of raising QueueNotFound."""
+    deploy that brings its tasks) instead of raising QueueNotFound; it is then registered in
+    the queues set, so that ``taskq queues`` shows it paused."""
     keys = tq.keys(name) if create else await require_queue(tq, name)
     await tq.redis.set(keys.paused, b"1")
+    if create:
+        await tq.redis.sadd(queues_key(tq.prefix), name)  # type: ignore[misc]
 
 
 async def resume(tq: TaskQueue, name: str) -> None:
