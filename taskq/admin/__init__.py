@@ -10,12 +10,19 @@ This module is the facade; the work is done in ``queues``, ``tasks``, ``dead`` a
 
 from __future__ import annotations
 
-from taskq.admin.dead import dead_letter, dead_letters, purge_dead, replay_dead
+from taskq.admin.dead import (
+    dead_letter,
+    dead_letters,
+    purge_dead,
+    replay_dead,
+    replay_dead_letters,
+)
 from taskq.admin.queues import (
     consumers,
     list_queues,
     next_delayed,
     pause,
+    purge_lanes,
     purge_queue,
     queue_info,
     queue_page,
@@ -36,7 +43,9 @@ from taskq.admin.values import (
     DeadLetter,
     DelayedTask,
     Failure,
+    KeptLetter,
     QueueInfo,
+    Replay,
     WorkerInfo,
 )
 from taskq.admin.workers import clean_dead_workers, held_tasks, list_workers, worker_info
@@ -48,8 +57,10 @@ __all__ = [
     "DeadLetterNotFound",
     "DelayedTask",
     "Failure",
+    "KeptLetter",
     "QueueInfo",
     "QueueNotFound",
+    "Replay",
     "ScheduleInfo",
     "ScheduleNotFound",
     "WorkerInfo",
@@ -67,11 +78,13 @@ __all__ = [
     "pause",
     "pause_schedule",
     "purge_dead",
+    "purge_lanes",
     "purge_queue",
     "queue_info",
     "queue_page",
     "recent_failures",
     "replay_dead",
+    "replay_dead_letters",
     "resume",
     "resume_schedule",
     "schedule_info",

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from taskq import codec, deadletter
 from taskq.admin._redis import PAGE, require_queue
-from taskq.admin.values import DeadLetter
+from taskq.admin.values import DeadLetter, KeptLetter, Replay
 from taskq.fieldvalues import text
 from taskq.keys import QueueKeys
+from taskq.scripts import KeyHeld
 from taskq.state import decode_message
 
 if TYPE_CHECKING:
     from taskq.queue import TaskQueue
+
+log = logging.getLogger(__name__)
 
 MAX_SCAN = 200_000
 
@@ -112,23 +116,40 @@ def replay_payload(fields: dict[bytes, bytes]) -> bytes | None:
     return codec.encode(msg.with_attempts(0, d.task_id or msg.task_id or ""))
 
 
-async def replay_dead(
+async def replay_dead_letters(
     tq: TaskQueue, name: str, dead_ids: list[str] | None = None, task: str | None = None
-) -> int:
+) -> Replay:
     """Enqueue dead letters again (all when ``dead_ids`` is None), each atomically moved from the
-    dead letters to the stream with its attempts reset. Dead letters without a payload (lost
-    entries) cannot run and stay. Returns how many were replayed."""
+    dead letters to the stream with its attempts reset, taking its task's unique key again (see
+    :mod:`taskq.options`). Dead letters without a payload (lost entries) cannot run and stay; so
+    do those whose unique key another task holds now (listed in ``kept``, with a warning
+    logged): replaying them would make a second live task of one key."""
     keys = await require_queue(tq, name)
-    count = 0
+    count, kept = 0, []
     for dead_id, fields in await _select(tq, keys, dead_ids, task):
         payload = replay_payload(fields)
         task_id = deadletter.parse(fields).task_id
         if payload is None or not task_id:
             continue
-        r = await tq.scripts.replay(keys=keys, dead_id=dead_id, payload=payload, task_id=task_id)
-        if r:
+        msg = decode_message(payload)
+        unique = msg.options.key if msg is not None and msg.options is not None else None
+        r = await tq.scripts.replay(keys=keys, dead_id=dead_id, payload=payload,
+                                    task_id=task_id, unique=unique)
+        if isinstance(r, KeyHeld):
+            letter = KeptLetter(dead_id, task_id, unique or "", r.holder, r.kept)
+            log.warning("dead letter %s of queue %s not replayed: %s", dead_id, name,
+                        letter.reason, extra={"task_id": task_id})
+            kept.append(letter)
+        elif r:
             count += 1
-    return count
+    return Replay(count, tuple(kept))
+
+
+async def replay_dead(
+    tq: TaskQueue, name: str, dead_ids: list[str] | None = None, task: str | None = None
+) -> int:
+    """:func:`replay_dead_letters`, returning only how many were replayed."""
+    return (await replay_dead_letters(tq, name, dead_ids, task)).replayed
 
 
 async def purge_dead(

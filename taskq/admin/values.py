@@ -116,6 +116,40 @@ class DeadLetter:
 
 
 @dataclass(frozen=True, slots=True)
+class KeptLetter:
+    """A dead letter a replay left in place: its task's unique ``key`` is held by another
+    task, ``holder``, that lives (queued, delayed, running or retrying) or succeeded and keeps
+    its key (``kept_after_success``, unique_for). Replaying it then would make two live tasks
+    of one key; replay it once the holder has ended, or purge it."""
+
+    id: str
+    task_id: str
+    key: str
+    holder: str
+    kept_after_success: bool
+
+    @property
+    def reason(self) -> str:
+        how = "succeeded and keeps it (unique_for)" if self.kept_after_success else "lives"
+        return f"its unique key {self.key!r} is held by task {self.holder}, which {how}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "reason": self.reason}
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """What a replay of dead letters did: how many were enqueued again, and the ones left in
+    the dead letters because their unique key is held by another task."""
+
+    replayed: int
+    kept: tuple[KeptLetter, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"replayed": self.replayed, "kept": [k.to_dict() for k in self.kept]}
+
+
+@dataclass(frozen=True, slots=True)
 class WorkerInfo:
     """A worker as its last heartbeat described it; ``alive`` while its heartbeat key lives."""
 

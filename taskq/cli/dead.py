@@ -114,11 +114,14 @@ def replay(ctx: typer.Context, name: QueueArg, ids: IdsArg = None, all_: AllOpt 
            task: TaskOpt = None, yes: YesOpt = False, as_json: JsonOpt = False) -> None:
     chosen, what = _selection(ctx, name, ids, all_, task)
     confirm(f"Replay {what} of queue {name!r}?", yes)
-    n = run(ctx, lambda tq: admin.replay_dead(tq, name, chosen, task))
+    r = run(ctx, lambda tq: admin.replay_dead_letters(tq, name, chosen, task))
     if want_json(ctx, as_json):
-        print_json({"queue": name, "replayed": n})
-    else:
-        out.print(f"replayed {n} dead letter(s) of {name}; they are queued again")
+        print_json({"queue": name, **r.to_dict()})
+        return
+    out.print(f"replayed {r.replayed} dead letter(s) of {name}; they are queued again")
+    for k in r.kept:
+        out.print(f"kept dead letter {k.id} (task {k.task_id}): {k.reason}; replay it once "
+                  "that task has ended", markup=False, highlight=False)
 
 
 @app.command("purge", help="Delete dead letters for good. Asks first unless --yes.\n\n"

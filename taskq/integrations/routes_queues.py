@@ -18,7 +18,14 @@ from taskq.integrations.bodies import parse_json
 from taskq.integrations.config import ApiConfig
 from taskq.integrations.errors import http_errors
 from taskq.integrations.limits import read_limited
-from taskq.integrations.schemas import DeadSelection, Paused, Problem, Purged, Replayed
+from taskq.integrations.schemas import (
+    DeadSelection,
+    KeptLetter,
+    Paused,
+    Problem,
+    Purged,
+    Replayed,
+)
 from taskq.queue import TaskQueue
 
 QueueName = Annotated[str, Path(description="a queue name", examples=["default"])]
@@ -167,8 +174,9 @@ def queues_router(tq: TaskQueue, config: ApiConfig) -> APIRouter:
         Each keeps its task id; its attempts start again from zero."""
         sel = selection
         with _queue_errors():
-            n = await admin.replay_dead(tq, name, _entry_ids(sel.ids), sel.task)
-        return Replayed(queue=name, replayed=n)
+            r = await admin.replay_dead_letters(tq, name, _entry_ids(sel.ids), sel.task)
+        return Replayed(queue=name, replayed=r.replayed,
+                        kept=[KeptLetter(**k.to_dict()) for k in r.kept])
 
     @router.post("/queues/{name}/dead/purge", dependencies=admin_only,
                  summary="Delete dead letters", openapi_extra=_SELECTION_BODY,
