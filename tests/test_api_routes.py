@@ -40,7 +40,7 @@ class Admin:
         self.tq = tq
         self.calls: list[tuple[Any, ...]] = []
         self.answer: Any = None
-        for name in ("dead_letters", "dead_letter", "replay_dead", "purge_dead"):
+        for name in ("dead_letters", "dead_letter", "replay_dead_letters", "purge_dead"):
             monkeypatch.setattr(admin, name, self._stand_in(name))
 
     def _stand_in(self, name: str) -> Any:
@@ -49,6 +49,8 @@ class Admin:
             self.calls.append((name, *args))
             if isinstance(self.answer, Exception):
                 raise self.answer
+            if name == "replay_dead_letters" and isinstance(self.answer, int):
+                return admin.Replay(self.answer)
             return self.answer
         return call
 
@@ -150,11 +152,23 @@ async def test_replay_and_purge_take_ids_a_task_or_everything(
         {"json": {"ids": [], "task": "fail"}}]
     for body in bodies:
         r = await client.post(url, headers=ADMIN, **body)
-        assert (r.status_code, r.json()) == (200, {"queue": "mail", counted: 2})
-    name = f"{action}_dead"
+        extra = {"kept": []} if action == "replay" else {}
+        assert (r.status_code, r.json()) == (200, {"queue": "mail", counted: 2, **extra})
+    name = {"replay": "replay_dead_letters", "purge": "purge_dead"}[action]
     assert dead.calls == [(name, "mail", None, None)] * 4 + [
         (name, "mail", ["1-0", "2-0"], None), (name, "mail", None, "fail"),
         (name, "mail", [], "fail")]
+
+
+async def test_a_replay_lists_the_dead_letters_it_kept(
+        client: httpx.AsyncClient, dead: Admin) -> None:
+    kept = admin.KeptLetter("5-0", "mail:4-0", "send:k", "mail!high:6-0", False)
+    dead.answer = admin.Replay(1, (kept,))
+    r = await client.post("/queues/mail/dead/replay", headers=ADMIN)
+    assert (r.status_code, r.json()) == (200, {"queue": "mail", "replayed": 1, "kept": [{
+        "id": "5-0", "task_id": "mail:4-0", "key": "send:k", "holder": "mail!high:6-0",
+        "kept_after_success": False,
+        "reason": "its unique key 'send:k' is held by task mail!high:6-0, which lives"}]})
 
 
 @pytest.mark.parametrize("action", ["replay", "purge"])
