@@ -159,9 +159,9 @@ def _check(env: Env, pool: WorkerPool, sent: list[Sent], errors: list[str],
     twice = [s.job for s in accepted.values() if len(runs.ends.get(s.job, [])) > 1]
     unexplained = [j for j in twice
                    if not any(pid in killed_pids for pid, _, _ in runs.starts[j])]
-    cut = sum(1 for starts in runs.starts.values() for pid, _, _ in starts
-              if pid in killed_pids)
-    r.figures.update(completed_twice=len(twice), runs_in_killed=cut, keys_left=len(held))
+    cut = sum(1 for job, starts in runs.starts.items() for pid, _, _ in starts
+              if pid in killed_pids and pid not in {p for p, _ in runs.ends.get(job, [])})
+    r.figures.update(completed_twice=len(twice), runs_cut_by_kills=cut, keys_left=len(held))
     r.check(not unexplained, f"completed twice without a kill: {unexplained[:5]}")
     r.check(not held, f"unique keys left held after every task ended: {held[:3]}")
     r.check(not pool.unexpected_exits, f"workers exited: {pool.unexpected_exits}")
