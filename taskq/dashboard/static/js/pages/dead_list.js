@@ -41,8 +41,14 @@ export async function render(ctx) {
       { danger: what === 'purge' })) return;
     try {
       const r = await api.post(`queues/${q}/dead/${what}`, selection(ids));
-      notice(what === 'replay' ? `Replayed ${num(r.replayed)} dead letter(s).`
-        : `Purged ${num(r.purged)} dead letter(s).`);
+      const kept = (what === 'replay' && r.kept) || [];
+      if (kept.length) {  // their unique keys are held by other tasks: they stay
+        notice(`Replayed ${num(r.replayed)} dead letter(s); ${num(kept.length)} kept: `
+          + `${kept[0].reason}${kept.length > 1 ? ' (and others like it)' : ''}.`, 'error');
+      } else {
+        notice(what === 'replay' ? `Replayed ${num(r.replayed)} dead letter(s).`
+          : `Purged ${num(r.purged)} dead letter(s).`);
+      }
     } catch (err) {
       notice(api.message(err), 'error');
     }
