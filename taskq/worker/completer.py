@@ -70,7 +70,8 @@ class Completer:
         try:
             await durability.confirm(self.app.lane, keys.stream, self.app.min_replicas,
                                      self.app.replicas_timeout_ms,
-                                     f"completion of {count} tasks of {keys.queue!r}")
+                                     f"completion of {count} tasks of {keys.queue!r}",
+                                     aof=self.app.wait_aof)
         except UNCONFIRMED as exc:
             self.unreplicated += count
             log.warning("%s", exc)
