@@ -50,7 +50,7 @@ class Admin:
             if isinstance(self.answer, Exception):
                 raise self.answer
             if name == "replay_dead_letters" and isinstance(self.answer, int):
-                return admin.Replay(self.answer)
+                return admin.Replay("?", self.answer)
             return self.answer
         return call
 
@@ -144,7 +144,10 @@ async def test_reading_dead_letters_needs_a_key(client: httpx.AsyncClient, dead:
 @pytest.mark.parametrize(("action", "counted"), [("replay", "replayed"), ("purge", "purged")])
 async def test_replay_and_purge_take_ids_a_task_or_everything(
         client: httpx.AsyncClient, dead: Admin, action: str, counted: str) -> None:
-    dead.answer = 2
+    dead.answer = admin.Replay("mail", 2, ["mail:1-d0"]) if action == "replay" else 2
+    want = {"queue": "mail", counted: 2}
+    if action == "replay":
+        want.update(workflow_steps=["mail:1-d0"], kept=[])
     url = f"/queues/mail/dead/{action}"
     bodies: list[dict[str, Any]] = [
         {"content": b""}, {"content": b"  "}, {"json": None}, {"json": {}},
@@ -152,9 +155,8 @@ async def test_replay_and_purge_take_ids_a_task_or_everything(
         {"json": {"ids": [], "task": "fail"}}]
     for body in bodies:
         r = await client.post(url, headers=ADMIN, **body)
-        extra = {"kept": []} if action == "replay" else {}
-        assert (r.status_code, r.json()) == (200, {"queue": "mail", counted: 2, **extra})
-    name = {"replay": "replay_dead_letters", "purge": "purge_dead"}[action]
+        assert (r.status_code, r.json()) == (200, want)
+    name = "replay_dead_letters" if action == "replay" else "purge_dead"
     assert dead.calls == [(name, "mail", None, None)] * 4 + [
         (name, "mail", ["1-0", "2-0"], None), (name, "mail", None, "fail"),
         (name, "mail", [], "fail")]
@@ -163,9 +165,10 @@ async def test_replay_and_purge_take_ids_a_task_or_everything(
 async def test_a_replay_lists_the_dead_letters_it_kept(
         client: httpx.AsyncClient, dead: Admin) -> None:
     kept = admin.KeptLetter("5-0", "mail:4-0", "send:k", "mail!high:6-0", False)
-    dead.answer = admin.Replay(1, (kept,))
+    dead.answer = admin.Replay("mail", 1, kept=(kept,))
     r = await client.post("/queues/mail/dead/replay", headers=ADMIN)
-    assert (r.status_code, r.json()) == (200, {"queue": "mail", "replayed": 1, "kept": [{
+    assert (r.status_code, r.json()) == (200, {"queue": "mail", "replayed": 1,
+                                               "workflow_steps": [], "kept": [{
         "id": "5-0", "task_id": "mail:4-0", "key": "send:k", "holder": "mail!high:6-0",
         "kept_after_success": False,
         "reason": "its unique key 'send:k' is held by task mail!high:6-0, which lives"}]})

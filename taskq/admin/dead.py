@@ -121,17 +121,26 @@ async def replay_dead_letters(
 ) -> Replay:
     """Enqueue dead letters again (all when ``dead_ids`` is None), each atomically moved from the
     dead letters to the stream with its attempts reset, taking its task's unique key again (see
-    :mod:`taskq.options`). Dead letters without a payload (lost entries) cannot run and stay; so
-    do those whose unique key another task holds now (listed in ``kept``, with a warning
-    logged): replaying them would make a second live task of one key."""
+    :mod:`taskq.options`). Dead letters without a payload (lost entries) cannot run and stay. So
+    do those of workflow steps (listed in ``workflow_steps``): the step's death already failed
+    its workflow (its waiting steps skipped, its failure handler run), and a replayed step would
+    run alone, its result going nowhere. So do those whose unique key another task holds now
+    (listed in ``kept``, with a warning logged): replaying them would make a second live task of
+    one key."""
     keys = await require_queue(tq, name)
-    count, kept = 0, []
+    count = 0
+    steps: list[str] = []
+    kept: list[KeptLetter] = []
     for dead_id, fields in await _select(tq, keys, dead_ids, task):
+        d = deadletter.parse(fields)
+        task_id = d.task_id
+        msg = decode_message(d.payload)
+        if msg is not None and msg.workflow is not None:
+            steps.append(task_id or dead_id)
+            continue
         payload = replay_payload(fields)
-        task_id = deadletter.parse(fields).task_id
         if payload is None or not task_id:
             continue
-        msg = decode_message(payload)
         unique = msg.options.key if msg is not None and msg.options is not None else None
         r = await tq.scripts.replay(keys=keys, dead_id=dead_id, payload=payload,
                                     task_id=task_id, unique=unique)
@@ -142,13 +151,14 @@ async def replay_dead_letters(
             kept.append(letter)
         elif r:
             count += 1
-    return Replay(count, tuple(kept))
+    return Replay(queue=name, replayed=count, workflow_steps=steps, kept=tuple(kept))
 
 
 async def replay_dead(
     tq: TaskQueue, name: str, dead_ids: list[str] | None = None, task: str | None = None
 ) -> int:
-    """:func:`replay_dead_letters`, returning only how many were replayed."""
+    """Enqueue dead letters again (all when ``dead_ids`` is None): how many were replayed
+    (see :func:`replay_dead_letters`, which also tells which were left and why)."""
     return (await replay_dead_letters(tq, name, dead_ids, task)).replayed
 
 

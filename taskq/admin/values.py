@@ -139,14 +139,21 @@ class KeptLetter:
 
 @dataclass(frozen=True, slots=True)
 class Replay:
-    """What a replay of dead letters did: how many were enqueued again, and the ones left in
-    the dead letters because their unique key is held by another task."""
+    """What a replay of dead letters of ``queue`` did: ``replayed`` enqueued again; the others
+    of the selection with a payload stay in the dead letters, for one of two reasons:
+    ``workflow_steps``, the task ids of dead letters of workflow steps (a step's death already
+    failed its workflow, which a replay cannot resume: start the workflow again), and ``kept``,
+    those whose unique key another task holds."""
 
+    queue: str
     replayed: int
+    workflow_steps: list[str] = field(default_factory=list)
     kept: tuple[KeptLetter, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"replayed": self.replayed, "kept": [k.to_dict() for k in self.kept]}
+        return {"queue": self.queue, "replayed": self.replayed,
+                "workflow_steps": list(self.workflow_steps),
+                "kept": [k.to_dict() for k in self.kept]}
 
 
 @dataclass(frozen=True, slots=True)

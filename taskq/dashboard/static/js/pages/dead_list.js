@@ -41,13 +41,21 @@ export async function render(ctx) {
       { danger: what === 'purge' })) return;
     try {
       const r = await api.post(`queues/${q}/dead/${what}`, selection(ids));
-      const kept = (what === 'replay' && r.kept) || [];
-      if (kept.length) {  // their unique keys are held by other tasks: they stay
-        notice(`Replayed ${num(r.replayed)} dead letter(s); ${num(kept.length)} kept: `
-          + `${kept[0].reason}${kept.length > 1 ? ' (and others like it)' : ''}.`, 'error');
+      if (what === 'purge') {
+        notice(`Purged ${num(r.purged)} dead letter(s).`);
       } else {
-        notice(what === 'replay' ? `Replayed ${num(r.replayed)} dead letter(s).`
-          : `Purged ${num(r.purged)} dead letter(s).`);
+        const kept = r.kept || [];  // their unique keys are held by other tasks: they stay
+        const steps = r.workflow_steps ? r.workflow_steps.length : 0;
+        let text = `Replayed ${num(r.replayed)} dead letter(s).`;
+        if (kept.length) {
+          text += ` ${num(kept.length)} kept: ${kept[0].reason}`
+            + `${kept.length > 1 ? ' (and others like it)' : ''}.`;
+        }
+        if (steps) {
+          text += ` Not replayed: ${num(steps)} of workflow steps (a replay cannot resume a `
+            + 'failed workflow: start it again).';
+        }
+        notice(text, kept.length || steps ? 'error' : 'info');
       }
     } catch (err) {
       notice(api.message(err), 'error');
