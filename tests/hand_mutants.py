@@ -36,8 +36,8 @@ MUTANTS: list[tuple[str, str, str]] = [  # (file, text, its replacement)
     (Q, "return None if dead_ids is None else", "return [] if dead_ids is None else"),
     (Q, "data = parse_json(body) if body.strip() else None",
      "data = parse_json(body) if body else None"),
-    (Q, "return DeadSelection() if data is None else",
-     "return DeadSelection(ids=[]) if data is None else"),
+    (Q, "return DeadSelection.model_validate({} if data is None else data)",
+     'return DeadSelection.model_validate({"all": True} if data is None else data)'),
     (Q, '"loc": ("body", *e["loc"])', '"loc": e["loc"]'),
     (Q, "letters = await admin.dead_letters(tq, name, limit, task, before)",
      "letters = await admin.dead_letters(tq, name, 50, task, before)"),
@@ -96,9 +96,12 @@ MUTANTS: list[tuple[str, str, str]] = [  # (file, text, its replacement)
      '@router.post("/tasks/{task_id}/cancel", dependencies=read,'),
     (Q, "letters = await admin.dead_letters(tq, name, limit, task, before)",
      "letters = await admin.dead_letters(tq, name, limit, task, None)"),
-    (Q, "if before is not None and not ids.is_entry_id(before):",
+    (Q, "if before is not None and (not ids.is_entry_id(before) or before == FIRST_ID):",
      "if before is not None and ids.is_entry_id(before):"),
-    (Q, "if before is not None and not ids.is_entry_id(before):", "if False:"),
+    (Q, "if before is not None and (not ids.is_entry_id(before) or before == FIRST_ID):",
+     "if before is not None and not ids.is_entry_id(before):"),
+    (Q, "if before is not None and (not ids.is_entry_id(before) or before == FIRST_ID):",
+     "if False:"),
 ]
 
 

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_SCAN = 200_000
+FIRST_ID = "0-0"
+LAST_ID = f"{2**64 - 1}-{2**64 - 1}"
 
 
 def _letter(queue: str, dead_id: Any, fields: dict[bytes, bytes]) -> DeadLetter:
@@ -39,9 +41,13 @@ async def _scan(
     tq: TaskQueue, keys: QueueKeys, newest_first: bool, after: str | None = None
 ) -> AsyncIterator[tuple[str, dict[bytes, bytes]]]:
     """Every dead letter, page by page (bounded to MAX_SCAN), from just past ``after`` (a dead
-    letter's id: older ones when ``newest_first``, newer ones otherwise) or from the end."""
+    letter's id: older ones when ``newest_first``, newer ones otherwise) or from the end.
+    Nothing is older than ``0-0`` nor newer than the largest id (Redis refuses those as
+    exclusive bounds: "invalid end ID")."""
     cursor: str | None = after
     seen = 0
+    if cursor == (FIRST_ID if newest_first else LAST_ID):
+        return
     while seen < MAX_SCAN:
         if newest_first:
             rows = await tq.redis.xrevrange(keys.dead, max=f"({cursor}" if cursor else "+",

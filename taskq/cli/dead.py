@@ -16,6 +16,7 @@ from taskq.cli.common import (
     out,
     print_json,
     print_table,
+    print_text,
     run,
     timestamp,
     want_json,
@@ -87,7 +88,7 @@ def show(ctx: typer.Context, name: QueueArg,
                  whole=("dead id", "task id", "stream entry")))
     if letter.traceback:
         out.print("[bold]traceback[/bold]")
-        out.print(letter.traceback, markup=False, highlight=False)
+        print_text(letter.traceback)
 
 
 def _selection(ctx: typer.Context, name: str, ids: list[str] | None, all_: bool,

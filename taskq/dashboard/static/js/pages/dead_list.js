@@ -30,7 +30,8 @@ export async function render(ctx) {
     timer = setTimeout(() => { onlyTask = filter.value.trim(); cursors.length = 1; load(); }, 300);
   });
 
-  const selection = (ids) => (ids ? { ids } : (onlyTask ? { task: onlyTask } : {}));
+  // "all" must be said: the API selects nothing from an empty body (422)
+  const selection = (ids) => (ids ? { ids } : (onlyTask ? { task: onlyTask } : { all: true }));
 
   async function act(what, ids, label) {
     const title = what === 'replay' ? `Replay ${label}?` : `Purge ${label}?`;
