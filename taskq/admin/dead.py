@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from taskq import codec, deadletter
 from taskq.admin._redis import PAGE, require_queue
 from taskq.admin.values import DeadLetter
+from taskq.errors import DeadLetterTruncated
 from taskq.fieldvalues import text
 from taskq.keys import QueueKeys
 from taskq.state import decode_message
@@ -102,9 +103,10 @@ async def _select(
 
 def replay_payload(fields: dict[bytes, bytes]) -> bytes | None:
     """The message to enqueue again: attempts reset to 0, its task id kept; a payload that
-    cannot be decoded goes back raw; None when there is no payload at all."""
+    cannot be decoded goes back raw; None when there is no payload at all, or only its first
+    bytes (a ``payload_too_large`` dead letter)."""
     d = deadletter.parse(fields)
-    if not d.payload:
+    if not d.payload or d.truncated:
         return None
     msg = decode_message(d.payload)
     if msg is None:
@@ -117,10 +119,18 @@ async def replay_dead(
 ) -> int:
     """Enqueue dead letters again (all when ``dead_ids`` is None), each atomically moved from the
     dead letters to the stream with its attempts reset. Dead letters without a payload (lost
-    entries) cannot run and stay. Returns how many were replayed."""
+    entries) or with only its first bytes (``payload_too_large``) cannot run and stay; naming
+    one of the latter in ``dead_ids`` raises :class:`DeadLetterTruncated` (nothing replayed).
+    Returns how many were replayed."""
     keys = await require_queue(tq, name)
     count = 0
-    for dead_id, fields in await _select(tq, keys, dead_ids, task):
+    chosen = await _select(tq, keys, dead_ids, task)
+    if dead_ids is not None:
+        for dead_id, fields in chosen:
+            d = deadletter.parse(fields)
+            if d.truncated:
+                raise DeadLetterTruncated(dead_id, d.payload_bytes, len(d.payload))
+    for dead_id, fields in chosen:
         payload = replay_payload(fields)
         task_id = deadletter.parse(fields).task_id
         if payload is None or not task_id:
