@@ -153,6 +153,8 @@ class Runner:
             d.error = exc
             await self._failed(d, msg, task, exc, attempt, started, _SELF_CANCELLED)
             return
+        except GeneratorExit:  # (this coroutine is being closed: not the task's outcome)
+            raise
         except BaseException as exc:
             # Whatever the task raised ends its attempt, never the worker: a SystemExit(78)
             # from task code is not the worker's configuration failure.
