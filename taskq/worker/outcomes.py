@@ -68,10 +68,6 @@ class Outcomes:
         if d.abandoned:
             _discarded(d)
             return
-        if msg.task_id is not None:
-            flags += "e"
-        if msg.options is not None and msg.options.key is not None:
-            d.unique = (msg.options.key, msg.options.unique_for_ms)
         try:
             step = None
             if msg.workflow is not None:  # (workflow steps always have a task id: flags is set)
@@ -89,7 +85,12 @@ class Outcomes:
             if size > self.max_result_bytes:
                 raise ResultTooLarge(f"the task returned {size} bytes (encoded), more than "
                                      f"max_result_bytes ({self.max_result_bytes})")
-        d.step = step
+        if msg.task_id is not None:
+            flags += "e"
+        if msg.options is not None and msg.options.key is not None:
+            d.unique = (msg.options.key, msg.options.unique_for_ms)
+        if step is not None:
+            d.step = step
         d.record = record
         d.status = status
         d.flags = flags
