@@ -123,6 +123,8 @@ class Runner:
         _, msg, task, args, kwargs, attempt = ready
         ctx = TaskContext(d.task_id, task.name, d.queue, attempt, task.options.max_attempts,
                           self.id, self._progress, state=self.state)
+        if msg.scheduled_ms is not None:  # a periodic schedule's task: the tick it runs for
+            ctx.scheduled_ms, ctx.scheduled_tz = msg.scheduled_ms, msg.scheduled_tz
         d.ctx = ctx
         started = int(time.time() * 1000)
         self.counters.processed += 1
@@ -146,12 +148,7 @@ class Runner:
             current = asyncio.current_task()
             if current is None or current.cancelling():
                 raise  # taskq's own: shutdown, a lost lease
-            # raised by the task itself (nobody cancelled this runner): a failure, not a stop
-            log.warning("task %s raised asyncio.CancelledError itself (not a taskq cancel or "
-                        "timeout): counted as a failed attempt", d.task_id,
-                        extra={"task_id": d.task_id})
-            d.error = exc
-            await self._failed(d, msg, task, exc, attempt, started, _SELF_CANCELLED)
+            await self._self_cancelled(d, ready, exc, started)  # nobody cancelled this runner
             return
         except GeneratorExit:  # (this coroutine is being closed: not the task's outcome)
             raise
@@ -182,6 +179,17 @@ class Runner:
             d.error = exc
             await self._dead(d, msg, exc.reason, type(exc).__name__, str(exc),
                              attempts=attempt, started=started)
+
+    async def _self_cancelled(self, d: Delivery, ready: Ready, exc: asyncio.CancelledError,
+                              started: int) -> None:
+        """The task raised asyncio.CancelledError itself (not a taskq cancel or timeout: the
+        runner was not cancelled): a failed attempt, not a stop of the worker."""
+        log.warning("task %s raised asyncio.CancelledError itself (not a taskq cancel or "
+                    "timeout): counted as a failed attempt", d.task_id,
+                    extra={"task_id": d.task_id})
+        d.error = exc
+        await self._failed(d, ready.msg, ready.task, exc, ready.attempt, started,
+                           _SELF_CANCELLED)
 
     async def _run_hooked(self, d: Delivery, ready: Ready) -> None:
         """:meth:`_run` (which calls the hooks' ``before``), then the hooks' ``after`` with
