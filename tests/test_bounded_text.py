@@ -5,14 +5,17 @@ names, and cuts long names."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import msgpack
 import pytest
+from typer.testing import CliRunner
 
 from taskq import TaskQueue, TaskStatus, Worker, admin
+from taskq.cli import app as cli
 from taskq.deadletter import PAYLOAD_PREFIX
 from taskq.errors import DeadLetterTruncated
 from tests.helpers import eventually
@@ -34,7 +37,7 @@ async def app(redis_url: str, prefix: str) -> AsyncIterator[TaskQueue]:
 
 
 async def test_a_payload_too_large_dead_letter_keeps_a_prefix_and_refuses_replay(
-    app: TaskQueue, start_worker: Callable[..., Worker]
+    app: TaskQueue, start_worker: Callable[..., Worker], redis_url: str
 ) -> None:
     @app.task(name="ok")
     async def ok(n: int) -> int:
@@ -53,6 +56,13 @@ async def test_a_payload_too_large_dead_letter_keeps_a_prefix_and_refuses_replay
     with pytest.raises(DeadLetterTruncated, match=f"only its first {PAYLOAD_PREFIX} bytes"):
         await admin.replay_dead(app, "default", [shown.id])
     assert await admin.replay_dead(app, "default") == 0  # (all: skipped, kept)
+    r = await asyncio.to_thread(  # (the CLI runs its own event loop)
+        CliRunner().invoke, cli,
+        ["--redis-url", redis_url, "--prefix", app.prefix, "dead", "replay", "default",
+         shown.id, "--yes"])
+    assert r.exit_code != 0, r.output
+    assert f"dead letter {shown.id} cannot be replayed: its payload of {len(big)} bytes" in (
+        " ".join(r.output.split()))
     assert len(await dead_letters(app)) == 1
 
     # a dead letter of another reason keeps its whole payload and replays
