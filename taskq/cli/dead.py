@@ -7,7 +7,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from taskq import admin
-from taskq.admin import DeadLetter
+from taskq.admin import DeadLetter, Replay
 from taskq.cli.common import (
     EXIT_USAGE,
     call_args,
@@ -16,6 +16,7 @@ from taskq.cli.common import (
     out,
     print_json,
     print_table,
+    print_text,
     run,
     timestamp,
     want_json,
@@ -88,7 +89,7 @@ def show(ctx: typer.Context, name: QueueArg,
                  whole=("dead id", "task id", "stream entry")))
     if letter.traceback:
         out.print("[bold]traceback[/bold]")
-        out.print(letter.traceback, markup=False, highlight=False)
+        print_text(letter.traceback)
 
 
 def _selection(ctx: typer.Context, name: str, ids: list[str] | None, all_: bool,
@@ -128,19 +129,28 @@ def replay(ctx: typer.Context, name: QueueArg, ids: IdsArg = None, all_: AllOpt 
     chosen, what = _selection(ctx, name, ids, all_, task)
     confirm(f"Replay {what} of queue {name!r}?", yes)
     r = run(ctx, lambda tq: admin.replay_dead_letters(tq, name, chosen, task))
+    left = bool(r.workflow_steps or r.kept)
     if want_json(ctx, as_json):
         print_json(r.to_dict())
-    elif r.replayed or r.workflow_steps:
+    elif r.replayed or left:
         again = "; they are queued again" if r.replayed else ""
         out.print(f"replayed {r.replayed} dead letter(s) of {name}{again}")
-    if r.workflow_steps and not want_json(ctx, as_json):
+        _say_left(r)
+    if not r.replayed and not left:
+        _none_matched(name, task, "replayed")
+
+
+def _say_left(r: Replay) -> None:
+    """The dead letters a replay left in place, and why."""
+    for k in r.kept:
+        out.print(f"kept dead letter {k.id} (task {k.task_id}): {k.reason}; replay it once "
+                  "that task has ended", markup=False, highlight=False)
+    if r.workflow_steps:
         shown = ", ".join(r.workflow_steps[:5]) + (", ..." if len(r.workflow_steps) > 5 else "")
         out.print(f"not replayed: {len(r.workflow_steps)} dead letter(s) of workflow steps "
                   f"({shown}): a step's death already failed its workflow, and a replay "
                   "cannot resume it; start the workflow again (the dead letters stay: purge "
                   "them when done)", markup=False, highlight=False)
-    if not r.replayed and not r.workflow_steps:
-        _none_matched(name, task, "replayed")
 
 
 @app.command("purge", help="Delete dead letters for good. Asks first unless --yes.\n\n"
