@@ -103,7 +103,8 @@ async def test_http_unknown_queue_is_404_and_pause_takes_create(
     assert r.status_code == 404 and r.json()["detail"].startswith(f"no queue named '{queue}x'")
     assert f"did you mean '{queue}'?" in r.json()["detail"]
     for path in ("pause", "resume", "dead/replay", "dead/purge"):
-        r = await client.post(f"/queues/{queue}x/{path}", headers=ADMIN)
+        r = await client.post(f"/queues/{queue}x/{path}", headers=ADMIN,
+                              json={"all": True} if path.startswith("dead") else None)
         assert r.status_code == 404, (path, r.text)
     assert not await app_tq.redis.exists(app_tq.keys(queue + "x").paused)
     r = await client.post("/queues/later/pause", params={"create": "true"}, headers=ADMIN)
