@@ -197,7 +197,8 @@ async def purge_queue(tq: TaskQueue, name: str) -> int:
     :mod:`taskq.priority`; a lane's name, ``"<queue>!high"``, purges that lane only). Tasks
     delivered to a worker (running, or held by a worker that died until another reclaims them)
     are untouched. The unique keys of the tasks removed are released in the same step (see
-    :mod:`taskq.options`). Atomic per batch of 1,000; returns how many were removed."""
+    :mod:`taskq.options`). Atomic per batch of 1,000; returns how many were removed. Tasks
+    sent while it runs may stay (it stops at a batch that is not full)."""
     await require_queue(tq, name)
     lanes = (name,) if priority.is_lane(name) else priority.lanes(name)
     total = 0
@@ -210,6 +211,8 @@ async def purge_queue(tq: TaskQueue, name: str) -> int:
             stream_n, delayed_n, _ = await tq.scripts.purge(keys=keys, entries=entries,
                                                             delayed=delayed)
             total += stream_n + delayed_n
+            if len(entries) + len(delayed) < PURGE_BATCH:
+                break  # (what waited is gone: never chase producers that keep sending)
     return total
 
 
