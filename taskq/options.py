@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from taskq.errors import DecodeError
+from taskq.errors import DecodeError, InvalidOption
 
 KEY_MAX = 200
 _KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
@@ -71,18 +71,26 @@ class SendOptions:
 
 
 def unique_key(task: str, key: str) -> str:
-    """The stored form of a unique key: scoped by the task's name. Raises ValueError for a key
+    """The stored form of a unique key: scoped by the task's name. Raises InvalidOption (a ValueError) for a key
     that is not 1 to 200 printable ASCII characters (no spaces)."""
     if not isinstance(key, str) or not _KEY.match(key):
-        raise ValueError(f"a unique key must be 1 to {KEY_MAX} printable ASCII characters "
+        raise InvalidOption(f"a unique key must be 1 to {KEY_MAX} printable ASCII characters "
                          f"without spaces, not {key!r}")
     return f"{task}:{key}"
+
+
+def check_delay(delay_s: float | None) -> float | None:
+    """A delay in seconds as given (None: none); a negative one (or NaN) is refused: ``0`` is
+    "now", and a time in the past is ``at=`` (which runs at once)."""
+    if delay_s is not None and not delay_s >= 0:
+        raise InvalidOption(f"delay must be 0 or more seconds, not {delay_s!r} (0 runs now)")
+    return delay_s
 
 
 def aware_ms(value: datetime, what: str) -> int:
     """Epoch ms of a timezone-aware datetime; a naive one is refused (whose clock is it?)."""
     if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
-        raise ValueError(f"{what} must be a timezone-aware datetime (e.g. "
+        raise InvalidOption(f"{what} must be a timezone-aware datetime (e.g. "
                          f"datetime.now(timezone.utc) + ...), not a naive one: {value!r}")
     return int(value.timestamp() * 1000)
 
@@ -95,7 +103,7 @@ def expiry_ms(expires: Expiry, now_ms: int | None = None) -> int:
     now = int(time.time() * 1000) if now_ms is None else now_ms
     span = expires.total_seconds() if isinstance(expires, timedelta) else float(expires)
     if span <= 0:
-        raise ValueError("expires must be in the future")
+        raise InvalidOption("expires must be in the future")
     return now + int(span * 1000)
 
 
@@ -105,10 +113,10 @@ def build(task: str, *, key: str | None, unique_for: timedelta | float | int | N
     if key is None and unique_for is None and at is None and expires is None:
         return None
     if unique_for is not None and key is None:
-        raise ValueError("unique_for needs a key")
+        raise InvalidOption("unique_for needs a key")
     keep = unique_for.total_seconds() if isinstance(unique_for, timedelta) else unique_for
     if keep is not None and keep < 0:
-        raise ValueError("unique_for must not be negative")
+        raise InvalidOption("unique_for must not be negative")
     return SendOptions(
         key=None if key is None else unique_key(task, key),
         unique_for_ms=int((keep or 0) * 1000),

@@ -106,7 +106,7 @@ async def test_retry_then_success(taskq_memory: Harness) -> None:
     handle = await flaky.enqueue(21)
     result = await taskq_memory.drain()
     assert flaky_calls == [21, 21, 21]
-    assert result.counts == {"succeeded": 1, "retried": 2, "dead": 0}
+    assert result.counts == {"succeeded": 1, "retried": 2, "dead": 0, "expired": 0}
     assert await handle.result(timeout=1) == 42
     assert (await handle.status()).attempts == 3
 
@@ -176,7 +176,7 @@ async def test_enqueued_lists_tasks_with_their_arguments_before_draining(
 def test_drain_sync_and_status_in_a_sync_test(taskq_memory: Harness) -> None:
     [handle] = app.enqueue_many_sync([flaky.message(4)])
     result = taskq_memory.drain_sync()
-    assert result.counts == {"succeeded": 1, "retried": 2, "dead": 0}
+    assert result.counts == {"succeeded": 1, "retried": 2, "dead": 0, "expired": 0}
     assert taskq_memory.status(handle.id).result == 8
 
 
