@@ -19,8 +19,8 @@ The tree::
     ├── PayloadTooLarge          an encoded message over the configured size limit
     ├── DecodeError              bytes that are not a valid taskq message
     ├── BacklogFull              the queue's backlog limit is reached; enqueue refused
-    ├── UniqueKeyReused          a unique key (an HTTP Idempotency-Key) held for a task sent
-    │                            with other arguments (a request fingerprint that differs)
+    ├── UniqueKeyReused          a unique key (``with_options(key=...)``, an HTTP Idempotency-Key)
+    │                            held for a task sent with other arguments or delay
     ├── TaskNotFound             no record, entry or delayed task with that id
     ├── QueueNotFound            an operator call on a queue that was never used nor registered
     ├── DeadLetterNotFound       no dead letter with that id in the queue
@@ -171,11 +171,15 @@ class BacklogFull(TaskqError):
 
 
 class UniqueKeyReused(TaskqError):
-    """An enqueue with a request fingerprint found its unique key held for another request."""
+    """An enqueue found its unique key held for a task sent with other arguments (or delay):
+    an HTTP ``Idempotency-Key`` or ``with_options(key=...)`` alike; ``task_id`` is the
+    holder ('' when the call itself gave the key twice)."""
 
     def __init__(self, key: str, task_id: str) -> None:
-        super().__init__(f"unique key {key!r} is held by task {task_id} sent with other "
-                         "arguments; use a new key")
+        held = (f"is held by task {task_id} sent with other arguments" if task_id else
+                "is given twice in one call with different arguments")
+        super().__init__(f"unique key {key!r} {held} (nothing was enqueued); the same key "
+                         "must mean the same task: use a new key")
         self.key = key
         self.task_id = task_id
 

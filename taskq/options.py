@@ -17,6 +17,8 @@ fingerprint only steer the enqueue.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 import time
 from dataclasses import dataclass
@@ -71,12 +73,22 @@ class SendOptions:
 
 
 def unique_key(task: str, key: str) -> str:
-    """The stored form of a unique key: scoped by the task's name. Raises InvalidOption (a ValueError) for a key
-    that is not 1 to 200 printable ASCII characters (no spaces)."""
+    """The stored form of a unique key: scoped by the task's name. Raises InvalidOption (a
+    ValueError) for a key that is not 1 to 200 printable ASCII characters (no spaces)."""
     if not isinstance(key, str) or not _KEY.match(key):
         raise InvalidOption(f"a unique key must be 1 to {KEY_MAX} printable ASCII characters "
                          f"without spaces, not {key!r}")
     return f"{task}:{key}"
+
+
+def fingerprint(args: Any, kwargs: dict[str, Any], delay_s: float | None) -> str:
+    """A digest of what an enqueue asks for (validated arguments and delay), key order aside:
+    stored with a unique key, so that the same key sent with other arguments is refused
+    (:class:`~taskq.errors.UniqueKeyReused`) rather than answered with another call's task.
+    The same for a code enqueue and an HTTP request."""
+    delay = float(delay_s) if delay_s else None
+    text = json.dumps([args, kwargs, delay], sort_keys=True, default=repr)
+    return hashlib.sha256(text.encode(errors="surrogatepass")).hexdigest()
 
 
 def check_delay(delay_s: float | None) -> float | None:

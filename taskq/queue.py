@@ -58,7 +58,7 @@ from taskq.records import (
 )
 from taskq.results import EventHub
 from taskq.retry import RetryPolicy
-from taskq.scripts import Scripts, SendItem, Sent, SyncScripts
+from taskq.scripts import Reused, Scripts, SendItem, Sent, SyncScripts
 from taskq.task import ContextTask, Seconds, Task, TaskOptions, seconds, takes_context
 from taskq.url_choice import UrlChoice, UrlSource, choose
 
@@ -766,7 +766,7 @@ class TaskQueue:
             if len(payload) > limit:
                 raise PayloadTooLarge(len(payload), limit)
             item = SendItem(payload, opts.key if opts else None, task_id, due,
-                            opts.fingerprint if opts else "")
+                            _fingerprint(m, opts, delay_ms))
             by_queue.setdefault(queue, []).append((item, m))
         out = []
         for queue, pairs in by_queue.items():
@@ -776,15 +776,13 @@ class TaskQueue:
         return out
 
     def _with_handles(self, queue: str, msgs: list[Message],
-                      r: list[Sent] | tuple[int, str]) -> list[TaskHandle[Any]]:
+                      r: list[Sent] | tuple[int, str] | Reused) -> list[TaskHandle[Any]]:
         if isinstance(r, tuple):
             raise BacklogFull(queue, r[0], self.max_backlog)
+        if isinstance(r, Reused):  # a key held for other arguments: the script added nothing
+            raise UniqueKeyReused(r.unique_key, r.task_id)
         handles = []
         for sent, m in zip(r, msgs, strict=True):
-            opts = m.options
-            if (sent.deduplicated and opts is not None and opts.fingerprint
-                    and sent.fingerprint and sent.fingerprint != opts.fingerprint):
-                raise UniqueKeyReused(opts.key or "", sent.task_id)
             handles.append(TaskHandle(sent.task_id, self, self.registry.get(m.task),
                                       sent.due_ms or None, sent.deduplicated > 0))
         return handles
@@ -907,6 +905,16 @@ def _merge(n: int, routed: list[int], sent: list[TaskHandle[Any]],
         out[i] = h
     it = iter(rest)
     return [h if h is not None else next(it) for h in out]
+
+
+def _fingerprint(m: Message, opts: options.SendOptions | None, delay_ms: int) -> str:
+    """What is stored with (and compared against) a message's unique key: the HTTP request's
+    fingerprint, else one of its arguments and delay (the same for the same call)."""
+    if opts is None or opts.key is None:
+        return ""
+    if opts.fingerprint:
+        return opts.fingerprint
+    return options.fingerprint(m.args, m.kwargs, (opts.delay_ms or delay_ms) / 1000)
 
 
 def _messages(messages: Iterable[Message]) -> Sequence[Message]:

@@ -373,8 +373,8 @@ class Task(Generic[P, R]):
         ``priority`` level ("high", "normal", "low"; see :mod:`taskq.priority`), a unique
         ``key`` (kept ``unique_for`` after success), ``expires`` (not started by then: ends
         ``expired``); see :mod:`taskq.options`. Raises InvalidOption (a ValueError) for a
-        negative ``delay``, a naive ``at`` or
-        ``expires``, a malformed key, ``delay`` and ``at`` together, or an unknown level."""
+        negative ``delay``, a naive ``at`` or ``expires``, a malformed key, ``delay`` and
+        ``at`` together, or an unknown level."""
         if priority is not None:
             lane(queue or self.options.queue, priority)  # check the level
         if delay is not None and at is not None:
@@ -387,8 +387,8 @@ class Task(Generic[P, R]):
             options.unique_key(self.name, key)
         if unique_for is not None and key is None:
             raise InvalidOption("unique_for needs a key")
-        return BoundTask(self, options.check_delay(seconds(delay)), queue, priority, key, seconds(unique_for), at,
-                         expires)
+        return BoundTask(self, options.check_delay(seconds(delay)), queue, priority, key,
+                         seconds(unique_for), at, expires)
 
     def step(
         self: Task[Concatenate[A, P2], R], *args: P2.args, **kwargs: P2.kwargs

@@ -13,13 +13,12 @@ same Idempotency-Key for the same task share the key.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import Any
 
 from fastapi import HTTPException
 
 from taskq.options import KEY_MAX, SendOptions, unique_key
+from taskq.options import fingerprint as options_fingerprint
 
 MAX_KEY_LENGTH = KEY_MAX
 
@@ -35,9 +34,9 @@ def check_key(key: str) -> str:
 
 
 def fingerprint(args: Any, kwargs: dict[str, Any], delay_s: float | None) -> str:
-    """A digest of what a request asks for (validated arguments and delay), key order aside."""
-    text = json.dumps([args, kwargs, delay_s], sort_keys=True, default=repr)
-    return hashlib.sha256(text.encode(errors="surrogatepass")).hexdigest()
+    """A digest of what a request asks for (validated arguments and delay), key order aside:
+    :func:`taskq.options.fingerprint`, the one a code enqueue stores too."""
+    return options_fingerprint(args, kwargs, delay_s)
 
 
 def options(task: str, key: str, window_ms: int, request_fingerprint: str,

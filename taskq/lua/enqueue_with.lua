@@ -14,6 +14,9 @@
 --          queued, delayed, running or retrying) | 2 deduplicated (kept after success),
 --          due ms (0 when ready), the fingerprint stored with the key ('' when added)}
 --          or {0, backlog, 'stream' | 'delayed'} when refused (then nothing was added)
+--          or {2, holder task id ('' = an earlier message of this batch), KEYS index} when a
+--          key is held for, or given twice in the batch with, another fingerprint (a request
+--          with other arguments): refused, nothing was added
 -- A unique key holds "a\n<task id>\n<fingerprint>" while its task lives, "s\n..." when kept
 -- after success (with a TTL). The scripts that end a task delete the key (compare-and-delete);
 -- should one ever be left behind (a task whose entry vanished), a key whose task is neither
@@ -41,6 +44,27 @@ local function alive(id)
   if not entry then entry = string.match(id, ':(%d+%-%d+)$') end
   if not entry then return false end
   return #redis.call('XRANGE', KEYS[1], entry, entry) > 0
+end
+
+-- The same key with another fingerprint refuses the whole call, before anything is added.
+local seen = {}
+for i = 3, #ARGV, 5 do
+  local lock, fp = tonumber(ARGV[i]), ARGV[i + 4]
+  if lock > 0 and fp ~= '' then
+    if seen[lock] == nil then
+      seen[lock] = fp
+      local held = redis.call('GET', KEYS[lock])
+      if held then
+        local state, holder, stored = string.match(held, '^(%a)\n([^\n]*)\n(.*)$')
+        if stored ~= nil and stored ~= '' and stored ~= fp
+            and (state == 's' or (state == 'a' and alive(holder))) then
+          return {2, holder, lock}
+        end
+      end
+    elseif seen[lock] ~= fp then
+      return {2, '', lock}
+    end
+  end
 end
 
 local now = nil
