@@ -109,8 +109,14 @@ async def test_bad_arguments_are_422_with_pydantic_detail(client: httpx.AsyncCli
     assert detail[0]["type"] == "int_parsing"
     missing = await client.post("/enqueue/add", json={"a": 1}, headers=ADMIN)
     assert missing.status_code == 422
+    # every error at once: a wrong type and a missing argument, a typo too
+    both = await client.post("/enqueue/add", json={"a": "x"}, headers=ADMIN)
+    assert [(e["loc"], e["type"]) for e in both.json()["detail"]] == [
+        (["body", "a"], "int_parsing"), (["body", "b"], "missing")]
     extra = await client.post("/enqueue/add", json={"a": 1, "b": 2, "c": 3}, headers=ADMIN)
     assert extra.status_code == 422
+    typo = await client.post("/enqueue/add", json={"a": "x", "bb": 2}, headers=ADMIN)
+    assert sorted(e["loc"][1] for e in typo.json()["detail"]) == ["a", "b", "bb"]
     not_json = await client.post("/enqueue/add", content=b"{", headers=ADMIN)
     assert not_json.status_code == 422
     assert not_json.json()["detail"][0]["type"] == "json_invalid"

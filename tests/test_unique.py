@@ -56,13 +56,16 @@ async def test_the_key_lives_while_the_task_does_and_is_released_when_it_ends(
         return n
 
     first = await job.with_options(key="k").enqueue(1)
-    again = await job.with_options(key="k").enqueue(2)  # queued: the same task
+    again = await job.with_options(key="k").enqueue(1)  # queued: the same task
     assert (again.id, again.deduplicated, first.deduplicated) == (first.id, True, False)
+    with pytest.raises(UniqueKeyReused) as reused:  # the same key for other arguments
+        await job.with_options(key="k").enqueue(2)
+    assert reused.value.task_id == first.id
     other = await job.with_options(key="other").enqueue(3)
     assert other.id != first.id
     start_worker(tq, block_ms=100)
     await eventually(lambda: _status_is(tq, first.id, TaskStatus.RUNNING), what="running")
-    running = await job.with_options(key="k").enqueue(4)  # running: the same task
+    running = await job.with_options(key="k").enqueue(1)  # running: the same task
     assert running.id == first.id and running.deduplicated
     gate.set()
     assert await first.result(timeout=10) == 1
@@ -83,8 +86,10 @@ async def test_unique_for_keeps_the_key_after_success(
     start_worker(tq, block_ms=100)
     first = await job.with_options(key="k", unique_for=timedelta(seconds=30)).enqueue(1)
     assert await first.result(timeout=10) == 1
-    again = await job.with_options(key="k", unique_for=30).enqueue(2)
+    again = await job.with_options(key="k", unique_for=30).enqueue(1)
     assert (again.id, again.deduplicated) == (first.id, True)
+    with pytest.raises(UniqueKeyReused):  # kept after success: still that task's key
+        await job.with_options(key="k", unique_for=30).enqueue(2)
     ttl = await tq.redis.pttl(tq.keys("default").unique("job:k"))
     assert 0 < ttl <= 30_000
 
@@ -119,7 +124,7 @@ async def test_enqueue_many_dedupes_within_a_batch_and_keeps_the_order(tq: TaskQ
     async def job(n: int) -> None: ...
 
     msgs = [job.with_options(key="a").message(1), job.message(2),
-            job.with_options(key="a").message(3), job.with_options(key="b").message(4)]
+            job.with_options(key="a").message(1), job.with_options(key="b").message(4)]
     handles = await tq.enqueue_many(msgs)
     assert [h.deduplicated for h in handles] == [False, False, True, False]
     assert handles[0].id == handles[2].id
@@ -148,8 +153,10 @@ def test_sync_enqueue_dedupes_too(redis_url: str, prefix: str) -> None:
 
     try:
         a = job.with_options(key="s").enqueue_sync(1)
-        b = job.with_options(key="s").enqueue_sync(2)
+        b = job.with_options(key="s").enqueue_sync(1)
         assert (b.id, b.deduplicated, a.deduplicated) == (a.id, True, False)
+        with pytest.raises(UniqueKeyReused):
+            job.with_options(key="s").enqueue_sync(2)
     finally:
         tq.close_sync()
 
@@ -168,6 +175,27 @@ async def test_a_fingerprint_that_differs_is_refused(tq: TaskQueue) -> None:
     assert same.id == first.id and same.deduplicated
     with pytest.raises(UniqueKeyReused):
         await tq.enqueue_many([msg(2, "bb")])  # type: ignore[list-item]
+
+
+async def test_the_same_key_with_other_arguments_or_delay_adds_nothing(tq: TaskQueue) -> None:
+    """As over HTTP (Stripe-style idempotency): a key means one call; the same key with other
+    arguments or another delay is refused, atomically, for the whole call; a key given twice in
+    one batch with different arguments too. Keyword order does not matter."""
+    @tq.task(name="job")
+    async def job(n: int, tag: str = "") -> None: ...
+
+    first = await job.with_options(key="k").enqueue(1, tag="x")
+    assert (await job.with_options(key="k").enqueue(tag="x", n=1)).id == first.id
+    for other in (job.with_options(key="k").message(2, tag="x"),
+                  job.with_options(key="k", delay=5).message(1, tag="x")):
+        with pytest.raises(UniqueKeyReused) as reused:
+            await tq.enqueue_many([job.message(9), other])
+        assert reused.value.task_id == first.id
+    with pytest.raises(UniqueKeyReused) as twice:
+        await tq.enqueue_many([job.with_options(key="b").message(1),
+                               job.with_options(key="b").message(2)])
+    assert twice.value.task_id == "" and "twice" in str(twice.value)
+    assert await stream_len(tq) == 1  # neither refused call added anything
 
 
 def test_bad_keys_are_refused(tq: TaskQueue) -> None:
@@ -194,7 +222,7 @@ async def test_durable_tasks_take_a_key(tq: TaskQueue) -> None:
 
     tasks = DurableTaskList()
     tasks.add_task(job.with_options(key="order-1"), 1)
-    tasks.add_task(job, 2, key="order-1")  # type: ignore[call-arg]
+    tasks.add_task(job, 1, key="order-1")  # type: ignore[call-arg]
     tasks.add_task(keyed, key="order-1")
     a, b, c = await tasks.flush()
     assert (b.id, b.deduplicated, a.deduplicated) == (a.id, True, False)
@@ -214,7 +242,7 @@ async def test_a_sigkilled_workers_unique_task_keeps_its_key_until_another_finis
     await eventually(lambda: traced(app, "started", 1), timeout=15, what="task started")
     first.signal(signal.SIGKILL)
     first.wait(10)
-    again = await slow.with_options(key="k").enqueue("b", 0.0)  # its task is pending: alive
+    again = await slow.with_options(key="k").enqueue("a", 1.5)  # its task is pending: alive
     assert (again.id, again.deduplicated) == (h.id, True)
     worker_process(WORKER_APP, *lease)
     record = await h.wait(timeout=30)
@@ -232,7 +260,7 @@ async def test_unique_keys_with_priorities_and_limits(
     async def job(n: int) -> None: ...
 
     high = await job.with_options(key="k", priority="high").enqueue(1)
-    again = await job.with_options(key="k", priority="high").enqueue(2)
+    again = await job.with_options(key="k", priority="high").enqueue(1)
     assert (again.id, again.deduplicated) == (high.id, True)
     assert high.id.startswith("pq!high:")
 
@@ -263,4 +291,4 @@ async def test_a_limited_task_that_succeeds_frees_its_slot_and_its_key(
     assert not await tq.redis.exists(tq.keys("oq").unique("ok:k"))
     kept = await ok.with_options(key="k", unique_for=60).enqueue(3)
     assert not kept.deduplicated and await kept.result(timeout=15) == 3  # the slot was freed
-    assert (await ok.with_options(key="k").enqueue(4)).id == kept.id  # kept after success
+    assert (await ok.with_options(key="k").enqueue(3)).id == kept.id  # kept after success
