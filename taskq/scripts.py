@@ -66,6 +66,7 @@ NAMES = (
     "task_metrics",
     "throttle",
     "unique_release",
+    "wake",
     "workflow_cancel",
     "workflow_start",
 )
@@ -567,7 +568,7 @@ class Scripts:
         if rate_key is not None:
             key_list += (rate_key, rate_key + ":starts")
         if slots_key is not None:
-            key_list.append(slots_key)
+            key_list += (slots_key, keys.waiters(slots_key))
         r = await self._call("throttle", key_list, (
             GROUP, consumer, entry_id, deliveries, task_id, payload,
             repr(interval_ms) if rate_key is not None else 0,
@@ -579,6 +580,13 @@ class Scripts:
         if code == 0:
             return Throttled(False, False, int(r[1]), _s(r[2]))
         return Throttled(False, True, 0, "")
+
+    async def wake(self, *, keys: QueueKeys, slots_key: str, count: int) -> int:
+        """Move up to ``count`` of the lane's tasks waiting for a slot of ``slots_key`` (freed
+        just now) from the delayed set to the stream; how many moved (see ``lua/wake.lua``)."""
+        return int(await self._call(
+            "wake", (keys.waiters(slots_key), keys.delayed, keys.payloads, keys.entries,
+                     keys.stream), (count,)))
 
     async def renew_slots(self, *, slots: Sequence[tuple[str, str]], lease_ms: int) -> int:
         """Push the deadline of each (slot set, task id) a lease from now, while still held
