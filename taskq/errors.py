@@ -17,10 +17,12 @@ The tree::
     │                            or a short name that matches several
     ├── TaskValidationError      arguments that do not match the task's signature
     ├── PayloadTooLarge          an encoded message over the configured size limit
+    │   └── DeadLetterTruncated  replaying a dead letter that kept only the first bytes of
+    │                            its payload (refused as ``payload_too_large``)
     ├── DecodeError              bytes that are not a valid taskq message
     ├── BacklogFull              the queue's backlog limit is reached; enqueue refused
-    ├── UniqueKeyReused          a unique key (``with_options(key=...)``, an HTTP Idempotency-Key)
-    │                            held for a task sent with other arguments or delay
+    ├── UniqueKeyReused          an HTTP Idempotency-Key held for a request with other
+    │                            arguments or delay (a Python key dedupes by the key alone)
     ├── TaskNotFound             no record, entry or delayed task with that id
     ├── QueueNotFound            an operator call on a queue that was never used nor registered
     ├── DeadLetterNotFound       no dead letter with that id in the queue
@@ -154,6 +156,20 @@ class PayloadTooLarge(TaskqError):
         self.limit = limit
 
 
+class DeadLetterTruncated(PayloadTooLarge):
+    """A dead letter refused as ``payload_too_large`` keeps only the first bytes of its
+    payload (and its size): it cannot be replayed."""
+
+    def __init__(self, dead_id: str, size: int, kept: int) -> None:
+        TaskqError.__init__(
+            self, f"dead letter {dead_id} cannot be replayed: its payload of {size} bytes was "
+                  f"refused as too large (payload_too_large) and only its first {kept} bytes "
+                  "were kept")
+        self.dead_id = dead_id
+        self.size = size
+        self.limit = kept
+
+
 class DecodeError(TaskqError):
     """Bytes that are not a valid taskq message."""
 
@@ -171,15 +187,16 @@ class BacklogFull(TaskqError):
 
 
 class UniqueKeyReused(TaskqError):
-    """An enqueue found its unique key held for a task sent with other arguments (or delay):
-    an HTTP ``Idempotency-Key`` or ``with_options(key=...)`` alike; ``task_id`` is the
-    holder ('' when the call itself gave the key twice)."""
+    """An enqueue carrying a request fingerprint (an HTTP ``Idempotency-Key``) found its unique
+    key held for a request with other arguments (or delay); ``task_id`` is the holder ('' when
+    the call itself gave the key twice). Nothing was enqueued. A Python
+    ``with_options(key=...)`` never raises it: it dedupes by the key alone."""
 
     def __init__(self, key: str, task_id: str) -> None:
         held = (f"is held by task {task_id} sent with other arguments" if task_id else
                 "is given twice in one call with different arguments")
         super().__init__(f"unique key {key!r} {held} (nothing was enqueued); the same key "
-                         "must mean the same task: use a new key")
+                         "must mean the same request: use a new key")
         self.key = key
         self.task_id = task_id
 

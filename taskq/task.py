@@ -367,13 +367,14 @@ class Task(Generic[P, R]):
         self, *, delay: Seconds | None = None, queue: str | None = None,
         key: str | None = None, unique_for: Seconds | None = None,
         at: datetime | None = None, expires: timedelta | datetime | None = None,
-        priority: Priority | None = None,
+        priority: Priority | None = None, concurrency_key: str | None = None,
     ) -> BoundTask[P, R]:
         """Enqueue options: ``delay`` or ``at`` (a timezone-aware time), another ``queue``, a
         ``priority`` level ("high", "normal", "low"; see :mod:`taskq.priority`), a unique
         ``key`` (kept ``unique_for`` after success), ``expires`` (not started by then: ends
-        ``expired``); see :mod:`taskq.options`. Raises InvalidOption (a ValueError) for a
-        negative ``delay``, a naive ``at`` or ``expires``, a malformed key, ``delay`` and
+        ``expired``), a ``concurrency_key`` (at most the task's ``concurrency_limit``, or 1,
+        of this key at once); see :mod:`taskq.options`. Raises InvalidOption (a ValueError)
+        for a negative ``delay``, a naive ``at`` or ``expires``, a malformed key, ``delay`` and
         ``at`` together, or an unknown level."""
         if priority is not None:
             lane(queue or self.options.queue, priority)  # check the level
@@ -387,8 +388,10 @@ class Task(Generic[P, R]):
             options.unique_key(self.name, key)
         if unique_for is not None and key is None:
             raise InvalidOption("unique_for needs a key")
+        if concurrency_key is not None:
+            options.check_concurrency_key(concurrency_key)
         return BoundTask(self, options.check_delay(seconds(delay)), queue, priority, key,
-                         seconds(unique_for), at, expires)
+                         seconds(unique_for), at, expires, concurrency_key)
 
     def step(
         self: Task[Concatenate[A, P2], R], *args: P2.args, **kwargs: P2.kwargs
@@ -417,6 +420,7 @@ class BoundTask(Generic[P, R]):
     unique_for_s: float | None = None
     at: datetime | None = None
     expires: timedelta | datetime | None = None
+    concurrency_key: str | None = None
 
     def message(self, *args: P.args, **kwargs: P.kwargs) -> Message:
         """A validated message with these options, for :meth:`TaskQueue.enqueue_many` (a
@@ -432,7 +436,8 @@ class BoundTask(Generic[P, R]):
     def _build(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Message:
         msg = self.task.build(args, kwargs, self.queue, self.priority)
         opts = options.build(self.task.name, key=self.key, unique_for=self.unique_for_s,
-                             at=self.at, expires=self.expires)
+                             at=self.at, expires=self.expires,
+                             concurrency_key=self.concurrency_key)
         return msg if opts is None else replace(msg, options=opts)
 
     async def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> TaskHandle[R]:

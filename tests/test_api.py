@@ -184,6 +184,32 @@ async def test_idempotency_key_gives_one_task(client: httpx.AsyncClient,
     assert bad.status_code == 422
 
 
+async def test_one_idempotency_key_for_concurrent_bodies_makes_one_task(
+    client: httpx.AsyncClient, app_tq: TaskQueue
+) -> None:
+    """The fingerprint is compared in the enqueue script, atomically: of concurrent requests
+    with one key and two bodies, those with the winner's body replay its answer and the others
+    are 422; one task. A Python enqueue of that key dedupes by the key alone (no 422 there),
+    and a request with a key a Python enqueue took answers that task."""
+    headers = {**ADMIN, "Idempotency-Key": "race"}
+    bodies = [{"a": 1, "b": i % 2} for i in range(10)]
+    answers = await asyncio.gather(*(
+        client.post("/enqueue/add", json=body, headers=headers) for body in bodies))
+    won = [(a, body) for a, body in zip(answers, bodies, strict=True) if a.status_code == 202]
+    winner = [body for a, body in won if not a.json()["idempotent_replay"]]
+    assert len(winner) == 1 and len({a.json()["id"] for a, _ in won}) == 1
+    for a, body in zip(answers, bodies, strict=True):
+        assert a.status_code == (202 if body == winner[0] else 422), (body, a.text)
+    assert await app_tq.redis.xlen(app_tq.keys("default").stream) == 1
+    add = app_tq.resolve_task("add")
+    code = await add.with_options(key="race").enqueue(7, 7)
+    assert (code.id, code.deduplicated) == (won[0][0].json()["id"], True)
+    held = await add.with_options(key="py").enqueue(1, 1)
+    r = await client.post("/enqueue/add", json={"a": 2, "b": 2},
+                          headers={**ADMIN, "Idempotency-Key": "py"})
+    assert r.status_code == 202 and r.json()["id"] == held.id and r.json()["idempotent_replay"]
+
+
 async def test_cancel_queued_and_delayed(client: httpx.AsyncClient) -> None:
     queued = await enqueue(client, "add", a=1, b=1)
     r = await client.post(f"/tasks/{queued}/cancel", headers=ADMIN)

@@ -56,16 +56,13 @@ async def test_the_key_lives_while_the_task_does_and_is_released_when_it_ends(
         return n
 
     first = await job.with_options(key="k").enqueue(1)
-    again = await job.with_options(key="k").enqueue(1)  # queued: the same task
+    again = await job.with_options(key="k").enqueue(2)  # queued: the same task
     assert (again.id, again.deduplicated, first.deduplicated) == (first.id, True, False)
-    with pytest.raises(UniqueKeyReused) as reused:  # the same key for other arguments
-        await job.with_options(key="k").enqueue(2)
-    assert reused.value.task_id == first.id
     other = await job.with_options(key="other").enqueue(3)
     assert other.id != first.id
     start_worker(tq, block_ms=100)
     await eventually(lambda: _status_is(tq, first.id, TaskStatus.RUNNING), what="running")
-    running = await job.with_options(key="k").enqueue(1)  # running: the same task
+    running = await job.with_options(key="k").enqueue(4)  # running: the same task
     assert running.id == first.id and running.deduplicated
     gate.set()
     assert await first.result(timeout=10) == 1
@@ -86,10 +83,8 @@ async def test_unique_for_keeps_the_key_after_success(
     start_worker(tq, block_ms=100)
     first = await job.with_options(key="k", unique_for=timedelta(seconds=30)).enqueue(1)
     assert await first.result(timeout=10) == 1
-    again = await job.with_options(key="k", unique_for=30).enqueue(1)
+    again = await job.with_options(key="k", unique_for=30).enqueue(2)
     assert (again.id, again.deduplicated) == (first.id, True)
-    with pytest.raises(UniqueKeyReused):  # kept after success: still that task's key
-        await job.with_options(key="k", unique_for=30).enqueue(2)
     ttl = await tq.redis.pttl(tq.keys("default").unique("job:k"))
     assert 0 < ttl <= 30_000
 
@@ -124,7 +119,7 @@ async def test_enqueue_many_dedupes_within_a_batch_and_keeps_the_order(tq: TaskQ
     async def job(n: int) -> None: ...
 
     msgs = [job.with_options(key="a").message(1), job.message(2),
-            job.with_options(key="a").message(1), job.with_options(key="b").message(4)]
+            job.with_options(key="a").message(3), job.with_options(key="b").message(4)]
     handles = await tq.enqueue_many(msgs)
     assert [h.deduplicated for h in handles] == [False, False, True, False]
     assert handles[0].id == handles[2].id
@@ -153,10 +148,8 @@ def test_sync_enqueue_dedupes_too(redis_url: str, prefix: str) -> None:
 
     try:
         a = job.with_options(key="s").enqueue_sync(1)
-        b = job.with_options(key="s").enqueue_sync(1)
+        b = job.with_options(key="s").enqueue_sync(2)
         assert (b.id, b.deduplicated, a.deduplicated) == (a.id, True, False)
-        with pytest.raises(UniqueKeyReused):
-            job.with_options(key="s").enqueue_sync(2)
     finally:
         tq.close_sync()
 
@@ -173,29 +166,47 @@ async def test_a_fingerprint_that_differs_is_refused(tq: TaskQueue) -> None:
     (first,) = await tq.enqueue_many([msg(1, "aa")])  # type: ignore[list-item]
     (same,) = await tq.enqueue_many([msg(1, "aa")])  # type: ignore[list-item]
     assert same.id == first.id and same.deduplicated
-    with pytest.raises(UniqueKeyReused):
-        await tq.enqueue_many([msg(2, "bb")])  # type: ignore[list-item]
+    with pytest.raises(UniqueKeyReused) as reused:  # the whole call refused, atomically
+        await tq.enqueue_many([job.message(9), msg(2, "bb")])  # type: ignore[list-item]
+    assert (reused.value.key, reused.value.task_id) == ("job:idem", first.id)
+    with pytest.raises(UniqueKeyReused) as twice:  # a new key given twice for two requests
+        await tq.enqueue_many([msg(1, "aa"), msg(2, "bb")])  # type: ignore[list-item]
+    assert twice.value.task_id == "" and "twice" in str(twice.value)
+    assert await stream_len(tq) == 1  # neither refused call added anything
+    # a code enqueue sends no fingerprint: it dedupes onto the request's task by the key alone
+    code = await job.with_options(key="idem").enqueue(3)
+    assert (code.id, code.deduplicated) == (first.id, True)
+    # and a key a code enqueue took holds none: any request with it answers that task
+    held = await job.with_options(key="code").enqueue(4)
+    m = job.with_options(key="code").message(5)
+    assert m.options is not None
+    (asked,) = await tq.enqueue_many(
+        [dataclasses.replace(m, options=dataclasses.replace(m.options, fingerprint="cc"))])
+    assert (asked.id, asked.deduplicated) == (held.id, True)
 
 
-async def test_the_same_key_with_other_arguments_or_delay_adds_nothing(tq: TaskQueue) -> None:
-    """As over HTTP (Stripe-style idempotency): a key means one call; the same key with other
-    arguments or another delay is refused, atomically, for the whole call; a key given twice in
-    one batch with different arguments too. Keyword order does not matter."""
+async def test_a_python_key_dedupes_whatever_the_arguments(tq: TaskQueue) -> None:
+    """Issue 15 (as BullMQ's jobId, rq's job_id): the key alone dedupes; other arguments, another
+    delay, a batch giving the key twice, DurableTasks: one task, never UniqueKeyReused."""
     @tq.task(name="job")
     async def job(n: int, tag: str = "") -> None: ...
 
     first = await job.with_options(key="k").enqueue(1, tag="x")
-    assert (await job.with_options(key="k").enqueue(tag="x", n=1)).id == first.id
-    for other in (job.with_options(key="k").message(2, tag="x"),
-                  job.with_options(key="k", delay=5).message(1, tag="x")):
-        with pytest.raises(UniqueKeyReused) as reused:
-            await tq.enqueue_many([job.message(9), other])
-        assert reused.value.task_id == first.id
-    with pytest.raises(UniqueKeyReused) as twice:
-        await tq.enqueue_many([job.with_options(key="b").message(1),
-                               job.with_options(key="b").message(2)])
-    assert twice.value.task_id == "" and "twice" in str(twice.value)
-    assert await stream_len(tq) == 1  # neither refused call added anything
+    handles = [await job.with_options(key="k").enqueue(2),
+               await job.with_options(key="k", delay=5).enqueue(1, tag="x"),
+               *await tq.enqueue_many([job.with_options(key="k").message(3),
+                                       job.with_options(key="k", delay=9).message(4)])]
+    tasks = DurableTaskList()
+    tasks.add_task(job, 5, key="k")  # type: ignore[call-arg]
+    tasks.add_task(job.with_options(key="k"), 6, tag="y")
+    handles += await tasks.flush()
+    assert [(h.id, h.deduplicated) for h in handles] == [(first.id, True)] * 6
+    batch = await tq.enqueue_many([job.with_options(key="b").message(1),
+                                   job.with_options(key="b").message(2)])
+    assert (batch[1].id, batch[1].deduplicated) == (batch[0].id, True)
+    assert await stream_len(tq) == 2
+    assert not await tq.redis.exists(tq.keys("default").delayed)
+    assert (await first.status()).kwargs == {"n": 1, "tag": "x"}  # the first call stands
 
 
 def test_bad_keys_are_refused(tq: TaskQueue) -> None:
@@ -222,7 +233,7 @@ async def test_durable_tasks_take_a_key(tq: TaskQueue) -> None:
 
     tasks = DurableTaskList()
     tasks.add_task(job.with_options(key="order-1"), 1)
-    tasks.add_task(job, 1, key="order-1")  # type: ignore[call-arg]
+    tasks.add_task(job, 2, key="order-1")  # type: ignore[call-arg]
     tasks.add_task(keyed, key="order-1")
     a, b, c = await tasks.flush()
     assert (b.id, b.deduplicated, a.deduplicated) == (a.id, True, False)
@@ -242,7 +253,7 @@ async def test_a_sigkilled_workers_unique_task_keeps_its_key_until_another_finis
     await eventually(lambda: traced(app, "started", 1), timeout=15, what="task started")
     first.signal(signal.SIGKILL)
     first.wait(10)
-    again = await slow.with_options(key="k").enqueue("a", 1.5)  # its task is pending: alive
+    again = await slow.with_options(key="k").enqueue("b", 0.0)  # its task is pending: alive
     assert (again.id, again.deduplicated) == (h.id, True)
     worker_process(WORKER_APP, *lease)
     record = await h.wait(timeout=30)
@@ -260,7 +271,7 @@ async def test_unique_keys_with_priorities_and_limits(
     async def job(n: int) -> None: ...
 
     high = await job.with_options(key="k", priority="high").enqueue(1)
-    again = await job.with_options(key="k", priority="high").enqueue(1)
+    again = await job.with_options(key="k", priority="high").enqueue(2)
     assert (again.id, again.deduplicated) == (high.id, True)
     assert high.id.startswith("pq!high:")
 
@@ -291,4 +302,4 @@ async def test_a_limited_task_that_succeeds_frees_its_slot_and_its_key(
     assert not await tq.redis.exists(tq.keys("oq").unique("ok:k"))
     kept = await ok.with_options(key="k", unique_for=60).enqueue(3)
     assert not kept.deduplicated and await kept.result(timeout=15) == 3  # the slot was freed
-    assert (await ok.with_options(key="k").enqueue(3)).id == kept.id  # kept after success
+    assert (await ok.with_options(key="k").enqueue(4)).id == kept.id  # kept after success
