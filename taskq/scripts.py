@@ -240,6 +240,15 @@ class Sent:
 
 
 @dataclass(frozen=True, slots=True)
+class Reused:
+    """The enqueue-with-options script's refusal: ``unique_key`` is held by ``task_id`` (''
+    when an earlier message of the same call has it) for other arguments; nothing was added."""
+
+    unique_key: str
+    task_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class SendItem:
     """One message for the enqueue-with-options script (see :mod:`taskq.options`)."""
 
@@ -280,9 +289,13 @@ def _send_args(keys: QueueKeys, items: Sequence[SendItem],
     return key_list, args
 
 
-def _sent(r: list[Any]) -> list[Sent] | tuple[int, str]:
+def _sent(r: list[Any], items: Sequence[SendItem],
+          n_keys: int) -> list[Sent] | tuple[int, str] | Reused:
     if int(r[0]) == 0:
         return int(r[1]), _s(r[2])
+    if int(r[0]) == 2:  # KEYS index: the unique keys come last in KEYS, in first use order
+        distinct = list(dict.fromkeys(i.unique_key for i in items if i.unique_key is not None))
+        return Reused(distinct[int(r[2]) - (n_keys - len(distinct) + 1)], _s(r[1]))
     return [Sent(_s(r[i]), int(r[i + 1]), int(r[i + 2]), _s(r[i + 3]))
             for i in range(1, len(r), 4)]
 
@@ -385,12 +398,13 @@ class Scripts:
 
     async def enqueue_with(
         self, *, keys: QueueKeys, items: Sequence[SendItem], limit: int
-    ) -> list[Sent] | tuple[int, str]:
+    ) -> list[Sent] | tuple[int, str] | Reused:
         """Enqueue messages with options (unique keys checked and held in the same step):
         one :class:`Sent` per item, or (backlog, 'stream' | 'delayed') when ``limit``
-        refused the batch (then nothing was added)."""
+        refused the batch, or :class:`Reused` when a request's key is held for another
+        request (then nothing was added)."""
         key_list, args = _send_args(keys, items, limit)
-        return _sent(await self._call("enqueue_with", key_list, args))
+        return _sent(await self._call("enqueue_with", key_list, args), items, len(key_list))
 
     async def unique_release(self, *, keys: QueueKeys, key: str, task_id: str) -> None:
         """Release unique ``key`` while it holds ``task_id`` (a task cancelled unrun)."""
@@ -741,10 +755,10 @@ class SyncScripts:
 
     def enqueue_with(
         self, *, keys: QueueKeys, items: Sequence[SendItem], limit: int
-    ) -> list[Sent] | tuple[int, str]:
+    ) -> list[Sent] | tuple[int, str] | Reused:
         """See :meth:`Scripts.enqueue_with`."""
         key_list, args = _send_args(keys, items, limit)
-        return _sent(self._enqueue_with(keys=key_list, args=args))
+        return _sent(self._enqueue_with(keys=key_list, args=args), items, len(key_list))
 
     def enqueue(
         self, *, keys: QueueKeys, payloads: Sequence[bytes], limit: int
