@@ -47,8 +47,9 @@ from taskq.worker.completer import Completer
 from taskq.worker.config import WorkerConfig
 from taskq.worker.context import Clock, Flags, OnTransition, WorkerContext
 from taskq.worker.execution import Executors
-from taskq.worker.ledger import Delivery, Ledger
+from taskq.worker.ledger import Counters, Delivery, Ledger
 from taskq.worker.limits import Limits
+from taskq.worker.loopwatch import LoopWatch
 from taskq.worker.maintenance import Maintenance
 from taskq.worker.observe import tracing_parts
 from taskq.worker.outcomes import Outcomes
@@ -66,6 +67,9 @@ RELEASE_S = 5.0  # to hand back what is left
 ACK_WAIT_TRIES = 250  # times ACK_WAIT_S: for the completer to flush the last acks
 ACK_WAIT_S = 0.02
 UNREGISTER_S = 2.0
+_START_ERRORS: tuple[type[Exception], ...] = (RedisOutOfMemory, *REDIS_ERRORS)
+CONNECT_RETRY_MAX_S = 2.0  # the longest pause between two tries to reach Redis at start
+CONNECT_LOG_EVERY_S = 30.0  # Redis still unreachable at start: logged again this often
 
 
 class Worker:
@@ -109,6 +113,7 @@ class Worker:
         self.reader = Reader(app, self.context, self.ledger, on_transition)
         self.completer = Completer(app, self.context, self.ledger)
         self.maintenance = Maintenance(app, self.context, self.ledger)
+        self.loop_watch = LoopWatch(app, self.context, self.ledger)
         self._stopping = asyncio.Event()
 
     @property
@@ -135,12 +140,18 @@ class Worker:
         self._stopping.set()
 
     async def run(self) -> None:
-        await self._connect()
+        log.info("worker %s connecting to Redis %s (queues %s)", self.id,
+                 self.app.url_choice.describe(), ",".join(self.config.queues))
+        if not await self._connect():
+            log.info("worker %s stopped before Redis answered", self.id)
+            return
         async with self._lifespan():
+            self.loop_watch.start()
             loops = [
                 asyncio.create_task(self.completer.run(), name="taskq-completer"),
                 *(asyncio.create_task(c, name=n) for n, c in self.maintenance.loops()),
                 asyncio.create_task(self.publisher.run(), name="taskq-task-metrics"),
+                asyncio.create_task(self.loop_watch.beat(), name="taskq-loop-beat"),
             ]
             if self.limits.needed:
                 loops.append(asyncio.create_task(self.limits.run(), name="taskq-limits"))
@@ -183,8 +194,13 @@ class Worker:
             except Exception:
                 log.exception("the worker lifespan failed at shutdown")
 
-    async def _connect(self) -> None:
+    async def _connect(self) -> bool:
+        """Check Redis and prepare the queues, retrying until Redis answers (a failure is
+        logged at once, then at most every CONNECT_LOG_EVERY_S). False: stopped first."""
         delay = 0.1
+        began = time.monotonic()
+        logged_at: float | None = None
+        failures = 0
         while not self.stopping:
             try:
                 await check_server(self.app.redis)
@@ -193,15 +209,24 @@ class Worker:
                 await self.app.scripts.load()
                 await check_permissions(self.app.scripts, list(self.keys.values()))
                 await self.context.clock.sync(self.app.redis)
-                return
+                if failures:
+                    log.info("Redis answers after %.1f s (%d failed tries)",
+                             time.monotonic() - began, failures)
+                return True
             except FATAL as exc:  # a wrong password or a missing permission: retrying won't fix it
                 raise fatal_config_error(exc) or exc from exc
-            except RedisOutOfMemory as exc:  # (a new queue's stream and group need memory)
-                log.warning("%s; retrying in %.1f s", exc, delay)
-            except REDIS_ERRORS as exc:
-                log.warning("Redis unreachable (%s); retrying in %.1f s", exc, delay)
+            except _START_ERRORS as exc:
+                # (out of memory: a new queue's stream and group need memory)
+                failures += 1
+                now = time.monotonic()
+                if logged_at is None or now - logged_at >= CONNECT_LOG_EVERY_S:
+                    logged_at = now
+                    log.warning("cannot start consuming: %s; retrying every %.0f s or less "
+                                "until it answers (%.0f s so far)", exc, CONNECT_RETRY_MAX_S,
+                                now - began)
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
+            delay = min(delay * 2, CONNECT_RETRY_MAX_S)
+        return False
 
     async def _stopped_or_failed(self, parts: list[asyncio.Task[None]]) -> None:
         """Wait until the worker is stopped, or one of its parts ended: that is a failure
@@ -257,6 +282,7 @@ class Worker:
         self.ledger.stop()
         self.completer.halt()
         self.maintenance.halt()
+        self.loop_watch.halt()
         await cancel_and_wait([reader, *loops], timeout_s=STOP_TASKS_S, what="worker task")
         for t in (reader, *loops):  # retrieve their ends (errors are logged where they happen)
             if t.done() and not t.cancelled():
@@ -267,7 +293,22 @@ class Worker:
             await bounded(self.maintenance.unregister(), timeout_s=UNREGISTER_S,
                           what="unregistering")
         self.executors.shutdown()
-        log.info("worker %s stopped: %d processed", self.id, self.counters.processed)
+        log.info("worker %s stopped: %s", self.id, summary(self.counters))
+
+
+def summary(c: Counters) -> str:
+    """What a worker did, for its last line: attempts run, and how they ended; entries handed
+    back unfinished (shutdown, paused queue) or deferred (unknown task) apart."""
+    parts = [f"{c.succeeded} succeeded", f"{c.retried} retried", f"{c.dead} dead-lettered"]
+    if c.expired:
+        parts.append(f"{c.expired} expired")
+    if c.handed_back:
+        parts.append(f"{c.handed_back} handed back unfinished")
+    if c.deferred:
+        parts.append(f"{c.deferred} handed back as unknown tasks")
+    if c.lost_leases:
+        parts.append(f"{c.lost_leases} outcomes discarded (lease lost)")
+    return f"{', '.join(parts)} ({c.processed} attempts started)"
 
 
 async def _awaited(task: asyncio.Task[None]) -> None:

@@ -208,6 +208,8 @@ class Outcomes:
                     deliveries=d.deliveries, task_id=task_id, payload=payload, slot=d.slot)
             except RELEASE_ERRORS as exc:  # (any refusal: the worker is shutting down)
                 log.warning("could not hand back %s (%s); it returns after its lease", task_id, exc)
+            else:
+                self.counters.handed_back += 1
             self.ledger.drop(d)
 
     async def _owned_call(self, d: Delivery, call: Callable[[], Awaitable[Any]]) -> Any:
