@@ -94,9 +94,12 @@ class Worker:
         self.ledger = Ledger(self.config)
         self.counters = self.ledger.counters
         cpu = os.cpu_count() or 2
+        cpu_modules = tuple(sorted({t.fn.__module__ for t in app.registry.values()
+                                    if t.options.cpu_bound}))
         self.executors = Executors(
             self.config.threads or min(64, self.config.concurrency),
             self.config.processes or cpu,
+            cpu_modules,
         )
         # per-task metrics (served by metrics.py, published for the API) and, when the
         # TaskQueue is instrumented, tracing: decided here, once
@@ -153,6 +156,8 @@ class Worker:
                 asyncio.create_task(self.publisher.run(), name="taskq-task-metrics"),
                 asyncio.create_task(self.loop_watch.beat(), name="taskq-loop-beat"),
             ]
+            if cpu_bound(self.app):  # start the process pool now, not with the first task
+                loops.append(asyncio.create_task(self._warm_pool(), name="taskq-pool-warm"))
             if self.limits.needed:
                 loops.append(asyncio.create_task(self.limits.run(), name="taskq-limits"))
             reader = asyncio.create_task(self.reader.run(), name="taskq-reader")
@@ -170,6 +175,13 @@ class Worker:
                 await self._drain(reader)
             finally:
                 await self._close(reader, loops)
+
+    async def _warm_pool(self) -> None:
+        try:
+            await self.executors.warm()
+        except Exception:  # (the first cpu_bound task tries again)
+            log.exception("could not start the process pool for cpu_bound tasks")
+        await self._stopping.wait()  # (a worker's part ends only when it stops)
 
     @contextlib.asynccontextmanager
     async def _lifespan(self) -> AsyncIterator[None]:
@@ -294,6 +306,11 @@ class Worker:
                           what="unregistering")
         self.executors.shutdown()
         log.info("worker %s stopped: %s", self.id, summary(self.counters))
+
+
+def cpu_bound(app: TaskQueue) -> bool:
+    """Whether any task of ``app`` runs in the process pool."""
+    return any(t.options.cpu_bound for t in app.registry.values())
 
 
 def summary(c: Counters) -> str:

@@ -1,12 +1,17 @@
 """Running one task attempt: async in the event loop, sync in a thread, cpu_bound in a process.
 
-Each kind honours the task's timeout. An async task is cancelled. A ``cpu_bound`` task that times
-out has its pool's processes killed (a process pool cannot stop one call): the pool is replaced
-on next use, and the other calls it was running end with :class:`PoolRecycled` (handed back
-unrun, no attempt used). A thread cannot be killed in Python: a sync task that times out (or is
-cancelled) ends its attempt at once, its thread runs the function to its end with the result
-discarded, counted in :attr:`Executors.abandoned` until it ends; ``--max-tasks`` recycling (the
-process exits, the supervisor starts a fresh one) is what frees a thread stuck for good.
+Each kind honours the task's timeout. An async task is cancelled. The process pool starts with
+the worker when any of its tasks is ``cpu_bound`` (:meth:`Executors.warm`: its processes
+spawned, the tasks' modules imported, SIGINT ignored so that a Ctrl-C in the terminal stops the
+worker gracefully instead of interrupting the calls), and a cpu_bound task's timeout starts
+once the pool is warm: its start-up (about a second) never counts against a task. A
+``cpu_bound`` task that times out has its pool's processes killed (a process pool cannot stop
+one call): the pool is replaced on next use, and the other calls it was running end with
+:class:`PoolRecycled` (handed back unrun, no attempt used). A thread cannot be killed in
+Python: a sync task that times out (or is cancelled) ends its attempt at once, its thread runs
+the function to its end with the result discarded, counted in :attr:`Executors.abandoned`
+until it ends; ``--max-tasks`` recycling (the process exits, the supervisor starts a fresh one)
+is what frees a thread stuck for good.
 """
 
 from __future__ import annotations
@@ -19,7 +24,10 @@ import functools
 import importlib
 import logging
 import multiprocessing
+import os
+import signal
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from concurrent.futures.process import BrokenProcessPool
@@ -42,10 +50,13 @@ class Executors:
     """The thread pool (sync tasks) and process pool (cpu_bound tasks) of one worker, and how
     many calls run in them now (:attr:`busy`: a timed-out or cancelled call runs on)."""
 
-    def __init__(self, threads: int, processes: int) -> None:
+    def __init__(self, threads: int, processes: int, cpu_modules: tuple[str, ...] = ()) -> None:
         self.threads = concurrent.futures.ThreadPoolExecutor(threads, "taskq-sync")
         self._processes = processes
+        self._cpu_modules = cpu_modules  # imported by each pool process as it starts
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+        self._warm: weakref.WeakSet[concurrent.futures.ProcessPoolExecutor] = weakref.WeakSet()
+        self._warming: asyncio.Future[None] | None = None
         self._busy = 0
         self._busy_lock = threading.Lock()
         self._killed: weakref.WeakSet[concurrent.futures.ProcessPoolExecutor] = weakref.WeakSet()
@@ -80,9 +91,35 @@ class Executors:
     def pool(self) -> concurrent.futures.ProcessPoolExecutor:
         if self._pool is None:
             self._pool = concurrent.futures.ProcessPoolExecutor(
-                self._processes, mp_context=multiprocessing.get_context("spawn")
+                self._processes, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_pool_started, initargs=(self._cpu_modules,),
             )
         return self._pool
+
+    async def warm(self) -> concurrent.futures.ProcessPoolExecutor:
+        """The process pool, once warm: every process started and the cpu_bound tasks' modules
+        imported (a new pool, after one was killed or broke, warms up again)."""
+        pool = self.pool
+        while pool not in self._warm:
+            if self._warming is None or self._warming.done():
+                self._warming = asyncio.ensure_future(self._warm_up(pool))
+            await asyncio.shield(self._warming)
+            pool = self.pool
+        return pool
+
+    async def _warm_up(self, pool: concurrent.futures.ProcessPoolExecutor) -> None:
+        started = time.monotonic()
+        # one call per process: each submit finds no idle process and spawns one
+        calls = [asyncio.wrap_future(pool.submit(_warmed)) for _ in range(self._processes)]
+        results = await asyncio.gather(*calls, return_exceptions=True)
+        self._warm.add(pool)  # (a broken pool is warm too: its calls fail, and it is replaced)
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if failed:
+            log.warning("the process pool for cpu_bound tasks failed to start: %s: %s",
+                        type(failed[0]).__name__, failed[0])
+        else:
+            log.info("process pool for cpu_bound tasks started: %d processes in %.2f s",
+                     self._processes, time.monotonic() - started)
 
     def kill_pool(self, pool: concurrent.futures.ProcessPoolExecutor) -> None:
         """Kill every process of ``pool`` (a cpu_bound call in it timed out); the next use
@@ -137,6 +174,21 @@ class _SyncCall:
     def __init__(self) -> None:
         self.done = False
         self.abandoned = False
+
+
+def _pool_started(modules: tuple[str, ...]) -> None:
+    """Runs in each pool process as it starts: ignore SIGINT (a Ctrl-C in the terminal reaches
+    the whole process group; the worker stops gracefully and lets running calls finish), and
+    import the cpu_bound tasks' modules (an import error surfaces at the call)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for module in modules:
+        with contextlib.suppress(Exception):
+            importlib.import_module(module)
+
+
+def _warmed() -> int:
+    """A no-op call that starts a pool process (see :meth:`Executors.warm`)."""
+    return os.getpid()
 
 
 def _call_in_process(module: str, qualname: str, args: tuple[Any, ...],
@@ -200,7 +252,7 @@ async def _in_pool(task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str
                    ctx: TaskContext, executors: Executors, timeout: float | None) -> Any:
     fn = task.fn
     call = functools.partial(_call_in_process, fn.__module__, fn.__qualname__, args, kwargs)
-    pool = executors.pool
+    pool = await executors.warm()  # (the pool's start-up is not the task's time)
     future = executors.submit(pool, call)
     try:
         return await asyncio.wait_for(future, timeout)

@@ -3,8 +3,11 @@
 Children are ``python -m taskq.worker`` processes with the same options and ``--processes 1``
 (taskq's own entry point, whatever the current directory holds). A child that dies is restarted
 after a pause that grows while children keep dying quickly (a crash loop does not spin).
-SIGTERM/SIGINT go to every child; the supervisor exits 0 once all have ended (a second signal
-is forwarded too, so the children exit at once). A child that exits 0 on its own was recycled
+SIGTERM/SIGINT go to every child as one SIGTERM; the supervisor exits 0 once all have ended (a
+second signal is forwarded too, so the children exit at once). The children ignore SIGINT
+(:data:`~taskq.worker.process.SUPERVISED_ENV`): a Ctrl-C in the terminal, which signals the
+whole process group, reaches them through the supervisor only, so one Ctrl-C is one graceful
+stop everywhere. A child that exits 0 on its own was recycled
 (``--max-tasks``, ``--max-memory``) and is started again at once; with ``--burst`` it is done,
 and the supervisor exits 0 once every child is.
 """
@@ -12,6 +15,7 @@ and the supervisor exits 0 once every child is.
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -19,7 +23,7 @@ import time
 from collections.abc import Sequence
 from types import FrameType
 
-from taskq.worker.process import EXIT_CONFIG
+from taskq.worker.process import EXIT_CONFIG, SUPERVISED_ENV
 
 log = logging.getLogger(__name__)
 
@@ -42,14 +46,15 @@ class Supervisor:
         cmd = [sys.executable, "-m", "taskq.worker", *self.child_args, "--processes", "1"]
         if self.metrics_port is not None:
             cmd += ["--metrics-port", str(self.metrics_port + slot)]
-        self.children[slot] = subprocess.Popen(cmd)
+        env = {**os.environ, SUPERVISED_ENV: "1"}
+        self.children[slot] = subprocess.Popen(cmd, env=env)
         log.info("started worker process %d (pid %d)", slot, self.children[slot].pid)
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         self.signals += 1
         for child in self.children.values():
             if child.poll() is None:
-                child.send_signal(signum)
+                child.send_signal(signal.SIGTERM)  # (children ignore SIGINT)
 
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self._on_signal)

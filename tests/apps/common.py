@@ -93,7 +93,7 @@ def build(prefix: str, url: str | None = None) -> TaskQueue:
         """An async task that blocks its worker's event loop (``time.sleep`` in an ``async
         def``: the newcomer's mistake): records its start, blocks, returns ``key``."""
         await app.redis.rpush(trace_key(prefix, "started"), key)  # type: ignore[misc]
-        time.sleep(seconds)
+        time.sleep(seconds)  # noqa: ASYNC251 - the mistake under test
         return key
 
     @app.task(name="mark", max_attempts=10)
