@@ -26,6 +26,7 @@ from taskq.worker.context import OnTransition, WorkerContext
 from taskq.worker.ledger import Delivery, Ledger
 from taskq.worker.observe import Observer, combined
 from taskq.worker.tasklog import task_log
+from taskq.worker.unknown import UnknownNames
 from taskq.workflow.failure import step_failure
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ class Outcomes:
         self.on_transition = on_transition
         # the task log line (unless taskq.tasks logs no INFO), task metrics, tracing: chosen once
         self.observer = combined([task_log(), *observers])
+        self.unknown = UnknownNames(context.config.unknown_grace_s)
 
     def finish(self, d: Delivery, msg: Message, task: Task[Any, Any], status: TaskStatus,
                result: Any, flags: str, attempts: int, started: int | None = None) -> None:
@@ -186,9 +188,16 @@ class Outcomes:
             deliveries=d.deliveries, task_id=d.task_id, payload=payload, delay_ms=delay_ms))
         if due:
             self.counters.deferred += 1
-            log.info("task %s names %r, unknown to worker %s: handed back for %.1f s (deploy "
-                     "grace)", d.task_id, msg.task, self.id, delay_ms / 1000,
-                     extra={"task_id": d.task_id})
+            unknown = self.unknown
+            if unknown.due(msg.task):
+                since = msg.options.unknown_since_ms if msg.options is not None else None
+                now_ms = due - delay_ms  # (Redis's clock, as the deploy grace)
+                left_s = unknown.grace_s - ((now_ms - since) / 1000 if since is not None else 0)
+                log.warning("%s", unknown.warning(msg.task, left_s),
+                            extra={"task_id": d.task_id})
+            log.debug("task %s names %r, unknown to worker %s: handed back for %.1f s (deploy "
+                      "grace)", d.task_id, msg.task, self.id, delay_ms / 1000,
+                      extra={"task_id": d.task_id})
         self.ledger.drop(d)
 
     async def release(self, deliveries: Sequence[Delivery]) -> None:
