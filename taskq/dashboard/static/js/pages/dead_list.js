@@ -30,7 +30,8 @@ export async function render(ctx) {
     timer = setTimeout(() => { onlyTask = filter.value.trim(); cursors.length = 1; load(); }, 300);
   });
 
-  const selection = (ids) => (ids ? { ids } : (onlyTask ? { task: onlyTask } : {}));
+  // "all" must be said: the API selects nothing from an empty body (422)
+  const selection = (ids) => (ids ? { ids } : (onlyTask ? { task: onlyTask } : { all: true }));
 
   async function act(what, ids, label) {
     const title = what === 'replay' ? `Replay ${label}?` : `Purge ${label}?`;
@@ -41,7 +42,10 @@ export async function render(ctx) {
       { danger: what === 'purge' })) return;
     try {
       const r = await api.post(`queues/${q}/dead/${what}`, selection(ids));
-      notice(what === 'replay' ? `Replayed ${num(r.replayed)} dead letter(s).`
+      const steps = what === 'replay' && r.workflow_steps ? r.workflow_steps.length : 0;
+      notice(what === 'replay' ? `Replayed ${num(r.replayed)} dead letter(s).` + (steps
+        ? ` Not replayed: ${num(steps)} of workflow steps (a replay cannot resume a failed `
+          + 'workflow: start it again).' : '')
         : `Purged ${num(r.purged)} dead letter(s).`);
     } catch (err) {
       notice(api.message(err), 'error');
