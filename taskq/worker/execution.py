@@ -29,7 +29,7 @@ import signal
 import threading
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
@@ -40,6 +40,10 @@ from taskq.context import TaskContext, set_context
 from taskq.task import Task
 
 log = logging.getLogger(__name__)
+
+
+WARM_LIMIT_S = 30.0
+"""The longest a process pool's warm-up waits for all its processes to answer."""
 
 
 class PoolRecycled(Exception):
@@ -108,18 +112,32 @@ class Executors:
         return pool
 
     async def _warm_up(self, pool: concurrent.futures.ProcessPoolExecutor) -> None:
+        """Start every process of ``pool``: a no-op call per process (each submit finds no
+        idle process and spawns one), then more until each process has answered one (the
+        first ready process may answer several while others still start), within
+        WARM_LIMIT_S."""
         started = time.monotonic()
-        # one call per process: each submit finds no idle process and spawns one
-        calls = [asyncio.wrap_future(pool.submit(_warmed)) for _ in range(self._processes)]
-        results = await asyncio.gather(*calls, return_exceptions=True)
+        pids: set[int] = set()
+        failed: BaseException | None = None
+        calls = self._processes
+        while len(pids) < self._processes and time.monotonic() - started < WARM_LIMIT_S:
+            with _sigint_ignored():
+                futures = [asyncio.wrap_future(pool.submit(_warmed)) for _ in range(calls)]
+            for r in await asyncio.gather(*futures, return_exceptions=True):
+                if isinstance(r, BaseException):
+                    failed = r
+                else:
+                    pids.add(r)
+            if failed is not None:
+                break
+            calls = 1
         self._warm.add(pool)  # (a broken pool is warm too: its calls fail, and it is replaced)
-        failed = [r for r in results if isinstance(r, BaseException)]
-        if failed:
+        if failed is not None:
             log.warning("the process pool for cpu_bound tasks failed to start: %s: %s",
-                        type(failed[0]).__name__, failed[0])
+                        type(failed).__name__, failed)
         else:
             log.info("process pool for cpu_bound tasks started: %d processes in %.2f s",
-                     self._processes, time.monotonic() - started)
+                     len(pids), time.monotonic() - started)
 
     def kill_pool(self, pool: concurrent.futures.ProcessPoolExecutor) -> None:
         """Kill every process of ``pool`` (a cpu_bound call in it timed out); the next use
@@ -176,6 +194,23 @@ class _SyncCall:
         self.abandoned = False
 
 
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """SIGINT ignored while pool processes are spawned: they inherit that through ``exec``, so
+    a Ctrl-C during their start-up, before :func:`_pool_started` runs, cannot kill them (a
+    SIGINT in these few milliseconds is lost for the worker too). Only the main thread may
+    change signal handlers; elsewhere this does nothing."""
+    old = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or old is None:
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
 def _pool_started(modules: tuple[str, ...]) -> None:
     """Runs in each pool process as it starts: ignore SIGINT (a Ctrl-C in the terminal reaches
     the whole process group; the worker stops gracefully and lets running calls finish), and
@@ -187,7 +222,9 @@ def _pool_started(modules: tuple[str, ...]) -> None:
 
 
 def _warmed() -> int:
-    """A no-op call that starts a pool process (see :meth:`Executors.warm`)."""
+    """A call that starts a pool process (see :meth:`Executors._warm_up`): its pid, after a
+    moment (so that one ready process does not answer every call at once)."""
+    time.sleep(0.02)
     return os.getpid()
 
 
