@@ -10,6 +10,8 @@ The tree::
     │                            or a short name that matches several
     ├── TaskValidationError      arguments that do not match the task's signature
     ├── PayloadTooLarge          an encoded message over the configured size limit
+    │   └── DeadLetterTruncated  replaying a dead letter that kept only the first bytes of
+    │                            its payload (refused as ``payload_too_large``)
     ├── DecodeError              bytes that are not a valid taskq message
     ├── BacklogFull              the queue's backlog limit is reached; enqueue refused
     ├── UniqueKeyReused          a unique key (an HTTP Idempotency-Key) held for a task sent
@@ -110,6 +112,20 @@ class PayloadTooLarge(TaskqError):
         super().__init__(f"payload of {size} bytes exceeds the limit of {limit} bytes")
         self.size = size
         self.limit = limit
+
+
+class DeadLetterTruncated(PayloadTooLarge):
+    """A dead letter refused as ``payload_too_large`` keeps only the first bytes of its
+    payload (and its size): it cannot be replayed."""
+
+    def __init__(self, dead_id: str, size: int, kept: int) -> None:
+        TaskqError.__init__(
+            self, f"dead letter {dead_id} cannot be replayed: its payload of {size} bytes was "
+                  f"refused as too large (payload_too_large) and only its first {kept} bytes "
+                  "were kept")
+        self.dead_id = dead_id
+        self.size = size
+        self.limit = kept
 
 
 class DecodeError(TaskqError):

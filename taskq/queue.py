@@ -96,9 +96,11 @@ class TaskQueue:
 
     ``url`` and ``prefix`` (which namespaces every key) are fixed at construction: read-only;
     :meth:`configured` makes a copy with others. Limits: ``max_payload_bytes`` per encoded
-    message (refused at enqueue), ``max_backlog`` waiting entries per queue stream (and per
-    delayed set), records kept ``result_ttl`` after a task's last change, dead letters capped
-    at ``dead_letter_cap`` per queue (only dead letters are ever trimmed).
+    message (refused at enqueue), ``max_result_bytes`` per encoded return value (default: the
+    payload limit; a task returning more is dead-lettered ``result_too_large``),
+    ``max_backlog`` waiting entries per queue stream (and per delayed set), records kept
+    ``result_ttl`` after a task's last change, dead letters capped at ``dead_letter_cap`` per
+    queue (only dead letters are ever trimmed).
 
     ``min_replicas``: an enqueue succeeds only once that many replicas confirmed it within
     ``replicas_timeout`` (else :class:`~taskq.errors.NotReplicated`), and workers confirm
@@ -114,6 +116,7 @@ class TaskQueue:
         prefix: str = "taskq",
         default_queue: str = "default",
         max_payload_bytes: int = 1_048_576,
+        max_result_bytes: int | None = None,
         max_backlog: int = 1_000_000,
         result_ttl: Seconds = 3_600,
         dead_letter_cap: int = 100_000,
@@ -128,6 +131,9 @@ class TaskQueue:
         self._prefix = prefix
         self.default_queue = default_queue
         self.max_payload_bytes = max_payload_bytes
+        self.max_result_bytes = max_payload_bytes if max_result_bytes is None else max_result_bytes
+        if self.max_result_bytes < 1:
+            raise ValueError("max_result_bytes must be 1 or more")
         self.max_backlog = max_backlog
         self.result_ttl_ms = int((seconds(result_ttl) or 0) * 1000)
         self.dead_letter_cap = dead_letter_cap
@@ -350,7 +356,8 @@ class TaskQueue:
         ``copy.enqueue_many([task.message(...)])``."""
         copy = TaskQueue(url, prefix=self._prefix if prefix is None else prefix,
                          default_queue=self.default_queue,
-                         max_payload_bytes=self.max_payload_bytes, max_backlog=self.max_backlog,
+                         max_payload_bytes=self.max_payload_bytes,
+                         max_result_bytes=self.max_result_bytes, max_backlog=self.max_backlog,
                          dead_letter_cap=self.dead_letter_cap,
                          socket_timeout=self.socket_timeout_s, min_replicas=self.min_replicas,
                          replicas_timeout=self.replicas_timeout_ms / 1000,

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from taskq import codec, deadletter
 from taskq.admin._redis import PAGE, require_queue
 from taskq.admin.values import DeadLetter, Replay
+from taskq.errors import DeadLetterTruncated
 from taskq.fieldvalues import text
 from taskq.keys import QueueKeys
 from taskq.state import decode_message
@@ -108,9 +109,10 @@ async def _select(
 
 def replay_payload(fields: dict[bytes, bytes]) -> bytes | None:
     """The message to enqueue again: attempts reset to 0, its task id kept; a payload that
-    cannot be decoded goes back raw; None when there is no payload at all."""
+    cannot be decoded goes back raw; None when there is no payload at all, or only its first
+    bytes (a ``payload_too_large`` dead letter)."""
     d = deadletter.parse(fields)
-    if not d.payload:
+    if not d.payload or d.truncated:
         return None
     msg = decode_message(d.payload)
     if msg is None:
@@ -131,13 +133,21 @@ async def replay_dead_letters(
 ) -> Replay:
     """Enqueue dead letters again (all when ``dead_ids`` is None), each atomically moved from the
     dead letters to the stream with its attempts reset. Dead letters without a payload (lost
-    entries) cannot run and stay. So do those of workflow steps: the step's death already
-    failed its workflow (its waiting steps skipped, its failure handler run), and a replayed
-    step would run alone, its result going nowhere; they are listed in the answer."""
+    entries) or with only its first bytes (``payload_too_large``) cannot run and stay; naming
+    one of the latter in ``dead_ids`` raises :class:`DeadLetterTruncated` (nothing replayed).
+    So do those of workflow steps: the step's death already failed its workflow (its waiting
+    steps skipped, its failure handler run), and a replayed step would run alone, its result
+    going nowhere; they are listed in the answer."""
     keys = await require_queue(tq, name)
     count = 0
     steps: list[str] = []
-    for dead_id, fields in await _select(tq, keys, dead_ids, task):
+    chosen = await _select(tq, keys, dead_ids, task)
+    if dead_ids is not None:
+        for dead_id, fields in chosen:
+            d = deadletter.parse(fields)
+            if d.truncated:
+                raise DeadLetterTruncated(dead_id, d.payload_bytes, len(d.payload))
+    for dead_id, fields in chosen:
         letter = deadletter.parse(fields)
         task_id = letter.task_id
         msg = decode_message(letter.payload)

@@ -50,6 +50,23 @@ class PoolRecycled(Exception):
     """A cpu_bound call whose pool was killed because another call in it timed out."""
 
 
+class Unstorable(Exception):
+    """A task's return value cannot be stored in its record: the task is dead-lettered with
+    :attr:`reason` (no retry: another attempt would return the same kind of value)."""
+
+    reason = "result_unencodable"
+
+
+class ResultUnencodable(Unstorable):
+    """The value is not plain data msgpack can hold (nor convertible to JSON-like data)."""
+
+
+class ResultTooLarge(Unstorable):
+    """The encoded value is larger than the TaskQueue's ``max_result_bytes``."""
+
+    reason = "result_too_large"
+
+
 class Executors:
     """The thread pool (sync tasks) and process pool (cpu_bound tasks) of one worker, and how
     many calls run in them now (:attr:`busy`: a timed-out or cancelled call runs on)."""
@@ -316,11 +333,27 @@ _PLAIN = (str, float, bool)
 
 
 def encode_result(value: Any) -> Any:
-    """A msgpack-safe form of a task's return value (pydantic models, dates, ... as JSON)."""
+    """A msgpack-safe form of a task's return value (pydantic models, dates, ... as JSON);
+    raises :class:`ResultUnencodable` when there is none. (A plain ``str`` is returned as it
+    is: packing the record finds a lone surrogate in it.)"""
     if value is None or type(value) in _PLAIN:
         return value
     try:
         pack(value)
         return value
-    except (TypeError, ValueError, OverflowError):
+    except (TypeError, ValueError, OverflowError, RecursionError):
+        pass
+    try:
         return to_jsonable_python(value)
+    except Exception as exc:  # pydantic's serialization errors, recursion, ...
+        raise ResultUnencodable(unencodable(value, exc)) from exc
+
+
+def unencodable(value: Any, exc: BaseException) -> str:
+    """Why the return value ``value`` cannot be stored (``exc``: what the encoder said)."""
+    try:
+        said = str(exc)
+    except Exception:
+        said = type(exc).__name__
+    return (f"the task returned a {type(value).__name__} that cannot be stored: "
+            f"{said[:200] or type(exc).__name__}")

@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 
 EXIT_CONFIG = 78
 """Exit code of a worker that cannot run with this configuration (the supervisor stops)."""
+CONFIG_FAILURE_ENV = "TASKQ_CONFIG_FAILURE_FILE"
+"""Set by the supervisor for each child: the file in which the child writes why it cannot run
+with this configuration before exiting with :data:`EXIT_CONFIG`. The supervisor stops only
+when the file says so: an exit code alone could come from task code (``os._exit(78)``)."""
 SHUTDOWN_TAIL_S = 15.0
 """How long a stopped worker may take after its grace period (hand back, last acks, unregister,
 close): the steps are each bounded and take milliseconds when Redis answers; past this, the
@@ -54,7 +58,10 @@ def run_worker(app: TaskQueue, config: WorkerConfig,
 
     A sync task still running in a thread after the grace period was handed back already; the
     process then exits without waiting for that thread (which Python would otherwise join)."""
+    report_to = os.environ.pop(CONFIG_FAILURE_ENV, None)  # (not seen by task code after this)
     ended = _run(app, config, metrics_at, on_transition)
+    if ended.code == EXIT_CONFIG and report_to:
+        _report_config_failure(report_to, ended.why)
     if ended.busy:
         log.warning("exiting with %d sync tasks still running in threads or processes (already "
                     "handed back)", ended.busy)
@@ -63,10 +70,19 @@ def run_worker(app: TaskQueue, config: WorkerConfig,
     return ended.code
 
 
+def _report_config_failure(path: str, why: str) -> None:
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(why)
+    except OSError as exc:
+        log.error("cannot tell the supervisor (%s): %s", path, exc)
+
+
 @dataclass(frozen=True, slots=True)
 class _Ended:
     code: int
     busy: int  # sync and cpu_bound calls still running in the worker's pools
+    why: str = ""  # with EXIT_CONFIG: what is wrong with the configuration
 
 
 def _run(app: TaskQueue, config: WorkerConfig, metrics_at: tuple[str, int] | None,
@@ -95,7 +111,8 @@ async def _main(app: TaskQueue, config: WorkerConfig, metrics_at: tuple[str, int
         except OSError as exc:
             log.error("cannot serve metrics on %s:%d: %s", *metrics_at, exc)
             await app.aclose()
-            return _Ended(EXIT_CONFIG, 0)
+            return _Ended(EXIT_CONFIG, 0, f"cannot serve metrics on {metrics_at[0]}:"
+                                          f"{metrics_at[1]}: {exc}")
     loop = asyncio.get_running_loop()
     first_at: float | None = None
 
@@ -120,17 +137,17 @@ async def _main(app: TaskQueue, config: WorkerConfig, metrics_at: tuple[str, int
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     for sig in (signal.SIGTERM,) if supervised else (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig)
-    code = 0
+    code, why = 0, ""
     try:
         await worker.run()
     except ConfigError as exc:
         log.error("cannot run: %s", exc)
-        code = EXIT_CONFIG
+        code, why = EXIT_CONFIG, str(exc)
     finally:
         if metrics is not None:
             metrics.close()
         await bounded(app.aclose(), timeout_s=CLOSE_S, what="closing the Redis connections")
-    return _Ended(code, worker.executors.busy)
+    return _Ended(code, worker.executors.busy, why)
 
 
 def shutdown_limit_s(config: WorkerConfig) -> float:
