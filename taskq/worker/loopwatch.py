@@ -127,7 +127,10 @@ class LoopWatch:
                     continue
                 if blocked_since is None and lag >= self.warn_after_s:
                     blocked_since = beat
-                    culprit = self._warn(lag)
+                    try:
+                        culprit = self._warn(lag)
+                    except Exception:  # (naming the culprit is best effort)
+                        log.exception("the event loop is blocked (%.1f s so far)", lag)
                 if lag > self.keep_s:
                     if not gave_up:
                         log.error("the event loop has been blocked for %.0f s%s: taken for "
@@ -220,6 +223,9 @@ class LoopWatch:
         except _ERRORS as exc:
             log.warning("the loop watch could not renew the leases of a blocked worker: %s: %s",
                         type(exc).__name__, exc)
+            return False
+        except Exception:  # (a bug here must not end the thread: it would renew no more)
+            log.exception("the loop watch could not renew the leases of a blocked worker")
             return False
         self.ledger.renewed_at = time.monotonic()
         self.renewals += 1
