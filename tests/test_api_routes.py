@@ -49,6 +49,8 @@ class Admin:
             self.calls.append((name, *args))
             if isinstance(self.answer, Exception):
                 raise self.answer
+            if name == "replay_dead_letters" and isinstance(self.answer, int):
+                return admin.Replay("?", self.answer)
             return self.answer
         return call
 
@@ -145,7 +147,7 @@ async def test_replay_and_purge_take_ids_a_task_or_all_true(
     dead.answer = admin.Replay("mail", 2, ["mail:1-d0"]) if action == "replay" else 2
     want = {"queue": "mail", counted: 2}
     if action == "replay":
-        want["workflow_steps"] = ["mail:1-d0"]
+        want.update(workflow_steps=["mail:1-d0"], kept=[])
     url = f"/queues/mail/dead/{action}"
     bodies: list[dict[str, Any]] = [
         {"json": {"all": True}}, {"json": {"ids": ["1-0", "-", "+", "5", "2-0"]}},
@@ -166,6 +168,18 @@ async def test_replay_and_purge_take_ids_a_task_or_all_true(
         if "content" in body:  # blank is no body (not invalid JSON): told what to send
             assert "say which dead letters" in r.json()["detail"][0]["msg"], r.text
     assert len(dead.calls) == 5
+
+
+async def test_a_replay_lists_the_dead_letters_it_kept(
+        client: httpx.AsyncClient, dead: Admin) -> None:
+    kept = admin.KeptLetter("5-0", "mail:4-0", "send:k", "mail!high:6-0", False)
+    dead.answer = admin.Replay("mail", 1, kept=(kept,))
+    r = await client.post("/queues/mail/dead/replay", json={"all": True}, headers=ADMIN)
+    assert (r.status_code, r.json()) == (200, {"queue": "mail", "replayed": 1,
+                                               "workflow_steps": [], "kept": [{
+        "id": "5-0", "task_id": "mail:4-0", "key": "send:k", "holder": "mail!high:6-0",
+        "kept_after_success": False,
+        "reason": "its unique key 'send:k' is held by task mail!high:6-0, which lives"}]})
 
 
 @pytest.mark.parametrize("action", ["replay", "purge"])

@@ -120,6 +120,9 @@ def replay(ctx: typer.Context, name: QueueArg, ids: IdsArg = None, all_: AllOpt 
         print_json(r.to_dict())
         return
     out.print(f"replayed {r.replayed} dead letter(s) of {name}; they are queued again")
+    for k in r.kept:
+        out.print(f"kept dead letter {k.id} (task {k.task_id}): {k.reason}; replay it once "
+                  "that task has ended", markup=False, highlight=False)
     if r.workflow_steps:
         shown = ", ".join(r.workflow_steps[:5]) + (", ..." if len(r.workflow_steps) > 5 else "")
         out.print(f"not replayed: {len(r.workflow_steps)} dead letter(s) of workflow steps "

@@ -19,7 +19,14 @@ from taskq.integrations.bodies import parse_json
 from taskq.integrations.config import ApiConfig
 from taskq.integrations.errors import http_errors
 from taskq.integrations.limits import read_limited
-from taskq.integrations.schemas import DeadSelection, Paused, Problem, Purged, Replayed
+from taskq.integrations.schemas import (
+    DeadSelection,
+    KeptLetter,
+    Paused,
+    Problem,
+    Purged,
+    Replayed,
+)
 from taskq.queue import TaskQueue
 
 QueueName = Annotated[str, Path(description="a queue name", examples=["default"])]
@@ -172,7 +179,8 @@ def queues_router(tq: TaskQueue, config: ApiConfig) -> APIRouter:
         sel = selection
         with _queue_errors():
             r = await admin.replay_dead_letters(tq, name, _entry_ids(sel.ids), sel.task)
-        return Replayed(queue=name, replayed=r.replayed, workflow_steps=r.workflow_steps)
+        return Replayed(queue=name, replayed=r.replayed, workflow_steps=r.workflow_steps,
+                        kept=[KeptLetter(**k.to_dict()) for k in r.kept])
 
     @router.post("/queues/{name}/dead/purge", dependencies=admin_only,
                  summary="Delete dead letters", openapi_extra=_SELECTION_BODY,

@@ -99,6 +99,18 @@ class Health(BaseModel):
     status: str = Field(examples=["ok"])
 
 
+class KeptLetter(BaseModel):
+    """A dead letter a replay left in place: another task holds its unique key."""
+
+    id: str
+    task_id: str
+    key: str
+    holder: str = Field(description="the task holding the key")
+    kept_after_success: bool = Field(description="the holder succeeded and keeps its key "
+                                                 "(unique_for); else it lives")
+    reason: str
+
+
 class Replayed(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"queue": "default",
                                                               "replayed": 2,
@@ -111,6 +123,10 @@ class Replayed(BaseModel):
         description="task ids of dead letters not replayed because they are workflow steps: "
                     "a step's death already failed its workflow, which a replay cannot resume "
                     "(start the workflow again)")
+    kept: list[KeptLetter] = Field(
+        default_factory=list,
+        description="dead letters not replayed (they stay): their unique key is held by "
+                    "another task")
 
 
 class Purged(BaseModel):

@@ -15,6 +15,7 @@ from taskq import codec
 from taskq.connection import REDIS_ERRORS
 from taskq.context import TaskContext, set_context
 from taskq.lifecycle import TaskOutcome, run_after, run_before
+from taskq.limits import with_concurrency_key
 from taskq.queue import TaskQueue
 from taskq.records import TaskStatus, bucket_key
 from taskq.worker.admission import Cancelled, Deferred, Expired, Ready, Refused, admit
@@ -90,6 +91,9 @@ class Runner:
             d.task_id = checked.task_id
             if type(checked) is Ready:
                 limits = checked.task.options.limits
+                sent = checked.msg.options  # (None for a message sent without options)
+                if sent is not None and sent.concurrency_key is not None:
+                    limits = with_concurrency_key(limits, sent.concurrency_key)
                 if limits is not None and not await self._limiter.admit(d, checked, limits):
                     return  # it waits (rate or concurrency limit): handed back delayed
                 if self._attempts is None:

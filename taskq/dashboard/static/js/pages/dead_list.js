@@ -42,11 +42,22 @@ export async function render(ctx) {
       { danger: what === 'purge' })) return;
     try {
       const r = await api.post(`queues/${q}/dead/${what}`, selection(ids));
-      const steps = what === 'replay' && r.workflow_steps ? r.workflow_steps.length : 0;
-      notice(what === 'replay' ? `Replayed ${num(r.replayed)} dead letter(s).` + (steps
-        ? ` Not replayed: ${num(steps)} of workflow steps (a replay cannot resume a failed `
-          + 'workflow: start it again).' : '')
-        : `Purged ${num(r.purged)} dead letter(s).`);
+      if (what === 'purge') {
+        notice(`Purged ${num(r.purged)} dead letter(s).`);
+      } else {
+        const kept = r.kept || [];  // their unique keys are held by other tasks: they stay
+        const steps = r.workflow_steps ? r.workflow_steps.length : 0;
+        let text = `Replayed ${num(r.replayed)} dead letter(s).`;
+        if (kept.length) {
+          text += ` ${num(kept.length)} kept: ${kept[0].reason}`
+            + `${kept.length > 1 ? ' (and others like it)' : ''}.`;
+        }
+        if (steps) {
+          text += ` Not replayed: ${num(steps)} of workflow steps (a replay cannot resume a `
+            + 'failed workflow: start it again).';
+        }
+        notice(text, kept.length || steps ? 'error' : 'info');
+      }
     } catch (err) {
       notice(api.message(err), 'error');
     }
