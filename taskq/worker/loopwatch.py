@@ -12,8 +12,8 @@ runs again) would take the entry over and run it a second time. So:
 - past ``config.blocked_warn_ms`` it logs one WARNING naming the task that runs on the loop
   (its id and name, the line it is on) and the fix: a plain ``def`` (run in a thread) or
   ``cpu_bound=True`` (a process);
-- while the loop stays blocked and the last lease renewal is ``renew_every_ms`` old, the thread
-  renews the leases of every held entry (and the concurrency slots of their attempts) itself,
+- while the loop stays blocked and the last lease renewal is half ``renew_every_ms`` old, the
+  thread renews the leases of every held entry (and the concurrency slots of their attempts) itself,
   with the owner-checked renew script on a blocking connection of its own (opened on the first
   block). It never changes the ledger: leases lost meanwhile are found by the loop's own renewal.
 - a loop blocked longer than ``config.keep_leases_blocked_s`` is taken for stuck for good: the
@@ -139,7 +139,9 @@ class LoopWatch:
                                   f" by {culprit}" if culprit else "", len(self.ledger.held))
                         gave_up = True
                     continue
-                if now - self.ledger.renewed_at >= self.renew_every_s and self._renew():
+                # (half the period: the first renewal of a block comes soon after it began,
+                # however late in the period the loop's last renewal was)
+                if now - self.ledger.renewed_at >= self.renew_every_s / 2 and self._renew():
                     renewed += 1
         finally:
             self._close()
