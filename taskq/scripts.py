@@ -306,6 +306,14 @@ def _scheduled(r: list[Any]) -> list[int] | int:
     return [int(x) for x in r[1:]]
 
 
+def _renew_args(consumer: str, entry_ids: Sequence[str]) -> tuple[Any, ...]:
+    return (GROUP, consumer, len(entry_ids) + 64, *entry_ids)
+
+
+def _renew_slots_args(slots: Sequence[tuple[str, str]], lease_ms: int) -> tuple[Any, ...]:
+    return (lease_ms, *(t for _, t in slots))
+
+
 def _unique_lines(keys: QueueKeys, items: Sequence[Completable], key_list: list[str]) -> str:
     """The complete script's unique-key lines (adds the keys to ``key_list``)."""
     lines = []
@@ -574,9 +582,7 @@ class Scripts:
         self, *, keys: QueueKeys, consumer: str, entry_ids: Sequence[str]
     ) -> list[str]:
         """Renew leases; returns the held entry ids no longer owned."""
-        r = await self._call(
-            "renew", (keys.stream,), (GROUP, consumer, len(entry_ids) + 64, *entry_ids)
-        )
+        r = await self._call("renew", (keys.stream,), _renew_args(consumer, entry_ids))
         return [_s(x) for x in r]
 
     async def throttle(
@@ -618,7 +624,7 @@ class Scripts:
         if not slots:
             return 0
         return int(await self._call("renew_slots", [k for k, _ in slots],
-                                    (lease_ms, *(t for _, t in slots))))
+                                    _renew_slots_args(slots, lease_ms)))
 
     # -- a worker's maintenance --------------------------------------------------------------
 
@@ -745,13 +751,28 @@ class Scripts:
 
 
 class SyncScripts:
-    """The producer-side scripts for synchronous code (``enqueue_sync``); the same contract as
-    :class:`Scripts`."""
+    """The producer-side scripts for synchronous code (``enqueue_sync``), and the lease
+    renewals of a worker's lease keeper (:mod:`taskq.worker.loopwatch`, a thread of its own);
+    the same contract as :class:`Scripts`."""
 
     def __init__(self, client: SyncRedis) -> None:
         self._enqueue: Script = client.register_script(source("enqueue"))
         self._schedule: Script = client.register_script(source("schedule"))
         self._enqueue_with: Script = client.register_script(source("enqueue_with"))
+        self._renew: Script = client.register_script(source("renew"))
+        self._renew_slots: Script = client.register_script(source("renew_slots"))
+
+    def renew(self, *, keys: QueueKeys, consumer: str, entry_ids: Sequence[str]) -> list[str]:
+        """See :meth:`Scripts.renew`."""
+        r = self._renew(keys=[keys.stream], args=_renew_args(consumer, entry_ids))
+        return [_s(x) for x in r]
+
+    def renew_slots(self, *, slots: Sequence[tuple[str, str]], lease_ms: int) -> int:
+        """See :meth:`Scripts.renew_slots`."""
+        if not slots:
+            return 0
+        return int(self._renew_slots(keys=[k for k, _ in slots],
+                                     args=_renew_slots_args(slots, lease_ms)))
 
     def enqueue_with(
         self, *, keys: QueueKeys, items: Sequence[SendItem], limit: int
