@@ -240,6 +240,15 @@ class Sent:
 
 
 @dataclass(frozen=True, slots=True)
+class Reused:
+    """The enqueue-with-options script's refusal: ``unique_key`` is held by ``task_id`` (''
+    when an earlier message of the same call has it) for other arguments; nothing was added."""
+
+    unique_key: str
+    task_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class SendItem:
     """One message for the enqueue-with-options script (see :mod:`taskq.options`)."""
 
@@ -280,9 +289,13 @@ def _send_args(keys: QueueKeys, items: Sequence[SendItem],
     return key_list, args
 
 
-def _sent(r: list[Any]) -> list[Sent] | tuple[int, str]:
+def _sent(r: list[Any], items: Sequence[SendItem],
+          n_keys: int) -> list[Sent] | tuple[int, str] | Reused:
     if int(r[0]) == 0:
         return int(r[1]), _s(r[2])
+    if int(r[0]) == 2:  # KEYS index: the unique keys come last in KEYS, in first use order
+        distinct = list(dict.fromkeys(i.unique_key for i in items if i.unique_key is not None))
+        return Reused(distinct[int(r[2]) - (n_keys - len(distinct) + 1)], _s(r[1]))
     return [Sent(_s(r[i]), int(r[i + 1]), int(r[i + 2]), _s(r[i + 3]))
             for i in range(1, len(r), 4)]
 
@@ -291,6 +304,14 @@ def _scheduled(r: list[Any]) -> list[int] | int:
     if int(r[0]) == 0:
         return int(r[1])
     return [int(x) for x in r[1:]]
+
+
+def _renew_args(consumer: str, entry_ids: Sequence[str]) -> tuple[Any, ...]:
+    return (GROUP, consumer, len(entry_ids) + 64, *entry_ids)
+
+
+def _renew_slots_args(slots: Sequence[tuple[str, str]], lease_ms: int) -> tuple[Any, ...]:
+    return (lease_ms, *(t for _, t in slots))
 
 
 def _unique_lines(keys: QueueKeys, items: Sequence[Completable], key_list: list[str]) -> str:
@@ -385,12 +406,13 @@ class Scripts:
 
     async def enqueue_with(
         self, *, keys: QueueKeys, items: Sequence[SendItem], limit: int
-    ) -> list[Sent] | tuple[int, str]:
+    ) -> list[Sent] | tuple[int, str] | Reused:
         """Enqueue messages with options (unique keys checked and held in the same step):
         one :class:`Sent` per item, or (backlog, 'stream' | 'delayed') when ``limit``
-        refused the batch (then nothing was added)."""
+        refused the batch, or :class:`Reused` when a request's key is held for another
+        request (then nothing was added)."""
         key_list, args = _send_args(keys, items, limit)
-        return _sent(await self._call("enqueue_with", key_list, args))
+        return _sent(await self._call("enqueue_with", key_list, args), items, len(key_list))
 
     async def unique_release(self, *, keys: QueueKeys, key: str, task_id: str) -> None:
         """Release unique ``key`` while it holds ``task_id`` (a task cancelled unrun)."""
@@ -560,9 +582,7 @@ class Scripts:
         self, *, keys: QueueKeys, consumer: str, entry_ids: Sequence[str]
     ) -> list[str]:
         """Renew leases; returns the held entry ids no longer owned."""
-        r = await self._call(
-            "renew", (keys.stream,), (GROUP, consumer, len(entry_ids) + 64, *entry_ids)
-        )
+        r = await self._call("renew", (keys.stream,), _renew_args(consumer, entry_ids))
         return [_s(x) for x in r]
 
     async def throttle(
@@ -604,7 +624,7 @@ class Scripts:
         if not slots:
             return 0
         return int(await self._call("renew_slots", [k for k, _ in slots],
-                                    (lease_ms, *(t for _, t in slots))))
+                                    _renew_slots_args(slots, lease_ms)))
 
     # -- a worker's maintenance --------------------------------------------------------------
 
@@ -731,20 +751,35 @@ class Scripts:
 
 
 class SyncScripts:
-    """The producer-side scripts for synchronous code (``enqueue_sync``); the same contract as
-    :class:`Scripts`."""
+    """The producer-side scripts for synchronous code (``enqueue_sync``), and the lease
+    renewals of a worker's lease keeper (:mod:`taskq.worker.loopwatch`, a thread of its own);
+    the same contract as :class:`Scripts`."""
 
     def __init__(self, client: SyncRedis) -> None:
         self._enqueue: Script = client.register_script(source("enqueue"))
         self._schedule: Script = client.register_script(source("schedule"))
         self._enqueue_with: Script = client.register_script(source("enqueue_with"))
+        self._renew: Script = client.register_script(source("renew"))
+        self._renew_slots: Script = client.register_script(source("renew_slots"))
+
+    def renew(self, *, keys: QueueKeys, consumer: str, entry_ids: Sequence[str]) -> list[str]:
+        """See :meth:`Scripts.renew`."""
+        r = self._renew(keys=[keys.stream], args=_renew_args(consumer, entry_ids))
+        return [_s(x) for x in r]
+
+    def renew_slots(self, *, slots: Sequence[tuple[str, str]], lease_ms: int) -> int:
+        """See :meth:`Scripts.renew_slots`."""
+        if not slots:
+            return 0
+        return int(self._renew_slots(keys=[k for k, _ in slots],
+                                     args=_renew_slots_args(slots, lease_ms)))
 
     def enqueue_with(
         self, *, keys: QueueKeys, items: Sequence[SendItem], limit: int
-    ) -> list[Sent] | tuple[int, str]:
+    ) -> list[Sent] | tuple[int, str] | Reused:
         """See :meth:`Scripts.enqueue_with`."""
         key_list, args = _send_args(keys, items, limit)
-        return _sent(self._enqueue_with(keys=key_list, args=args))
+        return _sent(self._enqueue_with(keys=key_list, args=args), items, len(key_list))
 
     def enqueue(
         self, *, keys: QueueKeys, payloads: Sequence[bytes], limit: int

@@ -246,3 +246,28 @@ def test_the_purge_confirmation_says_what_is_removed(redis_url: str, prefix: str
             "Their unique keys are released; the 1 tasks delivered to workers and the dead "
             "letters are kept.") in text, r.output
     assert r.exit_code == 1 and "declined; nothing was changed" in r.output
+
+
+async def test_purge_ends_while_tasks_keep_coming(tq: TaskQueue) -> None:
+    """A purge removes what waits when it runs and returns, even while a producer keeps
+    sending (it must not chase the producer for ever)."""
+    @tq.task(name="job", queue="busy")
+    async def job(n: int) -> None: ...
+
+    for i in range(5):
+        await job.enqueue(i)
+    stop = asyncio.Event()
+
+    async def produce() -> None:
+        n = 0
+        while not stop.is_set():
+            await job.enqueue(n)
+            n += 1
+
+    producer = asyncio.create_task(produce())
+    try:
+        removed = await asyncio.wait_for(admin.purge_queue(tq, "busy"), 30)
+        assert removed >= 5
+    finally:
+        stop.set()
+        await producer

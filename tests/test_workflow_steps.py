@@ -263,3 +263,20 @@ async def test_the_memory_stand_in_ends_the_workflow_too() -> None:
         assert await tq.cancel(plain.id) == "queued"
     finally:
         await tq.aclose()
+
+
+async def test_a_purge_ends_the_workflows_of_the_steps_it_removes(tq: TaskQueue) -> None:
+    """A purge removes queued workflow steps as a cancel by id does: each workflow ends as
+    cancelled (else it stayed running for ever, its step gone); plain tasks go as before."""
+    t = _tasks(tq, [])
+    wf = await start(tq, chain(t["add"].message(1, 2), t["double"].step()))
+    grouped = await start(tq, group([t["add"].message(1, 1), t["add"].message(2, 2)]))
+    await t["add"].enqueue(5, 5)
+    assert await admin.purge_queue(tq, "default") == 4
+    st = await wf.status()
+    assert (st.status, st.finished) == ("cancelled", True)
+    assert [s.state for s in st.steps] == ["cancelled", "skipped"]
+    st = await grouped.status()
+    assert (st.status, st.finished) == ("cancelled", True)
+    assert [s.state for s in st.steps] == ["cancelled", "cancelled"]
+    assert await tq.redis.xlen(tq.keys("default").stream) == 0

@@ -238,43 +238,64 @@ async def purge_queue(tq: TaskQueue, name: str) -> int:
     :mod:`taskq.priority`; a lane's name, ``"<queue>!high"``, purges that lane only). Tasks
     delivered to a worker (running, or held by a worker that died until another reclaims them)
     are untouched. The unique keys of the tasks removed are released in the same step (see
-    :mod:`taskq.options`). Atomic per batch of 1,000; returns how many were removed."""
+    :mod:`taskq.options`). Atomic per batch of 1,000; returns how many were removed. Tasks
+    sent while it runs may stay (it stops at a batch that is not full)."""
     await require_queue(tq, name)
     lanes = (name,) if priority.is_lane(name) else priority.lanes(name)
     total = 0
     for lane in lanes:
         keys = tq.keys(lane)
         while True:
-            entries, delayed = await _waiting(tq, keys, PURGE_BATCH)
-            if not entries and not delayed:
+            entries, delayed, steps = await _waiting(tq, keys, PURGE_BATCH)
+            if not entries and not delayed and not steps:
                 break
-            stream_n, delayed_n, _ = await tq.scripts.purge(keys=keys, entries=entries,
-                                                            delayed=delayed)
-            total += stream_n + delayed_n
+            if entries or delayed:
+                stream_n, delayed_n, _ = await tq.scripts.purge(keys=keys, entries=entries,
+                                                                delayed=delayed)
+                total += stream_n + delayed_n
+            for task_id in steps:
+                # a workflow step goes as a cancel by id removes it, which ends its workflow
+                # (cancelled) in the same script: removed alone, it left the workflow running
+                # for ever (the purge script cannot reach the workflow's keys)
+                if await tq.cancel(task_id) in ("delayed", "queued"):
+                    total += 1
+            if len(entries) + len(delayed) + len(steps) < PURGE_BATCH:
+                break  # (what waited is gone: never chase producers that keep sending)
     return total
 
 
 async def _waiting(
     tq: TaskQueue, keys: QueueKeys, batch: int
-) -> tuple[list[tuple[str, str, str | None]], list[tuple[str, str | None]]]:
+) -> tuple[list[tuple[str, str, str | None]], list[tuple[str, str | None]], list[str]]:
     """Up to ``batch`` waiting tasks of one lane, undelivered entries first: (entry id, task id,
-    unique key) of each entry, (task id, unique key) of each delayed task."""
+    unique key) of each entry, (task id, unique key) of each delayed task, and apart the task
+    ids of the workflow steps among them."""
     group = await state.group_state(tq.redis, keys)
     entries: list[tuple[str, str, str | None]] = []
+    steps: list[str] = []
     for entry_id, payload in await state.undelivered(tq.redis, keys, group.last_delivered,
                                                      batch):
         msg = state.decode_message(payload)
         task_id = ids.of_entry(keys.queue, entry_id, msg.task_id if msg else None)
-        entries.append((entry_id, task_id, _unique_of(msg)))
-    room = batch - len(entries)
+        if msg is not None and msg.workflow is not None:
+            steps.append(task_id)
+        else:
+            entries.append((entry_id, task_id, _unique_of(msg)))
+    room = batch - len(entries) - len(steps)
     if room <= 0:
-        return entries, []
+        return entries, [], steps
     delayed_ids = [text(t) for t in await tq.redis.zrange(keys.delayed, 0, room - 1)]
     if not delayed_ids:
-        return entries, []
+        return entries, [], steps
     payloads = await tq.redis.hmget(keys.payloads, delayed_ids)  # type: ignore[misc]
-    return entries, [(t, _unique_of(state.decode_message(p)))
-                     for t, p in zip(delayed_ids, payloads, strict=True)]
+    delayed: list[tuple[str, str | None]] = []
+    for t, p in zip(delayed_ids, payloads, strict=True):
+        msg = state.decode_message(p)
+        if msg is not None and msg.workflow is not None:
+            steps.append(t)
+        else:
+            delayed.append((t, _unique_of(msg)))
+    return entries, delayed, steps
 
 
 def _unique_of(msg: Message | None) -> str | None:

@@ -16,6 +16,7 @@ from taskq.connection import translate
 from taskq.errors import (
     BacklogFull,
     ConfigError,
+    InvalidOption,
     InvalidQueueName,
     PayloadTooLarge,
     RedisAuthError,
@@ -55,6 +56,8 @@ def to_http(exc: BaseException) -> HTTPException | None:
         return HTTPException(422, validation_detail(exc))
     if isinstance(exc, TaskNotFound | TaskNotRegistered | InvalidQueueName | WorkflowNotFound):
         return HTTPException(404, str(exc))
+    if isinstance(exc, InvalidOption):
+        return HTTPException(422, str(exc))
     if isinstance(exc, PayloadTooLarge):
         return HTTPException(413, str(exc))
     if isinstance(exc, BacklogFull):

@@ -13,11 +13,15 @@
 -- ARGV[3..5] the names of the lanes of KEYS[5..13], in that order
 -- ARGV[6..] five per message: unique key index into KEYS (0 = none), task id ('' for a ready
 --          task: its entry id names it), message, due ('' = ready now, 'd<ms>' = in ms,
---          'a<ms>' = at this epoch ms on the Redis clock), request fingerprint ('' = none)
+--          'a<ms>' = at this epoch ms on the Redis clock), request fingerprint ('' = none:
+--          the key alone dedupes)
 -- returns  {1, then four per message: task id, 0 added | 1 deduplicated (the key's task is
 --          queued, delayed, running or retrying) | 2 deduplicated (kept after success),
 --          due ms (0 when ready), the fingerprint stored with the key ('' when added)}
 --          or {0, backlog, 'stream' | 'delayed'} when refused (then nothing was added)
+--          or {2, holder task id ('' = an earlier message of this batch), KEYS index} when a
+--          key is held for, or given twice in the batch with, another fingerprint (a request
+--          with other arguments): refused, nothing was added
 -- A unique key holds "a\n<task id>\n<fingerprint>" while its task lives, "s\n..." when kept
 -- after success (with a TTL). The scripts that end a task delete the key (compare-and-delete);
 -- should one ever be left behind (a task whose entry vanished), a key whose task is neither
@@ -36,6 +40,30 @@ if limit > 0 then
   if later > 0 then
     local len = redis.call('ZCARD', KEYS[2])
     if len + later > limit then return {0, len, 'delayed'} end
+  end
+end
+
+-- The same key with another fingerprint refuses the whole call, before anything is added.
+-- Only a message that carries a fingerprint (an HTTP Idempotency-Key request) is compared: a
+-- code enqueue sends '' and dedupes by its key alone; a key stored without one ('', from a
+-- code enqueue or a replay) matches any request.
+local seen = {}
+for i = 6, #ARGV, 5 do
+  local lock, fp = tonumber(ARGV[i]), ARGV[i + 4]
+  if lock > 0 and fp ~= '' then
+    if seen[lock] == nil then
+      seen[lock] = fp
+      local held = redis.call('GET', KEYS[lock])
+      if held then
+        local state, holder, stored = string.match(held, '^(%a)\n([^\n]*)\n(.*)$')
+        if stored ~= nil and stored ~= '' and stored ~= fp
+            and (state == 's' or (state == 'a' and lane_task_alive(holder, 5, 3))) then
+          return {2, holder, lock}
+        end
+      end
+    elseif seen[lock] ~= fp then
+      return {2, '', lock}
+    end
   end
 end
 

@@ -34,6 +34,7 @@ from taskq.worker.texts import (
     storable,
     storable_tail,
 )
+from taskq.worker.unknown import UnknownNames
 from taskq.worker.wakeup import wake_waiters
 from taskq.workflow.failure import step_failure
 
@@ -57,6 +58,7 @@ class Outcomes:
         # the task log line (unless taskq.tasks logs no INFO), task metrics, tracing: chosen once
         self.observer = combined([task_log(), *observers])
         self.max_result_bytes = app.max_result_bytes
+        self.unknown = UnknownNames(context.config.unknown_grace_s)
 
     def finish(self, d: Delivery, msg: Message, task: Task[Any, Any], status: TaskStatus,
                result: Any, flags: str, attempts: int, started: int | None = None) -> None:
@@ -221,9 +223,16 @@ class Outcomes:
             ran=False)
         if due:
             self.counters.deferred += 1
-            log.info("task %s names %r, unknown to worker %s: handed back for %.1f s (deploy "
-                     "grace)", d.task_id, msg.task[:LOG_LIMIT], self.id, delay_ms / 1000,
-                     extra={"task_id": d.task_id})
+            unknown = self.unknown
+            name = msg.task[:LOG_LIMIT]  # (from a payload: bounded in the log)
+            if unknown.due(name):
+                since = msg.options.unknown_since_ms if msg.options is not None else None
+                now_ms = due - delay_ms  # (Redis's clock, as the deploy grace)
+                left_s = unknown.grace_s - ((now_ms - since) / 1000 if since is not None else 0)
+                log.warning("%s", unknown.warning(name, left_s), extra={"task_id": d.task_id})
+            log.debug("task %s names %r, unknown to worker %s: handed back for %.1f s (deploy "
+                      "grace)", d.task_id, name, self.id, delay_ms / 1000,
+                      extra={"task_id": d.task_id})
         self.ledger.drop(d)
 
     async def release(self, deliveries: Sequence[Delivery]) -> None:
@@ -241,6 +250,8 @@ class Outcomes:
                 released = await self.app.scripts.release(
                     keys=self.keys[d.queue], consumer=self.id, entry_id=d.entry_id,
                     deliveries=d.deliveries, task_id=task_id, payload=payload, slot=d.slot)
+                if released:
+                    self.counters.handed_back += 1
                 if released and d.slot:
                     await wake_waiters(self.app, self.keys, (d,))
             except RELEASE_ERRORS as exc:  # (any refusal: the worker is shutting down)

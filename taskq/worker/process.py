@@ -2,6 +2,10 @@
 
 SIGTERM or SIGINT: stop reading, let running tasks finish within the grace period, hand back
 the rest, exit 0. A second signal exits at once (code 1); what it held returns after its lease.
+A signal within :data:`SAME_STOP_S` of the first is the same stop, not a second one (one
+Ctrl-C, or a service manager signalling every process of the service, may deliver it twice).
+A process started by the supervisor (``--processes N``) ignores SIGINT: a Ctrl-C in the
+terminal reaches the supervisor too, which sends each child one SIGTERM.
 The shutdown is bounded: a process still running :func:`shutdown_limit_s` after the signal
 logs where it is stuck and exits (code 1).
 """
@@ -15,6 +19,7 @@ import logging
 import os
 import signal
 import threading
+import time
 from dataclasses import dataclass
 
 from taskq.cancelling import bounded, stack_of
@@ -38,6 +43,10 @@ SHUTDOWN_TAIL_S = 15.0
 close): the steps are each bounded and take milliseconds when Redis answers; past this, the
 process logs what is stuck and exits (code 1)."""
 CLOSE_S = 2.0
+SAME_STOP_S = 1.0
+"""A stop signal this soon after the first is the same stop (not "signal again to exit now")."""
+SUPERVISED_ENV = "TASKQ_SUPERVISED"
+"""Set to 1 by the supervisor for its children: they ignore SIGINT and follow its SIGTERM."""
 
 
 def run_worker(app: TaskQueue, config: WorkerConfig,
@@ -105,21 +114,28 @@ async def _main(app: TaskQueue, config: WorkerConfig, metrics_at: tuple[str, int
             return _Ended(EXIT_CONFIG, 0, f"cannot serve metrics on {metrics_at[0]}:"
                                           f"{metrics_at[1]}: {exc}")
     loop = asyncio.get_running_loop()
-    signals = 0
+    first_at: float | None = None
 
     def on_signal(signum: int) -> None:
-        nonlocal signals
-        signals += 1
-        if signals == 1:
+        nonlocal first_at
+        now = time.monotonic()
+        if first_at is None:
+            first_at = now
             log.info("%s: finishing running tasks (up to %.0f s); signal again to exit now",
                      signal.Signals(signum).name, config.grace_s)
             worker.stop()
             _watchdog(loop, shutdown_limit_s(config))
+        elif now - first_at < SAME_STOP_S:
+            log.info("%s again within %.0f s: the same stop", signal.Signals(signum).name,
+                     SAME_STOP_S)
         else:
             log.warning("second signal: exiting now")
             os._exit(1)
 
-    for sig in (signal.SIGTERM, signal.SIGINT):
+    supervised = os.environ.pop(SUPERVISED_ENV, "") == "1"
+    if supervised:  # the terminal's Ctrl-C: the supervisor sends SIGTERM
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for sig in (signal.SIGTERM,) if supervised else (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig)
     code, why = 0, ""
     try:

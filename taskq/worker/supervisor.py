@@ -3,8 +3,11 @@
 Children are ``python -m taskq.worker`` processes with the same options and ``--processes 1``
 (taskq's own entry point, whatever the current directory holds). A child that dies is restarted
 after a pause that grows while children keep dying quickly (a crash loop does not spin).
-SIGTERM/SIGINT go to every child; the supervisor exits 0 once all have ended (a second signal
-is forwarded too, so the children exit at once). A child that exits 0 on its own was recycled
+SIGTERM/SIGINT go to every child as one SIGTERM; the supervisor exits 0 once all have ended (a
+second signal is forwarded too, so the children exit at once). The children ignore SIGINT
+(:data:`~taskq.worker.process.SUPERVISED_ENV`): a Ctrl-C in the terminal, which signals the
+whole process group, reaches them through the supervisor only, so one Ctrl-C is one graceful
+stop everywhere. A child that exits 0 on its own was recycled
 (``--max-tasks``, ``--max-memory``) and is started again at once; with ``--burst`` it is done,
 and the supervisor exits 0 once every child is.
 
@@ -28,7 +31,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from taskq.worker.process import CONFIG_FAILURE_ENV, EXIT_CONFIG
+from taskq.worker.process import CONFIG_FAILURE_ENV, EXIT_CONFIG, SUPERVISED_ENV
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +69,7 @@ class Supervisor:
             cmd += ["--metrics-port", str(self.metrics_port + slot)]
         report = self._report_file(slot)
         report.unlink(missing_ok=True)
-        env = {**os.environ, CONFIG_FAILURE_ENV: str(report)}
+        env = {**os.environ, CONFIG_FAILURE_ENV: str(report), SUPERVISED_ENV: "1"}
         self.children[slot] = subprocess.Popen(cmd, env=env)
         log.info("started worker process %d (pid %d)", slot, self.children[slot].pid)
 
@@ -74,7 +77,7 @@ class Supervisor:
         self.signals += 1
         for child in self.children.values():
             if child.poll() is None:
-                child.send_signal(signum)
+                child.send_signal(signal.SIGTERM)  # (children ignore SIGINT)
 
     def run(self) -> int:
         try:
