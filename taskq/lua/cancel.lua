@@ -11,7 +11,7 @@
 -- ARGV[3]  entry id implied by the task id ('' if none)
 -- ARGV[4]  record (status "cancelled")
 -- ARGV[5]  record ttl ms
--- ARGV[6]  events channel
+-- ARGV[6]  events channel (a leading "!": sharded, see publish in _lib.lua)
 -- returns  'delayed' | 'queued' | 'running' | 'unknown'; 'delayed' and 'queued' are followed by
 --          a tab and the task's unique key when its message holds one (the caller releases it)
 local id = ARGV[2]
@@ -24,7 +24,7 @@ local function unique_of(payload)
 end
 local function finish()
   put_record(KEYS[6], id, ARGV[4], ARGV[5])
-  if ARGV[6] ~= '' then redis.call('PUBLISH', ARGV[6], cjson.encode({{id, 'cancelled'}})) end
+  publish(ARGV[6], cjson.encode({{id, 'cancelled'}}))
 end
 if redis.call('ZSCORE', KEYS[2], id) then
   local u = unique_of(redis.call('HGET', KEYS[3], id))

@@ -10,14 +10,16 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
+from taskq import cluster
 from taskq.keys import GROUP, QueueKeys
-from taskq.scripts import source
+from taskq.scripts import events_arg, source
 
 
 class WorkflowScripts:
     """The workflow scripts, bound to one asyncio client."""
 
     def __init__(self, client: Redis) -> None:
+        self._client = client
         self._start: AsyncScript = client.register_script(source("workflow_start"))
         self._cancel: AsyncScript = client.register_script(source("workflow_cancel"))
 
@@ -48,8 +50,9 @@ class WorkflowScripts:
         keys = [key]
         for q in queues:
             keys += (q.stream, q.entries, q.records(bucket))
+        sharded = await cluster.sharded_events(self._client)
         r = await self._cancel(keys=keys, args=[GROUP, record, ttl_ms,
-                                                *(q.events for q in queues)])
+                                                *(events_arg(q, sharded) for q in queues)])
         status = r[0].decode() if isinstance(r[0], bytes) else str(r[0])
         return status, int(r[1])
 
