@@ -50,6 +50,12 @@ class EventHub:
         self.received = 0
         """How many event messages arrived (each a list of events)."""
 
+    @property
+    def shards(self) -> ShardSubscriber | None:
+        """The sharded subscriber (a Cluster of 7.0+ nodes, once something subscribed), or None
+        (classic pub/sub)."""
+        return self._shards
+
     async def subscribe(self, channel: str, listener: Listener) -> None:
         """Call ``listener`` for each event on ``channel`` from now on: once this returns, the
         subscription is in place (on a Cluster being failed over, it may still be moving)."""
