@@ -144,7 +144,7 @@ class ShardSubscriber:
             else:
                 await self._client.initialize()
             self._loaded = True
-        except (RedisError, OSError) as exc:
+        except (RedisError, RedisClusterException, OSError) as exc:
             self._stale = True
             log.warning("cannot reload the Redis Cluster's slot map: %s", exc)
 
