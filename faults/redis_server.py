@@ -26,7 +26,8 @@ class RedisServer:
 
     def __init__(self, folder: Path, persistence: str = "none", extra: list[str] | None = None,
                  password: str | None = None, url: str | None = None,
-                 tls: tuple[Path, Path, Path] | None = None) -> None:
+                 tls: tuple[Path, Path, Path] | None = None,
+                 tls_client: tuple[Path, Path] | None = None) -> None:
         self.folder = folder
         self.folder.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
@@ -35,6 +36,7 @@ class RedisServer:
         self.password = password
         self._url = url
         self.tls = tls  # (server cert, server key, CA cert)
+        self.tls_client = tls_client  # (client cert, key): then clients must present one
         self.proc: subprocess.Popen[bytes] | None = None
         self.restarts = 0
 
@@ -51,16 +53,21 @@ class RedisServer:
         if self.tls:
             return redis.Redis(host="127.0.0.1", port=self.port, password=self.password,
                                socket_timeout=5, socket_connect_timeout=2, ssl=True,
-                               ssl_ca_certs=str(self.tls[2]))
+                               ssl_ca_certs=str(self.tls[2]), **self._client_cert())
         return redis.Redis(host="127.0.0.1", port=self.port, password=self.password,
                            socket_timeout=5, socket_connect_timeout=2)
+
+    def _client_cert(self) -> dict[str, str]:
+        if self.tls_client is None:
+            return {}
+        return {"ssl_certfile": str(self.tls_client[0]), "ssl_keyfile": str(self.tls_client[1])}
 
     def _args(self) -> list[str]:
         if self.tls:
             cert, key, ca = self.tls
             ports = ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", str(cert),
                      "--tls-key-file", str(key), "--tls-ca-cert-file", str(ca),
-                     "--tls-auth-clients", "no"]
+                     "--tls-auth-clients", "yes" if self.tls_client else "no"]
         else:
             ports = ["--port", str(self.port)]
         args = ["redis-server", *ports, "--bind", "127.0.0.1",

@@ -69,28 +69,35 @@ class LocalCluster:
     """A Redis Cluster of ``masters`` primaries with ``replicas`` replicas each."""
 
     def __init__(self, folder: Path, masters: int = 3, replicas: int = 1,
-                 extra: list[str] | None = None) -> None:
+                 extra: list[str] | None = None,
+                 tls: tuple[Path, Path, Path] | None = None) -> None:
         self.folder = folder
         self.masters = masters
         self.replicas = replicas
         self.nodes: list[RedisServer] = []
         self.extra = list(extra or [])
+        self.tls = tls  # (server cert, key, CA): TLS only, the cluster bus and replication too
+        if tls:
+            self.extra += ["--tls-cluster", "yes", "--tls-replication", "yes"]
 
     @property
     def url(self) -> str:
         seeds = ",".join(f"127.0.0.1:{n.port}" for n in self.nodes[:self.masters])
+        if self.tls:
+            return f"rediss+cluster://{seeds}/?ssl_ca_certs={self.tls[2]}"
         return f"redis+cluster://{seeds}/"
 
     def start(self, timeout_s: float = 60.0) -> None:
         for i in range(self.masters * (1 + self.replicas)):
             node = RedisServer(self.folder / f"node{i}", extra=[
                 "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                "--cluster-node-timeout", str(NODE_TIMEOUT_MS), *self.extra])
+                "--cluster-node-timeout", str(NODE_TIMEOUT_MS), *self.extra], tls=self.tls)
             node.port = cluster_port()
             self.nodes.append(node)
             node.start()
+        tls = ["--tls", "--cacert", str(self.tls[2])] if self.tls else []
         subprocess.run(
-            ["redis-cli", "--cluster", "create",
+            ["redis-cli", *tls, "--cluster", "create",
              *(f"127.0.0.1:{n.port}" for n in self.nodes),
              "--cluster-replicas", str(self.replicas), "--cluster-yes"],
             check=True, capture_output=True, timeout=timeout_s)
@@ -177,15 +184,19 @@ class LocalSentinel:
     """1 master, 1 replica and 3 Sentinels watching them as service ``service``."""
 
     def __init__(self, folder: Path, service: str = "taskq", extra: list[str] | None = None,
-                 password: str | None = None) -> None:
+                 password: str | None = None,
+                 tls: tuple[Path, Path, Path] | None = None) -> None:
         self.folder = folder
         self.service = service
         self.password = password
+        self.tls = tls  # (server cert, key, CA): Redis and the Sentinels on TLS ports only
         auth = ["--masterauth", password] if password else []  # (either may follow the other)
+        if tls:
+            auth += ["--tls-replication", "yes"]
         self.master = RedisServer(folder / "master", extra=[*(extra or []), *auth],
-                                  password=password)
+                                  password=password, tls=tls)
         self.replica = RedisServer(folder / "replica", extra=[*(extra or []), *auth],
-                                   password=password)
+                                   password=password, tls=tls)
         self.sentinel_ports: list[int] = []
         self._sentinels: list[subprocess.Popen[bytes]] = []
 
@@ -193,6 +204,9 @@ class LocalSentinel:
     def url(self) -> str:
         hosts = ",".join(f"127.0.0.1:{p}" for p in self.sentinel_ports)
         auth = f":{self.password}@" if self.password else ""
+        if self.tls:
+            return (f"rediss+sentinel://{auth}{hosts}/{self.service}/0"
+                    f"?ssl_ca_certs={self.tls[2]}")
         return f"redis+sentinel://{auth}{hosts}/{self.service}/0"
 
     def start(self, timeout_s: float = 60.0) -> None:
@@ -205,7 +219,14 @@ class LocalSentinel:
             folder = self.folder / f"sentinel{i}"
             folder.mkdir(parents=True, exist_ok=True)
             port = free_port()
-            lines = [f"port {port}", "bind 127.0.0.1", f"dir {folder}",
+            if self.tls:
+                cert, key, ca = self.tls
+                listen = ["port 0", f"tls-port {port}", f"tls-cert-file {cert}",
+                          f"tls-key-file {key}", f"tls-ca-cert-file {ca}",
+                          "tls-auth-clients no", "tls-replication yes"]
+            else:
+                listen = [f"port {port}"]
+            lines = [*listen, "bind 127.0.0.1", f"dir {folder}",
                      f"sentinel monitor {self.service} 127.0.0.1 {self.master.port} 2",
                      f"sentinel down-after-milliseconds {self.service} {NODE_TIMEOUT_MS}",
                      f"sentinel failover-timeout {self.service} 10000",
@@ -221,6 +242,9 @@ class LocalSentinel:
         wait_for("the Sentinels to know the replica and each other", self._agreed, timeout_s)
 
     def sentinel(self, i: int = 0) -> redis.Redis:
+        if self.tls:
+            return redis.Redis(host="127.0.0.1", port=self.sentinel_ports[i], socket_timeout=5,
+                               ssl=True, ssl_ca_certs=str(self.tls[2]))
         return redis.Redis(host="127.0.0.1", port=self.sentinel_ports[i], socket_timeout=5)
 
     def _agreed(self) -> bool:

@@ -33,6 +33,7 @@ def connect(url: str, *, socket_timeout_s: float = 5.0) -> Redis:
     target = urls.parse(url)
     if not target.scaled:
         return connection.connect(url, socket_timeout_s=socket_timeout_s)
+    urls.check_files(target)
     options = connection.socket_options(url, socket_timeout_s)
     if target.kind is urls.Kind.SENTINEL:
         return sentinel.connect(target, options)
@@ -44,6 +45,7 @@ def connect_sync(url: str, *, socket_timeout_s: float = 5.0) -> SyncRedis:
     target = urls.parse(url)
     if not target.scaled:
         return connection.connect_sync(url, socket_timeout_s=socket_timeout_s)
+    urls.check_files(target)
     options: dict[str, Any] = connection.socket_options(url, socket_timeout_s)
     if target.kind is urls.Kind.SENTINEL:
         return cast(SyncRedis, sentinel.connect_sync(target, options))

@@ -99,7 +99,7 @@ class SyncClusterClient(SyncRedisCluster):
 def _kwargs(target: Target, options: dict[str, Any]) -> dict[str, Any]:
     kwargs: dict[str, Any] = {
         "username": target.username, "password": target.password, "ssl": target.tls,
-        "require_full_coverage": True,
+        **target.ssl_kwargs(), "require_full_coverage": True,
         **{k: v for k, v in options.items() if k != "health_check_interval"},
     }
     return kwargs

@@ -16,6 +16,9 @@ A stream entry has one field, ``m``: a msgpack map with short keys (version 1)::
        ``[workflow id, step index, parameter taking the input ("" none), [queues]]``
     x  the step's input, appended by the script that enqueues the step (the previous step's
        result, or a chord's list of results); it becomes the keyword argument named in ``w``
+    s  the periodic tick the task was fired for, ms since the epoch, present only in a task
+       enqueued by a periodic schedule (appended by ``lua/periodic_fire.lua``)
+    z  that schedule's timezone (an IANA name), present only in a periodic schedule's message
 
 Optional, present only when the task was sent with these options (see :mod:`taskq.options`):
 
@@ -94,6 +97,8 @@ class Message:
     trace: dict[str, str] | None = None
     workflow: WorkflowRef | None = None
     options: SendOptions | None = None  # unique key, run-at, expiry (None: none of them)
+    scheduled_ms: int | None = None  # the periodic tick it was fired for (None: not periodic)
+    scheduled_tz: str | None = None  # the timezone of that schedule
 
     def with_attempts(self, attempts: int, task_id: str) -> Message:
         return replace(self, attempts=attempts, task_id=task_id)
@@ -117,6 +122,10 @@ def encode(message: Message) -> bytes:
         body["c"] = message.trace
     if message.options is not None:
         message.options.to_envelope(body)
+    if message.scheduled_ms is not None:
+        body["s"] = message.scheduled_ms
+    if message.scheduled_tz is not None:
+        body["z"] = message.scheduled_tz
     try:
         return _packer().pack(body)  # type: ignore[no-any-return]
     except (TypeError, ValueError, OverflowError) as exc:
@@ -284,8 +293,14 @@ def _checked(body: Any) -> Message:
         if workflow.param and "x" in body:  # the step's input, appended when it was enqueued
             kwargs = {**kwargs, workflow.param: body["x"]}
     options = SendOptions.from_envelope(body)  # raises DecodeError for malformed fields
+    scheduled, zone = body.get("s"), body.get("z")
+    if scheduled is not None and type(scheduled) is not int:
+        raise DecodeError("envelope periodic tick is not an integer")
+    if zone is not None and not (isinstance(zone, str) and _name_ok(zone)):
+        raise DecodeError("envelope periodic timezone is not a name")
     return Message(task, tuple(args), kwargs, attempts, enqueued, task_id, trace=trace,
-                   workflow=workflow, options=options)
+                   workflow=workflow, options=options, scheduled_ms=scheduled,
+                   scheduled_tz=zone)
 
 
 def pack(value: Any) -> bytes:

@@ -64,7 +64,8 @@ REDIS_ERRORS: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutE
 
 _RAISED = (RedisError, OSError)  # what a Redis call may raise that is translated
 _KEYLESS = frozenset({"PING", "INFO", "SCRIPT", "CLIENT", "TIME", "CONFIG", "ACL", "HELLO",
-                      "AUTH", "SELECT", "COMMAND", "FUNCTION", "PUBLISH", "SUBSCRIBE"})
+                      "AUTH", "SELECT", "COMMAND", "FUNCTION", "PUBLISH", "SUBSCRIBE",
+                      "SPUBLISH", "SSUBSCRIBE"})
 _SCRIPT_CALLS = frozenset({"EVAL", "EVALSHA", "EVAL_RO", "EVALSHA_RO", "FCALL", "FCALL_RO"})
 
 
@@ -291,16 +292,18 @@ def connect(url: str, *, socket_timeout_s: float = 5.0) -> Redis:
     ``memory://``) with the timeouts a queue needs (dead connections are noticed). Raises
     :class:`ConfigError` for a malformed URL (:func:`check_url`). Every URL, Cluster and
     Sentinel ones too: :func:`taskq.clients.connect`."""
+    urls.check_files(urls.parse(check_url(url)))
     client: Redis = Client.from_url(
-        check_url(server_url(url)), retry_on_timeout=False,
+        server_url(url), retry_on_timeout=False,
         **socket_options(url, socket_timeout_s))
     return client
 
 
 def connect_sync(url: str, *, socket_timeout_s: float = 5.0) -> SyncRedis:
     """A blocking client with the same timeouts (the producer's ``enqueue_sync``)."""
+    urls.check_files(urls.parse(check_url(url)))
     client: SyncRedis = SyncClient.from_url(
-        check_url(server_url(url)), **socket_options(url, socket_timeout_s))
+        server_url(url), **socket_options(url, socket_timeout_s))
     return client
 
 

@@ -9,7 +9,10 @@ from __future__ import annotations
 import contextvars
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, tzinfo
+from functools import cache
 from typing import Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 S = TypeVar("S")
 
@@ -31,6 +34,19 @@ class TaskContext:
     state: Any = field(default=None, repr=False)
     """What the worker lifespan yielded (``@tq.worker_lifespan``); None without one, and in
     the pool processes of ``cpu_bound`` tasks."""
+    scheduled_ms: int | None = None
+    """The periodic tick this task was fired for (ms since the epoch); None for a task not
+    enqueued by a periodic schedule."""
+    scheduled_tz: str | None = field(default=None, repr=False)
+
+    @property
+    def scheduled_at(self) -> datetime | None:
+        """The periodic tick this task was fired for, an aware datetime in the schedule's
+        timezone (``09:00+02:00`` for ``cron="0 9 * * *", timezone="Europe/Berlin"``); the same
+        in every retry and replay of that task. None for a task not fired by a schedule."""
+        if self.scheduled_ms is None:
+            return None
+        return datetime.fromtimestamp(self.scheduled_ms / 1000, _zone(self.scheduled_tz))
 
     def state_as(self, kind: type[S]) -> S:
         """``state``, checked to be a ``kind`` (a typed view for type checkers)."""
@@ -52,6 +68,17 @@ class TaskContext:
         """Report progress (0..1) with a short message; published to watchers (SSE, CLI)."""
         if self._sink is not None:
             await self._sink(self.queue, self.task_id, max(0.0, min(1.0, fraction)), message)
+
+
+@cache
+def _zone(name: str | None) -> tzinfo:
+    """The timezone named, or UTC (none named, or unknown on this host)."""
+    if name is None:
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return UTC
 
 
 _current: contextvars.ContextVar[TaskContext] = contextvars.ContextVar("taskq_context")

@@ -80,6 +80,11 @@ class QueueKeys:
         shared by its priority lanes (see :mod:`taskq.limits`)."""
         return f"{self.tag}:limit:{kind}:{name}"
 
+    def waiters(self, slots: str) -> str:
+        """Sorted set of this lane's tasks waiting for a slot of the concurrency slot set
+        ``slots`` (one of :meth:`limit`): task id -> the end of its wait (``lua/wake.lua``)."""
+        return f"{slots}:waiting:{self.queue}"
+
     @property
     def reservations(self) -> str:
         """Sorted set: task id -> the time its rate-limit slot was reserved for."""
@@ -111,7 +116,8 @@ def queues_key(prefix: str) -> str:
 
 
 def periodic_queues_key(prefix: str) -> str:
-    """Set of the queues that periodic schedules enqueue to (or did, until a worker synced)."""
+    """Set of the queues whose periodic hash holds schedules (a sync that leaves one without
+    takes it out: :meth:`taskq.worker.schedules.Scheduler.sync`)."""
     return f"{prefix}:periodic-queues"
 
 

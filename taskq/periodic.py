@@ -139,15 +139,19 @@ class Schedule:
         if not self.message.queue:
             raise ValueError("the message has no queue: build it with task.message(...)")
         # The envelope without its enqueue time: a schedule declared again is the same one.
-        payload = codec.encode(replace(self.message, enqueued_ms=0))
+        # It carries the schedule's timezone; the firing script appends each task's tick.
+        payload = codec.encode(replace(self.message, enqueued_ms=0,
+                                       scheduled_tz=self.spec.timezone))
         put = object.__setattr__
         put(self, "payload", payload)
         put(self, "digest", hashlib.sha256(
             payload + b"\0" + self.info().encode()).hexdigest()[:20])
 
     def message_at(self, enqueued_ms: int) -> bytes:
-        """The envelope a tick enqueues, with its enqueue time."""
-        return codec.encode(replace(self.message, enqueued_ms=enqueued_ms))
+        """The envelope a tick enqueues, with its enqueue time and the schedule's timezone
+        (``lua/periodic_fire.lua`` appends the tick itself, field ``s``)."""
+        return codec.encode(replace(self.message, enqueued_ms=enqueued_ms,
+                                    scheduled_tz=self.spec.timezone))
 
     @property
     def queue(self) -> str:

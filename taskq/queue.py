@@ -107,6 +107,8 @@ class TaskQueue:
     ``min_replicas``: an enqueue succeeds only once that many replicas confirmed it within
     ``replicas_timeout`` (else :class:`~taskq.errors.NotReplicated`), and workers confirm
     completions the same way (see :mod:`taskq.durability`). 0 (the default): no waiting.
+    ``wait_aof`` (with ``min_replicas``): on Redis 7.2+ confirm with ``WAITAOF`` instead, so
+    that the write is on the disk (AOF) of the master, when it has AOF, and of the replicas.
     """
 
     def __init__(
@@ -122,6 +124,7 @@ class TaskQueue:
         socket_timeout: Seconds = 5.0,
         min_replicas: int = 0,
         replicas_timeout: Seconds = 1.0,
+        wait_aof: bool = False,
     ) -> None:
         self._url = choose(url)
         check_url(self._url.url)  # a malformed URL: a ConfigError in one line, here
@@ -135,7 +138,11 @@ class TaskQueue:
         self.socket_timeout_s = seconds(socket_timeout) or 5.0
         if min_replicas < 0:
             raise ValueError("min_replicas must be 0 or more")
+        if wait_aof and not min_replicas:
+            raise ValueError("wait_aof needs min_replicas (1 or more): it changes how the "
+                             "replicas confirm a write")
         self.min_replicas = min_replicas  # (see taskq.durability)
+        self.wait_aof = wait_aof
         self.replicas_timeout_ms = int((seconds(replicas_timeout) or 1.0) * 1000)
         self.registry: dict[str, Task[Any, Any]] = {}
         self.lifespan: lifecycle.Lifespan | None = None
@@ -350,7 +357,8 @@ class TaskQueue:
                          max_payload_bytes=self.max_payload_bytes, max_backlog=self.max_backlog,
                          dead_letter_cap=self.dead_letter_cap,
                          socket_timeout=self.socket_timeout_s, min_replicas=self.min_replicas,
-                         replicas_timeout=self.replicas_timeout_ms / 1000)
+                         replicas_timeout=self.replicas_timeout_ms / 1000,
+                         wait_aof=self.wait_aof)
         if url is None:
             copy._url = self._url
         copy.result_ttl_ms = self.result_ttl_ms
@@ -599,7 +607,7 @@ class TaskQueue:
         if self.min_replicas:  # (one thread's blocking client reuses one connection)
             durability.confirm_sync(client, [self.keys(c.queue).stream for c in calls],
                                     self.min_replicas, self.replicas_timeout_ms,
-                                    f"{len(handles)} tasks")
+                                    f"{len(handles)} tasks", aof=self.wait_aof)
         return handles
 
     def _send_sync(self, plan: batching.Plan, client: SyncRedis,
@@ -644,7 +652,8 @@ class TaskQueue:
         entry = await self.lane.execute("XADD", stream, "*", codec.FIELD, payload)
         if self.min_replicas:
             await durability.confirm(self.lane, stream, self.min_replicas,
-                                     self.replicas_timeout_ms, f"task {queue}:{_text(entry)}")
+                                     self.replicas_timeout_ms, f"task {queue}:{_text(entry)}",
+                                     aof=self.wait_aof)
         self._gauge.added(queue, 1)
         return self._handle(ids.task_id(queue, _text(entry)), msg)
 
@@ -665,7 +674,8 @@ class TaskQueue:
     async def _replicated(self, keys: QueueKeys, count: int) -> None:
         """Raise NotReplicated unless ``min_replicas`` replicas have what was sent."""
         await durability.confirm(self.lane, keys.stream, self.min_replicas,
-                                 self.replicas_timeout_ms, f"{count} tasks of queue {keys.queue!r}")
+                                 self.replicas_timeout_ms, f"{count} tasks of queue {keys.queue!r}",
+                                 aof=self.wait_aof)
 
     def _scheduled(self, call: batching.Call, due: list[int] | int) -> list[TaskHandle[Any]]:
         """Handles of a schedule script's answer: due times, or the backlog that refused it."""
@@ -715,7 +725,7 @@ class TaskQueue:
         if self.min_replicas and groups:  # (one thread's blocking client: one connection)
             durability.confirm_sync(client, [self.keys(q).stream for q, _, _ in groups],
                                     self.min_replicas, self.replicas_timeout_ms,
-                                    f"{len(sent)} tasks")
+                                    f"{len(sent)} tasks", aof=self.wait_aof)
         sent = _in_order([msgs[i] for i in routed], [m for _, _, b in groups for m in b], sent)
         rest = self._enqueue_many_sync(plain, delay_ms / 1000) if plain else []
         return _merge(len(msgs), routed, sent, rest)

@@ -24,9 +24,10 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript, Script
 from redis.exceptions import ResponseError
 
-from taskq import cluster, ids
+from taskq import cluster, codec, ids
 from taskq.codec import WorkflowRef
 from taskq.deadletter import DeadEntry
+from taskq.errors import DecodeError
 from taskq.keys import GROUP, QueueKeys
 from taskq.lane import Commands
 from taskq.records import BUCKET_MS, TaskStatus
@@ -65,11 +66,12 @@ NAMES = (
     "task_metrics",
     "throttle",
     "unique_release",
+    "wake",
     "workflow_cancel",
     "workflow_start",
 )
 
-WORKFLOW_PRELUDE = frozenset({"complete", "dead", "workflow_cancel", "workflow_start"})
+WORKFLOW_PRELUDE = frozenset({"cancel", "complete", "dead", "workflow_cancel", "workflow_start"})
 """Scripts that also get ``lua/_workflow.lua`` (they end workflow steps, or start or cancel
 workflows)."""
 
@@ -141,6 +143,17 @@ class StepEnd:
 
     ref: WorkflowRef
     result: bytes = b"\xc0"
+
+
+def _step_of(answer: list[Any]) -> WorkflowRef | None:
+    """The workflow step the cancel script found: its ``{'step', workflow id, index, queue,
+    ...}``, or the ``{'payload', message}`` of a Lua without cmsgpack, decoded here."""
+    if _s(answer[0]) == "step":
+        return WorkflowRef(_s(answer[1]), int(answer[2]), "", tuple(_s(q) for q in answer[3:]))
+    try:
+        return codec.decode(answer[1]).workflow
+    except DecodeError:
+        return None
 
 
 def step_keys(prefix: str, ref: WorkflowRef) -> list[str]:
@@ -309,8 +322,9 @@ class Scripts:
         # events published sharded (a Cluster of 7.0+ nodes): asked once, at the first use
         self._sharded: bool | None = None if cluster.is_cluster(client) else False
 
-    async def _events(self, keys: QueueKeys) -> str:
-        """The events channel argument of a script (see ``publish`` in ``lua/_lib.lua``)."""
+    async def events(self, *, keys: QueueKeys) -> str:
+        """The events channel of ``keys``'s queue as a script takes it (see ``publish`` in
+        ``lua/_lib.lua``)."""
         sharded = self._sharded
         if sharded is None:
             sharded = self._sharded = await cluster.sharded_events(self.client)
@@ -321,6 +335,11 @@ class Scripts:
         for name, script in self._s.items():
             sha = await self.client.script_load(source(name))
             script.sha = sha
+
+    async def call(self, *, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        """Run script ``name`` (one of :data:`NAMES`): for the typed wrappers kept beside
+        their concept (:mod:`taskq.workflow.scripts`); callers elsewhere use the wrappers."""
+        return await self._call(name, keys, args)
 
     async def _call(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         lane = self._lane
@@ -377,14 +396,26 @@ class Scripts:
 
     async def cancel(self, *, keys: QueueKeys, task_id: str, record: bytes, ttl_ms: int) -> str:
         """Cancel a task wherever it is: 'delayed' or 'queued' (removed, ``record`` stored),
-        'running' (a cancel request for its worker) or 'unknown'."""
-        r = await self._call(
-            "cancel",
-            (keys.stream, keys.delayed, keys.payloads, keys.entries, keys.cancels,
-             _bucket_key(keys, task_id)),
-            (GROUP, task_id, ids.implied_entry(task_id) or "", record, ttl_ms,
-             await self._events(keys)),
-        )
+        'running' (a cancel request for its worker) or 'unknown'. A workflow step removed
+        while delayed or queued also ends its workflow as cancelled, in the same script: the
+        first call finds that the task is a step (its envelope says of which workflow) and
+        does nothing; a second one passes the workflow's keys. The step's place in its
+        workflow never changes, so the second call acts on the same workflow; it re-checks
+        where the task is."""
+        key_list = [keys.stream, keys.delayed, keys.payloads, keys.entries, keys.cancels,
+                    _bucket_key(keys, task_id)]
+        args: list[Any] = [GROUP, task_id, ids.implied_entry(task_id) or "", record, ttl_ms,
+                           await self.events(keys=keys)]
+        r = await self._call("cancel", key_list, args)
+        if isinstance(r, list):  # a workflow step (or, in memory://, maybe): call again
+            ref = _step_of(r)
+            if ref is None:
+                r = await self._call("cancel", key_list, [*args, ""])
+            else:
+                r = await self._call("cancel", [*key_list, *step_keys(keys.prefix, ref)],
+                                     [*args, ref.step])
+            if isinstance(r, list):  # (never: the second call says what it is)
+                return "unknown"
         where, _, unique = _s(r).partition("\t")
         if unique:  # it held a unique key: free it (a key left behind is taken over anyway)
             await self.unique_release(keys=keys, key=unique, task_id=task_id)
@@ -421,7 +452,7 @@ class Scripts:
         records = keys.records
         key_list = [keys.stream, keys.stats, keys.done_minute(now_ms // 60_000), keys.entries,
                     keys.cancels, *(records(b) for b in buckets)]
-        events = keys.events if self._sharded is False else await self._events(keys)
+        events = keys.events if self._sharded is False else await self.events(keys=keys)
         args = [GROUP, consumer, ttl_ms, events, scan, meta, *(c.record for c in items)]
         if any(c.slot for c in items):  # only tasks with a concurrency limit
             where: dict[str, int] = {}
@@ -461,7 +492,7 @@ class Scripts:
             (keys.stream, keys.delayed, keys.payloads, keys.entries, _bucket_key(keys, task_id),
              keys.stats, *((slot,) if slot else ())),
             (GROUP, consumer, entry_id, deliveries, task_id, payload, delay_ms, record, ttl_ms,
-             await self._events(keys)),
+             await self.events(keys=keys)),
         )
         return int(r)
 
@@ -490,7 +521,7 @@ class Scripts:
         r = await self._call(
             "dead", key_list,
             (GROUP, consumer, entry_id, "" if deliveries is None else deliveries, task_id,
-             record, ttl_ms, await self._events(keys), dead_cap, *flat),
+             record, ttl_ms, await self.events(keys=keys), dead_cap, *flat),
         )
         return None if r == 0 else _s(r)
 
@@ -540,7 +571,7 @@ class Scripts:
         if rate_key is not None:
             key_list += (rate_key, rate_key + ":starts")
         if slots_key is not None:
-            key_list.append(slots_key)
+            key_list += (slots_key, keys.waiters(slots_key))
         r = await self._call("throttle", key_list, (
             GROUP, consumer, entry_id, deliveries, task_id, payload,
             repr(interval_ms) if rate_key is not None else 0,
@@ -552,6 +583,13 @@ class Scripts:
         if code == 0:
             return Throttled(False, False, int(r[1]), _s(r[2]))
         return Throttled(False, True, 0, "")
+
+    async def wake(self, *, keys: QueueKeys, slots_key: str, count: int) -> int:
+        """Move up to ``count`` of the lane's tasks waiting for a slot of ``slots_key`` (freed
+        just now) from the delayed set to the stream; how many moved (see ``lua/wake.lua``)."""
+        return int(await self._call(
+            "wake", (keys.waiters(slots_key), keys.delayed, keys.payloads, keys.entries,
+                     keys.stream), (count,)))
 
     async def renew_slots(self, *, slots: Sequence[tuple[str, str]], lease_ms: int) -> int:
         """Push the deadline of each (slot set, task id) a lease from now, while still held

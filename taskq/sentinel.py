@@ -7,6 +7,9 @@ demoted master answers writes with READONLY: redis-py's pooled connections then 
 (the next one looks the master up again), and so does the lane (:mod:`taskq.lane`), which
 sends the refused command once more on a new connection. A write refused that way did not run.
 
+TLS (``rediss+sentinel://``): the Sentinels and the master are both reached over TLS, with the
+same certificate options (``ssl_ca_certs``, ``ssl_certfile``, ...; :mod:`taskq.urls`).
+
 What Sentinel does not promise: a write acknowledged by the old master just before a failover
 can be lost (replication is asynchronous); see ``min_replicas`` on :class:`taskq.TaskQueue`
 and docs/reliability.md.
@@ -51,16 +54,14 @@ def _sentinel_kwargs(target: Target, options: dict[str, Any]) -> dict[str, Any]:
         kwargs["password"] = target.sentinel_password
     if target.sentinel_username:
         kwargs["username"] = target.sentinel_username
-    if target.tls:
-        kwargs["ssl"] = True
+    kwargs.update(target.ssl_kwargs())  # the same TLS options as the master's
     return kwargs
 
 
 def _master_kwargs(target: Target, options: dict[str, Any]) -> dict[str, Any]:
     kwargs = dict(options)
     kwargs.update(db=target.db, username=target.username, password=target.password)
-    if target.tls:
-        kwargs["ssl"] = True
+    kwargs.update(target.ssl_kwargs())
     return kwargs
 
 

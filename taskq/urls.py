@@ -17,12 +17,20 @@ For Sentinel, ``user:password@`` authenticates to Redis (the master); the Sentin
 credentials, when they have any, go in the query: ``?sentinel_password=...`` (and
 ``sentinel_username=...``). A port left out is 6379 (Cluster) or 26379 (Sentinel).
 
+TLS URLs (``rediss``, ``rediss+cluster``, ``rediss+sentinel``) take redis-py's certificate
+options in the query, under redis-py's names (:data:`TLS_OPTIONS`): ``ssl_ca_certs``,
+``ssl_certfile``, ``ssl_keyfile``, ``ssl_cert_reqs`` (none, optional, required) and
+``ssl_check_hostname`` (true/false). A ``rediss+sentinel://`` URL uses them for the Sentinels
+and for the master alike (both over TLS). Files they name are checked when a client is made
+(:func:`check_files`), not here.
+
 :func:`parse` turns a URL into a :class:`Target` or raises :class:`~taskq.errors.ConfigError`
 in one line, naming what is wrong, with the password redacted (:func:`redact`).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -54,7 +62,21 @@ SCHEMES: dict[str, tuple[Kind, bool]] = {
 """Scheme -> (kind, TLS); ``memory://`` is handled before these."""
 
 _DEFAULT_PORT = {Kind.SINGLE: 6379, Kind.CLUSTER: 6379, Kind.SENTINEL: 26379}
-_SECRET_QUERY = ("password", "sentinel_password")
+_SECRET_QUERY = ("password", "sentinel_password", "ssl_password")
+
+_TRUE, _FALSE = ("1", "true", "yes"), ("0", "false", "no")  # as redis-py reads them
+TLS_OPTIONS = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs",
+               "ssl_check_hostname")
+"""Certificate options of TLS URLs (redis-py's names; every client kind takes them)."""
+TLS_FILES = ("ssl_ca_certs", "ssl_certfile", "ssl_keyfile")
+"""The TLS options that name a file (checked by :func:`check_files`)."""
+_CERT_REQS = ("none", "optional", "required")
+_SINGLE_OPTIONS = ("db", "password", "username", "socket_timeout", "socket_connect_timeout",
+                   "socket_keepalive", "retry_on_timeout", "health_check_interval",
+                   "max_connections", "client_name")
+"""Query options of a ``redis://``/``unix://`` URL that redis-py's ``from_url`` reads."""
+_OTHER_OPTIONS = {Kind.SINGLE: _SINGLE_OPTIONS, Kind.CLUSTER: ("db",),
+                  Kind.SENTINEL: ("sentinel_username", "sentinel_password")}
 _Bad = Callable[[str], ConfigError]  # makes the one-line error of a malformed URL
 
 
@@ -74,6 +96,16 @@ class Target:
     service: str | None = None
     sentinel_username: str | None = None
     sentinel_password: str | None = None
+    tls_options: tuple[tuple[str, str | bool], ...] = ()
+    """The TLS options of the query (:data:`TLS_OPTIONS`), values checked, in URL order."""
+
+    def __repr__(self) -> str:  # the URL redacted, never a password
+        return f"Target({redact(self.url)!r}, kind={self.kind.value!r})"
+
+    def ssl_kwargs(self) -> dict[str, str | bool]:
+        """redis-py's keyword arguments for TLS (``ssl=True`` and the certificate options),
+        or none for a URL without TLS."""
+        return {"ssl": True, **dict(self.tls_options)} if self.tls else {}
 
     @property
     def scaled(self) -> bool:
@@ -139,28 +171,70 @@ def parse(url: str) -> Target:
     userinfo, at, hosts = netloc.rpartition("@")
     username, password = _credentials(userinfo) if at else (None, None)
     nodes = tuple(_node(h, _DEFAULT_PORT[kind], bad) for h in hosts.split(","))
-    query = parse_qs(query_text)
+    query = parse_qs(query_text, keep_blank_values=True)
+    tls_options = _options(query, kind, tls, bad)
     if kind is Kind.CLUSTER:
         words = [w for w in path.split("/") if w]
         if words not in ([], ["0"]):
             raise bad("a Redis Cluster has only database 0 (redis+cluster://host:port/)")
-        extra = sorted(set(query) - {"db"})
-        if extra or query.get("db", ["0"]) != ["0"]:
-            raise bad(f"a Redis Cluster URL takes no query options ({', '.join(extra) or 'db'})")
-        return Target(url, kind, tls, nodes, username=username, password=password)
+        if query.get("db", ["0"]) != ["0"]:
+            raise bad("a Redis Cluster has only database 0 (no ?db=)")
+        return Target(url, kind, tls, nodes, username=username, password=password,
+                      tls_options=tls_options)
     words = [unquote(w) for w in path.split("/") if w]
     if not words:
         raise bad("no Sentinel service name (redis+sentinel://host:26379/SERVICE/db)")
     if len(words) > 2:
         raise bad("too many path parts (redis+sentinel://host:26379/SERVICE/db)")
     db = _db(words[1] if len(words) > 1 else "0", bad)
-    extra = sorted(set(query) - {"sentinel_username", "sentinel_password"})
-    if extra:
-        raise bad(f"unknown query option {extra[0]!r} (sentinel_username, sentinel_password)")
     return Target(url, kind, tls, nodes, db=db, username=username, password=password,
                   service=words[0],
-                  sentinel_username=query.get("sentinel_username", [None])[-1],
-                  sentinel_password=query.get("sentinel_password", [None])[-1])
+                  sentinel_username=query.get("sentinel_username", [None])[-1] or None,
+                  sentinel_password=query.get("sentinel_password", [None])[-1] or None,
+                  tls_options=tls_options)
+
+
+def _options(query: dict[str, list[str]], kind: Kind, tls: bool,
+             bad: _Bad) -> tuple[tuple[str, str | bool], ...]:
+    """Refuse an unknown query option (naming it) and a TLS option without TLS; the TLS
+    options with their values checked."""
+    known = (*_OTHER_OPTIONS[kind], *TLS_OPTIONS)
+    for name in query:
+        if name not in known:
+            raise bad(f"unknown query option {name!r} (known: {', '.join(known)})")
+    tls_options: list[tuple[str, str | bool]] = []
+    for name in TLS_OPTIONS:
+        if name not in query:
+            continue
+        if not tls:
+            raise bad(f"{name} needs a TLS URL (rediss://, rediss+cluster://, "
+                      "rediss+sentinel://)")
+        value = query[name][-1]
+        if not value:
+            raise bad(f"{name} is empty")
+        if name == "ssl_check_hostname":
+            if value.lower() not in (*_TRUE, *_FALSE):
+                raise bad(f"{name}={value!r} is not true or false")
+            tls_options.append((name, value.lower() in _TRUE))
+            continue
+        if name == "ssl_cert_reqs" and value not in _CERT_REQS:
+            raise bad(f"{name}={value!r} is not one of {', '.join(_CERT_REQS)}")
+        tls_options.append((name, value))
+    return tuple(tls_options)
+
+
+def check_files(target: Target) -> None:
+    """A :class:`ConfigError` in one line naming a TLS option whose file does not exist or
+    cannot be read (checked when a client is made: redis-py would say only "No such file")."""
+    for name, value in target.tls_options:
+        if name not in TLS_FILES:
+            continue
+        path = str(value)
+        if not os.path.isfile(path):
+            raise ConfigError(f"Redis URL {redact(target.url)!r}: {name} {path!r}: no such file")
+        if not os.access(path, os.R_OK):
+            raise ConfigError(f"Redis URL {redact(target.url)!r}: {name} {path!r}: the file "
+                              "cannot be read (permissions)")
 
 
 def _single(url: str, scheme: str, tls: bool, bad: _Bad) -> Target:
@@ -170,7 +244,8 @@ def _single(url: str, scheme: str, tls: bool, bad: _Bad) -> Target:
         port = parts.port  # raises ValueError for a port that is not a number in 0-65535
     except ValueError as exc:
         raise bad(str(exc)) from None
-    query = parse_qs(parts.query)
+    query = parse_qs(parts.query, keep_blank_values=True)
+    tls_options = _options(query, Kind.SINGLE, tls, bad)
     dbs = query.get("db", [])
     username = unquote(parts.username) if parts.username else None
     password = unquote(parts.password) if parts.password else None
@@ -189,7 +264,8 @@ def _single(url: str, scheme: str, tls: bool, bad: _Bad) -> Target:
     for db in dbs:
         _db(db, bad)
     return Target(url, Kind.SINGLE, tls, ((parts.hostname, port or 6379),),
-                  db=int(dbs[0]) if dbs else 0, username=username, password=password)
+                  db=int(dbs[0]) if dbs else 0, username=username, password=password,
+                  tls_options=tls_options)
 
 
 def _credentials(userinfo: str) -> tuple[str | None, str | None]:

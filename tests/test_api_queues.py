@@ -59,7 +59,7 @@ async def test_dead_letters_list_show_replay_purge(
     # replay one by id: it runs again (and fails again), attempts counted from zero
     r = await client.post("/queues/default/dead/replay", json={"ids": [one["id"]]},
                           headers=ADMIN)
-    assert r.json() == {"queue": "default", "replayed": 1}
+    assert r.json() == {"queue": "default", "replayed": 1, "workflow_steps": []}
     # the replayed letter left the list at once (the others stay)
     gone = await client.get(f"/queues/default/dead/{one['id']}", headers=READ)
     assert gone.status_code == 404

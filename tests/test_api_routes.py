@@ -40,7 +40,7 @@ class Admin:
         self.tq = tq
         self.calls: list[tuple[Any, ...]] = []
         self.answer: Any = None
-        for name in ("dead_letters", "dead_letter", "replay_dead", "purge_dead"):
+        for name in ("dead_letters", "dead_letter", "replay_dead_letters", "purge_dead"):
             monkeypatch.setattr(admin, name, self._stand_in(name))
 
     def _stand_in(self, name: str) -> Any:
@@ -142,7 +142,10 @@ async def test_reading_dead_letters_needs_a_key(client: httpx.AsyncClient, dead:
 @pytest.mark.parametrize(("action", "counted"), [("replay", "replayed"), ("purge", "purged")])
 async def test_replay_and_purge_take_ids_a_task_or_everything(
         client: httpx.AsyncClient, dead: Admin, action: str, counted: str) -> None:
-    dead.answer = 2
+    dead.answer = admin.Replay("mail", 2, ["mail:1-d0"]) if action == "replay" else 2
+    want = {"queue": "mail", counted: 2}
+    if action == "replay":
+        want["workflow_steps"] = ["mail:1-d0"]
     url = f"/queues/mail/dead/{action}"
     bodies: list[dict[str, Any]] = [
         {"content": b""}, {"content": b"  "}, {"json": None}, {"json": {}},
@@ -150,8 +153,8 @@ async def test_replay_and_purge_take_ids_a_task_or_everything(
         {"json": {"ids": [], "task": "fail"}}]
     for body in bodies:
         r = await client.post(url, headers=ADMIN, **body)
-        assert (r.status_code, r.json()) == (200, {"queue": "mail", counted: 2})
-    name = f"{action}_dead"
+        assert (r.status_code, r.json()) == (200, want)
+    name = "replay_dead_letters" if action == "replay" else "purge_dead"
     assert dead.calls == [(name, "mail", None, None)] * 4 + [
         (name, "mail", ["1-0", "2-0"], None), (name, "mail", None, "fail"),
         (name, "mail", [], "fail")]

@@ -21,8 +21,9 @@ from taskq import TaskQueue, Worker, clients
 from taskq.cli import app as cli_app
 from taskq.cluster import ClusterLane, is_cluster
 from taskq.connection import check_server
-from taskq.errors import ConfigError, NotReplicated, TaskFailed
+from taskq.errors import ConfigError, NotReplicated, TaskFailed, WorkflowError
 from taskq.records import TaskStatus
+from taskq.workflow import chain, start
 from tests.api_fixtures import READ, make_app, serve
 from tests.scaleout import queues_on_distinct_primaries, require_redis_server
 
@@ -181,3 +182,25 @@ async def test_a_lane_outlives_the_client_it_was_made_from(cluster: LocalCluster
         warnings.simplefilter("always")
         gc.collect()
     assert not [w for w in caught if "Unclosed" in str(w.message)], [str(w.message) for w in caught]
+
+
+async def test_a_workflow_lives_in_one_queue_slot(
+        made: list[TaskQueue], cluster: LocalCluster, cprefix: str,
+        start_worker: Callable[..., Worker]) -> None:
+    queues = queues_on_distinct_primaries(cluster, cprefix, 2)
+    tq = make(cluster, cprefix, queues, made)
+    one, two = (tq.registry[f"double_{q}"] for q in queues)
+    # steps in queues of two slots: a clear error at start, before anything is stored
+    with pytest.raises(WorkflowError, match="must share one queue"):
+        await start(tq, chain(one.message(x=1), two.step()))
+    assert await tq.redis.xlen(tq.keys(queues[0]).stream) == 0
+    # one queue and its priority lanes: started, a step cancelled by id ends it, and it runs
+    high = one.with_options(priority="high")  # type: ignore[attr-defined]
+    wf = await start(tq, chain(one.message(x=1), high.message(x=2), one.step()))
+    assert await wf.cancel() == "running"
+    wf2 = await start(tq, chain(one.message(x=1), one.step()))
+    assert await tq.cancel((await wf2.status()).steps[0].task_id) == "queued"
+    assert (await wf2.status()).status == "cancelled"
+    wf3 = await start(tq, chain(one.message(x=1), high.message(x=2), one.step()))
+    start_worker(tq, queues=(queues[0],))
+    assert await wf3.result(timeout=30) == 8

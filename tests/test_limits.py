@@ -318,3 +318,46 @@ async def test_throttle_script_decides_and_waits(tq: TaskQueue) -> None:
     assert (await throttle(e0, p0, handles[0].id, slots_key=slots, limit=1)).lost
     stats = await tq.redis.hgetall(keys.stats)
     assert stats[b"throttled"] == b"2" and stats[b"throttled_rate"] == b"1"
+
+
+async def test_a_freed_slot_wakes_a_waiting_task_at_once(
+        tq: TaskQueue, start_worker: Callable[..., Worker],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A task waiting for a concurrency slot starts when the slot is freed, not at the end of
+    its wait (made 30-90 s here): the script that frees the slot is followed by a wake that
+    moves the earliest waiter to the stream. Then nothing is left among the waiters."""
+    from taskq.worker import limiter  # noqa: PLC0415
+
+    monkeypatch.setattr(limiter, "CONCURRENCY_WAIT_MS", 60_000)
+    gate = asyncio.Event()
+    started: dict[int, float] = {}
+
+    @tq.task(queue="wk", concurrency_limit=1)
+    async def one(n: int) -> int:
+        started[n] = time.monotonic()
+        if n == 0:
+            await gate.wait()
+        return n
+
+    first = await one.enqueue(0)
+    start_worker(tq, queues=("wk",), concurrency=4, **FAST)
+    await eventually(lambda: _true(0 in started), timeout=30, what="the first task running")
+    second = await one.enqueue(1)
+    keys = tq.keys("wk")
+    waiters = keys.waiters(keys.limit("run", one.name))
+
+    async def waiting() -> bool:
+        return await tq.redis.zscore(waiters, second.id) is not None
+
+    await eventually(waiting, timeout=30, what="the second task waiting for the slot")
+    freed = time.monotonic()
+    gate.set()
+    assert (await first.wait(timeout=30)).status is TaskStatus.SUCCEEDED
+    record = await second.wait(timeout=25)  # its own wait would end 30-90 s later
+    assert record.status is TaskStatus.SUCCEEDED and record.attempts == 1
+    assert started[1] - freed < 20
+    assert await tq.redis.zcard(waiters) == 0
+
+
+async def _true(value: bool) -> bool:
+    return value

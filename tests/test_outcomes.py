@@ -125,6 +125,37 @@ async def test_owned_call_succeeds_on_the_last_of_80_attempts(
     assert script.calls == 80
 
 
+async def test_owned_call_for_an_entry_that_did_not_run_never_gives_up(
+        outcomes: Outcomes, sleeps: list[float]) -> None:
+    """Handing back an entry that did not run (an unknown task's deferral, a refusal) is
+    retried until Redis answers: given up, the entry would return after its lease with one
+    more delivery, counted as an attempt it never made."""
+    script = Script(500, 5)
+    assert await outcomes._owned_call(delivery(), script, ran=False) == 5
+    assert script.calls == 501
+
+
+async def test_owned_call_for_an_unrun_entry_hands_it_back_when_the_worker_stops(
+        outcomes: Outcomes, sleeps: list[float], monkeypatch: pytest.MonkeyPatch) -> None:
+    released: list[Delivery] = []
+
+    async def release(ds: list[Delivery]) -> None:
+        released.extend(ds)
+
+    monkeypatch.setattr(outcomes, "release", release)
+    d = delivery()
+    script = Script(1_000, 5)
+
+    async def stop_after_3(delay: float) -> None:
+        sleeps.append(delay)
+        if len(sleeps) == 3:
+            outcomes.ledger.stopping = True
+
+    monkeypatch.setattr("taskq.worker.outcomes.asyncio.sleep", stop_after_3)
+    assert await outcomes._owned_call(d, script, ran=False) is None
+    assert script.calls == 4 and released == [d]
+
+
 async def test_records_live_for_the_task_ttl_or_the_app_ttl(
         app: TaskQueue, outcomes: Outcomes) -> None:
     @app.task(result_ttl=2.5)

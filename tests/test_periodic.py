@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from taskq import CatchUp, TaskQueue, Worker
+from taskq import CatchUp, TaskContext, TaskQueue, Worker
 from taskq.admin import (
     ScheduleNotFound,
     list_schedules,
@@ -289,3 +289,90 @@ async def test_a_schedule_on_a_priority_lane_runs(
         return bool(ran)
 
     await eventually(fired, timeout=20, what="the lane's periodic task ran")
+
+
+async def test_a_periodic_task_learns_its_tick_in_the_schedules_timezone(
+        apps: Callable[[], TaskQueue], start_worker: Callable[..., Worker]) -> None:
+    """ctx.scheduled_at is the tick the task was fired for (not when it ran), in the
+    schedule's timezone, and the same in the retry of that tick."""
+    app = apps()
+    seen: list[tuple[int, datetime | None, str]] = []
+
+    @app.task(name="tick", max_attempts=2, backoff=0.05)
+    async def tick(ctx: TaskContext) -> None:
+        seen.append((ctx.attempt, ctx.scheduled_at, ctx.task_id))
+        if ctx.attempt == 1:
+            raise RuntimeError("the first attempt fails: the retry must see the same tick")
+
+    @app.task(name="plain")
+    async def plain(ctx: TaskContext) -> None:
+        seen.append((0, ctx.scheduled_at, ctx.task_id))
+
+    app.schedule(tick.message(), every=1, timezone="Europe/Berlin", name="berlin")
+    start_worker(app, schedules_every_ms=200)
+    await plain.enqueue()
+
+    async def retried() -> bool:
+        return any(a == 2 for a, _, _ in seen)
+
+    await eventually(retried, timeout=30, what="a tick's task retried")
+    log = {e["t"]: int(e["k"]) for e in await fired_log(app) if e["w"] == "fired"}
+    second = next(s for s in seen if s[0] == 2)
+    first = next(s for s in seen if s[0] == 1 and s[2] == second[2])
+    at = second[1]
+    assert at is not None and first[1] == at
+    assert at.tzinfo == BERLIN and at.utcoffset() in (timedelta(hours=1), timedelta(hours=2))
+    assert int(at.timestamp() * 1000) == log[second[2]]  # the tick, not the start time
+    assert [s[1] for s in seen if s[0] == 0] == [None]  # not a periodic task
+
+
+async def test_a_queue_whose_last_schedule_is_removed_leaves_the_periodic_queues_set(
+        apps: Callable[[], TaskQueue]) -> None:
+    """The set the syncs and the operator view read shrinks: a queue left without schedules
+    is taken out (its hash deleted), so later syncs make no script call for it."""
+    from taskq.keys import periodic_queues_key  # noqa: PLC0415
+    from taskq.worker.context import Clock  # noqa: PLC0415
+    from taskq.worker.schedules import Scheduler  # noqa: PLC0415
+
+    async def synced(app: TaskQueue) -> Scheduler:
+        clock = Clock()
+        await clock.sync(app.redis)
+        scheduler = Scheduler(app, clock, missed_after_ms=60_000, every_ms=1_000)
+        await scheduler.sync()
+        return scheduler
+
+    async def registry(app: TaskQueue) -> set[str]:
+        return {q.decode() for q in await app.redis.smembers(  # type: ignore[misc]
+            periodic_queues_key(app.prefix))}
+
+    old = apps()
+    job = old.task(name="job", queue="reports")(_job)
+    other = old.task(name="other", queue="mail")(_job)
+    old.schedule(job.message(n=1), every=3600, name="a")
+    old.schedule(other.message(n=2), every=3600, name="b")
+    await synced(old)
+    assert await registry(old) == {"reports", "mail"}
+
+    new = apps()  # the next deploy: the schedule of queue "mail" is gone
+    job2 = new.task(name="job", queue="reports")(_job)
+    new.task(name="other", queue="mail")(_job)
+    new.schedule(job2.message(n=1), every=3600, name="a")
+    await synced(new)
+    assert await registry(new) == {"reports"}
+    assert await new.redis.exists(new.keys("mail").periodic) == 0
+    assert {s.name for s in await list_schedules(new)} == {"a"}
+
+    # a sync of code that schedules on "mail" again puts it back
+    await synced(old)
+    assert await registry(old) == {"reports", "mail"}
+
+    # and a worker whose sync finds the hash refilled meanwhile (another worker's sync ran
+    # between its script and its removal from the set) keeps the queue in the set
+    scheduler = await synced(new)
+    await old.scripts.periodic_sync(keys=old.keys("mail"), schedules=[old.schedules["b"]])
+    await scheduler._forget(["mail"])
+    assert await registry(new) == {"reports", "mail"}
+
+
+async def _job(n: int) -> int:
+    return n

@@ -149,3 +149,36 @@ async def test_workers_with_clocks_minutes_apart_enqueue_each_tick_once(
     assert all(fires_by(p) > 0 for p in procs)  # the premise: both skewed clocks fired
     now = await redis_ms(r)
     assert all(abs(now - t) < 60_000 for t, _ in ticks)  # ticks on Redis's clock, not theirs
+
+
+@pytest.mark.parametrize("command", ["python -m worker", "taskq worker"])
+async def test_no_schedules_worker_neither_syncs_nor_fires(
+        r: aredis.Redis, prefix: str, redis_url: str, tmp_path: Any, command: str,
+        worker_process: Callable[..., WorkerProcess]) -> None:
+    """``--no-schedules`` (both entry points): the worker runs tasks but leaves the schedules
+    to other workers; without the flag the same app syncs and fires them."""
+    import asyncio  # noqa: PLC0415
+    import os  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+
+    from tests.helpers import ROOT  # noqa: PLC0415
+
+    env = {"TEST_PREFIX": prefix, "TASKQ_REDIS_URL": redis_url, "TEST_EVERY_S": "1"}
+    if command == "taskq worker":
+        argv = [sys.executable, "-c", "from taskq.cli import main; main()", "worker", APP,
+                "--no-schedules", "--burst"]
+    else:
+        argv = [sys.executable, "-m", "worker", APP, "--no-schedules", "--burst"]
+    # a burst worker exits once its queues are empty: long after it would have synced, and
+    # it passes ticks that are due (the schedule fires every second) while it waits
+    await r.xadd(f"{{{prefix}:default}}:stream", {"m": b"\x80"})  # (dead-lettered: bad payload)
+    done = await asyncio.to_thread(subprocess.run, argv, cwd=ROOT, env={**os.environ, **env},
+                                   capture_output=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    assert await r.exists(f"{{{prefix}:default}}:periodic") == 0  # never synced
+    assert await r.smembers(f"{prefix}:periodic-queues") == set()  # type: ignore[misc]
+    # the same app without the flag: synced and fired
+    w = worker_process(APP, env={"TEST_EVERY_S": "1"})
+    await eventually(lambda: _fires(r, prefix, 1), timeout=60, what="a fire without the flag")
+    w.kill()

@@ -261,3 +261,38 @@ async def test_a_worker_of_one_lane_reads_only_it(
     await h.result(timeout=20)
     await w.maintenance.discover_lanes()
     assert list(w.keys) == ["only!high"] and ran == ["high"]
+
+
+@pytest.mark.parametrize("order", ["weighted", "strict"])
+async def test_weighted_order_does_not_starve_a_later_queue_under_steady_load(
+        tq: TaskQueue, start_worker: Callable[..., Worker], order: str) -> None:
+    """A real worker of queues ("hot", "cold") with a backlog on "hot" that outlasts the test:
+    with --queue-order weighted every "cold" task runs while "hot" still has thousands queued
+    (a read takes "cold" first about a third of the time); in strict order (the contrast that
+    shows the test can fail) "cold" waits for "hot" to be empty."""
+    ran: list[str] = []
+
+    @tq.task(queue="hot", name="hot_job")
+    async def hot_job(n: int) -> None:
+        ran.append("hot")
+        await asyncio.sleep(0.002)
+
+    @tq.task(queue="cold", name="cold_job")
+    async def cold_job(n: int) -> None:
+        ran.append("cold")
+
+    backlog = 3000
+    await tq.enqueue_many([hot_job.message(i) for i in range(backlog)])
+    await tq.enqueue_many([cold_job.message(i) for i in range(20)])
+    start_worker(tq, queues=("hot", "cold"), queue_order=order, concurrency=4, prefetch=4,
+                 batch=4, block_ms=100)
+    if order == "strict":
+        await eventually(lambda: _true(ran.count("hot") >= 400), timeout=60,
+                         what="400 hot tasks run")
+        assert ran.count("cold") == 0  # starved while "hot" has a backlog
+        return
+    await eventually(lambda: _true(ran.count("cold") == 20), timeout=60,
+                     what="every cold task run")
+    hot = ran.count("hot")
+    assert hot < 1000, f"{hot} hot tasks ran before the 20 cold ones: cold waited"
+    assert backlog - hot > 1000  # premise: the high-priority load was steady throughout

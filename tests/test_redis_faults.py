@@ -321,3 +321,52 @@ async def test_a_live_worker_is_not_forgotten_while_redis_is_full(
         admin.close()
         w.kill()
         await tq.aclose()
+
+
+# -- an outage during a limit check ----------------------------------------------------------
+
+
+async def test_an_outage_during_a_limit_check_uses_no_attempt(
+        tmp_path: Path, prefix: str, start_worker: Any) -> None:
+    """Redis dies (SIGKILL, AOF on) just as a limited task's limit check is sent and comes
+    back 19 s later, past the ~17 s a worker used to retry the check before leaving the entry
+    to return after its lease (one delivery more: counted as a run, a max_attempts=1 task was
+    dead-lettered as worker_lost without running). The task runs once and succeeds."""
+    srv = RedisServer(tmp_path / "aof", persistence="always")
+    srv.start()
+    app = TaskQueue(srv.url, prefix=prefix)
+    runs: list[int] = []
+    try:
+        @app.task(name="limited", queue="lim", concurrency_limit=1, max_attempts=1)
+        async def limited(n: int) -> int:
+            runs.append(n)
+            return n
+
+        throttle = app.scripts.throttle
+        outage: list[asyncio.Task[None]] = []
+
+        async def restart_later() -> None:
+            await asyncio.sleep(19)  # the outage (fault injection, not a wait for a state)
+            await asyncio.to_thread(srv.start)
+
+        async def killing_throttle(**kwargs: Any) -> Any:
+            if not outage:  # the first check: Redis dies as it is sent
+                await asyncio.to_thread(srv.kill)
+                outage.append(asyncio.create_task(restart_later()))
+            return await throttle(**kwargs)
+
+        app.scripts.throttle = killing_throttle  # type: ignore[method-assign]
+        handle = await limited.enqueue(7)
+        start_worker(app, queues=("lim",), lease_ms=30_000, renew_every_ms=10_000,
+                     block_ms=200)
+        async def went_down() -> bool:
+            return bool(outage)
+
+        await eventually(went_down, timeout=30, what="the first limit check")
+        await outage[0]  # Redis is back
+        record = await handle.wait(timeout=90)
+        assert record.status is TaskStatus.SUCCEEDED, record
+        assert record.attempts == 1 and runs == [7]
+    finally:
+        await app.aclose()
+        srv.stop()

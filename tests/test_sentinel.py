@@ -15,6 +15,7 @@ from redis.asyncio.connection import Connection
 from faults.topology import LocalSentinel
 from taskq import NotReplicated, RedisNotReady, TaskQueue, Worker
 from taskq.lane import Lane
+from taskq.workflow import Workflow, chain, start, start_sync
 from tests.helpers import eventually
 from tests.scaleout import require_redis_server
 
@@ -162,3 +163,38 @@ async def test_min_replicas_confirms_enqueues_and_completions(
         await eventually(both_ran, timeout=30)
     finally:
         admin.close()
+
+
+async def test_min_replicas_confirms_workflow_starts(
+        made: list[TaskQueue], sentinel: LocalSentinel,
+        start_worker: Callable[..., Worker]) -> None:
+    base = make(sentinel, made)
+    inc = base.registry["inc"]
+    tq = base.configured()
+    tq.min_replicas, tq.replicas_timeout_ms = 1, 2000
+    made.append(tq)
+    wf = await start(tq, chain(inc.message(x=1), inc.step()))
+    sync = await asyncio.to_thread(start_sync, tq, chain(inc.message(x=10), inc.step()))
+    # more replicas than there are: refused in time, yet started on the master (as enqueues)
+    strict = base.configured()
+    strict.min_replicas, strict.replicas_timeout_ms = 2, 100
+    made.append(strict)
+    with pytest.raises(NotReplicated, match=r"workflow .*only 1 of the 2 replicas"):
+        await start(strict, chain(inc.message(x=100), inc.step()))
+    with pytest.raises(NotReplicated):
+        await asyncio.to_thread(start_sync, strict, chain(inc.message(x=200), inc.step()))
+    home = strict.keys("default").workflow("").rpartition(":")[0]
+    admin = sentinel.current_master().admin()
+    try:
+        started = list(admin.scan_iter(match=f"{home}:*"))
+        assert len(started) == 4  # every start is stored, the refused ones too
+    finally:
+        admin.close()
+    start_worker(tq)
+    assert await wf.result(timeout=30) == 3
+    assert await asyncio.to_thread(sync.result, 30) == 12
+    results = []
+    for key in started:
+        wf_id = "default:" + (key.decode() if isinstance(key, bytes) else key).rpartition(":")[2]
+        results.append(await Workflow(wf_id, tq).result(timeout=30))
+    assert sorted(results) == [3, 12, 102, 202]

@@ -75,3 +75,45 @@ def test_passwords_never_show() -> None:
 def test_single_url_of_a_node_keeps_credentials_and_tls() -> None:
     t = parse("rediss+cluster://u:p%40ss@n1:7000/")
     assert single_url(t, "10.0.0.2", 7001) == "rediss://u:p%40ss@10.0.0.2:7001/0"
+
+
+def test_tls_options_for_every_kind() -> None:
+    query = "ssl_ca_certs=/ca.pem&ssl_certfile=/c.pem&ssl_keyfile=/k.pem&ssl_cert_reqs=required" \
+            "&ssl_check_hostname=false"
+    expected = {"ssl": True, "ssl_ca_certs": "/ca.pem", "ssl_certfile": "/c.pem",
+                "ssl_keyfile": "/k.pem", "ssl_cert_reqs": "required", "ssl_check_hostname": False}
+    for url in (f"rediss://h:6380/0?{query}", f"rediss+cluster://n1:7000,n2:7001/?{query}",
+                f"rediss+sentinel://:pw@s1,s2/svc/1?sentinel_password=x&{query}"):
+        assert parse(url).ssl_kwargs() == expected, url
+    assert parse("rediss+cluster://n1/").ssl_kwargs() == {"ssl": True}
+    assert parse("redis+cluster://n1/").ssl_kwargs() == {}
+
+
+@pytest.mark.parametrize(("bad", "why"), [
+    ("redis+cluster://n1/?ssl_ca_certs=/ca.pem", "ssl_ca_certs needs a TLS URL"),
+    ("redis://h/0?ssl_certfile=/c.pem", "ssl_certfile needs a TLS URL"),
+    ("redis+sentinel://s1/svc?ssl_keyfile=/k.pem", "ssl_keyfile needs a TLS URL"),
+    ("rediss://h/0?ssl_ca_cert=/ca.pem", "unknown query option 'ssl_ca_cert'"),
+    ("rediss+cluster://n1/?colour=blue", "unknown query option 'colour'"),
+    ("rediss+sentinel://s1/svc?ssl_password=x", "unknown query option 'ssl_password'"),
+    ("redis://h/0?colour=blue", "unknown query option 'colour'"),
+    ("rediss://h/0?ssl_cert_reqs=maybe", "is not one of none, optional, required"),
+    ("rediss://h/0?ssl_cert_reqs=Required", "is not one of none, optional, required"),
+    ("rediss://h/0?ssl_check_hostname=off", "is not true or false"),
+    ("rediss+cluster://n1/?ssl_check_hostname=perhaps", "is not true or false"),
+    ("rediss+cluster://n1/?ssl_ca_certs=", "ssl_ca_certs is empty"),
+    ("redis+cluster://n1/?db=2", "only database 0"),
+])
+def test_bad_query_options_are_named_in_one_line(bad: str, why: str) -> None:
+    with pytest.raises(ConfigError, match="malformed Redis URL") as refused:
+        parse(bad)
+    assert why in str(refused.value) and "\n" not in str(refused.value), refused.value
+
+
+def test_a_target_repr_shows_no_password() -> None:
+    for url in ("rediss+sentinel://u:topsecret@s1/svc?sentinel_password=topsecret"
+                "&ssl_ca_certs=/ca.pem", "rediss://:topsecret@h/0?ssl_ca_certs=/ca.pem",
+                "redis+cluster://:topsecret@n1/"):
+        t = parse(url)
+        assert "topsecret" not in repr(t) and "topsecret" not in str(t)
+    assert "ssl_password=***" in redact("rediss://h/0?ssl_password=topsecret")

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import subprocess
 from pathlib import Path
 
+from faults import certs as certs_module
 from faults import checker
 from faults.harness import Env
 from faults.ledger import OK, produce
@@ -82,25 +82,10 @@ async def acl_user(env: Env) -> None:
     _no_secret(env, admin_pw, "ACL")
 
 
-def _openssl(*args: str, cwd: Path) -> None:
-    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True, timeout=60)
-
-
 def make_certs(folder: Path) -> tuple[Path, Path, Path, Path]:
     """A CA, a server certificate for 127.0.0.1 signed by it, and an unrelated CA."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in ("ca", "other-ca"):
-        _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-                 "-keyout", f"{name}.key", "-out", f"{name}.crt", "-subj", f"/CN=faults {name}",
-                 cwd=folder)
-    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out",
-             "server.csr", "-subj", "/CN=127.0.0.1", cwd=folder)
-    (folder / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
-    _openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-             "-CAcreateserial", "-out", "server.crt", "-days", "2", "-extfile", "san.ext",
-             cwd=folder)
-    return (folder / "server.crt", folder / "server.key", folder / "ca.crt",
-            folder / "other-ca.crt")
+    certs = certs_module.make_certs(folder)
+    return certs.server_cert, certs.server_key, certs.ca, certs.other_ca
 
 
 async def tls(env: Env) -> None:

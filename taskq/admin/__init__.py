@@ -10,7 +10,13 @@ This module is the facade; the work is done in ``queues``, ``tasks``, ``dead`` a
 
 from __future__ import annotations
 
-from taskq.admin.dead import dead_letter, dead_letters, purge_dead, replay_dead
+from taskq.admin.dead import (
+    dead_letter,
+    dead_letters,
+    purge_dead,
+    replay_dead,
+    replay_dead_letters,
+)
 from taskq.admin.queues import (
     consumers,
     list_queues,
@@ -37,6 +43,7 @@ from taskq.admin.values import (
     DelayedTask,
     Failure,
     QueueInfo,
+    Replay,
     WorkerInfo,
 )
 from taskq.admin.workers import clean_dead_workers, held_tasks, list_workers, worker_info
@@ -50,6 +57,7 @@ __all__ = [
     "Failure",
     "QueueInfo",
     "QueueNotFound",
+    "Replay",
     "ScheduleInfo",
     "ScheduleNotFound",
     "WorkerInfo",
@@ -72,6 +80,7 @@ __all__ = [
     "queue_page",
     "recent_failures",
     "replay_dead",
+    "replay_dead_letters",
     "resume",
     "resume_schedule",
     "schedule_info",

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from taskq import codec, deadletter
 from taskq.admin._redis import PAGE, require_queue
-from taskq.admin.values import DeadLetter
+from taskq.admin.values import DeadLetter, Replay
 from taskq.fieldvalues import text
 from taskq.keys import QueueKeys
 from taskq.state import decode_message
@@ -115,20 +115,36 @@ def replay_payload(fields: dict[bytes, bytes]) -> bytes | None:
 async def replay_dead(
     tq: TaskQueue, name: str, dead_ids: list[str] | None = None, task: str | None = None
 ) -> int:
+    """Enqueue dead letters again (all when ``dead_ids`` is None): how many were replayed
+    (see :func:`replay_dead_letters`, which also tells which were left and why)."""
+    return (await replay_dead_letters(tq, name, dead_ids, task)).replayed
+
+
+async def replay_dead_letters(
+    tq: TaskQueue, name: str, dead_ids: list[str] | None = None, task: str | None = None
+) -> Replay:
     """Enqueue dead letters again (all when ``dead_ids`` is None), each atomically moved from the
     dead letters to the stream with its attempts reset. Dead letters without a payload (lost
-    entries) cannot run and stay. Returns how many were replayed."""
+    entries) cannot run and stay. So do those of workflow steps: the step's death already
+    failed its workflow (its waiting steps skipped, its failure handler run), and a replayed
+    step would run alone, its result going nowhere; they are listed in the answer."""
     keys = await require_queue(tq, name)
     count = 0
+    steps: list[str] = []
     for dead_id, fields in await _select(tq, keys, dead_ids, task):
+        letter = deadletter.parse(fields)
+        task_id = letter.task_id
+        msg = decode_message(letter.payload)
+        if msg is not None and msg.workflow is not None:
+            steps.append(task_id or dead_id)
+            continue
         payload = replay_payload(fields)
-        task_id = deadletter.parse(fields).task_id
         if payload is None or not task_id:
             continue
         r = await tq.scripts.replay(keys=keys, dead_id=dead_id, payload=payload, task_id=task_id)
         if r:
             count += 1
-    return count
+    return Replay(queue=name, replayed=count, workflow_steps=steps)
 
 
 async def purge_dead(

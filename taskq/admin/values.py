@@ -90,6 +90,20 @@ class Failure:
 
 
 @dataclass(frozen=True, slots=True)
+class Replay:
+    """What a replay of dead letters did: ``replayed`` enqueued again; ``workflow_steps``: the
+    task ids of dead letters left in place because they are workflow steps (a step's death
+    already failed its workflow, which a replay cannot resume: start the workflow again)."""
+
+    queue: str
+    replayed: int
+    workflow_steps: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
 class DeadLetter:
     """One entry of a queue's dead-letter stream; ``args``/``kwargs`` decoded from its payload
     when possible (``payload_ok`` False otherwise)."""

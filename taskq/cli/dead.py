@@ -114,11 +114,17 @@ def replay(ctx: typer.Context, name: QueueArg, ids: IdsArg = None, all_: AllOpt 
            task: TaskOpt = None, yes: YesOpt = False, as_json: JsonOpt = False) -> None:
     chosen, what = _selection(ctx, name, ids, all_, task)
     confirm(f"Replay {what} of queue {name!r}?", yes)
-    n = run(ctx, lambda tq: admin.replay_dead(tq, name, chosen, task))
+    r = run(ctx, lambda tq: admin.replay_dead_letters(tq, name, chosen, task))
     if want_json(ctx, as_json):
-        print_json({"queue": name, "replayed": n})
-    else:
-        out.print(f"replayed {n} dead letter(s) of {name}; they are queued again")
+        print_json(r.to_dict())
+        return
+    out.print(f"replayed {r.replayed} dead letter(s) of {name}; they are queued again")
+    if r.workflow_steps:
+        shown = ", ".join(r.workflow_steps[:5]) + (", ..." if len(r.workflow_steps) > 5 else "")
+        out.print(f"not replayed: {len(r.workflow_steps)} dead letter(s) of workflow steps "
+                  f"({shown}): a step's death already failed its workflow, and a replay "
+                  "cannot resume it; start the workflow again (the dead letters stay: purge "
+                  "them when done)", markup=False, highlight=False)
 
 
 @app.command("purge", help="Delete dead letters for good. Asks first unless --yes.\n\n"

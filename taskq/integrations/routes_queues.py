@@ -164,11 +164,12 @@ def queues_router(tq: TaskQueue, config: ApiConfig) -> APIRouter:
                             422: {"model": Problem}})
     async def replay(name: QueueName, selection: DeadSelection = selection_body) -> Replayed:
         """By ``ids``, by ``task``, or every dead letter of the queue when the body is empty.
-        Each keeps its task id; its attempts start again from zero."""
+        Each keeps its task id; its attempts start again from zero. Dead letters of workflow
+        steps are not replayed (listed in ``workflow_steps``): start the workflow again."""
         sel = selection
         with _queue_errors():
-            n = await admin.replay_dead(tq, name, _entry_ids(sel.ids), sel.task)
-        return Replayed(queue=name, replayed=n)
+            r = await admin.replay_dead_letters(tq, name, _entry_ids(sel.ids), sel.task)
+        return Replayed(queue=name, replayed=r.replayed, workflow_steps=r.workflow_steps)
 
     @router.post("/queues/{name}/dead/purge", dependencies=admin_only,
                  summary="Delete dead letters", openapi_extra=_SELECTION_BODY,

@@ -101,10 +101,16 @@ class Health(BaseModel):
 
 class Replayed(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"queue": "default",
-                                                              "replayed": 2}]})
+                                                              "replayed": 2,
+                                                              "workflow_steps": []}]})
 
     queue: str
     replayed: int = Field(description="dead letters enqueued again, attempts reset to 0")
+    workflow_steps: list[str] = Field(
+        default_factory=list,
+        description="task ids of dead letters not replayed because they are workflow steps: "
+                    "a step's death already failed its workflow, which a replay cannot resume "
+                    "(start the workflow again)")
 
 
 class Purged(BaseModel):

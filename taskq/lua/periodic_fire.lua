@@ -13,7 +13,7 @@
 -- ARGV[3]  the queue's name (task ids are "<queue>:<entry id>")
 -- ARGV[4]  the most entries the periodic log keeps (approximately)
 -- ARGV[5..] per schedule: name, digest, message (its envelope as enqueued now; '' for the stored
---          one), H, H ticks (ascending: the first ticks after the last
+--          one; each task gets it with its tick appended, field "s"), H, H ticks (ascending: the first ticks after the last
 --          tick the caller knows, without a hole), T, T ticks (ascending: those around the
 --          caller's estimate of the Redis time)
 -- returns  {now ms, missed (0/1), then per schedule {name, state, last tick, fired, skipped,
@@ -28,10 +28,21 @@ local queue = ARGV[3]
 local cap = ARGV[4]
 local out = {now, missed and 1 or 0}
 
+-- the envelope (a fixmap written by taskq/codec.py) with the tick appended as field "s" (a
+-- msgpack uint64): the task learns the tick it runs for, the same in its retries and replays
+local function with_tick(message, tick)
+  local head = string.byte(message, 1)
+  if not head or head < 128 or head >= 143 then return message end
+  local bytes, n = {}, tick
+  for j = 8, 1, -1 do bytes[j] = n % 256; n = math.floor(n / 256) end
+  return string.char(head + 1) .. string.sub(message, 2) .. string.char(161) .. 's'
+         .. string.char(207) .. string.char(unpack(bytes))
+end
+
 local function fire(name, tick, message)
   if limit > 0 and redis.call('XLEN', stream) >= limit then return nil end
   if message == '' then message = redis.call('HGET', K, 'p:' .. name) end
-  local entry = redis.call('XADD', stream, '*', 'm', message)
+  local entry = redis.call('XADD', stream, '*', 'm', with_tick(message, tick))
   local id = queue .. ':' .. entry
   redis.call('HSET', K, 'l:' .. name, tick, 't:' .. name, id, 'f:' .. name, now)
   redis.call('HINCRBY', K, 'n:' .. name, 1)

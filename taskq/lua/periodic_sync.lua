@@ -3,7 +3,9 @@
 -- KEYS[1]  periodic (hash; the fields are described in periodic_fire.lua)
 -- ARGV[1..] per schedule: name, digest, message, info (JSON, for operators), catch-up policy
 -- returns  {{name, 'added' | 'changed' | 'same', last tick ms}, ..., {name, 'removed', 0}, ...}
--- A new schedule's last tick is now (Redis time): it fires from its next tick on.
+-- A new schedule's last tick is now (Redis time): it fires from its next tick on. Given no
+-- schedule, the hash is deleted once its schedules are removed (the queue then has none: the
+-- caller takes it out of the periodic-queues set, see taskq/worker/schedules.py).
 local K = KEYS[1]
 local now = now_ms()
 -- a queue's first schedules: no pass was missed before them
@@ -37,4 +39,5 @@ for _, field in ipairs(redis.call('HKEYS', K)) do
     end
   end
 end
+if #ARGV == 0 then redis.call('DEL', K) end  -- (its "seen" too: new schedules start afresh)
 return out

@@ -21,6 +21,8 @@
 -- KEYS[7]  the rate's bookings (a string: GCRA's theoretical arrival time), when ARGV[7] > 0
 -- KEYS[8]  the rate's starts (the same, for starts), when ARGV[7] > 0
 -- KEYS[7 or 9] the concurrency slots (sorted set), when ARGV[8] > 0
+-- KEYS[8 or 10] the slots' waiters of this lane (sorted set: task id -> the end of its wait;
+--          wake.lua moves the earliest to the stream when a slot is freed), when ARGV[8] > 0
 -- ARGV[1]  group
 -- ARGV[2]  consumer
 -- ARGV[3]  entry id
@@ -40,10 +42,10 @@ local interval, limit = tonumber(ARGV[7]), tonumber(ARGV[8])
 local lease, slack = tonumber(ARGV[9]), tonumber(ARGV[11])
 local clock = redis.call('TIME')  -- in ms with its microseconds: fast rates need them
 local now = tonumber(clock[1]) * 1000 + tonumber(clock[2]) / 1000
-local book_key, pace_key, slots_key
+local book_key, pace_key, slots_key, waiters_key
 local k = 7
 if interval > 0 then book_key, pace_key = KEYS[7], KEYS[8]; k = 9 end
-if limit > 0 then slots_key = KEYS[k] end
+if limit > 0 then slots_key, waiters_key = KEYS[k], KEYS[k + 1] end
 
 local function wait_until(due, why)
   due = math.ceil(due)
@@ -108,10 +110,15 @@ if slots_key then
     if book_key and not paced and not booked then
       redis.call('ZADD', KEYS[6], math.floor(now), id)  -- it keeps the start it was given
     end
-    return wait_until(now + tonumber(ARGV[10]), 'concurrency')
+    local due = math.ceil(now + tonumber(ARGV[10]))
+    redis.call('ZADD', waiters_key, due, id)  -- (woken early when a slot is freed)
+    local ttl = due - math.floor(now) + lease  -- (outlives every wait in it)
+    if redis.call('PTTL', waiters_key) < ttl then redis.call('PEXPIRE', waiters_key, ttl) end
+    return wait_until(due, 'concurrency')
   end
   redis.call('ZADD', slots_key, now + lease, id)
   redis.call('PEXPIRE', slots_key, lease * 2)
+  redis.call('ZREM', waiters_key, id)
 end
 if paced then
   redis.call('ZREM', KEYS[6], id .. ':p')

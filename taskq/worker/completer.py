@@ -13,6 +13,7 @@ from taskq.keys import QueueKeys
 from taskq.queue import TaskQueue
 from taskq.worker.context import WorkerContext
 from taskq.worker.ledger import Delivery, Ledger
+from taskq.worker.wakeup import wake_waiters
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,8 @@ class Completer:
         try:
             await durability.confirm(self.app.lane, keys.stream, self.app.min_replicas,
                                      self.app.replicas_timeout_ms,
-                                     f"completion of {count} tasks of {keys.queue!r}")
+                                     f"completion of {count} tasks of {keys.queue!r}",
+                                     aof=self.app.wait_aof)
         except UNCONFIRMED as exc:
             self.unreplicated += count
             log.warning("%s", exc)
@@ -103,4 +105,8 @@ class Completer:
                 return
             await asyncio.sleep(delay)
             delay = min(delay * 2, 1.0)
+        freed = [d for d in items if d.slot]  # (concurrency-limited tasks only)
         self.ledger.acked(items, lost)
+        if freed:
+            gone = set(lost)
+            await wake_waiters(self.app, self.keys, (d for d in freed if d.entry_id not in gone))

@@ -7,7 +7,7 @@ puts the same message in the delayed set until the start time it reserved (rate)
 wait (concurrency): no attempt used, no failure recorded; counted as ``throttled`` in the
 queue's figures and the worker's metrics. The slot is freed by the script that ends the attempt
 (complete, retry, dead, release), renewed with the leases, and lost within a lease when its
-worker dies.
+worker dies; a freed slot wakes the earliest waiter at once (:mod:`taskq.worker.wakeup`).
 """
 
 from __future__ import annotations
@@ -31,6 +31,10 @@ log = logging.getLogger(__name__)
 
 CONCURRENCY_WAIT_MS = 200
 """How long a task waits for a free concurrency slot before it asks again (jittered +-50%)."""
+
+LOG_EVERY = 30
+"""While Redis does not answer a limit check: a warning on the first failure, then every 30th
+(about every 30 s)."""
 
 
 class Limiter:
@@ -68,8 +72,8 @@ class Limiter:
             return False
         payload = codec.encode(msg.with_attempts(attempt - 1, d.task_id))
         wait_ms = int(CONCURRENCY_WAIT_MS * (0.5 + random.random()))
-        delay = 0.05
-        for _ in range(20):
+        delay, failures = 0.05, 0
+        while True:
             try:
                 r = await self.app.scripts.throttle(
                     keys=keys, consumer=self.id, entry_id=d.entry_id, deliveries=d.deliveries,
@@ -79,11 +83,26 @@ class Limiter:
                     lease_ms=self.lease_ms, wait_ms=wait_ms)
                 break
             except REDIS_ERRORS as exc:
-                log.warning("limit check of %s failed (%s); retrying", d.task_id, exc)
+                # Never give up while the entry is held: an entry left to return after its
+                # lease comes back with one more delivery, which admission must count as a
+                # possible run, so a task that never started would lose an attempt (a
+                # max_attempts=1 task would be dead-lettered as worker_lost unrun). The lease
+                # is renewed meanwhile (the delivery stays in the ledger).
+                failures += 1
+                if failures == 1 or failures % LOG_EVERY == 0:
+                    log.warning("limit check of %s failed %d time(s) (%s); retrying until "
+                                "Redis answers", d.task_id, failures, exc,
+                                extra={"task_id": d.task_id})
+                if d.lost:
+                    return False  # another worker owns it now
+                if self.ledger.stopping:
+                    await self.outcomes.release([d])  # handed back unrun, if Redis answers
+                    return False
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
-        else:
-            return False  # the entry returns after its lease
+        if failures:
+            log.info("limit check of %s answered after %d failure(s)", d.task_id, failures,
+                     extra={"task_id": d.task_id})
         if r.start:
             d.slot = slots_key
             return True

@@ -83,6 +83,11 @@ def run(
         help="hand back tasks of names this worker does not know for this long (rolling "
              "deploys) before dead-lettering them as unknown_task; 0: at once",
     )] = _S.unknown_grace_s,
+    schedules: Annotated[bool, typer.Option(
+        "--schedules/--no-schedules", envvar="TASKQ_SCHEDULES",
+        help="sync the app's periodic schedules at start and fire their ticks (--no-schedules: "
+             "neither; other workers of the app fire them)",
+    )] = _S.schedules,
 ) -> None:
     jsonlog.configure(log_level, log_format.value)
     if not app:
@@ -119,6 +124,7 @@ def run(
         max_tasks=max_tasks,
         max_memory_mb=max_memory,
         unknown_grace_s=unknown_grace_s,
+        schedules=schedules,
     )
     metrics_at = (metrics_host, metrics_port) if metrics_port else None
     hooks = ctx.obj if isinstance(ctx.obj, _Hooks) else _Hooks()

@@ -26,6 +26,7 @@ from taskq.worker.context import OnTransition, WorkerContext
 from taskq.worker.ledger import Delivery, Ledger
 from taskq.worker.observe import Observer, combined
 from taskq.worker.tasklog import task_log
+from taskq.worker.wakeup import wake_waiters
 from taskq.workflow.failure import step_failure
 
 log = logging.getLogger(__name__)
@@ -115,6 +116,8 @@ class Outcomes:
             ttl_ms=ttl, slot=d.slot,
         ))
         if due:
+            if d.slot:
+                await wake_waiters(self.app, self.keys, (d,))
             self.counters.retried += 1
             log.info("task %s failed (attempt %d/%d: %s); retry in %.2f s", d.task_id, attempt,
                      task.options.max_attempts, type(exc).__name__, delay_s,
@@ -161,8 +164,10 @@ class Outcomes:
             keys=keys, consumer=self.id, entry_id=d.entry_id, deliveries=d.deliveries,
             task_id=d.task_id, record=record, ttl_ms=self.app.result_ttl_ms,
             dead_cap=self.app.dead_letter_cap, letter=letter, slot=d.slot, **extra, **wf,
-        ))
+        ), ran=started is not None)
         if dead:
+            if d.slot:
+                await wake_waiters(self.app, self.keys, (d,))
             self.counters.dead += 1
             log.warning("task %s dead-lettered (%s): %s", d.task_id, reason, error[:200],
                         extra={"task_id": d.task_id})
@@ -183,7 +188,8 @@ class Outcomes:
         payload = codec.encode(msg.with_attempts(msg.attempts, d.task_id))
         due = await self._owned_call(d, lambda: self.app.scripts.defer(
             keys=self.keys[d.queue], consumer=self.id, entry_id=d.entry_id,
-            deliveries=d.deliveries, task_id=d.task_id, payload=payload, delay_ms=delay_ms))
+            deliveries=d.deliveries, task_id=d.task_id, payload=payload, delay_ms=delay_ms),
+            ran=False)
         if due:
             self.counters.deferred += 1
             log.info("task %s names %r, unknown to worker %s: handed back for %.1f s (deploy "
@@ -203,23 +209,40 @@ class Outcomes:
                 task_id = d.task_id or ids.of_entry(d.queue, d.entry_id, msg.task_id)
                 payload = codec.encode(msg.with_attempts(msg.attempts, task_id))
             try:
-                await self.app.scripts.release(
+                released = await self.app.scripts.release(
                     keys=self.keys[d.queue], consumer=self.id, entry_id=d.entry_id,
                     deliveries=d.deliveries, task_id=task_id, payload=payload, slot=d.slot)
+                if released and d.slot:
+                    await wake_waiters(self.app, self.keys, (d,))
             except RELEASE_ERRORS as exc:  # (any refusal: the worker is shutting down)
                 log.warning("could not hand back %s (%s); it returns after its lease", task_id, exc)
             self.ledger.drop(d)
 
-    async def _owned_call(self, d: Delivery, call: Callable[[], Awaitable[Any]]) -> Any:
+    async def _owned_call(self, d: Delivery, call: Callable[[], Awaitable[Any]], *,
+                          ran: bool = True) -> Any:
         """Run an owner-checked script, retrying through connection errors (the script is
         idempotent: once done, the owner check fails); a falsy answer means the lease was
-        lost. Gives up after about a minute: the entry then returns after its lease."""
+        lost. After an attempt ran (``ran``) it gives up after about a minute: the entry then
+        returns after its lease, its delivery rightly counted as a run. For an entry that did
+        not run it never gives up while the entry is held (a returned entry's extra delivery
+        would count as an attempt it never made); when the worker stops meanwhile it hands
+        the entry back unrun."""
         delay = 0.05
-        for _ in range(80):
+        failures = 0
+        while ran is False or failures < 80:
             try:
                 r = await call()
             except REDIS_ERRORS as exc:
-                log.warning("finishing %s failed (%s); retrying", d.task_id, exc)
+                failures += 1
+                if ran:
+                    log.warning("finishing %s failed (%s); retrying", d.task_id, exc)
+                elif failures == 1 or failures % 30 == 0:  # (unbounded: not every time)
+                    log.warning("handing back %s (not run) failed %d time(s) (%s); retrying "
+                                "until Redis answers", d.task_id, failures, exc)
+                if not ran and (d.lost or self.ledger.stopping):
+                    if not d.lost:
+                        await self.release([d])
+                    return None
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
                 continue

@@ -118,6 +118,8 @@ class Runner:
         _, msg, task, args, kwargs, attempt = ready
         ctx = TaskContext(d.task_id, task.name, d.queue, attempt, task.options.max_attempts,
                           self.id, self._progress, state=self.state)
+        if msg.scheduled_ms is not None:  # a periodic schedule's task: the tick it runs for
+            ctx.scheduled_ms, ctx.scheduled_tz = msg.scheduled_ms, msg.scheduled_tz
         d.ctx = ctx
         started = int(time.time() * 1000)
         self.counters.processed += 1

@@ -42,7 +42,15 @@ class Scheduler:
         self.fired = 0
 
     async def sync(self) -> None:
-        """Make Redis hold the code's schedules: added, changed, removed (the code wins)."""
+        """Make Redis hold the code's schedules: added, changed, removed (the code wins).
+
+        The periodic-queues set lists every queue whose periodic hash holds schedules (the
+        operator view and each worker's sync read it). It is not in the queues' hash tags, so
+        it cannot change in the sync script itself (one slot per script on a Cluster); this
+        order keeps it right whatever syncs of other code run meanwhile: a worker adding
+        schedules adds the queue before and again after its script; one that left a queue
+        without schedules (the script deleted its hash) removes the queue, then looks again
+        and adds it back if another worker's sync stored schedules there meanwhile."""
         app = self.app
         by_queue: dict[str, list[Schedule]] = defaultdict(list)
         for s in app.schedules.values():
@@ -55,6 +63,7 @@ class Scheduler:
             await app.redis.sadd(queues_key(app.prefix), *by_queue)  # type: ignore[misc]
         stored = {q.decode() if isinstance(q, bytes) else str(q)
                   for q in await app.redis.smembers(registry)}  # type: ignore[misc]
+        emptied = sorted(stored - set(by_queue))
         for queue in sorted(stored | set(by_queue)):
             result = await app.scripts.periodic_sync(keys=app.keys(queue),
                                                      schedules=by_queue.get(queue, []))
@@ -66,8 +75,28 @@ class Scheduler:
                 if state != "same":
                     log.info("schedule %s %s: %s on queue %s", name, state,
                              app.schedules[name].spec.text(), queue)
+        if by_queue:  # (again: see above)
+            await app.redis.sadd(registry, *by_queue)  # type: ignore[misc]
+        if emptied:
+            await self._forget(emptied)
         self.queues = dict(by_queue)
         self.synced = True
+
+    async def _forget(self, queues: list[str]) -> None:
+        """Take ``queues``, left without schedules by this sync, out of the periodic-queues
+        set, but keep those another worker's sync gave schedules meanwhile."""
+        app = self.app
+        registry = periodic_queues_key(app.prefix)
+        await app.redis.srem(registry, *queues)  # type: ignore[misc]
+        pipe = app.redis.pipeline(transaction=False)
+        for q in queues:
+            pipe.exists(app.keys(q).periodic)
+        back = [q for q, n in zip(queues, await pipe.execute(), strict=True) if n]
+        if back:
+            await app.redis.sadd(registry, *back)  # type: ignore[misc]
+        gone = sorted(set(queues) - set(back))
+        if gone:
+            log.info("queue(s) %s have no periodic schedules any more", ", ".join(gone))
 
     async def fire(self) -> None:
         """One pass: sync first if not done yet, then one firing call per queue."""

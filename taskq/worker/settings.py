@@ -44,3 +44,4 @@ class WorkerSettings(BaseSettings):
     max_tasks: int | None = None
     max_memory: int | None = Field(None, description="MB")
     unknown_grace_s: float = 300.0
+    schedules: bool = Field(True, description="sync and fire the app's periodic schedules")

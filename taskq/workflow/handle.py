@@ -16,7 +16,7 @@ from taskq.errors import (
 )
 from taskq.records import BUCKET_MS, TaskStatus, encode_record
 from taskq.scripts import workflow_key
-from taskq.workflow.scripts import workflow_scripts
+from taskq.workflow.scripts import WorkflowScripts
 
 if TYPE_CHECKING:
     from taskq.queue import TaskQueue
@@ -168,7 +168,7 @@ class Workflow:
         meta = codec.unpack(raw["meta"])
         record = encode_record(TaskStatus.CANCELLED, finished_ms=int(time.time() * 1000),
                                error="cancelled with its workflow before it ran")
-        before, _ = await workflow_scripts(self.tq.redis).cancel(
+        before, _ = await WorkflowScripts(self.tq.scripts).cancel(
             key=self.key, queues=[self.tq.keys(q) for q in meta["q"]],
             bucket=int(meta["c"]) // BUCKET_MS, record=record, ttl_ms=self.tq.result_ttl_ms)
         if not before:

@@ -1,27 +1,23 @@
 """Typed wrappers of the workflow scripts (``lua/workflow_start.lua``,
 ``lua/workflow_cancel.lua``); the scripts that end steps are the worker's own (``complete``,
-``dead``, see :mod:`taskq.scripts`)."""
+``dead``, see :mod:`taskq.scripts`), and so is ``cancel`` (a step cancelled on its own)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-from redis.asyncio import Redis
-from redis.commands.core import AsyncScript
-
-from taskq import cluster
 from taskq.keys import GROUP, QueueKeys
-from taskq.scripts import events_arg, source
+from taskq.scripts import Scripts
 
 
 class WorkflowScripts:
-    """The workflow scripts, bound to one asyncio client."""
+    """The workflow scripts, called through a TaskQueue's :class:`~taskq.scripts.Scripts`
+    (so through its lane: the connection a ``WAIT`` after a start must use, see
+    :mod:`taskq.durability`)."""
 
-    def __init__(self, client: Redis) -> None:
-        self._client = client
-        self._start: AsyncScript = client.register_script(source("workflow_start"))
-        self._cancel: AsyncScript = client.register_script(source("workflow_cancel"))
+    def __init__(self, scripts: Scripts) -> None:
+        self._scripts = scripts
 
     async def start(
         self, *, key: str, queues: Sequence[QueueKeys], fields: Sequence[tuple[str, Any]],
@@ -38,7 +34,7 @@ class WorkflowScripts:
             args += (f, v)
         for q_index, task_id, payload in first:
             args += (q_index, task_id, payload)
-        r = await self._start(keys=keys, args=args)
+        r = await self._scripts.call(name="workflow_start", keys=keys, args=args)
         return int(r[0]), list(r[1:])
 
     async def cancel(
@@ -50,17 +46,8 @@ class WorkflowScripts:
         keys = [key]
         for q in queues:
             keys += (q.stream, q.entries, q.records(bucket))
-        sharded = await cluster.sharded_events(self._client)
-        r = await self._cancel(keys=keys, args=[GROUP, record, ttl_ms,
-                                                *(events_arg(q, sharded) for q in queues)])
+        channels = [await self._scripts.events(keys=q) for q in queues]
+        r = await self._scripts.call(name="workflow_cancel", keys=keys,
+                                     args=[GROUP, record, ttl_ms, *channels])
         status = r[0].decode() if isinstance(r[0], bytes) else str(r[0])
         return status, int(r[1])
-
-
-def workflow_scripts(client: Redis) -> WorkflowScripts:
-    """The workflow scripts of ``client`` (registered once per client)."""
-    scripts: WorkflowScripts | None = getattr(client, "_taskq_workflow_scripts", None)
-    if scripts is None:
-        scripts = WorkflowScripts(client)
-        client._taskq_workflow_scripts = scripts  # type: ignore[attr-defined]
-    return scripts

@@ -14,14 +14,17 @@ import time
 import typing
 from typing import TYPE_CHECKING, Any
 
-from taskq import codec
+from redis.crc import key_slot
+
+from taskq import codec, durability
+from taskq.cluster import is_cluster
 from taskq.codec import WorkflowRef
 from taskq.errors import BacklogFull, PayloadTooLarge, TaskValidationError, WorkflowError
-from taskq.keys import queues_key
+from taskq.keys import QueueKeys, queues_key
 from taskq.scripts import workflow_key
 from taskq.workflow.canvas import Leaf, Node, Plan, compile_plan
 from taskq.workflow.handle import SyncWorkflow, Workflow
-from taskq.workflow.scripts import workflow_scripts
+from taskq.workflow.scripts import WorkflowScripts
 
 if TYPE_CHECKING:
     from taskq.queue import TaskQueue
@@ -32,29 +35,53 @@ MAX_STEPS = 10_000
 async def start(tq: TaskQueue, node: Node | Leaf) -> Workflow:
     """Start a workflow of ``node`` (a chain, group, chord or link): its first steps are
     enqueued now, the others by the scripts that finish the steps before them. One round trip
-    (two the first time a queue is used). Raises WorkflowError for a shape that cannot run,
-    TaskValidationError, PayloadTooLarge, BacklogFull (then nothing was stored)."""
+    (two the first time a queue is used). Raises WorkflowError for a shape that cannot run
+    (or, on a Redis Cluster, steps in queues of different slots), TaskValidationError,
+    PayloadTooLarge, BacklogFull (then nothing was stored). With ``min_replicas`` (see
+    :mod:`taskq.durability`) the start is confirmed as an enqueue is: NotReplicated when too
+    few replicas have it in time (the workflow *was* started on the master and runs)."""
     plan = compile_plan(node)
     if len(plan.steps) > MAX_STEPS:
         raise WorkflowError(f"{len(plan.steps)} steps: a workflow has at most {MAX_STEPS}")
     _check_inputs(tq, plan)
     queues = plan.queues
+    if is_cluster(tq.redis):
+        check_one_slot(tq.prefix, queues)
     ms = int(time.time() * 1000)
     workflow_id = f"{queues[0]}:{ms}-w{secrets.token_hex(8)}"
     fields, first = _layout(tq, plan, workflow_id, queues, ms)
-    scripts = workflow_scripts(tq.redis)
+    scripts = WorkflowScripts(tq.scripts)
     new = set(queues) - tq._known_queues  # (the registry of queues the admin view lists)
     if new:
         await tq.redis.sadd(queues_key(tq.prefix), *new)  # type: ignore[misc]
         tq._known_queues |= new
-    ok, rest = await scripts.start(
-        key=workflow_key(tq.prefix, workflow_id), queues=[tq.keys(q) for q in queues],
-        fields=fields, first=first, limit=tq.max_backlog)
+    key = workflow_key(tq.prefix, workflow_id)
+    ok, rest = await scripts.start(key=key, queues=[tq.keys(q) for q in queues],
+                                   fields=fields, first=first, limit=tq.max_backlog)
     if ok == 0:
         raise BacklogFull(queues[int(rest[0]) - 1], int(rest[1]), tq.max_backlog)
     if ok < 0:
         raise WorkflowError(f"workflow {workflow_id} exists already")
+    if tq.min_replicas:  # (the script ran on the lane: WAIT there covers it)
+        await durability.confirm(tq.lane, key, tq.min_replicas, tq.replicas_timeout_ms,
+                                 f"workflow {workflow_id}")
     return Workflow(workflow_id, tq)
+
+
+def check_one_slot(prefix: str, queues: list[str]) -> None:
+    """On a Redis Cluster a workflow's scripts touch the keys of all its queues at once, which
+    works only when they share one slot (one queue and its priority lanes always do): raise
+    WorkflowError, before anything is stored, for queues in different slots (Redis would
+    refuse the script with CROSSSLOT)."""
+    slots: dict[int, str] = {}
+    for q in queues:
+        slots.setdefault(key_slot(QueueKeys(prefix, q).stream.encode()), q)
+    if len(slots) > 1:
+        names = ", ".join(repr(q) for q in slots.values())
+        raise WorkflowError(
+            f"on a Redis Cluster a workflow's steps must share one queue (a queue's priority "
+            f"lanes are fine): queues {names} are in different slots, and the scripts that "
+            f"move a workflow touch all its queues at once (give its steps one queue)")
 
 
 def start_sync(tq: TaskQueue, node: Node | Leaf) -> SyncWorkflow:

@@ -18,6 +18,11 @@ export async function render(ctx) {
     if (!ok) return;
     try {
       const r = await api.post(`queues/${q}/dead/${what}`, { ids: [id] });
+      if (what === 'replay' && r.workflow_steps && r.workflow_steps.length) {
+        notice('Not replayed: this is a workflow step. Its death already failed its workflow, '
+          + 'which a replay cannot resume: start the workflow again.', 'error');
+        return;
+      }
       const n = what === 'replay' ? r.replayed : r.purged;
       notice(n ? `${what === 'replay' ? 'Replayed' : 'Purged'} dead letter ${id}.`
         : `Dead letter ${id} is gone already.`);

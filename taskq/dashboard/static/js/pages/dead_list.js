@@ -41,7 +41,10 @@ export async function render(ctx) {
       { danger: what === 'purge' })) return;
     try {
       const r = await api.post(`queues/${q}/dead/${what}`, selection(ids));
-      notice(what === 'replay' ? `Replayed ${num(r.replayed)} dead letter(s).`
+      const steps = what === 'replay' && r.workflow_steps ? r.workflow_steps.length : 0;
+      notice(what === 'replay' ? `Replayed ${num(r.replayed)} dead letter(s).` + (steps
+        ? ` Not replayed: ${num(steps)} of workflow steps (a replay cannot resume a failed `
+          + 'workflow: start it again).' : '')
         : `Purged ${num(r.purged)} dead letter(s).`);
     } catch (err) {
       notice(api.message(err), 'error');
