@@ -212,9 +212,11 @@ class _Link:
                 log.warning("shard event subscription on %s lost (%s); subscribing again",
                             self.name, exc)
         finally:
-            self._owner._gone(self)  # first: the channels go elsewhere even if cancelled below
-            with contextlib.suppress(Exception):
-                await cancel_and_wait(parts, timeout_s=CLOSE_S, what="shard event link")
+            self._owner._gone(self)  # the channels go elsewhere
+            for part in parts:
+                part.cancel()
+            # (no await before the close: a cancel of this task, repeated by the subscriber's
+            # close, would skip it; disconnect(nowait=True) does not suspend)
             with contextlib.suppress(Exception):
                 await conn.disconnect(nowait=True)
 

@@ -146,9 +146,11 @@ async def _moved(shards: ShardSubscriber, channel: str, moves: int) -> bool:
 async def test_the_api_and_the_cli_on_a_cluster(
         made: list[TaskQueue], cluster: LocalCluster, cprefix: str,
         start_worker: Callable[..., Worker]) -> None:
-    tq = build(cprefix, cluster.url)  # tests/apps/api_tasks.py: queue "default"
-    made.append(tq)
-    async with serve(make_app(tq)) as http:
+    # tests/apps/api_tasks.py (queue "default"); the API and the worker each have their own
+    # TaskQueue, as in two processes (the API's lifespan closes its own at the end)
+    tq, api_tq = build(cprefix, cluster.url), build(cprefix, cluster.url)
+    made += (tq, api_tq)
+    async with serve(make_app(api_tq)) as http:
         r = await http.post("/enqueue/steps", json={"n": 3, "seconds": 0.1}, headers=ADMIN)
         assert r.status_code in (200, 201, 202), r.text
         steps_id = r.json()["id"]
@@ -157,7 +159,7 @@ async def test_the_api_and_the_cli_on_a_cluster(
         events = await read_events(http, steps_id, lambda: start_worker(tq))
         check_order(events)
         assert events[-1][2]["status"] == "succeeded" and events[-1][2]["result"] == 3
-        assert tq.events.shards is not None and tq.events.received >= 1
+        assert api_tq.events.shards is not None and api_tq.events.received >= 1
         r = await http.post("/enqueue/fail", json={"message": "no, says the cluster"},
                             headers=ADMIN)
         dead_id = r.json()["id"]
