@@ -180,6 +180,7 @@ class ClusterLane:
         self._lanes: dict[str, Lane] = {}
         self._refreshing = asyncio.Lock()
         self._refreshed_at = 0.0
+        self._closed = False
 
     def lane_for(self, node: ClusterNode) -> Lane:
         lane = self._lanes.get(node.name)
@@ -189,8 +190,16 @@ class ClusterLane:
 
     async def node_of(self, key: Any) -> ClusterNode:
         """The primary that serves ``key``'s slot now."""
-        await _initialized(self._client)
+        await self._open()
         return self._client.nodes_manager.get_node_from_slot(_slot(key))
+
+    async def _open(self) -> None:
+        # A command still in flight when the lane was closed (a worker's, when an API's
+        # lifespan closed the TaskQueue it shares) fails like a lost connection: reloading the
+        # slot map would reopen the closed routing client, which nobody would close again.
+        if self._closed:
+            raise RedisUnavailable("this Redis Cluster lane was closed")
+        await _initialized(self._client)
 
     async def execute(self, *args: Any) -> Any:
         return await self.execute_at(_key_of(args), *args)
@@ -199,7 +208,8 @@ class ClusterLane:
         """Run ``args`` on the primary of ``key``'s slot (None: a keyless command), on the same
         connection as every other command on that slot (``WAIT`` after a write)."""
         if key is None:  # keyless: SCRIPT LOAD goes to every primary, the rest to any one
-            nodes = await primaries(self._client)
+            await self._open()
+            nodes = list(self._client.get_primaries())
             if args[0] == "SCRIPT":
                 replies = [await self.lane_for(n).execute(*args) for n in nodes]
                 return replies[0]
@@ -231,7 +241,7 @@ class ClusterLane:
     async def refresh(self) -> None:
         """Reload the slot map (at most every 0.2 s, however many callers ask)."""
         async with self._refreshing:
-            if time.monotonic() - self._refreshed_at < 0.2:
+            if self._closed or time.monotonic() - self._refreshed_at < 0.2:
                 return
             try:
                 await self._client.nodes_manager.initialize()
@@ -240,6 +250,7 @@ class ClusterLane:
             self._refreshed_at = time.monotonic()
 
     async def aclose(self) -> None:
+        self._closed = True
         lanes, self._lanes = list(self._lanes.values()), {}
         for lane in lanes:
             await lane.aclose()
