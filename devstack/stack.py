@@ -125,7 +125,7 @@ def banner(base: str, key: str, redis: StackRedis, data: Path) -> str:
         f"  curl -s {h} --json '{{}}' {base}/v1/enqueue/always_fails  # ends in the dead letters",
         f"  curl -s {h} {base}/v1/tasks/<id>/wait?timeout_s=10   # it fails after ~0.5 s",
         f"  curl -s {h} {base}/v1/queues/default/dead",
-        f"  curl -s {h} -X POST {base}/v1/queues/default/dead/replay",
+        f"  curl -s {h} --json '{{\"all\": true}}' {base}/v1/queues/default/dead/replay",
         f"  curl -s {h} {base}/v1/queues",
         "", "Ctrl-C stops everything.", "",
     ]

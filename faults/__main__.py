@@ -33,6 +33,7 @@ from faults.scenarios import (
     security,
     selfcheck,
     skew,
+    unique,
     workers_die,
     workflows,
 )
@@ -65,6 +66,7 @@ SCENARIOS: list[tuple[str, Scenario, float]] = [
     ("s19-sentinel-failover-guarded", scaleout.sentinel_failover_guarded, 150),
     ("s20-cluster-kill-unguarded", scaleout.cluster_kill_unguarded, 150),
     ("s20-cluster-kill-guarded", scaleout.cluster_kill_guarded, 150),
+    ("s21-unique-keys", unique.unique_keys, 120),
 ]
 # scenarios CI may skip; none: CI installs redis-server with TLS, openssl and faketime
 CI_MAY_SKIP: frozenset[str] = frozenset()

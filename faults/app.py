@@ -102,6 +102,15 @@ def _register(tq: TaskQueue) -> None:
         tasklog.end(job)
         return job
 
+    @tq.task(name="keyed", max_attempts=25, backoff=0.05, max_backoff=0.2)
+    async def keyed(job: int, key: int, ms: int, ctx: TaskContext) -> int:
+        """Sent with a unique key (the unique-keys scenario; ``key`` is for reading logs)."""
+        tasklog.start(job, ctx.attempt)
+        if ms:
+            await asyncio.sleep(ms / 1000)
+        tasklog.end(job)
+        return job
+
     @tq.task(name="typed", max_attempts=3)
     async def typed(job: int, count: int, ctx: TaskContext) -> Any:
         tasklog.start(job, ctx.attempt)

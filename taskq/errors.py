@@ -6,14 +6,23 @@ The tree::
     ├── ConfigError              bad settings or a Redis server taskq refuses to run on
     │   └── WorkerStartupError   the app's worker lifespan failed to start (exit code 78)
     ├── InvalidQueueName         a queue name that cannot be one (also a ValueError)
+    ├── InvalidOption            an enqueue option that cannot be one: a negative delay, a naive
+    │                            ``at``/``expires``, an unknown priority, a malformed unique key
+    │                            (also a ValueError)
+    ├── NotAMessage              ``enqueue_many`` given something that is not ``task.message(...)``
+    │                            (also a TypeError)
+    ├── ContextMissing           a context task called directly without its TaskContext first
+    │                            (also a TypeError)
     ├── TaskNotRegistered        a task name that is not registered (never imported from a payload),
     │                            or a short name that matches several
     ├── TaskValidationError      arguments that do not match the task's signature
     ├── PayloadTooLarge          an encoded message over the configured size limit
+    │   └── DeadLetterTruncated  replaying a dead letter that kept only the first bytes of
+    │                            its payload (refused as ``payload_too_large``)
     ├── DecodeError              bytes that are not a valid taskq message
     ├── BacklogFull              the queue's backlog limit is reached; enqueue refused
-    ├── UniqueKeyReused          a unique key (an HTTP Idempotency-Key) held for a task sent
-    │                            with other arguments (a request fingerprint that differs)
+    ├── UniqueKeyReused          an HTTP Idempotency-Key held for a request with other
+    │                            arguments or delay (a Python key dedupes by the key alone)
     ├── TaskNotFound             no record, entry or delayed task with that id
     ├── QueueNotFound            an operator call on a queue that was never used nor registered
     ├── DeadLetterNotFound       no dead letter with that id in the queue
@@ -73,6 +82,41 @@ class InvalidQueueName(TaskqError, ValueError):
         self.name = name
 
 
+class InvalidOption(TaskqError, ValueError):
+    """An enqueue option that cannot be one (a negative delay, a naive ``at`` or ``expires``,
+    an unknown priority level, a malformed unique key, ``delay`` and ``at`` together)."""
+
+
+class NotAMessage(TaskqError, TypeError):
+    """``enqueue_many`` given something other than ``task.message(...)``."""
+
+    def __init__(self, given: object, where: str = "enqueue_many") -> None:
+        name = getattr(given, "name", None) or getattr(given, "__qualname__", None)
+        if hasattr(given, "message") and name:  # a task itself
+            what = f"the task {name!r} itself (pass {name.rpartition('.')[2]}.message(...))"
+        elif callable(given) and name:
+            what = (f"the plain function {name!r} (register it with @tq.task, then pass "
+                    f"{name}.message(...))")
+        else:
+            what = f"{repr(given)[:60]} (of type {type(given).__name__})"
+        super().__init__(f"{where} takes messages built by task.message(...), not {what}")
+        self.given = given
+
+
+class ContextMissing(TaskqError, TypeError):
+    """A task whose first parameter is a ``TaskContext`` called directly without one first."""
+
+    def __init__(self, task: str, given: object) -> None:
+        short = task.rpartition(".")[2]
+        super().__init__(
+            f"{short}() takes a TaskContext first when called directly, not "
+            f"{repr(given)[:60]}: call {short}(ctx, ...) with a TaskContext (in a test: "
+            f"TaskContext(task_id='t', task={task!r}, queue='default', attempt=1, "
+            f"max_attempts=1, worker_id='test')), or enqueue it without the context "
+            f"({short}.enqueue(...))")
+        self.task = task
+
+
 class TaskNotRegistered(TaskqError):
     """A task name that is not registered with this TaskQueue; with ``matches``, a short name
     that stands for more than one registered task (their full names)."""
@@ -112,6 +156,20 @@ class PayloadTooLarge(TaskqError):
         self.limit = limit
 
 
+class DeadLetterTruncated(PayloadTooLarge):
+    """A dead letter refused as ``payload_too_large`` keeps only the first bytes of its
+    payload (and its size): it cannot be replayed."""
+
+    def __init__(self, dead_id: str, size: int, kept: int) -> None:
+        TaskqError.__init__(
+            self, f"dead letter {dead_id} cannot be replayed: its payload of {size} bytes was "
+                  f"refused as too large (payload_too_large) and only its first {kept} bytes "
+                  "were kept")
+        self.dead_id = dead_id
+        self.size = size
+        self.limit = kept
+
+
 class DecodeError(TaskqError):
     """Bytes that are not a valid taskq message."""
 
@@ -129,11 +187,16 @@ class BacklogFull(TaskqError):
 
 
 class UniqueKeyReused(TaskqError):
-    """An enqueue with a request fingerprint found its unique key held for another request."""
+    """An enqueue carrying a request fingerprint (an HTTP ``Idempotency-Key``) found its unique
+    key held for a request with other arguments (or delay); ``task_id`` is the holder ('' when
+    the call itself gave the key twice). Nothing was enqueued. A Python
+    ``with_options(key=...)`` never raises it: it dedupes by the key alone."""
 
     def __init__(self, key: str, task_id: str) -> None:
-        super().__init__(f"unique key {key!r} is held by task {task_id} sent with other "
-                         "arguments; use a new key")
+        held = (f"is held by task {task_id} sent with other arguments" if task_id else
+                "is given twice in one call with different arguments")
+        super().__init__(f"unique key {key!r} {held} (nothing was enqueued); the same key "
+                         "must mean the same request: use a new key")
         self.key = key
         self.task_id = task_id
 

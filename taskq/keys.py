@@ -91,8 +91,10 @@ class QueueKeys:
         return f"{self.tag}:limit:reserved"
 
     def unique(self, key: str) -> str:
-        """The hold of one unique key (``"<task>:<key>"``, see :mod:`taskq.options`)."""
-        return f"{self._own}:uniq:{key}"  # per priority lane: its task is found there
+        """The hold of one unique key (``"<task>:<key>"``, see :mod:`taskq.options`), shared
+        by the queue's priority lanes: a key is unique per queue, whatever the level of its
+        task (the value names the holding task, whose id names its lane)."""
+        return f"{self.tag}:uniq:{key}"
 
     @property
     def cancel_channel(self) -> str:

@@ -65,6 +65,7 @@ class Limits:
     rate_key: KeyOf | None = None
     concurrency: int | None = None
     concurrency_key: KeyOf | None = None
+    fixed_concurrency_key: str | None = None  # given per enqueue: the key itself
 
     def __post_init__(self) -> None:
         if self.concurrency is not None and self.concurrency < 1:
@@ -107,3 +108,11 @@ def key_value(key: KeyOf, arguments: Mapping[str, Any]) -> str:
 def state_name(task: str, key: str | None) -> str:
     """The name of one limit's state (under the queue's ``limit:<kind>:`` keys)."""
     return task if key is None else f"{task}:{key}"
+
+
+def with_concurrency_key(limits: Limits | None, key: str) -> Limits:
+    """The limits of a message sent with ``with_options(concurrency_key=key)``: the task's
+    (or none), with a concurrency limit of the task's ``concurrency_limit`` (1 when it has
+    none) on ``key``, which replaces the task's own concurrency key for this message."""
+    base = limits if limits is not None else Limits()
+    return Limits(base.rate, base.rate_key, base.concurrency or 1, None, key)

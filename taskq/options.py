@@ -8,11 +8,17 @@ fingerprint only steer the enqueue.
 
 - ``key``: while a task with the same key (of the same task name, in its queue) is queued,
   delayed, running or retrying, enqueueing that key again returns the existing task's handle
-  (``handle.deduplicated``) instead of adding a second task. Atomic with the add
+  (``handle.deduplicated``) instead of adding a second task, whatever the arguments: the key
+  alone dedupes (an HTTP request's fingerprint, below, is the one exception). Atomic with the add
   (:mod:`taskq.lua.enqueue_with`). The key is released by the script that ends the task.
 - ``unique_for``: keep the key this long after the task succeeded (same id returned).
 - ``at``: run at this timezone-aware time (the Redis clock decides when it has come).
 - ``expires``: a task not started by then is not run; it ends with status ``expired``.
+- ``concurrency_key``: run at most the task's ``concurrency_limit`` (1 when it has none) tasks
+  with this key at once, in the queue (across its priority lanes): the per-enqueue form of
+  ``@tq.task(concurrency_key=...)``, which it overrides for this message (the slots of one
+  key value are shared by both forms). Travels in the envelope (``ck``); the worker's limiter
+  (:mod:`taskq.worker.limiter`) takes the slot.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from taskq.errors import DecodeError
+from taskq.errors import DecodeError, InvalidOption
 
 KEY_MAX = 200
 _KEY = re.compile(r"^[\x21-\x7e]{1,200}$")
@@ -40,8 +46,9 @@ class SendOptions:
     expires_ms: int | None = None
     run_at_ms: int | None = None
     delay_ms: int = 0  # (``with_options(delay=...).message(...)``) counted on the Redis clock
-    fingerprint: str = ""  # what an HTTP request asked for (Idempotency-Key), compared on a hit
+    fingerprint: str = ""  # what an HTTP request asked for (Idempotency-Key); '' = key alone
     unknown_since_ms: int | None = None  # first found unregistered by a worker (deploy grace)
+    concurrency_key: str | None = None  # one concurrency limit's key for this message only
 
     def to_envelope(self, body: dict[str, Any]) -> None:
         if self.key is not None:
@@ -52,13 +59,17 @@ class SendOptions:
             body["ex"] = self.expires_ms
         if self.unknown_since_ms is not None:
             body["ug"] = self.unknown_since_ms
+        if self.concurrency_key is not None:
+            body["ck"] = self.concurrency_key
 
     @staticmethod
     def from_envelope(body: dict[str, Any]) -> SendOptions | None:
         key, keep, expires = body.get("u"), body.get("uf", 0), body.get("ex")
-        unknown = body.get("ug")
-        if key is None and expires is None and unknown is None:
+        unknown, slot_key = body.get("ug"), body.get("ck")
+        if key is None and expires is None and unknown is None and slot_key is None:
             return None
+        if slot_key is not None and not (isinstance(slot_key, str) and slot_key):
+            raise DecodeError("envelope concurrency key is not a string")
         if unknown is not None and (not isinstance(unknown, int) or isinstance(unknown, bool)):
             raise DecodeError("envelope 'ug' is not an integer")
         if key is not None and not (isinstance(key, str) and key):
@@ -67,22 +78,31 @@ class SendOptions:
             raise DecodeError("envelope unique_for is not a non-negative integer")
         if expires is not None and (not isinstance(expires, int) or isinstance(expires, bool)):
             raise DecodeError("envelope expiry is not an integer")
-        return SendOptions(key, keep, expires, unknown_since_ms=unknown)
+        return SendOptions(key, keep, expires, unknown_since_ms=unknown,
+                           concurrency_key=slot_key)
 
 
 def unique_key(task: str, key: str) -> str:
-    """The stored form of a unique key: scoped by the task's name. Raises ValueError for a key
-    that is not 1 to 200 printable ASCII characters (no spaces)."""
+    """The stored form of a unique key: scoped by the task's name. Raises InvalidOption (a
+    ValueError) for a key that is not 1 to 200 printable ASCII characters (no spaces)."""
     if not isinstance(key, str) or not _KEY.match(key):
-        raise ValueError(f"a unique key must be 1 to {KEY_MAX} printable ASCII characters "
+        raise InvalidOption(f"a unique key must be 1 to {KEY_MAX} printable ASCII characters "
                          f"without spaces, not {key!r}")
     return f"{task}:{key}"
+
+
+def check_delay(delay_s: float | None) -> float | None:
+    """A delay in seconds as given (None: none); a negative one (or NaN) is refused: ``0`` is
+    "now", and a time in the past is ``at=`` (which runs at once)."""
+    if delay_s is not None and not delay_s >= 0:
+        raise InvalidOption(f"delay must be 0 or more seconds, not {delay_s!r} (0 runs now)")
+    return delay_s
 
 
 def aware_ms(value: datetime, what: str) -> int:
     """Epoch ms of a timezone-aware datetime; a naive one is refused (whose clock is it?)."""
     if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
-        raise ValueError(f"{what} must be a timezone-aware datetime (e.g. "
+        raise InvalidOption(f"{what} must be a timezone-aware datetime (e.g. "
                          f"datetime.now(timezone.utc) + ...), not a naive one: {value!r}")
     return int(value.timestamp() * 1000)
 
@@ -95,25 +115,38 @@ def expiry_ms(expires: Expiry, now_ms: int | None = None) -> int:
     now = int(time.time() * 1000) if now_ms is None else now_ms
     span = expires.total_seconds() if isinstance(expires, timedelta) else float(expires)
     if span <= 0:
-        raise ValueError("expires must be in the future")
+        raise InvalidOption("expires must be in the future")
     return now + int(span * 1000)
 
 
+def check_concurrency_key(key: str) -> str:
+    """A per-enqueue concurrency key: 1 to 200 printable ASCII characters (no spaces), else
+    InvalidOption (a ValueError)."""
+    if not isinstance(key, str) or not _KEY.match(key):
+        raise InvalidOption(f"a concurrency_key must be 1 to {KEY_MAX} printable ASCII "
+                            f"characters without spaces, not {key!r}")
+    return key
+
+
 def build(task: str, *, key: str | None, unique_for: timedelta | float | int | None,
-          at: datetime | None, expires: Expiry | None) -> SendOptions | None:
+          at: datetime | None, expires: Expiry | None,
+          concurrency_key: str | None = None) -> SendOptions | None:
     """The options of ``task.with_options(...)``; None when none is given."""
-    if key is None and unique_for is None and at is None and expires is None:
+    if (key is None and unique_for is None and at is None and expires is None
+            and concurrency_key is None):
         return None
     if unique_for is not None and key is None:
-        raise ValueError("unique_for needs a key")
+        raise InvalidOption("unique_for needs a key")
     keep = unique_for.total_seconds() if isinstance(unique_for, timedelta) else unique_for
     if keep is not None and keep < 0:
-        raise ValueError("unique_for must not be negative")
+        raise InvalidOption("unique_for must not be negative")
     return SendOptions(
         key=None if key is None else unique_key(task, key),
         unique_for_ms=int((keep or 0) * 1000),
         expires_ms=None if expires is None else expiry_ms(expires),
         run_at_ms=None if at is None else aware_ms(at, "at"),
+        concurrency_key=(None if concurrency_key is None
+                         else check_concurrency_key(concurrency_key)),
     )
 
 

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 from typing import Literal
 
+from taskq.errors import InvalidOption
+
 Priority = Literal["high", "normal", "low"]
 """The priority of a task or of one enqueue."""
 
@@ -30,11 +32,11 @@ _LANE_LEVELS = ("high", "low")
 
 def lane(queue: str, priority: Priority | None) -> str:
     """The queue name that carries ``priority`` work of ``queue`` (``queue`` itself for
-    ``normal`` or None). Raises ValueError for an unknown level."""
+    ``normal`` or None). Raises InvalidOption (a ValueError) for an unknown level."""
     if priority is None or priority == "normal":
         return queue
     if priority not in _LANE_LEVELS:
-        raise ValueError(f"priority must be one of {', '.join(LEVELS)}, not {priority!r}")
+        raise InvalidOption(f"priority must be one of {', '.join(LEVELS)}, not {priority!r}")
     return f"{base(queue)}{SEPARATOR}{priority}"
 
 

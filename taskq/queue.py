@@ -37,6 +37,7 @@ from taskq.context import TaskContext
 from taskq.errors import (
     BacklogFull,
     DecodeError,
+    NotAMessage,
     PayloadTooLarge,
     RedisCommandError,
     ResultTimeout,
@@ -57,9 +58,9 @@ from taskq.records import (
 )
 from taskq.results import EventHub
 from taskq.retry import RetryPolicy
-from taskq.scripts import Scripts, SendItem, Sent, SyncScripts
+from taskq.scripts import Reused, Scripts, SendItem, Sent, SyncScripts
 from taskq.task import ContextTask, Seconds, Task, TaskOptions, seconds, takes_context
-from taskq.url_choice import UrlChoice, choose
+from taskq.url_choice import UrlChoice, UrlSource, choose
 
 if TYPE_CHECKING:
     from taskq.tracing import Tracing  # imported by taskq.tracing.instrument, when used
@@ -100,9 +101,11 @@ class TaskQueue:
 
     ``url`` and ``prefix`` (which namespaces every key) are fixed at construction: read-only;
     :meth:`configured` makes a copy with others. Limits: ``max_payload_bytes`` per encoded
-    message (refused at enqueue), ``max_backlog`` waiting entries per queue stream (and per
-    delayed set), records kept ``result_ttl`` after a task's last change, dead letters capped
-    at ``dead_letter_cap`` per queue (only dead letters are ever trimmed).
+    message (refused at enqueue), ``max_result_bytes`` per encoded return value (default: the
+    payload limit; a task returning more is dead-lettered ``result_too_large``),
+    ``max_backlog`` waiting entries per queue stream (and per delayed set), records kept
+    ``result_ttl`` after a task's last change, dead letters capped at ``dead_letter_cap`` per
+    queue (only dead letters are ever trimmed).
 
     ``min_replicas``: an enqueue succeeds only once that many replicas confirmed it within
     ``replicas_timeout`` (else :class:`~taskq.errors.NotReplicated`), and workers confirm
@@ -118,6 +121,7 @@ class TaskQueue:
         prefix: str = "taskq",
         default_queue: str = "default",
         max_payload_bytes: int = 1_048_576,
+        max_result_bytes: int | None = None,
         max_backlog: int = 1_000_000,
         result_ttl: Seconds = 3_600,
         dead_letter_cap: int = 100_000,
@@ -132,6 +136,9 @@ class TaskQueue:
         self._prefix = prefix
         self.default_queue = default_queue
         self.max_payload_bytes = max_payload_bytes
+        self.max_result_bytes = max_payload_bytes if max_result_bytes is None else max_result_bytes
+        if self.max_result_bytes < 1:
+            raise ValueError("max_result_bytes must be 1 or more")
         self.max_backlog = max_backlog
         self.result_ttl_ms = int((seconds(result_ttl) or 0) * 1000)
         self.dead_letter_cap = dead_letter_cap
@@ -354,7 +361,8 @@ class TaskQueue:
         ``copy.enqueue_many([task.message(...)])``."""
         copy = TaskQueue(url, prefix=self._prefix if prefix is None else prefix,
                          default_queue=self.default_queue,
-                         max_payload_bytes=self.max_payload_bytes, max_backlog=self.max_backlog,
+                         max_payload_bytes=self.max_payload_bytes,
+                         max_result_bytes=self.max_result_bytes, max_backlog=self.max_backlog,
                          dead_letter_cap=self.dead_letter_cap,
                          socket_timeout=self.socket_timeout_s, min_replicas=self.min_replicas,
                          replicas_timeout=self.replicas_timeout_ms / 1000,
@@ -457,12 +465,14 @@ class TaskQueue:
             self._sync_loop.close()
             self._sync_loop = None
 
-    def rebind(self, url: str, *, prefix: str | None = None) -> None:
+    def rebind(self, url: str | UrlChoice, *, prefix: str | None = None) -> None:
         """Point this queue at another Redis (and key prefix), or at the same one afresh: what
         tests do to an app's own queue (:mod:`taskq.testing`). Its connections are closed
         where their event loop still runs or waits (a test's loop after the test, a
         TestClient's loop in its thread), else forgotten; so is what it learnt about the old
-        Redis (known queues, backlogs)."""
+        Redis (known queues, backlogs). A URL given here is deliberate, not the app's code
+        disagreeing with ``TASKQ_REDIS_URL``: no warning about that variable; a
+        :class:`UrlChoice` (the queue's own :attr:`url_choice`, saved) restores one as it was."""
         loop = self._loop
         if loop is not None and not loop.is_closed():
             with contextlib.suppress(Exception):  # best effort: the connections are dropped
@@ -472,7 +482,10 @@ class TaskQueue:
                     asyncio.run_coroutine_threadsafe(self.aclose(), loop).result(
                         self.socket_timeout_s)
         self.close_sync()
-        self._url = choose(url)
+        if isinstance(url, UrlChoice):
+            self._url = url
+        elif url != self._url.url:
+            self._url = UrlChoice(url, UrlSource.CODE)  # no environment to disagree with
         self._url_checked = False
         if prefix is not None:
             self._prefix = prefix
@@ -543,7 +556,7 @@ class TaskQueue:
         unique key or a run-at time (``task.with_options(...).message(...)``) are added by
         the enqueue-with-options script, checked per queue and call.
         """
-        msgs = messages if isinstance(messages, list | tuple) else list(messages)
+        msgs = _messages(messages)
         if self.tracing is not None and self.tracing.untraced(msgs := list(msgs)):
             return await self.tracing.enqueue_many(self, msgs, delay=delay)
         if any(m.options is not None and options.routed(m.options) for m in msgs):
@@ -582,7 +595,7 @@ class TaskQueue:
     def _enqueue_many_sync(
         self, messages: Iterable[Message], delay: Seconds | None
     ) -> list[TaskHandle[Any]]:
-        msgs = messages if isinstance(messages, list | tuple) else list(messages)
+        msgs = _messages(messages)
         if self.tracing is not None and self.tracing.untraced(msgs := list(msgs)):
             return self.tracing.enqueue_many_sync(self, msgs, delay)
         if any(m.options is not None and options.routed(m.options) for m in msgs):
@@ -774,15 +787,13 @@ class TaskQueue:
         return out
 
     def _with_handles(self, queue: str, msgs: list[Message],
-                      r: list[Sent] | tuple[int, str]) -> list[TaskHandle[Any]]:
+                      r: list[Sent] | tuple[int, str] | Reused) -> list[TaskHandle[Any]]:
         if isinstance(r, tuple):
             raise BacklogFull(queue, r[0], self.max_backlog)
+        if isinstance(r, Reused):  # an HTTP request's key held for another: nothing added
+            raise UniqueKeyReused(r.unique_key, r.task_id)
         handles = []
         for sent, m in zip(r, msgs, strict=True):
-            opts = m.options
-            if (sent.deduplicated and opts is not None and opts.fingerprint
-                    and sent.fingerprint and sent.fingerprint != opts.fingerprint):
-                raise UniqueKeyReused(opts.key or "", sent.task_id)
             handles.append(TaskHandle(sent.task_id, self, self.registry.get(m.task),
                                       sent.due_ms or None, sent.deduplicated > 0))
         return handles
@@ -907,6 +918,16 @@ def _merge(n: int, routed: list[int], sent: list[TaskHandle[Any]],
     return [h if h is not None else next(it) for h in out]
 
 
+def _messages(messages: Iterable[Message]) -> Sequence[Message]:
+    """``messages`` as a sequence, each checked to be a Message (NotAMessage, a TypeError,
+    names what was given instead: a plain function, a task itself...)."""
+    msgs = messages if isinstance(messages, list | tuple) else list(messages)
+    for m in msgs:
+        if type(m) is not Message and not isinstance(m, Message):
+            raise NotAMessage(m)
+    return msgs
+
+
 def _delay_ms(delay: Seconds | None) -> int:
-    delay_s = seconds(delay)
+    delay_s = options.check_delay(seconds(delay))
     return int(delay_s * 1000) if delay_s is not None and delay_s > 0 else 0

@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript, Script
 from redis.exceptions import ResponseError
 
-from taskq import cluster, codec, ids
+from taskq import cluster, codec, ids, priority
 from taskq.codec import WorkflowRef
 from taskq.deadletter import DeadEntry
 from taskq.errors import DecodeError
@@ -203,6 +203,15 @@ class Throttled:
 
 
 @dataclass(frozen=True, slots=True)
+class KeyHeld:
+    """A unique key held by another task: ``holder`` lives (queued, delayed, running or
+    retrying), or succeeded and its key is kept (``kept``, unique_for)."""
+
+    holder: str
+    kept: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Reclaimed:
     """An entry taken over from a consumer whose lease ran out."""
 
@@ -236,6 +245,15 @@ class Sent:
 
 
 @dataclass(frozen=True, slots=True)
+class Reused:
+    """The enqueue-with-options script's refusal: ``unique_key`` is held by ``task_id`` (''
+    when an earlier message of the same call has it) for other arguments; nothing was added."""
+
+    unique_key: str
+    task_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class SendItem:
     """One message for the enqueue-with-options script (see :mod:`taskq.options`)."""
 
@@ -246,11 +264,25 @@ class SendItem:
     fingerprint: str = ""
 
 
+@cache
+def lane_keys(prefix: str, queue: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The names of every priority lane of ``queue``'s queue (high, normal, low) and their
+    stream, delayed set and entries hash each: where the holder of a unique key (held per
+    queue, see :meth:`QueueKeys.unique`) is looked for."""
+    names = priority.lanes(queue)
+    flat: list[str] = []
+    for name in names:
+        k = QueueKeys(prefix, name)
+        flat += (k.stream, k.delayed, k.entries)
+    return names, tuple(flat)
+
+
 def _send_args(keys: QueueKeys, items: Sequence[SendItem],
                limit: int) -> tuple[list[str], list[Any]]:
-    key_list = [keys.stream, keys.delayed, keys.payloads, keys.entries]
+    names, lanes = lane_keys(keys.prefix, keys.queue)
+    key_list = [keys.stream, keys.delayed, keys.payloads, keys.entries, *lanes]
     index: dict[str, int] = {}
-    args: list[Any] = [limit, keys.queue]
+    args: list[Any] = [limit, keys.queue, *names]
     for item in items:
         k = 0
         if item.unique_key is not None:
@@ -262,9 +294,13 @@ def _send_args(keys: QueueKeys, items: Sequence[SendItem],
     return key_list, args
 
 
-def _sent(r: list[Any]) -> list[Sent] | tuple[int, str]:
+def _sent(r: list[Any], items: Sequence[SendItem],
+          n_keys: int) -> list[Sent] | tuple[int, str] | Reused:
     if int(r[0]) == 0:
         return int(r[1]), _s(r[2])
+    if int(r[0]) == 2:  # KEYS index: the unique keys come last in KEYS, in first use order
+        distinct = list(dict.fromkeys(i.unique_key for i in items if i.unique_key is not None))
+        return Reused(distinct[int(r[2]) - (n_keys - len(distinct) + 1)], _s(r[1]))
     return [Sent(_s(r[i]), int(r[i + 1]), int(r[i + 2]), _s(r[i + 3]))
             for i in range(1, len(r), 4)]
 
@@ -273,6 +309,14 @@ def _scheduled(r: list[Any]) -> list[int] | int:
     if int(r[0]) == 0:
         return int(r[1])
     return [int(x) for x in r[1:]]
+
+
+def _renew_args(consumer: str, entry_ids: Sequence[str]) -> tuple[Any, ...]:
+    return (GROUP, consumer, len(entry_ids) + 64, *entry_ids)
+
+
+def _renew_slots_args(slots: Sequence[tuple[str, str]], lease_ms: int) -> tuple[Any, ...]:
+    return (lease_ms, *(t for _, t in slots))
 
 
 def _unique_lines(keys: QueueKeys, items: Sequence[Completable], key_list: list[str]) -> str:
@@ -377,12 +421,13 @@ class Scripts:
 
     async def enqueue_with(
         self, *, keys: QueueKeys, items: Sequence[SendItem], limit: int
-    ) -> list[Sent] | tuple[int, str]:
+    ) -> list[Sent] | tuple[int, str] | Reused:
         """Enqueue messages with options (unique keys checked and held in the same step):
         one :class:`Sent` per item, or (backlog, 'stream' | 'delayed') when ``limit``
-        refused the batch (then nothing was added)."""
+        refused the batch, or :class:`Reused` when a request's key is held for another
+        request (then nothing was added)."""
         key_list, args = _send_args(keys, items, limit)
-        return _sent(await self._call("enqueue_with", key_list, args))
+        return _sent(await self._call("enqueue_with", key_list, args), items, len(key_list))
 
     async def unique_release(self, *, keys: QueueKeys, key: str, task_id: str) -> None:
         """Release unique ``key`` while it holds ``task_id`` (a task cancelled unrun)."""
@@ -553,9 +598,7 @@ class Scripts:
         self, *, keys: QueueKeys, consumer: str, entry_ids: Sequence[str]
     ) -> list[str]:
         """Renew leases; returns the held entry ids no longer owned."""
-        r = await self._call(
-            "renew", (keys.stream,), (GROUP, consumer, len(entry_ids) + 64, *entry_ids)
-        )
+        r = await self._call("renew", (keys.stream,), _renew_args(consumer, entry_ids))
         return [_s(x) for x in r]
 
     async def throttle(
@@ -597,7 +640,7 @@ class Scripts:
         if not slots:
             return 0
         return int(await self._call("renew_slots", [k for k, _ in slots],
-                                    (lease_ms, *(t for _, t in slots))))
+                                    _renew_slots_args(slots, lease_ms)))
 
     # -- a worker's maintenance --------------------------------------------------------------
 
@@ -677,40 +720,82 @@ class Scripts:
                                      (name, "1" if paused else "0")))
 
     async def replay(
-        self, *, keys: QueueKeys, dead_id: str, payload: bytes, task_id: str
-    ) -> str | None:
-        """Move a dead letter back to the stream (its dead record dropped); None if gone."""
-        r = await self._call(
-            "replay", (keys.dead, keys.stream, keys.entries, _bucket_key(keys, task_id)),
-            (dead_id, payload, task_id),
-        )
+        self, *, keys: QueueKeys, dead_id: str, payload: bytes, task_id: str,
+        unique: str | None = None,
+    ) -> str | KeyHeld | None:
+        """Move a dead letter back to the stream (its dead record dropped), taking its task's
+        unique key ``unique`` (the full key, as in the envelope) again in the same step: the
+        new entry id; :class:`KeyHeld` when another task holds the key (nothing done); None
+        when the dead letter is gone."""
+        key_list = [keys.dead, keys.stream, keys.entries, _bucket_key(keys, task_id)]
+        args: list[Any] = [dead_id, payload, task_id]
+        if unique is not None:
+            names, lanes = lane_keys(keys.prefix, keys.queue)
+            key_list += (keys.unique(unique), *lanes)
+            args += names
+        r = await self._call("replay", key_list, args)
+        if isinstance(r, list):
+            return KeyHeld(_s(r[0]), _s(r[1]) == "s")
         return _s(r) if r else None
 
-    async def purge(self, *, keys: QueueKeys, batch: int) -> tuple[int, int]:
-        """Remove up to ``batch`` waiting tasks: (from the stream, from the delayed set)."""
-        r = await self._call(
-            "purge",
-            (keys.stream, keys.delayed, keys.payloads, keys.entries, keys.stats),
-            (GROUP, batch),
-        )
-        return int(r[0]), int(r[1])
+    async def purge(
+        self, *, keys: QueueKeys, entries: Sequence[tuple[str, str, str | None]],
+        delayed: Sequence[tuple[str, str | None]],
+    ) -> tuple[int, int, int]:
+        """Remove the waiting tasks chosen: ``entries`` (entry id, task id, unique key or None)
+        still undelivered, ``delayed`` (task id, unique key or None) still delayed, releasing
+        their unique keys in the same step: (removed from the stream, from the delayed set,
+        unique keys released)."""
+        key_list = [keys.stream, keys.delayed, keys.payloads, keys.entries, keys.stats]
+        index: dict[str, int] = {}
+
+        def at(unique: str | None) -> int:
+            if unique is None:
+                return 0
+            if unique not in index:
+                key_list.append(keys.unique(unique))
+                index[unique] = len(key_list)
+            return index[unique]
+
+        args: list[Any] = [GROUP, keys.queue, len(entries)]
+        for entry_id, task_id, unique in entries:
+            args += (entry_id, task_id, at(unique))
+        for task_id, unique in delayed:
+            args += (task_id, at(unique))
+        r = await self._call("purge", key_list, args)
+        return int(r[0]), int(r[1]), int(r[2])
 
 
 class SyncScripts:
-    """The producer-side scripts for synchronous code (``enqueue_sync``); the same contract as
-    :class:`Scripts`."""
+    """The producer-side scripts for synchronous code (``enqueue_sync``), and the lease
+    renewals of a worker's lease keeper (:mod:`taskq.worker.loopwatch`, a thread of its own);
+    the same contract as :class:`Scripts`."""
 
     def __init__(self, client: SyncRedis) -> None:
         self._enqueue: Script = client.register_script(source("enqueue"))
         self._schedule: Script = client.register_script(source("schedule"))
         self._enqueue_with: Script = client.register_script(source("enqueue_with"))
+        self._renew: Script = client.register_script(source("renew"))
+        self._renew_slots: Script = client.register_script(source("renew_slots"))
+
+    def renew(self, *, keys: QueueKeys, consumer: str, entry_ids: Sequence[str]) -> list[str]:
+        """See :meth:`Scripts.renew`."""
+        r = self._renew(keys=[keys.stream], args=_renew_args(consumer, entry_ids))
+        return [_s(x) for x in r]
+
+    def renew_slots(self, *, slots: Sequence[tuple[str, str]], lease_ms: int) -> int:
+        """See :meth:`Scripts.renew_slots`."""
+        if not slots:
+            return 0
+        return int(self._renew_slots(keys=[k for k, _ in slots],
+                                     args=_renew_slots_args(slots, lease_ms)))
 
     def enqueue_with(
         self, *, keys: QueueKeys, items: Sequence[SendItem], limit: int
-    ) -> list[Sent] | tuple[int, str]:
+    ) -> list[Sent] | tuple[int, str] | Reused:
         """See :meth:`Scripts.enqueue_with`."""
         key_list, args = _send_args(keys, items, limit)
-        return _sent(self._enqueue_with(keys=key_list, args=args))
+        return _sent(self._enqueue_with(keys=key_list, args=args), items, len(key_list))
 
     def enqueue(
         self, *, keys: QueueKeys, payloads: Sequence[bytes], limit: int

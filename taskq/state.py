@@ -401,7 +401,20 @@ def _with_message(
         changes.update(task=msg.task, args=list(msg.args), kwargs=msg.kwargs,
                        enqueued_ms=msg.enqueued_ms or None,
                        attempts=max(rec.attempts, msg.attempts))
+        unknown_since = msg.options.unknown_since_ms if msg.options is not None else None
+        if unknown_since is not None and rec.error is None:  # (deferred by a worker)
+            changes.update(error_type="TaskNotRegistered", error=unknown_note(msg.task,
+                                                                             unknown_since))
     return dataclasses.replace(rec, status=status, **changes)
+
+
+def unknown_note(task: str, since_ms: int) -> str:
+    """What a task whose name a worker did not know is waiting for (it is still queued)."""
+    at = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(since_ms / 1000))
+    return (f"waiting for a worker that knows task {task}: a worker that does not know it "
+            f"handed it back at {at} UTC (its app does not import the task's module); it is "
+            f"dead-lettered as unknown_task if none knows it within the workers' deploy grace "
+            f"(--unknown-grace-s, 300 s by default)")
 
 
 def _text(value: Any) -> str:

@@ -20,7 +20,7 @@ from typing_extensions import TypedDict
 from taskq import codec, options
 from taskq.codec import Message
 from taskq.context import TaskContext
-from taskq.errors import TaskValidationError
+from taskq.errors import ContextMissing, InvalidOption, TaskValidationError
 from taskq.limits import Limits
 from taskq.priority import Priority, lane
 from taskq.retry import RetryPolicy
@@ -152,15 +152,33 @@ class Signature:
             # The common case, without inspect's binding: plain parameters, no duplicates.
             given = self._positional[: len(args)]
             if not kwargs.keys() & given:
-                data = {**self._defaults, **dict(zip(given, args, strict=True)), **kwargs}
-                if self._required <= data.keys():
-                    return data
+                # Missing ones too: validation names them along with every other error.
+                return {**self._defaults, **dict(zip(given, args, strict=True)), **kwargs}
+        if self._simple and len(args) <= len(self._positional):
+            self._unexpected(args, kwargs)
         try:
             bound = self._bind_sig.bind(*args, **kwargs)
         except TypeError as exc:
             raise TaskValidationError(self.name, [{"loc": (), "msg": str(exc)}]) from None
         bound.apply_defaults()
         return dict(bound.arguments)
+
+    def _unexpected(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """Raise for keyword arguments the task does not take, with every error of the others
+        (an HTTP body with a typo and a wrong type answers both at once)."""
+        extra = sorted(kwargs.keys() - self._names)
+        given = self._positional[: len(args)]
+        if not extra or kwargs.keys() & given:
+            return
+        errors: list[dict[str, Any]] = [
+            {"loc": (name,), "msg": "unexpected keyword argument",
+             "type": "unexpected_keyword_argument"} for name in extra]
+        known = {k: v for k, v in kwargs.items() if k in self._names}
+        try:
+            self._validate({**self._defaults, **dict(zip(given, args, strict=True)), **known})
+        except TaskValidationError as exc:
+            errors += exc.errors
+        raise TaskValidationError(self.name, errors)
 
     def _validate(self, data: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -302,7 +320,7 @@ class Task(Generic[P, R]):
 
     def _pop_delay(self, kwargs: dict[str, Any]) -> float | None:
         if "delay" in kwargs and "delay" not in self.signature.fields:
-            return seconds(kwargs.pop("delay"))
+            return options.check_delay(seconds(kwargs.pop("delay")))
         return None
 
     def message(self, *args: P.args, **kwargs: P.kwargs) -> Message:
@@ -349,17 +367,19 @@ class Task(Generic[P, R]):
         self, *, delay: Seconds | None = None, queue: str | None = None,
         key: str | None = None, unique_for: Seconds | None = None,
         at: datetime | None = None, expires: timedelta | datetime | None = None,
-        priority: Priority | None = None,
+        priority: Priority | None = None, concurrency_key: str | None = None,
     ) -> BoundTask[P, R]:
         """Enqueue options: ``delay`` or ``at`` (a timezone-aware time), another ``queue``, a
         ``priority`` level ("high", "normal", "low"; see :mod:`taskq.priority`), a unique
         ``key`` (kept ``unique_for`` after success), ``expires`` (not started by then: ends
-        ``expired``); see :mod:`taskq.options`. Raises ValueError for a naive ``at`` or
-        ``expires``, a malformed key, ``delay`` and ``at`` together, or an unknown level."""
+        ``expired``), a ``concurrency_key`` (at most the task's ``concurrency_limit``, or 1,
+        of this key at once); see :mod:`taskq.options`. Raises InvalidOption (a ValueError)
+        for a negative ``delay``, a naive ``at`` or ``expires``, a malformed key, ``delay`` and
+        ``at`` together, or an unknown level."""
         if priority is not None:
             lane(queue or self.options.queue, priority)  # check the level
         if delay is not None and at is not None:
-            raise ValueError("give delay or at, not both")
+            raise InvalidOption("give delay or at, not both")
         if at is not None:
             options.aware_ms(at, "at")
         if isinstance(expires, datetime):
@@ -367,9 +387,11 @@ class Task(Generic[P, R]):
         if key is not None:
             options.unique_key(self.name, key)
         if unique_for is not None and key is None:
-            raise ValueError("unique_for needs a key")
-        return BoundTask(self, seconds(delay), queue, priority, key, seconds(unique_for), at,
-                         expires)
+            raise InvalidOption("unique_for needs a key")
+        if concurrency_key is not None:
+            options.check_concurrency_key(concurrency_key)
+        return BoundTask(self, options.check_delay(seconds(delay)), queue, priority, key,
+                         seconds(unique_for), at, expires, concurrency_key)
 
     def step(
         self: Task[Concatenate[A, P2], R], *args: P2.args, **kwargs: P2.kwargs
@@ -398,6 +420,7 @@ class BoundTask(Generic[P, R]):
     unique_for_s: float | None = None
     at: datetime | None = None
     expires: timedelta | datetime | None = None
+    concurrency_key: str | None = None
 
     def message(self, *args: P.args, **kwargs: P.kwargs) -> Message:
         """A validated message with these options, for :meth:`TaskQueue.enqueue_many` (a
@@ -413,7 +436,8 @@ class BoundTask(Generic[P, R]):
     def _build(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Message:
         msg = self.task.build(args, kwargs, self.queue, self.priority)
         opts = options.build(self.task.name, key=self.key, unique_for=self.unique_for_s,
-                             at=self.at, expires=self.expires)
+                             at=self.at, expires=self.expires,
+                             concurrency_key=self.concurrency_key)
         return msg if opts is None else replace(msg, options=opts)
 
     async def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> TaskHandle[R]:
@@ -438,6 +462,8 @@ class ContextTask(Task[P, R]):
     def __call__(  # type: ignore[override]
         self, ctx: TaskContext, /, *args: P.args, **kwargs: P.kwargs
     ) -> Any:
+        if not isinstance(ctx, TaskContext):  # report("2024-01"): the context left out
+            raise ContextMissing(self.name, ctx)
         return self.fn(ctx, *args, **kwargs)
 
 

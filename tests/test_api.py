@@ -109,8 +109,14 @@ async def test_bad_arguments_are_422_with_pydantic_detail(client: httpx.AsyncCli
     assert detail[0]["type"] == "int_parsing"
     missing = await client.post("/enqueue/add", json={"a": 1}, headers=ADMIN)
     assert missing.status_code == 422
+    # every error at once: a wrong type and a missing argument, a typo too
+    both = await client.post("/enqueue/add", json={"a": "x"}, headers=ADMIN)
+    assert [(e["loc"], e["type"]) for e in both.json()["detail"]] == [
+        (["body", "a"], "int_parsing"), (["body", "b"], "missing")]
     extra = await client.post("/enqueue/add", json={"a": 1, "b": 2, "c": 3}, headers=ADMIN)
     assert extra.status_code == 422
+    typo = await client.post("/enqueue/add", json={"a": "x", "bb": 2}, headers=ADMIN)
+    assert sorted(e["loc"][1] for e in typo.json()["detail"]) == ["a", "b", "bb"]
     not_json = await client.post("/enqueue/add", content=b"{", headers=ADMIN)
     assert not_json.status_code == 422
     assert not_json.json()["detail"][0]["type"] == "json_invalid"
@@ -176,6 +182,32 @@ async def test_idempotency_key_gives_one_task(client: httpx.AsyncClient,
     bad = await client.post("/enqueue/add", json={"a": 1, "b": 2},
                             headers={**ADMIN, "Idempotency-Key": "x" * 300})
     assert bad.status_code == 422
+
+
+async def test_one_idempotency_key_for_concurrent_bodies_makes_one_task(
+    client: httpx.AsyncClient, app_tq: TaskQueue
+) -> None:
+    """The fingerprint is compared in the enqueue script, atomically: of concurrent requests
+    with one key and two bodies, those with the winner's body replay its answer and the others
+    are 422; one task. A Python enqueue of that key dedupes by the key alone (no 422 there),
+    and a request with a key a Python enqueue took answers that task."""
+    headers = {**ADMIN, "Idempotency-Key": "race"}
+    bodies = [{"a": 1, "b": i % 2} for i in range(10)]
+    answers = await asyncio.gather(*(
+        client.post("/enqueue/add", json=body, headers=headers) for body in bodies))
+    won = [(a, body) for a, body in zip(answers, bodies, strict=True) if a.status_code == 202]
+    winner = [body for a, body in won if not a.json()["idempotent_replay"]]
+    assert len(winner) == 1 and len({a.json()["id"] for a, _ in won}) == 1
+    for a, body in zip(answers, bodies, strict=True):
+        assert a.status_code == (202 if body == winner[0] else 422), (body, a.text)
+    assert await app_tq.redis.xlen(app_tq.keys("default").stream) == 1
+    add = app_tq.resolve_task("add")
+    code = await add.with_options(key="race").enqueue(7, 7)
+    assert (code.id, code.deduplicated) == (won[0][0].json()["id"], True)
+    held = await add.with_options(key="py").enqueue(1, 1)
+    r = await client.post("/enqueue/add", json={"a": 2, "b": 2},
+                          headers={**ADMIN, "Idempotency-Key": "py"})
+    assert r.status_code == 202 and r.json()["id"] == held.id and r.json()["idempotent_replay"]
 
 
 async def test_cancel_queued_and_delayed(client: httpx.AsyncClient) -> None:

@@ -59,7 +59,7 @@ async def test_dead_letters_list_show_replay_purge(
     # replay one by id: it runs again (and fails again), attempts counted from zero
     r = await client.post("/queues/default/dead/replay", json={"ids": [one["id"]]},
                           headers=ADMIN)
-    assert r.json() == {"queue": "default", "replayed": 1, "workflow_steps": []}
+    assert r.json() == {"queue": "default", "replayed": 1, "workflow_steps": [], "kept": []}
     # the replayed letter left the list at once (the others stay)
     gone = await client.get(f"/queues/default/dead/{one['id']}", headers=READ)
     assert gone.status_code == 404
@@ -79,7 +79,9 @@ async def test_dead_letters_list_show_replay_purge(
     assert rec["status"] == "dead" and rec["attempts"] == 1
     assert rec["started_ms"] >= one["failed_ms"]
 
-    purge = await client.post("/queues/default/dead/purge", json={}, headers=ADMIN)
+    unsaid = await client.post("/queues/default/dead/purge", json={}, headers=ADMIN)
+    assert unsaid.status_code == 422  # every dead letter: only with "all": true
+    purge = await client.post("/queues/default/dead/purge", json={"all": True}, headers=ADMIN)
     assert purge.json() == {"queue": "default", "purged": 3}
     assert await dead_count(client) == 0
     bad = await client.post("/queues/default/dead/purge", json={"nope": 1}, headers=ADMIN)

@@ -49,6 +49,8 @@ class Admin:
             self.calls.append((name, *args))
             if isinstance(self.answer, Exception):
                 raise self.answer
+            if name == "replay_dead_letters" and isinstance(self.answer, int):
+                return admin.Replay("?", self.answer)
             return self.answer
         return call
 
@@ -91,11 +93,11 @@ async def test_dead_letters_are_listed_with_the_limit_and_task_asked(
 
 async def test_a_page_starts_only_after_a_dead_letter_id(
         client: httpx.AsyncClient, dead: Admin) -> None:
-    for before in ("-", "+", "1732190000123", "x"):
+    for before in ("-", "+", "1732190000123", "x", "0-0"):
         r = await client.get("/queues/default/dead", params={"before": before}, headers=READ)
         assert (r.status_code, r.json()) == (422, {"detail": [
             {"loc": ["query", "before"], "type": "value_error",
-             "msg": "not a dead-letter id (<ms>-<seq>)"}]})
+             "msg": "not a dead-letter id (<ms>-<seq>, above 0-0)"}]})
     assert dead.calls == []
 
 
@@ -140,24 +142,44 @@ async def test_reading_dead_letters_needs_a_key(client: httpx.AsyncClient, dead:
 
 
 @pytest.mark.parametrize(("action", "counted"), [("replay", "replayed"), ("purge", "purged")])
-async def test_replay_and_purge_take_ids_a_task_or_everything(
+async def test_replay_and_purge_take_ids_a_task_or_all_true(
         client: httpx.AsyncClient, dead: Admin, action: str, counted: str) -> None:
     dead.answer = admin.Replay("mail", 2, ["mail:1-d0"]) if action == "replay" else 2
     want = {"queue": "mail", counted: 2}
     if action == "replay":
-        want["workflow_steps"] = ["mail:1-d0"]
+        want.update(workflow_steps=["mail:1-d0"], kept=[])
     url = f"/queues/mail/dead/{action}"
     bodies: list[dict[str, Any]] = [
-        {"content": b""}, {"content": b"  "}, {"json": None}, {"json": {}},
-        {"json": {"ids": ["1-0", "-", "+", "5", "2-0"]}}, {"json": {"task": "fail"}},
-        {"json": {"ids": [], "task": "fail"}}]
+        {"json": {"all": True}}, {"json": {"ids": ["1-0", "-", "+", "5", "2-0"]}},
+        {"json": {"task": "fail"}}, {"json": {"ids": [], "task": "fail"}},
+        {"json": {"all": True, "task": "fail"}}]
     for body in bodies:
         r = await client.post(url, headers=ADMIN, **body)
         assert (r.status_code, r.json()) == (200, want)
     name = "replay_dead_letters" if action == "replay" else "purge_dead"
-    assert dead.calls == [(name, "mail", None, None)] * 4 + [
-        (name, "mail", ["1-0", "2-0"], None), (name, "mail", None, "fail"),
-        (name, "mail", [], "fail")]
+    assert dead.calls == [
+        (name, "mail", None, None), (name, "mail", ["1-0", "2-0"], None),
+        (name, "mail", None, "fail"), (name, "mail", [], "fail"), (name, "mail", None, "fail")]
+    # every dead letter only when said: nothing else selects them all
+    for body in ({"content": b""}, {"content": b"  "}, {"json": None}, {"json": {}},
+                 {"json": {"ids": None}}, {"json": {"all": False}}):
+        r = await client.post(url, headers=ADMIN, **body)
+        assert r.status_code == 422, (body, r.text)
+        if "content" in body:  # blank is no body (not invalid JSON): told what to send
+            assert "say which dead letters" in r.json()["detail"][0]["msg"], r.text
+    assert len(dead.calls) == 5
+
+
+async def test_a_replay_lists_the_dead_letters_it_kept(
+        client: httpx.AsyncClient, dead: Admin) -> None:
+    kept = admin.KeptLetter("5-0", "mail:4-0", "send:k", "mail!high:6-0", False)
+    dead.answer = admin.Replay("mail", 1, kept=(kept,))
+    r = await client.post("/queues/mail/dead/replay", json={"all": True}, headers=ADMIN)
+    assert (r.status_code, r.json()) == (200, {"queue": "mail", "replayed": 1,
+                                               "workflow_steps": [], "kept": [{
+        "id": "5-0", "task_id": "mail:4-0", "key": "send:k", "holder": "mail!high:6-0",
+        "kept_after_success": False,
+        "reason": "its unique key 'send:k' is held by task mail!high:6-0, which lives"}]})
 
 
 @pytest.mark.parametrize("action", ["replay", "purge"])
@@ -193,14 +215,15 @@ async def test_an_unknown_queue_or_letter_is_404_and_redis_down_503(
                 ("POST", "/queues/nope/dead/purge", ADMIN)]
     for method, url, key in requests:
         dead.answer = admin.QueueNotFound("nope")
-        r = await client.request(method, url, headers=key)
+        body = {"all": True} if method == "POST" else None
+        r = await client.request(method, url, headers=key, json=body)
         assert (r.status_code, r.json()) == (404, {"detail": "no queue named 'nope'"})
         dead.answer = admin.DeadLetterNotFound("nope", "1-0")
-        r = await client.request(method, url, headers=key)
+        r = await client.request(method, url, headers=key, json=body)
         assert (r.status_code, r.json()) == (
             404, {"detail": "no dead letter '1-0' in queue 'nope'"})
         dead.answer = RedisUnavailable("down")
-        r = await client.request(method, url, headers=key)
+        r = await client.request(method, url, headers=key, json=body)
         assert r.status_code == 503
     assert len(dead.calls) == 12
 

@@ -267,7 +267,7 @@ def test_dead_letters_list_show_replay_purge(cli: Callable[..., Result], on_redi
     refused = cli("dead", "replay", "jobs", dead_ids[0])  # no terminal, no --yes
     assert refused.exit_code == 1
     assert as_json(cli("dead", "replay", "jobs", dead_ids[0], "--yes", "--json")) == {
-        "queue": "jobs", "replayed": 1, "workflow_steps": []}
+        "queue": "jobs", "replayed": 1, "workflow_steps": [], "kept": []}
     rec = as_json(cli("task", "jobs:1000-0", "--json"))
     assert (rec["status"], rec["attempts"], rec["kwargs"]) == ("queued", 0, {"n": 0})
     assert as_json(cli("dead", "purge", "jobs", "--task", "flaky", "--yes", "--json")) == {

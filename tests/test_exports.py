@@ -48,7 +48,7 @@ def test_every_exported_exception_derives_from_the_base() -> None:
         name for name in taskq.__all__
         if isinstance(getattr(taskq, name), type) and issubclass(getattr(taskq, name), Exception)
     }
-    assert len(exceptions) == 25
+    assert len(exceptions) == 28
     for name in exceptions - {"Retry"}:  # Retry is a request for another attempt, not an error
         assert issubclass(getattr(taskq, name), taskq.TaskqError), name
         assert name in (taskq.errors.__doc__ or ""), f"{name} missing from the error tree"

@@ -7,10 +7,11 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
-from taskq import RedisUnavailable, TaskQueue
+from taskq import RedisUnavailable, TaskQueue, TaskValidationError
 from taskq.fastapi import (
     ApiConfig,
     ApiKeys,
@@ -27,10 +28,11 @@ class User(BaseModel):
     email: str
 
 
-def sample_app(tq: TaskQueue) -> FastAPI:
+def sample_app(tq: TaskQueue, handlers: bool = True) -> FastAPI:
     note = tq.registry["note"]
     app = FastAPI(lifespan=lifespan(tq))
-    add_exception_handlers(app)
+    if handlers:
+        add_exception_handlers(app)
     app.include_router(taskq_router(tq, ApiConfig(keys=ApiKeys.from_keys(admin=[ADMIN_KEY]))),
                        prefix="/v1/taskq")
 
@@ -93,16 +95,41 @@ async def test_nothing_is_enqueued_when_the_route_fails(app_tq: TaskQueue) -> No
     assert await notes(app_tq) == []
 
 
-async def test_backlog_full_in_a_user_route_is_429(redis_url: str, prefix: str) -> None:
+@pytest.mark.parametrize("handlers", [True, False])
+async def test_backlog_full_in_a_user_route_is_429(redis_url: str, prefix: str,
+                                                   handlers: bool) -> None:
     tq = build(prefix, redis_url, max_backlog=1)
     try:
-        transport = httpx.ASGITransport(app=sample_app(tq))
+        transport = httpx.ASGITransport(app=sample_app(tq, handlers))
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
             r = await client.post("/async-users", json={"email": "a@example.com"})
             assert r.status_code == 429
             assert "retry-after" in r.headers
     finally:
         await tq.aclose()
+
+
+async def test_durable_tasks_answer_422_without_add_exception_handlers(
+        app_tq: TaskQueue) -> None:
+    """The README's app (no add_exception_handlers): a bad add_task is a 422 with every
+    error, not a 500; an app's own handler for the error still wins."""
+    app = sample_app(app_tq, handlers=False)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        r = await client.post("/bad-args")
+        assert r.status_code == 422, r.text
+        assert [e["loc"] for e in r.json()["detail"]] == [["body", "value"]]
+
+    async def own(_request: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse({"mine": str(exc)}, 418)
+
+    app = sample_app(app_tq, handlers=False)
+    app.add_exception_handler(TaskValidationError, own)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        r = await client.post("/bad-args")
+        assert r.status_code == 418 and "mine" in r.json()
+    assert await notes(app_tq) == []
 
 
 async def test_router_mounted_under_the_users_prefix(app_tq: TaskQueue) -> None:

@@ -13,10 +13,16 @@ from typing import Any
 import httpx
 import msgpack
 import pytest
+from fastapi import FastAPI
+from redis.exceptions import ResponseError
 
-from taskq import TaskQueue, TaskStatus, codec, ids
-from taskq.errors import DecodeError, TaskValidationError
+from taskq import TaskQueue, TaskStatus, admin, codec, ids
+from taskq.dashboard.routes import ASSETS
+from taskq.errors import DecodeError, RedisCommandError, TaskValidationError
+from taskq.fastapi import ApiConfig, ApiKeys, lifespan, taskq_router
 from taskq.integrations.access_log import RedactCredentials, redact_query
+from taskq.integrations.errors import to_http
+from taskq.integrations.hosts import host_allowed, host_name, normalized
 from taskq.records import bucket_key, encode_record
 from tests.api_fixtures import ADMIN, ADMIN_KEY, READ, READ_KEY, make_app, serve
 
@@ -430,3 +436,191 @@ async def test_dead_letter_ids_that_redis_reads_as_ranges_name_none(
     assert (await client.get("/queues/default/dead/5-1", headers=READ)).json()["entry"] == "5-1"
     r = await client.post("/queues/default/dead/purge", headers=ADMIN, json={"ids": ["5-1"]})
     assert r.json()["purged"] == 1
+
+
+# -- security review, finding 3: DNS rebinding while authentication is off ----------------
+
+async def test_dns_rebinding_hosts_are_refused_while_authentication_is_off(
+    app_tq: TaskQueue
+) -> None:
+    async with serve(make_app(app_tq, auth_disabled=True, api_keys="", api_read_keys="",
+                              allowed_hosts="devbox, .corp.internal")) as client:
+        port = client.base_url.port
+        root = f"http://127.0.0.1:{port}"
+        evil = {"Host": f"evil.example:{port}", "Origin": f"http://evil.example:{port}"}
+        r = await client.post("/queues/default/pause", headers=evil)
+        assert r.status_code == 421, r.text
+        assert "TASKQ_ALLOWED_HOSTS" in r.json()["detail"]
+        assert (await client.post("/enqueue/add", json={"a": 1, "b": 2}, headers=evil)
+                ).status_code == 421
+        for path in ("/v1/queues", "/v1/registry", "/v1/queues/default/dead", "/metrics",
+                     "/ui/", "/openapi.json", "/docs"):
+            r = await client.get(root + path, headers={"Host": f"evil.example:{port}"})
+            assert r.status_code == 421, (path, r.status_code, r.text[:200])
+        for host in ("devbox.evil.example", "notcorp.internal", "localhost.evil.example",
+                     "127.0.0.1.evil.example", "evil.example:127.0.0.1"):
+            r = await client.get("/queues", headers={"Host": host})
+            assert r.status_code == 421, host
+        assert await app_tq.redis.xlen(app_tq.keys("default").stream) == 0
+        info = await client.get("/queues/default")
+        assert info.status_code == 200 and info.json()["paused"] is False
+        for host in (f"localhost:{port}", "LOCALHOST", f"127.0.0.1:{port}", f"[::1]:{port}",
+                     "10.1.2.3", "[fe80::1]", f"app.localhost:{port}", f"devbox:{port}",
+                     "corp.internal", f"api.corp.internal:{port}", "localhost."):
+            r = await client.get("/queues", headers={"Host": host})
+            assert r.status_code == 200, (host, r.text)
+        assert (await client.get(root + "/ui/", headers={"Host": f"localhost:{port}"})
+                ).status_code == 200
+        ok = await client.post("/queues/default/pause",
+                               headers={"Host": f"localhost:{port}",
+                                        "Origin": f"http://localhost:{port}"})
+        assert ok.status_code == 200
+    # with API keys the Host is not checked: a rebinding page has no key
+    async with serve(make_app(app_tq)) as client:
+        r = await client.get("/queues", headers={**READ, "Host": "evil.example"})
+        assert r.status_code == 200
+
+
+async def test_taskq_router_checks_hosts_while_authentication_is_off(app_tq: TaskQueue) -> None:
+    app = FastAPI(lifespan=lifespan(app_tq))
+    app.include_router(taskq_router(app_tq, ApiConfig(keys=ApiKeys.off(),
+                                                      allowed_hosts=("ops.example",))),
+                       prefix="/taskq")
+    async with serve(app) as client:
+        root = f"http://127.0.0.1:{client.base_url.port}/taskq"
+        assert (await client.get(root + "/queues", headers={"Host": "evil.example"})
+                ).status_code == 421
+        assert (await client.get(root + "/ui/", headers={"Host": "evil.example"})
+                ).status_code == 421
+        assert (await client.get(root + "/queues", headers={"Host": "ops.example"})
+                ).status_code == 200
+        assert (await client.get(root + "/queues")).status_code == 200
+
+
+def test_host_names() -> None:
+    assert host_name("[::1]:8000") == "::1" and host_name("Example.COM.:80") == "example.com"
+    assert host_name("::1") == "::1"
+    assert host_allowed(None)  # no Host: HTTP/1.0, not a browser
+    assert not host_allowed("")
+    assert not host_allowed("evil.example", normalized(["", " "]))
+    assert host_allowed("anything.example", normalized(["*"]))
+    assert host_allowed("Api.Example:1", normalized([" API.example:8000 "]))
+    assert host_allowed("a.b.example", normalized(["*.b.example"]))
+    assert not host_allowed("ab.example", normalized(["*.b.example", ".b.example"]))
+
+
+# -- finding 6: a cursor Redis cannot use, a Redis error reply ----------------------------
+
+async def test_dead_letter_cursor_0_0_is_422_and_keeps_the_connection(
+    client: httpx.AsyncClient, app_tq: TaskQueue
+) -> None:
+    dead = app_tq.keys("default").dead
+    await app_tq.redis.xadd(dead, {"id": "default:5-0", "entry": "5-0", "task": "add",
+                                   "reason": "max_attempts"}, id="5-0")
+    health = b"GET /v1/health HTTP/1.1\r\nHost: t\r\n\r\n"
+    page = (f"GET /v1/queues/default/dead?before=0-0 HTTP/1.1\r\nHost: t\r\n"
+            f"X-API-Key: {READ_KEY}\r\n\r\n").encode()
+    answers = await raw_exchange(client.base_url.port or 0, [page, health])
+    assert [status for status, _ in answers] == [422, 200], answers
+    assert json.loads(answers[0][1])["detail"][0]["loc"] == ["query", "before"]
+    for bad in ("garbage", "0", "-", "(5-0"):
+        r = await client.get("/queues/default/dead", params={"before": bad}, headers=READ)
+        assert r.status_code == 422, (bad, r.text)
+    r = await client.get("/queues/default/dead", params={"before": "5-0"}, headers=READ)
+    assert r.status_code == 200 and r.json() == []
+    # the library: nothing is older than 0-0 (Redis refuses "(0-0" as a range's end)
+    assert await admin.dead_letters(app_tq, "default", before="0-0") == []
+    assert len(await admin.dead_letters(app_tq, "default", before="6-0")) == 1
+
+
+async def test_a_redis_error_reply_is_a_clean_answer_and_keeps_the_connection(
+    client: httpx.AsyncClient, app_tq: TaskQueue
+) -> None:
+    keys = app_tq.keys("default")
+    await app_tq.redis.set(keys.dead, "not a stream")  # WRONGTYPE for every dead-letter read
+    health = b"GET /v1/health HTTP/1.1\r\nHost: t\r\n\r\n"
+    dead = (f"GET /v1/queues/default/dead HTTP/1.1\r\nHost: t\r\n"
+            f"X-API-Key: {READ_KEY}\r\n\r\n").encode()
+    answers = await raw_exchange(client.base_url.port or 0, [dead, health, dead])
+    assert [status for status, _ in answers] == [503, 200, 503], answers
+    detail = json.loads(answers[0][1])["detail"]
+    assert "WRONGTYPE" in detail and "127.0.0.1" not in detail
+
+
+def test_redis_error_replies_map_to_4xx_or_503() -> None:
+    bad = to_http(RedisCommandError("ERR Invalid stream ID specified as stream command "
+                                    "argument"))
+    assert bad is not None and bad.status_code == 400
+    other = to_http(RedisCommandError("WRONGTYPE Operation against a key holding the wrong "
+                                      "kind of value"))
+    assert other is not None and other.status_code == 503 and other.headers
+    assert to_http(ResponseError("ERR x")) is None  # raw ones: translated by the app's handler
+
+
+# -- finding 7: purging or replaying every dead letter must be said -----------------------
+
+async def test_every_dead_letter_needs_all_true(
+    client: httpx.AsyncClient, app_tq: TaskQueue
+) -> None:
+    dead = app_tq.keys("default").dead
+    for entry in ("5-0", "6-0", "7-0"):
+        await app_tq.redis.xadd(dead, {"id": f"default:{entry}", "entry": entry, "task": "add",
+                                       "reason": "max_attempts"}, id=entry)
+    for action in ("purge", "replay"):
+        url = f"/queues/default/dead/{action}"
+        for body in ({"ids": None}, {}, {"task": None}, {"ids": None, "task": None},
+                     {"all": False}, {"all": None}, {"all": True, "ids": ["5-0"]}, None):
+            r = await client.post(url, json=body, headers=ADMIN)
+            assert r.status_code == 422, (action, body, r.text)
+        for raw in (b"", b"null", b"  "):
+            r = await client.post(url, content=raw,
+                                  headers={**ADMIN, "Content-Type": "application/json"})
+            assert r.status_code == 422, (action, raw, r.text)
+        assert await app_tq.redis.xlen(dead) == 3
+    r = await client.post("/queues/default/dead/purge", json={"ids": None}, headers=ADMIN)
+    message = r.json()["detail"][0]["msg"]
+    assert "may not be null" in message and '"all": true' in message
+    r = await client.post("/queues/default/dead/purge", json={"ids": []}, headers=ADMIN)
+    assert r.json()["purged"] == 0
+    r = await client.post("/queues/default/dead/purge", json={"task": "other"}, headers=ADMIN)
+    assert r.json()["purged"] == 0
+    r = await client.post("/queues/default/dead/purge", json={"all": True, "task": "other"},
+                          headers=ADMIN)
+    assert r.json()["purged"] == 0 and await app_tq.redis.xlen(dead) == 3
+    r = await client.post("/queues/default/dead/purge", json={"all": True}, headers=ADMIN)
+    assert r.status_code == 200 and r.json()["purged"] == 3
+
+
+async def test_the_schema_shows_that_all_must_be_said(client: httpx.AsyncClient) -> None:
+    root = f"http://127.0.0.1:{client.base_url.port}"
+    schema = (await client.get(root + "/openapi.json", headers=READ)).json()
+    body = schema["paths"]["/v1/queues/{name}/dead/purge"]["post"]["requestBody"]
+    assert body["required"] is True
+    selection = body["content"]["application/json"]["schema"]
+    assert selection["properties"]["all"]["type"] == "boolean"
+    assert selection["properties"]["ids"]["type"] == "array"  # not nullable
+    assert {"all": True} in selection["examples"] and {} not in selection["examples"]
+
+
+def test_the_dashboard_says_all_to_purge_or_replay_everything() -> None:
+    script = (ASSETS / "js" / "pages" / "dead_list.js").read_text()
+    assert "{ all: true }" in script and ": {}))" not in script
+
+
+# -- finding 8: more credential names in the access log -----------------------------------
+
+@pytest.mark.parametrize("name", [
+    "jwt", "JWT", "bearer", "code", "Code", "access_token", "id_token", "refresh_token",
+    "signature", "X-Amz-Signature", "sig", "auth", "apikey", "API_KEY", "password", "secret",
+    "token", "key", "auth_code", "hmac-sig", "otp", "api%5Fkey", "%4Awt"])
+def test_credential_query_parameters_are_redacted(name: str) -> None:
+    assert redact_query(f"/v1/x?n=1&{name}=s3cret&b=2") == f"/v1/x?n=1&{name}=[redacted]&b=2"
+
+
+def test_path_parameters_and_harmless_names() -> None:
+    assert redact_query("/v1/x;token=s3cret/y") == "/v1/x;token=[redacted]/y"
+    assert redact_query("/v1/x;JWT=s3cret;v=1?code=c") == "/v1/x;JWT=[redacted];v=1?code=[redacted]"
+    assert redact_query("/v1/x%3Bapikey%3Ds3cret") == "/v1/x%3Bapikey%3D[redacted]"
+    for harmless in ("/v1/x?postcode=1&encode=2&n=3", "/v1/x;v=1/y", "/v1/tasks/q:1-0",
+                     "/v1/x?zipcode=9&design=a"):
+        assert redact_query(harmless) == harmless

@@ -361,3 +361,46 @@ async def test_a_freed_slot_wakes_a_waiting_task_at_once(
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_wake_leaves_a_former_waiter_that_now_waits_for_its_rate(tq: TaskQueue) -> None:
+    """A task limited by a rate and a concurrency limit waits for a slot (listed among the
+    waiters), comes back, and now waits for its start slot on the rate (in the delayed set, a
+    minute away). A slot freed meanwhile must not wake it: back early, it would start at once
+    (its start slot is "still ahead") and the rate would be broken."""
+    @tq.task
+    async def job(n: int) -> None: ...
+
+    keys = tq.keys("default")
+    slots, rate = keys.limit("run", "job"), keys.limit("rate", "job")
+    a, b, c = [await job.enqueue(i) for i in range(3)]
+
+    async def throttle(entry: str, payload: bytes, task_id: str, **kw: Any) -> Any:
+        args = {"rate_key": rate, "interval_ms": 1.0, "slots_key": slots, "limit": 1,
+                "lease_ms": 60_000, "wait_ms": 250, **kw}
+        return await tq.scripts.throttle(keys=keys, consumer="w", entry_id=entry,
+                                         deliveries=1, task_id=task_id, payload=payload,
+                                         **args)
+
+    ea, pa = await _delivered(tq)
+    assert (await throttle(ea, pa, a.id)).start  # a holds the only slot
+    eb, pb = await _delivered(tq)
+    await asyncio.sleep(0.01)  # (past a's 1 ms booking)
+    waited = await throttle(eb, pb, b.id)
+    assert waited.why == "concurrency"
+    waiters = keys.waiters(slots)
+    assert await tq.redis.zscore(waiters, b.id) is not None
+    # c starts under the rate alone with a long interval: the next start is a minute away
+    ec, pc = await _delivered(tq)
+    assert (await throttle(ec, pc, c.id, interval_ms=60_000.0, slots_key=None, limit=0)).start
+    # b comes back (its wait over) and must now wait for its start slot on the rate
+    await tq.redis.zadd(keys.delayed, {b.id: 0})
+    assert (await tq.scripts.promote(keys=keys, count=10))[0] == 1
+    eb, pb = await _delivered(tq)
+    paced = await throttle(eb, pb, b.id, interval_ms=60_000.0)
+    assert paced.why == "rate" and paced.due_ms - int(time.time() * 1000) > 30_000
+    # a ends (its slot freed) and its waiters are woken: b is not one any more
+    await tq.redis.zrem(slots, a.id)
+    assert await tq.scripts.wake(keys=keys, slots_key=slots, count=1) == 0
+    assert await tq.redis.zscore(keys.delayed, b.id) == paced.due_ms
+    assert await tq.redis.xlen(keys.stream) == 2  # a and c, held

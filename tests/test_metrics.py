@@ -86,7 +86,7 @@ async def test_worker_metrics_count_outcomes(
     first = await eventually(lambda: scrape(url), timeout=20, what="the metrics endpoint")
     assert outcomes(first) == dict.fromkeys(
         ["processed", "succeeded", "failed", "retried", "dead", "lost_leases", "reclaimed",
-         "deferred", "expired", "throttled"], 0.0)
+         "deferred", "handed_back", "expired", "throttled"], 0.0)
     assert value(first, "taskq_worker_up") == 1.0
     assert value(first, "taskq_worker_concurrency") == 4.0
     up = next(s for s in first if s.name == "taskq_worker_up")
@@ -100,8 +100,8 @@ async def test_worker_metrics_count_outcomes(
     await boom.enqueue()
     # 5 marks succeed; boom runs twice: a retry, then a dead letter
     want = {"processed": 7.0, "succeeded": 5.0, "failed": 2.0, "retried": 1.0, "dead": 1.0,
-            "lost_leases": 0.0, "reclaimed": 0.0, "deferred": 0.0, "expired": 0.0,
-            "throttled": 0.0}
+            "lost_leases": 0.0, "reclaimed": 0.0, "deferred": 0.0, "handed_back": 0.0,
+            "expired": 0.0, "throttled": 0.0}
 
     async def counted() -> list[Sample] | None:
         samples = await scrape(url)

@@ -267,7 +267,7 @@ async def test_dead_counts_each_dead_letter_and_logs_it(
         await outcomes.dead(Delivery("default", "1-0", 1, b"", task_id="t1"), Message("send"),
                             "not_retryable", "E", "x" * 300)
     [warned] = caplog.records
-    assert warned.getMessage() == "task t1 dead-lettered (not_retryable): " + "x" * 200
+    assert warned.getMessage() == "task t1 dead-lettered (not_retryable): " + "x" * 200 + "..."
     assert warned.__dict__["task_id"] == "t1"
     await outcomes.dead(Delivery("default", "2-0", 1, b"", task_id="t2"), Message("send"),
                         "not_retryable", "E", "e")

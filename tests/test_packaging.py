@@ -5,10 +5,12 @@ whatever the current directory holds."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -148,3 +150,12 @@ def test_taskq_api_serves_the_projects_app_with_taskqs_service(hostile_project: 
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def test_the_testing_extra_installs_what_the_plugin_and_the_documented_tests_need() -> None:
+    """``pip install 'taskq-streams[testing]'`` then ``pytest``: the plugin's fixtures need
+    pytest, async tests pytest-asyncio, FastAPI's TestClient httpx (docs/testing.md)."""
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    extra = project["project"]["optional-dependencies"]["testing"]
+    names = {re.split(r"[\[<>=;]", req, maxsplit=1)[0].strip() for req in extra}
+    assert {"fakeredis", "pytest", "pytest-asyncio", "httpx"} <= names, extra

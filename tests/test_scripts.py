@@ -24,8 +24,10 @@ from taskq.scripts import (
     NAMES,
     WORKFLOW_PRELUDE,
     Completion,
+    KeyHeld,
     Reclaimed,
     Scripts,
+    SendItem,
     SyncScripts,
     _bucket,
     source,
@@ -278,7 +280,9 @@ async def test_reclaim_reads_triples_and_the_missing_count() -> None:
 async def test_promote_purge_forget_and_replay_pass_their_arguments() -> None:
     scripts, call = recorded([b"2", 1])
     assert await scripts.promote(keys=K, count=10) == (2, 1)
-    assert await scripts.purge(keys=K, batch=100) == (2, 1)
+    call.answer = [2, 1, 1]
+    assert await scripts.purge(keys=K, entries=[("1-0", TASK, "job:k"), ("2-0", "d:2-0", None)],
+                               delayed=[("d:3-d1", "job:k"), ("d:4-d2", None)]) == (2, 1, 1)
     call.answer = 1
     assert await scripts.forget_consumer(keys=K, consumer="w1") is True
     call.answer = b"8-0"
@@ -291,8 +295,38 @@ async def test_promote_purge_forget_and_replay_pass_their_arguments() -> None:
     forget = ("forget_consumer", [K.stream], ["taskq", "w1"])
     assert call.calls == [
         ("promote", [K.delayed, K.payloads, K.entries, K.stream, K.stats], [10]),
-        ("purge", [K.stream, K.delayed, K.payloads, K.entries, K.stats], ["taskq", 100]),
+        ("purge", [K.stream, K.delayed, K.payloads, K.entries, K.stats, K.unique("job:k")],
+         ["taskq", K.queue, 2, "1-0", TASK, 6, "2-0", "d:2-0", 0, "d:3-d1", 6, "d:4-d2", 0]),
         forget, replay, forget, replay]
+
+
+def _lanes(prefix: str, queue: str) -> list[str]:
+    out = []
+    for q in (f"{queue}!high", queue, f"{queue}!low"):
+        k = QueueKeys(prefix, q)
+        out += (k.stream, k.delayed, k.entries)
+    return out
+
+
+async def test_replay_with_a_unique_key_passes_the_key_and_every_lane() -> None:
+    scripts, call = recorded([b"default!high:5-0", b"s"])
+    r = await scripts.replay(keys=K, dead_id="9-0", payload=b"m", task_id=TASK, unique="job:k")
+    assert r == KeyHeld("default!high:5-0", kept=True)
+    assert call.calls == [("replay", [K.dead, K.stream, K.entries, BUCKET, K.unique("job:k"),
+                                      *_lanes("p", "default")],
+                           ["9-0", b"m", TASK, "default!high", "default", "default!low"])]
+
+
+async def test_a_lanes_unique_keys_are_its_queues() -> None:
+    high = QueueKeys("p", "default!high")
+    assert high.unique("job:k") == K.unique("job:k") == "{p:default}:uniq:job:k"
+    scripts, call = recorded([1, "default!high:1-0", 0, 0, ""])
+    await scripts.enqueue_with(keys=high, items=[SendItem(b"m", "job:k", "", "")], limit=0)
+    ((_, keys, args),) = call.calls
+    assert keys == [high.stream, high.delayed, high.payloads, high.entries,
+                    *_lanes("p", "default"), K.unique("job:k")]
+    assert args == [0, "default!high", "default!high", "default", "default!low",
+                    14, "", b"m", "", ""]
 
 
 async def test_unique_release_passes_the_key_and_task_id() -> None:

@@ -16,7 +16,7 @@ from taskq import Message, TaskQueue, TaskStatus, Worker, WorkerConfig, codec, i
 from taskq.keys import GROUP
 from taskq.worker.execution import Executors
 from taskq.worker.ledger import Delivery
-from taskq.worker.process import shutdown_limit_s
+from taskq.worker.process import SAME_STOP_S, shutdown_limit_s
 from tests.apps.common import gate_key
 from tests.helpers import WorkerProcess, eventually, wait_sync
 from tests.support import WORKER_APP, dead_letters, registered, trace, traced
@@ -93,6 +93,10 @@ async def test_second_sigterm_exits_at_once(
     await eventually(lambda: traced(app, "started", 1), timeout=15, what="task running")
     proc.signal(signal.SIGTERM)
     wait_sync(lambda: "signal again" in proc.output(), timeout=5, what="first signal handled")
+    # (a signal within SAME_STOP_S of the first is the same stop: see the next test)
+    handled = time.monotonic()
+    wait_sync(lambda: time.monotonic() - handled > SAME_STOP_S + 0.2, timeout=5,
+              what="a second later")
     assert proc.proc.poll() is None  # still waiting for its running task
     proc.signal(signal.SIGTERM)
     began = time.monotonic()
@@ -102,6 +106,23 @@ async def test_second_sigterm_exits_at_once(
     # nothing is lost: the entry is still pending and returns after its lease
     assert sum((await pending_by_consumer(app)).values()) == 1
     assert (await handle.status()).status is TaskStatus.RUNNING
+
+
+async def test_a_signal_repeated_at_once_is_the_same_stop(
+    app: TaskQueue, worker_process: Callable[..., WorkerProcess]
+) -> None:
+    """One Ctrl-C may arrive twice (the terminal and a supervisor; a service manager signalling
+    every process of the service): the running task still finishes."""
+    proc = worker_process(WORKER_APP, "--grace-s", "60")
+    slow = app.get_task("slow")
+    assert slow is not None
+    handle = await slow.enqueue("twice", 2.0)
+    await eventually(lambda: traced(app, "started", 1), timeout=15, what="task running")
+    proc.signal(signal.SIGINT)
+    proc.signal(signal.SIGTERM)
+    assert await asyncio.to_thread(proc.wait, 60) == 0, proc.output()
+    assert await handle.result(timeout=10) == "twice"
+    assert "the same stop" in proc.output()
 
 
 async def test_task_still_running_after_the_grace_period_is_handed_back(
@@ -295,7 +316,7 @@ async def test_finished_sync_tasks_give_no_warning_at_exit(
     proc.signal(signal.SIGTERM)
     assert await asyncio.to_thread(proc.wait, 15) == 0, proc.output()
     out = proc.output()
-    assert "stopped: 40 processed" in out  # (every sync task ran in this process)
+    assert "stopped: 40 succeeded" in out  # (every sync task ran in this process)
     assert "still running" not in out
 
 

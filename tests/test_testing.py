@@ -7,6 +7,7 @@ its own (the plugin's one setting, ``taskq_redis_url``), so the same test passes
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 import shutil
@@ -15,7 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -25,8 +26,9 @@ from fastapi import FastAPI
 from taskq import ConfigError, TaskQueue, TaskStatus, memory
 from taskq.codec import Message, encode
 from taskq.fastapi import DurableTasks
-from taskq.testing import DrainTimeout, Harness, bind, drain, enqueued
+from taskq.testing import DrainTimeout, Harness, SyncDrainInEventLoop, bind, drain, enqueued
 from taskq.testing.clock import next_due_in_ms
+from taskq.url_choice import UrlSource
 
 pytest_plugins = ["pytester"]
 
@@ -106,7 +108,7 @@ async def test_retry_then_success(taskq_memory: Harness) -> None:
     handle = await flaky.enqueue(21)
     result = await taskq_memory.drain()
     assert flaky_calls == [21, 21, 21]
-    assert result.counts == {"succeeded": 1, "retried": 2, "dead": 0}
+    assert result.counts == {"succeeded": 1, "retried": 2, "dead": 0, "expired": 0}
     assert await handle.result(timeout=1) == 42
     assert (await handle.status()).attempts == 3
 
@@ -176,7 +178,7 @@ async def test_enqueued_lists_tasks_with_their_arguments_before_draining(
 def test_drain_sync_and_status_in_a_sync_test(taskq_memory: Harness) -> None:
     [handle] = app.enqueue_many_sync([flaky.message(4)])
     result = taskq_memory.drain_sync()
-    assert result.counts == {"succeeded": 1, "retried": 2, "dead": 0}
+    assert result.counts == {"succeeded": 1, "retried": 2, "dead": 0, "expired": 0}
     assert taskq_memory.status(handle.id).result == 8
 
 
@@ -338,3 +340,46 @@ async def test_an_async_test_calls_a_route_with_httpx_then_drains(
     result = await taskq_memory.drain()
     assert ran == [9] and result.succeeded == 1
     assert (await app.status(queued.task_id)).status is TaskStatus.SUCCEEDED
+
+
+async def test_drain_sync_inside_a_running_loop_says_to_await_drain(
+        taskq_memory: Harness) -> None:
+    await record.enqueue(1)
+    with pytest.raises(SyncDrainInEventLoop, match=r"use `await drain\(\.\.\.\)` there"):
+        taskq_memory.drain_sync()
+    with pytest.raises(SyncDrainInEventLoop, match=r"await tq.status\(task_id\)"):
+        taskq_memory.status("default:1-0")
+    assert (await taskq_memory.drain()).succeeded == 1  # the queue is untouched
+
+
+async def test_a_task_not_started_before_its_expiry_is_counted_expired(
+        taskq_memory: Harness) -> None:
+    past = datetime.now(UTC) - timedelta(seconds=1)
+    await record.with_options(expires=past).enqueue(1)
+    await record.enqueue(2)
+    result = await taskq_memory.drain()
+    assert result.counts == {"succeeded": 1, "retried": 0, "dead": 0, "expired": 1}
+    assert result.expired == 1
+
+
+def test_binding_a_test_backend_does_not_warn_about_taskq_redis_url(
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """The app reads TASKQ_REDIS_URL (production); the harness's memory:// is no conflict."""
+    monkeypatch.setenv("TASKQ_REDIS_URL", "redis://127.0.0.1:1/0")
+    q = TaskQueue(prefix="nowarn")
+    q.registry.update(app.registry)
+    with caplog.at_level(logging.WARNING), bind(q) as harness:
+        q.enqueue_many_sync([record.message(1)])
+        assert harness.drain_sync().succeeded == 1
+    assert "is ignored" not in caplog.text, caplog.text
+    choice = q.url_choice  # restored as it was
+    assert (choice.url, choice.source) == ("redis://127.0.0.1:1/0", UrlSource.ENVIRONMENT)
+    # A URL in the app's own code that disagrees still warns (once, at its first connection).
+    coded = TaskQueue("memory://nowarn-coded")
+    try:
+        with caplog.at_level(logging.WARNING):
+            coded.enqueue_many_sync([record.message(1)])
+        assert "TASKQ_REDIS_URL=redis://127.0.0.1:1/0 is ignored" in caplog.text
+    finally:
+        coded.close_sync()
+        memory.stop("memory://nowarn-coded")

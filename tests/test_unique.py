@@ -166,8 +166,47 @@ async def test_a_fingerprint_that_differs_is_refused(tq: TaskQueue) -> None:
     (first,) = await tq.enqueue_many([msg(1, "aa")])  # type: ignore[list-item]
     (same,) = await tq.enqueue_many([msg(1, "aa")])  # type: ignore[list-item]
     assert same.id == first.id and same.deduplicated
-    with pytest.raises(UniqueKeyReused):
-        await tq.enqueue_many([msg(2, "bb")])  # type: ignore[list-item]
+    with pytest.raises(UniqueKeyReused) as reused:  # the whole call refused, atomically
+        await tq.enqueue_many([job.message(9), msg(2, "bb")])  # type: ignore[list-item]
+    assert (reused.value.key, reused.value.task_id) == ("job:idem", first.id)
+    with pytest.raises(UniqueKeyReused) as twice:  # a new key given twice for two requests
+        await tq.enqueue_many([msg(1, "aa"), msg(2, "bb")])  # type: ignore[list-item]
+    assert twice.value.task_id == "" and "twice" in str(twice.value)
+    assert await stream_len(tq) == 1  # neither refused call added anything
+    # a code enqueue sends no fingerprint: it dedupes onto the request's task by the key alone
+    code = await job.with_options(key="idem").enqueue(3)
+    assert (code.id, code.deduplicated) == (first.id, True)
+    # and a key a code enqueue took holds none: any request with it answers that task
+    held = await job.with_options(key="code").enqueue(4)
+    m = job.with_options(key="code").message(5)
+    assert m.options is not None
+    (asked,) = await tq.enqueue_many(
+        [dataclasses.replace(m, options=dataclasses.replace(m.options, fingerprint="cc"))])
+    assert (asked.id, asked.deduplicated) == (held.id, True)
+
+
+async def test_a_python_key_dedupes_whatever_the_arguments(tq: TaskQueue) -> None:
+    """Issue 15 (as BullMQ's jobId, rq's job_id): the key alone dedupes; other arguments, another
+    delay, a batch giving the key twice, DurableTasks: one task, never UniqueKeyReused."""
+    @tq.task(name="job")
+    async def job(n: int, tag: str = "") -> None: ...
+
+    first = await job.with_options(key="k").enqueue(1, tag="x")
+    handles = [await job.with_options(key="k").enqueue(2),
+               await job.with_options(key="k", delay=5).enqueue(1, tag="x"),
+               *await tq.enqueue_many([job.with_options(key="k").message(3),
+                                       job.with_options(key="k", delay=9).message(4)])]
+    tasks = DurableTaskList()
+    tasks.add_task(job, 5, key="k")  # type: ignore[call-arg]
+    tasks.add_task(job.with_options(key="k"), 6, tag="y")
+    handles += await tasks.flush()
+    assert [(h.id, h.deduplicated) for h in handles] == [(first.id, True)] * 6
+    batch = await tq.enqueue_many([job.with_options(key="b").message(1),
+                                   job.with_options(key="b").message(2)])
+    assert (batch[1].id, batch[1].deduplicated) == (batch[0].id, True)
+    assert await stream_len(tq) == 2
+    assert not await tq.redis.exists(tq.keys("default").delayed)
+    assert (await first.status()).kwargs == {"n": 1, "tag": "x"}  # the first call stands
 
 
 def test_bad_keys_are_refused(tq: TaskQueue) -> None:

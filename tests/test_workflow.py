@@ -274,3 +274,31 @@ async def test_steps_with_a_concurrency_limit(tq: TaskQueue,
     dies_again = await start(tq, link(limited_boom.message(2), on_failure=t["noted"].step()))
     st = await dies_again.wait(timeout=30)  # ran: the dead step's slot was freed too
     assert [s.state for s in st.steps] == ["dead", "succeeded"]
+
+
+async def test_a_step_whose_input_makes_it_too_large_fails_its_workflow(
+        redis_url: str, prefix: str, start_worker: Callable[..., Worker]) -> None:
+    """Each member's result is within max_result_bytes, but the callback's envelope with the
+    list of them passes max_payload_bytes: the worker refuses the callback (payload_too_large).
+    Its workflow must end (failed, the step dead under its own task id), not stay running."""
+    tq = TaskQueue(redis_url, prefix=prefix, max_payload_bytes=4_000)
+    try:
+        @tq.task
+        async def big(n: int) -> str:
+            return str(n) * 3_000
+
+        @tq.task
+        async def count(values: list[str]) -> int:
+            return len(values)
+
+        start_worker(tq, block_ms=100, concurrency=2)
+        wf = await start(tq, chord([big.message(1), big.message(2)], count.step()))
+        with pytest.raises(WorkflowFailed) as failed:
+            await wf.result(timeout=30)
+        st = failed.value.status
+        assert st.status == "failed" and st.finished
+        assert [s.state for s in st.steps] == ["succeeded", "succeeded", "dead"]
+        rec = await tq.status(st.steps[2].task_id)
+        assert rec.status.value == "dead" and "payload_too_large" in (rec.error or "")
+    finally:
+        await tq.aclose()

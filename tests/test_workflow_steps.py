@@ -193,7 +193,40 @@ async def test_replay_leaves_dead_workflow_steps_and_says_so(
         "--redis-url", redis_url, "--prefix", prefix, "dead", "replay", "default", "--all",
         "--yes", "--json"])
     assert json.loads(r3.output) == {"queue": "default", "replayed": 0,
-                                     "workflow_steps": [step_id]}
+                                     "workflow_steps": [step_id], "kept": []}
+
+
+
+async def test_one_replay_tells_both_reasons_for_the_letters_it_left(
+        tq: TaskQueue, redis_url: str, prefix: str,
+        start_worker: Callable[..., Worker]) -> None:
+    t = _tasks(tq, [])
+    start_worker(tq, block_ms=100)
+    wf = await start(tq, chain(t["boom"].message(1), t["double"].step()))
+    with pytest.raises(WorkflowFailed):
+        await wf.result(timeout=20)
+    step_id = (await wf.status()).steps[0].task_id
+
+    @tq.task(max_attempts=1)
+    async def keyed(x: int) -> int:
+        raise ValueError("always")
+
+    dead = await keyed.with_options(key="m").enqueue(1)
+    assert (await dead.wait(timeout=20)).status == "dead"
+    holder = await keyed.with_options(key="m", delay=60).enqueue(2)  # sits delayed, holds "m"
+    assert not holder.deduplicated
+    r = await admin.replay_dead_letters(tq, "default")
+    assert (r.replayed, r.workflow_steps) == (0, [step_id])
+    assert [(k.task_id, k.holder) for k in r.kept] == [(dead.id, holder.id)]
+    assert {d.task_id for d in await admin.dead_letters(tq, "default")} == {step_id, dead.id}
+    assert await admin.replay_dead(tq, "default") == 0
+    out = await asyncio.to_thread(runner.invoke, cli_app, [
+        "--redis-url", redis_url, "--prefix", prefix, "dead", "replay", "default", "--all",
+        "--yes"])
+    assert out.exit_code == 0, out.output
+    flat = " ".join(out.output.split())
+    assert "not replayed: 1" in flat and step_id in flat
+    assert "kept dead letter" in flat and holder.id in flat
 
 
 def _queues_in_two_slots(prefix: str) -> tuple[str, str]:
@@ -230,3 +263,20 @@ async def test_the_memory_stand_in_ends_the_workflow_too() -> None:
         assert await tq.cancel(plain.id) == "queued"
     finally:
         await tq.aclose()
+
+
+async def test_a_purge_ends_the_workflows_of_the_steps_it_removes(tq: TaskQueue) -> None:
+    """A purge removes queued workflow steps as a cancel by id does: each workflow ends as
+    cancelled (else it stayed running for ever, its step gone); plain tasks go as before."""
+    t = _tasks(tq, [])
+    wf = await start(tq, chain(t["add"].message(1, 2), t["double"].step()))
+    grouped = await start(tq, group([t["add"].message(1, 1), t["add"].message(2, 2)]))
+    await t["add"].enqueue(5, 5)
+    assert await admin.purge_queue(tq, "default") == 4
+    st = await wf.status()
+    assert (st.status, st.finished) == ("cancelled", True)
+    assert [s.state for s in st.steps] == ["cancelled", "skipped"]
+    st = await grouped.status()
+    assert (st.status, st.finished) == ("cancelled", True)
+    assert [s.state for s in st.steps] == ["cancelled", "cancelled"]
+    assert await tq.redis.xlen(tq.keys("default").stream) == 0

@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from taskq import codec, deadletter
 from taskq.admin._redis import PAGE, require_queue
-from taskq.admin.values import DeadLetter, Replay
+from taskq.admin.values import DeadLetter, KeptLetter, Replay
+from taskq.errors import DeadLetterTruncated
 from taskq.fieldvalues import text
 from taskq.keys import QueueKeys
+from taskq.scripts import KeyHeld
 from taskq.state import decode_message
 
 if TYPE_CHECKING:
     from taskq.queue import TaskQueue
 
+log = logging.getLogger(__name__)
+
 MAX_SCAN = 200_000
+FIRST_ID = "0-0"
+LAST_ID = f"{2**64 - 1}-{2**64 - 1}"
 
 
 def _letter(queue: str, dead_id: Any, fields: dict[bytes, bytes]) -> DeadLetter:
@@ -35,9 +42,13 @@ async def _scan(
     tq: TaskQueue, keys: QueueKeys, newest_first: bool, after: str | None = None
 ) -> AsyncIterator[tuple[str, dict[bytes, bytes]]]:
     """Every dead letter, page by page (bounded to MAX_SCAN), from just past ``after`` (a dead
-    letter's id: older ones when ``newest_first``, newer ones otherwise) or from the end."""
+    letter's id: older ones when ``newest_first``, newer ones otherwise) or from the end.
+    Nothing is older than ``0-0`` nor newer than the largest id (Redis refuses those as
+    exclusive bounds: "invalid end ID")."""
     cursor: str | None = after
     seen = 0
+    if cursor == (FIRST_ID if newest_first else LAST_ID):
+        return
     while seen < MAX_SCAN:
         if newest_first:
             rows = await tq.redis.xrevrange(keys.dead, max=f"({cursor}" if cursor else "+",
@@ -102,14 +113,60 @@ async def _select(
 
 def replay_payload(fields: dict[bytes, bytes]) -> bytes | None:
     """The message to enqueue again: attempts reset to 0, its task id kept; a payload that
-    cannot be decoded goes back raw; None when there is no payload at all."""
+    cannot be decoded goes back raw; None when there is no payload at all, or only its first
+    bytes (a ``payload_too_large`` dead letter)."""
     d = deadletter.parse(fields)
-    if not d.payload:
+    if not d.payload or d.truncated:
         return None
     msg = decode_message(d.payload)
     if msg is None:
         return d.payload
     return codec.encode(msg.with_attempts(0, d.task_id or msg.task_id or ""))
+
+
+async def replay_dead_letters(
+    tq: TaskQueue, name: str, dead_ids: list[str] | None = None, task: str | None = None
+) -> Replay:
+    """Enqueue dead letters again (all when ``dead_ids`` is None), each atomically moved from the
+    dead letters to the stream with its attempts reset, taking its task's unique key again (see
+    :mod:`taskq.options`). Dead letters without a payload (lost entries) or with only its first
+    bytes (``payload_too_large``) cannot run and stay; naming one of the latter in ``dead_ids``
+    raises :class:`DeadLetterTruncated` (nothing replayed). So do those of workflow steps
+    (listed in ``workflow_steps``): the step's death already failed its workflow (its waiting
+    steps skipped, its failure handler run), and a replayed step would run alone, its result
+    going nowhere. So do those whose unique key another task holds now (listed in ``kept``,
+    with a warning logged): replaying them would make a second live task of one key."""
+    keys = await require_queue(tq, name)
+    count = 0
+    steps: list[str] = []
+    kept: list[KeptLetter] = []
+    chosen = await _select(tq, keys, dead_ids, task)
+    if dead_ids is not None:
+        for dead_id, fields in chosen:
+            d = deadletter.parse(fields)
+            if d.truncated:
+                raise DeadLetterTruncated(dead_id, d.payload_bytes, len(d.payload))
+    for dead_id, fields in chosen:
+        d = deadletter.parse(fields)
+        task_id = d.task_id
+        msg = decode_message(d.payload)
+        if msg is not None and msg.workflow is not None:
+            steps.append(task_id or dead_id)
+            continue
+        payload = replay_payload(fields)
+        if payload is None or not task_id:
+            continue
+        unique = msg.options.key if msg is not None and msg.options is not None else None
+        r = await tq.scripts.replay(keys=keys, dead_id=dead_id, payload=payload,
+                                    task_id=task_id, unique=unique)
+        if isinstance(r, KeyHeld):
+            letter = KeptLetter(dead_id, task_id, unique or "", r.holder, r.kept)
+            log.warning("dead letter %s of queue %s not replayed: %s", dead_id, name,
+                        letter.reason, extra={"task_id": task_id})
+            kept.append(letter)
+        elif r:
+            count += 1
+    return Replay(queue=name, replayed=count, workflow_steps=steps, kept=tuple(kept))
 
 
 async def replay_dead(
@@ -118,33 +175,6 @@ async def replay_dead(
     """Enqueue dead letters again (all when ``dead_ids`` is None): how many were replayed
     (see :func:`replay_dead_letters`, which also tells which were left and why)."""
     return (await replay_dead_letters(tq, name, dead_ids, task)).replayed
-
-
-async def replay_dead_letters(
-    tq: TaskQueue, name: str, dead_ids: list[str] | None = None, task: str | None = None
-) -> Replay:
-    """Enqueue dead letters again (all when ``dead_ids`` is None), each atomically moved from the
-    dead letters to the stream with its attempts reset. Dead letters without a payload (lost
-    entries) cannot run and stay. So do those of workflow steps: the step's death already
-    failed its workflow (its waiting steps skipped, its failure handler run), and a replayed
-    step would run alone, its result going nowhere; they are listed in the answer."""
-    keys = await require_queue(tq, name)
-    count = 0
-    steps: list[str] = []
-    for dead_id, fields in await _select(tq, keys, dead_ids, task):
-        letter = deadletter.parse(fields)
-        task_id = letter.task_id
-        msg = decode_message(letter.payload)
-        if msg is not None and msg.workflow is not None:
-            steps.append(task_id or dead_id)
-            continue
-        payload = replay_payload(fields)
-        if payload is None or not task_id:
-            continue
-        r = await tq.scripts.replay(keys=keys, dead_id=dead_id, payload=payload, task_id=task_id)
-        if r:
-            count += 1
-    return Replay(queue=name, replayed=count, workflow_steps=steps)
 
 
 async def purge_dead(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from taskq import deadletter, priority, state
+from taskq import deadletter, ids, priority, state
 from taskq.admin._redis import (
     entry_ms,
     known_queues,
@@ -13,11 +13,13 @@ from taskq.admin._redis import (
     require_queue,
 )
 from taskq.admin.values import ConsumerInfo, DelayedTask, Failure, QueueInfo
+from taskq.errors import QueueNotFound
 from taskq.fieldvalues import text, to_int
 from taskq.keys import GROUP, QueueKeys, worker_alive_key
 from taskq.records import TaskStatus
 
 if TYPE_CHECKING:
+    from taskq.codec import Message
     from taskq.queue import TaskQueue
 
 FAILURE_SCAN = 200
@@ -175,14 +177,85 @@ async def resume(tq: TaskQueue, name: str) -> None:
     await tq.redis.delete(keys.paused)
 
 
+async def purge_lanes(tq: TaskQueue, name: str) -> list[QueueInfo]:
+    """The figures of the lanes :func:`purge_queue` would clear (those that exist), highest
+    level first: for a confirmation that says what will be removed."""
+    await require_queue(tq, name)
+    lanes = (name,) if priority.is_lane(name) else priority.lanes(name)
+    out = []
+    for lane in lanes:
+        try:
+            out.append(await queue_info(tq, lane))
+        except QueueNotFound:
+            continue
+    return out
+
+
 async def purge_queue(tq: TaskQueue, name: str) -> int:
-    """Remove every waiting task (not yet delivered, or delayed); running ones are untouched.
-    Atomic per batch of 1,000; returns how many were removed."""
-    keys = await require_queue(tq, name)
+    """Remove every waiting task of a queue: not yet delivered to a worker, or delayed
+    (scheduled, awaiting a retry or a limit), in each of its priority lanes (see
+    :mod:`taskq.priority`; a lane's name, ``"<queue>!high"``, purges that lane only). Tasks
+    delivered to a worker (running, or held by a worker that died until another reclaims them)
+    are untouched. The unique keys of the tasks removed are released in the same step (see
+    :mod:`taskq.options`). Atomic per batch of 1,000; returns how many were removed. Tasks
+    sent while it runs may stay (it stops at a batch that is not full)."""
+    await require_queue(tq, name)
+    lanes = (name,) if priority.is_lane(name) else priority.lanes(name)
     total = 0
-    while True:
-        stream_n, delayed_n = await tq.scripts.purge(keys=keys, batch=PURGE_BATCH)
-        n = stream_n + delayed_n
-        total += n
-        if n < PURGE_BATCH:
-            return total
+    for lane in lanes:
+        keys = tq.keys(lane)
+        while True:
+            entries, delayed, steps = await _waiting(tq, keys, PURGE_BATCH)
+            if not entries and not delayed and not steps:
+                break
+            if entries or delayed:
+                stream_n, delayed_n, _ = await tq.scripts.purge(keys=keys, entries=entries,
+                                                                delayed=delayed)
+                total += stream_n + delayed_n
+            for task_id in steps:
+                # a workflow step goes as a cancel by id removes it, which ends its workflow
+                # (cancelled) in the same script: removed alone, it left the workflow running
+                # for ever (the purge script cannot reach the workflow's keys)
+                if await tq.cancel(task_id) in ("delayed", "queued"):
+                    total += 1
+            if len(entries) + len(delayed) + len(steps) < PURGE_BATCH:
+                break  # (what waited is gone: never chase producers that keep sending)
+    return total
+
+
+async def _waiting(
+    tq: TaskQueue, keys: QueueKeys, batch: int
+) -> tuple[list[tuple[str, str, str | None]], list[tuple[str, str | None]], list[str]]:
+    """Up to ``batch`` waiting tasks of one lane, undelivered entries first: (entry id, task id,
+    unique key) of each entry, (task id, unique key) of each delayed task, and apart the task
+    ids of the workflow steps among them."""
+    group = await state.group_state(tq.redis, keys)
+    entries: list[tuple[str, str, str | None]] = []
+    steps: list[str] = []
+    for entry_id, payload in await state.undelivered(tq.redis, keys, group.last_delivered,
+                                                     batch):
+        msg = state.decode_message(payload)
+        task_id = ids.of_entry(keys.queue, entry_id, msg.task_id if msg else None)
+        if msg is not None and msg.workflow is not None:
+            steps.append(task_id)
+        else:
+            entries.append((entry_id, task_id, _unique_of(msg)))
+    room = batch - len(entries) - len(steps)
+    if room <= 0:
+        return entries, [], steps
+    delayed_ids = [text(t) for t in await tq.redis.zrange(keys.delayed, 0, room - 1)]
+    if not delayed_ids:
+        return entries, [], steps
+    payloads = await tq.redis.hmget(keys.payloads, delayed_ids)  # type: ignore[misc]
+    delayed: list[tuple[str, str | None]] = []
+    for t, p in zip(delayed_ids, payloads, strict=True):
+        msg = state.decode_message(p)
+        if msg is not None and msg.workflow is not None:
+            steps.append(t)
+        else:
+            delayed.append((t, _unique_of(msg)))
+    return entries, delayed, steps
+
+
+def _unique_of(msg: Message | None) -> str | None:
+    return msg.options.key if msg is not None and msg.options is not None else None

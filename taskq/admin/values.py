@@ -90,20 +90,6 @@ class Failure:
 
 
 @dataclass(frozen=True, slots=True)
-class Replay:
-    """What a replay of dead letters did: ``replayed`` enqueued again; ``workflow_steps``: the
-    task ids of dead letters left in place because they are workflow steps (a step's death
-    already failed its workflow, which a replay cannot resume: start the workflow again)."""
-
-    queue: str
-    replayed: int
-    workflow_steps: list[str] = field(default_factory=list)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True, slots=True)
 class DeadLetter:
     """One entry of a queue's dead-letter stream; ``args``/``kwargs`` decoded from its payload
     when possible (``payload_ok`` False otherwise)."""
@@ -127,6 +113,47 @@ class DeadLetter:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class KeptLetter:
+    """A dead letter a replay left in place: its task's unique ``key`` is held by another
+    task, ``holder``, that lives (queued, delayed, running or retrying) or succeeded and keeps
+    its key (``kept_after_success``, unique_for). Replaying it then would make two live tasks
+    of one key; replay it once the holder has ended, or purge it."""
+
+    id: str
+    task_id: str
+    key: str
+    holder: str
+    kept_after_success: bool
+
+    @property
+    def reason(self) -> str:
+        how = "succeeded and keeps it (unique_for)" if self.kept_after_success else "lives"
+        return f"its unique key {self.key!r} is held by task {self.holder}, which {how}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "reason": self.reason}
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """What a replay of dead letters of ``queue`` did: ``replayed`` enqueued again; the others
+    of the selection with a payload stay in the dead letters, for one of two reasons:
+    ``workflow_steps``, the task ids of dead letters of workflow steps (a step's death already
+    failed its workflow, which a replay cannot resume: start the workflow again), and ``kept``,
+    those whose unique key another task holds."""
+
+    queue: str
+    replayed: int
+    workflow_steps: list[str] = field(default_factory=list)
+    kept: tuple[KeptLetter, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"queue": self.queue, "replayed": self.replayed,
+                "workflow_steps": list(self.workflow_steps),
+                "kept": [k.to_dict() for k in self.kept]}
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,6 +20,7 @@ from redis.exceptions import TimeoutError as RawTimeoutError
 from rich.console import Console, RenderableType
 
 from taskq import codec
+from taskq.cli.visible import visible
 from taskq.errors import (
     ConfigError,
     DeadLetterNotFound,
@@ -105,8 +106,14 @@ def want_json(ctx: typer.Context, as_json: bool) -> bool:
     return as_json or target(ctx).json
 
 
+def print_text(text: str) -> None:
+    """Text from a task (a traceback) as it is, but never as markup nor with its control
+    characters (:func:`taskq.cli.visible.visible`)."""
+    out.print(visible(text), markup=False, highlight=False)
+
+
 def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
-    err.print(f"error: {message}", markup=False, soft_wrap=True)
+    err.print(f"error: {visible(message)}", markup=False, soft_wrap=True)
     raise typer.Exit(code)
 
 

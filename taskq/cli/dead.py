@@ -16,6 +16,7 @@ from taskq.cli.common import (
     out,
     print_json,
     print_table,
+    print_text,
     run,
     timestamp,
     want_json,
@@ -87,7 +88,7 @@ def show(ctx: typer.Context, name: QueueArg,
                  whole=("dead id", "task id", "stream entry")))
     if letter.traceback:
         out.print("[bold]traceback[/bold]")
-        out.print(letter.traceback, markup=False, highlight=False)
+        print_text(letter.traceback)
 
 
 def _selection(ctx: typer.Context, name: str, ids: list[str] | None, all_: bool,
@@ -119,6 +120,9 @@ def replay(ctx: typer.Context, name: QueueArg, ids: IdsArg = None, all_: AllOpt 
         print_json(r.to_dict())
         return
     out.print(f"replayed {r.replayed} dead letter(s) of {name}; they are queued again")
+    for k in r.kept:
+        out.print(f"kept dead letter {k.id} (task {k.task_id}): {k.reason}; replay it once "
+                  "that task has ended", markup=False, highlight=False)
     if r.workflow_steps:
         shown = ", ".join(r.workflow_steps[:5]) + (", ..." if len(r.workflow_steps) > 5 else "")
         out.print(f"not replayed: {len(r.workflow_steps)} dead letter(s) of workflow steps "

@@ -15,6 +15,8 @@ from rich.cells import cell_len
 from rich.table import Table
 from rich.text import Text
 
+from taskq.cli.visible import visible
+
 Cell = str | Text
 
 _MIN_WIDTH = 6
@@ -33,8 +35,10 @@ class Col:
     right: bool = False
 
 
-def _text(cell: Cell) -> Text:
-    return cell if isinstance(cell, Text) else Text(cell)  # (never read as rich markup)
+def cell_text(cell: Cell) -> Text:
+    """A cell as rich Text: a string is never read as markup, and its control characters are
+    shown as escapes (:func:`taskq.cli.visible.visible`); Text (made by the CLI) is kept."""
+    return cell if isinstance(cell, Text) else Text(visible(cell))
 
 
 def _longest_word(text: str) -> int:
@@ -52,7 +56,7 @@ def fitted(title: str, cols: Sequence[Col], rows: Sequence[Sequence[Cell]], *, w
            empty: str = "") -> Table:
     """A table of ``rows`` no wider than ``width`` (unless its ids alone are), with every
     ``whole`` cell on one line, in full."""
-    texts = [[_text(c) for c in row] for row in rows]
+    texts = [[cell_text(c) for c in row] for row in rows]
     natural = [max([cell_len(col.header), *(row[i].cell_len for row in texts)])
                for i, col in enumerate(cols)]
     least = [
@@ -92,10 +96,10 @@ def details(title: str, rows: Sequence[tuple[str, Cell]], *, whole: Iterable[str
     """A two-column table of field and value; the values of the fields named in ``whole``
     (ids) are never folded, longer values fold."""
     keep = set(whole)
-    widest = max((_text(v).cell_len for name, v in rows if name in keep), default=0)
+    widest = max((cell_text(v).cell_len for name, v in rows if name in keep), default=0)
     t = Table(title=title, title_justify="left", show_header=False)
     t.add_column("field", style="bold")
     t.add_column("value", overflow="fold", min_width=widest or None)
     for name, value in rows:
-        t.add_row(name, _text(value))
+        t.add_row(name, cell_text(value))
     return t

@@ -10,7 +10,7 @@ import typer
 from rich.console import Group
 from rich.live import Live
 
-from taskq import admin
+from taskq import admin, priority
 from taskq.cli import render
 from taskq.cli.common import (
     EXIT_USAGE,
@@ -111,17 +111,25 @@ def resume(ctx: typer.Context, name: QueueArg, as_json: JsonOpt = False) -> None
         out.print(f"queue {name} resumed")
 
 
-PURGE_HELP = """Delete every WAITING task of a queue (not yet delivered, or delayed). Running
-tasks are untouched; dead letters are kept (see `taskq dead purge`). Asks first unless --yes.
+PURGE_HELP = """Delete every WAITING task of a queue (not yet delivered, or delayed), in each of
+its priority lanes (high, normal, low; give `QUEUE!high` for one lane only), and release the
+unique keys of the tasks removed. Tasks delivered to a worker (running, or held by a worker
+that died until another reclaims them) are untouched; dead letters are kept (see `taskq dead
+purge`). Asks first unless --yes.
 
 Example: taskq purge emails --yes"""
 
 
 def purge(ctx: typer.Context, name: QueueArg, yes: YesOpt = False,
           as_json: JsonOpt = False) -> None:
-    info = run(ctx, lambda tq: admin.queue_info(tq, name))
-    confirm(f"Delete the {info.lag + info.delayed} waiting tasks of queue {name!r} "
-            f"({info.lag} not yet delivered, {info.delayed} delayed)?", yes)
+    lanes = run(ctx, lambda tq: admin.purge_lanes(tq, name))
+    total = sum(i.lag + i.delayed for i in lanes)
+    parts = "; ".join(f"{priority.level(i.name)}: {i.lag} not yet delivered, "
+                      f"{i.delayed} delayed" for i in lanes)
+    running = sum(i.in_flight for i in lanes)
+    confirm(f"Delete the {total} waiting tasks of queue {name!r} ({parts})? Their unique "
+            f"keys are released; the {running} tasks delivered to workers and the dead "
+            "letters are kept.", yes)
     n = run(ctx, lambda tq: admin.purge_queue(tq, name))
     if want_json(ctx, as_json):
         print_json({"queue": name, "purged": n})

@@ -19,6 +19,7 @@ from taskq.cli.common import (
     parse_json,
     print_json,
     print_table,
+    print_text,
     run,
     shorten,
     target,
@@ -84,7 +85,7 @@ def task(ctx: typer.Context, task_id: IdArg, as_json: JsonOpt = False,
     if record.traceback:
         out.print("[bold]traceback[/bold]")
         tb = record.traceback if full else record.traceback[-3000:]
-        out.print(tb, markup=False, highlight=False)
+        print_text(tb)
 
 
 def record_table(r: TaskRecord, full: bool = False) -> Table:

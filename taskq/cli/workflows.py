@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from taskq.cli.common import (
     confirm,
@@ -17,7 +18,9 @@ from taskq.cli.common import (
     timestamp,
     want_json,
 )
+from taskq.cli.fit import cell_text
 from taskq.cli.queues import JsonOpt, YesOpt
+from taskq.cli.visible import visible
 from taskq.queue import TaskQueue
 from taskq.workflow import Workflow, WorkflowStatus
 
@@ -58,14 +61,18 @@ def workflow(ctx: typer.Context, workflow_id: WfArg, as_json: JsonOpt = False,
     if want_json(ctx, as_json):
         print_json(status.to_dict())
         return
-    out.print(f"[bold]Workflow {status.id}[/bold]  {status.kind}, {status.status}"
-              f"{'' if status.finished else ' (steps still running)'}, started "
-              f"{timestamp(status.created_ms)}", soft_wrap=True)
+    out.print(Text.assemble(
+        (f"Workflow {visible(status.id)}", "bold"),
+        f"  {visible(status.kind)}, {visible(status.status)}"
+        f"{'' if status.finished else ' (steps still running)'}, started "
+        f"{timestamp(status.created_ms)}"), soft_wrap=True)
     table = Table(title=None)
     for col in ("step", "task", "state", "task id", "result / error"):
         table.add_column(col)
     for s in status.steps:
         detail = s.error if s.error else ("" if s.result is None else shorten(s.result, 60))
-        table.add_row(str(s.index) + (" (handler)" if s.handler else ""), s.task, s.state,
-                      s.task_id, detail)
+        # task text: never markup, control characters shown as escapes
+        table.add_row(*(cell_text(c) for c in (
+            str(s.index) + (" (handler)" if s.handler else ""), s.task, s.state, s.task_id,
+            detail)))
     print_table(table)

@@ -7,7 +7,9 @@ every body that is not ``application/json`` (or ``application/*+json``) takes th
 with a body and no ``Content-Type`` is read as JSON (some scripts send it so); a browser sends
 one without a type only from script, and then also sends ``Origin``: with authentication
 disabled (where no API key protects the routes) a cross-site ``Origin`` or
-``Sec-Fetch-Site: cross-site`` is refused with 403.
+``Sec-Fetch-Site: cross-site`` is refused with 403. A page that rebinds its own DNS name to this
+address sends a matching ``Origin`` and ``Host``; :mod:`taskq.integrations.hosts` refuses its
+``Host``.
 """
 
 from __future__ import annotations

@@ -18,7 +18,9 @@ class ApiConfig:
     address when authentication is off); ``docs_public``: serve ``/openapi.json`` and
     ``/docs`` without a key (see :func:`taskq.integrations.docs.protect_docs`);
     ``dashboard``: serve the web dashboard at ``ui/`` beside the routes (see
-    :mod:`taskq.dashboard`)."""
+    :mod:`taskq.dashboard`); ``allowed_hosts``: while authentication is off, the ``Host``
+    names answered besides localhost and IP addresses (``api.internal``, ``.internal`` for a
+    domain and its subdomains, ``*`` for any; see :mod:`taskq.integrations.hosts`)."""
 
     keys: ApiKeys = field(default_factory=ApiKeys)
     max_body_bytes: int = 1_048_576
@@ -30,3 +32,4 @@ class ApiConfig:
     sse_max_per_key: int = 16
     docs_public: bool = False
     dashboard: bool = True
+    allowed_hosts: tuple[str, ...] = ()

@@ -24,10 +24,13 @@ import threading
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, ParamSpec
 
-from fastapi import Depends
+from fastapi import Depends, Request
 
 from taskq.codec import Message
+from taskq.errors import TaskqError
 from taskq.handle import TaskHandle
+from taskq.integrations.errors import to_http
+from taskq.options import check_delay
 from taskq.queue import TaskQueue
 from taskq.task import BoundTask, Seconds, Task, seconds
 
@@ -62,7 +65,7 @@ class DurableTaskList:
         self, delay: Seconds, task: Task[P, Any], *args: P.args, **kwargs: P.kwargs
     ) -> None:
         """Like :meth:`add_task`, run ``delay`` (seconds or timedelta) later."""
-        self._add(task, seconds(delay), args, dict(kwargs))
+        self._add(task, check_delay(seconds(delay)), args, dict(kwargs))
 
     def _add(self, task: Task[Any, Any], delay_s: float | None, args: tuple[Any, ...],
              kwargs: dict[str, Any]) -> None:
@@ -87,11 +90,32 @@ class DurableTaskList:
         return out
 
 
-async def durable_tasks() -> AsyncIterator[DurableTaskList]:
-    """The dependency behind :data:`DurableTasks`."""
+async def durable_tasks(request: Request) -> AsyncIterator[DurableTaskList]:
+    """The dependency behind :data:`DurableTasks`. A taskq error raised by the route (an
+    ``add_task`` with bad arguments) or by the enqueue answers its HTTP status (422, 413, 429,
+    503; :func:`~taskq.fastapi.add_exception_handlers`'s mapping) rather than a 500, unless the
+    app has a handler of its own for it."""
     tasks = DurableTaskList()
-    yield tasks
-    await tasks.flush()
+    try:
+        yield tasks
+    except TaskqError as exc:
+        _raise_mapped(request, exc)
+        raise
+    try:
+        await tasks.flush()
+    except TaskqError as exc:
+        _raise_mapped(request, exc)
+        raise
+
+
+def _raise_mapped(request: Request, exc: TaskqError) -> None:
+    """Raise ``exc``'s HTTPException, unless the app handles that error itself."""
+    handlers = getattr(request.app, "exception_handlers", {})
+    if any(kind in handlers for kind in type(exc).__mro__ if kind is not Exception):
+        return
+    mapped = to_http(exc)
+    if mapped is not None:
+        raise mapped from exc
 
 
 DurableTasks = Annotated[DurableTaskList, Depends(durable_tasks, scope="function")]

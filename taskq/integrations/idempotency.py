@@ -5,10 +5,12 @@ script checks and takes it in the same atomic step as the add, so concurrent req
 key make one task, without a claim to wait for. The key is held while the task is queued,
 delayed, running or retrying, and for the idempotency window after it succeeded; a task that
 ended dead, cancelled or expired frees it (a retried request then enqueues anew). With the key
-the request's fingerprint (its arguments and delay) is stored: the same key with a different
-request is a client error (422, as payment APIs answer), never the first request's task passed
-off as this one's. A code enqueue with ``with_options(key=...)`` and an HTTP request with the
-same Idempotency-Key for the same task share the key.
+the request's fingerprint (its arguments and delay) is stored, and the enqueue script compares
+it in the same atomic step: the same key with a different request is a client error (422, as
+payment APIs answer: :class:`~taskq.errors.UniqueKeyReused` inside), never the first request's
+task passed off as this one's, and nothing is added. Only a request is compared: a code enqueue
+with ``with_options(key=...)`` sends no fingerprint and dedupes by the key alone, and a key it
+took holds none, so any request with it answers that task (code and HTTP share the key).
 """
 
 from __future__ import annotations
@@ -35,8 +37,10 @@ def check_key(key: str) -> str:
 
 
 def fingerprint(args: Any, kwargs: dict[str, Any], delay_s: float | None) -> str:
-    """A digest of what a request asks for (validated arguments and delay), key order aside."""
-    text = json.dumps([args, kwargs, delay_s], sort_keys=True, default=repr)
+    """A digest of what a request asks for (validated arguments and delay; no delay and 0 are
+    the same), key order aside."""
+    delay = float(delay_s) if delay_s else None
+    text = json.dumps([args, kwargs, delay], sort_keys=True, default=repr)
     return hashlib.sha256(text.encode(errors="surrogatepass")).hexdigest()
 
 

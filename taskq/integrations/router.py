@@ -16,6 +16,7 @@ from taskq.dashboard import dashboard_router
 from taskq.integrations.bodies import json_bodies_only
 from taskq.integrations.config import ApiConfig
 from taskq.integrations.errors import unavailable_reason
+from taskq.integrations.hosts import known_hosts_only
 from taskq.integrations.routes_inspect import inspect_router
 from taskq.integrations.routes_queues import queues_router
 from taskq.integrations.routes_schedules import schedules_router
@@ -56,16 +57,19 @@ def taskq_router(tq: TaskQueue, config: ApiConfig | None = None) -> APIRouter:
     dead letters, workers; and the web dashboard at ``ui/`` (``config.dashboard``).
     Authentication follows ``config.keys``: with no keys configured every protected route
     answers 401 until keys are given or ``ApiKeys.off()`` is passed. Request bodies must be JSON
-    (415 otherwise; see :mod:`taskq.integrations.bodies`)."""
+    (415 otherwise; see :mod:`taskq.integrations.bodies`). While authentication is off, only
+    requests to localhost, an IP address or ``config.allowed_hosts`` are answered (421
+    otherwise; see :mod:`taskq.integrations.hosts`)."""
     config = config or ApiConfig()
     if config.keys.disabled:
         log.warning("AUTHENTICATION IS DISABLED: anyone who can reach this API can enqueue, "
                     "cancel, replay and purge tasks")
     elif config.keys.empty:
         log.warning("no API keys configured: every protected route will answer 401")
-    router = APIRouter(dependencies=[Depends(json_bodies_only(config.keys))],
-                       responses={415: {"model": Problem,
-                                        "description": "a request body that is not JSON"}})
+    router = APIRouter(dependencies=[
+        Depends(known_hosts_only(config.keys.disabled, config.allowed_hosts)),
+        Depends(json_bodies_only(config.keys))],
+        responses={415: {"model": Problem, "description": "a request body that is not JSON"}})
     router.include_router(health_router(tq))
     router.include_router(tasks_router(tq, config))
     router.include_router(events_router(tq, config))

@@ -13,12 +13,20 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
 from taskq import admin, codec, ids
+from taskq.admin.dead import FIRST_ID
 from taskq.integrations.auth import Role, require
 from taskq.integrations.bodies import parse_json
 from taskq.integrations.config import ApiConfig
 from taskq.integrations.errors import http_errors
 from taskq.integrations.limits import read_limited
-from taskq.integrations.schemas import DeadSelection, Paused, Problem, Purged, Replayed
+from taskq.integrations.schemas import (
+    DeadSelection,
+    KeptLetter,
+    Paused,
+    Problem,
+    Purged,
+    Replayed,
+)
 from taskq.queue import TaskQueue
 
 QueueName = Annotated[str, Path(description="a queue name", examples=["default"])]
@@ -59,19 +67,20 @@ def _entry_ids(dead_ids: list[str] | None) -> list[str] | None:
     return None if dead_ids is None else [d for d in dead_ids if ids.is_entry_id(d)]
 
 
-_SELECTION_BODY: dict[str, Any] = {"requestBody": {"required": False, "content": {
+_SELECTION_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
     "application/json": {"schema": DeadSelection.model_json_schema()}}}}
 
 
 def _selection_of(limit: int) -> Any:
-    """A dependency: the body as a DeadSelection (an empty body or ``null``: every dead letter),
-    parsed by :func:`parse_json` so that no body can make it a 500."""
+    """A dependency: the body as a DeadSelection, parsed by :func:`parse_json` so that no body
+    can make it a 500. Nothing selects every dead letter but ``"all": true``: an empty body,
+    ``null``, ``{}`` or ``"ids": null`` are 422."""
 
     async def selection(request: Request) -> DeadSelection:
         body = await read_limited(request, limit)
         data = parse_json(body) if body.strip() else None
         try:
-            return DeadSelection() if data is None else DeadSelection.model_validate(data)
+            return DeadSelection.model_validate({} if data is None else data)
         except ValidationError as exc:
             raise RequestValidationError([{**e, "loc": ("body", *e["loc"])}
                                           for e in exc.errors(include_url=False)]) from None
@@ -137,9 +146,9 @@ def queues_router(tq: TaskQueue, config: ApiConfig) -> APIRouter:
             description="only dead letters older than this one (the id of the last one of "
                         "the previous page)", examples=["1732190000123-0"])] = None,
     ) -> list[dict[str, Any]]:
-        if before is not None and not ids.is_entry_id(before):
+        if before is not None and (not ids.is_entry_id(before) or before == FIRST_ID):
             raise HTTPException(422, [{"loc": ["query", "before"], "type": "value_error",
-                                       "msg": "not a dead-letter id (<ms>-<seq>)"}])
+                                       "msg": "not a dead-letter id (<ms>-<seq>, above 0-0)"}])
         with _queue_errors():
             letters = await admin.dead_letters(tq, name, limit, task, before)
         return [codec.json_safe(d.to_dict()) for d in letters]
@@ -163,20 +172,23 @@ def queues_router(tq: TaskQueue, config: ApiConfig) -> APIRouter:
                  responses={403: {"model": Problem}, 404: {"model": Problem},
                             422: {"model": Problem}})
     async def replay(name: QueueName, selection: DeadSelection = selection_body) -> Replayed:
-        """By ``ids``, by ``task``, or every dead letter of the queue when the body is empty.
-        Each keeps its task id; its attempts start again from zero. Dead letters of workflow
-        steps are not replayed (listed in ``workflow_steps``): start the workflow again."""
+        """By ``ids``, by ``task``, or every dead letter of the queue with ``{"all": true}``
+        (422 for a body that says none of these). Each keeps its task id; its attempts start
+        again from zero. Dead letters of workflow steps are not replayed (listed in
+        ``workflow_steps``): start the workflow again."""
         sel = selection
         with _queue_errors():
             r = await admin.replay_dead_letters(tq, name, _entry_ids(sel.ids), sel.task)
-        return Replayed(queue=name, replayed=r.replayed, workflow_steps=r.workflow_steps)
+        return Replayed(queue=name, replayed=r.replayed, workflow_steps=r.workflow_steps,
+                        kept=[KeptLetter(**k.to_dict()) for k in r.kept])
 
     @router.post("/queues/{name}/dead/purge", dependencies=admin_only,
                  summary="Delete dead letters", openapi_extra=_SELECTION_BODY,
                  responses={403: {"model": Problem}, 404: {"model": Problem},
                             422: {"model": Problem}})
     async def purge(name: QueueName, selection: DeadSelection = selection_body) -> Purged:
-        """By ``ids``, by ``task``, or every dead letter of the queue when the body is empty."""
+        """By ``ids``, by ``task``, or every dead letter of the queue with ``{"all": true}``
+        (422 for a body that says none of these: an empty body, ``{}``, ``"ids": null``)."""
         sel = selection
         with _queue_errors():
             n = await admin.purge_dead(tq, name, _entry_ids(sel.ids), sel.task)

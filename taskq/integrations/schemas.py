@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 TASK_ID_EXAMPLE = "default:1732190000000-0"
 
@@ -99,6 +99,18 @@ class Health(BaseModel):
     status: str = Field(examples=["ok"])
 
 
+class KeptLetter(BaseModel):
+    """A dead letter a replay left in place: another task holds its unique key."""
+
+    id: str
+    task_id: str
+    key: str
+    holder: str = Field(description="the task holding the key")
+    kept_after_success: bool = Field(description="the holder succeeded and keeps its key "
+                                                 "(unique_for); else it lives")
+    reason: str
+
+
 class Replayed(BaseModel):
     model_config = ConfigDict(json_schema_extra={"examples": [{"queue": "default",
                                                               "replayed": 2,
@@ -111,6 +123,10 @@ class Replayed(BaseModel):
         description="task ids of dead letters not replayed because they are workflow steps: "
                     "a step's death already failed its workflow, which a replay cannot resume "
                     "(start the workflow again)")
+    kept: list[KeptLetter] = Field(
+        default_factory=list,
+        description="dead letters not replayed (they stay): their unique key is held by "
+                    "another task")
 
 
 class Purged(BaseModel):
@@ -123,13 +139,49 @@ class Paused(BaseModel):
     paused: bool
 
 
+def _not_nullable(schema: dict[str, Any]) -> None:
+    """The schema of a DeadSelection: ``ids`` and ``task`` are absent or of their type, never
+    null (a null is answered 422), and examples."""
+    for prop in schema.get("properties", {}).values():
+        branches = prop.pop("anyOf", None)
+        if branches:
+            prop.update(next(b for b in branches if b.get("type") != "null"))
+            prop.pop("default", None)
+    schema["examples"] = [{"ids": ["1732190000000-0"]}, {"task": "always_fails"},
+                          {"all": True}]
+
+
 class DeadSelection(BaseModel):
-    """Which dead letters to replay or purge: by id, by task, or all."""
+    """Which dead letters to replay or purge: by ``ids``, every one of a ``task``, or every
+    dead letter of the queue with ``"all": true`` (required: an empty body, ``{}`` or
+    ``"ids": null`` select nothing and are answered 422)."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
-        {"ids": ["1732190000000-0"]}, {"task": "always_fails"}, {}]})
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_not_nullable)
 
-    ids: list[str] | None = Field(None, max_length=1000,
-                                  description="dead-letter ids; every dead letter if absent")
-    task: str | None = Field(None, max_length=500,
-                             description="only dead letters of this task")
+    ids: list[str] | None = Field(
+        None, max_length=1000, description="dead-letter ids (with ``task``: only those of it)")
+    task: str | None = Field(
+        None, max_length=500, description="only dead letters of this task (every one of them "
+                                          "unless ``ids`` are given)")
+    all: bool = Field(False, description="every dead letter of the queue (of ``task``, if "
+                                         "given): must be said explicitly")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nulls(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            nulls = sorted(str(k) for k, v in data.items() if v is None)
+            if nulls:
+                raise ValueError(f"{', '.join(nulls)} may not be null: leave it out, or say "
+                                 'which dead letters ("ids": [...], "task": "...", '
+                                 '"all": true)')
+        return data
+
+    @model_validator(mode="after")
+    def _explicit(self) -> DeadSelection:
+        if self.ids is not None and self.all:
+            raise ValueError('give "ids" or "all": true, not both')
+        if self.ids is None and self.task is None and not self.all:
+            raise ValueError('say which dead letters: "ids": [...], "task": "...", or '
+                             '"all": true for every dead letter of the queue')
+        return self

@@ -83,3 +83,24 @@ local function publish(channel, message)
   end
   redis.call('PUBLISH', channel, message)
 end
+
+-- Whether task `id` ("<lane>:<suffix>", see taskq/ids.py) still lives: in its lane's delayed
+-- set, or its entry in its lane's stream (queued, running or handed back); with its due ms
+-- when delayed (else 0). KEYS[k..k+8] are the stream, delayed set and entries hash of each
+-- priority lane of the queue and ARGV[a..a+2] the lanes' names (taskq/scripts.py lane_keys):
+-- a unique key is held per queue, and its holder may be in any lane. False for an id of no lane
+-- of the queue.
+local function lane_task_alive(id, k, a)
+  local name = string.match(id, '^(.*):[^:]*$')
+  local at = nil
+  for j = 0, 2 do
+    if ARGV[a + j] == name then at = k + 3 * j end
+  end
+  if not at then return false, 0 end
+  local due = redis.call('ZSCORE', KEYS[at + 1], id)
+  if due then return true, tonumber(due) end
+  local entry = redis.call('HGET', KEYS[at + 2], id)
+  if not entry then entry = string.match(id, ':(%d+%-%d+)$') end
+  if not entry then return false, 0 end
+  return #redis.call('XRANGE', KEYS[at], entry, entry) > 0, 0
+end

@@ -19,11 +19,13 @@ from taskq.fastapi import (
     ApiConfig,
     ApiKeys,
     BodyLimitMiddleware,
+    add_exception_handlers,
     install_access_log_redaction,
     lifespan,
     protect_docs,
     taskq_router,
 )
+from taskq.integrations.hosts import KnownHostsOnly
 from taskq.queue import TaskQueue
 from taskq.service.docs import offline_docs
 from taskq.service.loader import load_app
@@ -41,6 +43,8 @@ def api_keys(settings: ApiSettings) -> ApiKeys:
         log.warning("=" * 72)
         log.warning("AUTHENTICATION IS DISABLED (TASKQ_AUTH_DISABLED=true): anyone who can "
                     "reach this port can enqueue, cancel, replay and purge tasks")
+        log.warning("only requests to localhost, an IP address or TASKQ_ALLOWED_HOSTS are "
+                    "answered (421 otherwise: a protection against DNS rebinding)")
         log.warning("=" * 72)
         return ApiKeys.off()
     admin, read = settings.admin_keys(), settings.read_keys()
@@ -71,13 +75,17 @@ def create_app(settings: ApiSettings | None = None, tq: TaskQueue | None = None)
                        idempotency_ttl_s=settings.idempotency_ttl_s,
                        wait_max_s=settings.wait_max_s,
                        sse_max_per_key=settings.sse_max_per_key,
-                       docs_public=settings.docs_public, dashboard=False)
+                       docs_public=settings.docs_public, dashboard=False,
+                       allowed_hosts=settings.allowed_host_names())
     app = FastAPI(
         title="taskq", version="1", lifespan=lifespan(tq), root_path=settings.root_path,
         description="Enqueue and inspect the tasks of a taskq TaskQueue. Send an API key in "
                     "the `X-API-Key` header; read-only keys cannot cancel, replay or purge.",
     )
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
+    if keys.disabled:  # no DNS rebinding onto /metrics, the dashboard and the docs either
+        app.add_middleware(KnownHostsOnly, allowed=config.allowed_hosts)
+    add_exception_handlers(app)
     app.include_router(taskq_router(tq, config), prefix=PREFIX)
     app.include_router(metrics_router(tq, keys, public=settings.metrics_public))
     if settings.dashboard:  # at /ui/ rather than /v1/ui/: the API's version is not the page's

@@ -20,6 +20,10 @@ class ApiSettings(BaseSettings):
     api_read_keys: SecretStr = Field(SecretStr(""),
                                      description="comma-separated read-only API keys")
     auth_disabled: bool = Field(False, description="turn authentication off (local dev only)")
+    allowed_hosts: str = Field(
+        "", description="comma-separated Host names answered while authentication is off, "
+                        "besides localhost and IP addresses (DNS rebinding protection): "
+                        "api.internal, .internal (and its subdomains), * (any)")
     metrics_public: bool = Field(False, description="serve /metrics without an API key")
     docs_public: bool = Field(False, description="serve /openapi.json and /docs without an "
                                                  "API key")
@@ -39,6 +43,9 @@ class ApiSettings(BaseSettings):
 
     def read_keys(self) -> list[str]:
         return _split(self.api_read_keys)
+
+    def allowed_host_names(self) -> tuple[str, ...]:
+        return tuple(h.strip() for h in self.allowed_hosts.split(",") if h.strip())
 
 
 def _split(secret: SecretStr) -> list[str]:

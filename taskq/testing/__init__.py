@@ -8,7 +8,13 @@ See docs/testing.md. The pytest fixtures (``taskq_memory``, ``taskq_app``,
 
 from __future__ import annotations
 
-from taskq.testing.drain import DrainResult, DrainTimeout, drain, drain_sync
+from taskq.testing.drain import (
+    DrainResult,
+    DrainTimeout,
+    SyncDrainInEventLoop,
+    drain,
+    drain_sync,
+)
 from taskq.testing.enqueued import Enqueued, enqueued
 from taskq.testing.harness import Harness, bind
 
@@ -17,6 +23,7 @@ __all__ = [
     "DrainTimeout",
     "Enqueued",
     "Harness",
+    "SyncDrainInEventLoop",
     "bind",
     "drain",
     "drain_sync",

@@ -37,13 +37,23 @@ class DrainTimeout(TaskqError, TimeoutError):
     """A drain did not finish in time (a task still running, or a queue paused)."""
 
 
+class SyncDrainInEventLoop(TaskqError, RuntimeError):
+    """``drain_sync`` (or ``Harness.drain_sync``/``status``) called inside a running event
+    loop, where it would block the loop its own test runs on: ``await drain(...)`` there."""
+
+    def __init__(self, call: str, instead: str) -> None:
+        super().__init__(f"{call} cannot run inside a running event loop (an async test or "
+                         f"async code): use `{instead}` there")
+
+
 @dataclass(frozen=True, slots=True)
 class DrainResult:
     """What a drain did: runs and their outcomes, and the dead letters it wrote.
 
     ``processed``: attempts run (entries refused before running, such as ``invalid_args``,
     are not attempts but are counted in ``dead``); ``failed``: attempts that raised, each then
-    ``retried`` or ``dead``; ``succeeded``: tasks that ended successfully.
+    ``retried`` or ``dead``; ``succeeded``: tasks that ended successfully; ``expired``: tasks
+    not started before their expiry (finished without running, not attempts).
     """
 
     processed: int
@@ -52,11 +62,13 @@ class DrainResult:
     retried: int
     dead: int
     dead_letters: tuple[DeadEntry, ...]
+    expired: int = 0
 
     @property
     def counts(self) -> dict[str, int]:
-        """Outcomes by name: succeeded, retried and dead."""
-        return {"succeeded": self.succeeded, "retried": self.retried, "dead": self.dead}
+        """Outcomes by name: succeeded, retried, dead and expired."""
+        return {"succeeded": self.succeeded, "retried": self.retried, "dead": self.dead,
+                "expired": self.expired}
 
     def dead_reasons(self) -> dict[str, str]:
         """Each dead-lettered task id with its reason (``max_attempts``, ``invalid_args``...)."""
@@ -123,7 +135,8 @@ async def drain(
     c = worker.counters
     return DrainResult(processed=c.processed, succeeded=c.succeeded, failed=c.failed,
                        retried=c.retried, dead=c.dead,
-                       dead_letters=await _dead_since(tq, keys, marks, worker.id))
+                       dead_letters=await _dead_since(tq, keys, marks, worker.id),
+                       expired=c.expired)
 
 
 def drain_sync(
@@ -134,8 +147,9 @@ def drain_sync(
     raise_on_error: bool = False,
     timeout_s: float = DEFAULT_TIMEOUT_S,
 ) -> DrainResult:
-    """:func:`drain` for synchronous tests (not inside a running event loop): it runs in an
-    event loop of its own, whose connections it closes before returning."""
+    """:func:`drain` for synchronous tests: it runs in an event loop of its own, whose
+    connections it closes before returning. Inside a running event loop (an async test) it
+    raises :class:`SyncDrainInEventLoop`: ``await drain(...)`` there."""
     return run_sync(tq, drain(tq, queues=queues, max_tasks=max_tasks,
                               raise_on_error=raise_on_error, timeout_s=timeout_s))
 
@@ -154,10 +168,15 @@ def _config(queues: tuple[str, ...]) -> WorkerConfig:
     )
 
 
-def run_sync(tq: TaskQueue, coro: Coroutine[Any, Any, T]) -> T:
+def run_sync(tq: TaskQueue, coro: Coroutine[Any, Any, T], *, call: str = "drain_sync()",
+             instead: str = "await drain(...)") -> T:
     """Run ``coro`` (which uses ``tq``) in a new event loop, then close ``tq``'s connections
     of that loop (they would outlive it otherwise). Connections ``tq`` has in another loop
-    (a TestClient's) are closed first: it then reconnects there when used again."""
+    (a TestClient's) are closed first: it then reconnects there when used again. Refused
+    inside a running event loop (:class:`SyncDrainInEventLoop`)."""
+    if _loop_running():
+        coro.close()  # never awaited: no "coroutine was never awaited" warning
+        raise SyncDrainInEventLoop(call, instead)
     tq.rebind(tq.url)
 
     async def _run() -> T:
@@ -167,6 +186,14 @@ def run_sync(tq: TaskQueue, coro: Coroutine[Any, Any, T]) -> T:
             await tq.aclose()
 
     return asyncio.run(_run())
+
+
+def _loop_running() -> bool:
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 async def _until_idle(tq: TaskQueue, keys: list[QueueKeys], worker: Worker,

@@ -60,7 +60,8 @@ class Harness:
 
     def status(self, task_id: str) -> TaskRecord:
         """The task's record, for sync tests (async tests: ``await tq.status(task_id)``)."""
-        return run_sync(self.tq, self.tq.status(task_id))
+        return run_sync(self.tq, self.tq.status(task_id), call="Harness.status()",
+                        instead="await tq.status(task_id)")
 
 
 @contextlib.contextmanager
@@ -70,7 +71,7 @@ def bind(tq: TaskQueue, redis_url: str | None = None) -> Iterator[Harness]:
     Without ``redis_url``: a new in-memory stand-in, stopped afterwards. With one: that Redis,
     under a key prefix of its own (``<prefix>-t<random>``), whose keys are deleted afterwards.
     """
-    url, prefix = tq.url, tq.prefix
+    url, prefix = tq.url_choice, tq.prefix
     if redis_url:
         test_url, test_prefix = redis_url, f"{prefix}-t{secrets.token_hex(5)}"
     else:
@@ -79,7 +80,7 @@ def bind(tq: TaskQueue, redis_url: str | None = None) -> Iterator[Harness]:
     try:
         yield Harness(tq)
     finally:
-        tq.rebind(url, prefix=prefix)
+        tq.rebind(url, prefix=prefix)  # as it was (its URL's source included)
         if redis_url:
             _delete_prefix(redis_url, test_prefix)
         else:

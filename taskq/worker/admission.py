@@ -93,8 +93,7 @@ def admit(queue: str, entry_id: str, deliveries: int, payload: bytes | None,
     if payload is None:
         return Refused(task_id, None, "decode_error", "DecodeError", "entry has no 'm' field")
     if len(payload) > max_payload_bytes:
-        return Refused(task_id, None, "payload_too_large", "PayloadTooLarge",
-                       f"{len(payload)} bytes > limit {max_payload_bytes}")
+        return _too_large(queue, task_id, payload, max_payload_bytes)
     try:
         msg = codec.decode(payload)
     except DecodeError as exc:
@@ -123,6 +122,24 @@ def admit(queue: str, entry_id: str, deliveries: int, payload: bytes | None,
     except TaskValidationError as exc:
         return Refused(task_id, msg, "invalid_args", "TaskValidationError", str(exc))
     return Ready(task_id, msg, task, args, kwargs, runs_before + 1)
+
+
+def _too_large(queue: str, task_id: str, payload: bytes, limit: int) -> Refused:
+    """A payload over the size limit, refused; still decoded (when it can be) to learn which
+    task it is (its own id once it has moved: a retried task, a workflow step) and what ends
+    with it (a workflow step fails its workflow, a unique key is released), else a step whose
+    input made it too large would leave its workflow running for ever. Its arguments are not
+    kept (the record stays small)."""
+    msg = None
+    try:
+        decoded = codec.decode(payload)
+        if decoded.task_id is None or ids.split(decoded.task_id)[0] == queue:
+            msg = replace(decoded, args=(), kwargs={})
+            task_id = decoded.task_id or task_id
+    except (DecodeError, ValueError):
+        pass
+    return Refused(task_id, msg, "payload_too_large", "PayloadTooLarge",
+                   f"{len(payload)} bytes > limit {limit}")
 
 
 def _unknown(task_id: str, msg: Message, now_ms: Callable[[], int],

@@ -39,6 +39,12 @@ class WorkerConfig:
     burst: bool = False
     max_tasks: int | None = None
     max_memory_mb: int | None = None
+    blocked_warn_ms: int = 1_000
+    """An event loop blocked this long (an async task calling something blocking) is logged
+    with the task that blocks it (see :mod:`taskq.worker.loopwatch`)."""
+    keep_leases_blocked_s: float = 300.0
+    """How long the loop watch keeps the leases of a worker whose event loop is blocked; past
+    it the worker is taken for stuck and other workers take its entries over."""
     unknown_grace_s: float = 300.0
     """How long a task name this worker does not know is handed back (every few seconds, no
     attempt used) before it is dead-lettered as ``unknown_task``: a rolling deploy's grace."""

@@ -47,8 +47,9 @@ from taskq.worker.completer import Completer
 from taskq.worker.config import WorkerConfig
 from taskq.worker.context import Clock, Flags, OnTransition, WorkerContext
 from taskq.worker.execution import Executors
-from taskq.worker.ledger import Delivery, Ledger
+from taskq.worker.ledger import Counters, Delivery, Ledger
 from taskq.worker.limits import Limits
+from taskq.worker.loopwatch import LoopWatch
 from taskq.worker.maintenance import Maintenance
 from taskq.worker.observe import tracing_parts
 from taskq.worker.outcomes import Outcomes
@@ -66,6 +67,9 @@ RELEASE_S = 5.0  # to hand back what is left
 ACK_WAIT_TRIES = 250  # times ACK_WAIT_S: for the completer to flush the last acks
 ACK_WAIT_S = 0.02
 UNREGISTER_S = 2.0
+_START_ERRORS: tuple[type[Exception], ...] = (RedisOutOfMemory, *REDIS_ERRORS)
+CONNECT_RETRY_MAX_S = 2.0  # the longest pause between two tries to reach Redis at start
+CONNECT_LOG_EVERY_S = 30.0  # Redis still unreachable at start: logged again this often
 
 
 class Worker:
@@ -90,9 +94,12 @@ class Worker:
         self.ledger = Ledger(self.config)
         self.counters = self.ledger.counters
         cpu = os.cpu_count() or 2
+        cpu_modules = tuple(sorted({t.fn.__module__ for t in app.registry.values()
+                                    if t.options.cpu_bound}))
         self.executors = Executors(
             self.config.threads or min(64, self.config.concurrency),
             self.config.processes or cpu,
+            cpu_modules,
         )
         # per-task metrics (served by metrics.py, published for the API) and, when the
         # TaskQueue is instrumented, tracing: decided here, once
@@ -109,6 +116,7 @@ class Worker:
         self.reader = Reader(app, self.context, self.ledger, on_transition)
         self.completer = Completer(app, self.context, self.ledger)
         self.maintenance = Maintenance(app, self.context, self.ledger)
+        self.loop_watch = LoopWatch(app, self.context, self.ledger)
         self._stopping = asyncio.Event()
 
     @property
@@ -135,13 +143,21 @@ class Worker:
         self._stopping.set()
 
     async def run(self) -> None:
-        await self._connect()
+        log.info("worker %s connecting to Redis %s (queues %s)", self.id,
+                 self.app.url_choice.describe(), ",".join(self.config.queues))
+        if not await self._connect():
+            log.info("worker %s stopped before Redis answered", self.id)
+            return
         async with self._lifespan():
+            self.loop_watch.start()
             loops = [
                 asyncio.create_task(self.completer.run(), name="taskq-completer"),
                 *(asyncio.create_task(c, name=n) for n, c in self.maintenance.loops()),
                 asyncio.create_task(self.publisher.run(), name="taskq-task-metrics"),
+                asyncio.create_task(self.loop_watch.beat(), name="taskq-loop-beat"),
             ]
+            if cpu_bound(self.app):  # start the process pool now, not with the first task
+                loops.append(asyncio.create_task(self._warm_pool(), name="taskq-pool-warm"))
             if self.limits.needed:
                 loops.append(asyncio.create_task(self.limits.run(), name="taskq-limits"))
             reader = asyncio.create_task(self.reader.run(), name="taskq-reader")
@@ -159,6 +175,13 @@ class Worker:
                 await self._drain(reader)
             finally:
                 await self._close(reader, loops)
+
+    async def _warm_pool(self) -> None:
+        try:
+            await self.executors.warm()
+        except Exception:  # (the first cpu_bound task tries again)
+            log.exception("could not start the process pool for cpu_bound tasks")
+        await self._stopping.wait()  # (a worker's part ends only when it stops)
 
     @contextlib.asynccontextmanager
     async def _lifespan(self) -> AsyncIterator[None]:
@@ -183,8 +206,13 @@ class Worker:
             except Exception:
                 log.exception("the worker lifespan failed at shutdown")
 
-    async def _connect(self) -> None:
+    async def _connect(self) -> bool:
+        """Check Redis and prepare the queues, retrying until Redis answers (a failure is
+        logged at once, then at most every CONNECT_LOG_EVERY_S). False: stopped first."""
         delay = 0.1
+        began = time.monotonic()
+        logged_at: float | None = None
+        failures = 0
         while not self.stopping:
             try:
                 await check_server(self.app.redis)
@@ -193,15 +221,24 @@ class Worker:
                 await self.app.scripts.load()
                 await check_permissions(self.app.scripts, list(self.keys.values()))
                 await self.context.clock.sync(self.app.redis)
-                return
+                if failures:
+                    log.info("Redis answers after %.1f s (%d failed tries)",
+                             time.monotonic() - began, failures)
+                return True
             except FATAL as exc:  # a wrong password or a missing permission: retrying won't fix it
                 raise fatal_config_error(exc) or exc from exc
-            except RedisOutOfMemory as exc:  # (a new queue's stream and group need memory)
-                log.warning("%s; retrying in %.1f s", exc, delay)
-            except REDIS_ERRORS as exc:
-                log.warning("Redis unreachable (%s); retrying in %.1f s", exc, delay)
+            except _START_ERRORS as exc:
+                # (out of memory: a new queue's stream and group need memory)
+                failures += 1
+                now = time.monotonic()
+                if logged_at is None or now - logged_at >= CONNECT_LOG_EVERY_S:
+                    logged_at = now
+                    log.warning("cannot start consuming: %s; retrying every %.0f s or less "
+                                "until it answers (%.0f s so far)", exc, CONNECT_RETRY_MAX_S,
+                                now - began)
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 2.0)
+            delay = min(delay * 2, CONNECT_RETRY_MAX_S)
+        return False
 
     async def _stopped_or_failed(self, parts: list[asyncio.Task[None]]) -> None:
         """Wait until the worker is stopped, or one of its parts ended: that is a failure
@@ -257,6 +294,7 @@ class Worker:
         self.ledger.stop()
         self.completer.halt()
         self.maintenance.halt()
+        self.loop_watch.halt()
         await cancel_and_wait([reader, *loops], timeout_s=STOP_TASKS_S, what="worker task")
         for t in (reader, *loops):  # retrieve their ends (errors are logged where they happen)
             if t.done() and not t.cancelled():
@@ -267,7 +305,27 @@ class Worker:
             await bounded(self.maintenance.unregister(), timeout_s=UNREGISTER_S,
                           what="unregistering")
         self.executors.shutdown()
-        log.info("worker %s stopped: %d processed", self.id, self.counters.processed)
+        log.info("worker %s stopped: %s", self.id, summary(self.counters))
+
+
+def cpu_bound(app: TaskQueue) -> bool:
+    """Whether any task of ``app`` runs in the process pool."""
+    return any(t.options.cpu_bound for t in app.registry.values())
+
+
+def summary(c: Counters) -> str:
+    """What a worker did, for its last line: attempts run, and how they ended; entries handed
+    back unfinished (shutdown, paused queue) or deferred (unknown task) apart."""
+    parts = [f"{c.succeeded} succeeded", f"{c.retried} retried", f"{c.dead} dead-lettered"]
+    if c.expired:
+        parts.append(f"{c.expired} expired")
+    if c.handed_back:
+        parts.append(f"{c.handed_back} handed back unfinished")
+    if c.deferred:
+        parts.append(f"{c.deferred} handed back as unknown tasks")
+    if c.lost_leases:
+        parts.append(f"{c.lost_leases} outcomes discarded (lease lost)")
+    return f"{', '.join(parts)} ({c.processed} attempts started)"
 
 
 async def _awaited(task: asyncio.Task[None]) -> None:

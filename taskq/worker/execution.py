@@ -1,12 +1,17 @@
 """Running one task attempt: async in the event loop, sync in a thread, cpu_bound in a process.
 
-Each kind honours the task's timeout. An async task is cancelled. A ``cpu_bound`` task that times
-out has its pool's processes killed (a process pool cannot stop one call): the pool is replaced
-on next use, and the other calls it was running end with :class:`PoolRecycled` (handed back
-unrun, no attempt used). A thread cannot be killed in Python: a sync task that times out (or is
-cancelled) ends its attempt at once, its thread runs the function to its end with the result
-discarded, counted in :attr:`Executors.abandoned` until it ends; ``--max-tasks`` recycling (the
-process exits, the supervisor starts a fresh one) is what frees a thread stuck for good.
+Each kind honours the task's timeout. An async task is cancelled. The process pool starts with
+the worker when any of its tasks is ``cpu_bound`` (:meth:`Executors.warm`: its processes
+spawned, the tasks' modules imported, SIGINT ignored so that a Ctrl-C in the terminal stops the
+worker gracefully instead of interrupting the calls), and a cpu_bound task's timeout starts
+once the pool is warm: its start-up (about a second) never counts against a task. A
+``cpu_bound`` task that times out has its pool's processes killed (a process pool cannot stop
+one call): the pool is replaced on next use, and the other calls it was running end with
+:class:`PoolRecycled` (handed back unrun, no attempt used). A thread cannot be killed in
+Python: a sync task that times out (or is cancelled) ends its attempt at once, its thread runs
+the function to its end with the result discarded, counted in :attr:`Executors.abandoned`
+until it ends; ``--max-tasks`` recycling (the process exits, the supervisor starts a fresh one)
+is what frees a thread stuck for good.
 """
 
 from __future__ import annotations
@@ -19,9 +24,12 @@ import functools
 import importlib
 import logging
 import multiprocessing
+import os
+import signal
 import threading
+import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
@@ -34,18 +42,42 @@ from taskq.task import Task
 log = logging.getLogger(__name__)
 
 
+WARM_LIMIT_S = 30.0
+"""The longest a process pool's warm-up waits for all its processes to answer."""
+
+
 class PoolRecycled(Exception):
     """A cpu_bound call whose pool was killed because another call in it timed out."""
+
+
+class Unstorable(Exception):
+    """A task's return value cannot be stored in its record: the task is dead-lettered with
+    :attr:`reason` (no retry: another attempt would return the same kind of value)."""
+
+    reason = "result_unencodable"
+
+
+class ResultUnencodable(Unstorable):
+    """The value is not plain data msgpack can hold (nor convertible to JSON-like data)."""
+
+
+class ResultTooLarge(Unstorable):
+    """The encoded value is larger than the TaskQueue's ``max_result_bytes``."""
+
+    reason = "result_too_large"
 
 
 class Executors:
     """The thread pool (sync tasks) and process pool (cpu_bound tasks) of one worker, and how
     many calls run in them now (:attr:`busy`: a timed-out or cancelled call runs on)."""
 
-    def __init__(self, threads: int, processes: int) -> None:
+    def __init__(self, threads: int, processes: int, cpu_modules: tuple[str, ...] = ()) -> None:
         self.threads = concurrent.futures.ThreadPoolExecutor(threads, "taskq-sync")
         self._processes = processes
+        self._cpu_modules = cpu_modules  # imported by each pool process as it starts
         self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+        self._warm: weakref.WeakSet[concurrent.futures.ProcessPoolExecutor] = weakref.WeakSet()
+        self._warming: asyncio.Future[None] | None = None
         self._busy = 0
         self._busy_lock = threading.Lock()
         self._killed: weakref.WeakSet[concurrent.futures.ProcessPoolExecutor] = weakref.WeakSet()
@@ -80,9 +112,49 @@ class Executors:
     def pool(self) -> concurrent.futures.ProcessPoolExecutor:
         if self._pool is None:
             self._pool = concurrent.futures.ProcessPoolExecutor(
-                self._processes, mp_context=multiprocessing.get_context("spawn")
+                self._processes, mp_context=multiprocessing.get_context("spawn"),
+                initializer=_pool_started, initargs=(self._cpu_modules,),
             )
         return self._pool
+
+    async def warm(self) -> concurrent.futures.ProcessPoolExecutor:
+        """The process pool, once warm: every process started and the cpu_bound tasks' modules
+        imported (a new pool, after one was killed or broke, warms up again)."""
+        pool = self.pool
+        while pool not in self._warm:
+            if self._warming is None or self._warming.done():
+                self._warming = asyncio.ensure_future(self._warm_up(pool))
+            await asyncio.shield(self._warming)
+            pool = self.pool
+        return pool
+
+    async def _warm_up(self, pool: concurrent.futures.ProcessPoolExecutor) -> None:
+        """Start every process of ``pool``: a no-op call per process (each submit finds no
+        idle process and spawns one), then more until each process has answered one (the
+        first ready process may answer several while others still start), within
+        WARM_LIMIT_S."""
+        started = time.monotonic()
+        pids: set[int] = set()
+        failed: BaseException | None = None
+        calls = self._processes
+        while len(pids) < self._processes and time.monotonic() - started < WARM_LIMIT_S:
+            with _sigint_ignored():
+                futures = [asyncio.wrap_future(pool.submit(_warmed)) for _ in range(calls)]
+            for r in await asyncio.gather(*futures, return_exceptions=True):
+                if isinstance(r, BaseException):
+                    failed = r
+                else:
+                    pids.add(r)
+            if failed is not None:
+                break
+            calls = 1
+        self._warm.add(pool)  # (a broken pool is warm too: its calls fail, and it is replaced)
+        if failed is not None:
+            log.warning("the process pool for cpu_bound tasks failed to start: %s: %s",
+                        type(failed).__name__, failed)
+        else:
+            log.info("process pool for cpu_bound tasks started: %d processes in %.2f s",
+                     len(pids), time.monotonic() - started)
 
     def kill_pool(self, pool: concurrent.futures.ProcessPoolExecutor) -> None:
         """Kill every process of ``pool`` (a cpu_bound call in it timed out); the next use
@@ -137,6 +209,40 @@ class _SyncCall:
     def __init__(self) -> None:
         self.done = False
         self.abandoned = False
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """SIGINT ignored while pool processes are spawned: they inherit that through ``exec``, so
+    a Ctrl-C during their start-up, before :func:`_pool_started` runs, cannot kill them (a
+    SIGINT in these few milliseconds is lost for the worker too). Only the main thread may
+    change signal handlers; elsewhere this does nothing."""
+    old = signal.getsignal(signal.SIGINT)
+    if threading.current_thread() is not threading.main_thread() or old is None:
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+def _pool_started(modules: tuple[str, ...]) -> None:
+    """Runs in each pool process as it starts: ignore SIGINT (a Ctrl-C in the terminal reaches
+    the whole process group; the worker stops gracefully and lets running calls finish), and
+    import the cpu_bound tasks' modules (an import error surfaces at the call)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for module in modules:
+        with contextlib.suppress(Exception):
+            importlib.import_module(module)
+
+
+def _warmed() -> int:
+    """A call that starts a pool process (see :meth:`Executors._warm_up`): its pid, after a
+    moment (so that one ready process does not answer every call at once)."""
+    time.sleep(0.02)
+    return os.getpid()
 
 
 def _call_in_process(module: str, qualname: str, args: tuple[Any, ...],
@@ -200,7 +306,7 @@ async def _in_pool(task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str
                    ctx: TaskContext, executors: Executors, timeout: float | None) -> Any:
     fn = task.fn
     call = functools.partial(_call_in_process, fn.__module__, fn.__qualname__, args, kwargs)
-    pool = executors.pool
+    pool = await executors.warm()  # (the pool's start-up is not the task's time)
     future = executors.submit(pool, call)
     try:
         return await asyncio.wait_for(future, timeout)
@@ -227,11 +333,27 @@ _PLAIN = (str, float, bool)
 
 
 def encode_result(value: Any) -> Any:
-    """A msgpack-safe form of a task's return value (pydantic models, dates, ... as JSON)."""
+    """A msgpack-safe form of a task's return value (pydantic models, dates, ... as JSON);
+    raises :class:`ResultUnencodable` when there is none. (A plain ``str`` is returned as it
+    is: packing the record finds a lone surrogate in it.)"""
     if value is None or type(value) in _PLAIN:
         return value
     try:
         pack(value)
         return value
-    except (TypeError, ValueError, OverflowError):
+    except (TypeError, ValueError, OverflowError, RecursionError):
+        pass
+    try:
         return to_jsonable_python(value)
+    except Exception as exc:  # pydantic's serialization errors, recursion, ...
+        raise ResultUnencodable(unencodable(value, exc)) from exc
+
+
+def unencodable(value: Any, exc: BaseException) -> str:
+    """Why the return value ``value`` cannot be stored (``exc``: what the encoder said)."""
+    try:
+        said = str(exc)
+    except Exception:
+        said = type(exc).__name__
+    return (f"the task returned a {type(value).__name__} that cannot be stored: "
+            f"{said[:200] or type(exc).__name__}")

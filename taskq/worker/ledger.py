@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import time
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,6 +73,7 @@ class Counters:
     reclaimed: int = 0
     throttled: int = 0  # made to wait by a rate or concurrency limit (no attempt used)
     deferred: int = 0  # unknown task names handed back in the deploy grace
+    handed_back: int = 0  # handed back unrun or unfinished (shutdown, paused queue, recycled pool)
     expired: int = 0
 
 
@@ -100,6 +102,9 @@ class Ledger:
         self.done_ready = asyncio.Event()  # set when ``done`` got its first delivery
         self._process: Process = _unwired
         self.ranks: dict[str, int] = {}  # queue -> rank of its deliveries (set by the reader)
+        # when the leases of everything held were last renewed (time.monotonic(); written by
+        # maintenance and by the loop watch's thread while the loop is blocked)
+        self.renewed_at = time.monotonic()
         self._loop: asyncio.AbstractEventLoop | None = None
 
     def runs(self, process: Process) -> None:

@@ -62,8 +62,9 @@ class Limiter:
                 key = None if limits.rate_key is None else key_value(limits.rate_key, named)
                 rate_key = keys.limit("rate", state_name(task.name, key))
             if limits.concurrency is not None:
-                key = (None if limits.concurrency_key is None
-                       else key_value(limits.concurrency_key, named))
+                key = limits.fixed_concurrency_key
+                if key is None and limits.concurrency_key is not None:
+                    key = key_value(limits.concurrency_key, named)
                 slots_key = keys.limit("run", state_name(task.name, key))
         except Exception as exc:
             await self.outcomes.dead(d, msg, "limit_key", type(exc).__name__,

@@ -155,6 +155,7 @@ class Maintenance:
 
     async def renew(self) -> None:
         ledger = self.ledger
+        began = time.monotonic()
         by_queue: dict[str, list[str]] = {}
         for (queue, entry), _ in list(ledger.held.items()):
             by_queue.setdefault(queue, []).append(entry)
@@ -163,6 +164,7 @@ class Maintenance:
                                                 entry_ids=entries)
             for entry in lost:
                 ledger.lost(queue, entry)
+        ledger.renewed_at = max(ledger.renewed_at, began)
         await self._renew_slots()
 
     async def _renew_slots(self) -> None:
@@ -203,6 +205,12 @@ class Maintenance:
         ledger = self.ledger
         if ledger.stopping:
             return
+        # Never take over an entry this worker still holds (it is running here): after the
+        # event loop was blocked, the leases of what it holds may have run out; XAUTOCLAIM
+        # would then hand them to this very worker again (a new delivery: the running
+        # attempt's ack fails, and the task runs once more). Renew them first.
+        if time.monotonic() - ledger.renewed_at > self.config.renew_every_ms / 1000 * 1.5:
+            await self.renew()
         for queue, keys in self.keys.items():
             if queue in self.flags.paused:
                 continue
@@ -219,6 +227,9 @@ class Maintenance:
                     log.error("%d pending entries of %s were deleted before they ran; "
                               "dead-lettered as payload_missing", missing, queue)
                 for r in got:
+                    if (queue, r.entry_id) in ledger.held:  # (its renewals failed meanwhile)
+                        log.warning("entry %s of %s was taken over by this worker, which "
+                                    "still holds it: its lease ran out", r.entry_id, queue)
                     ledger.counters.reclaimed += 1
                     log.info("reclaimed entry %s of %s (delivery %d)", r.entry_id, queue,
                              r.deliveries)

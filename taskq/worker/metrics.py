@@ -7,7 +7,8 @@ series is labelled with the worker id (and its queues, or the queue and task), s
 one host stay apart.
 
     taskq_worker_tasks_total{outcome}      processed, succeeded, failed, retried, dead,
-                                           lost_leases, reclaimed, throttled (they overlap: see
+                                           lost_leases, reclaimed, deferred, handed_back,
+                                           expired, throttled (they overlap: see
                                            docs/metrics.md)
     taskq_worker_in_flight                 entries held (running or prefetched)
     taskq_worker_concurrency               tasks run at once at most

@@ -23,9 +23,18 @@ from taskq.records import TaskStatus, encode_record
 from taskq.scripts import StepEnd
 from taskq.task import Task
 from taskq.worker.context import OnTransition, WorkerContext
+from taskq.worker.execution import ResultTooLarge, ResultUnencodable, unencodable
 from taskq.worker.ledger import Delivery, Ledger
 from taskq.worker.observe import Observer, combined
 from taskq.worker.tasklog import task_log
+from taskq.worker.texts import (
+    LOG_LIMIT,
+    error_text,
+    for_log,
+    storable,
+    storable_tail,
+)
+from taskq.worker.unknown import UnknownNames
 from taskq.worker.wakeup import wake_waiters
 from taskq.workflow.failure import step_failure
 
@@ -48,28 +57,44 @@ class Outcomes:
         self.on_transition = on_transition
         # the task log line (unless taskq.tasks logs no INFO), task metrics, tracing: chosen once
         self.observer = combined([task_log(), *observers])
+        self.max_result_bytes = app.max_result_bytes
+        self.unknown = UnknownNames(context.config.unknown_grace_s)
 
     def finish(self, d: Delivery, msg: Message, task: Task[Any, Any], status: TaskStatus,
                result: Any, flags: str, attempts: int, started: int | None = None) -> None:
         """Hand an owned entry to the completer (batched complete script). The delivery stays
         held (its lease renewed) until the completer has acked it. A delivery abandoned at
         the end of the grace period (and so handed back) keeps no outcome; one found lost goes
-        on to the owner-checked script, which refuses it (and says so)."""
+        on to the owner-checked script, which refuses it (and says so). Raises
+        :class:`Unstorable` (nothing handed over) when ``result`` cannot be stored: not
+        plain data, or larger than the TaskQueue's ``max_result_bytes``."""
         if d.abandoned:
             _discarded(d)
             return
+        try:
+            step = None
+            if msg.workflow is not None:  # (workflow steps always have a task id: flags is set)
+                step = StepEnd(msg.workflow, codec.pack(result))
+            record = encode_record(
+                status, task=msg.task, args=msg.args, kwargs=msg.kwargs, attempts=attempts,
+                enqueued_ms=msg.enqueued_ms, started_ms=started,
+                finished_ms=int(time.time() * 1000), result=result, worker=self.id,
+                error=_ended_error(status, msg),
+            )
+        except (TypeError, ValueError, OverflowError, RecursionError) as exc:
+            raise ResultUnencodable(unencodable(result, exc)) from exc
+        if len(record) > self.max_result_bytes:  # (the record holds the result and more)
+            size = len(codec.pack(result))
+            if size > self.max_result_bytes:
+                raise ResultTooLarge(f"the task returned {size} bytes (encoded), more than "
+                                     f"max_result_bytes ({self.max_result_bytes})")
         if msg.task_id is not None:
             flags += "e"
         if msg.options is not None and msg.options.key is not None:
             d.unique = (msg.options.key, msg.options.unique_for_ms)
-        if msg.workflow is not None:  # (workflow steps always have a task id: flags is set)
-            d.step = StepEnd(msg.workflow, codec.pack(result))
-        d.record = encode_record(
-            status, task=msg.task, args=msg.args, kwargs=msg.kwargs, attempts=attempts,
-            enqueued_ms=msg.enqueued_ms, started_ms=started, finished_ms=int(time.time() * 1000),
-            result=result, worker=self.id,
-            error=_ended_error(status, msg),
-        )
+        if step is not None:
+            d.step = step
+        d.record = record
         d.status = status
         d.flags = flags
         d.ttl_ms = self.ttl_ms(task)
@@ -78,19 +103,23 @@ class Outcomes:
             self.observer.ended(d.task_id, msg, d.queue, status._value_, "", attempts, started,
                                 "", "")
 
-    async def failed(self, d: Delivery, msg: Message, task: Task[Any, Any], exc: Exception,
-                     attempt: int, started: int) -> None:
-        """The attempt raised: retry it (owner-checked, atomic) or dead-letter it."""
+    async def failed(self, d: Delivery, msg: Message, task: Task[Any, Any], exc: BaseException,
+                     attempt: int, started: int, error: str | None = None) -> None:
+        """The attempt raised ``exc``: retry it (owner-checked, atomic) or dead-letter it, as
+        the task's retry policy says. ``error``: the text to store instead of the exception's
+        own (bounded and made storable either way)."""
         if d.abandoned:
             _discarded(d)
             return
         self.counters.failed += 1
         policy = task.options.retry
-        tb = "".join(traceback.format_exception(exc))
-        if isinstance(exc, TimeoutError) and task.options.timeout_s is not None:
+        tb = storable_tail("".join(traceback.format_exception(exc)))
+        if error is not None:
+            error = storable(error)
+        elif isinstance(exc, TimeoutError) and task.options.timeout_s is not None:
             error = f"timed out after {task.options.timeout_s:g} s"
         else:
-            error = str(exc) or type(exc).__name__
+            error = error_text(exc)
         retryable = isinstance(exc, Retry) or policy.should_retry(exc)
         if not retryable or attempt >= task.options.max_attempts:
             reason = "max_attempts" if retryable else "not_retryable"
@@ -135,13 +164,15 @@ class Outcomes:
             return
         keys = self.keys[d.queue]
         now = int(time.time() * 1000)
+        error, tb = storable(error), storable_tail(tb)
         attempts = attempts if attempts is not None else (msg.attempts if msg else 0)
         task = msg.task if msg else ""
         record = encode_record(
             TaskStatus.DEAD, task=task or None, args=msg.args if msg else (),
             kwargs=msg.kwargs if msg else None, attempts=attempts,
             enqueued_ms=msg.enqueued_ms if msg else None, started_ms=started, finished_ms=now,
-            error_type=error_type, error=f"{reason}: {error}", traceback=tb or None,
+            error_type=error_type, error=storable(f"{reason}: {error}"),
+            traceback=tb or None,
             worker=self.id,
         )
         letter = DeadEntry(
@@ -149,7 +180,7 @@ class Outcomes:
             error_type=error_type, error=error, traceback=tb, attempts=attempts,
             enqueued_ms=msg.enqueued_ms if msg else 0, failed_ms=now, worker=self.id,
             payload=d.payload or b"",
-        )
+        ).bounded()
         step = msg.workflow if msg is not None else None
         wf: dict[str, Any] = {}  # a workflow step: its workflow fails in the same script
         if step is not None:
@@ -169,7 +200,7 @@ class Outcomes:
             if d.slot:
                 await wake_waiters(self.app, self.keys, (d,))
             self.counters.dead += 1
-            log.warning("task %s dead-lettered (%s): %s", d.task_id, reason, error[:200],
+            log.warning("task %s dead-lettered (%s): %s", d.task_id, reason, for_log(error),
                         extra={"task_id": d.task_id})
             if self.observer is not None:
                 self.observer.ended(d.task_id, msg, d.queue, "dead", reason, attempts, started,
@@ -192,9 +223,16 @@ class Outcomes:
             ran=False)
         if due:
             self.counters.deferred += 1
-            log.info("task %s names %r, unknown to worker %s: handed back for %.1f s (deploy "
-                     "grace)", d.task_id, msg.task, self.id, delay_ms / 1000,
-                     extra={"task_id": d.task_id})
+            unknown = self.unknown
+            name = msg.task[:LOG_LIMIT]  # (from a payload: bounded in the log)
+            if unknown.due(name):
+                since = msg.options.unknown_since_ms if msg.options is not None else None
+                now_ms = due - delay_ms  # (Redis's clock, as the deploy grace)
+                left_s = unknown.grace_s - ((now_ms - since) / 1000 if since is not None else 0)
+                log.warning("%s", unknown.warning(name, left_s), extra={"task_id": d.task_id})
+            log.debug("task %s names %r, unknown to worker %s: handed back for %.1f s (deploy "
+                      "grace)", d.task_id, name, self.id, delay_ms / 1000,
+                      extra={"task_id": d.task_id})
         self.ledger.drop(d)
 
     async def release(self, deliveries: Sequence[Delivery]) -> None:
@@ -212,6 +250,8 @@ class Outcomes:
                 released = await self.app.scripts.release(
                     keys=self.keys[d.queue], consumer=self.id, entry_id=d.entry_id,
                     deliveries=d.deliveries, task_id=task_id, payload=payload, slot=d.slot)
+                if released:
+                    self.counters.handed_back += 1
                 if released and d.slot:
                     await wake_waiters(self.app, self.keys, (d,))
             except RELEASE_ERRORS as exc:  # (any refusal: the worker is shutting down)
@@ -268,7 +308,7 @@ def _ended_error(status: TaskStatus, msg: Message) -> str | None:
     return None
 
 
-def _retry_reason(exc: Exception, task: Task[Any, Any]) -> str:
+def _retry_reason(exc: BaseException, task: Task[Any, Any]) -> str:
     if isinstance(exc, Retry):
         return "retry_requested"
     if isinstance(exc, TimeoutError) and task.options.timeout_s is not None:

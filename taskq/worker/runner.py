@@ -15,6 +15,7 @@ from taskq import cluster, codec
 from taskq.connection import REDIS_ERRORS
 from taskq.context import TaskContext, set_context
 from taskq.lifecycle import TaskOutcome, run_after, run_before
+from taskq.limits import with_concurrency_key
 from taskq.queue import TaskQueue
 from taskq.records import TaskStatus, bucket_key
 from taskq.worker.admission import Cancelled, Deferred, Expired, Ready, Refused, admit
@@ -22,6 +23,7 @@ from taskq.worker.context import OnTransition, WorkerContext
 from taskq.worker.execution import (
     Executors,
     PoolRecycled,
+    Unstorable,
     encode_result,
     invoke,
     is_plain_async,
@@ -30,8 +32,12 @@ from taskq.worker.ledger import Delivery, Ledger
 from taskq.worker.limiter import Limiter
 from taskq.worker.observe import Attempts
 from taskq.worker.outcomes import Outcomes
+from taskq.worker.texts import PROGRESS_LIMIT, storable
 
 log = logging.getLogger(__name__)
+
+_SELF_CANCELLED = ("the task raised asyncio.CancelledError itself (not a taskq cancel or "
+                   "timeout)")
 
 
 class Runner:
@@ -85,6 +91,9 @@ class Runner:
             d.task_id = checked.task_id
             if type(checked) is Ready:
                 limits = checked.task.options.limits
+                sent = checked.msg.options  # (None for a message sent without options)
+                if sent is not None and sent.concurrency_key is not None:
+                    limits = with_concurrency_key(limits, sent.concurrency_key)
                 if limits is not None and not await self._limiter.admit(d, checked, limits):
                     return  # it waits (rate or concurrency limit): handed back delayed
                 if self._attempts is None:
@@ -133,16 +142,23 @@ class Runner:
                 value = await task.fn(*args, **kwargs)
             else:
                 value = await invoke(task, args, kwargs, ctx, self.executors)
-            result = encode_result(value)
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as exc:
             if d.cancel and not self.ledger.stopping:
                 current = asyncio.current_task()
                 if current is not None:
                     current.uncancel()
                 self._finish(d, msg, task, TaskStatus.CANCELLED, None, "c", attempt, started)
                 return
+            current = asyncio.current_task()
+            if current is None or current.cancelling():
+                raise  # taskq's own: shutdown, a lost lease
+            await self._self_cancelled(d, ready, exc, started)  # nobody cancelled this runner
+            return
+        except GeneratorExit:  # (this coroutine is being closed: not the task's outcome)
             raise
-        except Exception as exc:
+        except BaseException as exc:
+            # Whatever the task raised ends its attempt, never the worker: a SystemExit(78)
+            # from task code is not the worker's configuration failure.
             if d.cancel:
                 self._finish(d, msg, task, TaskStatus.CANCELLED, None, "c", attempt, started)
                 return
@@ -160,7 +176,24 @@ class Runner:
         if self.on_transition is not None:
             self.on_transition("before_ack")
         flags = "c" if d.task_id in self.flags.cancels else ""  # asked too late: clear it
-        self._finish(d, msg, task, TaskStatus.SUCCEEDED, result, flags, attempt, started)
+        try:
+            self._finish(d, msg, task, TaskStatus.SUCCEEDED, encode_result(value), flags,
+                         attempt, started)
+        except Unstorable as exc:  # deterministic: dead-lettered at once, no retry
+            d.error = exc
+            await self._dead(d, msg, exc.reason, type(exc).__name__, str(exc),
+                             attempts=attempt, started=started)
+
+    async def _self_cancelled(self, d: Delivery, ready: Ready, exc: asyncio.CancelledError,
+                              started: int) -> None:
+        """The task raised asyncio.CancelledError itself (not a taskq cancel or timeout: the
+        runner was not cancelled): a failed attempt, not a stop of the worker."""
+        log.warning("task %s raised asyncio.CancelledError itself (not a taskq cancel or "
+                    "timeout): counted as a failed attempt", d.task_id,
+                    extra={"task_id": d.task_id})
+        d.error = exc
+        await self._failed(d, ready.msg, ready.task, exc, ready.attempt, started,
+                           _SELF_CANCELLED)
 
     async def _run_hooked(self, d: Delivery, ready: Ready) -> None:
         """:meth:`_run` (which calls the hooks' ``before``), then the hooks' ``after`` with
@@ -191,6 +224,7 @@ class Runner:
             run_after(self._hooks, ctx, TaskOutcome("expired", None, 0.0))
 
     async def _progress(self, queue: str, task_id: str, fraction: float, message: str) -> None:
+        message = storable(str(message), PROGRESS_LIMIT)  # (task code: bounded, valid UTF-8)
         keys = self.keys.get(queue) or self.app.keys(queue)
         bucket = bucket_key(keys, task_id)
         event = _progress_event(task_id, fraction, message)

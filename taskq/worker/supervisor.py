@@ -3,23 +3,35 @@
 Children are ``python -m taskq.worker`` processes with the same options and ``--processes 1``
 (taskq's own entry point, whatever the current directory holds). A child that dies is restarted
 after a pause that grows while children keep dying quickly (a crash loop does not spin).
-SIGTERM/SIGINT go to every child; the supervisor exits 0 once all have ended (a second signal
-is forwarded too, so the children exit at once). A child that exits 0 on its own was recycled
+SIGTERM/SIGINT go to every child as one SIGTERM; the supervisor exits 0 once all have ended (a
+second signal is forwarded too, so the children exit at once). The children ignore SIGINT
+(:data:`~taskq.worker.process.SUPERVISED_ENV`): a Ctrl-C in the terminal, which signals the
+whole process group, reaches them through the supervisor only, so one Ctrl-C is one graceful
+stop everywhere. A child that exits 0 on its own was recycled
 (``--max-tasks``, ``--max-memory``) and is started again at once; with ``--burst`` it is done,
 and the supervisor exits 0 once every child is.
+
+A child that cannot run with this configuration (Redis refuses it, the metrics port is taken)
+says so in a file the supervisor names in its environment, then exits 78: the supervisor
+then stops every child and exits 78. An exit code alone is a crash, restarted like any other:
+task code can exit with any code (``os._exit(78)``), and must not stop the whole service.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from types import FrameType
 
-from taskq.worker.process import EXIT_CONFIG
+from taskq.worker.process import CONFIG_FAILURE_ENV, EXIT_CONFIG, SUPERVISED_ENV
 
 log = logging.getLogger(__name__)
 
@@ -37,21 +49,44 @@ class Supervisor:
         self.signals = 0
         self.restarts = 0
         self.failed = False
+        self._reports: Path | None = None  # the directory of the children's failure files
+
+    def _report_file(self, slot: int) -> Path:
+        if self._reports is None:
+            self._reports = Path(tempfile.mkdtemp(prefix="taskq-supervisor-"))
+        return self._reports / f"config-failure-{slot}"
+
+    def _config_failure(self, slot: int) -> str | None:
+        """Why child ``slot`` said it cannot run with this configuration, or None."""
+        try:
+            return self._report_file(slot).read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return None
 
     def _spawn(self, slot: int) -> None:
         cmd = [sys.executable, "-m", "taskq.worker", *self.child_args, "--processes", "1"]
         if self.metrics_port is not None:
             cmd += ["--metrics-port", str(self.metrics_port + slot)]
-        self.children[slot] = subprocess.Popen(cmd)
+        report = self._report_file(slot)
+        report.unlink(missing_ok=True)
+        env = {**os.environ, CONFIG_FAILURE_ENV: str(report), SUPERVISED_ENV: "1"}
+        self.children[slot] = subprocess.Popen(cmd, env=env)
         log.info("started worker process %d (pid %d)", slot, self.children[slot].pid)
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         self.signals += 1
         for child in self.children.values():
             if child.poll() is None:
-                child.send_signal(signum)
+                child.send_signal(signal.SIGTERM)  # (children ignore SIGINT)
 
     def run(self) -> int:
+        try:
+            return self._run()
+        finally:
+            if self._reports is not None:
+                shutil.rmtree(self._reports, ignore_errors=True)
+
+    def _run(self) -> int:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         for slot in range(self.processes):
@@ -75,9 +110,10 @@ class Supervisor:
                              slot, child.pid)
                     due[slot] = now
                     continue
-                if child.returncode == EXIT_CONFIG:
-                    log.error("worker process %d cannot run with this configuration; stopping",
-                              slot)
+                why = self._config_failure(slot) if child.returncode == EXIT_CONFIG else None
+                if why is not None:
+                    log.error("worker process %d cannot run with this configuration (%s); "
+                              "stopping", slot, why[:500])
                     self._on_signal(signal.SIGTERM, None)
                     self.failed = True
                     break

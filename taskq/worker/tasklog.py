@@ -6,6 +6,7 @@ import logging
 import time
 
 from taskq.codec import Message
+from taskq.worker.texts import for_log
 
 log = logging.getLogger("taskq.tasks")
 
@@ -26,6 +27,8 @@ class TaskLog:
               attempt: int, started_ms: int | None, error_type: str, error: str) -> None:
         """An observer (:mod:`taskq.worker.observe`)."""
         task = msg.task if msg is not None else ""
+        if outcome == "dead":  # (the name may be one no task has, as read from Redis)
+            task = for_log(task)
         duration_ms = -1 if started_ms is None else max(0, int(time.time() * 1000) - started_ms)
         log.info("task %s %s task=%s queue=%s attempt=%d duration_ms=%d", task_id, outcome,
                  task, queue, attempt, duration_ms,

@@ -88,6 +88,14 @@ def build(prefix: str, url: str | None = None) -> TaskQueue:
         await app.redis.rpush(trace_key(prefix, "started"), key)  # type: ignore[misc]
         os._exit(3)
 
+    @app.task(name="blocks_loop", max_attempts=5)
+    async def blocks_loop(key: str, seconds: float) -> str:
+        """An async task that blocks its worker's event loop (``time.sleep`` in an ``async
+        def``: the newcomer's mistake): records its start, blocks, returns ``key``."""
+        await app.redis.rpush(trace_key(prefix, "started"), key)  # type: ignore[misc]
+        time.sleep(seconds)  # noqa: ASYNC251 - the mistake under test
+        return key
+
     @app.task(name="mark", max_attempts=10)
     async def mark(n: int, seconds: float = 0.0) -> int:
         """Sleeps, then counts one run and records ``n`` as done."""

@@ -17,3 +17,8 @@ def spin(seconds: float) -> float:
     while time.monotonic() < end:
         pass
     return seconds
+
+
+def exit_with(code: int) -> None:
+    """Raises SystemExit(``code``) in the pool process (task code calling sys.exit)."""
+    raise SystemExit(code)

@@ -24,6 +24,11 @@ export async function render(ctx) {
         return;
       }
       const n = what === 'replay' ? r.replayed : r.purged;
+      const kept = what === 'replay' && r.kept && r.kept.length ? r.kept[0] : null;
+      if (kept) {  // its unique key is held by another task: it stays here
+        notice(`Dead letter ${id} kept: ${kept.reason}.`, 'error');
+        return;
+      }
       notice(n ? `${what === 'replay' ? 'Replayed' : 'Purged'} dead letter ${id}.`
         : `Dead letter ${id} is gone already.`);
       ctx.go(what === 'replay' ? route('task', d.task_id) : route('queue', name, 'dead'));

@@ -30,7 +30,8 @@ export async function render(ctx) {
     timer = setTimeout(() => { onlyTask = filter.value.trim(); cursors.length = 1; load(); }, 300);
   });
 
-  const selection = (ids) => (ids ? { ids } : (onlyTask ? { task: onlyTask } : {}));
+  // "all" must be said: the API selects nothing from an empty body (422)
+  const selection = (ids) => (ids ? { ids } : (onlyTask ? { task: onlyTask } : { all: true }));
 
   async function act(what, ids, label) {
     const title = what === 'replay' ? `Replay ${label}?` : `Purge ${label}?`;
@@ -41,11 +42,22 @@ export async function render(ctx) {
       { danger: what === 'purge' })) return;
     try {
       const r = await api.post(`queues/${q}/dead/${what}`, selection(ids));
-      const steps = what === 'replay' && r.workflow_steps ? r.workflow_steps.length : 0;
-      notice(what === 'replay' ? `Replayed ${num(r.replayed)} dead letter(s).` + (steps
-        ? ` Not replayed: ${num(steps)} of workflow steps (a replay cannot resume a failed `
-          + 'workflow: start it again).' : '')
-        : `Purged ${num(r.purged)} dead letter(s).`);
+      if (what === 'purge') {
+        notice(`Purged ${num(r.purged)} dead letter(s).`);
+      } else {
+        const kept = r.kept || [];  // their unique keys are held by other tasks: they stay
+        const steps = r.workflow_steps ? r.workflow_steps.length : 0;
+        let text = `Replayed ${num(r.replayed)} dead letter(s).`;
+        if (kept.length) {
+          text += ` ${num(kept.length)} kept: ${kept[0].reason}`
+            + `${kept.length > 1 ? ' (and others like it)' : ''}.`;
+        }
+        if (steps) {
+          text += ` Not replayed: ${num(steps)} of workflow steps (a replay cannot resume a `
+            + 'failed workflow: start it again).';
+        }
+        notice(text, kept.length || steps ? 'error' : 'info');
+      }
     } catch (err) {
       notice(api.message(err), 'error');
     }
