@@ -141,6 +141,26 @@ class LocalCluster:
     def kill(self, node: RedisServer) -> None:
         node.kill()
 
+    def fail_over(self, key: str, timeout_s: float = 60.0) -> RedisServer:
+        """``CLUSTER FAILOVER`` (a manual, lossless one) on a replica of ``key``'s primary: the
+        replica is promoted, the old primary becomes its replica. Returns the new primary once
+        it serves the slot and the Cluster is whole again."""
+        old = self.primary_of(key)
+        for node in self.live():
+            client = node.admin()
+            try:
+                info = client.info("replication")
+                if info["role"] == "slave" and int(info["master_port"]) == old.port:
+                    client.execute_command("CLUSTER", "FAILOVER")
+                    break
+            finally:
+                client.close()
+        else:
+            raise LookupError(f"no replica of {old.port}")
+        self.wait_failover(old, key, timeout_s)
+        wait_for("the cluster to be whole", self.whole, timeout_s)
+        return self.primary_of(key)
+
     def wait_failover(self, killed: RedisServer, key: str, timeout_s: float = 60.0) -> None:
         """Wait until ``key``'s slot is served by another live primary than ``killed``."""
         def moved() -> bool:

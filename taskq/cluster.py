@@ -11,8 +11,11 @@ on one primary, and every script of a queue runs there. What changes on a Cluste
   up to ``FAILOVER_S`` (a replica's promotion), and loads a script on the node that lacks it;
 - a worker reads each queue separately (a read of several streams in different slots is refused
   with CROSSSLOT): :mod:`taskq.worker.reader` runs one read loop per queue;
-- task-end events use classic pub/sub (PUBLISH in a script reaches every node of a Cluster);
-  waiters subscribe on one primary (:func:`event_client`);
+- task events use sharded pub/sub when every primary is Redis 7.0+ (:func:`sharded_events`):
+  scripts SPUBLISH on the queue's events channel (in the queue's slot), waiters SSUBSCRIBE on
+  the primary of that slot (:mod:`taskq.shardsub`); on older nodes classic pub/sub (PUBLISH in
+  a script reaches every node of a Cluster), waiters subscribing on one primary
+  (:func:`event_client`);
 - the server check (:func:`taskq.connection.check_server`) reads ``INFO`` of every primary.
 
 None of this runs for a ``redis://`` URL: the single-Redis path is the one it always was.
@@ -58,6 +61,8 @@ class ClusterClient(RedisCluster):
     """redis-py's asyncio Cluster client, raising taskq errors (see :mod:`taskq.connection`)."""
 
     taskq_url: str = ""
+    taskq_sharded: bool | None = None
+    """Whether task events use sharded pub/sub (:func:`sharded_events`; None: not known yet)."""
 
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -170,11 +175,12 @@ class ClusterLane:
         # outlive the client it was made from (an API's lifespan closes the TaskQueue a worker
         # in the same process still reads from), and redis-py reconnects a closed Cluster
         # client on its next use, which then nobody closes ("Unclosed RedisCluster client").
-        self._client: RedisCluster = _routing_client(client)
+        self._client: RedisCluster = routing_client(client)
         self._blocking_s = blocking_s
         self._lanes: dict[str, Lane] = {}
         self._refreshing = asyncio.Lock()
         self._refreshed_at = 0.0
+        self._closed = False
 
     def lane_for(self, node: ClusterNode) -> Lane:
         lane = self._lanes.get(node.name)
@@ -184,8 +190,16 @@ class ClusterLane:
 
     async def node_of(self, key: Any) -> ClusterNode:
         """The primary that serves ``key``'s slot now."""
-        await _initialized(self._client)
+        await self._open()
         return self._client.nodes_manager.get_node_from_slot(_slot(key))
+
+    async def _open(self) -> None:
+        # A command still in flight when the lane was closed (a worker's, when an API's
+        # lifespan closed the TaskQueue it shares) fails like a lost connection: reloading the
+        # slot map would reopen the closed routing client, which nobody would close again.
+        if self._closed:
+            raise RedisUnavailable("this Redis Cluster lane was closed")
+        await _initialized(self._client)
 
     async def execute(self, *args: Any) -> Any:
         return await self.execute_at(_key_of(args), *args)
@@ -194,7 +208,8 @@ class ClusterLane:
         """Run ``args`` on the primary of ``key``'s slot (None: a keyless command), on the same
         connection as every other command on that slot (``WAIT`` after a write)."""
         if key is None:  # keyless: SCRIPT LOAD goes to every primary, the rest to any one
-            nodes = await primaries(self._client)
+            await self._open()
+            nodes = list(self._client.get_primaries())
             if args[0] == "SCRIPT":
                 replies = [await self.lane_for(n).execute(*args) for n in nodes]
                 return replies[0]
@@ -226,7 +241,7 @@ class ClusterLane:
     async def refresh(self) -> None:
         """Reload the slot map (at most every 0.2 s, however many callers ask)."""
         async with self._refreshing:
-            if time.monotonic() - self._refreshed_at < 0.2:
+            if self._closed or time.monotonic() - self._refreshed_at < 0.2:
                 return
             try:
                 await self._client.nodes_manager.initialize()
@@ -235,15 +250,16 @@ class ClusterLane:
             self._refreshed_at = time.monotonic()
 
     async def aclose(self) -> None:
+        self._closed = True
         lanes, self._lanes = list(self._lanes.values()), {}
         for lane in lanes:
             await lane.aclose()
         await self._client.aclose()
 
 
-def _routing_client(client: RedisCluster) -> RedisCluster:
+def routing_client(client: RedisCluster) -> RedisCluster:
     """A new client of ``client``'s Cluster (same URL and socket timeout), not yet connected;
-    a lane uses it only to learn and reload the slot map."""
+    a lane (and a shard subscriber) uses it only to learn and reload the slot map."""
     url = getattr(client, "taskq_url", "")
     if not url:  # not made by :func:`connect`: share it (its owner closes it)
         return client
@@ -251,8 +267,29 @@ def _routing_client(client: RedisCluster) -> RedisCluster:
     return connect(parse(url), socket_options(url, float(timeout)))
 
 
+SHARDED_SINCE = (7, 0)
+"""The Redis version of SPUBLISH and SSUBSCRIBE."""
+
+
+async def sharded_events(client: Any) -> bool:
+    """Whether task events on ``client``'s Redis use sharded pub/sub: on a Cluster whose every
+    primary is Redis 7.0+, asked once per client (the workers and the waiters of one Cluster
+    decide alike). A single Redis or Sentinel: never (classic pub/sub, Redis 6.2 too)."""
+    if not is_cluster(client):
+        return False
+    known: bool | None = getattr(client, "taskq_sharded", None)
+    if known is None:
+        known = True
+        for node in await primaries(client):
+            info = await client.info("server", target_nodes=node)
+            version = tuple(int(p) for p in str(info.get("redis_version", "0")).split(".")[:2])
+            known = known and version >= SHARDED_SINCE
+        client.taskq_sharded = known
+    return known
+
+
 async def event_client(client: RedisCluster) -> Client:
-    """A plain client on one primary, for subscriptions (PUBLISH reaches every node)."""
+    """A plain client on one primary, for classic subscriptions (PUBLISH reaches every node)."""
     node = (await primaries(client))[0]
     return Client(connection_pool=ConnectionPool(connection_class=node.connection_class,
                                                  **node.connection_kwargs))

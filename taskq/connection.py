@@ -64,7 +64,8 @@ REDIS_ERRORS: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutE
 
 _RAISED = (RedisError, OSError)  # what a Redis call may raise that is translated
 _KEYLESS = frozenset({"PING", "INFO", "SCRIPT", "CLIENT", "TIME", "CONFIG", "ACL", "HELLO",
-                      "AUTH", "SELECT", "COMMAND", "FUNCTION", "PUBLISH", "SUBSCRIBE"})
+                      "AUTH", "SELECT", "COMMAND", "FUNCTION", "PUBLISH", "SUBSCRIBE",
+                      "SPUBLISH", "SSUBSCRIBE"})
 _SCRIPT_CALLS = frozenset({"EVAL", "EVALSHA", "EVAL_RO", "EVALSHA_RO", "FCALL", "FCALL_RO"})
 
 

@@ -72,6 +72,10 @@ L = TypeVar("L", bound=Callable[..., Any])
 log = logging.getLogger(__name__)
 _SYNC_LOOP_LOCK = threading.Lock()
 
+RECHECK_S = 5.0
+"""How often :meth:`TaskQueue.wait` re-reads a task's status while no event came: the safety
+net for an event lost while its subscription reconnects or moves to another node."""
+
 
 class TaskDecorator(Protocol):
     @overload
@@ -837,7 +841,7 @@ class TaskQueue:
                     raise ResultTimeout(f"task {task_id} has not ended after {timeout} s")
                 # The event wakes us at once; the bounded wait re-checks in case the
                 # subscription dropped an event while reconnecting.
-                step = 5.0 if remaining is None else min(5.0, remaining)
+                step = RECHECK_S if remaining is None else min(RECHECK_S, remaining)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(ended.wait(), step)
         finally:

@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 from redis.commands.core import AsyncScript, Script
 from redis.exceptions import ResponseError
 
-from taskq import codec, ids, priority
+from taskq import cluster, codec, ids, priority
 from taskq.codec import WorkflowRef
 from taskq.deadletter import DeadEntry
 from taskq.errors import DecodeError
@@ -74,6 +74,11 @@ NAMES = (
 WORKFLOW_PRELUDE = frozenset({"cancel", "complete", "dead", "workflow_cancel", "workflow_start"})
 """Scripts that also get ``lua/_workflow.lua`` (they end workflow steps, or start or cancel
 workflows)."""
+
+
+def events_arg(keys: QueueKeys, sharded: bool) -> str:
+    """A queue's events channel as a script takes it: a leading ``!`` asks for SPUBLISH."""
+    return "!" + keys.events if sharded else keys.events
 
 
 @cache
@@ -358,6 +363,16 @@ class Scripts:
         self.client = client
         self._lane = lane
         self._s: dict[str, AsyncScript] = {n: client.register_script(source(n)) for n in NAMES}
+        # events published sharded (a Cluster of 7.0+ nodes): asked once, at the first use
+        self._sharded: bool | None = None if cluster.is_cluster(client) else False
+
+    async def events(self, *, keys: QueueKeys) -> str:
+        """The events channel of ``keys``'s queue as a script takes it (see ``publish`` in
+        ``lua/_lib.lua``)."""
+        sharded = self._sharded
+        if sharded is None:
+            sharded = self._sharded = await cluster.sharded_events(self.client)
+        return events_arg(keys, sharded)
 
     async def load(self) -> None:
         """Load every script now (readiness checks; later calls then never miss)."""
@@ -435,7 +450,7 @@ class Scripts:
         key_list = [keys.stream, keys.delayed, keys.payloads, keys.entries, keys.cancels,
                     _bucket_key(keys, task_id)]
         args: list[Any] = [GROUP, task_id, ids.implied_entry(task_id) or "", record, ttl_ms,
-                           keys.events]
+                           await self.events(keys=keys)]
         r = await self._call("cancel", key_list, args)
         if isinstance(r, list):  # a workflow step (or, in memory://, maybe): call again
             ref = _step_of(r)
@@ -482,7 +497,8 @@ class Scripts:
         records = keys.records
         key_list = [keys.stream, keys.stats, keys.done_minute(now_ms // 60_000), keys.entries,
                     keys.cancels, *(records(b) for b in buckets)]
-        args = [GROUP, consumer, ttl_ms, keys.events, scan, meta, *(c.record for c in items)]
+        events = keys.events if self._sharded is False else await self.events(keys=keys)
+        args = [GROUP, consumer, ttl_ms, events, scan, meta, *(c.record for c in items)]
         if any(c.slot for c in items):  # only tasks with a concurrency limit
             where: dict[str, int] = {}
             for c in items:
@@ -521,7 +537,7 @@ class Scripts:
             (keys.stream, keys.delayed, keys.payloads, keys.entries, _bucket_key(keys, task_id),
              keys.stats, *((slot,) if slot else ())),
             (GROUP, consumer, entry_id, deliveries, task_id, payload, delay_ms, record, ttl_ms,
-             keys.events),
+             await self.events(keys=keys)),
         )
         return int(r)
 
@@ -550,7 +566,7 @@ class Scripts:
         r = await self._call(
             "dead", key_list,
             (GROUP, consumer, entry_id, "" if deliveries is None else deliveries, task_id,
-             record, ttl_ms, keys.events, dead_cap, *flat),
+             record, ttl_ms, await self.events(keys=keys), dead_cap, *flat),
         )
         return None if r == 0 else _s(r)
 

@@ -19,7 +19,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from taskq import codec, ids
+from taskq import cluster, codec, ids
 from taskq.codec import Message
 from taskq.errors import RedisOutOfMemory, TaskNotFound
 from taskq.keys import GROUP, QueueKeys
@@ -90,6 +90,11 @@ def resolve(o: Observed) -> TaskRecord | None:
 
 async def _snapshot(redis: Redis, keys: QueueKeys, bucket: str, task_id: str, *,
                     transaction: bool) -> list[Any]:
+    if transaction and cluster.is_cluster(redis):
+        # redis-py's Cluster transaction queues each command through a thread and an event
+        # loop of its own; a client not yet initialized would open (and leak) its first
+        # connections there (the CLI's `taskq task ID`, whose first command this is)
+        await cluster.primaries(redis)  # type: ignore[arg-type]
     pipe = redis.pipeline(transaction=transaction)
     pipe.hmget(bucket, [task_id, task_id + ":p"])
     pipe.hget(keys.entries, task_id)

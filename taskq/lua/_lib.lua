@@ -69,6 +69,21 @@ local function release_unique(key, task_id, keep_ms)
   end
 end
 
+-- Publish `message` on a queue's events channel, as taskq/scripts.py passed it: '' publishes
+-- nothing; a leading '!' asks for sharded pub/sub (SPUBLISH, a Redis Cluster of 7.0+ nodes:
+-- the channel shares the queue's hash tag, so it is in this script's slot). A node that
+-- refuses SPUBLISH (an older one in a mixed Cluster) gets a classic PUBLISH: the script has
+-- already written, and must not fail now; waiters' re-check covers the event's loss.
+local function publish(channel, message)
+  if channel == '' then return end
+  if string.byte(channel, 1) == 33 then
+    channel = string.sub(channel, 2)
+    local r = redis.pcall('SPUBLISH', channel, message)
+    if type(r) ~= 'table' or not r.err then return end
+  end
+  redis.call('PUBLISH', channel, message)
+end
+
 -- Whether task `id` ("<lane>:<suffix>", see taskq/ids.py) still lives: in its lane's delayed
 -- set, or its entry in its lane's stream (queued, running or handed back); with its due ms
 -- when delayed (else 0). KEYS[k..k+8] are the stream, delayed set and entries hash of each

@@ -15,7 +15,7 @@
 -- ARGV[3]  entry id implied by the task id ('' if none)
 -- ARGV[4]  record (status "cancelled")
 -- ARGV[5]  record ttl ms
--- ARGV[6]  events channel
+-- ARGV[6]  events channel (a leading "!": sharded, see publish in _lib.lua)
 -- ARGV[7]  (optional) the step's index in its workflow (with KEYS[7..]), or '' when the
 --          caller knows the task is no workflow step
 -- returns  'delayed' | 'queued' | 'running' | 'unknown'; 'delayed' and 'queued' are followed by
@@ -51,7 +51,7 @@ local function peek(payload)
 end
 local function finish()
   put_record(KEYS[6], id, ARGV[4], ARGV[5])
-  if ARGV[6] ~= '' then redis.call('PUBLISH', ARGV[6], cjson.encode({{id, 'cancelled'}})) end
+  publish(ARGV[6], cjson.encode({{id, 'cancelled'}}))
   if with_wf then
     local def = wf_def(KEYS[7], ARGV[7])
     if def and def.id == id then wf_step_ended(7, ARGV[7], 'cancelled', nil, nil, ARGV[5]) end

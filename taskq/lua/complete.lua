@@ -8,7 +8,7 @@
 -- ARGV[1]  group
 -- ARGV[2]  consumer
 -- ARGV[3]  record ttl ms
--- ARGV[4]  events channel
+-- ARGV[4]  events channel (a leading "!": sharded, see publish in _lib.lua)
 -- ARGV[5]  how many of the caller's pending entries to scan in the batch's id range
 -- ARGV[6]  one line per item: entry id, delivery count, bucket index (into KEYS[6..]), task
 --          id, status, flags, separated by tabs (flags: "e" drop the entries mapping, "c" drop
@@ -127,7 +127,7 @@ if #acked > 0 then
     redis.call('HINCRBY', KEYS[2], 'records_lean', #acked)
     lost[#lost + 1] = 'lean:' .. #acked
   end
-  if ARGV[4] ~= '' then redis.call('PUBLISH', ARGV[4], cjson.encode(events)) end
+  publish(ARGV[4], cjson.encode(events))
 end
 local steps = ARGV[7 + 2 * #items]
 if steps then  -- workflow steps: counted and their successors enqueued, in this same script

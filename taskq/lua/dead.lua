@@ -15,7 +15,7 @@
 -- ARGV[5]  task id
 -- ARGV[6]  record (status "dead")
 -- ARGV[7]  record ttl ms
--- ARGV[8]  events channel
+-- ARGV[8]  events channel (a leading "!": sharded, see publish in _lib.lua)
 -- ARGV[9]  dead-letter stream length cap (0 = none; only dead letters are ever trimmed)
 -- ARGV[10..] field/value pairs of the dead letter (format: taskq/deadletter.py)
 -- ARGV[last-2..last] only for a workflow step (the count from ARGV[10] is then odd): the KEYS
@@ -53,7 +53,7 @@ redis.call('HDEL', KEYS[6], ARGV[5])
 put_record(KEYS[4], ARGV[5], ARGV[6], ARGV[7])
 redis.call('HINCRBY', KEYS[5], 'dead', 1)
 if ARGV[8] ~= '' then
-  redis.call('PUBLISH', ARGV[8], cjson.encode({{ARGV[5], 'dead'}}))
+  publish(ARGV[8], cjson.encode({{ARGV[5], 'dead'}}))
 end
 if wf then wf_step_ended(wf.base, wf.step, 'dead', nil, wf.failure, ARGV[7]) end
 return dead

@@ -15,7 +15,7 @@
 -- ARGV[7]  delay ms (<= 0: back to the stream at once)
 -- ARGV[8]  record (status "failed")
 -- ARGV[9]  record ttl ms
--- ARGV[10] events channel
+-- ARGV[10] events channel (a leading "!": sharded, see publish in _lib.lua)
 -- returns  0 when the caller no longer owns the entry (nothing done), else the due time in ms
 if not owns(KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]) then return 0 end
 redis.call('XACK', KEYS[1], ARGV[1], ARGV[3])
@@ -34,6 +34,6 @@ end
 put_record(KEYS[5], id, ARGV[8], ARGV[9])
 redis.call('HINCRBY', KEYS[6], 'retried', 1)
 if ARGV[10] ~= '' then
-  redis.call('PUBLISH', ARGV[10], cjson.encode({{id, 'failed'}}))
+  publish(ARGV[10], cjson.encode({{id, 'failed'}}))
 end
 return now + math.max(delay, 0)

@@ -7,7 +7,7 @@
 -- ARGV[1]  group
 -- ARGV[2]  record (status "cancelled")
 -- ARGV[3]  record ttl ms (also the workflow's, once nothing of it runs any more)
--- ARGV[4..] events channel of each workflow queue, in order ('' none)
+-- ARGV[4..] events channel of each workflow queue, in order ('' none; as publish in _lib.lua)
 -- returns  {status before, steps cancelled}: status 'running' when this call cancelled it;
 --          '' when there is no such workflow
 local wf = KEYS[1]
@@ -39,9 +39,7 @@ for i = 0, count - 1 do
         put_record(bucket, def.id, record, ttl)
         redis.call('HSET', wf, 'st:' .. i, 'cancelled')
         local channel = ARGV[3 + def.queue]
-        if channel and channel ~= '' then
-          redis.call('PUBLISH', channel, cjson.encode({{def.id, 'cancelled'}}))
-        end
+        if channel then publish(channel, cjson.encode({{def.id, 'cancelled'}})) end
         ended = ended + 1
         cancelled = cancelled + 1
       end

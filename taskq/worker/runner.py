@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from taskq import codec
+from taskq import cluster, codec
 from taskq.connection import REDIS_ERRORS
 from taskq.context import TaskContext, set_context
 from taskq.lifecycle import TaskOutcome, run_after, run_before
@@ -227,11 +227,16 @@ class Runner:
         message = storable(str(message), PROGRESS_LIMIT)  # (task code: bounded, valid UTF-8)
         keys = self.keys.get(queue) or self.app.keys(queue)
         bucket = bucket_key(keys, task_id)
-        pipe = self.app.redis.pipeline(transaction=False)
-        pipe.hset(bucket, task_id + ":p", codec.pack({"p": fraction, "m": message}))  # type: ignore[arg-type]
-        pipe.pexpire(bucket, self.app.result_ttl_ms, gt=True)
-        pipe.publish(keys.events, _progress_event(task_id, fraction, message))
+        event = _progress_event(task_id, fraction, message)
         with contextlib.suppress(*REDIS_ERRORS):
+            sharded = await cluster.sharded_events(self.app.redis)  # asked once per client
+            pipe = self.app.redis.pipeline(transaction=False)
+            pipe.hset(bucket, task_id + ":p", codec.pack({"p": fraction, "m": message}))  # type: ignore[arg-type]
+            pipe.pexpire(bucket, self.app.result_ttl_ms, gt=True)
+            if sharded:  # the channel is in the bucket's slot (the queue's hash tag)
+                pipe.execute_command("SPUBLISH", keys.events, event)
+            else:
+                pipe.publish(keys.events, event)
             await pipe.execute()
 
 

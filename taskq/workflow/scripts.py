@@ -46,7 +46,8 @@ class WorkflowScripts:
         keys = [key]
         for q in queues:
             keys += (q.stream, q.entries, q.records(bucket))
+        channels = [await self._scripts.events(keys=q) for q in queues]
         r = await self._scripts.call(name="workflow_cancel", keys=keys,
-                                     args=[GROUP, record, ttl_ms, *(q.events for q in queues)])
+                                     args=[GROUP, record, ttl_ms, *channels])
         status = r[0].decode() if isinstance(r[0], bytes) else str(r[0])
         return status, int(r[1])

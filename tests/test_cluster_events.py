@@ -1,0 +1,189 @@
+"""Task events on a Redis Cluster of 7.0 nodes: sharded pub/sub (SPUBLISH in the scripts,
+SSUBSCRIBE on the primary of each queue's slot, taskq/shardsub.py), kept through a failover;
+and the API and the CLI against the Cluster.
+
+One Cluster (3 primaries, 1 replica each) for the module; every test uses its own key prefix.
+The waiters' slow re-check is set to 120 s, so a waiter woken within the test's timeouts was
+woken by an event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from faults.topology import LocalCluster
+from taskq import TaskQueue, Worker, ids
+from taskq import queue as queue_module
+from taskq.cli import app as cli_app
+from taskq.shardsub import ShardSubscriber
+from tests.api_fixtures import ADMIN, READ, make_app, serve
+from tests.apps.api_tasks import build
+from tests.helpers import eventually
+from tests.scaleout import queues_on_distinct_primaries, require_redis_server
+from tests.test_api_sse import check_order, read_events
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    require_redis_server("a Redis Cluster test")
+    c = LocalCluster(Path(tmp_path_factory.mktemp("cluster")))
+    try:
+        c.start()
+        yield c
+    finally:
+        c.stop()
+
+
+@pytest.fixture
+def cprefix() -> str:
+    return f"c{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+async def made() -> AsyncIterator[list[TaskQueue]]:
+    """TaskQueues made by the test, closed after its workers stopped (ask for it first)."""
+    queues: list[TaskQueue] = []
+    yield queues
+    for tq in queues:
+        await tq.aclose()
+
+
+@pytest.fixture
+def slow_recheck(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(queue_module, "RECHECK_S", 120.0)
+
+
+def make(cluster: LocalCluster, prefix: str, queues: list[str],
+         made: list[TaskQueue]) -> TaskQueue:
+    tq = TaskQueue(cluster.url, prefix=prefix, default_queue=queues[0])
+    made.append(tq)
+    for q in queues:
+        @tq.task(name=f"double_{q}", queue=q)
+        async def double(x: int) -> int:
+            return x * 2
+    return tq
+
+
+def shard_subscribers(cluster: LocalCluster, channel: str) -> int:
+    """How many connections SSUBSCRIBE ``channel`` on the primary of its slot."""
+    client = cluster.primary_of(channel).admin()
+    try:
+        reply = client.execute_command("PUBSUB", "SHARDNUMSUB", channel)
+        return int(reply[1])
+    finally:
+        client.close()
+
+
+async def subscribed(tq: TaskQueue, channels: list[str]) -> ShardSubscriber:
+    async def check() -> ShardSubscriber | None:
+        shards = tq.events.shards
+        return shards if shards and all(shards.confirmed(c) for c in channels) else None
+
+    shards: ShardSubscriber = await eventually(check, timeout=30, what="subscriptions confirmed")
+    return shards
+
+
+async def test_waiters_on_three_primaries_are_woken_by_sharded_events(
+        made: list[TaskQueue], cluster: LocalCluster, cprefix: str, slow_recheck: None,
+        start_worker: Callable[..., Worker]) -> None:
+    queues = queues_on_distinct_primaries(cluster, cprefix, 3)
+    tq = make(cluster, cprefix, queues, made)
+    tasks = [tq.registry[f"double_{q}"] for q in queues]
+    order = [0, 2, 1, 1, 0, 2, 2]
+    handles = await tq.enqueue_many([tasks[q].message(x=i) for i, q in enumerate(order)])
+    # one call across three slots: the handles come back in the order of the messages
+    assert [ids.split(h.id)[0] for h in handles] == [queues[q] for q in order]
+    waiting = [asyncio.create_task(h.result(timeout=40)) for h in handles]
+    channels = [tq.keys(q).events for q in queues]
+    await subscribed(tq, channels)
+    assert len({cluster.primary_of(c).port for c in channels}) == 3
+    assert [shard_subscribers(cluster, c) for c in channels] == [1, 1, 1]  # SSUBSCRIBE, there
+    start_worker(tq, queues=tuple(queues))
+    assert await asyncio.gather(*waiting) == [2 * i for i in range(len(order))]
+    assert tq.events.received >= 3  # at least one completion batch per queue
+
+
+async def test_a_subscription_follows_its_slot_through_a_failover(
+        made: list[TaskQueue], cluster: LocalCluster, cprefix: str, slow_recheck: None,
+        start_worker: Callable[..., Worker]) -> None:
+    [queue] = queues_on_distinct_primaries(cluster, cprefix, 1)
+    tq = make(cluster, cprefix, [queue], made)
+    channel = tq.keys(queue).events
+    double = tq.registry[f"double_{queue}"]
+    first = await double.enqueue(x=1)
+    waiting = asyncio.create_task(first.result(timeout=60))
+    shards = await subscribed(tq, [channel])
+    before = cluster.primary_of(channel)
+    # the replica takes the slot over; the old primary drops the subscription (sunsubscribe)
+    after = await asyncio.to_thread(cluster.fail_over, channel)
+    assert after is not before
+    await eventually(lambda: _moved(shards, channel, 1), timeout=30, what="resubscribed")
+    assert shard_subscribers(cluster, channel) == 1
+    # a dropped connection: subscribed again on the same node
+    admin = after.admin()
+    try:
+        assert admin.execute_command("CLIENT", "KILL", "TYPE", "pubsub") >= 1
+    finally:
+        admin.close()
+    await eventually(lambda: _moved(shards, channel, 2), timeout=30, what="reconnected")
+    start_worker(tq, queues=(queue,))
+    assert await waiting == 2
+    second = await double.enqueue(x=2)
+    assert await second.result(timeout=40) == 4
+
+
+async def _moved(shards: ShardSubscriber, channel: str, moves: int) -> bool:
+    return shards.moves >= moves and shards.confirmed(channel)
+
+
+async def test_the_api_and_the_cli_on_a_cluster(
+        made: list[TaskQueue], cluster: LocalCluster, cprefix: str,
+        start_worker: Callable[..., Worker]) -> None:
+    # tests/apps/api_tasks.py (queue "default"); the API and the worker each have their own
+    # TaskQueue, as in two processes (the API's lifespan closes its own at the end)
+    tq, api_tq = build(cprefix, cluster.url), build(cprefix, cluster.url)
+    made += (tq, api_tq)
+    async with serve(make_app(api_tq)) as http:
+        r = await http.post("/enqueue/steps", json={"n": 3, "seconds": 0.1}, headers=ADMIN)
+        assert r.status_code in (200, 201, 202), r.text
+        steps_id = r.json()["id"]
+        status = await http.get(f"/tasks/{steps_id}", headers=READ)
+        assert status.status_code == 200 and status.json()["status"] == "queued", status.text
+        events = await read_events(http, steps_id, lambda: start_worker(tq))
+        check_order(events)
+        assert events[-1][2]["status"] == "succeeded" and events[-1][2]["result"] == 3
+        assert api_tq.events.shards is not None and api_tq.events.received >= 1
+        r = await http.post("/enqueue/fail", json={"message": "no, says the cluster"},
+                            headers=ADMIN)
+        dead_id = r.json()["id"]
+        assert (await tq.wait(dead_id, timeout=40)).status == "dead"
+        listed = await http.get("/queues", headers=READ)
+        assert "default" in {q["name"] for q in listed.json()}, listed.text
+
+    def cli(*args: str) -> str:
+        result = CliRunner().invoke(cli_app, ["--redis-url", cluster.url, "--prefix", cprefix,
+                                              *args])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    shown = json.loads(await asyncio.to_thread(cli, "task", steps_id, "--json"))
+    assert shown["status"] == "succeeded" and shown["result"] == 3
+    assert "default" in await asyncio.to_thread(cli, "queues")
+    letter = json.loads(await asyncio.to_thread(cli, "dead", "show", "default", dead_id,
+                                                "--json"))
+    assert letter["task_id"] == dead_id and "no, says the cluster" in letter["error"]
+    replayed = json.loads(await asyncio.to_thread(cli, "dead", "replay", "default",
+                                                  letter["id"], "--yes", "--json"))
+    assert replayed["replayed"] == 1, replayed
+    again = await tq.wait(dead_id, timeout=40)  # the replay dropped the dead record
+    assert again.status == "dead"  # it ran again, and failed again
+    listing = json.loads(await asyncio.to_thread(cli, "dead", "list", "default", "--json"))
+    assert [d["task_id"] for d in listing["dead_letters"]] == [dead_id]
+    assert listing["dead_letters"][0]["id"] != letter["id"]
