@@ -69,30 +69,39 @@ def _typo_setup(on_redis: Callable[..., Any]) -> None:
 def test_a_mistyped_queue_is_refused_with_a_suggestion(cli: Callable[..., Result],
                                                        on_redis: Any) -> None:
     _typo_setup(on_redis)
-    for args in (["pause", "jbos"], ["resume", "jbos"], ["purge", "jbos", "--yes"],
+    for args in (["purge", "jbos", "--yes"],
                  ["tasks", "jbos"], ["dead", "list", "jbos"], ["queue", "jbos"],
                  ["dead", "replay", "jbos", "--all", "--yes"]):
         r = cli(*args)
         assert r.exit_code == 1, (args, r.output)
         assert r.stderr.startswith("error: no queue named 'jbos' (known: jobs)"), r.stderr
         assert "did you mean 'jobs'?" in r.stderr and len(r.stderr.splitlines()) == 1
-    assert not on_redis(lambda tq: tq.redis.exists(tq.keys("jbos").paused))
     assert [q["name"] for q in json.loads(cli("queues", "--json").stdout)["queues"]] == ["jobs"]
 
 
-def test_pausing_a_queue_before_it_exists_takes_create(cli: Callable[..., Result],
-                                                       on_redis: Any) -> None:
+def test_pausing_a_queue_before_it_exists_works_and_warns(cli: Callable[..., Result],
+                                                         on_redis: Any) -> None:
+    """Pausing before the deploy that brings a queue's tasks is legitimate: it is done, with a
+    warning naming the known queues and the closest one (a typo is seen, nothing refused)."""
     _typo_setup(on_redis)
-    r = cli("pause", "reports", "--create", "--json")
+    r = cli("pause", "jbos")
+    assert r.exit_code == 0, r.output
+    assert r.stderr.startswith("warning: no queue named 'jbos' (known: jobs"), r.stderr
+    assert "did you mean 'jobs'?" in r.stderr and "paused anyway" in r.stderr
+    assert cli("resume", "jbos").exit_code == 0
+    assert not on_redis(lambda tq: tq.redis.exists(tq.keys("jbos").paused))
+    r = cli("pause", "reports", "--json")
     assert r.exit_code == 0 and json.loads(r.stdout) == {"queue": "reports", "paused": True}
+    assert "paused anyway" in r.stderr
     info = json.loads(cli("queue", "reports", "--json").stdout)["queue"]  # a queue now
     assert info["paused"] is True
     listed = json.loads(cli("queues", "--json").stdout)["queues"]
-    assert [(q["name"], q["paused"]) for q in listed] == [("jobs", False), ("reports", True)]
+    assert [(q["name"], q["paused"]) for q in listed] == [("jbos", False), ("jobs", False),
+                                                         ("reports", True)]
     assert cli("resume", "reports").exit_code == 0
 
 
-async def test_http_unknown_queue_is_404_and_pause_takes_create(
+async def test_http_unknown_queue_is_404_and_pause_warns(
         client: httpx.AsyncClient, app_tq: TaskQueue) -> None:
     add = app_tq.get_task("add")
     assert add is not None
@@ -102,13 +111,15 @@ async def test_http_unknown_queue_is_404_and_pause_takes_create(
     r = await client.get(f"/queues/{queue}x", headers=ADMIN)
     assert r.status_code == 404 and r.json()["detail"].startswith(f"no queue named '{queue}x'")
     assert f"did you mean '{queue}'?" in r.json()["detail"]
-    for path in ("pause", "resume", "dead/replay", "dead/purge"):
+    for path in ("dead/replay", "dead/purge"):
         r = await client.post(f"/queues/{queue}x/{path}", headers=ADMIN,
                               json={"all": True} if path.startswith("dead") else None)
         assert r.status_code == 404, (path, r.text)
-    assert not await app_tq.redis.exists(app_tq.keys(queue + "x").paused)
-    r = await client.post("/queues/later/pause", params={"create": "true"}, headers=ADMIN)
-    assert r.status_code == 200 and r.json() == {"queue": "later", "paused": True}
+    r = await client.post(f"/queues/{queue}/pause", headers=ADMIN)
+    assert r.status_code == 200 and r.json() == {"queue": queue, "paused": True}
+    r = await client.post("/queues/later/pause", headers=ADMIN)
+    assert r.status_code == 200 and r.json()["paused"] is True
+    assert r.json()["warning"].startswith("no queue named 'later'")
     assert (await client.get("/queues/later", headers=ADMIN)).json()["paused"] is True
 
 

@@ -10,6 +10,7 @@ from taskq.admin._redis import (
     entry_ms,
     known_queues,
     levels_of,
+    queue_exists,
     redis_now_ms,
     require_queue,
 )
@@ -202,20 +203,34 @@ async def recent_failures(tq: TaskQueue, name: str, limit: int = 10) -> list[Fai
     return out[:limit]
 
 
-async def pause(tq: TaskQueue, name: str, *, create: bool = False) -> None:
+async def pause(tq: TaskQueue, name: str) -> QueueNotFound | None:
     """Workers stop taking new tasks from the queue within about a second; running ones finish
-    and enqueueing still works. ``create``: pause a queue that is not one yet (before the
-    deploy that brings its tasks) instead of raising QueueNotFound; it is then registered in
-    the queues set, so that ``taskq queues`` shows it paused."""
-    keys = tq.keys(name) if create else await require_queue(tq, name)
+    and enqueueing still works. A name that is no queue yet is paused too (pausing before the
+    deploy that brings its tasks is legitimate) and registered in the queues set, so that
+    ``taskq queues`` shows it paused. Returns None for a known queue, else (not raised) the
+    QueueNotFound naming the known queues and the closest one, for the caller's warning about
+    a likely typo."""
+    keys = tq.keys(name)  # raises InvalidQueueName for a name that cannot be one
+    unknown = await _unknown(tq, name)
     await tq.redis.set(keys.paused, b"1")
-    if create:
+    if unknown is not None:
         await tq.redis.sadd(queues_key(tq.prefix), name)  # type: ignore[misc]
+    return unknown
 
 
-async def resume(tq: TaskQueue, name: str) -> None:
-    keys = await require_queue(tq, name)
+async def resume(tq: TaskQueue, name: str) -> QueueNotFound | None:
+    """Workers take tasks from the queue again. Returns as :func:`pause` does (resuming a name
+    that is no queue changes nothing)."""
+    keys = tq.keys(name)
+    unknown = await _unknown(tq, name)
     await tq.redis.delete(keys.paused)
+    return unknown
+
+
+async def _unknown(tq: TaskQueue, name: str) -> QueueNotFound | None:
+    if await queue_exists(tq, name):
+        return None
+    return QueueNotFound(name, await known_queues(tq))
 
 
 async def purge_lanes(tq: TaskQueue, name: str) -> list[QueueInfo]:
