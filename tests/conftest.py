@@ -1,5 +1,6 @@
 """Fixtures: a real Redis (TASKQ_TEST_REDIS_URL or the local one), a key prefix per test so
-tests never see each other's keys, and workers in the test's loop or as real processes."""
+tests never see each other's keys, workers in the test's loop or as real processes, and the
+CLI on the test's prefix."""
 
 from __future__ import annotations
 
@@ -7,19 +8,25 @@ import asyncio
 import contextlib
 import os
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 import redis as redis_sync
+from click.testing import Result
+from typer.testing import CliRunner
 
 from taskq import TaskQueue, Worker, WorkerConfig
+from taskq.cli import app as cli_app
+from tests.apps import cli_app as cli_tasks
 from tests.apps.common import build
 from tests.helpers import WorkerProcess
 
-pytest_plugins = ("tests.api_fixtures",)
+pytest_plugins = ("tests.api_fixtures", "tests.scaleout")
 
 REDIS_URL = os.environ.get("TASKQ_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+T = TypeVar("T")
 
 
 @pytest.fixture(scope="session")
@@ -122,3 +129,32 @@ def worker_process(
         pytest.fail("; ".join(f"worker process {p.pid} exited unexpectedly with code "
                               f"{p.proc.returncode}:\n{p.output()[-2000:]}" for p in died),
                     pytrace=False)
+
+
+@pytest.fixture
+def cli(redis_url: str, prefix: str) -> Callable[..., Result]:
+    """Run the ``taskq`` CLI in-process on the test's prefix (modules needing other options
+    override this fixture)."""
+    runner = CliRunner()
+
+    def invoke(*args: str, input: str | None = None, env: dict[str, str] | None = None) -> Result:
+        # one table width whatever the terminal running the tests (xdist workers, CI): tests
+        # of narrow terminals pass their own COLUMNS
+        return runner.invoke(cli_app, ["--redis-url", redis_url, "--prefix", prefix, *args],
+                             input=input, env={"COLUMNS": "160", **(env or {})})
+    return invoke
+
+
+@pytest.fixture
+def on_redis(redis_url: str, prefix: str) -> Callable[..., Any]:
+    """Run ``fn(tq)`` on a fresh TaskQueue of tests/apps/cli_app.py on the test's prefix (the
+    CLI's tests are sync)."""
+    def go(fn: Callable[[TaskQueue], Awaitable[T]]) -> T:
+        async def main() -> T:
+            tq = cli_tasks.build(prefix, redis_url)
+            try:
+                return await fn(tq)
+            finally:
+                await tq.aclose()
+        return asyncio.run(main())
+    return go

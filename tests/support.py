@@ -1,8 +1,9 @@
 """Helpers of the core test suite (beside tests/helpers.py): reading dead letters and traces,
-finding a supervisor's children."""
+finding a supervisor's children, counting runs per concurrency key."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 from typing import Any
@@ -92,3 +93,21 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return text[text.rindex(")") + 2 :].split()[0] not in ("Z", "X")
+
+
+class RunsPerKey:
+    """Task runs in flight per key: the peak of each key, and whether runs of different keys
+    ever overlapped (for concurrency-key tests)."""
+
+    def __init__(self) -> None:
+        self.running: dict[str, int] = {}
+        self.peaks: dict[str, int] = {}
+        self.overlap = False
+
+    async def run(self, key: str, seconds: float) -> None:
+        """One run under ``key`` lasting ``seconds``."""
+        self.running[key] = self.running.get(key, 0) + 1
+        self.peaks[key] = max(self.peaks.get(key, 0), self.running[key])
+        self.overlap = self.overlap or sum(self.running.values()) > 1
+        await asyncio.sleep(seconds)
+        self.running[key] -= 1

@@ -3,10 +3,9 @@ shape, and the error cases with their exit codes."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -16,10 +15,8 @@ from typer.testing import CliRunner
 from taskq import TaskQueue, admin, codec
 from taskq.cli import app
 from taskq.keys import worker_alive_key, workers_key
-from tests.apps.cli_app import build
 from tests.support import end_lean
 
-T = TypeVar("T")
 runner = CliRunner()
 
 QUEUE_KEYS = {"name", "length", "in_flight", "lag", "delayed", "dead", "consumers",
@@ -33,30 +30,6 @@ RECORD_KEYS = {"id", "queue", "status", "task", "args", "kwargs", "attempts", "e
 DEAD_KEYS = {"id", "queue", "task_id", "entry", "task", "reason", "error_type", "error",
              "traceback", "attempts", "enqueued_ms", "failed_ms", "worker", "args", "kwargs",
              "payload_ok"}
-
-
-@pytest.fixture
-def cli(redis_url: str, prefix: str) -> Callable[..., Result]:
-    def invoke(*args: str, input: str | None = None, env: dict[str, str] | None = None) -> Result:
-        # one table width whatever the terminal running the tests (xdist workers, CI): tests
-        # of narrow terminals pass their own COLUMNS
-        return runner.invoke(app, ["--redis-url", redis_url, "--prefix", prefix, *args],
-                             input=input, env={"COLUMNS": "160", **(env or {})})
-    return invoke
-
-
-@pytest.fixture
-def on_redis(redis_url: str, prefix: str) -> Callable[..., Any]:
-    """Run ``fn(tq)`` on a fresh TaskQueue of the test's prefix (the CLI's tests are sync)."""
-    def go(fn: Callable[[TaskQueue], Awaitable[T]]) -> T:
-        async def main() -> T:
-            tq = build(prefix, redis_url)
-            try:
-                return await fn(tq)
-            finally:
-                await tq.aclose()
-        return asyncio.run(main())
-    return go
 
 
 def as_json(result: Result) -> Any:

@@ -4,7 +4,6 @@ at a real terminal (a pty) the answer counts."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import pty
 import subprocess
@@ -12,29 +11,14 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-import pytest
 from typer.testing import CliRunner
 
 from taskq import TaskQueue, admin, codec
 from taskq.cli import app
-from tests.apps.cli_app import build
 
 runner = CliRunner()
 TASKQ = [sys.executable, "-c", "from taskq.cli import main; main()"]
 REFUSED = "refusing without a terminal"
-
-
-@pytest.fixture
-def on_redis(redis_url: str, prefix: str) -> Callable[..., Any]:
-    def go(fn: Callable[[TaskQueue], Any]) -> Any:
-        async def main() -> Any:
-            tq = build(prefix, redis_url)
-            try:
-                return await fn(tq)
-            finally:
-                await tq.aclose()
-        return asyncio.run(main())
-    return go
 
 
 def seed(on_redis: Callable[..., Any]) -> tuple[list[str], str]:

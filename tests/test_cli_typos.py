@@ -5,14 +5,13 @@ used only at high/low priority is one queue, and `taskq task` shows why a task w
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import subprocess
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import httpx
 import pytest
@@ -30,29 +29,7 @@ from tests.api_fixtures import ADMIN
 from tests.apps.cli_app import build
 from tests.helpers import eventually
 
-T = TypeVar("T")
 runner = CliRunner()
-
-
-@pytest.fixture
-def cli(redis_url: str, prefix: str) -> Callable[..., Result]:
-    def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
-        return runner.invoke(app, ["--redis-url", redis_url, "--prefix", prefix, *args],
-                             env={"COLUMNS": "160", **(env or {})})
-    return invoke
-
-
-@pytest.fixture
-def on_redis(redis_url: str, prefix: str) -> Callable[..., Any]:
-    def go(fn: Callable[[TaskQueue], Awaitable[T]]) -> T:
-        async def main() -> T:
-            tq = build(prefix, redis_url)
-            try:
-                return await fn(tq)
-            finally:
-                await tq.aclose()
-        return asyncio.run(main())
-    return go
 
 
 def _typo_setup(on_redis: Callable[..., Any]) -> None:

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import uuid
 import warnings
-from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 from typer.testing import CliRunner
@@ -25,43 +23,12 @@ from taskq.errors import ConfigError, NotReplicated, TaskFailed, WorkflowError
 from taskq.records import TaskStatus
 from taskq.workflow import chain, start
 from tests.api_fixtures import READ, make_app, serve
-from tests.scaleout import queues_on_distinct_primaries, require_redis_server
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    require_redis_server("a Redis Cluster test")
-    c = LocalCluster(Path(tmp_path_factory.mktemp("cluster")))
-    try:
-        c.start()
-        yield c
-    finally:
-        c.stop()
-
-
-@pytest.fixture
-def cprefix() -> str:
-    return f"c{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture
-async def made() -> AsyncIterator[list[TaskQueue]]:
-    """TaskQueues made by the test, closed after its workers stopped (ask for it first)."""
-    queues: list[TaskQueue] = []
-    yield queues
-    for tq in queues:
-        await tq.aclose()
+from tests.scaleout import doubling_queue, queues_on_distinct_primaries
 
 
 def make(cluster: LocalCluster, prefix: str, queues: list[str],
          made: list[TaskQueue]) -> TaskQueue:
-    tq = TaskQueue(cluster.url, prefix=prefix, default_queue=queues[0])
-    made.append(tq)
-
-    for q in queues:
-        @tq.task(name=f"double_{q}", queue=q)
-        async def double(x: int) -> int:
-            return x * 2
+    tq = doubling_queue(cluster, prefix, queues, made)
 
     @tq.task(name="fails", queue=queues[-1], max_attempts=2, backoff=0.05)
     async def fails() -> None:

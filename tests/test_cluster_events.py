@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 from typer.testing import CliRunner
@@ -26,49 +24,13 @@ from taskq.shardsub import ShardSubscriber
 from tests.api_fixtures import ADMIN, READ, make_app, serve
 from tests.apps.api_tasks import build
 from tests.helpers import eventually
-from tests.scaleout import queues_on_distinct_primaries, require_redis_server
+from tests.scaleout import doubling_queue, queues_on_distinct_primaries
 from tests.test_api_sse import check_order, read_events
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    require_redis_server("a Redis Cluster test")
-    c = LocalCluster(Path(tmp_path_factory.mktemp("cluster")))
-    try:
-        c.start()
-        yield c
-    finally:
-        c.stop()
-
-
-@pytest.fixture
-def cprefix() -> str:
-    return f"c{uuid.uuid4().hex[:8]}"
-
-
-@pytest.fixture
-async def made() -> AsyncIterator[list[TaskQueue]]:
-    """TaskQueues made by the test, closed after its workers stopped (ask for it first)."""
-    queues: list[TaskQueue] = []
-    yield queues
-    for tq in queues:
-        await tq.aclose()
 
 
 @pytest.fixture
 def slow_recheck(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(queue_module, "RECHECK_S", 120.0)
-
-
-def make(cluster: LocalCluster, prefix: str, queues: list[str],
-         made: list[TaskQueue]) -> TaskQueue:
-    tq = TaskQueue(cluster.url, prefix=prefix, default_queue=queues[0])
-    made.append(tq)
-    for q in queues:
-        @tq.task(name=f"double_{q}", queue=q)
-        async def double(x: int) -> int:
-            return x * 2
-    return tq
 
 
 def shard_subscribers(cluster: LocalCluster, channel: str) -> int:
@@ -94,7 +56,7 @@ async def test_waiters_on_three_primaries_are_woken_by_sharded_events(
         made: list[TaskQueue], cluster: LocalCluster, cprefix: str, slow_recheck: None,
         start_worker: Callable[..., Worker]) -> None:
     queues = queues_on_distinct_primaries(cluster, cprefix, 3)
-    tq = make(cluster, cprefix, queues, made)
+    tq = doubling_queue(cluster, cprefix, queues, made)
     tasks = [tq.registry[f"double_{q}"] for q in queues]
     order = [0, 2, 1, 1, 0, 2, 2]
     handles = await tq.enqueue_many([tasks[q].message(x=i) for i, q in enumerate(order)])
@@ -114,7 +76,7 @@ async def test_a_subscription_follows_its_slot_through_a_failover(
         made: list[TaskQueue], cluster: LocalCluster, cprefix: str, slow_recheck: None,
         start_worker: Callable[..., Worker]) -> None:
     [queue] = queues_on_distinct_primaries(cluster, cprefix, 1)
-    tq = make(cluster, cprefix, [queue], made)
+    tq = doubling_queue(cluster, cprefix, [queue], made)
     channel = tq.keys(queue).events
     double = tq.registry[f"double_{queue}"]
     first = await double.enqueue(x=1)

@@ -17,7 +17,7 @@ from taskq.limits import Limits, Rate, key_value, parse_rate
 from tests.apps import limited
 from tests.apps.common import gate_key
 from tests.helpers import WorkerProcess, eventually
-from tests.support import trace, traced
+from tests.support import RunsPerKey, trace, traced
 
 FAST = {"block_ms": 100, "promote_every_ms": 20}
 
@@ -116,26 +116,19 @@ async def test_concurrency_limit_across_workers(
 
 async def test_concurrency_key_is_one_at_a_time_per_key(
         tq: TaskQueue, start_worker: Callable[..., Worker]) -> None:
-    running: dict[str, int] = {}
-    peaks: dict[str, int] = {}
-    overlap = False
+    runs = RunsPerKey()
 
     @tq.task(queue="ck", concurrency_key="account")
     async def charge(account: str, n: int) -> None:
-        nonlocal overlap
-        running[account] = running.get(account, 0) + 1
-        peaks[account] = max(peaks.get(account, 0), running[account])
-        overlap = overlap or sum(running.values()) > 1
-        await asyncio.sleep(0.03)
-        running[account] -= 1
+        await runs.run(account, 0.03)
 
     handles = await tq.enqueue_many([charge.message(a, i) for i in range(6) for a in "xy"])
     for _ in range(2):
         start_worker(tq, queues=("ck",), concurrency=5, **FAST)
     for h in handles:
         assert (await h.wait(timeout=60)).status is TaskStatus.SUCCEEDED
-    assert peaks == {"x": 1, "y": 1}
-    assert overlap  # different keys did run at the same time
+    assert runs.peaks == {"x": 1, "y": 1}
+    assert runs.overlap  # different keys did run at the same time
 
 
 async def test_slot_freed_by_retry_and_dead(

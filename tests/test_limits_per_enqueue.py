@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 
 import pytest
 
 from taskq import TaskQueue, TaskStatus, Worker, codec
 from taskq.limits import Limits, with_concurrency_key
+from tests.support import RunsPerKey
 
 FAST = {"block_ms": 100, "promote_every_ms": 20}
 
@@ -38,18 +38,11 @@ def test_a_per_enqueue_key_replaces_the_tasks_own_and_keeps_its_limit() -> None:
 
 async def test_one_at_a_time_per_key_given_at_enqueue(
         tq: TaskQueue, start_worker: Callable[..., Worker]) -> None:
-    running: dict[str, int] = {}
-    peaks: dict[str, int] = {}
-    overlap = False
+    runs = RunsPerKey()
 
     @tq.task(queue="pk")  # no limit of its own
     async def sync_account(account: str, n: int) -> None:
-        nonlocal overlap
-        running[account] = running.get(account, 0) + 1
-        peaks[account] = max(peaks.get(account, 0), running[account])
-        overlap = overlap or sum(running.values()) > 1
-        await asyncio.sleep(0.03)
-        running[account] -= 1
+        await runs.run(account, 0.03)
 
     msgs = [sync_account.with_options(concurrency_key=f"acct-{a}", priority=level).message(a, i)
             for i in range(5) for a in "xy" for level in ("high", "normal")]
@@ -59,8 +52,8 @@ async def test_one_at_a_time_per_key_given_at_enqueue(
         start_worker(tq, queues=("pk",), concurrency=5, **FAST)
     for h in [*handles, plain]:
         assert (await h.wait(timeout=60)).status is TaskStatus.SUCCEEDED
-    assert (peaks["x"], peaks["y"]) == (1, 1)  # across both priority lanes
-    assert overlap  # different keys did run at the same time
+    assert (runs.peaks["x"], runs.peaks["y"]) == (1, 1)  # across both priority lanes
+    assert runs.overlap  # different keys did run at the same time
     for a in "xy":
         slots = tq.keys("pk").limit("run", f"{sync_account.name}:acct-{a}")
         assert await tq.redis.zcard(slots) == 0  # freed with each ack

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,38 +17,19 @@ from taskq import NotReplicated, RedisNotReady, TaskQueue, Worker
 from taskq.lane import Lane
 from taskq.workflow import Workflow, chain, start, start_sync
 from tests.helpers import eventually
-from tests.scaleout import require_redis_server
+from tests.scaleout import inc_queue, require_redis_server, started
 
 
 @pytest.fixture(scope="module")
 def sentinel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSentinel]:
     require_redis_server("a Redis Sentinel test")
-    s = LocalSentinel(Path(tmp_path_factory.mktemp("sentinel")), password="s3cret-pw")
-    try:
-        s.start()
+    with started(LocalSentinel(Path(tmp_path_factory.mktemp("sentinel")),
+                               password="s3cret-pw")) as s:
         yield s
-    finally:
-        s.stop()
-
-
-@pytest.fixture
-async def made() -> AsyncIterator[list[TaskQueue]]:
-    """TaskQueues made by the test, closed after its workers stopped (ask for it first)."""
-    queues: list[TaskQueue] = []
-    yield queues
-    for tq in queues:
-        await tq.aclose()
 
 
 def make(sentinel: LocalSentinel, made: list[TaskQueue]) -> TaskQueue:
-    tq = TaskQueue(sentinel.url, prefix=f"s{uuid.uuid4().hex[:8]}")
-    made.append(tq)
-
-    @tq.task(name="inc")
-    async def inc(x: int) -> int:
-        return x + 1
-
-    return tq
+    return inc_queue(sentinel.url, f"s{uuid.uuid4().hex[:8]}", made)
 
 
 async def test_the_master_is_found_and_followed_through_a_failover(

@@ -22,7 +22,7 @@ from taskq.cli import app as cli_app
 from tests.api_fixtures import ADMIN, READ, make_app, serve
 from tests.apps.api_tasks import build
 from tests.helpers import eventually
-from tests.scaleout import require_redis_server
+from tests.scaleout import require_redis_server, started
 
 PASSWORD = "s3ntinel-pw-xyz"
 
@@ -30,12 +30,9 @@ PASSWORD = "s3ntinel-pw-xyz"
 @pytest.fixture(scope="module")
 def sentinel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSentinel]:
     require_redis_server("a Redis Sentinel test")
-    s = LocalSentinel(Path(tmp_path_factory.mktemp("sentinel-api")), password=PASSWORD)
-    try:
-        s.start()
+    with started(LocalSentinel(Path(tmp_path_factory.mktemp("sentinel-api")),
+                               password=PASSWORD)) as s:
         yield s
-    finally:
-        s.stop()
 
 
 @pytest.fixture

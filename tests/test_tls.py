@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -21,7 +21,7 @@ from faults.topology import LocalCluster, LocalSentinel
 from taskq import TaskQueue, Worker, clients
 from taskq.cli import app as cli_app
 from taskq.errors import ConfigError, RedisUnavailable
-from tests.scaleout import require_redis_server
+from tests.scaleout import inc_queue, require_redis_server, started
 
 runner = CliRunner()
 
@@ -41,53 +41,27 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
 @pytest.fixture(scope="module")
 def server(certs: Certs, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     """One TLS Redis that asks clients for a certificate (``tls-auth-clients yes``)."""
-    s = RedisServer(Path(tmp_path_factory.mktemp("tls-redis")), tls=certs.server,
-                    tls_client=certs.client, password="tls-pw-123")
-    try:
-        s.start()
+    with started(RedisServer(Path(tmp_path_factory.mktemp("tls-redis")), tls=certs.server,
+                             tls_client=certs.client, password="tls-pw-123")) as s:
         yield s
-    finally:
-        s.stop()
 
 
 @pytest.fixture(scope="module")
 def cluster(certs: Certs, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    c = LocalCluster(Path(tmp_path_factory.mktemp("tls-cluster")), replicas=0, tls=certs.server)
-    try:
-        c.start()
+    with started(LocalCluster(Path(tmp_path_factory.mktemp("tls-cluster")), replicas=0,
+                              tls=certs.server)) as c:
         yield c
-    finally:
-        c.stop()
 
 
 @pytest.fixture(scope="module")
 def sentinel(certs: Certs, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalSentinel]:
-    s = LocalSentinel(Path(tmp_path_factory.mktemp("tls-sentinel")), tls=certs.server)
-    try:
-        s.start()
+    with started(LocalSentinel(Path(tmp_path_factory.mktemp("tls-sentinel")),
+                               tls=certs.server)) as s:
         yield s
-    finally:
-        s.stop()
-
-
-@pytest.fixture
-async def made() -> AsyncIterator[list[TaskQueue]]:
-    """TaskQueues made by the test, closed after its workers stopped (ask for it first)."""
-    queues: list[TaskQueue] = []
-    yield queues
-    for tq in queues:
-        await tq.aclose()
 
 
 def make(url: str, made: list[TaskQueue]) -> TaskQueue:
-    tq = TaskQueue(url, prefix=f"t{uuid.uuid4().hex[:8]}")
-    made.append(tq)
-
-    @tq.task(name="inc")
-    async def inc(x: int) -> int:
-        return x + 1
-
-    return tq
+    return inc_queue(url, f"t{uuid.uuid4().hex[:8]}", made)
 
 
 def client_url(server: RedisServer, certs: Certs, ca: Path | None = None,

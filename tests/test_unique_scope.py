@@ -73,8 +73,8 @@ async def test_a_high_task_ending_frees_the_key_for_a_normal_enqueue(
 
 async def _dead_with_key(tq: TaskQueue, start_worker: Callable[..., Worker],
                          gate: asyncio.Event) -> tuple[Worker, str]:
-    """A task with key "r" dead-lettered once (it fails until ``gate`` is set): the worker
-    and its task id."""
+    """A task with key "r" dead-lettered once (it fails until ``gate`` is set), then queue
+    "rq" paused (the worker saw it): the worker and the task id."""
     @tq.task(name="flaky", queue="rq", max_attempts=1)
     async def flaky(n: int) -> int:
         if not gate.is_set():
@@ -85,16 +85,21 @@ async def _dead_with_key(tq: TaskQueue, start_worker: Callable[..., Worker],
     h = await flaky.with_options(key="r").enqueue(1)
     await eventually(lambda: _status_is(tq, h.id, TaskStatus.DEAD), timeout=15, what="dead")
     assert not await tq.redis.exists(tq.keys("rq").unique("flaky:r"))
+    await _pause(tq, w, "rq")
     return w, h.id
+
+
+async def _pause(tq: TaskQueue, w: Worker, queue: str) -> None:
+    """Pause ``queue`` and wait until worker ``w`` saw it."""
+    await admin.pause(tq, queue)
+    await eventually(_paused(w, queue), what="worker saw the pause")
 
 
 async def test_a_replayed_dead_letter_holds_its_key_again(
     tq: TaskQueue, start_worker: Callable[..., Worker]
 ) -> None:
     gate = asyncio.Event()
-    w, task_id = await _dead_with_key(tq, start_worker, gate)
-    await admin.pause(tq, "rq")
-    await eventually(_paused(w, "rq"), what="worker saw the pause")
+    _, task_id = await _dead_with_key(tq, start_worker, gate)
     r = await admin.replay_dead_letters(tq, "rq")
     assert (r.replayed, r.kept) == (1, ())
     flaky = tq.registry["flaky"]
@@ -111,8 +116,6 @@ async def test_a_replay_whose_key_another_task_holds_keeps_the_dead_letter(
 ) -> None:
     gate = asyncio.Event()
     w, task_id = await _dead_with_key(tq, start_worker, gate)
-    await admin.pause(tq, "rq")
-    await eventually(_paused(w, "rq"), what="worker saw the pause")
     flaky = tq.registry["flaky"]
     other = await flaky.with_options(key="r", priority="high").enqueue(2)  # type: ignore[attr-defined]
     assert not other.deduplicated
@@ -128,8 +131,7 @@ async def test_a_replay_whose_key_another_task_holds_keeps_the_dead_letter(
     gate.set()
     await admin.resume(tq, "rq")
     assert (await other.wait(timeout=15)).status is TaskStatus.SUCCEEDED
-    await admin.pause(tq, "rq")
-    await eventually(_paused(w, "rq"), what="worker saw the pause")
+    await _pause(tq, w, "rq")
     r = await admin.replay_dead_letters(tq, "rq")
     assert (r.replayed, r.kept) == (1, ())
     assert (await flaky.with_options(key="r").enqueue(3)).id == task_id  # type: ignore[attr-defined]
