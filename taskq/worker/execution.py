@@ -375,7 +375,9 @@ def encode_result(value: Any) -> Any:
         pass
     try:
         return to_jsonable_python(value)
-    except Exception as exc:  # pydantic's serialization errors, recursion, ...
+    except BaseException as exc:  # pydantic's serialization errors, recursion, ... and what
+        # task code called by the serializer raises (an Enum's ``value`` raising SystemExit):
+        # the attempt's outcome, never the worker's end (as in the runner)
         raise ResultUnencodable(unencodable(value, exc)) from exc
 
 
@@ -383,7 +385,9 @@ def unencodable(value: Any, exc: BaseException) -> str:
     """Why the return value ``value`` cannot be stored (``exc``: what the encoder said)."""
     try:
         said = str(exc)
-    except Exception:
+    except BaseException:  # (its __str__ is task code)
         said = type(exc).__name__
+    if not isinstance(exc, Exception):  # SystemExit(78), not a bare "78"
+        said = f"{type(exc).__name__}({said})" if said else type(exc).__name__
     return (f"the task returned a {type(value).__name__} that cannot be stored: "
             f"{said[:200] or type(exc).__name__}")
