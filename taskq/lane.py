@@ -18,8 +18,9 @@ the command fails with ConnectionError and may or may not have run, as with any 
 A reply overdue by the client's socket timeout fails every waiting command with TimeoutError
 and drops the connection. A closed lane stays closed: a command sent after (or while) it was
 closed fails like a lost connection and opens nothing (a worker's last commands through the
-lane of a TaskQueue its owner closed first). Failures reach the caller as taskq errors, translated by
-:mod:`taskq.connection` (``RedisUnavailable``, ``RedisTimeout``, ``RedisCommandError``, ...).
+lane of a TaskQueue its owner closed first). Failures reach the caller as taskq errors,
+translated by :mod:`taskq.connection` (``RedisUnavailable``, ``RedisTimeout``,
+``RedisCommandError``, ...).
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from taskq import lane as lane_module
+from taskq.errors import RedisUnavailable
 from taskq.lane import Lane
 
 
@@ -122,8 +123,6 @@ async def test_a_lane_closed_while_connecting_fails_the_command_and_keeps_nothin
     """A command in flight when the lane is closed (a worker's, when the owner of the
     TaskQueue closed it first) fails like a lost connection, and the connection it was
     opening is closed, not kept by a closed lane that nobody closes again."""
-    from taskq.errors import RedisUnavailable
-
     client = Redis.from_url(redis_url)
     lane = Lane(client)
     try:
