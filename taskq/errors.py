@@ -56,6 +56,7 @@ code written against redis-py's exceptions keeps catching them, as before.
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Sequence
 from typing import Any
 
@@ -209,12 +210,30 @@ class TaskNotFound(TaskqError):
         self.task_id = task_id
 
 
+KNOWN_SHOWN = 12
+"""Queue names a QueueNotFound message lists at most."""
+
+
 class QueueNotFound(TaskqError):
     """No queue of that name has ever been used (nor is one registered)."""
 
-    def __init__(self, name: str) -> None:
-        super().__init__(f"no queue named {name!r}")
+    def __init__(self, name: str, known: Sequence[str] | None = None) -> None:
+        """``known``: the queues there are, listed in the message with the closest to
+        ``name`` (a typo's likely meaning)."""
+        names = list(known or ())
+        close = difflib.get_close_matches(name, names, n=1)
+        text = f"no queue named {name!r}"
+        if known is not None:
+            shown = ", ".join(names[:KNOWN_SHOWN]) or "none"
+            if len(names) > KNOWN_SHOWN:
+                shown += f", … ({len(names) - KNOWN_SHOWN} more)"
+            text += f" (known: {shown})"
+        if close:
+            text += f"; did you mean {close[0]!r}?"
+        super().__init__(text)
         self.name = name
+        self.known = tuple(names)
+        self.suggestion = close[0] if close else None
 
 
 class DeadLetterNotFound(TaskqError):

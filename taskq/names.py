@@ -10,7 +10,7 @@ holds the full name, looked up as it is.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Protocol, TypeVar
 
 from taskq.errors import TaskNotRegistered
@@ -48,3 +48,18 @@ def resolve(registry: Mapping[str, T], name: str) -> T:
     if len(found) == 1:
         return registry[found[0]]
     raise TaskNotRegistered(name, found)
+
+
+def resolve_among(names: Iterable[str], name: str) -> str:
+    """The full name ``name`` stands for among ``names`` (task names found in data: dead
+    letters, records), by the rule of :func:`matches`: ``name`` itself when it is one of them
+    or none matches (so a filter on it finds nothing); the one name ending with ``.name``;
+    :class:`TaskNotRegistered` with the candidates when several do."""
+    known = set(names)
+    if name in known:
+        return name
+    tail = "." + name
+    found = sorted(n for n in known if n.endswith(tail))
+    if len(found) > 1:
+        raise TaskNotRegistered(name, found)
+    return found[0] if found else name

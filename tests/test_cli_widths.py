@@ -141,9 +141,10 @@ def test_the_enqueue_hint_is_never_broken(redis_url: str, prefix: str, width: in
     result = at(width, redis_url, prefix)("enqueue", "add", "--app", "tests.apps.cli_app:tq",
                                           "--kwargs", '{"a": 1, "b": 2}')
     lines = result.stdout.splitlines()
-    hint = [line for line in lines if "taskq task " in line]
+    hint = [line for line in lines if line.startswith("follow it: taskq ")]
     assert len(hint) == 1, result.stdout
-    task_id = hint[0].split("taskq task ", 1)[1].strip()
+    assert " task " in hint[0]  # (with --redis-url and --prefix: the test's Redis and prefix)
+    task_id = hint[0].rsplit(" task ", 1)[1].strip()
     assert task_id.startswith("jobs:") and "…" not in task_id
     shown = at(width, redis_url, prefix)("task", task_id, "--json")
     assert json.loads(shown.stdout)["id"] == task_id

@@ -17,6 +17,7 @@ from taskq.admin.dead import (
     replay_dead,
     replay_dead_letters,
 )
+from taskq.admin.dead import resolve_task as resolve_dead_task
 from taskq.admin.queues import (
     consumers,
     list_queues,
@@ -85,6 +86,7 @@ __all__ = [
     "recent_failures",
     "replay_dead",
     "replay_dead_letters",
+    "resolve_dead_task",
     "resume",
     "resume_schedule",
     "schedule_info",

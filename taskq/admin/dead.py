@@ -6,7 +6,7 @@ import logging
 from collections.abc import AsyncIterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from taskq import codec, deadletter
+from taskq import codec, deadletter, names
 from taskq.admin._redis import PAGE, require_queue
 from taskq.admin.values import DeadLetter, KeptLetter, Replay
 from taskq.errors import DeadLetterTruncated
@@ -64,6 +64,20 @@ async def _scan(
         cursor = text(rows[-1][0])
 
 
+async def resolve_task(tq: TaskQueue, name: str, task: str | None) -> str | None:
+    """The full task name a ``--task`` filter stands for: itself when a dead letter of the
+    queue (or a registered task) has that name, else the one such name ending with
+    ``.task`` (``send_email`` for ``myapp.tasks.send_email``); raises TaskNotRegistered with
+    the candidates when several do. None stays None."""
+    if task is None:
+        return None
+    keys = await require_queue(tq, name)
+    found = set(tq.registry)
+    async for _, fields in _scan(tq, keys, newest_first=True):
+        found.add(deadletter.task_of(fields))
+    return names.resolve_among(found, task)
+
+
 async def dead_letters(
     tq: TaskQueue, name: str, limit: int = 50, task: str | None = None,
     before: str | None = None,
@@ -72,6 +86,7 @@ async def dead_letters(
     with ``before`` (a dead letter's id, as a page's last one) only those older than it, so
     pages of a long list cost one page each."""
     keys = await require_queue(tq, name)
+    task = await resolve_task(tq, name, task)
     out: list[DeadLetter] = []
     if limit <= 0:
         return out
@@ -135,8 +150,10 @@ async def replay_dead_letters(
     (listed in ``workflow_steps``): the step's death already failed its workflow (its waiting
     steps skipped, its failure handler run), and a replayed step would run alone, its result
     going nowhere. So do those whose unique key another task holds now (listed in ``kept``,
-    with a warning logged): replaying them would make a second live task of one key."""
+    with a warning logged): replaying them would make a second live task of one key.
+    ``task``: a full or short task name (see :func:`resolve_task`)."""
     keys = await require_queue(tq, name)
+    task = await resolve_task(tq, name, task)
     count = 0
     steps: list[str] = []
     kept: list[KeptLetter] = []
@@ -180,8 +197,10 @@ async def replay_dead(
 async def purge_dead(
     tq: TaskQueue, name: str, dead_ids: list[str] | None = None, task: str | None = None
 ) -> int:
-    """Delete dead letters (all when ``dead_ids`` is None); returns how many were deleted."""
+    """Delete dead letters (all when ``dead_ids`` is None; ``task``: only that task's, a full
+    or short name); returns how many were deleted."""
     keys = await require_queue(tq, name)
+    task = await resolve_task(tq, name, task)
     if dead_ids is None and task is None:
         pipe = tq.redis.pipeline(transaction=True)
         pipe.xlen(keys.dead)

@@ -9,13 +9,15 @@ from taskq import deadletter, ids, priority, state
 from taskq.admin._redis import (
     entry_ms,
     known_queues,
+    levels_of,
+    queue_exists,
     redis_now_ms,
     require_queue,
 )
 from taskq.admin.values import ConsumerInfo, DelayedTask, Failure, QueueInfo
 from taskq.errors import QueueNotFound
 from taskq.fieldvalues import text, to_int
-from taskq.keys import GROUP, QueueKeys, worker_alive_key
+from taskq.keys import GROUP, QueueKeys, queues_key, worker_alive_key
 from taskq.records import TaskStatus
 
 if TYPE_CHECKING:
@@ -53,18 +55,24 @@ async def queue_info(tq: TaskQueue, name: str) -> QueueInfo:
 
 
 async def _queue_info(tq: TaskQueue, name: str) -> QueueInfo:
+    """A queue's figures. Stream figures (length, in flight, waiting, delayed, dead) are its
+    own level's (``priority_waiting`` splits the lengths by level); consumers and the counters
+    (completions, retries, ...) count every level of a queue: to its user it is one queue."""
     keys = tq.keys(name)
     now = await redis_now_ms(tq)
     minute = now // 60_000
+    levels = levels_of(name)
     pipe = tq.redis.pipeline(transaction=False)
     pipe.xlen(keys.stream)
     pipe.zcard(keys.delayed)
     pipe.xlen(keys.dead)
-    pipe.hgetall(keys.stats)
     pipe.exists(keys.paused)
-    pipe.get(keys.done_minute(minute))
-    pipe.get(keys.done_minute(minute - 1))
-    length, delayed, dead, stats, paused, cur, prev = await pipe.execute()
+    for level in levels:
+        lk = tq.keys(level)
+        pipe.hgetall(lk.stats)
+        pipe.get(lk.done_minute(minute))
+        pipe.get(lk.done_minute(minute - 1))
+    length, delayed, dead, paused, *per_level = await pipe.execute()
     group = await state.group_state(tq.redis, keys)
     first = await state.undelivered(tq.redis, keys, group.last_delivered, 1)
     lag = group.lag
@@ -73,11 +81,20 @@ async def _queue_info(tq: TaskQueue, name: str) -> QueueInfo:
         lag = await _count_undelivered(tq, keys, group.last_delivered, bound)
     oldest = max(0.0, (now - entry_ms(first[0][0])) / 1000) if first else None
     elapsed = (now % 60_000) / 60_000
-    rate = int(to_int(cur) or 0) + round((to_int(prev) or 0) * (1 - elapsed))
-    st = {text(k): to_int(v) or 0 for k, v in stats.items()}
+    st: dict[str, int] = {}
+    cur = prev = 0
+    for i in range(len(levels)):
+        stats, c, p = per_level[3 * i: 3 * i + 3]
+        for k, v in stats.items():
+            st[text(k)] = st.get(text(k), 0) + (to_int(v) or 0)
+        cur += to_int(c) or 0
+        prev += to_int(p) or 0
+    rate = cur + round(prev * (1 - elapsed))
+    readers = await _consumer_rows(tq, name) if len(levels) > 1 else None
     return QueueInfo(
         name=name, length=int(length), in_flight=group.pending, lag=int(lag),
-        delayed=int(delayed), dead=int(dead), consumers=group.consumers,
+        delayed=int(delayed), dead=int(dead),
+        consumers=group.consumers if readers is None else len(readers),
         oldest_waiting_age_s=oldest, completed_last_minute=rate,
         completed_total=st.get("completed", 0), retried_total=st.get("retried", 0),
         dead_total=st.get("dead", 0), lost_total=st.get("lost", 0), paused=bool(paused),
@@ -85,6 +102,26 @@ async def _queue_info(tq: TaskQueue, name: str) -> QueueInfo:
         throttled_total=st.get("throttled", 0),
         priority_waiting=await _lanes_waiting(tq, name, int(length)),
     )
+
+
+async def _consumer_rows(tq: TaskQueue, name: str) -> dict[str, tuple[int, int]]:
+    """The consumers of the queue's group at every level (a lane: its own), by name: entries
+    held (summed over the levels) and idle time (the least)."""
+    levels = levels_of(name)
+    pipe = tq.redis.pipeline(transaction=False)
+    for level in levels:
+        pipe.xinfo_consumers(tq.keys(level).stream, GROUP)
+    found: dict[str, tuple[int, int]] = {}
+    for rows in await pipe.execute(raise_on_error=False):
+        if not isinstance(rows, list):  # no stream or no group at that level
+            continue
+        for r in rows:
+            n = text(r.get("name"))
+            pending, idle = int(r.get("pending") or 0), int(r.get("idle") or 0)
+            if n in found:
+                pending, idle = pending + found[n][0], min(idle, found[n][1])
+            found[n] = (pending, idle)
+    return found
 
 
 async def _lanes_waiting(tq: TaskQueue, name: str, length: int) -> dict[str, int]:
@@ -112,33 +149,34 @@ async def _count_undelivered(tq: TaskQueue, keys: QueueKeys, after: str, bound: 
 
 
 async def throughput(tq: TaskQueue, name: str, minutes: int = 60) -> tuple[int, list[int]]:
-    """Completions per wall-clock minute (Redis clock) of the last ``minutes`` minutes, oldest
-    first, the current (partial) minute last; with the start of that last minute in ms. The
-    per-minute counters live two hours, so at most 120 minutes can be asked for."""
-    keys = await require_queue(tq, name)
+    """Completions per wall-clock minute (Redis clock, every priority level of a queue) of the
+    last ``minutes`` minutes, oldest first, the current (partial) minute last; with the start
+    of that last minute in ms. The per-minute counters live two hours, so at most 120 minutes
+    can be asked for."""
+    await require_queue(tq, name)
     n = max(1, min(minutes, MAX_THROUGHPUT_MINUTES))
     now = await redis_now_ms(tq)
     last = now // 60_000
-    counts = await tq.redis.mget([keys.done_minute(m) for m in range(last - n + 1, last + 1)])
-    return last * 60_000, [to_int(c) or 0 for c in counts]
+    total = [0] * n
+    for level in levels_of(name):  # a queue's every priority level (all under one hash tag)
+        keys = tq.keys(level)
+        counts = await tq.redis.mget([keys.done_minute(m) for m in range(last - n + 1, last + 1)])
+        total = [t + (to_int(c) or 0) for t, c in zip(total, counts, strict=True)]
+    return last * 60_000, total
 
 
 async def consumers(tq: TaskQueue, name: str) -> list[ConsumerInfo]:
-    """The consumers of the queue's group: entries held, idle time, whether the worker lives."""
-    keys = await require_queue(tq, name)
-    try:
-        rows = await tq.redis.xinfo_consumers(keys.stream, GROUP)
-    except Exception:  # no stream or no group yet
-        return []
-    names = [text(r.get("name")) for r in rows]
+    """The consumers of the queue's group, at every priority level of a queue: entries held,
+    idle time, whether the worker lives."""
+    await require_queue(tq, name)
+    rows = await _consumer_rows(tq, name)
+    names = sorted(rows)
     pipe = tq.redis.pipeline(transaction=False)
     for n in names:
         pipe.exists(worker_alive_key(tq.prefix, n))
     alive = await pipe.execute() if names else []
-    return [
-        ConsumerInfo(n, int(r.get("pending") or 0), int(r.get("idle") or 0), bool(a))
-        for n, r, a in zip(names, rows, alive, strict=True)
-    ]
+    return [ConsumerInfo(n, rows[n][0], rows[n][1], bool(a))
+            for n, a in zip(names, alive, strict=True)]
 
 
 async def next_delayed(tq: TaskQueue, name: str, limit: int = 10) -> list[DelayedTask]:
@@ -165,16 +203,34 @@ async def recent_failures(tq: TaskQueue, name: str, limit: int = 10) -> list[Fai
     return out[:limit]
 
 
-async def pause(tq: TaskQueue, name: str) -> None:
+async def pause(tq: TaskQueue, name: str) -> QueueNotFound | None:
     """Workers stop taking new tasks from the queue within about a second; running ones finish
-    and enqueueing still works."""
-    keys = await require_queue(tq, name)
+    and enqueueing still works. A name that is no queue yet is paused too (pausing before the
+    deploy that brings its tasks is legitimate) and registered in the queues set, so that
+    ``taskq queues`` shows it paused. Returns None for a known queue, else (not raised) the
+    QueueNotFound naming the known queues and the closest one, for the caller's warning about
+    a likely typo."""
+    keys = tq.keys(name)  # raises InvalidQueueName for a name that cannot be one
+    unknown = await _unknown(tq, name)
     await tq.redis.set(keys.paused, b"1")
+    if unknown is not None:
+        await tq.redis.sadd(queues_key(tq.prefix), name)  # type: ignore[misc]
+    return unknown
 
 
-async def resume(tq: TaskQueue, name: str) -> None:
-    keys = await require_queue(tq, name)
+async def resume(tq: TaskQueue, name: str) -> QueueNotFound | None:
+    """Workers take tasks from the queue again. Returns as :func:`pause` does (resuming a name
+    that is no queue changes nothing)."""
+    keys = tq.keys(name)
+    unknown = await _unknown(tq, name)
     await tq.redis.delete(keys.paused)
+    return unknown
+
+
+async def _unknown(tq: TaskQueue, name: str) -> QueueNotFound | None:
+    if await queue_exists(tq, name):
+        return None
+    return QueueNotFound(name, await known_queues(tq))
 
 
 async def purge_lanes(tq: TaskQueue, name: str) -> list[QueueInfo]:

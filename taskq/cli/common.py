@@ -31,6 +31,7 @@ from taskq.errors import (
     RedisTimeout,
     RedisUnavailable,
     TaskNotFound,
+    TaskNotRegistered,
     TaskqError,
     TaskValidationError,
 )
@@ -140,6 +141,8 @@ def run(ctx: typer.Context, call: Callable[[TaskQueue], Awaitable[T]],
         fail(str(exc), EXIT_REDIS)
     except RedisCommandError as exc:
         fail(f"Redis refused the command: {exc}", EXIT_FAILED)
+    except TaskNotRegistered as exc:  # a short --task name of several tasks: a usage error
+        fail(str(exc), EXIT_USAGE if exc.matches else EXIT_FAILED)
     except TaskValidationError as exc:  # e.g. an int beyond 64 bits, found when encoding
         fail(str(exc), EXIT_USAGE)
     except TaskqError as exc:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
 from taskq import admin
-from taskq.admin import DeadLetter
+from taskq.admin import DeadLetter, Replay
 from taskq.cli.common import (
     EXIT_USAGE,
     call_args,
@@ -37,7 +37,8 @@ app = typer.Typer(
 IdsArg = Annotated[list[str] | None, typer.Argument(
     help="dead letter ids (or task ids) from `taskq dead list`", show_default=False)]
 AllOpt = Annotated[bool, typer.Option("--all", help="every dead letter of the queue")]
-TaskOpt = Annotated[str | None, typer.Option("--task", help="only dead letters of this task")]
+TaskOpt = Annotated[str | None, typer.Option(
+    "--task", help="only dead letters of this task (full name, or a short one: send_email)")]
 
 
 @app.command("list", help="The newest dead letters of a queue.\n\n"
@@ -108,18 +109,39 @@ def _selection(ctx: typer.Context, name: str, ids: list[str] | None, all_: bool,
     return None, what
 
 
+def _task(ctx: typer.Context, name: str, task: str | None) -> str | None:
+    """The full task name of ``--task`` (a short one resolved among the queue's dead letters;
+    several matches: exit 2 with their names)."""
+    return run(ctx, lambda tq: admin.resolve_dead_task(tq, name, task)) if task else None
+
+
+def _none_matched(name: str, task: str | None, verb: str) -> NoReturn:
+    which = f" of task {task!r}" if task else ""
+    fail(f"no dead letter{which} in queue {name!r} matched; nothing was {verb}")
+
+
 @app.command("replay", help="Enqueue dead letters again with their attempts reset (same task "
              "id). Asks first unless --yes.\n\nExample: taskq dead replay emails --all --yes; "
              "taskq dead replay emails 1718000000000-0")
 def replay(ctx: typer.Context, name: QueueArg, ids: IdsArg = None, all_: AllOpt = False,
            task: TaskOpt = None, yes: YesOpt = False, as_json: JsonOpt = False) -> None:
+    task = _task(ctx, name, task)
     chosen, what = _selection(ctx, name, ids, all_, task)
     confirm(f"Replay {what} of queue {name!r}?", yes)
     r = run(ctx, lambda tq: admin.replay_dead_letters(tq, name, chosen, task))
+    left = bool(r.workflow_steps or r.kept)
     if want_json(ctx, as_json):
         print_json(r.to_dict())
-        return
-    out.print(f"replayed {r.replayed} dead letter(s) of {name}; they are queued again")
+    elif r.replayed or left:
+        again = "; they are queued again" if r.replayed else ""
+        out.print(f"replayed {r.replayed} dead letter(s) of {name}{again}")
+        _say_left(r)
+    if not r.replayed and not left:
+        _none_matched(name, task, "replayed")
+
+
+def _say_left(r: Replay) -> None:
+    """The dead letters a replay left in place, and why."""
     for k in r.kept:
         out.print(f"kept dead letter {k.id} (task {k.task_id}): {k.reason}; replay it once "
                   "that task has ended", markup=False, highlight=False)
@@ -135,10 +157,13 @@ def replay(ctx: typer.Context, name: QueueArg, ids: IdsArg = None, all_: AllOpt 
              "Example: taskq dead purge emails --task send_email --yes")
 def purge(ctx: typer.Context, name: QueueArg, ids: IdsArg = None, all_: AllOpt = False,
           task: TaskOpt = None, yes: YesOpt = False, as_json: JsonOpt = False) -> None:
+    task = _task(ctx, name, task)
     chosen, what = _selection(ctx, name, ids, all_, task)
     confirm(f"Delete {what} of queue {name!r} for good?", yes)
     n = run(ctx, lambda tq: admin.purge_dead(tq, name, chosen, task))
     if want_json(ctx, as_json):
         print_json({"queue": name, "purged": n})
-    else:
+    elif n:
         out.print(f"deleted {n} dead letter(s) of {name}")
+    if not n:
+        _none_matched(name, task, "deleted")

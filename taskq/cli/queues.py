@@ -15,6 +15,7 @@ from taskq.cli import render
 from taskq.cli.common import (
     EXIT_USAGE,
     confirm,
+    err,
     fail,
     out,
     print_json,
@@ -23,6 +24,8 @@ from taskq.cli.common import (
     target,
     want_json,
 )
+from taskq.cli.visible import visible
+from taskq.errors import QueueNotFound
 from taskq.queue import TaskQueue
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="print the stable JSON shape (docs/cli.md)")]
@@ -84,13 +87,23 @@ def queue(ctx: typer.Context, name: QueueArg, as_json: JsonOpt = False,
 
 
 PAUSE_HELP = """Pause a queue: workers stop taking new tasks from it within about 1.5 s; running
-tasks finish; enqueueing still works (tasks wait). Undo with `taskq resume`.
+tasks finish; enqueueing still works (tasks wait). Undo with `taskq resume`. A name that is no
+queue yet is paused too (pausing before the deploy that brings its tasks is legitimate), with a
+warning naming the known queues and the closest one, in case it is a typo.
 
 Example: taskq pause emails"""
 
 
+def _warn_unknown(unknown: QueueNotFound | None, done: str) -> None:
+    if unknown is not None:
+        err.print(f"warning: {visible(str(unknown))}; {done}", markup=False, highlight=False,
+                  soft_wrap=True)
+
+
 def pause(ctx: typer.Context, name: QueueArg, as_json: JsonOpt = False) -> None:
-    run(ctx, lambda tq: admin.pause(tq, name))
+    unknown = run(ctx, lambda tq: admin.pause(tq, name))
+    _warn_unknown(unknown, "paused anyway: its workers will take nothing until "
+                           f"`taskq resume {name}`")
     if want_json(ctx, as_json):
         print_json({"queue": name, "paused": True})
     else:
@@ -104,7 +117,8 @@ Example: taskq resume emails"""
 
 
 def resume(ctx: typer.Context, name: QueueArg, as_json: JsonOpt = False) -> None:
-    run(ctx, lambda tq: admin.resume(tq, name))
+    unknown = run(ctx, lambda tq: admin.resume(tq, name))
+    _warn_unknown(unknown, "nothing to resume")
     if want_json(ctx, as_json):
         print_json({"queue": name, "paused": False})
     else:

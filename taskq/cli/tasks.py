@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import shlex
 from enum import StrEnum
 from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from taskq import admin
+from taskq import admin, urls
 from taskq.cli.common import (
     EXIT_FAILED,
     EXIT_USAGE,
@@ -33,7 +35,7 @@ from taskq.errors import ConfigError, TaskNotRegistered, TaskValidationError
 from taskq.loading import load_app
 from taskq.queue import TaskQueue
 from taskq.records import TaskRecord, TaskStatus
-from taskq.url_choice import UrlSource
+from taskq.url_choice import DEFAULT_URL, UrlSource
 
 IdArg = Annotated[str, typer.Argument(help="task id, as <queue>:<id>", show_default=False)]
 STATUSES = ", ".join(str(s) for s in TaskStatus)
@@ -99,13 +101,25 @@ def record_table(r: TaskRecord, full: bool = False) -> Table:
         ("started", timestamp(r.started_ms)), ("finished", timestamp(r.finished_ms)),
         ("progress", None if r.progress is None else
          f"{r.progress:.0%} {r.progress_message or ''}".strip()),
-        ("error", f"{r.error_type or ''}: {r.error}" if r.error else None),
+        (_error_row(r), _error_text(r)),
         ("result", result_text(r, width)),
         ("entry id", r.entry_id),
     ]
     return details(f"Task {r.id}", [(name, str(value)) for name, value in rows
                                     if value is not None and value != "-"],
                    whole=("entry id",))
+
+
+def _error_row(r: TaskRecord) -> str:
+    """``reason`` for why a task was cancelled or expired (no exception), else ``error``."""
+    return "reason" if r.error and not r.error_type else "error"
+
+
+def _error_text(r: TaskRecord) -> str | None:
+    """``Type: message`` of an exception; the message alone when there is no type."""
+    if not r.error:
+        return None
+    return f"{r.error_type}: {r.error}" if r.error_type else r.error
 
 
 def result_text(r: TaskRecord, width: int) -> str | None:
@@ -215,4 +229,27 @@ def enqueue(
                     "queue": msg.queue or registered.options.queue})
     else:  # never wrapped: the id and the command stay whole, to copy
         out.print(f"enqueued {registered.name} as {task_id}", soft_wrap=True)
-        out.print(f"follow it: taskq task {task_id}", soft_wrap=True)
+        command, hidden = follow_command(tq.url, tq.prefix, task_id)
+        out.print(f"follow it: {command}", soft_wrap=True, markup=False)
+        if hidden:
+            out.print("  (set TASKQ_REDIS_URL to the app's Redis URL: its password is shown "
+                      "as ***)", soft_wrap=True)
+
+
+def follow_command(url: str, prefix: str, task_id: str) -> tuple[str, bool]:
+    """A ``taskq task <id>`` command that finds the task on ``url`` under ``prefix``: with
+    ``--redis-url`` and ``--prefix`` when a bare ``taskq`` (its environment, else the defaults)
+    would look elsewhere; and whether the URL had to be hidden. A URL with a password is never
+    printed: the command then sets ``TASKQ_REDIS_URL`` to it with the password as ``***``."""
+    words = ["taskq"]
+    hidden = False
+    if url != (os.environ.get("TASKQ_REDIS_URL") or DEFAULT_URL):
+        shown = urls.redact(url)
+        if shown != url:
+            words.insert(0, f"TASKQ_REDIS_URL={shlex.quote(shown)}")
+            hidden = True
+        else:
+            words += ["--redis-url", shlex.quote(url)]
+    if prefix != (os.environ.get("TASKQ_PREFIX") or "taskq"):
+        words += ["--prefix", shlex.quote(prefix)]
+    return " ".join([*words, "task", shlex.quote(task_id)]), hidden

@@ -122,19 +122,21 @@ def queues_router(tq: TaskQueue, config: ApiConfig) -> APIRouter:
             return (await admin.queue_info(tq, name)).to_dict()
 
     @router.post("/queues/{name}/pause", dependencies=admin_only, summary="Pause a queue",
-                 responses={403: {"model": Problem}, 404: {"model": Problem}})
+                 responses={403: {"model": Problem}}, response_model_exclude_none=True)
     async def pause(name: QueueName) -> Paused:
-        """Workers stop taking new tasks from the queue; running tasks finish."""
+        """Workers stop taking new tasks from the queue; running tasks finish. A name that is
+        no queue yet is paused too (before the deploy that brings its tasks) and registered;
+        the answer's ``warning`` then names the known queues and the closest one."""
         with _queue_errors():
-            await admin.pause(tq, name)
-        return Paused(queue=name, paused=True)
+            unknown = await admin.pause(tq, name)
+        return Paused(queue=name, paused=True, warning=None if unknown is None else str(unknown))
 
     @router.post("/queues/{name}/resume", dependencies=admin_only, summary="Resume a queue",
-                 responses={403: {"model": Problem}, 404: {"model": Problem}})
+                 responses={403: {"model": Problem}}, response_model_exclude_none=True)
     async def resume(name: QueueName) -> Paused:
         with _queue_errors():
-            await admin.resume(tq, name)
-        return Paused(queue=name, paused=False)
+            unknown = await admin.resume(tq, name)
+        return Paused(queue=name, paused=False, warning=None if unknown is None else str(unknown))
 
     @router.get("/queues/{name}/dead", dependencies=read, summary="Dead letters, newest first",
                 response_model=list[admin.DeadLetter], responses=_example([_DEAD_EXAMPLE]))

@@ -137,6 +137,8 @@ class Purged(BaseModel):
 class Paused(BaseModel):
     queue: str
     paused: bool
+    warning: str | None = Field(default=None, description=(
+        "only when the name was no queue yet (a likely typo): the known queues and the closest"))
 
 
 def _not_nullable(schema: dict[str, Any]) -> None:

@@ -16,18 +16,19 @@ from taskq.queue import TaskQueue
 from taskq.service.app import create_app
 from taskq.service.loader import load_app
 from taskq.service.settings import ApiSettings
+from taskq.usage import OneLineCommand
 
 EXIT_CONFIG = 78
 """Exit code of a start refused by Redis for good: wrong password, missing ACL permission."""
 EXIT_REDIS = 3
 """Exit code of a start with Redis unreachable or not answering."""
 
-cli = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
+cli = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None,
                   context_settings={"help_option_names": ["-h", "--help"]})
 _S = ApiSettings()
 
 
-@cli.command(help="Serve the taskq HTTP API for a TaskQueue.\n\n"
+@cli.command(cls=OneLineCommand, help="Serve the taskq HTTP API for a TaskQueue.\n\n"
              "Example: TASKQ_API_KEYS=... taskq api myapp.tasks:tq --port 8000")
 def main(
     ctx: typer.Context,

@@ -3,6 +3,8 @@ and the repository's ``python -m worker``) runs taskq workers for the TaskQueue 
 
 from __future__ import annotations
 
+import difflib
+import logging
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -10,9 +12,11 @@ from typing import Annotated
 
 import typer
 
-from taskq import jsonlog, url_choice
+from taskq import jsonlog, priority, url_choice
 from taskq.errors import ConfigError
 from taskq.loading import load_app
+from taskq.queue import TaskQueue
+from taskq.usage import OneLineCommand
 from taskq.worker.config import WorkerConfig
 from taskq.worker.context import OnTransition
 from taskq.worker.probe import check as probe
@@ -20,12 +24,15 @@ from taskq.worker.process import run_worker
 from taskq.worker.settings import LogFormat, QueueOrderOption, WorkerSettings
 from taskq.worker.supervisor import Supervisor
 
-cli = typer.Typer(add_completion=False, pretty_exceptions_enable=False,
+log = logging.getLogger("taskq.worker")
+
+cli = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None,
                   context_settings={"help_option_names": ["-h", "--help"]})
 _S = WorkerSettings()
 
 
-@cli.command(help="Run workers for a TaskQueue.\n\nExample: taskq worker myapp.tasks:tq "
+@cli.command(cls=OneLineCommand,
+             help="Run workers for a TaskQueue.\n\nExample: taskq worker myapp.tasks:tq "
              "--queues emails,default --concurrency 100 --processes 2")
 def run(
     ctx: typer.Context,
@@ -112,6 +119,7 @@ def run(
         typer.echo(message, err=code != 0)
         raise typer.Exit(code)
     names = tuple(q.strip() for q in queues.split(",") if q.strip()) or tuple(tq.queues)
+    warn_unused_queues(tq, names if queues.strip() else ())
     config = WorkerConfig(
         queues=names or ("default",),
         concurrency=concurrency,
@@ -129,6 +137,20 @@ def run(
     metrics_at = (metrics_host, metrics_port) if metrics_port else None
     hooks = ctx.obj if isinstance(ctx.obj, _Hooks) else _Hooks()
     raise typer.Exit(run_worker(tq, config, metrics_at, on_transition=hooks.on_transition))
+
+
+def warn_unused_queues(tq: TaskQueue, names: Sequence[str]) -> list[str]:
+    """Log a WARNING for each queue of ``--queues`` that no registered task uses (a typo, or
+    a module the app does not import): the worker reads it, but nothing of this app is ever
+    enqueued there. A lane (``emails!high``) counts as its queue. Returns those names."""
+    used = set(tq.queues)
+    unused = [q for q in names if priority.base(q) not in used]
+    for q in unused:
+        close = difflib.get_close_matches(q, sorted(used), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        log.warning("no registered task uses queue %r of --queues (tasks of this app use: "
+                    "%s)%s", q, ", ".join(sorted(used)) or "none", hint)
+    return unused
 
 
 @dataclass(frozen=True, slots=True)
