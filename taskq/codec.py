@@ -42,10 +42,13 @@ import msgpack
 
 from taskq import ids
 from taskq.errors import DecodeError
-from taskq.options import SendOptions
+from taskq.options import MS_MAX, MS_RANGE, SendOptions, is_ms
 
 VERSION = 1
 FIELD = b"m"
+ATTEMPTS_MAX = 2**31 - 1
+"""The most attempts an envelope may say were made: a larger count (msgpack holds up to
+2**64 - 1) is a malformed message, dead-lettered as such."""
 _is_str = str.__instancecheck__  # map keys are exactly str or bytes (strict_map_key)
 _MAX_DEPTH_ERRORS = (ValueError, msgpack.ExtraData, msgpack.FormatError, msgpack.StackError)
 
@@ -252,7 +255,8 @@ def decode(data: bytes, max_bytes: int | None = None) -> Message:
         attempts, enqueued = body.get("n"), body.get("e")
         if (body.get("v") == VERSION and type(task) is str and task and type(args) is list
                 and type(kwargs) is dict and type(attempts) is int
-                and attempts >= 0 and type(enqueued) is int and len(body) == 6
+                and 0 <= attempts <= ATTEMPTS_MAX and type(enqueued) is int
+                and -MS_MAX <= enqueued <= MS_MAX and len(body) == 6
                 and (not kwargs or all(map(_is_str, kwargs)))):
             return Message(task, tuple(args), kwargs, attempts, enqueued)
     return _checked(body)
@@ -278,10 +282,10 @@ def _checked(body: Any) -> Message:
         raise DecodeError("envelope arguments are not a list")
     if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
         raise DecodeError("envelope keyword arguments are not a map of names")
-    if not isinstance(attempts, int) or attempts < 0:
-        raise DecodeError("envelope attempt count is not a non-negative integer")
-    if not isinstance(enqueued, int):
-        raise DecodeError("envelope enqueue time is not an integer")
+    if type(attempts) is not int or not 0 <= attempts <= ATTEMPTS_MAX:
+        raise DecodeError(f"envelope attempt count is not an integer from 0 to {ATTEMPTS_MAX}")
+    if not is_ms(enqueued):
+        raise DecodeError(f"envelope enqueue time is not a time in ms {MS_RANGE}")
     if task_id is not None and not (isinstance(task_id, str) and ids.is_task_id(task_id)):
         raise DecodeError(f"envelope task id {task_id!r} is not a taskq task id")
     if trace is not None and not (isinstance(trace, dict) and all(
@@ -294,8 +298,8 @@ def _checked(body: Any) -> Message:
             kwargs = {**kwargs, workflow.param: body["x"]}
     options = SendOptions.from_envelope(body)  # raises DecodeError for malformed fields
     scheduled, zone = body.get("s"), body.get("z")
-    if scheduled is not None and type(scheduled) is not int:
-        raise DecodeError("envelope periodic tick is not an integer")
+    if scheduled is not None and not is_ms(scheduled):
+        raise DecodeError(f"envelope periodic tick is not a time in ms {MS_RANGE}")
     if zone is not None and not (isinstance(zone, str) and _name_ok(zone)):
         raise DecodeError("envelope periodic timezone is not a name")
     return Message(task, tuple(args), kwargs, attempts, enqueued, task_id, trace=trace,

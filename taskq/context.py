@@ -10,7 +10,7 @@ import contextvars
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
-from functools import cache
+from functools import lru_cache
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -70,9 +70,10 @@ class TaskContext:
             await self._sink(self.queue, self.task_id, max(0.0, min(1.0, fraction)), message)
 
 
-@cache
+@lru_cache(maxsize=256)
 def _zone(name: str | None) -> tzinfo:
-    """The timezone named, or UTC (none named, or unknown on this host)."""
+    """The timezone named, or UTC (none named, or unknown on this host). Bounded cache: the
+    name comes from a message, which may carry any name."""
     if name is None:
         return UTC
     try:

@@ -16,8 +16,11 @@ was sent (Redis restarted, an idle connection dropped), is sent once more on a n
 as redis-py's own retry does (it may then run twice: producers are at-least-once); otherwise
 the command fails with ConnectionError and may or may not have run, as with any Redis command.
 A reply overdue by the client's socket timeout fails every waiting command with TimeoutError
-and drops the connection. Failures reach the caller as taskq errors, translated by
-:mod:`taskq.connection` (``RedisUnavailable``, ``RedisTimeout``, ``RedisCommandError``, ...).
+and drops the connection. A closed lane stays closed: a command sent after (or while) it was
+closed fails like a lost connection and opens nothing (a worker's last commands through the
+lane of a TaskQueue its owner closed first). Failures reach the caller as taskq errors,
+translated by :mod:`taskq.connection` (``RedisUnavailable``, ``RedisTimeout``,
+``RedisCommandError``, ...).
 """
 
 from __future__ import annotations
@@ -184,6 +187,9 @@ class Lane:
             conn: AbstractConnection = pool.connection_class(**pool.connection_kwargs)
             self._conn = conn
             await conn.connect()  # type: ignore[no-untyped-call]
+            if self._closed:  # closed while connecting: nobody would close this connection
+                await conn.disconnect(nowait=True)
+                raise RedisConnectionError("the lane is closed")
             # redis-py (5 and 6) keeps the connection's asyncio streams here; from now on the
             # lane reads the transport itself.
             writer = getattr(conn, "_writer", None)

@@ -8,7 +8,8 @@
   startup stops the process with :class:`~taskq.errors.WorkerStartupError` (exit code 78).
 - :class:`TaskHooks` (``tq.add_task_hooks(...)``): ``before(ctx)`` and ``after(ctx, outcome)``
   around each attempt of each task, in the worker's event loop, for tracing and metrics. A hook
-  that raises is logged and ignored (it never fails a task). Workers pay nothing per task when
+  that raises (anything: SystemExit and KeyboardInterrupt too) is logged and ignored (it never
+  fails a task, nor ends the worker). Workers pay nothing per task when
   none is added.
 """
 
@@ -65,7 +66,7 @@ def run_before(hooks: tuple[TaskHooks, ...], ctx: TaskContext) -> None:
     for h in hooks:
         try:
             h.before(ctx)
-        except Exception:
+        except BaseException:  # (a hook's SystemExit or KeyboardInterrupt ends nothing)
             log.exception("task hook %r failed before task %s", h, ctx.task_id)
 
 
@@ -73,5 +74,5 @@ def run_after(hooks: tuple[TaskHooks, ...], ctx: TaskContext, outcome: TaskOutco
     for h in hooks:
         try:
             h.after(ctx, outcome)
-        except Exception:
+        except BaseException:  # (a hook's SystemExit or KeyboardInterrupt ends nothing)
             log.exception("task hook %r failed after task %s", h, ctx.task_id)

@@ -70,16 +70,27 @@ class SendOptions:
             return None
         if slot_key is not None and not (isinstance(slot_key, str) and slot_key):
             raise DecodeError("envelope concurrency key is not a string")
-        if unknown is not None and (not isinstance(unknown, int) or isinstance(unknown, bool)):
-            raise DecodeError("envelope 'ug' is not an integer")
+        if unknown is not None and not is_ms(unknown):
+            raise DecodeError(f"envelope 'ug' is not a time in ms {MS_RANGE}")
         if key is not None and not (isinstance(key, str) and key):
             raise DecodeError("envelope unique key is not a string")
-        if not isinstance(keep, int) or isinstance(keep, bool) or keep < 0:
-            raise DecodeError("envelope unique_for is not a non-negative integer")
-        if expires is not None and (not isinstance(expires, int) or isinstance(expires, bool)):
-            raise DecodeError("envelope expiry is not an integer")
+        if not is_ms(keep) or keep < 0:
+            raise DecodeError(f"envelope unique_for is not a non-negative number of ms {MS_RANGE}")
+        if expires is not None and not is_ms(expires):
+            raise DecodeError(f"envelope expiry is not a time in ms {MS_RANGE}")
         return SendOptions(key, keep, expires, unknown_since_ms=unknown,
                            concurrency_key=slot_key)
+
+
+MS_MAX = 2**53 - 1
+"""The largest time or duration in ms an envelope may carry (exact as a Lua number, about
+285,000 years): a larger one (msgpack holds up to 2**64 - 1) is a malformed message."""
+MS_RANGE = f"(an integer within +-{MS_MAX})"
+
+
+def is_ms(value: object) -> bool:
+    """An envelope's time or duration in ms: an int (not a bool) within +-:data:`MS_MAX`."""
+    return type(value) is int and -MS_MAX <= value <= MS_MAX
 
 
 def unique_key(task: str, key: str) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources
 from typing import Any, Protocol
 
@@ -264,11 +264,17 @@ class SendItem:
     fingerprint: str = ""
 
 
-@cache
+LANE_KEYS_CACHED = 1024
+"""How many queues' lane keys :func:`lane_keys` keeps (bounded: an API that takes queue names
+from its callers must not grow it without end)."""
+
+
+@lru_cache(maxsize=LANE_KEYS_CACHED)
 def lane_keys(prefix: str, queue: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """The names of every priority lane of ``queue``'s queue (high, normal, low) and their
     stream, delayed set and entries hash each: where the holder of a unique key (held per
-    queue, see :meth:`QueueKeys.unique`) is looked for."""
+    queue, see :meth:`QueueKeys.unique`) is looked for. Cached for the last
+    :data:`LANE_KEYS_CACHED` queues."""
     names = priority.lanes(queue)
     flat: list[str] = []
     for name in names:

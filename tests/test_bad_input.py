@@ -57,6 +57,10 @@ async def test_bad_entries_are_dead_lettered_and_the_worker_goes_on(
         ("too big", {"m": envelope("ok", 1, pad="x" * (LIMIT * 2))}, "payload_too_large"),
         ("nested past the decoder's limit", {"m": nested(1_900)}, "decode_error"),
         ("nested within it", {"m": nested(900)}, "invalid_args"),
+        ("attempts past any count", {"m": msgpack.packb(
+            {"v": 1, "t": "ok", "a": [1], "k": {}, "n": 2**63, "e": 0})}, "decode_error"),
+        ("enqueue time past any time", {"m": msgpack.packb(
+            {"v": 1, "t": "ok", "a": [1], "k": {}, "n": 0, "e": 2**64 - 1})}, "decode_error"),
     ]
     stream = app.keys("default").stream
     entries = []
@@ -77,6 +81,8 @@ async def test_bad_entries_are_dead_lettered_and_the_worker_goes_on(
         assert record.status is TaskStatus.DEAD, what
         assert reason in (record.error or ""), what
     assert by_entry[entries[4]]["task"] == "os.system"
+    huge = await app.status(by_entry[entries[12]]["id"])  # the reason names the field
+    assert "attempt count is not an integer from 0 to" in (huge.error or ""), huge.error
     # the raw payload is kept for inspection (when there was one)
     assert by_entry[entries[0]]["payload"] == b"\xc1\xc1 not msgpack"
 

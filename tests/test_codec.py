@@ -135,6 +135,14 @@ def test_a_first_delivery_keeps_every_field() -> None:
     assert type(decoded.args[0]) is bytes and type(decoded.kwargs["k"]) is bytes
 
 
+def test_the_largest_counts_and_times_in_range_decode() -> None:
+    msg = codec.decode(envelope(n=codec.ATTEMPTS_MAX, e=2**53 - 1, s=-(2**53 - 1),
+                                ex=2**53 - 1))
+    assert (msg.attempts, msg.enqueued_ms, msg.scheduled_ms) == (2**31 - 1, 2**53 - 1,
+                                                                 -(2**53 - 1))
+    assert msg.options is not None and msg.options.expires_ms == 2**53 - 1
+
+
 def test_absent_optional_fields_take_their_defaults() -> None:
     assert codec.decode(envelope(a=..., k=..., n=..., e=...)) == Message("app.task")
 
@@ -145,8 +153,24 @@ def test_absent_optional_fields_take_their_defaults() -> None:
     (envelope(t=""), "envelope has no task name"),
     (envelope(a="abc"), "envelope arguments are not a list"),
     (envelope(k={b"bytes": 1}), "envelope keyword arguments are not a map of names"),
-    (envelope(n=-1), "envelope attempt count is not a non-negative integer"),
-    (envelope(e="yesterday"), "envelope enqueue time is not an integer"),
+    (envelope(n=-1), "envelope attempt count is not an integer from 0 to 2147483647"),
+    (envelope(n=2**63), "envelope attempt count is not an integer from 0 to 2147483647"),
+    (envelope(n=2**64 - 1), "envelope attempt count is not an integer from 0 to 2147483647"),
+    (envelope(n=2**31), "envelope attempt count is not an integer from 0 to 2147483647"),
+    (envelope(e="yesterday"), "envelope enqueue time is not a time in ms (an integer within "
+                              "+-9007199254740991)"),
+    (envelope(e=2**63), "envelope enqueue time is not a time in ms (an integer within "
+                        "+-9007199254740991)"),
+    (envelope(e=-(2**63)), "envelope enqueue time is not a time in ms (an integer within "
+                           "+-9007199254740991)"),
+    (envelope(s=2**64 - 1), "envelope periodic tick is not a time in ms (an integer within "
+                            "+-9007199254740991)"),
+    (envelope(ex=2**63), "envelope expiry is not a time in ms (an integer within "
+                         "+-9007199254740991)"),
+    (envelope(u="t:k", uf=2**60), "envelope unique_for is not a non-negative number of ms "
+                                  "(an integer within +-9007199254740991)"),
+    (envelope(ug=-(2**63)), "envelope 'ug' is not a time in ms (an integer within "
+                            "+-9007199254740991)"),
     (envelope(i="nope"), "envelope task id 'nope' is not a taskq task id"),
     (b"\xc1", "not valid msgpack: "),
     (b"", "not valid msgpack: "),

@@ -69,6 +69,28 @@ async def test_base_exceptions_from_tasks_fail_the_task_not_the_worker(
     assert await again.result(timeout=30) == "again"
 
 
+async def test_base_exceptions_from_result_serializers_and_hooks_end_nothing(
+    app: TaskQueue, worker_process: Callable[..., WorkerProcess]
+) -> None:
+    """Task code the worker calls around a task: a result whose serialization raises
+    SystemExit dead-letters its task as unencodable; task hooks raising SystemExit (before)
+    and KeyboardInterrupt (after) are logged, and the task succeeds. The worker serves on."""
+    w = worker_process(HOSTILE, "--concurrency", "4")
+    unencodable = await _task(app, "exit_in_result").enqueue()  # type: ignore[attr-defined]
+    hooked = await _task(app, "hooked").enqueue("h")  # type: ignore[attr-defined]
+    record = await unencodable.wait(timeout=60)
+    assert record.status is TaskStatus.DEAD, (record, w.output()[-3000:])
+    assert record.error_type == "ResultUnencodable", record
+    assert "SystemExit" in (record.error or ""), record.error
+    assert await hooked.result(timeout=60) == "h", w.output()[-3000:]
+    again = await _task(app, "slow_ok").enqueue("again", 0.0)  # type: ignore[attr-defined]
+    assert await again.result(timeout=30) == "again"
+    assert w.proc.poll() is None, w.output()[-3000:]
+    out = w.output()
+    assert "failed before task" in out and "failed after task" in out, out[-3000:]
+    assert "internal error" not in out
+
+
 async def test_a_task_exiting_78_does_not_stop_the_supervisor(
     app: TaskQueue, worker_process: Callable[..., WorkerProcess]
 ) -> None:

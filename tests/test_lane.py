@@ -13,6 +13,7 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from taskq import lane as lane_module
+from taskq.errors import RedisUnavailable
 from taskq.lane import Lane
 
 
@@ -115,6 +116,33 @@ async def test_closed_lane_refuses(redis_url: str) -> None:
     with pytest.raises(RedisConnectionError):
         await lane.execute("PING")
     await client.aclose()
+
+
+async def test_a_lane_closed_while_connecting_fails_the_command_and_keeps_nothing_open(
+        redis_url: str) -> None:
+    """A command in flight when the lane is closed (a worker's, when the owner of the
+    TaskQueue closed it first) fails like a lost connection, and the connection it was
+    opening is closed, not kept by a closed lane that nobody closes again."""
+    client = Redis.from_url(redis_url)
+    lane = Lane(client)
+    try:
+        sent = asyncio.create_task(lane.execute("PING"))
+        for _ in range(10_000):  # until the command is opening the lane's connection
+            if lane._conn is not None or sent.done():
+                break
+            await asyncio.sleep(0)
+        conn = lane._conn
+        assert conn is not None and not sent.done()
+        await lane.aclose()
+        with pytest.raises(RedisUnavailable):
+            await sent
+        assert getattr(conn, "_writer", None) is None  # closed, not left open
+        assert lane._replies is None and lane._conn is None
+        with pytest.raises(RedisUnavailable):  # and a later command opens nothing
+            await lane.execute("PING")
+        assert lane._conn is None
+    finally:
+        await client.aclose()
 
 
 async def test_overdue_reply_times_out_and_the_lane_recovers(redis_url: str,

@@ -16,7 +16,7 @@ from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from taskq import TaskQueue
+from taskq import TaskQueue, scripts
 from taskq.deadletter import DeadEntry
 from taskq.keys import QueueKeys
 from taskq.records import TaskStatus
@@ -439,3 +439,12 @@ def test_the_sync_scripts_run_against_redis(tq: TaskQueue, redis_url: str) -> No
         assert client.hget(keys.payloads, "default:1-a") == b"m2"
     finally:
         client.close()
+
+
+def test_lane_keys_cache_is_bounded() -> None:
+    """An API taking arbitrary queue names must not grow the cache of lane keys without end."""
+    for i in range(scripts.LANE_KEYS_CACHED + 50):
+        scripts.lane_keys("bounded", f"q{i}")
+    assert scripts.lane_keys.cache_info().currsize <= scripts.LANE_KEYS_CACHED
+    names, keys = scripts.lane_keys("bounded", "q0")
+    assert names[1] == "q0" and len(keys) == 3 * len(names)

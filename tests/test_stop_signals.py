@@ -9,6 +9,8 @@ import os
 import signal
 from collections.abc import Callable
 
+import pytest
+
 from taskq import TaskQueue
 from taskq.records import TaskStatus
 from taskq.worker import Worker
@@ -41,9 +43,13 @@ async def test_one_ctrl_c_on_a_supervisor_lets_the_running_task_finish(
     assert "second signal" not in out and "handing back" not in out, out
 
 
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 async def test_one_ctrl_c_lets_a_running_cpu_bound_task_finish(
-    app: TaskQueue, worker_process: Callable[..., WorkerProcess]
+    app: TaskQueue, worker_process: Callable[..., WorkerProcess], sig: signal.Signals
 ) -> None:
+    """A Ctrl-C in the terminal, or a service manager's SIGTERM to every process of the group
+    (systemd's default KillMode): the worker stops gracefully and the cpu_bound call running
+    in its pool process completes."""
     proc = worker_process(CPU_APP, "--concurrency", "4")
     await eventually(lambda: registered(app, proc.pid), timeout=30, what="worker up")
     # the pool starts with the worker, before any cpu_bound task
@@ -56,7 +62,7 @@ async def test_one_ctrl_c_lets_a_running_cpu_bound_task_finish(
         return (await handle.status()).status is TaskStatus.RUNNING
 
     await eventually(running, timeout=20, what="the task running")
-    os.killpg(proc.pid, signal.SIGINT)  # the worker and its pool processes
+    os.killpg(proc.pid, sig)  # the worker and its pool processes
     assert await asyncio.to_thread(proc.wait, 60) == 0, proc.output()
     assert await handle.result(timeout=10) == 2.0
     assert (await handle.status()).attempts == 1

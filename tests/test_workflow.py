@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -276,29 +276,37 @@ async def test_steps_with_a_concurrency_limit(tq: TaskQueue,
     assert [s.state for s in st.steps] == ["dead", "succeeded"]
 
 
+@pytest.fixture
+async def small_tq(redis_url: str, prefix: str) -> AsyncIterator[TaskQueue]:
+    """A TaskQueue with a small max_payload_bytes. Requested before ``start_worker``, so its
+    worker stops before it is closed (closed first, the worker's last commands reopened
+    connections that nobody closed)."""
+    tq = TaskQueue(redis_url, prefix=prefix, max_payload_bytes=4_000)
+    yield tq
+    await tq.aclose()
+
+
 async def test_a_step_whose_input_makes_it_too_large_fails_its_workflow(
-        redis_url: str, prefix: str, start_worker: Callable[..., Worker]) -> None:
+        small_tq: TaskQueue, start_worker: Callable[..., Worker]) -> None:
     """Each member's result is within max_result_bytes, but the callback's envelope with the
     list of them passes max_payload_bytes: the worker refuses the callback (payload_too_large).
     Its workflow must end (failed, the step dead under its own task id), not stay running."""
-    tq = TaskQueue(redis_url, prefix=prefix, max_payload_bytes=4_000)
-    try:
-        @tq.task
-        async def big(n: int) -> str:
-            return str(n) * 3_000
+    tq = small_tq
 
-        @tq.task
-        async def count(values: list[str]) -> int:
-            return len(values)
+    @tq.task
+    async def big(n: int) -> str:
+        return str(n) * 3_000
 
-        start_worker(tq, block_ms=100, concurrency=2)
-        wf = await start(tq, chord([big.message(1), big.message(2)], count.step()))
-        with pytest.raises(WorkflowFailed) as failed:
-            await wf.result(timeout=30)
-        st = failed.value.status
-        assert st.status == "failed" and st.finished
-        assert [s.state for s in st.steps] == ["succeeded", "succeeded", "dead"]
-        rec = await tq.status(st.steps[2].task_id)
-        assert rec.status.value == "dead" and "payload_too_large" in (rec.error or "")
-    finally:
-        await tq.aclose()
+    @tq.task
+    async def count(values: list[str]) -> int:
+        return len(values)
+
+    start_worker(tq, block_ms=100, concurrency=2)
+    wf = await start(tq, chord([big.message(1), big.message(2)], count.step()))
+    with pytest.raises(WorkflowFailed) as failed:
+        await wf.result(timeout=30)
+    st = failed.value.status
+    assert st.status == "failed" and st.finished
+    assert [s.state for s in st.steps] == ["succeeded", "succeeded", "dead"]
+    rec = await tq.status(st.steps[2].task_id)
+    assert rec.status.value == "dead" and "payload_too_large" in (rec.error or "")

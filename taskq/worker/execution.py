@@ -2,8 +2,9 @@
 
 Each kind honours the task's timeout. An async task is cancelled. The process pool starts with
 the worker when any of its tasks is ``cpu_bound`` (:meth:`Executors.warm`: its processes
-spawned, the tasks' modules imported, SIGINT ignored so that a Ctrl-C in the terminal stops the
-worker gracefully instead of interrupting the calls), and a cpu_bound task's timeout starts
+spawned, the tasks' modules imported, SIGINT and SIGTERM ignored so that a Ctrl-C in the terminal
+or a service manager's SIGTERM to the process group stops the worker gracefully instead of
+interrupting the calls), and a cpu_bound task's timeout starts
 once the pool is warm: its start-up (about a second) never counts against a task. A
 ``cpu_bound`` task that times out has its pool's processes killed (a process pool cannot stop
 one call): the pool is replaced on next use, and the other calls it was running end with
@@ -138,7 +139,7 @@ class Executors:
         failed: BaseException | None = None
         calls = self._processes
         while len(pids) < self._processes and time.monotonic() - started < WARM_LIMIT_S:
-            with _sigint_ignored():
+            with _stop_signals_ignored():
                 futures = [asyncio.wrap_future(pool.submit(_warmed)) for _ in range(calls)]
             for r in await asyncio.gather(*futures, return_exceptions=True):
                 if isinstance(r, BaseException):
@@ -165,10 +166,8 @@ class Executors:
         self.pools_killed += 1
         if self._pool is pool:
             self._pool = None
-        processes = list((getattr(pool, "_processes", None) or {}).values())
-        for p in processes:
-            with contextlib.suppress(Exception):
-                p.kill()
+        processes = _processes_of(pool)
+        _kill(processes)
         pool.shutdown(wait=False, cancel_futures=True)
         log.warning("a cpu_bound task timed out: killed its pool's %d processes (replaced on "
                     "next use)", len(processes))
@@ -196,9 +195,20 @@ class Executors:
             self._pool = None
 
     def shutdown(self) -> None:
+        """At the worker's end (after its grace period: a cpu_bound call still running was
+        handed back): end the threads' queue and the pool's processes. These ignore SIGINT and
+        SIGTERM (see :func:`_pool_started`), so they are killed here, not left running on."""
         self.threads.shutdown(wait=False, cancel_futures=True)
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            processes = _processes_of(pool)
+            pool.shutdown(wait=False, cancel_futures=True)
+            _kill(processes)
+
+    def kill_processes(self) -> None:
+        """Kill the pool's processes now (a worker exiting at once, on a second signal)."""
         if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
+            _kill(_processes_of(self._pool))
 
 
 class _SyncCall:
@@ -211,28 +221,48 @@ class _SyncCall:
         self.abandoned = False
 
 
+def _processes_of(pool: concurrent.futures.ProcessPoolExecutor) -> list[Any]:
+    """The processes of ``pool`` (CPython's ``_processes`` table)."""
+    return list((getattr(pool, "_processes", None) or {}).values())
+
+
+def _kill(processes: list[Any]) -> None:
+    for p in processes:
+        with contextlib.suppress(Exception):
+            p.kill()
+
+
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 @contextlib.contextmanager
-def _sigint_ignored() -> Iterator[None]:
-    """SIGINT ignored while pool processes are spawned: they inherit that through ``exec``, so
-    a Ctrl-C during their start-up, before :func:`_pool_started` runs, cannot kill them (a
-    SIGINT in these few milliseconds is lost for the worker too). Only the main thread may
-    change signal handlers; elsewhere this does nothing."""
-    old = signal.getsignal(signal.SIGINT)
-    if threading.current_thread() is not threading.main_thread() or old is None:
+def _stop_signals_ignored() -> Iterator[None]:
+    """SIGINT and SIGTERM ignored while pool processes are spawned: they inherit that through
+    ``exec``, so a Ctrl-C or a service manager's SIGTERM to the process group during their
+    start-up, before :func:`_pool_started` runs, cannot kill them (such a signal in these few
+    milliseconds is lost for the worker too). Only the main thread may change signal
+    handlers; elsewhere this does nothing."""
+    old = [signal.getsignal(s) for s in _STOP_SIGNALS]
+    if threading.current_thread() is not threading.main_thread() or None in old:
         yield
         return
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for s in _STOP_SIGNALS:
+        signal.signal(s, signal.SIG_IGN)
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, old)
+        for s, handler in zip(_STOP_SIGNALS, old, strict=True):
+            signal.signal(s, handler)
 
 
 def _pool_started(modules: tuple[str, ...]) -> None:
-    """Runs in each pool process as it starts: ignore SIGINT (a Ctrl-C in the terminal reaches
-    the whole process group; the worker stops gracefully and lets running calls finish), and
-    import the cpu_bound tasks' modules (an import error surfaces at the call)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    """Runs in each pool process as it starts: ignore SIGINT and SIGTERM (a Ctrl-C in the
+    terminal, or a service manager stopping the service, signals the whole process group; the
+    worker stops gracefully, lets running calls finish within its grace period, then kills
+    its pool processes itself: :meth:`Executors.shutdown`), and import the cpu_bound tasks'
+    modules (an import error surfaces at the call)."""
+    for s in _STOP_SIGNALS:
+        signal.signal(s, signal.SIG_IGN)
     for module in modules:
         with contextlib.suppress(Exception):
             importlib.import_module(module)
@@ -345,7 +375,9 @@ def encode_result(value: Any) -> Any:
         pass
     try:
         return to_jsonable_python(value)
-    except Exception as exc:  # pydantic's serialization errors, recursion, ...
+    except BaseException as exc:  # pydantic's serialization errors, recursion, ... and what
+        # task code called by the serializer raises (an Enum's ``value`` raising SystemExit):
+        # the attempt's outcome, never the worker's end (as in the runner)
         raise ResultUnencodable(unencodable(value, exc)) from exc
 
 
@@ -353,7 +385,9 @@ def unencodable(value: Any, exc: BaseException) -> str:
     """Why the return value ``value`` cannot be stored (``exc``: what the encoder said)."""
     try:
         said = str(exc)
-    except Exception:
+    except BaseException:  # (its __str__ is task code)
         said = type(exc).__name__
+    if not isinstance(exc, Exception):  # SystemExit(78), not a bare "78"
+        said = f"{type(exc).__name__}({said})" if said else type(exc).__name__
     return (f"the task returned a {type(value).__name__} that cannot be stored: "
             f"{said[:200] or type(exc).__name__}")

@@ -130,6 +130,7 @@ async def _main(app: TaskQueue, config: WorkerConfig, metrics_at: tuple[str, int
                      SAME_STOP_S)
         else:
             log.warning("second signal: exiting now")
+            worker.executors.kill_processes()  # (they ignore the signals: see execution.py)
             os._exit(1)
 
     supervised = os.environ.pop(SUPERVISED_ENV, "") == "1"

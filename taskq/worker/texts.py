@@ -41,7 +41,7 @@ def error_text(exc: BaseException) -> str:
     name = type(exc).__name__
     try:
         text = str(exc)
-    except Exception:  # its __str__ is task code
+    except BaseException:  # its __str__ is task code (a SystemExit from it ends nothing)
         return f"<unprintable {name}>"
     if not isinstance(exc, Exception):
         return f"{name}({storable(text, ERROR_LIMIT - len(name) - 2)})" if text else name

@@ -5,15 +5,39 @@ tests.apps.hostile:tq`` serves them; tests call :func:`build` with the same pref
 from __future__ import annotations
 
 import asyncio
+import enum
 import os
 import sys
 
-from taskq import TaskQueue
+from taskq import TaskContext, TaskOutcome, TaskQueue
 from tests.apps import cpu
 
 
 class Custom(BaseException):
     """A task's own BaseException subclass."""
+
+
+class Exiting(enum.Enum):
+    """A result whose serialization (pydantic reads an Enum's ``value``) raises SystemExit."""
+
+    ONLY = 1
+
+    @property
+    def value(self) -> int:  # type: ignore[override]
+        raise SystemExit(78)
+
+
+class ExitingHooks:
+    """Task hooks that raise SystemExit before and KeyboardInterrupt after each attempt of the
+    ``hooked`` task (other tasks' attempts are left alone)."""
+
+    def before(self, ctx: TaskContext) -> None:
+        if ctx.task == "hooked":
+            raise SystemExit(78)
+
+    def after(self, ctx: TaskContext, outcome: TaskOutcome) -> None:
+        if ctx.task == "hooked":
+            raise KeyboardInterrupt
 
 
 def build(prefix: str, url: str | None = None) -> TaskQueue:
@@ -52,6 +76,15 @@ def build(prefix: str, url: str | None = None) -> TaskQueue:
         await asyncio.sleep(seconds)
         return key
 
+    @app.task(name="exit_in_result", max_attempts=1)
+    async def exit_in_result() -> object:  # (not Exiting: its schema reads values)
+        return Exiting.ONLY
+
+    @app.task(name="hooked", max_attempts=1)
+    async def hooked(key: str) -> str:
+        return key
+
+    app.add_task_hooks(ExitingHooks())
     app.task(name="exit_cpu", cpu_bound=True, max_attempts=1)(cpu.exit_with)
     return app
 
