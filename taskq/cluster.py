@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from typing import Any, NoReturn
 
@@ -57,6 +58,24 @@ def _raise(exc: BaseException, url: str, command: Any = ()) -> NoReturn:
     raise error from exc
 
 
+_RAISED = (RedisError, OSError, RedisClusterException)
+
+
+def _raise_redis_py_bug(exc: AttributeError, url: str) -> NoReturn:
+    """redis-py 6.4 fails with ``AttributeError: 'ConnectionError' object has no attribute
+    'host'`` (its ``_update_moved_slots``) when a node is lost during a failover: that is a
+    Cluster unavailable for now, retried like the others. An AttributeError raised elsewhere
+    (not inside redis-py) is a bug, and stays one."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None or f"{os.sep}redis{os.sep}" not in tb.tb_frame.f_code.co_filename:
+        raise exc
+    raise RedisNotReady(f"Redis Cluster at {_where(url)} is failing over (redis-py lost the "
+                        f"node while following a redirection: {exc})",
+                        code="CLUSTERDOWN") from exc
+
+
 class ClusterClient(RedisCluster):
     """redis-py's asyncio Cluster client, raising taskq errors (see :mod:`taskq.connection`)."""
 
@@ -67,8 +86,10 @@ class ClusterClient(RedisCluster):
     async def execute_command(self, *args: Any, **kwargs: Any) -> Any:
         try:
             return await super().execute_command(*args, **kwargs)
-        except (RedisError, OSError) as exc:
+        except _RAISED as exc:
             _raise(exc, self.taskq_url, args)
+        except AttributeError as exc:
+            _raise_redis_py_bug(exc, self.taskq_url)
 
     def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> ClusterPipeline:
         pipe = _ClusterPipeline(self, transaction)
@@ -80,8 +101,10 @@ class _ClusterPipeline(ClusterPipeline):
                       allow_redirections: bool = True) -> list[Any]:
         try:
             return await super().execute(raise_on_error, allow_redirections)
-        except (RedisError, OSError) as exc:
+        except _RAISED as exc:
             _raise(exc, getattr(self.cluster_client, "taskq_url", ""))
+        except AttributeError as exc:
+            _raise_redis_py_bug(exc, getattr(self.cluster_client, "taskq_url", ""))
 
 
 class SyncClusterClient(SyncRedisCluster):
@@ -92,8 +115,10 @@ class SyncClusterClient(SyncRedisCluster):
     def execute_command(self, *args: Any, **kwargs: Any) -> Any:
         try:
             return super().execute_command(*args, **kwargs)  # type: ignore[no-untyped-call]
-        except (RedisError, OSError) as exc:
+        except _RAISED as exc:
             _raise(exc, self.taskq_url, args)
+        except AttributeError as exc:
+            _raise_redis_py_bug(exc, self.taskq_url)
 
 
 def _kwargs(target: Target, options: dict[str, Any]) -> dict[str, Any]:
@@ -124,9 +149,7 @@ def connect_sync(target: Target, options: dict[str, Any]) -> SyncClusterClient:
             startup_nodes=[SyncClusterNode(h, p)  # type: ignore[no-untyped-call]
                            for h, p in target.nodes],
             **_kwargs(target, options))
-    except RedisClusterException as exc:
-        _raise(exc, target.url)
-    except (RedisError, OSError) as exc:
+    except _RAISED as exc:
         _raise(exc, target.url)
     client.taskq_url = target.url
     return client
@@ -145,7 +168,7 @@ async def primaries(client: RedisCluster) -> list[ClusterNode]:
 async def _initialized(client: RedisCluster) -> None:
     try:
         await client.initialize()
-    except (RedisError, OSError) as exc:
+    except _RAISED as exc:
         _raise(exc, getattr(client, "taskq_url", ""))
 
 
@@ -223,7 +246,7 @@ class ClusterLane:
             except RedisNotReady as exc:  # not run: MOVED, TRYAGAIN, CLUSTERDOWN, ...
                 if time.monotonic() > deadline:
                     raise
-                if exc.code in ("MOVED", "CLUSTERDOWN", "READONLY"):
+                if exc.code in ("MOVED", "CLUSTERDOWN", "READONLY", "UNBLOCKED"):
                     await self.refresh()
                     if exc.code == "MOVED":
                         continue

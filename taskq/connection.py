@@ -11,6 +11,7 @@ translation runs only when a command fails: a ``try`` around the call costs noth
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
@@ -19,6 +20,7 @@ from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline, PubSub
 from redis.asyncio.connection import SSLConnection
+from redis.asyncio.sentinel import MasterNotFoundError
 from redis.connection import SSLConnection as SyncSSLConnection
 from redis.exceptions import (
     AskError,
@@ -35,6 +37,7 @@ from redis.exceptions import (
     NoScriptError,
     OutOfMemoryError,
     ReadOnlyError,
+    RedisClusterException,
     RedisError,
     ResponseError,
     TryAgainError,
@@ -42,6 +45,7 @@ from redis.exceptions import (
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.sentinel import MasterNotFoundError as SyncMasterNotFoundError
 
 from taskq import memory, urls
 from taskq.errors import (
@@ -62,7 +66,8 @@ REDIS_ERRORS: tuple[type[Exception], ...] = (RedisConnectionError, RedisTimeoutE
 """Connection-level failures: the command may or may not have run (``RedisUnavailable``,
 ``RedisAuthError`` and ``RedisTimeout`` among them, and the raw ones of a client not made here)."""
 
-_RAISED = (RedisError, OSError)  # what a Redis call may raise that is translated
+_RAISED = (RedisError, OSError, RedisClusterException)  # what a Redis call may raise that is
+# translated (RedisClusterException: a Cluster that cannot be discovered, not a RedisError)
 _KEYLESS = frozenset({"PING", "INFO", "SCRIPT", "CLIENT", "TIME", "CONFIG", "ACL", "HELLO",
                       "AUTH", "SELECT", "COMMAND", "FUNCTION", "PUBLISH", "SUBSCRIBE",
                       "SPUBLISH", "SSUBSCRIBE"})
@@ -107,6 +112,10 @@ def translate(exc: BaseException, *, where: str, command: Sequence[Any] = ()) ->
     itself when it is a taskq error already, a ``NOSCRIPT`` or not a Redis failure."""
     if isinstance(exc, RedisFailure | NoScriptError) or not isinstance(exc, _RAISED):
         return exc
+    if isinstance(exc, MasterNotFoundError | SyncMasterNotFoundError):  # a ConnectionError
+        return RedisUnavailable(f"cannot reach Redis at {where}: {sentinel_detail(exc)}")
+    if isinstance(exc, RedisClusterException):  # no node of the Cluster could be used
+        return RedisUnavailable(f"cannot reach Redis Cluster at {where}: {_detail(exc)}")
     if isinstance(exc, AuthenticationError | AuthorizationError):
         return RedisAuthError(f"Redis at {where} refused the credentials: {_detail(exc)}")
     if isinstance(exc, RedisTimeoutError | TimeoutError):  # (TimeoutError is an OSError)
@@ -143,6 +152,8 @@ def translate(exc: BaseException, *, where: str, command: Sequence[Any] = ()) ->
 
 NOT_READY = {
     "READONLY": "it is a replica now (a failover demoted it); the master is looked up again",
+    "UNBLOCKED": "a blocked read was woken because the node became a replica (a failover); "
+                 "the master is looked up again",
     "NOREPLICAS": "fewer replicas are connected than its min-replicas-to-write",
     "MOVED": "the slot is served by another Cluster node now",
     "ASK": "the slot is moving to another Cluster node",
@@ -171,6 +182,30 @@ def fatal_config_error(exc: BaseException) -> ConfigError | None:
     if isinstance(exc, RedisPermissionError):
         return ConfigError(f"Redis permission denied (NOPERM): {exc}")
     return None
+
+
+_ANGLED = re.compile(r"<[^<>]*>")
+_SECRET = re.compile(r"(password|passwd|pass|auth)=[^,)\s>]*", re.IGNORECASE)
+
+
+def sentinel_detail(exc: BaseException) -> str:
+    """MasterNotFoundError's text in one line, without the reprs of the Sentinel clients that
+    redis-py puts in it (they show the Sentinels' password): the service, then why each
+    Sentinel failed (``AuthenticationError(...)``, a TLS verify failure, ...), if it did."""
+    text = str(exc)
+    while True:  # the reprs nest: <Redis(<ConnectionPool(<Connection(...)>)>)>
+        shorter = _ANGLED.sub("", text)
+        if shorter == text:
+            break
+        text = shorter
+    text = _SECRET.sub(r"\1=***", text).replace("  ", " ")
+    head, _, causes = text.partition(" : ")
+    reasons = sorted({c.strip(" -,") for c in causes.split(", ") if c.strip(" -,")})
+    hint = ("the Sentinels refused the credentials (check sentinel_password)"
+            if "Authentication" in causes or "WRONGPASS" in causes or "NOAUTH" in causes
+            else "no Sentinel answered for it" if reasons else
+            "the Sentinels do not know it, or see it down")
+    return f"{head}: {hint}" + (f" ({'; '.join(reasons)})" if reasons else "")
 
 
 def _detail(exc: BaseException) -> str:

@@ -291,10 +291,10 @@ class RedisUnavailable(RedisFailure, redis_exceptions.ConnectionError):
 
 class RedisNotReady(RedisUnavailable):
     """Redis refused a command without running it, for a state that passes: a replica that a
-    failover demoted (READONLY), a Cluster slot that moved or is failing over (MOVED, ASK,
-    TRYAGAIN, CLUSTERDOWN, MASTERDOWN), too few replicas for a write (NOREPLICAS), a dataset
-    still loading (LOADING). ``code`` is Redis's error code. Retrying later is right; it never
-    means that consumer groups or leases are gone."""
+    failover demoted (READONLY; UNBLOCKED for a blocked read it woke), a Cluster slot that
+    moved or is failing over (MOVED, ASK, TRYAGAIN, CLUSTERDOWN, MASTERDOWN), too few replicas
+    for a write (NOREPLICAS), a dataset still loading (LOADING). ``code`` is Redis's error
+    code. Retrying later is right; it never means that consumer groups or leases are gone."""
 
     def __init__(self, message: str, code: str = "") -> None:
         super().__init__(message)

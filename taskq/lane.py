@@ -134,11 +134,13 @@ class Lane:
                     raise
                 return await self._send(args)
             except ResponseError as exc:
-                if not str(exc).startswith("READONLY"):
+                if not str(exc).startswith(("READONLY", "UNBLOCKED")):
                     raise
-                # A replica now (a failover demoted it): the command did not run. Reconnect
-                # (a Sentinel-managed connection asks the Sentinels for the new master) and
-                # send it once more.
+                # A replica now (a failover demoted it): the command did not run, or a blocked
+                # read was woken by the demotion (UNBLOCKED) and read nothing. Reconnect (a
+                # Sentinel-managed connection asks the Sentinels for the new master; on a
+                # Cluster the node answers MOVED, and the Cluster lane reloads its slot map)
+                # and send it once more.
                 self._drop(RedisConnectionError("Redis is a replica now (READONLY)"))
                 return await self._send(args)
         except (RedisError, OSError) as exc:

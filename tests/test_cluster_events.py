@@ -149,3 +149,21 @@ async def test_the_api_and_the_cli_on_a_cluster(
     listing = json.loads(await asyncio.to_thread(cli, "dead", "list", "default", "--json"))
     assert [d["task_id"] for d in listing["dead_letters"]] == [dead_id]
     assert listing["dead_letters"][0]["id"] != letter["id"]
+
+
+async def test_a_blocked_reader_survives_a_failover_of_its_primary(
+        made: list[TaskQueue], cluster: LocalCluster, cprefix: str,
+        start_worker: Callable[..., Worker]) -> None:
+    # CLUSTER FAILOVER unblocks an XREADGROUP blocked on the demoted primary with UNBLOCKED:
+    # the read goes to the new primary (it used to stop the worker: "cannot heal by itself")
+    [queue] = queues_on_distinct_primaries(cluster, cprefix, 1)
+    tq = doubling_queue(cluster, cprefix, [queue], made)
+    double = tq.registry[f"double_{queue}"]
+    worker = start_worker(tq, queues=(queue,), block_ms=5000)
+    assert await (await double.enqueue(x=1)).result(timeout=40) == 2  # reading, blocked
+    stream = tq.keys(queue).stream
+    before = cluster.primary_of(stream)
+    after = await asyncio.to_thread(cluster.fail_over, stream)
+    assert after is not before
+    assert await (await double.enqueue(x=3)).result(timeout=60) == 6
+    assert not worker.stopping

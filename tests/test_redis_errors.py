@@ -9,10 +9,14 @@ import subprocess
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import redis as redis_sync
 from redis import exceptions as redis_exceptions
+from redis.asyncio.sentinel import MasterNotFoundError
+from redis.exceptions import RedisClusterException
+from redis.sentinel import MasterNotFoundError as SyncMasterNotFoundError
 from typer.testing import CliRunner
 
 from taskq import (
@@ -291,3 +295,36 @@ def test_the_cli_maps_acl_refusals_to_exit_3(private_redis: int) -> None:
     assert "refused SMEMBERS on 'taskq:queues' to its ACL user (NOPERM" in result.stderr
     assert len(result.stderr.splitlines()) == 1
     assert USER_PASSWORD not in result.output and "Traceback" not in result.output
+
+
+def test_no_master_found_is_one_line_without_the_sentinels_passwords() -> None:
+    client = ("<redis.asyncio.client.Redis(<redis.asyncio.connection.ConnectionPool("
+              "<redis.asyncio.connection.Connection(host=127.0.0.1,port=26379,db=0,"
+              "username=None,password=s3cretSENT,socket_timeout=5)>)>)>")
+    for cls in (MasterNotFoundError, SyncMasterNotFoundError):
+        raised = cls(f"No master found for 'mymaster' : {client} - AuthenticationError("
+                     f"'invalid username-password pair or user is disabled.'), {client} - "
+                     f"AuthenticationError('invalid username-password pair or user is "
+                     f"disabled.')")
+        error = translate(raised, where="the master of Sentinel service 'mymaster'")
+        assert type(error) is RedisUnavailable
+        text = str(error)
+        assert "s3cretSENT" not in text and "Redis(<" not in text and "\n" not in text
+        assert "No master found for 'mymaster'" in text
+        assert "refused the credentials" in text and "invalid username-password" in text
+    down = translate(MasterNotFoundError("No master found for 'mymaster'"), where="S")
+    assert "do not know it" in str(down)
+
+
+def test_an_unreachable_cluster_is_one_line_and_exit_3(redis_url: str) -> None:
+    error = translate(RedisClusterException("Redis Cluster cannot be connected. Please "
+                                            "provide at least one reachable node: ..."),
+                      where="redis+cluster://127.0.0.1:1/")
+    assert type(error) is RedisUnavailable and "cannot reach Redis Cluster" in str(error)
+    # a dead seed, and a node that is not in a Cluster (the tests' Redis), from the CLI
+    for url in (f"redis+cluster://:{PASSWORD}@127.0.0.1:{free_port()}/",
+                "redis+cluster://" + urlsplit(redis_url).netloc + "/"):
+        result = CliRunner().invoke(cli_app, ["--redis-url", url, "queues"])
+        assert result.exit_code == 3, result.output
+        assert "Traceback" not in result.output and PASSWORD not in result.output
+        assert len(result.output.strip().splitlines()) == 1, result.output

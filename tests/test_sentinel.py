@@ -11,9 +11,11 @@ from typing import Any
 
 import pytest
 from redis.asyncio.connection import Connection
+from typer.testing import CliRunner
 
 from faults.topology import LocalSentinel
 from taskq import NotReplicated, RedisNotReady, TaskQueue, Worker
+from taskq.cli import app as cli_app
 from taskq.lane import Lane
 from taskq.workflow import Workflow, chain, start, start_sync
 from tests.helpers import eventually
@@ -39,7 +41,7 @@ async def test_the_master_is_found_and_followed_through_a_failover(
     inc = tq.registry["inc"]
     await tq.ready()
     before = sentinel.current_master()
-    start_worker(tq)
+    start_worker(tq, block_ms=5000)  # blocked in XREADGROUP when the master is demoted
     assert await (await inc.enqueue(x=1)).result(timeout=30) == 2
     new = await asyncio.to_thread(sentinel.failover)
     assert new is not before
@@ -179,3 +181,14 @@ async def test_min_replicas_confirms_workflow_starts(
         wf_id = "default:" + (key.decode() if isinstance(key, bytes) else key).rpartition(":")[2]
         results.append(await Workflow(wf_id, tq).result(timeout=30))
     assert sorted(results) == [3, 12, 102, 202]
+
+
+def test_a_wrong_sentinel_password_is_one_line_without_secrets(
+        sentinel: LocalSentinel) -> None:
+    url = f"{sentinel.url}?sentinel_password=s3cretSENT-wrong"
+    result = CliRunner().invoke(cli_app, ["--redis-url", url, "queues"])
+    assert result.exit_code == 3, result.output
+    shown = result.output.strip()
+    assert len(shown.splitlines()) == 1, shown
+    assert "s3cretSENT" not in shown and "s3cret-pw" not in shown and "Redis(<" not in shown
+    assert "No master found for 'taskq'" in shown and "credentials" in shown, shown
