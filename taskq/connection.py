@@ -378,7 +378,11 @@ async def check_server(client: Redis) -> None:
     """
     primaries = getattr(client, "get_primaries", None)  # a Cluster: every primary is checked
     if primaries is not None:
-        await client.initialize()
+        try:
+            await client.initialize()
+        except _RAISED as exc:  # (a dead seed, a wrong CA, a node not in a Cluster)
+            error = translate(exc, where=redact_url(getattr(client, "taskq_url", "") or "?"))
+            raise error from exc
         for node in primaries():
             _check_info(await client.info(target_nodes=node), f"Redis node {node.name}")
         return

@@ -4,6 +4,7 @@ or slow one. The CLI and the HTTP API map only those (exit codes; 503 with Retry
 
 from __future__ import annotations
 
+import logging
 import shutil
 import subprocess
 from collections.abc import AsyncIterator, Iterator
@@ -35,7 +36,7 @@ from taskq.cli import app as cli_app
 from taskq.connection import describe, redact_url, translate
 from tests.api_fixtures import free_port, make_app, serve
 from tests.apps.api_tasks import build
-from tests.helpers import wait_sync
+from tests.helpers import eventually, wait_sync
 
 PASSWORD = "s3cret-admin-pw"
 USER_PASSWORD = "s3cret-user-pw"
@@ -328,3 +329,20 @@ def test_an_unreachable_cluster_is_one_line_and_exit_3(redis_url: str) -> None:
         assert result.exit_code == 3, result.output
         assert "Traceback" not in result.output and PASSWORD not in result.output
         assert len(result.output.strip().splitlines()) == 1, result.output
+
+
+async def test_a_worker_on_a_dead_cluster_seed_retries(
+        caplog: pytest.LogCaptureFixture, start_worker: Any) -> None:
+    tq = TaskQueue(f"redis+cluster://127.0.0.1:{free_port()}/", socket_timeout=1)
+    try:
+        with caplog.at_level(logging.WARNING, logger="taskq"):
+            worker = start_worker(tq)
+
+            async def retrying() -> bool:
+                return "cannot start consuming: cannot reach Redis Cluster" in caplog.text
+
+            await eventually(retrying, timeout=30, what="the worker retries")
+            assert not worker.stopping  # it waits for the Cluster, as for Sentinel
+            worker.stop()
+    finally:
+        await tq.aclose()
