@@ -37,7 +37,7 @@ from redis.crc import key_slot
 from redis.exceptions import RedisClusterException, RedisError
 
 from taskq.connection import Client, socket_options, translate
-from taskq.errors import ConfigError, RedisNotReady, RedisUnavailable
+from taskq.errors import ConfigError, RedisNotReady, RedisTimeout, RedisUnavailable
 from taskq.lane import Lane
 from taskq.urls import Target, parse, redact
 
@@ -296,18 +296,32 @@ SHARDED_SINCE = (7, 0)
 
 async def sharded_events(client: Any) -> bool:
     """Whether task events on ``client``'s Redis use sharded pub/sub: on a Cluster whose every
-    primary is Redis 7.0+, asked once per client (the workers and the waiters of one Cluster
+    primary is Redis 7.0+ (of those that answer: one that is down does not decide), asked once
+    per client (the workers and the waiters of one Cluster
     decide alike). A single Redis or Sentinel: never (classic pub/sub, Redis 6.2 too)."""
     if not is_cluster(client):
         return False
     known: bool | None = getattr(client, "taskq_sharded", None)
     if known is None:
-        known = True
+        # Decided by the primaries that answer: one that is down (being failed over) must not
+        # fail every waiter, on every queue. Not remembered then: asked again next time.
+        versions: list[tuple[int, ...]] = []
+        down: RedisUnavailable | RedisTimeout | None = None
         for node in await primaries(client):
-            info = await client.info("server", target_nodes=node)
-            version = tuple(int(p) for p in str(info.get("redis_version", "0")).split(".")[:2])
-            known = known and version >= SHARDED_SINCE
-        client.taskq_sharded = known
+            try:
+                info = await client.info("server", target_nodes=node)
+            except (RedisUnavailable, RedisTimeout) as exc:
+                down = exc
+                continue
+            versions.append(tuple(int(p) for p in
+                                  str(info.get("redis_version", "0")).split(".")[:2]))
+        if not versions:
+            assert down is not None
+            raise down
+        sharded = all(v >= SHARDED_SINCE for v in versions)
+        if down is None:
+            client.taskq_sharded = sharded
+        return sharded
     return known
 
 

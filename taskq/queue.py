@@ -25,7 +25,18 @@ from typing import (
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
-from taskq import batching, clients, codec, durability, ids, lifecycle, names, options, state
+from taskq import (
+    batching,
+    clients,
+    cluster,
+    codec,
+    durability,
+    ids,
+    lifecycle,
+    names,
+    options,
+    state,
+)
 from taskq.blocking import LoopThread
 from taskq.codec import Message
 from taskq.connection import (
@@ -40,6 +51,8 @@ from taskq.errors import (
     NotAMessage,
     PayloadTooLarge,
     RedisCommandError,
+    RedisTimeout,
+    RedisUnavailable,
     ResultTimeout,
     TaskNotFound,
     TaskValidationError,
@@ -833,7 +846,7 @@ class TaskQueue:
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
             while True:
-                record = await self.status(task_id)
+                record = await self._status_through_failover(task_id, deadline)
                 if record.terminal:
                     return record
                 remaining = None if deadline is None else deadline - time.monotonic()
@@ -846,6 +859,21 @@ class TaskQueue:
                     await asyncio.wait_for(ended.wait(), step)
         finally:
             hub.unsubscribe(channel, listener)
+
+    async def _status_through_failover(self, task_id: str,
+                                       deadline: float | None) -> TaskRecord:
+        """:meth:`status`; on a Cluster whose primary of the task's slot is down, asked again
+        until its replica is promoted (until ``deadline``, or for ``FAILOVER_S`` without one)."""
+        give_up = deadline if deadline is not None else time.monotonic() + cluster.FAILOVER_S
+        delay = 0.1
+        while True:
+            try:
+                return await self.status(task_id)
+            except (RedisUnavailable, RedisTimeout):
+                if not cluster.is_cluster(self.redis) or time.monotonic() + delay > give_up:
+                    raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 1.0)
 
     async def cancel(self, task_id: str) -> str:
         """Cancel a task: 'delayed' or 'queued' (removed before it ran), 'running' (the worker

@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
 from faults.topology import LocalCluster
-from taskq import TaskQueue, Worker, ids
+from taskq import RedisUnavailable, TaskQueue, Worker, ids
+from taskq import cluster as cluster_module
 from taskq import queue as queue_module
 from taskq.cli import app as cli_app
 from taskq.shardsub import ShardSubscriber
@@ -167,3 +169,39 @@ async def test_a_blocked_reader_survives_a_failover_of_its_primary(
     assert after is not before
     assert await (await double.enqueue(x=3)).result(timeout=60) == 6
     assert not worker.stopping
+
+
+async def test_one_primary_down_fails_no_waiter_at_once(
+        made: list[TaskQueue], cluster: LocalCluster, cprefix: str,
+        monkeypatch: pytest.MonkeyPatch, start_worker: Callable[..., Worker]) -> None:
+    # A new process while one primary is down (its INFO fails): the event mode is decided by
+    # the primaries that answer, and a status read that fails (the waiter's queue is on the
+    # down primary) is tried again within the wait's timeout, not raised at once.
+    [queue] = queues_on_distinct_primaries(cluster, cprefix, 1)
+    tq = doubling_queue(cluster, cprefix, [queue], made)
+    await tq.ready()
+    down = sorted(n.name for n in tq.redis.get_primaries())[0]  # type: ignore[attr-defined]
+    real_info = tq.redis.info
+
+    async def info(*args: Any, target_nodes: Any = None, **kwargs: Any) -> Any:
+        if target_nodes is not None and target_nodes.name == down:
+            raise RedisUnavailable(f"cannot reach Redis at {down}: Connection refused")
+        return await real_info(*args, target_nodes=target_nodes, **kwargs)
+
+    monkeypatch.setattr(tq.redis, "info", info)
+    assert await cluster_module.sharded_events(tq.redis) is True
+    assert getattr(tq.redis, "taskq_sharded", None) is None  # asked again next time
+    monkeypatch.setattr(tq.redis, "info", real_info)  # (the worker checks every primary)
+    real_status, failed = tq.status, []
+
+    async def status(task_id: str) -> Any:
+        if len(failed) < 2:
+            failed.append(task_id)
+            raise RedisUnavailable("cannot reach Redis at the queue's primary")
+        return await real_status(task_id)
+
+    monkeypatch.setattr(tq, "status", status)
+    handle = await tq.registry[f"double_{queue}"].enqueue(x=5)
+    start_worker(tq, queues=(queue,))
+    assert await handle.result(timeout=40) == 10
+    assert len(failed) == 2
