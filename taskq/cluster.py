@@ -34,7 +34,7 @@ from redis.asyncio.cluster import ClusterNode, ClusterPipeline, RedisCluster
 from redis.cluster import ClusterNode as SyncClusterNode
 from redis.cluster import RedisCluster as SyncRedisCluster
 from redis.crc import key_slot
-from redis.exceptions import RedisClusterException, RedisError
+from redis.exceptions import MovedError, RedisClusterException, RedisError
 
 from taskq.connection import Client, socket_options, translate
 from taskq.errors import ConfigError, RedisNotReady, RedisTimeout, RedisUnavailable
@@ -61,11 +61,23 @@ def _raise(exc: BaseException, url: str, command: Any = ()) -> NoReturn:
 _RAISED = (RedisError, OSError, RedisClusterException)
 
 
-def _raise_redis_py_bug(exc: AttributeError, url: str) -> NoReturn:
+def _forget_lost_node(client: Any) -> None:
+    """Undo redis-py 6.4's slip: its Cluster transaction stores a lost connection's error as
+    the client's "moved" redirection, and every later command then fails in
+    ``_update_moved_slots`` (``'ConnectionError' object has no attribute 'host'``) until the
+    slot map is reloaded. Forgotten here: the next command finds the slot's node (or MOVED)."""
+    manager = getattr(client, "nodes_manager", None)
+    moved = getattr(manager, "_moved_exception", None)
+    if moved is not None and not isinstance(moved, MovedError):
+        manager._moved_exception = None  # type: ignore[union-attr]
+
+
+def _raise_redis_py_bug(exc: AttributeError, client: Any, url: str) -> NoReturn:
     """redis-py 6.4 fails with ``AttributeError: 'ConnectionError' object has no attribute
     'host'`` (its ``_update_moved_slots``) when a node is lost during a failover: that is a
-    Cluster unavailable for now, retried like the others. An AttributeError raised elsewhere
-    (not inside redis-py) is a bug, and stays one."""
+    Cluster unavailable for now, retried like the others (:func:`_forget_lost_node`). An
+    AttributeError raised elsewhere (not inside redis-py) is a bug, and stays one."""
+    _forget_lost_node(client)
     tb = exc.__traceback__
     while tb is not None and tb.tb_next is not None:
         tb = tb.tb_next
@@ -89,7 +101,7 @@ class ClusterClient(RedisCluster):
         except _RAISED as exc:
             _raise(exc, self.taskq_url, args)
         except AttributeError as exc:
-            _raise_redis_py_bug(exc, self.taskq_url)
+            _raise_redis_py_bug(exc, self, self.taskq_url)
 
     def pipeline(self, transaction: Any = None, shard_hint: Any = None) -> ClusterPipeline:
         pipe = _ClusterPipeline(self, transaction)
@@ -102,9 +114,11 @@ class _ClusterPipeline(ClusterPipeline):
         try:
             return await super().execute(raise_on_error, allow_redirections)
         except _RAISED as exc:
+            _forget_lost_node(self.cluster_client)
             _raise(exc, getattr(self.cluster_client, "taskq_url", ""))
         except AttributeError as exc:
-            _raise_redis_py_bug(exc, getattr(self.cluster_client, "taskq_url", ""))
+            _raise_redis_py_bug(exc, self.cluster_client,
+                                getattr(self.cluster_client, "taskq_url", ""))
 
 
 class SyncClusterClient(SyncRedisCluster):
@@ -118,7 +132,7 @@ class SyncClusterClient(SyncRedisCluster):
         except _RAISED as exc:
             _raise(exc, self.taskq_url, args)
         except AttributeError as exc:
-            _raise_redis_py_bug(exc, self.taskq_url)
+            _raise_redis_py_bug(exc, self, self.taskq_url)
 
 
 def _kwargs(target: Target, options: dict[str, Any]) -> dict[str, Any]:

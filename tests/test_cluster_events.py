@@ -15,10 +15,11 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
 from typer.testing import CliRunner
 
 from faults.topology import LocalCluster
-from taskq import RedisUnavailable, TaskQueue, Worker, ids
+from taskq import RedisNotReady, RedisUnavailable, TaskQueue, Worker, ids
 from taskq import cluster as cluster_module
 from taskq import queue as queue_module
 from taskq.cli import app as cli_app
@@ -205,3 +206,19 @@ async def test_one_primary_down_fails_no_waiter_at_once(
     start_worker(tq, queues=(queue,))
     assert await handle.result(timeout=40) == 10
     assert len(failed) == 2
+
+
+async def test_redis_pys_lost_node_slip_is_not_ready_and_heals(
+        made: list[TaskQueue], cluster: LocalCluster, cprefix: str) -> None:
+    # redis-py 6.4's Cluster transaction stores a lost connection's error as the "moved"
+    # redirection; the next command raised AttributeError ('ConnectionError' object has no
+    # attribute 'host'), in a failover seen through status() and the API's /ready
+    [queue] = queues_on_distinct_primaries(cluster, cprefix, 1)
+    tq = doubling_queue(cluster, cprefix, [queue], made)
+    handle = await tq.registry[f"double_{queue}"].enqueue(x=1)
+    nodes = tq.redis.nodes_manager  # type: ignore[attr-defined]
+    nodes._moved_exception = RedisConnectionError("Connection closed by server.")
+    with pytest.raises(RedisNotReady, match="failing over") as refused:
+        await tq.status(handle.id)
+    assert refused.value.code == "CLUSTERDOWN"
+    assert (await tq.status(handle.id)).status == "queued"  # and the next call works
