@@ -24,6 +24,7 @@ import asyncio
 import collections
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Collection
 from typing import Any
 
@@ -46,6 +47,10 @@ CLOSE_S = 2.0
 
 Deliver = Callable[[str, Any], None]
 """Called with (channel, message data) for each message, in the reading task."""
+
+WARN_EVERY_S = 60.0
+"""A failure that repeats (a node down for a while) is a warning at most this often, per
+kind and node; the repeats in between are logged at debug level."""
 
 _PING = ""  # in a link's queue of commands sent: a PING's reply (no channel is named "")
 
@@ -73,6 +78,7 @@ class ShardSubscriber:
         self._loaded = False  # the slot map was loaded once
         self._delay = 0.05
         self._closed = False
+        self._warned: dict[str, float] = {}  # (see WARN_EVERY_S)
         self.moves = 0
         """How many times a channel had to be subscribed again on another node (or the same
         node after a lost connection)."""
@@ -146,7 +152,18 @@ class ShardSubscriber:
             self._loaded = True
         except (RedisError, RedisClusterException, OSError) as exc:
             self._stale = True
-            log.warning("cannot reload the Redis Cluster's slot map: %s", exc)
+            self._warn("reload", "cannot reload the Redis Cluster's slot map: %s", exc)
+
+    def _warn(self, kind: str, message: str, *args: Any) -> None:
+        """A warning, or a debug line when one of this ``kind`` was logged in the last
+        ``WARN_EVERY_S`` (a node down is retried every second: one line a minute)."""
+        now = time.monotonic()
+        last = self._warned.get(kind)
+        if last is None or now - last >= WARN_EVERY_S:
+            self._warned[kind] = now
+            log.warning(message, *args)
+        else:
+            log.debug(message, *args)
 
     def _link(self, node: ClusterNode) -> _Link:
         link = self._links.get(node.name)
@@ -209,8 +226,8 @@ class _Link:
                 part.result()  # its error, if any (a link with no channels left ends quietly)
         except (RedisError, OSError) as exc:
             if self.channels:
-                log.warning("shard event subscription on %s lost (%s); subscribing again",
-                            self.name, exc)
+                self._owner._warn(f"lost {self.name}", "shard event subscription on %s lost "
+                                  "(%s); subscribing again", self.name, exc)
         finally:
             self._owner._gone(self)  # the channels go elsewhere
             for part in parts:
@@ -273,7 +290,7 @@ class _Link:
     def _refused(self, exc: ResponseError) -> None:
         channel = self._answered()
         if channel is None or channel == _PING:
-            log.warning("Redis node %s: %s", self.name, exc)
+            self._owner._warn(f"refused {self.name}", "Redis node %s: %s", self.name, exc)
             return
         log.info("SSUBSCRIBE %s on %s refused (%s); asking the slot map again",
                  channel, self.name, exc)

@@ -34,6 +34,7 @@ from taskq import (
 )
 from taskq.cli import app as cli_app
 from taskq.connection import describe, redact_url, translate
+from taskq.shardsub import ShardSubscriber
 from tests.api_fixtures import free_port, make_app, serve
 from tests.apps.api_tasks import build
 from tests.helpers import eventually, wait_sync
@@ -345,4 +346,20 @@ async def test_a_worker_on_a_dead_cluster_seed_retries(
             assert not worker.stopping  # it waits for the Cluster, as for Sentinel
             worker.stop()
     finally:
+        await tq.aclose()
+
+
+async def test_a_shard_subscriber_warns_once_a_minute_while_a_node_is_down(
+        caplog: pytest.LogCaptureFixture) -> None:
+    tq = TaskQueue(f"redis+cluster://127.0.0.1:{free_port()}/", socket_timeout=1)
+    shards = ShardSubscriber(tq.redis, lambda channel, data: None)  # type: ignore[arg-type]
+    try:
+        with caplog.at_level(logging.DEBUG, logger="taskq.shardsub"):
+            for _ in range(3):  # what it does every second or so while the node is down
+                await shards._reload()
+        warned = [r for r in caplog.records if r.levelno == logging.WARNING]
+        assert len(warned) == 1, caplog.text
+        assert len([r for r in caplog.records if "slot map" in r.getMessage()]) == 3
+    finally:
+        await shards.aclose()
         await tq.aclose()
