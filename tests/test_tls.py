@@ -133,3 +133,19 @@ def test_a_missing_certificate_file_is_named(server: RedisServer, certs: Certs,
             clients.connect_sync(url)
         with pytest.raises(ConfigError, match="no such file"):
             clients.connect(url)
+
+
+def test_a_wrong_ca_for_a_cluster_or_sentinels_is_one_line(
+        cluster: LocalCluster, sentinel: LocalSentinel, certs: Certs) -> None:
+    for topology in (cluster, sentinel):
+        assert topology.tls is not None
+        url = topology.url.replace(str(topology.tls[2]), str(certs.other_ca))
+        assert url != topology.url
+        r = runner.invoke(cli_app, ["--redis-url", url, "queues"])
+        assert r.exit_code == 3, r.output
+        lines = r.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), r.stderr
+        assert "certificate verify failed" in r.stderr.lower(), r.stderr
+        assert "Traceback" not in r.output and "Redis(<" not in r.output
+        password = getattr(topology, "password", None)
+        assert not password or password not in r.output
