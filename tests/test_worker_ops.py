@@ -163,6 +163,32 @@ async def test_a_cpu_bound_timeout_kills_and_replaces_its_process(
     assert worker.executors.pools_killed == 1
 
 
+async def test_calls_queued_in_a_killed_pool_run_on_the_next_one(
+    tq: TaskQueue, start_worker: Callable[..., Worker]
+) -> None:
+    """A cpu_bound timeout kills the pool: the calls queued behind the timed-out one (they
+    never ran) run on the new pool, without an attempt used, instead of being dead-lettered
+    as if they had raised CancelledError themselves."""
+    spin = tq.task(cpu_bound=True, timeout=1.0, max_attempts=1)(cpu.spin)
+    burn = tq.task(cpu_bound=True, max_attempts=1)(cpu.burn)
+    worker = start_worker(tq, processes=1, concurrency=8, block_ms=100)
+    await (await burn.enqueue(10)).result(timeout=60)  # the pool is warm
+    spinning = await spin.enqueue(120.0)
+
+    async def running() -> bool:
+        return (await tq.status(spinning.id)).status is TaskStatus.RUNNING
+
+    await eventually(running, timeout=30, what="the spin running")
+    queued = [await burn.enqueue(10 + i) for i in range(5)]  # behind the busy process
+    record = await spinning.wait(timeout=60)
+    assert record.status is TaskStatus.DEAD and record.error_type == "TimeoutError"
+    for handle in queued:
+        rec = await handle.wait(timeout=60)
+        assert (rec.status, rec.attempts) == (TaskStatus.SUCCEEDED, 1), rec
+    assert worker.executors.pools_killed == 1
+    assert worker.counters.dead == 1
+
+
 async def test_a_sync_timeout_is_counted_until_its_thread_ends(
     tq: TaskQueue, start_worker: Callable[..., Worker]
 ) -> None:
