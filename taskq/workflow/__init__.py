@@ -16,11 +16,11 @@ from taskq.workflow.canvas import Chain, Group, Linked, Node, chain, chord, grou
 from taskq.workflow.failure import StepFailure
 from taskq.workflow.handle import StepState, SyncWorkflow, Workflow, WorkflowStatus
 from taskq.workflow.start import start, start_sync
+from taskq.workflow.step import Step
 
 start_workflow = start
 """``taskq.start_workflow``: :func:`start` under a name that says what it starts."""
 start_workflow_sync = start_sync
-from taskq.workflow.step import Step
 
 __all__ = [
     "Chain",
