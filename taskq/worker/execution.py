@@ -8,7 +8,9 @@ interrupting the calls), and a cpu_bound task's timeout starts
 once the pool is warm: its start-up (about a second) never counts against a task. A
 ``cpu_bound`` task that times out has its pool's processes killed (a process pool cannot stop
 one call): the pool is replaced on next use, and the other calls it was running end with
-:class:`PoolRecycled` (handed back unrun, no attempt used). A thread cannot be killed in
+:class:`PoolRecycled` (handed back unrun, no attempt used); the calls still queued in it (the
+kill cancels them) run on the next pool. Pool processes end with their worker, even a
+SIGKILLed one (:func:`_exit_with_parent`). A thread cannot be killed in
 Python: a sync task that times out (or is cancelled) ends its attempt at once, its thread runs
 the function to its end with the result discarded, counted in :attr:`Executors.abandoned`
 until it ends; ``--max-tasks`` recycling (the process exits, the supervisor starts a fresh one)
