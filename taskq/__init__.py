@@ -35,6 +35,8 @@ from taskq.errors import (
     TaskValidationError,
     UniqueKeyReused,
     WorkerStartupError,
+    WorkflowError,
+    WorkflowNotFound,
 )
 from taskq.handle import SyncTaskHandle, TaskHandle
 from taskq.lifecycle import TaskHooks, TaskOutcome
@@ -44,19 +46,41 @@ from taskq.records import TERMINAL_STATUSES, TaskRecord, TaskStatus
 from taskq.retry import RetryPolicy
 from taskq.task import ContextTask, Task, TaskOptions
 from taskq.worker import Worker, WorkerConfig
+from taskq.workflow import (
+    Chain,
+    Group,
+    Linked,
+    Node,
+    Step,
+    StepFailure,
+    StepState,
+    SyncWorkflow,
+    Workflow,
+    WorkflowStatus,
+    chain,
+    chord,
+    group,
+    link,
+    start_workflow,
+    start_workflow_sync,
+)
 
 __all__ = [
     "TERMINAL_STATUSES",
     "BacklogFull",
     "CatchUp",
+    "Chain",
     "ConfigError",
     "ContextMissing",
     "ContextTask",
     "DecodeError",
+    "Group",
     "InvalidOption",
     "InvalidQueueName",
     "LeaseLost",
+    "Linked",
     "Message",
+    "Node",
     "NotAMessage",
     "NotReplicated",
     "PayloadTooLarge",
@@ -73,7 +97,11 @@ __all__ = [
     "Retry",
     "RetryPolicy",
     "Schedule",
+    "Step",
+    "StepFailure",
+    "StepState",
     "SyncTaskHandle",
+    "SyncWorkflow",
     "Task",
     "TaskContext",
     "TaskFailed",
@@ -92,7 +120,17 @@ __all__ = [
     "Worker",
     "WorkerConfig",
     "WorkerStartupError",
+    "Workflow",
+    "WorkflowError",
+    "WorkflowNotFound",
+    "WorkflowStatus",
+    "chain",
+    "chord",
     "current_context",
+    "group",
+    "link",
+    "start_workflow",
+    "start_workflow_sync",
 ]
 
 __version__ = "0.1.0"

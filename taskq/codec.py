@@ -244,9 +244,9 @@ def decode(data: bytes, max_bytes: int | None = None) -> Message:
         # only str or bytes). Passing them costs a third of the call.
         body = msgpack.unpackb(data)
     except _MAX_DEPTH_ERRORS as exc:
-        raise DecodeError(f"not valid msgpack: {exc}") from exc
+        raise DecodeError(f"not valid msgpack: {_why(exc)}") from exc
     except Exception as exc:  # msgpack may raise others on hostile input
-        raise DecodeError(f"not valid msgpack: {type(exc).__name__}: {exc}") from exc
+        raise DecodeError(f"not valid msgpack: {type(exc).__name__}: {_why(exc)}") from exc
     if type(body) is dict:
         # The hot path: a well-formed first delivery (the six fields, none optional),
         # checked with exact types in one test;
@@ -329,4 +329,17 @@ def unpack(data: bytes) -> Any:
     try:
         return msgpack.unpackb(data, raw=False, strict_map_key=False)
     except Exception as exc:
-        raise DecodeError(f"not valid msgpack: {type(exc).__name__}: {exc}") from exc
+        raise DecodeError(f"not valid msgpack: {type(exc).__name__}: {_why(exc)}") from exc
+
+
+def _why(exc: Exception) -> str:
+    """What a msgpack error says, or what it means when it says nothing (a FormatError: a byte
+    such as 0xc1 that starts no msgpack value)."""
+    text = str(exc)
+    if text:
+        return text
+    if isinstance(exc, msgpack.FormatError):
+        return "a byte that starts no msgpack value (FormatError)"
+    if isinstance(exc, msgpack.StackError):
+        return "nested too deeply (StackError)"
+    return type(exc).__name__

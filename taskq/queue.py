@@ -883,8 +883,22 @@ class TaskQueue:
         now = int(time.time() * 1000)
         record = encode_record(TaskStatus.CANCELLED, finished_ms=now,
                                error="cancelled before it ran")
+        filled: tuple[bytes, bytes] | None = None
+        # The record keeps what the task was (name, arguments, ...): made from its message,
+        # read first; the script stores it only if it removes that very message.
+        body = await state.waiting_message(self.redis, keys, task_id)
+        if body is not None:
+            try:
+                msg = codec.decode(body)
+            except DecodeError:
+                msg = None
+            if msg is not None:
+                filled = (encode_record(
+                    TaskStatus.CANCELLED, task=msg.task, args=msg.args, kwargs=msg.kwargs,
+                    attempts=msg.attempts, enqueued_ms=msg.enqueued_ms, finished_ms=now,
+                    error="cancelled before it ran"), body)
         return await self.scripts.cancel(keys=keys, task_id=task_id, record=record,
-                                         ttl_ms=self.result_ttl_ms)
+                                         ttl_ms=self.result_ttl_ms, filled=filled)
 
     async def ensure_groups(self, queues: Iterable[str]) -> None:
         """Create the consumer group of each queue at id 0 (entries already there count)."""

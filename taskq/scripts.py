@@ -445,18 +445,21 @@ class Scripts:
         r = await self._call("probe", (keys.stream, keys.delayed, keys.payloads), ())
         return _s(r) if r else None
 
-    async def cancel(self, *, keys: QueueKeys, task_id: str, record: bytes, ttl_ms: int) -> str:
+    async def cancel(self, *, keys: QueueKeys, task_id: str, record: bytes, ttl_ms: int,
+                     filled: tuple[bytes, bytes] | None = None) -> str:
         """Cancel a task wherever it is: 'delayed' or 'queued' (removed, ``record`` stored),
         'running' (a cancel request for its worker) or 'unknown'. A workflow step removed
         while delayed or queued also ends its workflow as cancelled, in the same script: the
         first call finds that the task is a step (its envelope says of which workflow) and
         does nothing; a second one passes the workflow's keys. The step's place in its
         workflow never changes, so the second call acts on the same workflow; it re-checks
-        where the task is."""
+        where the task is. ``filled``: a record made from the task's message (its name,
+        arguments, ...) and that message, read just before: stored instead of ``record`` when
+        the message the script removes is that one."""
         key_list = [keys.stream, keys.delayed, keys.payloads, keys.entries, keys.cancels,
                     _bucket_key(keys, task_id)]
         args: list[Any] = [GROUP, task_id, ids.implied_entry(task_id) or "", record, ttl_ms,
-                           await self.events(keys=keys)]
+                           await self.events(keys=keys), *(filled or (b"", b""))]
         r = await self._call("cancel", key_list, args)
         if isinstance(r, list):  # a workflow step (or, in memory://, maybe): call again
             ref = _step_of(r)

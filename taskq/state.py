@@ -166,6 +166,22 @@ async def _with_entry(redis: Redis, keys: QueueKeys, seen: Observed, entry: str)
     return seen
 
 
+async def waiting_message(redis: Redis, keys: QueueKeys, task_id: str) -> bytes | None:
+    """The message of a delayed or queued task (for the record of a cancel), or None."""
+    pipe = redis.pipeline(transaction=False)
+    pipe.hget(keys.payloads, task_id)
+    pipe.hget(keys.entries, task_id)
+    payload, entry_raw = await pipe.execute()
+    if payload:
+        return bytes(payload)
+    entry = ids.entry_of(task_id, _text(entry_raw) if entry_raw else None)
+    if entry is None:
+        return None
+    rows = await redis.xrange(keys.stream, min=entry, max=entry, count=1)
+    body = rows[0][1].get(codec.FIELD) if rows else None
+    return bytes(body) if body else None
+
+
 # -- a queue's tasks -------------------------------------------------------------------------
 
 

@@ -324,8 +324,16 @@ class Task(Generic[P, R]):
         return None
 
     def message(self, *args: P.args, **kwargs: P.kwargs) -> Message:
-        """A validated message for :meth:`TaskQueue.enqueue_many`."""
-        return self.build(args, dict(kwargs))
+        """A validated message for :meth:`TaskQueue.enqueue_many` (or a workflow's first
+        step: every argument given)."""
+        try:
+            return self.build(args, dict(kwargs))
+        except TaskValidationError as exc:
+            if any(e.get("type") == "missing" for e in exc.errors):
+                # (``chain(a.message(1), b.message())``: b meant to take a's result)
+                exc.args = (f"{exc}. (In a workflow, a step that takes the previous step's "
+                            f"result is {self.fn.__name__}.step(...), not .message(...).)",)
+            raise
 
     def build(
         self, args: tuple[Any, ...], kwargs: dict[str, Any], queue: str | None = None,

@@ -61,8 +61,10 @@ async def test_queue_info_counts_waiting_delayed_and_paused(tq: TaskQueue) -> No
 async def test_unknown_queue_and_task(tq: TaskQueue) -> None:
     with pytest.raises(admin.QueueNotFound):
         await admin.queue_info(tq, "nope")
-    with pytest.raises(admin.QueueNotFound):
-        await admin.pause(tq, "nope")
+    unknown = await admin.pause(tq, "nope")  # done (before a deploy), the typo told
+    assert isinstance(unknown, admin.QueueNotFound) and unknown.name == "nope"
+    assert await admin.pause(tq, "nope") is None  # a queue now: paused, listed
+    assert await admin.resume(tq, "nope") is None
     with pytest.raises(TaskNotFound):
         await admin.task_record(tq, "nope:1-1")
     with pytest.raises(TaskNotFound):

@@ -214,7 +214,11 @@ async def test_cancel_queued_and_delayed(client: httpx.AsyncClient) -> None:
     queued = await enqueue(client, "add", a=1, b=1)
     r = await client.post(f"/tasks/{queued}/cancel", headers=ADMIN)
     assert r.json() == {"id": queued, "outcome": "queued"}
-    assert (await client.get(f"/tasks/{queued}", headers=READ)).json()["status"] == "cancelled"
+    seen = (await client.get(f"/tasks/{queued}", headers=READ)).json()
+    assert seen["status"] == "cancelled"
+    # the record keeps what the task was (it used to be erased: task null, no arguments)
+    assert (seen["task"], seen["kwargs"]) == ("add", {"a": 1, "b": 1}), seen
+    assert seen["enqueued_ms"] is not None and seen["finished_ms"] is not None, seen
     again = await client.post(f"/tasks/{queued}/cancel", headers=ADMIN)
     assert again.status_code == 409
 
@@ -224,7 +228,10 @@ async def test_cancel_queued_and_delayed(client: httpx.AsyncClient) -> None:
     assert r.json()["run_at_ms"] is not None
     r = await client.post(f"/tasks/{delayed}/cancel", headers=ADMIN)
     assert r.json()["outcome"] == "delayed"
-    assert (await client.get(f"/tasks/{delayed}", headers=READ)).json()["status"] == "cancelled"
+    seen = (await client.get(f"/tasks/{delayed}", headers=READ)).json()
+    assert seen["status"] == "cancelled"
+    assert (seen["task"], seen["kwargs"], seen["attempts"]) == ("add", {"a": 1, "b": 1}, 0)
+    assert seen["enqueued_ms"] is not None, seen
 
 
 async def test_cancel_running_async_task(

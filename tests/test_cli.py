@@ -52,7 +52,8 @@ def test_help_everywhere_has_an_example_and_exit_codes() -> None:
     assert top.exit_code == 0 and "Exit codes" in top.output and "Example" in top.output
     for cmd in (["queues"], ["queue"], ["tasks"], ["task"], ["dead"], ["dead", "list"],
                 ["dead", "show"], ["dead", "replay"], ["dead", "purge"], ["workers"],
-                ["pause"], ["resume"], ["purge"], ["cancel"], ["enqueue"], ["watch"]):
+                ["pause"], ["resume"], ["purge"], ["cancel"], ["enqueue"], ["watch"],
+                ["schedules"], ["schedule"], ["schedule", "pause"], ["schedule", "resume"]):
         r = runner.invoke(app, [*cmd, "--help"])
         assert r.exit_code == 0 and "Example" in r.output, cmd
 

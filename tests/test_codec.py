@@ -172,7 +172,7 @@ def test_absent_optional_fields_take_their_defaults() -> None:
     (envelope(ug=-(2**63)), "envelope 'ug' is not a time in ms (an integer within "
                             "+-9007199254740991)"),
     (envelope(i="nope"), "envelope task id 'nope' is not a taskq task id"),
-    (b"\xc1", "not valid msgpack: "),
+    (b"\xc1", "not valid msgpack: a byte that starts no msgpack value (FormatError)"),
     (b"", "not valid msgpack: "),
 ])
 def test_decode_errors_name_the_fault(data: bytes, error: str) -> None:
@@ -180,6 +180,7 @@ def test_decode_errors_name_the_fault(data: bytes, error: str) -> None:
         codec.decode(data)
     assert str(info.value).startswith(error), str(info.value)
     assert error.endswith(": ") or str(info.value) == error
+    assert not str(info.value).endswith(": "), "a reason after the colon"
 
 
 def test_size_and_encode_errors_say_what_failed() -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 import types
 
+import pytest
+
 import taskq
 
 
@@ -48,7 +50,35 @@ def test_every_exported_exception_derives_from_the_base() -> None:
         name for name in taskq.__all__
         if isinstance(getattr(taskq, name), type) and issubclass(getattr(taskq, name), Exception)
     }
-    assert len(exceptions) == 28
+    assert len(exceptions) == 30  # (WorkflowError and WorkflowNotFound among them)
     for name in exceptions - {"Retry"}:  # Retry is a request for another attempt, not an error
         assert issubclass(getattr(taskq, name), taskq.TaskqError), name
         assert name in (taskq.errors.__doc__ or ""), f"{name} missing from the error tree"
+
+
+def test_the_workflow_names_are_exported() -> None:
+    for name in ("chain", "group", "chord", "link", "Workflow", "Step", "start_workflow",
+                 "start_workflow_sync", "WorkflowError"):
+        assert name in taskq.__all__, name
+    assert taskq.chain is taskq.workflow.chain
+    assert taskq.start_workflow is taskq.workflow.start
+
+
+async def test_a_message_missing_the_previous_result_hints_at_step() -> None:
+    tq = taskq.TaskQueue("memory://exports-hint")
+
+    @tq.task
+    async def fetch(url: str) -> str:
+        return url
+
+    @tq.task
+    async def parse(page: str) -> int:
+        return len(page)
+
+    try:
+        with pytest.raises(taskq.TaskValidationError, match=r"page: Field required.*"
+                           r"parse\.step\(\.\.\.\), not \.message"):
+            taskq.chain(fetch.message("u"), parse.message())
+        taskq.chain(fetch.message("u"), parse.step())  # the documented form
+    finally:
+        await tq.aclose()

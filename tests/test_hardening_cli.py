@@ -36,7 +36,7 @@ async def _poison(redis_url: str, prefix: str) -> str:
         await tq.redis.xadd(keys.dead, {"id": "jobs:1-0", "entry": "1-0", "task": "add",
                                         "reason": "max_attempts", "payload": msgpack.packb(good)})
         poison = {"v": 1, "t": "add", "a": [b"\xff\x00"], "k": {"b": b"\x80"}, "n": 0,
-                  "e": 2**62}
+                  "e": 2**53 - 1}  # (the largest enqueue time a message may carry)
         dead_id = await tq.redis.xadd(keys.dead, {
             "id": "jobs:2-0", "entry": "2-0", "task": "add", "reason": "invalid_args",
             "payload": msgpack.packb(poison, use_bin_type=True), "error": b"\xff\xfe",

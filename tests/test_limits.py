@@ -384,6 +384,12 @@ async def test_wake_leaves_a_former_waiter_that_now_waits_for_its_rate(tq: TaskQ
     waiters = keys.waiters(slots)
     assert await tq.redis.zscore(waiters, b.id) is not None
     # c starts under the rate alone with a long interval: the next start is a minute away
+    # (once Redis's clock is past b's booking, 1 ms after b's call: else c waits behind it)
+    async def past_bookings() -> bool:
+        secs, micros = await tq.redis.time()  # type: ignore[misc]
+        return secs * 1000 + micros / 1000 > float(await tq.redis.get(rate) or 0)
+
+    await eventually(past_bookings, timeout=10, what="Redis's clock past b's booking")
     ec, pc = await _delivered(tq)
     assert (await throttle(ec, pc, c.id, interval_ms=60_000.0, slots_key=None, limit=0)).start
     # b comes back (its wait over) and must now wait for its start slot on the rate

@@ -5,6 +5,7 @@ pool starts with the worker and its start-up never counts against a task's timeo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 from collections.abc import Callable
@@ -16,7 +17,7 @@ from taskq.records import TaskStatus
 from taskq.worker import Worker
 from tests.apps import cpu, slow_import
 from tests.helpers import WorkerProcess, eventually, wait_sync
-from tests.support import WORKER_APP, live_children, registered, registered_pids, trace
+from tests.support import WORKER_APP, alive, live_children, registered, registered_pids, trace
 
 CPU_APP = "tests.apps.cpu_app:tq"
 
@@ -78,3 +79,32 @@ async def test_the_pool_start_up_does_not_count_against_a_cpu_bound_timeout(
     start_worker(tq, processes=1)
     handle = await plus_one.enqueue(1)
     assert await handle.result(timeout=60) == 2
+
+
+async def test_pool_processes_end_with_a_sigkilled_worker(
+    app: TaskQueue, worker_process: Callable[..., WorkerProcess]
+) -> None:
+    """The pool processes ignore SIGTERM (see above): when their worker is SIGKILLed (the OOM
+    killer, ``kill -9``), they end too instead of running on for ever."""
+    proc = worker_process(CPU_APP, "--concurrency", "4")
+    await eventually(lambda: registered(app, proc.pid), timeout=30, what="worker up")
+    await asyncio.to_thread(wait_sync, lambda: "process pool for cpu_bound tasks started"
+                            in proc.output(), 30, 0.05, "the pool started")
+    spin = app.task(name="spin", cpu_bound=True)(cpu.spin)
+    handle = await spin.enqueue(60.0)
+
+    async def running() -> bool:
+        return (await handle.status()).status is TaskStatus.RUNNING
+
+    await eventually(running, timeout=20, what="the task running")
+    pool = live_children(proc.pid)
+    assert pool, proc.output()
+    proc.expect_exit()
+    os.kill(proc.pid, signal.SIGKILL)
+    try:
+        await asyncio.to_thread(wait_sync, lambda: not any(alive(p) for p in pool), 20, 0.05,
+                                "the pool processes ended with their worker")
+    finally:
+        for p in pool:  # (when this fails: not left spinning)
+            with contextlib.suppress(OSError):
+                os.kill(p, signal.SIGKILL)

@@ -43,7 +43,9 @@ async def test_max_tasks_exits_after_n_and_leaves_the_rest_queued(
     app: TaskQueue, prefix: str, worker_process: Callable[..., WorkerProcess]
 ) -> None:
     handles = await app.enqueue_many([app.registry["mark"].message(i) for i in range(8)])
-    w = worker_process(APP, "--max-tasks", "3", "--concurrency", "2", "--prefetch", "4")
+    # (--burst: one worker process, not supervised, so that its own exit is seen)
+    w = worker_process(APP, "--burst", "--max-tasks", "3", "--concurrency", "2",
+                       "--prefetch", "4")
     assert await asyncio.to_thread(w.wait, 60) == 0
     statuses = [(await h.status()).status for h in handles]
     assert statuses.count(TaskStatus.SUCCEEDED) == 3 == await _runs(app, prefix)
@@ -55,7 +57,7 @@ async def test_max_tasks_exits_after_n_and_leaves_the_rest_queued(
 async def test_max_memory_exits_0(
     app: TaskQueue, worker_process: Callable[..., WorkerProcess]
 ) -> None:
-    w = worker_process(APP, "--max-memory", "1")  # any Python process is larger
+    w = worker_process(APP, "--burst", "--max-memory", "1")  # any Python process is larger
     assert await asyncio.to_thread(w.wait, 60) == 0
     assert "passed --max-memory 1 MB" in w.output()
 
@@ -78,6 +80,22 @@ async def test_the_supervisor_restarts_recycled_workers_until_the_work_is_done(
         sup.send_signal(signal.SIGTERM)
         code = await asyncio.to_thread(sup.wait, 60)
     assert code == 0
+
+
+async def test_one_recycling_worker_is_supervised_and_restarted(
+    app: TaskQueue, prefix: str, worker_process: Callable[..., WorkerProcess]
+) -> None:
+    """``--max-tasks`` without ``--processes``: the process that reached its limit exits 0 and
+    the supervisor starts a fresh one, so the work goes on (it used to stop for good)."""
+    handles = await app.enqueue_many([app.registry["mark"].message(i) for i in range(5)])
+    w = worker_process(APP, "--max-tasks", "2", "--concurrency", "1", "--prefetch", "1")
+    for h in handles:
+        assert (await h.wait(timeout=120)).status is TaskStatus.SUCCEEDED, w.output()
+    assert await _runs(app, prefix) == 5
+    assert w.proc.poll() is None, w.output()  # still supervising
+    assert "recycled itself" in w.output()
+    w.signal(signal.SIGTERM)
+    assert await asyncio.to_thread(w.wait, 60) == 0, w.output()
 
 
 async def test_supervised_burst_workers_end_and_so_does_the_supervisor(
@@ -161,6 +179,32 @@ async def test_a_cpu_bound_timeout_kills_and_replaces_its_process(
     assert after["pid"] != first["pid"]
     assert time.monotonic() - t0 < 60  # far less than the 120 s the spin would take
     assert worker.executors.pools_killed == 1
+
+
+async def test_calls_queued_in_a_killed_pool_run_on_the_next_one(
+    tq: TaskQueue, start_worker: Callable[..., Worker]
+) -> None:
+    """A cpu_bound timeout kills the pool: the calls queued behind the timed-out one (they
+    never ran) run on the new pool, without an attempt used, instead of being dead-lettered
+    as if they had raised CancelledError themselves."""
+    spin = tq.task(cpu_bound=True, timeout=1.0, max_attempts=1)(cpu.spin)
+    burn = tq.task(cpu_bound=True, max_attempts=1)(cpu.burn)
+    worker = start_worker(tq, processes=1, concurrency=8, block_ms=100)
+    await (await burn.enqueue(10)).result(timeout=60)  # the pool is warm
+    spinning = await spin.enqueue(120.0)
+
+    async def running() -> bool:
+        return (await tq.status(spinning.id)).status is TaskStatus.RUNNING
+
+    await eventually(running, timeout=30, what="the spin running")
+    queued = [await burn.enqueue(10 + i) for i in range(5)]  # behind the busy process
+    record = await spinning.wait(timeout=60)
+    assert record.status is TaskStatus.DEAD and record.error_type == "TimeoutError"
+    for handle in queued:
+        rec = await handle.wait(timeout=60)
+        assert (rec.status, rec.attempts) == (TaskStatus.SUCCEEDED, 1), rec
+    assert worker.executors.pools_killed == 1
+    assert worker.counters.dead == 1
 
 
 async def test_a_sync_timeout_is_counted_until_its_thread_ends(

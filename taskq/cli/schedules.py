@@ -19,7 +19,9 @@ from taskq.cli.fit import Cell, Col, fitted
 JsonOpt = Annotated[bool, typer.Option("--json", help="print the stable JSON shape (docs/cli.md)")]
 NameArg = Annotated[str, typer.Argument(help="schedule name", show_default=False)]
 
-app = typer.Typer(help="Pause or resume a periodic schedule (list them with `taskq schedules`).",
+app = typer.Typer(help="Pause or resume a periodic schedule (list them with `taskq schedules`).\n\n"
+                       "Example: taskq schedule pause daily-report    |    "
+                       "taskq schedule resume daily-report",
                   no_args_is_help=True)
 
 

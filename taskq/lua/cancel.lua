@@ -16,18 +16,21 @@
 -- ARGV[4]  record (status "cancelled")
 -- ARGV[5]  record ttl ms
 -- ARGV[6]  events channel (a leading "!": sharded, see publish in _lib.lua)
--- ARGV[7]  (optional) the step's index in its workflow (with KEYS[7..]), or '' when the
+-- ARGV[7]  the record filled from the task's message (its name, arguments, enqueue time,
+--          attempts), or '': stored instead of ARGV[4] when the message found is ARGV[8]
+-- ARGV[8]  the message ARGV[7] was made from (the caller read it just before), or ''
+-- ARGV[9]  (optional) the step's index in its workflow (with KEYS[7..]), or '' when the
 --          caller knows the task is no workflow step
 -- returns  'delayed' | 'queued' | 'running' | 'unknown'; 'delayed' and 'queued' are followed by
 --          a tab and the task's unique key when its message holds one (the caller releases it);
---          or, without ARGV[7], when the task to remove is a workflow step,
+--          or, without ARGV[9], when the task to remove is a workflow step,
 --          {'step', workflow id, step index, queue, ...} and nothing was done (the caller
 --          calls again with the workflow's keys: every key a script touches is in KEYS); and
 --          where Lua has no cmsgpack (the memory:// stand-in), {'payload', message} for the
 --          caller to tell, nothing done
 local id = ARGV[2]
 local with_wf = KEYS[7] ~= nil
-local checked = ARGV[7] ~= nil
+local checked = ARGV[9] ~= nil
 -- What the message says: its unique key ('' or a tab and the key) and, unless the caller
 -- checked already, what makes it call again (see 'returns').
 -- (cmsgpack is in every Redis; the memory:// stand-in lacks it: its keys are taken over)
@@ -49,20 +52,23 @@ local function peek(payload)
   end
   return u, nil
 end
-local function finish()
-  put_record(KEYS[6], id, ARGV[4], ARGV[5])
+local function finish(message)
+  local record = ARGV[4]
+  if ARGV[7] ~= '' and message == ARGV[8] then record = ARGV[7] end
+  put_record(KEYS[6], id, record, ARGV[5])
   publish(ARGV[6], cjson.encode({{id, 'cancelled'}}))
   if with_wf then
-    local def = wf_def(KEYS[7], ARGV[7])
-    if def and def.id == id then wf_step_ended(7, ARGV[7], 'cancelled', nil, nil, ARGV[5]) end
+    local def = wf_def(KEYS[7], ARGV[9])
+    if def and def.id == id then wf_step_ended(7, ARGV[9], 'cancelled', nil, nil, ARGV[5]) end
   end
 end
 if redis.call('ZSCORE', KEYS[2], id) then
-  local u, step = peek(redis.call('HGET', KEYS[3], id))
+  local payload = redis.call('HGET', KEYS[3], id)
+  local u, step = peek(payload)
   if step then return step end
   redis.call('ZREM', KEYS[2], id)
   redis.call('HDEL', KEYS[3], id)
-  finish()
+  finish(payload)
   return 'delayed' .. u
 end
 local entry = redis.call('HGET', KEYS[4], id) or ARGV[3]
@@ -74,12 +80,14 @@ if ok and p[1] then
 end
 local rows = redis.call('XRANGE', KEYS[1], entry, entry)
 if #rows > 0 then
-  local u, step, body = '', nil, rows[1][2]
-  for j = 1, #body, 2 do if body[j] == 'm' then u, step = peek(body[j + 1]) end end
+  local u, step, body, message = '', nil, rows[1][2], nil
+  for j = 1, #body, 2 do
+    if body[j] == 'm' then message = body[j + 1]; u, step = peek(message) end
+  end
   if step then return step end
   redis.call('XDEL', KEYS[1], entry)
   redis.call('HDEL', KEYS[4], id)
-  finish()
+  finish(message)
   return 'queued' .. u
 end
 return 'unknown'

@@ -8,7 +8,9 @@ interrupting the calls), and a cpu_bound task's timeout starts
 once the pool is warm: its start-up (about a second) never counts against a task. A
 ``cpu_bound`` task that times out has its pool's processes killed (a process pool cannot stop
 one call): the pool is replaced on next use, and the other calls it was running end with
-:class:`PoolRecycled` (handed back unrun, no attempt used). A thread cannot be killed in
+:class:`PoolRecycled` (handed back unrun, no attempt used); the calls still queued in it (the
+kill cancels them) run on the next pool. Pool processes end with their worker, even a
+SIGKILLed one (:func:`_exit_with_parent`). A thread cannot be killed in
 Python: a sync task that times out (or is cancelled) ends its attempt at once, its thread runs
 the function to its end with the result discarded, counted in :attr:`Executors.abandoned`
 until it ends; ``--max-tasks`` recycling (the process exits, the supervisor starts a fresh one)
@@ -21,12 +23,14 @@ import asyncio
 import concurrent.futures
 import contextlib
 import contextvars
+import ctypes
 import functools
 import importlib
 import logging
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 import time
 import weakref
@@ -85,6 +89,8 @@ class Executors:
         self.abandoned = 0
         """Sync calls that timed out and still run in their thread."""
         self.pools_killed = 0
+        self.closed = False
+        """Set by :meth:`shutdown`: no new pool is made for a call cancelled by it."""
 
     @property
     def busy(self) -> int:
@@ -198,6 +204,7 @@ class Executors:
         """At the worker's end (after its grace period: a cpu_bound call still running was
         handed back): end the threads' queue and the pool's processes. These ignore SIGINT and
         SIGTERM (see :func:`_pool_started`), so they are killed here, not left running on."""
+        self.closed = True
         self.threads.shutdown(wait=False, cancel_futures=True)
         pool, self._pool = self._pool, None
         if pool is not None:
@@ -263,9 +270,38 @@ def _pool_started(modules: tuple[str, ...]) -> None:
     modules (an import error surfaces at the call)."""
     for s in _STOP_SIGNALS:
         signal.signal(s, signal.SIG_IGN)
+    _exit_with_parent()
     for module in modules:
         with contextlib.suppress(Exception):
             importlib.import_module(module)
+
+
+_PR_SET_PDEATHSIG = 1
+PARENT_POLL_S = 1.0
+"""How often a pool process checks that its worker still lives (where prctl is missing)."""
+
+
+def _exit_with_parent() -> None:
+    """Make this pool process end when its worker dies, even by SIGKILL (it ignores SIGTERM,
+    and nothing else would stop it): SIGKILL on the parent's death (Linux ``prctl``
+    ``PR_SET_PDEATHSIG``), and a daemon thread that exits the process once ``getppid()``
+    changes (other systems, and the race of a parent dying before ``prctl``). (Linux sends
+    the signal when the *thread* that spawned the process ends: the event loop's thread, which
+    lives as long as the worker.)"""
+    spawner = multiprocessing.parent_process()  # (the worker, even if it died already)
+    parent = spawner.pid if spawner is not None and spawner.pid else os.getppid()
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(Exception):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+    def watch() -> None:
+        while True:
+            if os.getppid() != parent:
+                os._exit(1)
+            time.sleep(PARENT_POLL_S)
+
+    threading.Thread(target=watch, name="taskq-parent-watch", daemon=True).start()
 
 
 def _warmed() -> int:
@@ -336,21 +372,37 @@ async def _in_pool(task: Task[Any, Any], args: tuple[Any, ...], kwargs: dict[str
                    ctx: TaskContext, executors: Executors, timeout: float | None) -> Any:
     fn = task.fn
     call = functools.partial(_call_in_process, fn.__module__, fn.__qualname__, args, kwargs)
-    pool = await executors.warm()  # (the pool's start-up is not the task's time)
-    future = executors.submit(pool, call)
-    try:
-        return await asyncio.wait_for(future, timeout)
-    except TimeoutError:
-        ctx.request_cancel()
-        executors.kill_pool(pool)
-        raise
-    except asyncio.CancelledError:
-        ctx.request_cancel()
-        raise
-    except BrokenProcessPool as exc:
-        if executors.was_killed(pool):
-            raise PoolRecycled("its process pool was killed for another task's timeout") from exc
-        raise
+    for _ in range(_RERUNS + 1):
+        pool = await executors.warm()  # (the pool's start-up is not the task's time)
+        future = executors.submit(pool, call)
+        try:
+            return await asyncio.wait_for(future, timeout)
+        except TimeoutError:
+            ctx.request_cancel()
+            executors.kill_pool(pool)
+            raise
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is None or current.cancelling() or not future.cancelled():
+                ctx.request_cancel()
+                raise  # a cancel of this attempt (taskq's cancel, a stop, a lost lease)
+            # Nobody cancelled this attempt: its call was still queued in a pool that was
+            # killed (another call's timeout) or dropped as broken, which cancels the calls
+            # queued in it. It never ran: run it on the new pool (unless the worker stops).
+            if executors.closed:
+                raise PoolRecycled("its process pool was shut down before it ran") from None
+        except BrokenProcessPool as exc:
+            if executors.was_killed(pool):
+                raise PoolRecycled("its process pool was killed for another task's timeout") \
+                    from exc
+            raise
+    raise PoolRecycled("its process pool was killed for other tasks' timeouts "
+                       f"{_RERUNS + 1} times before it ran")
+
+
+_RERUNS = 3
+"""How many times a cpu_bound call queued in a pool that was killed under it is re-submitted to
+the next pool before it is handed back (:class:`PoolRecycled`)."""
 
 
 def is_plain_async(task: Task[Any, Any]) -> bool:

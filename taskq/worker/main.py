@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from taskq.usage import OneLineCommand
 from taskq.worker.config import WorkerConfig
 from taskq.worker.context import OnTransition
 from taskq.worker.probe import check as probe
-from taskq.worker.process import run_worker
+from taskq.worker.process import SUPERVISED_ENV, run_worker
 from taskq.worker.settings import LogFormat, QueueOrderOption, WorkerSettings
 from taskq.worker.supervisor import Supervisor
 
@@ -99,7 +100,10 @@ def run(
     jsonlog.configure(log_level, log_format.value)
     if not app:
         raise typer.BadParameter("give the TaskQueue as module:attribute (or TASKQ_APP)")
-    if processes > 1 and not check:
+    recycles = (max_tasks is not None or max_memory is not None) and not burst
+    if (processes > 1 or (recycles and os.environ.get(SUPERVISED_ENV) != "1")) and not check:
+        # (a recycling worker, even one, runs under the supervisor: it starts a fresh process
+        # for one that exited 0 on its --max-tasks/--max-memory limit)
         args = _strip(_strip(sys.argv[1:], "--processes"), "--metrics-port")
         raise typer.Exit(Supervisor(args, processes, grace_s, metrics_port, burst=burst).run())
     source = ctx.get_parameter_source("redis_url")  # a command-line option, not the envvar

@@ -18,6 +18,10 @@ from taskq.workflow.handle import StepState, SyncWorkflow, Workflow, WorkflowSta
 from taskq.workflow.start import start, start_sync
 from taskq.workflow.step import Step
 
+start_workflow = start
+"""``taskq.start_workflow``: :func:`start` under a name that says what it starts."""
+start_workflow_sync = start_sync
+
 __all__ = [
     "Chain",
     "Group",
@@ -35,4 +39,6 @@ __all__ = [
     "link",
     "start",
     "start_sync",
+    "start_workflow",
+    "start_workflow_sync",
 ]
