@@ -13,6 +13,7 @@ import pytest
 from redis.asyncio.connection import Connection
 from typer.testing import CliRunner
 
+from faults.redis_server import RedisServer
 from faults.topology import LocalSentinel
 from taskq import NotReplicated, RedisNotReady, TaskQueue, Worker
 from taskq.cli import app as cli_app
@@ -192,3 +193,50 @@ def test_a_wrong_sentinel_password_is_one_line_without_secrets(
     assert len(shown.splitlines()) == 1, shown
     assert "s3cretSENT" not in shown and "s3cret-pw" not in shown and "Redis(<" not in shown
     assert "No master found for 'taskq'" in shown and "credentials" in shown, shown
+
+
+async def test_a_read_blocked_on_a_demoted_master_reads_from_the_new_one(
+        tmp_path: Path) -> None:
+    # A master turned replica (REPLICAOF: a restarted old master demoted by the Sentinels)
+    # wakes a blocked XREADGROUP with UNBLOCKED: the lane reconnects (a Sentinel-managed
+    # connection asks the Sentinels for the new master: here the pool's next address) and
+    # reads again, instead of the worker stopping ("cannot heal by itself").
+    old = RedisServer(tmp_path / "old", password="s3cret-pw")
+    new = RedisServer(tmp_path / "new", password="s3cret-pw")
+    with started(old), started(new):
+        for server in (old, new):
+            admin = server.admin()
+            try:
+                admin.xgroup_create("s", "g", id="$", mkstream=True)
+            finally:
+                admin.close()
+        pool = _Switching([old.port, new.port], "s3cret-pw")
+        lane = Lane.on_pool(pool, blocking_s=10)
+        pool.made = 0  # (the lane read the pool's settings once)
+        try:
+            await lane.execute("PING")  # connected to the old master
+            reading = asyncio.create_task(lane.execute(
+                "XREADGROUP", "GROUP", "g", "c", "COUNT", 1, "BLOCK", 10_000, "STREAMS", "s",
+                ">"))
+            admin = old.admin()
+            try:
+
+                async def blocked() -> bool:
+                    if reading.done():
+                        reading.result()
+                    return int(admin.info("clients")["blocked_clients"]) >= 1
+
+                await eventually(blocked, timeout=30, what="the read blocked")
+                admin.config_set("masterauth", "s3cret-pw")
+                admin.execute_command("REPLICAOF", "127.0.0.1", str(new.port))
+            finally:
+                admin.close()
+            new_admin = new.admin()
+            try:
+                new_admin.xadd("s", {"m": "x"})
+            finally:
+                new_admin.close()
+            reply = await asyncio.wait_for(reading, 30)
+            assert reply and reply[0][1][0][1] == [b"m", b"x"], reply
+        finally:
+            await lane.aclose()
