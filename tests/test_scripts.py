@@ -162,9 +162,9 @@ async def test_cancel_passes_the_implied_entry_of_the_task() -> None:
                                 ttl_ms=60) == "delayed"
     assert call.calls == [
         ("cancel", [K.stream, K.delayed, K.payloads, K.entries, K.cancels, BUCKET],
-         ["taskq", TASK, "1700000012345-0", b"r", 60, K.events]),
+         ["taskq", TASK, "1700000012345-0", b"r", 60, K.events, b"", b""]),
         ("cancel", [K.stream, K.delayed, K.payloads, K.entries, K.cancels, BUCKET],
-         ["taskq", "default:1700000012345-d0a1", "", b"r", 60, K.events])]
+         ["taskq", "default:1700000012345-d0a1", "", b"r", 60, K.events, b"", b""])]
 
 
 async def test_complete_passes_one_line_per_item_and_each_bucket_once() -> None:
