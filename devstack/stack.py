@@ -151,7 +151,7 @@ class Stack:
             log.warning("second signal: stopping now")
             for p in (self.worker, self.api):
                 if p is not None and p.poll() is None:
-                    p.kill()
+                    os.killpg(p.pid, signal.SIGKILL)  # (its session: the worker processes too)
         self.stopping = True
 
     def _spawn(self, *args: str, env: dict[str, str]) -> subprocess.Popen[bytes]:

@@ -44,6 +44,33 @@ async def test_one_ctrl_c_on_a_supervisor_lets_the_running_task_finish(
     assert "second signal" not in out and "handing back" not in out, out
 
 
+async def test_worker_processes_stop_when_their_supervisor_is_killed(
+    app: TaskQueue, worker_process: Callable[..., WorkerProcess]
+) -> None:
+    """Children ignore the terminal's SIGINT and follow their supervisor: a supervisor killed
+    outright (SIGKILL, the OOM killer) must not leave them consuming as orphans for ever."""
+    sup = worker_process(WORKER_APP, "--processes", "2", "--concurrency", "4")
+
+    async def two_consuming() -> set[int] | None:
+        children = set(live_children(sup.pid))
+        ok = len(children) == 2 and children <= await registered_pids(app)
+        return children if ok else None
+
+    children = await eventually(two_consuming, timeout=30, what="two children consuming")
+    os.kill(sup.pid, signal.SIGKILL)
+    assert await asyncio.to_thread(sup.wait, 30) == -signal.SIGKILL
+
+    def all_gone() -> bool:
+        return not any(alive(pid) for pid in children)
+
+    try:
+        await asyncio.to_thread(wait_sync, all_gone, 30, 0.1, "the children stopped")
+    finally:
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 async def test_one_ctrl_c_lets_a_running_cpu_bound_task_finish(
     app: TaskQueue, worker_process: Callable[..., WorkerProcess], sig: signal.Signals

@@ -23,14 +23,12 @@ import asyncio
 import concurrent.futures
 import contextlib
 import contextvars
-import ctypes
 import functools
 import importlib
 import logging
 import multiprocessing
 import os
 import signal
-import sys
 import threading
 import time
 import weakref
@@ -43,6 +41,7 @@ from pydantic_core import to_jsonable_python
 from taskq.codec import pack
 from taskq.context import TaskContext, set_context
 from taskq.task import Task
+from taskq.worker import orphan
 
 log = logging.getLogger(__name__)
 
@@ -276,32 +275,12 @@ def _pool_started(modules: tuple[str, ...]) -> None:
             importlib.import_module(module)
 
 
-_PR_SET_PDEATHSIG = 1
-PARENT_POLL_S = 1.0
-"""How often a pool process checks that its worker still lives (where prctl is missing)."""
-
-
 def _exit_with_parent() -> None:
-    """Make this pool process end when its worker dies, even by SIGKILL (it ignores SIGTERM,
-    and nothing else would stop it): SIGKILL on the parent's death (Linux ``prctl``
-    ``PR_SET_PDEATHSIG``), and a daemon thread that exits the process once ``getppid()``
-    changes (other systems, and the race of a parent dying before ``prctl``). (Linux sends
-    the signal when the *thread* that spawned the process ends: the event loop's thread, which
-    lives as long as the worker.)"""
+    """Make this pool process end when its worker dies, even by SIGKILL: it ignores SIGTERM,
+    and nothing else would stop it (see :mod:`taskq.worker.orphan`)."""
     spawner = multiprocessing.parent_process()  # (the worker, even if it died already)
     parent = spawner.pid if spawner is not None and spawner.pid else os.getppid()
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(Exception):
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-
-    def watch() -> None:
-        while True:
-            if os.getppid() != parent:
-                os._exit(1)
-            time.sleep(PARENT_POLL_S)
-
-    threading.Thread(target=watch, name="taskq-parent-watch", daemon=True).start()
+    orphan.signal_on_parent_death(signal.SIGKILL, parent)
 
 
 def _warmed() -> int:

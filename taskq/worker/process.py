@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from taskq.cancelling import bounded, stack_of
 from taskq.errors import ConfigError
 from taskq.queue import TaskQueue
+from taskq.worker import orphan
 from taskq.worker.config import WorkerConfig
 from taskq.worker.context import OnTransition
 from taskq.worker.core import READER_STOP_S, Worker
@@ -138,6 +139,8 @@ async def _main(app: TaskQueue, config: WorkerConfig, metrics_at: tuple[str, int
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     for sig in (signal.SIGTERM,) if supervised else (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, on_signal, sig)
+    if supervised:  # a supervisor killed outright (SIGKILL, OOM) leaves no orphan consuming
+        orphan.signal_on_parent_death(signal.SIGTERM)
     code, why = 0, ""
     try:
         await worker.run()
