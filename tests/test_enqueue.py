@@ -12,6 +12,7 @@ import pytest
 from taskq import (
     BacklogFull,
     PayloadTooLarge,
+    Task,
     TaskQueue,
     TaskStatus,
     TaskValidationError,
@@ -195,7 +196,8 @@ async def test_backlog_refusal_in_sync_batch_adds_nothing(redis_url: str, prefix
 # -- batches and sync code -------------------------------------------------------------------
 
 
-async def test_enqueue_many_in_one_call(tq: TaskQueue, start_worker: Callable[..., Worker]) -> None:
+def _double_and_negate(tq: TaskQueue) -> tuple[Task[[int], int], Task[[int], int]]:
+    """``double`` on queue "default" and ``negate`` on queue "other"."""
     @tq.task
     async def double(n: int) -> int:
         return 2 * n
@@ -203,6 +205,12 @@ async def test_enqueue_many_in_one_call(tq: TaskQueue, start_worker: Callable[..
     @tq.task(queue="other")
     async def negate(n: int) -> int:
         return -n
+
+    return double, negate
+
+
+async def test_enqueue_many_in_one_call(tq: TaskQueue, start_worker: Callable[..., Worker]) -> None:
+    double, negate = _double_and_negate(tq)
 
     messages = [double.message(i) for i in range(1_200)] + [negate.message(i) for i in range(10)]
     handles = await tq.enqueue_many(messages)
@@ -221,13 +229,7 @@ async def test_enqueue_many_returns_handles_in_the_order_given(
         tq: TaskQueue, start_worker: Callable[..., Worker]) -> None:
     """Messages of several queues, interleaved (and with options, and delayed): each handle
     stands where its message stood, async and sync (the batch is sent grouped by queue)."""
-    @tq.task
-    async def double(n: int) -> int:
-        return 2 * n
-
-    @tq.task(queue="other")
-    async def negate(n: int) -> int:
-        return -n
+    double, negate = _double_and_negate(tq)
 
     def mixed(base: int) -> list[Message]:
         return [double.message(base + 1), negate.message(base + 2), double.message(base + 3),

@@ -32,12 +32,17 @@ async def app() -> AsyncIterator[TaskQueue]:
     await tq.aclose()
 
 
-@pytest.fixture
-def outcomes(app: TaskQueue, transitions: list[str]) -> Outcomes:
+def _outcomes(app: TaskQueue, **kwargs: Any) -> Outcomes:
+    """The outcomes of worker "w1" reading queue "default" of ``app``."""
     config = WorkerConfig()
     context = WorkerContext("w1", "host", 0.0, config, {"default": app.keys("default")},
                             Clock(), Flags())
-    return Outcomes(app, context, Ledger(config), on_transition=transitions.append)
+    return Outcomes(app, context, Ledger(config), **kwargs)
+
+
+@pytest.fixture
+def outcomes(app: TaskQueue, transitions: list[str]) -> Outcomes:
+    return _outcomes(app, on_transition=transitions.append)
 
 
 @pytest.fixture
@@ -279,10 +284,7 @@ async def test_dead_writes_the_task_log_line_when_it_is_on(
         caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.setattr(app.scripts, "dead", DeadScript("9-0"))
     with caplog.at_level(logging.INFO, logger="taskq.tasks"):
-        config = WorkerConfig()
-        context = WorkerContext("w1", "host", 0.0, config, {"default": app.keys("default")},
-                                Clock(), Flags())
-        logged = Outcomes(app, context, Ledger(config))
+        logged = _outcomes(app)
         await logged.dead(Delivery("default", "3-0", 1, b"", task_id="t3"),
                           Message("send", attempts=2), "max_attempts", "E", "e")
         # a start in the future: a duration of 0 (clamped), told apart from -1 (never started)
@@ -594,10 +596,7 @@ async def test_failed_writes_the_task_log_line_and_needs_no_transition_hook(
     async def send() -> None: ...
 
     with caplog.at_level(logging.INFO, logger="taskq.tasks"):
-        config = WorkerConfig()
-        context = WorkerContext("w1", "host", 0.0, config, {"default": app.keys("default")},
-                                Clock(), Flags())
-        logged = Outcomes(app, context, Ledger(config))
+        logged = _outcomes(app)
         future = int(time.time() * 1000) + 3_600_000
         await logged.failed(Delivery("default", "3-0", 1, b"", task_id="t3"),
                             Message("send"), send, raised(ValueError("x")), 2, future)
@@ -683,10 +682,7 @@ def test_finish_writes_the_task_log_line_when_it_is_on(
     async def send() -> None: ...
 
     with caplog.at_level(logging.INFO, logger="taskq.tasks"):
-        config = WorkerConfig()
-        context = WorkerContext("w1", "host", 0.0, config, {"default": app.keys("default")},
-                                Clock(), Flags())
-        logged = Outcomes(app, context, Ledger(config))
+        logged = _outcomes(app)
         future = int(time.time() * 1000) + 3_600_000
         logged.finish(Delivery("default", "3-0", 1, b"", task_id="t3"),
                       Message("send", attempts=2), send, TaskStatus.SUCCEEDED, 1, "", 3, future)
@@ -719,10 +715,7 @@ async def test_observers_see_each_outcome_with_its_reason(
     async def plain() -> None: ...
 
     seen = Seen()
-    config = WorkerConfig()
-    context = WorkerContext("w1", "host", 0.0, config, {"default": app.keys("default")},
-                            Clock(), Flags())
-    watched = Outcomes(app, context, Ledger(config), observers=[seen])
+    watched = _outcomes(app, observers=[seen])
     d = Delivery("default", "1-0", 1, b"", task_id="t1")
     msg = Message("send")
     await watched.failed(d, msg, send, raised(TimeoutError()), 1, 5)
